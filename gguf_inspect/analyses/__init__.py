@@ -1,0 +1,1 @@
+"""Analyses: turn a parsed ``GGUFFile`` into report objects. They compute; they never format."""

@@ -1,0 +1,221 @@
+"""The token-embedding report: what ``token_embd.weight`` really is, why, and where llama.cpp puts it.
+
+The "why" replays llama.cpp's quantization recipe (``llama_tensor_get_type`` and
+``tensor_type_fallback`` in ``src/llama-quant.cpp``) for the file's declared type, so the report can
+say whether the embedding is what the default recipe gives or the result of an explicit override.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gguf_inspect.constants import (
+    FILE_TYPE_DEFAULT_TENSOR_TYPE,
+    GGML_TYPES,
+    OUTPUT,
+    PER_LAYER_TOKEN_EMBD,
+    TOKEN_EMBD,
+    file_type_name,
+    ggml_type_name,
+)
+from gguf_inspect.analyses.summary import resolve_file_type, vocab_size
+from gguf_inspect.model import GGUFFile, TensorInfo
+
+# llama_ftype groups used by the recipe (values from llama.h).
+_FTYPE_MXFP4_MOE = 38
+_FTYPES_OUTPUT_Q5_K = frozenset({19, 20, 23, 24, 28, 29, 31})  # IQ2_XXS..IQ1_M: head -> q5_K
+_FTYPES_EMBD_Q2_K = frozenset({19, 20, 24, 31})  # IQ2_XXS, IQ2_XS, IQ1_S, IQ1_M
+_FTYPES_EMBD_IQ3_S = frozenset({28, 29, 23})  # IQ2_S, IQ2_M, IQ3_XXS
+_FTYPES_EMBD_Q4_K = frozenset({36, 37, 41})  # TQ1_0, TQ2_0, Q2_0
+
+# tensor_type_fallback: the type used when a row length does not divide the target's block.
+_FALLBACK_NAMES = {
+    "iq1_s": "iq4_nl", "iq1_m": "iq4_nl", "iq2_xxs": "iq4_nl", "iq2_xs": "iq4_nl",
+    "iq2_s": "iq4_nl", "iq3_xxs": "iq4_nl", "iq3_s": "iq4_nl", "iq4_xs": "iq4_nl",
+    "q2_0": "q4_0", "q2_K": "q4_0", "q3_K": "q4_0", "tq1_0": "q4_0", "tq2_0": "q4_0",
+    "q4_K": "q5_0", "q5_K": "q5_1", "q6_K": "q8_0",
+}
+_TYPE_ID = {ggml_type.name: ggml_type.type_id for ggml_type in GGML_TYPES.values()}
+
+
+@dataclass(frozen=True)
+class MatrixFacts:
+    """Size facts of one embedding-like matrix (rows are tokens, columns the embedding)."""
+
+    tensor: str
+    type: str
+    ne: tuple[int, ...]
+    n_rows: int
+    n_cols: int
+    n_bytes: int
+    bits_per_weight: float
+    f16_bytes: int
+    ratio_to_f16: float
+    share_of_tensor_bytes: float
+
+
+@dataclass(frozen=True)
+class RecipeExpectation:
+    """What llama.cpp's default quantization recipe would have chosen for a tensor, and why."""
+
+    type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where llama.cpp keeps the input embedding and the output head at load time."""
+
+    input_device: str
+    output_device: str
+    tied_gpu_copy_bytes: int | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class EmbeddingReport:
+    embedding: MatrixFacts
+    tied_output: bool
+    output: MatrixFacts | None
+    per_layer: MatrixFacts | None
+    expected: RecipeExpectation | None
+    verdict: str
+    placement: Placement
+    warnings: tuple[str, ...]
+
+
+class NoEmbeddingError(LookupError):
+    """The file has no ``token_embd.weight`` (e.g. a vision projector or a LoRA adapter)."""
+
+
+def matrix_facts(tensor: TensorInfo, tensor_bytes: int) -> MatrixFacts:
+    n_cols = tensor.ne[0]
+    n_rows = tensor.n_elements // n_cols if n_cols else 0
+    f16_bytes = 2 * tensor.n_elements
+    return MatrixFacts(
+        tensor=tensor.name, type=tensor.type_name, ne=tensor.ne, n_rows=n_rows, n_cols=n_cols,
+        n_bytes=tensor.n_bytes, bits_per_weight=tensor.bits_per_weight, f16_bytes=f16_bytes,
+        ratio_to_f16=tensor.n_bytes / f16_bytes if f16_bytes else 0.0,
+        share_of_tensor_bytes=tensor.n_bytes / tensor_bytes if tensor_bytes else 0.0)
+
+
+def _fallback(type_name: str, n_cols: int) -> tuple[str, str]:
+    """tensor_type_fallback: demote a type whose block does not divide the row length."""
+    if n_cols % GGML_TYPES[_TYPE_ID[type_name]].block_size == 0:
+        return type_name, ""
+    demoted = _FALLBACK_NAMES.get(type_name, type_name)
+    if n_cols % GGML_TYPES[_TYPE_ID[demoted]].block_size:
+        demoted = "f16"
+    return demoted, (f"; n_embd {n_cols} is not a multiple of {type_name}'s "
+                     f"{GGML_TYPES[_TYPE_ID[type_name]].block_size}-wide block, so it falls back "
+                     f"to {demoted}")
+
+
+def expected_embedding_type(file_type: int, tied: bool, n_cols: int,
+                            architecture: str | None) -> RecipeExpectation | None:
+    """Replay llama.cpp's recipe for token_embd under ``file_type``; None when it has no recipe."""
+    base_id = FILE_TYPE_DEFAULT_TENSOR_TYPE.get(file_type)
+    if base_id is None:
+        return None
+    base = ggml_type_name(base_id)
+    ftype = file_type_name(file_type)
+    if not GGML_TYPES[base_id].is_quantized:
+        return RecipeExpectation(base, f"a {ftype} file keeps every matrix in {base}")
+    if tied:
+        block = GGML_TYPES[base_id].block_size
+        if file_type == _FTYPE_MXFP4_MOE:
+            chosen, why = "q8_0", "MXFP4 MoE files give the output head q8_0"
+        elif architecture == "falcon" or n_cols % block:
+            chosen, why = "q8_0", (f"n_embd {n_cols} is not a multiple of the {block}-wide "
+                                   f"{base} block, so the head rule picks q8_0")
+        elif file_type in _FTYPES_OUTPUT_Q5_K:
+            chosen, why = "q5_K", f"{ftype} gives the output head q5_K"
+        elif base != "q8_0":
+            chosen, why = "q6_K", "the output head is kept at q6_K"
+        else:
+            chosen, why = "q8_0", "the output head keeps the base type q8_0"
+        chosen, fallback_note = _fallback(chosen, n_cols)
+        reason = ("with no output.weight the embedding doubles as the output head, so "
+                  f"llama.cpp quantizes it like the head: {why}{fallback_note}")
+        return RecipeExpectation(chosen, reason)
+    if file_type in _FTYPES_EMBD_Q2_K:
+        chosen, why = "q2_K", f"{ftype} gives the embedding q2_K"
+    elif file_type in _FTYPES_EMBD_IQ3_S:
+        chosen, why = "iq3_s", f"{ftype} gives the embedding iq3_s"
+    elif file_type in _FTYPES_EMBD_Q4_K:
+        chosen, why = "q4_K", f"{ftype} gives the embedding q4_K"
+    else:
+        chosen, why = base, f"an untied embedding takes the file's base type {base}"
+    chosen, fallback_note = _fallback(chosen, n_cols)
+    return RecipeExpectation(chosen, f"{why}{fallback_note}")
+
+
+def _verdict(embedding: MatrixFacts, expected: RecipeExpectation | None, file_type: int | None,
+             guessed: bool) -> str:
+    stored = (f"token_embd.weight is stored as {embedding.type} "
+              f"({embedding.bits_per_weight:.2f} bits per weight, "
+              f"{embedding.ratio_to_f16:.1%} of its f16 size)")
+    if embedding.type != "f16":
+        stored += ", not f16"
+    if file_type is None or expected is None:
+        return stored + "; the file declares no llama.cpp file type to compare with the recipe."
+    ftype = file_type_name(file_type, guessed)
+    if expected.type == embedding.type:
+        return f"{stored}. That is llama.cpp's {ftype} recipe: {expected.reason}."
+    return (f"{stored}. llama.cpp's default {ftype} recipe would give {expected.type} "
+            f"({expected.reason}); this file differs, so the quantizer was given an explicit "
+            "override (--token-embedding-type, --output-tensor-type or --tensor-type) or "
+            "another tool wrote it.")
+
+
+def _placement(embedding: MatrixFacts, output: MatrixFacts | None) -> Placement:
+    input_text = ("llama.cpp keeps token_embd.weight (the input layer) in host memory whatever "
+                  "--n-gpu-layers is: it costs RAM, never VRAM.")
+    if output is not None:
+        output_text = ("output.weight belongs to the output layer, the first layer offloaded: "
+                       f"with --n-gpu-layers >= 1 its {output.n_bytes} bytes go to the GPU.")
+        return Placement("host", "follows offload (first layer offloaded)", None,
+                         f"{input_text} {output_text}")
+    tied_text = ("There is no output.weight, so llama.cpp loads token_embd.weight a second time "
+                 "as the output head: once the output layer is offloaded (--n-gpu-layers >= 1) "
+                 f"a GPU copy of {embedding.n_bytes} bytes is made; on the CPU the one copy is "
+                 "shared (or repacked into CPU_REPACK when its type allows).")
+    return Placement("host", "tied: a copy follows offload", embedding.n_bytes,
+                     f"{input_text} {tied_text}")
+
+
+def _cross_checks(gguf: GGUFFile, embedding: MatrixFacts) -> tuple[str, ...]:
+    warnings = []
+    n_vocab = vocab_size(gguf)
+    if n_vocab is not None and n_vocab != embedding.n_rows:
+        warnings.append(f"tokenizer has {n_vocab} tokens but token_embd.weight has "
+                        f"{embedding.n_rows} rows")
+    declared_vocab = gguf.arch_value("vocab_size")
+    if isinstance(declared_vocab, int) and declared_vocab != embedding.n_rows:
+        warnings.append(f"{gguf.architecture}.vocab_size is {declared_vocab} but "
+                        f"token_embd.weight has {embedding.n_rows} rows")
+    n_embd = gguf.arch_value("embedding_length")
+    if isinstance(n_embd, int) and n_embd != embedding.n_cols:
+        warnings.append(f"{gguf.architecture}.embedding_length is {n_embd} but "
+                        f"token_embd.weight rows are {embedding.n_cols} wide")
+    return tuple(warnings)
+
+
+def analyze_embeddings(gguf: GGUFFile) -> EmbeddingReport:
+    tensor = gguf.tensor(TOKEN_EMBD)
+    if tensor is None:
+        raise NoEmbeddingError(f"{gguf.path}: no {TOKEN_EMBD} in this file")
+    tensor_bytes = sum(t.n_bytes for t in gguf.tensors)
+    embedding = matrix_facts(tensor, tensor_bytes)
+    output_tensor = gguf.tensor(OUTPUT)
+    output = matrix_facts(output_tensor, tensor_bytes) if output_tensor is not None else None
+    per_layer_tensor = gguf.tensor(PER_LAYER_TOKEN_EMBD)
+    per_layer = matrix_facts(per_layer_tensor, tensor_bytes) if per_layer_tensor else None
+    file_type, guessed = resolve_file_type(gguf)
+    tied = output is None
+    expected = (expected_embedding_type(file_type, tied, embedding.n_cols, gguf.architecture)
+                if file_type is not None and tensor.known_type else None)
+    return EmbeddingReport(
+        embedding=embedding, tied_output=tied, output=output, per_layer=per_layer,
+        expected=expected, verdict=_verdict(embedding, expected, file_type, guessed),
+        placement=_placement(embedding, output), warnings=_cross_checks(gguf, embedding))

@@ -1,0 +1,115 @@
+"""The command line: parse arguments, call an analysis, render, print, map errors to exit codes.
+
+No logic lives here. ``gguf-inspect MODEL [options]`` is the default command (``inspect``);
+the other jobs are subcommands (``gguf-inspect diff A B`` ...).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback as traceback_module
+from typing import Annotated, Callable, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from gguf_inspect.constants import ExitCode
+from gguf_inspect.errors import FormatError, GGUFError, RuntimeUnavailableError, SourceError
+
+
+class DefaultCommandGroup(TyperGroup):
+    """Routes ``gguf-inspect MODEL ...`` to the ``inspect`` command when no subcommand is named."""
+
+    default_command = "inspect"
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h",
+                                                                       "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=DefaultCommandGroup, add_completion=False, no_args_is_help=True,
+                  help="Look inside llama.cpp GGUF files: embeddings, diffs, memory audits.",
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  pretty_exceptions_enable=False)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Markdown tables.")]
+TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
+
+
+def _exit_code_for(error: BaseException) -> int:
+    if isinstance(error, SourceError):
+        return ExitCode.IO
+    if isinstance(error, RuntimeUnavailableError):
+        return ExitCode.RUNTIME
+    if isinstance(error, (FormatError, GGUFError, LookupError)):
+        return ExitCode.INVALID
+    if isinstance(error, OSError):
+        return ExitCode.IO
+    return ExitCode.INVALID
+
+
+def guarded(action: Callable[[], int], show_traceback: bool) -> None:
+    """Run a command body; print one ``error:`` line per failure and exit with its code."""
+    try:
+        code = action()
+    except (GGUFError, LookupError, OSError) as error:
+        if show_traceback:
+            traceback_module.print_exc()
+        message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
+        if isinstance(error, OSError) and not isinstance(error, GGUFError):
+            message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+        from gguf_inspect.render.text import escape_terminal
+
+        print(f"error: {escape_terminal(message)}", file=sys.stderr)
+        raise typer.Exit(_exit_code_for(error)) from None
+    raise typer.Exit(code)
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def pick_format(as_json: bool, as_markdown: bool) -> str:
+    if as_json and as_markdown:
+        raise typer.BadParameter("choose one of --json and --markdown")
+    return "json" if as_json else "markdown" if as_markdown else "table"
+
+
+@app.command("inspect")
+def inspect_command(
+    model: Annotated[str, typer.Argument(help="GGUF file to inspect.")],
+    embeddings: Annotated[bool, typer.Option("--embeddings", "-e",
+                                             help="Report the token-embedding matrix.")] = False,
+    metadata: Annotated[bool, typer.Option("--metadata", "-m", help="List metadata keys.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="With --metadata: whole arrays.")] = False,
+    tensors: Annotated[bool, typer.Option("--tensors", "-t", help="List tensors.")] = False,
+    tensor_filter: Annotated[Optional[str], typer.Option(
+        "--filter", help="With --tensors: a glob or substring of tensor names.")] = None,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Summarize a model (default command): file type, sizes, type counts, and optional sections."""
+    output_format = pick_format(as_json, as_markdown)
+
+    def run() -> int:
+        from gguf_inspect.commands import run_inspect
+
+        emit(run_inspect(model, output_format, embeddings=embeddings, metadata=metadata,
+                         full=full, tensors=tensors, tensor_filter=tensor_filter))
+        return ExitCode.OK
+
+    guarded(run, show_traceback)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,122 @@
+"""The result model: frozen dataclasses that every layer above the reader shares.
+
+Nothing here reads bytes or formats text. The reader fills ``GGUFFile``; analyses turn it into
+report objects; renderers turn report objects into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from gguf_inspect.constants import GGML_TYPES, ggml_type_name
+
+Scalar = Union[int, float, bool, str]
+
+
+@dataclass(frozen=True)
+class ArrayValue:
+    """A metadata array, kept lazy: element type, count and where its bytes start.
+
+    Numeric arrays up to ``reader.EAGER_ARRAY_LIMIT`` items (per-layer head counts and the like)
+    are decoded at read time into ``items``; larger and string arrays carry only ``preview``
+    (their first few items) and are decoded on demand with ``reader.read_array``.
+    """
+
+    item_type: int
+    count: int
+    offset: int  # absolute byte offset of the first element
+    end: int  # absolute byte offset just past the last element
+    preview: tuple[Any, ...] = ()
+    items: tuple[Any, ...] | None = None
+
+    @property
+    def item_type_name(self) -> str:
+        from gguf_inspect.constants import VALUE_TYPES
+
+        return VALUE_TYPES[self.item_type][0] if self.item_type in VALUE_TYPES else "?"
+
+
+MetadataValue = Union[Scalar, ArrayValue]
+
+
+@dataclass(frozen=True)
+class MetadataEntry:
+    """One key/value pair of the header, with the value type id and the key's byte offset."""
+
+    key: str
+    value_type: int
+    value: MetadataValue
+    offset: int
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's header entry. ``ne`` is ggml's order: ne[0] is the row length."""
+
+    name: str
+    ne: tuple[int, ...]
+    type_id: int
+    offset: int  # absolute offset of the data in the file
+    n_bytes: int
+    info_offset: int  # where this entry sits in the header
+
+    @property
+    def type_name(self) -> str:
+        return ggml_type_name(self.type_id)
+
+    @property
+    def known_type(self) -> bool:
+        return self.type_id in GGML_TYPES
+
+    @property
+    def n_elements(self) -> int:
+        count = 1
+        for dim in self.ne:
+            count *= dim
+        return count
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.n_bytes / self.n_elements if self.n_elements else 0.0
+
+
+@dataclass(frozen=True)
+class GGUFFile:
+    """Everything in a GGUF header: file facts, metadata in file order, tensor infos in file order."""
+
+    path: str
+    version: int
+    byte_order: str  # "little" or "big"
+    file_size: int
+    alignment: int
+    data_offset: int
+    metadata: dict[str, MetadataEntry]
+    tensors: tuple[TensorInfo, ...]
+    tensor_index: dict[str, TensorInfo] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def n_tensors(self) -> int:
+        return len(self.tensors)
+
+    @property
+    def n_kv(self) -> int:
+        return len(self.metadata)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """A metadata value (arrays come back as ``ArrayValue``), or ``default`` when absent."""
+        entry = self.metadata.get(key)
+        return default if entry is None else entry.value
+
+    def tensor(self, name: str) -> TensorInfo | None:
+        return self.tensor_index.get(name)
+
+    @property
+    def architecture(self) -> str | None:
+        arch = self.value("general.architecture")
+        return arch if isinstance(arch, str) else None
+
+    def arch_value(self, suffix: str, default: Any = None) -> Any:
+        """``{arch}.{suffix}``, e.g. ``arch_value("embedding_length")``."""
+        arch = self.architecture
+        return default if arch is None else self.value(f"{arch}.{suffix}", default)

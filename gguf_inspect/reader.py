@@ -1,0 +1,409 @@
+"""The GGUF header reader: the only code in the project that turns bytes into values.
+
+It reads the header lazily and boundedly: metadata scalars are decoded, arrays are skipped by
+scanning lengths (numeric arrays by arithmetic) and decoded only on demand, and every count or
+length is checked against the bytes that are really left before anything is allocated.
+Why not gguf-py's GGUFReader: it materializes every array (seconds and hundreds of MiB on a
+262k-token vocabulary); gguf-py stays the independent oracle in the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any, Iterator
+
+from gguf_inspect.constants import (
+    DEFAULT_ALIGNMENT,
+    GGML_TYPES,
+    GGUF_MAGIC,
+    MAX_DIMS,
+    SUPPORTED_VERSIONS,
+    VALUE_TYPE_ARRAY,
+    VALUE_TYPE_STRING,
+    VALUE_TYPES,
+)
+from gguf_inspect.errors import FormatError, GGUFError, TruncatedError
+from gguf_inspect.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
+from gguf_inspect.source import ByteSource, open_source
+
+PREVIEW_ITEMS = 8
+EAGER_ARRAY_LIMIT = 1024  # numeric arrays this short (per-layer values) are decoded at once
+FIRST_CHUNK = 1 << 20
+MAX_CHUNK = 4 << 20
+MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
+MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
+
+
+class _Cursor:
+    """A forward-only cursor over a byte source with a growing read-ahead buffer.
+
+    Memory stays bounded: the buffer holds at most the unread part of one chunk plus the next.
+    """
+
+    def __init__(self, source: ByteSource, byte_order: str = "<") -> None:
+        self.source = source
+        self.size = source.size
+        self.order = byte_order
+        self.buffer = b""
+        self.buffer_start = 0
+        self.position = 0
+        self.chunk = FIRST_CHUNK
+        self._formats: dict[str, struct.Struct] = {}
+
+    def remaining(self) -> int:
+        return self.size - self.position
+
+    def _fill(self, needed: int, field: str) -> None:
+        """Make ``needed`` bytes from ``position`` available in the buffer, or fail as truncated."""
+        if self.position + needed > self.size:
+            raise TruncatedError(
+                f"file ends before {needed} byte(s) of {field}", offset=self.position, field=field)
+        keep_from = self.position - self.buffer_start
+        want = max(needed, self.chunk)
+        self.chunk = min(self.chunk * 2, MAX_CHUNK)
+        tail = self.buffer[keep_from:]
+        read_from = self.position + len(tail)
+        data = self.source.read_at(read_from, want - len(tail))
+        self.buffer = tail + data
+        self.buffer_start = self.position
+        if len(self.buffer) < needed:
+            raise TruncatedError(
+                f"file ends before {needed} byte(s) of {field}", offset=self.position, field=field)
+
+    def take(self, length: int, field: str) -> bytes:
+        start = self.position - self.buffer_start
+        if start + length > len(self.buffer):
+            self._fill(length, field)
+            start = 0
+        self.position += length
+        return self.buffer[start:start + length]
+
+    def unpack(self, fmt: str, field: str) -> Any:
+        compiled = self._formats.get(fmt)
+        if compiled is None:
+            compiled = self._formats[fmt] = struct.Struct(self.order + fmt)
+        start = self.position - self.buffer_start
+        if start + compiled.size > len(self.buffer):
+            self._fill(compiled.size, field)
+            start = 0
+        self.position += compiled.size
+        return compiled.unpack_from(self.buffer, start)[0]
+
+    def skip(self, length: int, field: str) -> None:
+        if self.position + length > self.size:
+            raise TruncatedError(
+                f"{field} needs {length} byte(s) but only {self.remaining()} remain",
+                offset=self.position, field=field)
+        self.position += length
+
+    def string(self, field: str, *, strict: bool = True) -> str:
+        start = self.position
+        length = self.unpack("Q", field + " length")
+        if length > self.remaining():
+            raise TruncatedError(
+                f"string length {length} exceeds the {self.remaining()} byte(s) left",
+                offset=start, field=field)
+        raw = self.take(length, field)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if strict:
+                raise FormatError(f"invalid UTF-8 in string ({error.reason})",
+                                  offset=start + 8 + error.start, field=field) from None
+            return raw.decode("utf-8", errors="backslashreplace")
+
+    def skip_strings(self, count: int, field: str) -> None:
+        """Skip ``count`` length-prefixed strings; the hot loop of a 262k-token vocabulary."""
+        length_format = self._formats.get("Q") or struct.Struct(self.order + "Q")
+        unpack_length = length_format.unpack_from
+        index = 0
+        while index < count:
+            buffer = self.buffer
+            local = self.position - self.buffer_start
+            end = len(buffer) - 8
+            # Tight inner loop over what is buffered; refill only at the chunk edge.
+            while index < count and local <= end:
+                next_local = local + 8 + unpack_length(buffer, local)[0]
+                if next_local > len(buffer):
+                    break
+                local = next_local
+                index += 1
+            self.position = self.buffer_start + local
+            if index < count:
+                start = self.position
+                length = self.unpack("Q", f"{field}[{index}] length")
+                if length > self.remaining():
+                    raise TruncatedError(
+                        f"string length {length} exceeds the {self.remaining()} byte(s) left",
+                        offset=start, field=f"{field}[{index}]")
+                self.skip(length, f"{field}[{index}]")
+                index += 1
+                if self.position - self.buffer_start > len(self.buffer):
+                    self.buffer, self.buffer_start = b"", self.position
+
+
+def _value_format(value_type: int, field: str, offset: int) -> str | None:
+    if value_type not in VALUE_TYPES:
+        raise FormatError(f"unknown metadata value type {value_type}", offset=offset, field=field)
+    return VALUE_TYPES[value_type][1]
+
+
+def _read_scalar(cursor: _Cursor, value_type: int, field: str) -> Any:
+    fmt = _value_format(value_type, field, cursor.position)
+    if value_type == VALUE_TYPE_STRING:
+        return cursor.string(field)
+    if value_type == 7:
+        raw = cursor.unpack("B", field)
+        if raw > 1:
+            raise FormatError(f"bool value {raw} is neither 0 nor 1", offset=cursor.position - 1,
+                              field=field)
+        return bool(raw)
+    return cursor.unpack(fmt, field)
+
+
+def _item_min_size(item_type: int) -> int:
+    if item_type == VALUE_TYPE_STRING:
+        return 8
+    if item_type == VALUE_TYPE_ARRAY:
+        return 4 + 8
+    return struct.calcsize("<" + VALUE_TYPES[item_type][1])
+
+
+def _read_array(cursor: _Cursor, field: str) -> ArrayValue:
+    type_offset = cursor.position
+    item_type = cursor.unpack("I", field + " item type")
+    _value_format(item_type, field + " item type", type_offset)
+    count_offset = cursor.position
+    count = cursor.unpack("Q", field + " count")
+    if count * _item_min_size(item_type) > cursor.remaining():
+        raise TruncatedError(
+            f"array count {count} needs more than the {cursor.remaining()} byte(s) left",
+            offset=count_offset, field=field)
+    start = cursor.position
+    preview: list[Any] = []
+    items: tuple[Any, ...] | None = None
+    if item_type == VALUE_TYPE_STRING:
+        for index in range(min(count, PREVIEW_ITEMS)):
+            preview.append(cursor.string(f"{field}[{index}]", strict=False))
+        cursor.skip_strings(count - len(preview), field)
+    elif item_type == VALUE_TYPE_ARRAY:
+        for index in range(count):
+            _read_array(cursor, f"{field}[{index}]")
+    else:
+        item_size = _item_min_size(item_type)
+        if count <= EAGER_ARRAY_LIMIT:
+            raw = cursor.take(count * item_size, field)
+            items = _decode_numeric(raw, item_type, count, cursor.order)
+            preview = list(items[:PREVIEW_ITEMS])
+        else:
+            raw = cursor.take(PREVIEW_ITEMS * item_size, field)
+            preview = list(_decode_numeric(raw, item_type, PREVIEW_ITEMS, cursor.order))
+            cursor.skip((count - PREVIEW_ITEMS) * item_size, field)
+    return ArrayValue(item_type=item_type, count=count, offset=start, end=cursor.position,
+                      preview=tuple(preview), items=items)
+
+
+def _decode_numeric(raw: bytes, item_type: int, count: int, order: str) -> tuple[Any, ...]:
+    fmt = VALUE_TYPES[item_type][1]
+    values = struct.unpack(f"{order}{count}{fmt}", raw)
+    return values
+
+
+def _read_header(cursor: _Cursor, path: str) -> tuple[int, str, int, int]:
+    magic = cursor.take(4, "magic")
+    if magic != GGUF_MAGIC:
+        raise FormatError(f"not a GGUF file (magic {magic!r})", offset=0, field="magic")
+    version = cursor.unpack("I", "version")
+    byte_order = "little"
+    if version & 0xFFFF == 0 and version != 0:
+        # A big-endian file: its version reads byte-swapped (gguf-py detects it the same way).
+        version = struct.unpack(">I", struct.pack("<I", version))[0]
+        byte_order = "big"
+        cursor.order = ">"
+        cursor._formats.clear()
+    if version not in SUPPORTED_VERSIONS:
+        raise FormatError(f"unsupported GGUF version {version} (supported: 2, 3)",
+                          offset=4, field="version")
+    n_tensors = cursor.unpack("Q", "tensor count")
+    n_kv = cursor.unpack("Q", "metadata kv count")
+    if n_kv * MIN_KV_BYTES > cursor.remaining():
+        raise FormatError(f"metadata count {n_kv} exceeds what the {cursor.remaining()} "
+                          "remaining byte(s) can hold", offset=16, field="metadata kv count")
+    if n_tensors * MIN_TENSOR_INFO_BYTES > cursor.remaining():
+        raise FormatError(f"tensor count {n_tensors} exceeds what the {cursor.remaining()} "
+                          "remaining byte(s) can hold", offset=8, field="tensor count")
+    return version, byte_order, n_tensors, n_kv
+
+
+def _read_metadata(cursor: _Cursor, n_kv: int) -> dict[str, MetadataEntry]:
+    metadata: dict[str, MetadataEntry] = {}
+    for index in range(n_kv):
+        offset = cursor.position
+        key = cursor.string(f"kv[{index}].key")
+        type_offset = cursor.position
+        value_type = cursor.unpack("I", f"{key} value type")
+        _value_format(value_type, f"{key} value type", type_offset)
+        if value_type == VALUE_TYPE_ARRAY:
+            value: Any = _read_array(cursor, key)
+        else:
+            value = _read_scalar(cursor, value_type, key)
+        if key in metadata:
+            raise FormatError(f"duplicate metadata key {key!r}", offset=offset, field=key)
+        metadata[key] = MetadataEntry(key=key, value_type=value_type, value=value, offset=offset)
+    return metadata
+
+
+def _alignment(metadata: dict[str, MetadataEntry]) -> int:
+    entry = metadata.get("general.alignment")
+    if entry is None:
+        return DEFAULT_ALIGNMENT
+    value = entry.value
+    if entry.value_type != 4 or not isinstance(value, int) or value == 0 or value & (value - 1):
+        raise FormatError(f"general.alignment must be a power-of-two uint32, got {value!r}",
+                          offset=entry.offset, field="general.alignment")
+    return value
+
+
+def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[tuple[str, tuple[int, ...], int, int, int]]:
+    infos = []
+    names: set[str] = set()
+    for index in range(n_tensors):
+        offset = cursor.position
+        name = cursor.string(f"tensor[{index}].name")
+        if name in names:
+            raise FormatError(f"duplicate tensor name {name!r}", offset=offset, field=name)
+        names.add(name)
+        dims_offset = cursor.position
+        n_dims = cursor.unpack("I", f"{name} n_dims")
+        if n_dims > MAX_DIMS:
+            raise FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
+                              field=f"{name} n_dims")
+        ne = tuple(cursor.unpack("Q", f"{name} ne[{axis}]") for axis in range(n_dims))
+        for axis, dim in enumerate(ne):
+            if dim == 0 or dim >= 1 << 63:
+                raise FormatError(f"dimension ne[{axis}] = {dim} is not a positive int64",
+                                  offset=dims_offset + 4 + 8 * axis, field=f"{name} ne[{axis}]")
+        type_id = cursor.unpack("I", f"{name} type")
+        relative = cursor.unpack("Q", f"{name} offset")
+        infos.append((name, ne, type_id, relative, offset))
+    return infos
+
+
+def _known_type_bytes(name: str, ne: tuple[int, ...], type_id: int, info_offset: int) -> int:
+    ggml_type = GGML_TYPES[type_id]
+    row_length = ne[0] if ne else 1
+    if row_length % ggml_type.block_size:
+        raise FormatError(f"row length {row_length} is not a multiple of the {ggml_type.name} "
+                          f"block size {ggml_type.block_size}", offset=info_offset, field=name)
+    count = 1
+    for dim in ne:
+        count *= dim
+    if count >= 1 << 63:
+        raise FormatError(f"element count {count} overflows int64", offset=info_offset, field=name)
+    return count // ggml_type.block_size * ggml_type.type_size
+
+
+def _place_tensors(raw_infos: list[tuple[str, tuple[int, ...], int, int, int]], data_offset: int,
+                   alignment: int, file_size: int) -> tuple[TensorInfo, ...]:
+    """Turn raw infos into TensorInfo: sizes, alignment, bounds and overlap checks."""
+    by_offset = sorted(raw_infos, key=lambda info: info[3])
+    next_offset: dict[str, int] = {}
+    for position, info in enumerate(by_offset):
+        later = by_offset[position + 1][3] + data_offset if position + 1 < len(by_offset) else file_size
+        next_offset[info[0]] = later
+    sizes: dict[str, int] = {}
+    for name, ne, type_id, relative, info_offset in raw_infos:
+        if relative % alignment:
+            raise FormatError(f"data offset {relative} is not a multiple of the alignment {alignment}",
+                              offset=info_offset, field=f"{name} offset")
+        absolute = data_offset + relative
+        if type_id in GGML_TYPES:
+            n_bytes = _known_type_bytes(name, ne, type_id, info_offset)
+        else:  # unknown type: size it from the gap to the next tensor, never crash
+            n_bytes = max(0, next_offset[name] - absolute)
+        if absolute + n_bytes > file_size:
+            raise FormatError(f"tensor data [{absolute}, {absolute + n_bytes}) runs past the end "
+                              f"of the file ({file_size} bytes)", offset=info_offset,
+                              field=f"{name} offset")
+        sizes[name] = n_bytes
+    previous_end, previous_name = 0, ""
+    for name, _, _, relative, info_offset in by_offset:
+        if relative < previous_end:
+            raise FormatError(f"tensor data overlaps {previous_name!r}", offset=info_offset,
+                              field=f"{name} offset")
+        previous_end, previous_name = relative + sizes[name], name
+    return tuple(
+        TensorInfo(name=name, ne=ne, type_id=type_id, offset=data_offset + relative,
+                   n_bytes=sizes[name], info_offset=info_offset)
+        for name, ne, type_id, relative, info_offset in raw_infos)
+
+
+def read_gguf_source(source: ByteSource) -> GGUFFile:
+    """Parse the header of an open byte source (the source stays open for ``read_array``)."""
+    cursor = _Cursor(source)
+    try:
+        version, byte_order, n_tensors, n_kv = _read_header(cursor, source.name)
+        metadata = _read_metadata(cursor, n_kv)
+        alignment = _alignment(metadata)
+        raw_infos = _read_tensor_infos(cursor, n_tensors)
+        data_offset = -(-cursor.position // alignment) * alignment
+        if raw_infos and data_offset > source.size:
+            raise TruncatedError("file ends before the tensor data", offset=cursor.position,
+                                 field="data section")
+        tensors = _place_tensors(raw_infos, data_offset, alignment, source.size)
+    except GGUFError as error:
+        raise error.with_path(source.name)
+    return GGUFFile(path=source.name, version=version, byte_order=byte_order,
+                    file_size=source.size, alignment=alignment, data_offset=data_offset,
+                    metadata=metadata, tensors=tensors,
+                    tensor_index={tensor.name: tensor for tensor in tensors})
+
+
+def read_gguf(location: str | os.PathLike[str]) -> GGUFFile:
+    """Open a model location, read its header, and close it again."""
+    source = open_source(location)
+    try:
+        return read_gguf_source(source)
+    finally:
+        source.close()
+
+
+def iter_array(source: ByteSource, array: ArrayValue, byte_order: str = "little",
+               ) -> Iterator[Any]:
+    """Decode a metadata array's items on demand, in order, in bounded memory."""
+    cursor = _Cursor(source, "<" if byte_order == "little" else ">")
+    cursor.position = cursor.buffer_start = array.offset
+    if array.item_type == VALUE_TYPE_STRING:
+        for index in range(array.count):
+            yield cursor.string(f"array[{index}]", strict=False)
+    elif array.item_type == VALUE_TYPE_ARRAY:
+        raise FormatError("nested arrays are not decoded", offset=array.offset, field="array")
+    else:
+        fmt = VALUE_TYPES[array.item_type][1]
+        for index in range(array.count):
+            yield cursor.unpack(fmt, f"array[{index}]")
+
+
+def read_array(source: ByteSource, array: ArrayValue, byte_order: str = "little",
+               limit: int | None = None) -> list[Any]:
+    """The first ``limit`` items (all when None) of a metadata array."""
+    if array.items is not None:
+        return list(array.items[:limit])
+    result = []
+    for item in iter_array(source, array, byte_order):
+        if limit is not None and len(result) >= limit:
+            break
+        result.append(item)
+    return result
+
+
+def read_tensor_bytes(source: ByteSource, tensor: TensorInfo, start: int = 0,
+                      length: int | None = None) -> bytes:
+    """Raw bytes of a tensor's data (a slice of it with ``start`` / ``length``)."""
+    length = tensor.n_bytes - start if length is None else length
+    data = source.read_at(tensor.offset + start, length)
+    if len(data) < length:
+        raise TruncatedError("file ends inside tensor data", path=source.name,
+                             offset=tensor.offset + start + len(data), field=tensor.name)
+    return data

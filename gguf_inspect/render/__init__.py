@@ -1,0 +1,1 @@
+"""Renderers: turn report objects into text (table, markdown, JSON). They format; they never compute."""

@@ -1,0 +1,57 @@
+"""Text helpers shared by the renderers: safe escaping of untrusted strings and number formats."""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls, DEL, C1 controls, and the Unicode bidi controls that can reorder what a
+# terminal shows (Trojan Source): all shown as visible escapes. Metadata is untrusted input.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\x1b"}
+    if char in named:
+        return named[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_terminal(text: str) -> str:
+    """Make a string from a file safe to print: control and bidi characters become escapes."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def escape_markdown(text: str) -> str:
+    """Terminal-safe and markdown-inert: pipes, backticks and other markup are backslashed."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", escape_terminal(text))
+
+
+def format_mib(n_bytes: int | float) -> str:
+    """llama.cpp's own style: MiB with two decimals below 1 GiB, GiB above."""
+    if n_bytes < 1 << 30:
+        return f"{n_bytes / (1 << 20):.2f} MiB"
+    return f"{n_bytes / (1 << 30):.2f} GiB"
+
+
+def format_bytes(n_bytes: int) -> str:
+    """Exact bytes with the human size beside them: ``12,582,912 B (12.00 MiB)``."""
+    return f"{n_bytes:,} B ({format_mib(n_bytes)})"
+
+
+def format_params(n_params: int) -> str:
+    """llama.cpp's ``model params`` style: 1.36 M, 8.03 B."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if n_params >= scale:
+            return f"{n_params / scale:.2f} {unit}"
+    return f"{n_params / 1e3:.2f} K"
+
+
+def format_shape(ne: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(dim) for dim in ne) + "]"
+
+
+def format_percent(fraction: float) -> str:
+    return f"{fraction:.2%}"
