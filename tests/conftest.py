@@ -1,0 +1,23 @@
+"""Shared test helpers: where the committed fixtures live, and small builders of GGUF bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+ALL_FIXTURES = sorted(FIXTURES.glob("*.gguf"))
+
+
+def fixture_path(name: str) -> Path:
+    path = FIXTURES / name
+    assert path.exists(), f"missing fixture {path}: run python fixtures/build.py"
+    return path
+
+
+@pytest.fixture(params=ALL_FIXTURES, ids=lambda p: p.name)
+def any_fixture(request: pytest.FixtureRequest) -> Path:
+    """Each committed fixture model in turn."""
+    return request.param
