@@ -97,7 +97,7 @@ def inspect_command(
     output_format = pick_format(as_json, as_markdown)
 
     def run() -> int:
-        from gguf_inspect.commands import run_inspect
+        from gguf_inspect.commands.inspect import run_inspect
 
         emit(run_inspect(model, output_format, embeddings=embeddings, metadata=metadata,
                          full=full, tensors=tensors, tensor_filter=tensor_filter))
