@@ -1,0 +1,165 @@
+"""The reader against gguf-py's GGUFReader (an independent implementation) on every fixture,
+and against first principles (block size x elements) for sizes."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from gguf_inspect.errors import FormatError, SourceError, TruncatedError
+from gguf_inspect.model import ArrayValue
+from gguf_inspect.reader import read_array, read_gguf, read_gguf_source
+from gguf_inspect.source import open_source
+
+
+def _oracle_value(field: gguf.ReaderField) -> object:
+    """A field's value as gguf-py decodes it (strings and arrays included)."""
+    value_type = field.types[0]
+    if value_type == gguf.GGUFValueType.ARRAY:
+        item_type = field.types[1]
+        if item_type == gguf.GGUFValueType.STRING:
+            return [bytes(field.parts[i]).decode("utf-8", errors="backslashreplace")
+                    for i in field.data]
+        return [field.parts[i].tolist()[0] for i in field.data]
+    if value_type == gguf.GGUFValueType.STRING:
+        return bytes(field.parts[field.data[0]]).decode("utf-8")
+    return field.parts[field.data[0]].tolist()[0]
+
+
+def test_every_key_matches_gguf_py(any_fixture: Path) -> None:
+    oracle = gguf.GGUFReader(any_fixture)
+    ours = read_gguf(any_fixture)
+    oracle_keys = [name for name in oracle.fields if not name.startswith("GGUF.")]
+    assert list(ours.metadata) == oracle_keys
+    with open_source(any_fixture) as source:
+        for key in oracle_keys:
+            expected = _oracle_value(oracle.fields[key])
+            value = ours.value(key)
+            if isinstance(value, ArrayValue):
+                assert value.count == len(expected)
+                assert read_array(source, value) == pytest.approx(expected)
+            elif isinstance(value, float):
+                assert value == pytest.approx(expected)
+            else:
+                assert value == expected
+
+
+def test_every_tensor_matches_gguf_py(any_fixture: Path) -> None:
+    oracle = gguf.GGUFReader(any_fixture)
+    ours = read_gguf(any_fixture)
+    assert [t.name for t in ours.tensors] == [t.name for t in oracle.tensors]
+    for mine, theirs in zip(ours.tensors, oracle.tensors):
+        assert mine.ne == tuple(int(d) for d in theirs.shape)  # gguf-py's shape is ggml's ne
+        assert mine.type_id == int(theirs.tensor_type)
+        assert mine.offset == theirs.data_offset
+        assert mine.n_bytes == theirs.n_bytes
+        assert mine.n_elements == theirs.n_elements
+
+
+def test_header_facts_match_gguf_py(any_fixture: Path) -> None:
+    oracle = gguf.GGUFReader(any_fixture)
+    ours = read_gguf(any_fixture)
+    assert ours.version == oracle.fields["GGUF.version"].parts[-1][0]
+    assert ours.alignment == oracle.alignment
+    assert ours.data_offset == oracle.data_offset
+    assert ours.file_size == any_fixture.stat().st_size
+    assert ours.byte_order == "little"
+
+
+def test_sizes_follow_block_arithmetic(any_fixture: Path) -> None:
+    for tensor in read_gguf(any_fixture).tensors:
+        block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(tensor.type_id)]
+        assert tensor.n_bytes == tensor.n_elements // block * size
+
+
+def test_small_numeric_arrays_are_decoded_and_large_ones_stay_lazy(tmp_path: Path) -> None:
+    path = tmp_path / "arrays.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_array("llama.attention.head_count_kv", [8, 8, 4, 4])
+    writer.add_array("big", list(range(5000)))
+    writer.add_array("words", [f"w{i}" for i in range(3000)])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    gguf_file = read_gguf(path)
+    assert gguf_file.arch_value("attention.head_count_kv").items == (8, 8, 4, 4)
+    big = gguf_file.value("big")
+    assert big.items is None and big.count == 5000 and big.preview[:3] == (0, 1, 2)
+    words = gguf_file.value("words")
+    assert words.count == 3000 and words.preview[0] == "w0"
+    with open_source(path) as source:
+        assert read_array(source, big)[4999] == 4999
+        assert read_array(source, words, limit=3) == ["w0", "w1", "w2"]
+        assert read_array(source, words)[-1] == "w2999"
+
+
+def test_a_vocabulary_larger_than_one_read_chunk_is_skipped_exactly(tmp_path: Path) -> None:
+    # 300k strings of varying length span several read-ahead chunks (1 MiB growing to 4 MiB),
+    # so strings straddle chunk edges; the key after them must still decode.
+    path = tmp_path / "vocab.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    tokens = [("t" * (i % 23)) + str(i) for i in range(300_000)]
+    writer.add_token_list(tokens)
+    writer.add_uint32("after.vocab", 1234)
+    writer.add_tensor("token_embd.weight", np.zeros((3, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    gguf_file = read_gguf(path)
+    assert gguf_file.value("after.vocab") == 1234
+    assert gguf_file.value("tokenizer.ggml.tokens").count == 300_000
+    with open_source(path) as source:
+        assert read_array(source, gguf_file.value("tokenizer.ggml.tokens"))[-1] == tokens[-1]
+    assert gguf_file.tensor("token_embd.weight").ne == (32, 3)
+
+
+def test_unknown_tensor_type_is_sized_from_the_gap(tmp_path: Path) -> None:
+    source_path = Path(__file__).parent.parent / "fixtures" / "tiny-llama-untied-q8_0.gguf"
+    original = read_gguf(source_path)
+    target = original.tensors[1]  # any tensor followed by another one
+    data = bytearray(source_path.read_bytes())
+    type_field = target.info_offset + 8 + len(target.name.encode()) + 4 + 8 * len(target.ne)
+    struct.pack_into("<I", data, type_field, 4)  # id 4 was Q4_2, long removed from ggml
+    path = tmp_path / "unknown.gguf"
+    path.write_bytes(bytes(data))
+    patched = read_gguf(path)
+    unknown = patched.tensor(target.name)
+    assert unknown.type_name == "UNKNOWN(4)"
+    following = sorted(t.offset for t in original.tensors if t.offset > target.offset)[0]
+    assert unknown.n_bytes == following - target.offset
+
+
+def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot open"):
+        read_gguf(tmp_path / "absent.gguf")
+
+
+def test_bad_magic_names_the_offset_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(b"GGML" + bytes(60))
+    with pytest.raises(FormatError) as caught:
+        read_gguf(path)
+    assert caught.value.offset == 0 and caught.value.field == "magic"
+    assert str(path) in str(caught.value)
+
+
+def test_truncated_header_is_reported_with_its_offset(tmp_path: Path) -> None:
+    source_path = Path(__file__).parent.parent / "fixtures" / "tiny-llama-tied-q4_k_m.gguf"
+    path = tmp_path / "cut.gguf"
+    path.write_bytes(source_path.read_bytes()[:3000])
+    with pytest.raises(TruncatedError) as caught:
+        read_gguf(path)
+    assert caught.value.offset is not None and caught.value.offset <= 3000
+
+
+def test_reader_keeps_the_source_open_for_lazy_arrays(any_fixture: Path) -> None:
+    with open_source(any_fixture) as source:
+        gguf_file = read_gguf_source(source)
+        tokens = gguf_file.value("tokenizer.ggml.tokens")
+        assert read_array(source, tokens, limit=3) == ["<unk>", "<s>", "</s>"]
