@@ -3,6 +3,10 @@
 It reads the header lazily and boundedly: metadata scalars are decoded, arrays are skipped by
 scanning lengths (numeric arrays by arithmetic) and decoded only on demand, and every count or
 length is checked against the bytes that are really left before anything is allocated.
+By default the first problem raises; ``validate`` passes a ``problems`` list instead, and every
+problem after which parsing can still go on (bad UTF-8, duplicates, bad shapes, misplaced tensor
+data, a bad alignment) is collected there; only problems that leave the rest of the header
+unreadable (truncation, unknown value types, bad counts) still raise.
 Why not gguf-py's GGUFReader: it materializes every array (seconds and hundreds of MiB on a
 262k-token vocabulary); gguf-py stays the independent oracle in the tests.
 """
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from gguf_inspect.constants import (
     DEFAULT_ALIGNMENT,
@@ -33,6 +37,21 @@ FIRST_CHUNK = 1 << 20
 MAX_CHUNK = 4 << 20
 MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
+# Arrays of arrays: gguf-py writes them and llama.cpp refuses them; the bound keeps a hostile
+# file (12 bytes per level) from running Python out of stack.
+MAX_ARRAY_DEPTH = 8
+
+
+class _Problems:
+    """Where a recoverable format problem goes: raised at once (the default), or collected."""
+
+    def __init__(self, collected: list[GGUFError] | None = None) -> None:
+        self.collected = collected
+
+    def report(self, error: FormatError) -> None:
+        if self.collected is None:
+            raise error
+        self.collected.append(error)
 
 
 class _Cursor:
@@ -41,8 +60,10 @@ class _Cursor:
     Memory stays bounded: the buffer holds at most the unread part of one chunk plus the next.
     """
 
-    def __init__(self, source: ByteSource, byte_order: str = "<") -> None:
+    def __init__(self, source: ByteSource, byte_order: str = "<",
+                 problems: _Problems | None = None) -> None:
         self.source = source
+        self.problems = problems or _Problems()
         self.size = source.size
         self.order = byte_order
         self.buffer = b""
@@ -109,8 +130,8 @@ class _Cursor:
             return raw.decode("utf-8")
         except UnicodeDecodeError as error:
             if strict:
-                raise FormatError(f"invalid UTF-8 in string ({error.reason})",
-                                  offset=start + 8 + error.start, field=field) from None
+                self.problems.report(FormatError(f"invalid UTF-8 in string ({error.reason})",
+                                                 offset=start + 8 + error.start, field=field))
             return raw.decode("utf-8", errors="backslashreplace")
 
     def skip_strings(self, count: int, field: str) -> None:
@@ -156,8 +177,8 @@ def _read_scalar(cursor: _Cursor, value_type: int, field: str) -> Any:
     if value_type == 7:
         raw = cursor.unpack("B", field)
         if raw > 1:
-            raise FormatError(f"bool value {raw} is neither 0 nor 1", offset=cursor.position - 1,
-                              field=field)
+            cursor.problems.report(FormatError(f"bool value {raw} is neither 0 nor 1",
+                                               offset=cursor.position - 1, field=field))
         return bool(raw)
     return cursor.unpack(fmt, field)
 
@@ -170,8 +191,11 @@ def _item_min_size(item_type: int) -> int:
     return struct.calcsize("<" + VALUE_TYPES[item_type][1])
 
 
-def _read_array(cursor: _Cursor, field: str) -> ArrayValue:
+def _read_array(cursor: _Cursor, field: str, depth: int = 1) -> ArrayValue:
     type_offset = cursor.position
+    if depth > MAX_ARRAY_DEPTH:
+        raise FormatError(f"arrays nested more than {MAX_ARRAY_DEPTH} deep", offset=type_offset,
+                          field=field)
     item_type = cursor.unpack("I", field + " item type")
     _value_format(item_type, field + " item type", type_offset)
     count_offset = cursor.position
@@ -189,7 +213,7 @@ def _read_array(cursor: _Cursor, field: str) -> ArrayValue:
         cursor.skip_strings(count - len(preview), field)
     elif item_type == VALUE_TYPE_ARRAY:
         for index in range(count):
-            _read_array(cursor, f"{field}[{index}]")
+            _read_array(cursor, f"{field}[{index}]", depth + 1)
     else:
         item_size = _item_min_size(item_type)
         if count <= EAGER_ARRAY_LIMIT:
@@ -248,116 +272,158 @@ def _read_metadata(cursor: _Cursor, n_kv: int) -> dict[str, MetadataEntry]:
             value: Any = _read_array(cursor, key)
         else:
             value = _read_scalar(cursor, value_type, key)
-        if key in metadata:
-            raise FormatError(f"duplicate metadata key {key!r}", offset=offset, field=key)
+        if key in metadata:  # the first one wins, as in gguf-py
+            cursor.problems.report(
+                FormatError(f"duplicate metadata key {key!r}", offset=offset, field=key))
+            continue
         metadata[key] = MetadataEntry(key=key, value_type=value_type, value=value, offset=offset)
     return metadata
 
 
-def _alignment(metadata: dict[str, MetadataEntry]) -> int:
+def _alignment(metadata: dict[str, MetadataEntry], problems: _Problems) -> int:
     entry = metadata.get("general.alignment")
     if entry is None:
         return DEFAULT_ALIGNMENT
     value = entry.value
     if entry.value_type != 4 or not isinstance(value, int) or value == 0 or value & (value - 1):
-        raise FormatError(f"general.alignment must be a power-of-two uint32, got {value!r}",
-                          offset=entry.offset, field="general.alignment")
+        problems.report(FormatError(
+            f"general.alignment must be a power-of-two uint32, got {value!r}",
+            offset=entry.offset, field="general.alignment"))
+        return DEFAULT_ALIGNMENT  # only reached when collecting: go on with the default
     return value
 
 
-def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[tuple[str, tuple[int, ...], int, int, int]]:
+class _RawTensor(NamedTuple):
+    """A tensor info as the header states it, before sizes and placement are checked."""
+
+    name: str
+    ne: tuple[int, ...]
+    type_id: int
+    relative: int  # data offset relative to the start of the data section
+    info_offset: int
+
+
+def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[_RawTensor]:
     infos = []
     names: set[str] = set()
+    report = cursor.problems.report
     for index in range(n_tensors):
         offset = cursor.position
         name = cursor.string(f"tensor[{index}].name")
         if name in names:
-            raise FormatError(f"duplicate tensor name {name!r}", offset=offset, field=name)
+            report(FormatError(f"duplicate tensor name {name!r}", offset=offset, field=name))
         names.add(name)
         dims_offset = cursor.position
         n_dims = cursor.unpack("I", f"{name} n_dims")
         if n_dims > MAX_DIMS:
-            raise FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
-                              field=f"{name} n_dims")
+            if n_dims * 8 > cursor.remaining():  # cannot even hold the claimed dims: give up
+                raise FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
+                                  field=f"{name} n_dims")
+            report(FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
+                               field=f"{name} n_dims"))
         ne = tuple(cursor.unpack("Q", f"{name} ne[{axis}]") for axis in range(n_dims))
         for axis, dim in enumerate(ne):
             if dim == 0 or dim >= 1 << 63:
-                raise FormatError(f"dimension ne[{axis}] = {dim} is not a positive int64",
-                                  offset=dims_offset + 4 + 8 * axis, field=f"{name} ne[{axis}]")
+                report(FormatError(f"dimension ne[{axis}] = {dim} is not a positive int64",
+                                   offset=dims_offset + 4 + 8 * axis, field=f"{name} ne[{axis}]"))
         type_id = cursor.unpack("I", f"{name} type")
         relative = cursor.unpack("Q", f"{name} offset")
-        infos.append((name, ne, type_id, relative, offset))
+        infos.append(_RawTensor(name, ne, type_id, relative, offset))
     return infos
 
 
-def _known_type_bytes(name: str, ne: tuple[int, ...], type_id: int, info_offset: int) -> int:
-    ggml_type = GGML_TYPES[type_id]
-    row_length = ne[0] if ne else 1
+def _known_type_bytes(info: _RawTensor, problems: _Problems) -> int:
+    ggml_type = GGML_TYPES[info.type_id]
+    row_length = info.ne[0] if info.ne else 1
     if row_length % ggml_type.block_size:
-        raise FormatError(f"row length {row_length} is not a multiple of the {ggml_type.name} "
-                          f"block size {ggml_type.block_size}", offset=info_offset, field=name)
+        problems.report(FormatError(
+            f"row length {row_length} is not a multiple of the {ggml_type.name} block size "
+            f"{ggml_type.block_size}", offset=info.info_offset, field=info.name))
     count = 1
-    for dim in ne:
+    for dim in info.ne:
         count *= dim
     if count >= 1 << 63:
-        raise FormatError(f"element count {count} overflows int64", offset=info_offset, field=name)
+        problems.report(FormatError(f"element count {count} overflows int64",
+                                    offset=info.info_offset, field=info.name))
     return count // ggml_type.block_size * ggml_type.type_size
 
 
-def _place_tensors(raw_infos: list[tuple[str, tuple[int, ...], int, int, int]], data_offset: int,
-                   alignment: int, file_size: int) -> tuple[TensorInfo, ...]:
+def _tensor_sizes(raw_infos: list[_RawTensor], data_offset: int, file_size: int,
+                  problems: _Problems) -> list[int]:
+    """Bytes of each tensor: from its type and shape, or for an unknown type, from the gap to
+    the next tensor's data (or the end of the file) so that an unknown type never crashes."""
+    order = sorted(range(len(raw_infos)), key=lambda index: raw_infos[index].relative)
+    gap_end = [file_size] * len(raw_infos)
+    for position, index in enumerate(order[:-1]):
+        gap_end[index] = data_offset + raw_infos[order[position + 1]].relative
+    sizes = []
+    for index, info in enumerate(raw_infos):
+        if info.type_id in GGML_TYPES:
+            sizes.append(_known_type_bytes(info, problems))
+        else:
+            sizes.append(max(0, gap_end[index] - data_offset - info.relative))
+    return sizes
+
+
+def _place_tensors(raw_infos: list[_RawTensor], data_offset: int, alignment: int,
+                   file_size: int, problems: _Problems) -> tuple[TensorInfo, ...]:
     """Turn raw infos into TensorInfo: sizes, alignment, bounds and overlap checks."""
-    by_offset = sorted(raw_infos, key=lambda info: info[3])
-    next_offset: dict[str, int] = {}
-    for position, info in enumerate(by_offset):
-        later = by_offset[position + 1][3] + data_offset if position + 1 < len(by_offset) else file_size
-        next_offset[info[0]] = later
-    sizes: dict[str, int] = {}
-    for name, ne, type_id, relative, info_offset in raw_infos:
-        if relative % alignment:
-            raise FormatError(f"data offset {relative} is not a multiple of the alignment {alignment}",
-                              offset=info_offset, field=f"{name} offset")
-        absolute = data_offset + relative
-        if type_id in GGML_TYPES:
-            n_bytes = _known_type_bytes(name, ne, type_id, info_offset)
-        else:  # unknown type: size it from the gap to the next tensor, never crash
-            n_bytes = max(0, next_offset[name] - absolute)
+    sizes = _tensor_sizes(raw_infos, data_offset, file_size, problems)
+    for info, n_bytes in zip(raw_infos, sizes):
+        if info.relative % alignment:
+            problems.report(FormatError(
+                f"data offset {info.relative} is not a multiple of the alignment {alignment}",
+                offset=info.info_offset, field=f"{info.name} offset"))
+        absolute = data_offset + info.relative
         if absolute + n_bytes > file_size:
-            raise FormatError(f"tensor data [{absolute}, {absolute + n_bytes}) runs past the end "
-                              f"of the file ({file_size} bytes)", offset=info_offset,
-                              field=f"{name} offset")
-        sizes[name] = n_bytes
+            problems.report(FormatError(
+                f"tensor data [{absolute}, {absolute + n_bytes}) runs past the end of the file "
+                f"({file_size} bytes)", offset=info.info_offset, field=f"{info.name} offset"))
     previous_end, previous_name = 0, ""
-    for name, _, _, relative, info_offset in by_offset:
-        if relative < previous_end:
-            raise FormatError(f"tensor data overlaps {previous_name!r}", offset=info_offset,
-                              field=f"{name} offset")
-        previous_end, previous_name = relative + sizes[name], name
+    for index in sorted(range(len(raw_infos)), key=lambda index: raw_infos[index].relative):
+        info = raw_infos[index]
+        if info.relative < previous_end:
+            problems.report(FormatError(f"tensor data overlaps {previous_name!r}",
+                                        offset=info.info_offset, field=f"{info.name} offset"))
+        if info.relative + sizes[index] >= previous_end:
+            previous_end, previous_name = info.relative + sizes[index], info.name
     return tuple(
-        TensorInfo(name=name, ne=ne, type_id=type_id, offset=data_offset + relative,
-                   n_bytes=sizes[name], info_offset=info_offset)
-        for name, ne, type_id, relative, info_offset in raw_infos)
+        TensorInfo(name=info.name, ne=info.ne, type_id=info.type_id,
+                   offset=data_offset + info.relative, n_bytes=n_bytes,
+                   info_offset=info.info_offset)
+        for info, n_bytes in zip(raw_infos, sizes))
 
 
-def read_gguf_source(source: ByteSource) -> GGUFFile:
-    """Parse the header of an open byte source (the source stays open for ``read_array``)."""
-    cursor = _Cursor(source)
+def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None) -> GGUFFile:
+    """Parse the header of an open byte source (the source stays open for ``read_array``).
+
+    With ``problems`` (a list), recoverable problems are appended there, path attached, and
+    parsing goes on; a problem that leaves the rest unreadable still raises. Without it, the
+    first problem raises.
+    """
+    collector = _Problems(problems)
+    cursor = _Cursor(source, problems=collector)
     try:
         version, byte_order, n_tensors, n_kv = _read_header(cursor, source.name)
         metadata = _read_metadata(cursor, n_kv)
-        alignment = _alignment(metadata)
+        alignment = _alignment(metadata, collector)
         raw_infos = _read_tensor_infos(cursor, n_tensors)
         data_offset = -(-cursor.position // alignment) * alignment
         if raw_infos and data_offset > source.size:
             raise TruncatedError("file ends before the tensor data", offset=cursor.position,
                                  field="data section")
-        tensors = _place_tensors(raw_infos, data_offset, alignment, source.size)
+        tensors = _place_tensors(raw_infos, data_offset, alignment, source.size, collector)
     except GGUFError as error:
         raise error.with_path(source.name)
+    finally:
+        for problem in problems or ():
+            problem.with_path(source.name)
+    tensor_index: dict[str, TensorInfo] = {}
+    for tensor in tensors:
+        tensor_index.setdefault(tensor.name, tensor)  # the first of duplicate names wins
     return GGUFFile(path=source.name, version=version, byte_order=byte_order,
                     file_size=source.size, alignment=alignment, data_offset=data_offset,
-                    metadata=metadata, tensors=tensors,
-                    tensor_index={tensor.name: tensor for tensor in tensors})
+                    metadata=metadata, tensors=tensors, tensor_index=tensor_index)
 
 
 def read_gguf(location: str | os.PathLike[str]) -> GGUFFile:
