@@ -106,6 +106,29 @@ def inspect_command(
     guarded(run, show_traceback)
 
 
+@app.command("validate")
+def validate_command(
+    model: Annotated[str, typer.Argument(help="GGUF file to validate.")],
+    data: Annotated[bool, typer.Option(
+        "--data", help="Also read every tensor and look for NaN/Inf values.")] = False,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Check a model's structure (every problem, not only the first); exit 0 valid, 3 invalid."""
+    output_format = pick_format(as_json, as_markdown)
+
+    def run() -> int:
+        from gguf_inspect.commands.validate import run_validate, stderr_progress
+
+        text, code = run_validate(model, output_format, data=data,
+                                  progress=stderr_progress() if data else None)
+        emit(text)
+        return code
+
+    guarded(run, show_traceback)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

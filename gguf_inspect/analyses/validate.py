@@ -1,0 +1,249 @@
+"""Validation of a GGUF file: every structural problem found (not only the first), and with
+``data`` a scan of every tensor's bytes for NaN and Inf values (llama.cpp's ``--check-tensors``).
+
+The header checks are the reader's own, run in its collecting mode, plus the rules llama.cpp's
+loader (``gguf_init_from_file_impl`` in ggml/src/gguf.cpp) enforces that the reader tolerates;
+those come back as warnings: the file is well-formed GGUF, but llama.cpp would refuse it.
+Errors make the file invalid; warnings do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from gguf_inspect.constants import FLOAT_TYPE_IDS, GGML_TYPES, PLAIN_TYPE_IDS, VALUE_TYPE_ARRAY
+from gguf_inspect.errors import FormatError, GGUFError, TruncatedError
+from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.reader import read_gguf_source, read_tensor_bytes
+from gguf_inspect.source import ByteSource, open_source
+
+ERROR = "error"
+WARNING = "warning"
+PRESENCE_CHUNK_BYTES = 16 << 20  # raw bytes read at a time when a type is only checked for presence
+
+# (bytes done, bytes in all, tensor now being read): called after every chunk of --data.
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: where it is (byte offset, field) and how bad it is."""
+
+    severity: str  # ERROR (the file is invalid) or WARNING (llama.cpp would refuse or warn)
+    kind: str  # "truncated", "format", "data" or "llama.cpp"
+    message: str
+    offset: int | None
+    field: str | None
+
+
+@dataclass(frozen=True)
+class TensorCheck:
+    """The data check of one tensor: how many values were looked at and how many were bad."""
+
+    name: str
+    type: str
+    n_elements: int
+    n_bytes: int
+    checked: bool  # False when the values could not be decoded (see note)
+    nan: int
+    inf: int
+    first_bad_row: int | None  # the first row holding a NaN or Inf
+    note: str
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    path: str
+    file_size: int
+    header_read: bool  # False when a problem stopped the header scan
+    version: int | None
+    n_tensors: int | None
+    n_kv: int | None
+    problems: tuple[Problem, ...]
+    data_checked: bool
+    tensors: tuple[TensorCheck, ...]  # empty unless data_checked
+
+    @property
+    def n_errors(self) -> int:
+        return sum(problem.severity == ERROR for problem in self.problems)
+
+    @property
+    def n_warnings(self) -> int:
+        return sum(problem.severity == WARNING for problem in self.problems)
+
+    @property
+    def valid(self) -> bool:
+        return self.n_errors == 0
+
+
+def _from_error(error: GGUFError, severity: str = ERROR) -> Problem:
+    kind = "truncated" if isinstance(error, TruncatedError) else "format"
+    return Problem(severity, kind, error.message, error.offset, error.field)
+
+
+def _llama_cpp_problem(message: str, offset: int | None, field: str | None) -> Problem:
+    return Problem(WARNING, "llama.cpp", message, offset, field)
+
+
+def llama_cpp_checks(gguf: GGUFFile) -> list[Problem]:
+    """What llama.cpp's loader refuses although the GGUF format allows it."""
+    problems = []
+    if gguf.architecture is None:
+        problems.append(_llama_cpp_problem("no general.architecture string: llama.cpp cannot "
+                                           "pick a model loader", None, "general.architecture"))
+    for entry in gguf.metadata.values():
+        if not entry.key:
+            problems.append(_llama_cpp_problem("empty key", entry.offset, "key"))
+        value = entry.value
+        if isinstance(value, ArrayValue) and value.item_type == VALUE_TYPE_ARRAY:
+            problems.append(_llama_cpp_problem("array of arrays", entry.offset, entry.key))
+    for tensor in gguf.tensors:
+        if not tensor.known_type:
+            problems.append(_llama_cpp_problem(
+                f"unknown ggml type {tensor.type_name}: sized from the gap to the next tensor",
+                tensor.info_offset, f"{tensor.name} type"))
+    problems.extend(_layout_checks(gguf))
+    return problems
+
+
+def _layout_checks(gguf: GGUFFile) -> Iterable[Problem]:
+    """llama.cpp wants each tensor's data right after the previous one's, padded to alignment."""
+    expected = gguf.data_offset
+    for tensor in gguf.tensors:
+        if tensor.offset != expected:
+            yield _llama_cpp_problem(
+                f"data at byte {tensor.offset}, llama.cpp expects it at byte {expected} "
+                "(tensors packed in header order)", tensor.info_offset, f"{tensor.name} offset")
+            return  # every later offset is off by the same slip; once is enough
+        expected += -(-tensor.n_bytes // gguf.alignment) * gguf.alignment
+
+
+def _unchecked_reason(tensor: TensorInfo, gguf: GGUFFile) -> str | None:
+    """Why a tensor's values cannot be decoded, or None when they can."""
+    if not tensor.known_type:
+        return f"unknown type {tensor.type_name}: bytes present, values not decoded"
+    ggml_type = GGML_TYPES[tensor.type_id]
+    if not tensor.ne or tensor.n_elements == 0 or tensor.ne[0] % ggml_type.block_size:
+        return "bad shape: values not decoded"
+    if tensor.type_id in PLAIN_TYPE_IDS and tensor.type_id not in FLOAT_TYPE_IDS:
+        return "integer type: no NaN or Inf possible"
+    from gguf_inspect.analyses.dequant import can_dequantize
+
+    if not can_dequantize(tensor):
+        return f"gguf-py has no dequantizer for {tensor.type_name}: bytes present, values not decoded"
+    return None
+
+
+class _Progress:
+    """Counts bytes done across tensors and forwards them to the caller's callback."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def advance(self, n_bytes: int, name: str) -> None:
+        self.done += n_bytes
+        if self.callback is not None:
+            self.callback(self.done, self.total, name)
+
+
+def _read_presence(source: ByteSource, tensor: TensorInfo, progress: _Progress) -> None:
+    """Read every byte of a tensor whose values are not decoded, to prove they can be read."""
+    for start in range(0, tensor.n_bytes, PRESENCE_CHUNK_BYTES):
+        length = min(PRESENCE_CHUNK_BYTES, tensor.n_bytes - start)
+        read_tensor_bytes(source, tensor, start, length)
+        progress.advance(length, tensor.name)
+
+
+def check_tensor_data(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo,
+                      progress: _Progress, chunk_bytes: int | None = None) -> TensorCheck:
+    """Decode one tensor in chunks and count its NaN and Inf values."""
+    # numpy and gguf load only here, so that validating the header alone stays quick.
+    import numpy as np
+
+    from gguf_inspect.analyses import dequant
+
+    facts = dict(name=tensor.name, type=tensor.type_name, n_elements=tensor.n_elements,
+                 n_bytes=tensor.n_bytes)
+    if tensor.offset + tensor.n_bytes > gguf.file_size:  # already a structural error
+        return TensorCheck(**facts, checked=False, nan=0, inf=0, first_bad_row=None,
+                           note="data runs past the end of the file")
+    reason = _unchecked_reason(tensor, gguf)
+    if reason is not None:
+        _read_presence(source, tensor, progress)
+        return TensorCheck(**facts, checked=False, nan=0, inf=0, first_bad_row=None, note=reason)
+    nan = inf = 0
+    first_bad_row = None
+    row_bytes = dequant.row_byte_size(tensor)
+    chunks = dequant.iter_row_chunks(source, tensor, chunk_bytes or dequant.DEFAULT_CHUNK_BYTES,
+                                     gguf.byte_order)
+    for first_row, rows in chunks:
+        nan_mask, inf_mask = np.isnan(rows), np.isinf(rows)
+        nan += int(nan_mask.sum())
+        inf += int(inf_mask.sum())
+        if first_bad_row is None and (nan or inf):
+            bad_rows = np.flatnonzero((nan_mask | inf_mask).any(axis=1))
+            first_bad_row = first_row + int(bad_rows[0])
+        progress.advance(len(rows) * row_bytes, tensor.name)
+    return TensorCheck(**facts, checked=True, nan=nan, inf=inf, first_bad_row=first_bad_row,
+                       note="")
+
+
+def _data_problem(check: TensorCheck, tensor: TensorInfo) -> Problem:
+    row_bytes = tensor.n_bytes // (tensor.n_elements // tensor.ne[0])
+    offset = tensor.offset + (check.first_bad_row or 0) * row_bytes
+    return Problem(ERROR, "data",
+                   f"{check.nan} NaN and {check.inf} Inf value(s), the first in row "
+                   f"{check.first_bad_row}", offset, check.name)
+
+
+def check_all_data(source: ByteSource, gguf: GGUFFile, progress: ProgressCallback | None = None,
+                   chunk_bytes: int | None = None) -> tuple[list[TensorCheck], list[Problem]]:
+    """Every tensor's bytes read; float and quantized ones decoded and scanned for NaN/Inf."""
+    counter = _Progress(sum(t.n_bytes for t in gguf.tensors
+                            if t.offset + t.n_bytes <= gguf.file_size), progress)
+    checks, problems = [], []
+    for tensor in gguf.tensors:
+        try:
+            check = check_tensor_data(source, gguf, tensor, counter, chunk_bytes)
+        except FormatError as error:  # bytes missing although the header said they are there
+            problems.append(_from_error(error))
+            continue
+        checks.append(check)
+        if check.nan or check.inf:
+            problems.append(_data_problem(check, tensor))
+    return checks, problems
+
+
+def validate_source(source: ByteSource, data: bool = False,
+                    progress: ProgressCallback | None = None,
+                    chunk_bytes: int | None = None) -> ValidationReport:
+    """Validate an open byte source; I/O failures (SourceError) propagate to the caller."""
+    collected: list[GGUFError] = []
+    try:
+        gguf: GGUFFile | None = read_gguf_source(source, problems=collected)
+    except FormatError as fatal:  # the header cannot be read past this point
+        collected.append(fatal)
+        gguf = None
+    problems = [_from_error(error) for error in collected]
+    checks: list[TensorCheck] = []
+    if gguf is not None:
+        problems += llama_cpp_checks(gguf)
+        if data:
+            checks, data_problems = check_all_data(source, gguf, progress, chunk_bytes)
+            problems += data_problems
+    return ValidationReport(
+        path=source.name, file_size=source.size, header_read=gguf is not None,
+        version=gguf.version if gguf else None, n_tensors=gguf.n_tensors if gguf else None,
+        n_kv=gguf.n_kv if gguf else None, problems=tuple(problems),
+        data_checked=data and gguf is not None, tensors=tuple(checks))
+
+
+def validate_file(location: str, data: bool = False, progress: ProgressCallback | None = None,
+                  chunk_bytes: int | None = None) -> ValidationReport:
+    """Open a model location read-only, validate it, close it."""
+    source = open_source(location)
+    try:
+        return validate_source(source, data, progress, chunk_bytes)
+    finally:
+        source.close()
