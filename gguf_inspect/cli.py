@@ -129,6 +129,50 @@ def validate_command(
     guarded(run, show_traceback)
 
 
+@app.command("diff")
+def diff_command(
+    model_a: Annotated[str, typer.Argument(metavar="A", help="Reference GGUF file.")],
+    model_b: Annotated[str, typer.Argument(metavar="B", help="GGUF file compared with A.")],
+    # typer has no option with an optional value, so --values is a flag and its scope the
+    # optional word after the files: `diff A B --values all`.
+    scope: Annotated[Optional[str], typer.Argument(
+        metavar="[embeddings|all]", show_default=False,
+        help="With --values: which tensors (default embeddings).")] = None,
+    values: Annotated[bool, typer.Option(
+        "--values", help="Dequantize and compare values: token embedding and output head, "
+                         "or every tensor with 'all'.")] = False,
+    sample: Annotated[Optional[int], typer.Option(
+        "--sample", min=1, help="With --values: compare N random rows per tensor.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --sample rows.")] = 0,
+    show_all: Annotated[bool, typer.Option(
+        "--all", help="Also list unchanged tensors and metadata keys.")] = False,
+    exit_code: Annotated[bool, typer.Option(
+        "--exit-code", help="Exit 1 when anything differs, 0 when nothing does.")] = False,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Diff two GGUF files (two quantizations of one model): types, bytes, metadata, values."""
+    output_format = pick_format(as_json, as_markdown)
+    if scope is not None and scope not in ("embeddings", "all"):
+        raise typer.BadParameter(f"expected 'embeddings' or 'all', got {scope!r}",
+                                 param_hint="[embeddings|all]")
+    if (scope is not None or sample is not None) and not values:
+        raise typer.BadParameter("needs --values", param_hint="[embeddings|all] / --sample")
+
+    def run() -> int:
+        from gguf_inspect.commands.diff import run_diff
+
+        text, code = run_diff(model_a, model_b, output_format, show_all=show_all,
+                              values=(scope or "embeddings") if values else None,
+                              sample=sample, seed=seed, exit_code=exit_code,
+                              progress_stream=sys.stderr)
+        emit(text)
+        return code
+
+    guarded(run, show_traceback)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

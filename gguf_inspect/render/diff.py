@@ -1,0 +1,231 @@
+"""Rendering of ``gguf-inspect diff A B``: the layout for table/markdown, and the JSON contract.
+
+Unchanged tensors and metadata keys are left out of every format unless ``show_all``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from gguf_inspect.analyses.diff import (
+    ArrayDigest,
+    DiffReport,
+    MetadataChange,
+    MetadataSide,
+    SideFacts,
+    TensorChange,
+    TensorSide,
+    ValueDiff,
+    ValuesProgress,
+)
+from gguf_inspect.analyses.roles import role_label
+from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
+from gguf_inspect.render.text import (
+    escape_terminal,
+    format_bytes,
+    format_mib,
+    format_params,
+    format_shape,
+)
+
+DIGEST_SHOWN = 12  # hex digits of an array's SHA-256 shown in tables (JSON has all 64)
+
+
+def _signed(delta: int) -> str:
+    return f"{delta:+,}"
+
+
+def _ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.1%}"
+
+
+def _files_section(a: SideFacts, b: SideFacts, delta: int) -> Table:
+    rows = [
+        ["file", a.path, b.path, ""],
+        ["architecture", a.architecture or "-", b.architecture or "-", ""],
+        ["file type", a.file_type, b.file_type, ""],
+        ["tensors", str(a.n_tensors), str(b.n_tensors), _signed(b.n_tensors - a.n_tensors)],
+        ["model params", format_params(a.n_params), format_params(b.n_params), ""],
+        ["tensor bytes", format_bytes(a.tensor_bytes), format_bytes(b.tensor_bytes),
+         f"{_signed(delta)} B"],
+        ["bits per weight", f"{a.bits_per_weight:.2f}", f"{b.bits_per_weight:.2f}", ""],
+    ]
+    return Table("files (A = reference, B = candidate)", ["", "A", "B", "B - A"], rows)
+
+
+def _type_counts_section(report: DiffReport) -> Table:
+    rows = [[name, str(count_a), str(count_b)] for name, count_a, count_b in report.type_counts]
+    return Table("tensor types (tensors per ggml type)", ["type", "A", "B"], rows,
+                 numeric_columns=frozenset({1, 2}))
+
+
+def _groups_section(report: DiffReport) -> Table:
+    rows = [[role_label(g.role), f"{g.a_tensors} / {g.b_tensors}", f"{g.a_bytes:,}",
+             f"{g.b_bytes:,}", _signed(g.delta), _ratio(g.ratio)] for g in report.groups]
+    return Table("bytes by role", ["role", "tensors A / B", "A bytes", "B bytes", "B - A",
+                                   "B / A"], rows, numeric_columns=frozenset({2, 3, 4, 5}))
+
+
+def _side_cells(side: TensorSide | None) -> tuple[str, str]:
+    return ("-", "-") if side is None else (side.type, f"{side.n_bytes:,}")
+
+
+def _shape(change: TensorChange) -> str:
+    shapes = [side.ne for side in (change.a, change.b) if side is not None]
+    if len(shapes) == 2 and shapes[0] != shapes[1]:
+        return f"{format_shape(shapes[0])} -> {format_shape(shapes[1])}"
+    return format_shape(shapes[0])
+
+
+def _tensors_section(report: DiffReport, show_all: bool) -> Table:
+    shown = [c for c in report.tensors if show_all or c.change != "same"]
+    hidden = len(report.tensors) - len(shown)
+    title = f"tensors: {sum(c.change != 'same' for c in report.tensors)} changed"
+    if hidden:
+        title += f", {hidden} unchanged not shown (--all shows them)"
+    rows = []
+    for change in shown:
+        type_a, bytes_a = _side_cells(change.a)
+        type_b, bytes_b = _side_cells(change.b)
+        rows.append([role_label(change.role), change.name, change.change, _shape(change),
+                     type_a, type_b, bytes_a, bytes_b, _signed(change.delta)])
+    return Table(title, ["role", "tensor", "change", "ne", "A type", "B type", "A bytes",
+                         "B bytes", "B - A"], rows, numeric_columns=frozenset({6, 7, 8}))
+
+
+def _metadata_text(side: MetadataSide | None) -> str:
+    if side is None:
+        return "-"
+    value = side.value
+    if isinstance(value, ArrayDigest):
+        return f"{value.count} x {value.item_type}, sha256 {value.sha256[:DIGEST_SHOWN]}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _metadata_cells(change: MetadataChange) -> tuple[str, str]:
+    text_a, text_b = _metadata_text(change.a), _metadata_text(change.b)
+    if change.a and change.b and change.a.type_name != change.b.type_name:
+        text_a, text_b = f"{text_a} ({change.a.type_name})", f"{text_b} ({change.b.type_name})"
+    return text_a, text_b
+
+
+def _metadata_section(report: DiffReport, show_all: bool) -> Table:
+    shown = [m for m in report.metadata if show_all or m.change != "same"]
+    hidden = len(report.metadata) - len(shown)
+    title = f"metadata: {sum(m.change != 'same' for m in report.metadata)} key(s) differ"
+    if hidden:
+        title += f", {hidden} unchanged not shown (--all shows them)"
+    rows = [[m.key, m.change, *_metadata_cells(m)] for m in shown]
+    return Table(title, ["key", "change", "A", "B"], rows)
+
+
+def _metric(value: float | None, digits: int = 4) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _values_section(report: DiffReport) -> Table:
+    options = report.options
+    scope = "every tensor" if options.values == "all" else "token embedding and output head"
+    rows_note = ("all rows" if options.sample is None
+                 else f"{options.sample} random rows per tensor, seed {options.seed}")
+    rows = [[v.name, role_label(v.role), f"{v.rows:,} / {v.total_rows:,}", _metric(v.rmse),
+             _metric(v.max_abs), f"{v.cos_mean:.6f}", f"{v.cos_min:.6f}",
+             _metric(v.rel_error)] for v in report.values]
+    return Table(f"values: B against A, {scope}, {rows_note}",
+                 ["tensor", "role", "rows", "RMSE", "max abs", "cos mean", "cos min",
+                  "rel error"], rows, numeric_columns=frozenset({2, 3, 4, 5, 6, 7}))
+
+
+def diff_sections(report: DiffReport, show_all: bool = False) -> list[Section]:
+    sections: list[Section] = []
+    if report.warnings:
+        sections.append(Paragraph("warnings", "\n".join(f"warning: {w}" for w in report.warnings)))
+    sections += [_files_section(report.a, report.b, report.tensor_bytes_delta),
+                 _type_counts_section(report), _groups_section(report),
+                 _tensors_section(report, show_all), _metadata_section(report, show_all)]
+    if report.options.values is not None:
+        sections.append(_values_section(report))
+        if report.values_skipped:
+            sections.append(Paragraph("values not compared", "\n".join(
+                f"{skip.name}: {skip.reason}" for skip in report.values_skipped)))
+    sections.append(KeyValues("verdict", [
+        ("differs", "yes" if report.differs else "no"),
+        ("tensor bytes B - A", f"{_signed(report.tensor_bytes_delta)} B "
+                               f"({format_mib(abs(report.tensor_bytes_delta))} "
+                               f"{'smaller' if report.tensor_bytes_delta < 0 else 'larger'})"),
+    ]))
+    return sections
+
+
+def progress_line(event: ValuesProgress) -> str:
+    """One line of value-diff progress for stderr (the tensor name is untrusted: escaped)."""
+    return (f"comparing values: {event.fraction:6.1%}  tensor {event.tensor_index}/{event.n_tensors}"
+            f"  {escape_terminal(event.tensor)}")
+
+
+# ---- JSON -------------------------------------------------------------------------------------
+
+def _finite(value: float | None) -> float | None:
+    """NaN and infinities are not JSON: they become null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _side_json(facts: SideFacts) -> dict[str, Any]:
+    return {"path": facts.path, "file_type": facts.file_type, "tensor_bytes": facts.tensor_bytes,
+            "bits_per_weight": facts.bits_per_weight, "architecture": facts.architecture,
+            "n_params": facts.n_params, "n_tensors": facts.n_tensors}
+
+
+def _tensor_side_json(side: TensorSide | None) -> dict[str, Any] | None:
+    if side is None:
+        return None
+    return {"type": side.type, "ne": list(side.ne), "n_bytes": side.n_bytes}
+
+
+def _metadata_value_json(side: MetadataSide | None) -> Any:
+    if side is None:
+        return None
+    value = side.value
+    if isinstance(value, ArrayDigest):
+        return {"type": side.type_name, "count": value.count, "sha256": value.sha256}
+    if isinstance(value, tuple):
+        return [_finite(v) if isinstance(v, float) else v for v in value]
+    return _finite(value) if isinstance(value, float) else value
+
+
+def _value_json(value: ValueDiff) -> dict[str, Any]:
+    return {"name": value.name, "role": value.role, "rmse": _finite(value.rmse),
+            "max_abs": _finite(value.max_abs), "cos_mean": _finite(value.cos_mean),
+            "cos_min": _finite(value.cos_min), "rel_error": _finite(value.rel_error),
+            "rows": value.rows, "total_rows": value.total_rows}
+
+
+def diff_json(report: DiffReport, show_all: bool = False) -> str:
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "warnings": list(report.warnings),
+        "a": _side_json(report.a),
+        "b": _side_json(report.b),
+        "type_counts": {"a": dict(report.a.type_counts), "b": dict(report.b.type_counts)},
+        "tensors": [{"name": c.name, "role": c.role, "change": c.change,
+                     "a": _tensor_side_json(c.a), "b": _tensor_side_json(c.b)}
+                    for c in report.tensors if show_all or c.change != "same"],
+        "groups": [{"role": g.role, "a_bytes": g.a_bytes, "b_bytes": g.b_bytes,
+                    "delta": g.delta, "a_tensors": g.a_tensors, "b_tensors": g.b_tensors}
+                   for g in report.groups],
+        "metadata": [{"key": m.key, "change": m.change, "a": _metadata_value_json(m.a),
+                      "b": _metadata_value_json(m.b)}
+                     for m in report.metadata if show_all or m.change != "same"],
+        "tensor_bytes_delta": report.tensor_bytes_delta,
+        "values": [_value_json(v) for v in report.values],
+        "values_skipped": [{"name": s.name, "reason": s.reason} for s in report.values_skipped],
+        "differs": report.differs,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
