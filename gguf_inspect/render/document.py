@@ -47,7 +47,7 @@ def draw_terminal(sections: Sequence[Section]) -> str:
             body = tabulate(rows, headers=list(section.headers), tablefmt="simple",
                             disable_numparse=True, colalign=_align(section))
         else:
-            body = escape_terminal(section.text)
+            body = _wrap(escape_terminal(section.text))
         blocks.append(f"{heading}\n{body}")
     return "\n\n".join(blocks) + "\n"
 
@@ -72,6 +72,13 @@ def draw_markdown(sections: Sequence[Section]) -> str:
             body = escape_markdown(section.text)
         blocks.append(f"{heading}\n\n{body}")
     return "\n\n".join(blocks) + "\n"
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    """Wrap each line of a paragraph for an 80-100 column terminal."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) if line else line for line in text.split("\n"))
 
 
 def _align(table: Table) -> list[str] | None:
