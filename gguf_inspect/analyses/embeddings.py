@@ -173,12 +173,12 @@ def _placement(embedding: MatrixFacts, output: MatrixFacts | None) -> Placement:
                   "--n-gpu-layers is: it costs RAM, never VRAM.")
     if output is not None:
         output_text = ("output.weight belongs to the output layer, the first layer offloaded: "
-                       f"with --n-gpu-layers >= 1 its {output.n_bytes} bytes go to the GPU.")
+                       f"with --n-gpu-layers >= 1 its {output.n_bytes:,} bytes go to the GPU.")
         return Placement("host", "follows offload (first layer offloaded)", None,
                          f"{input_text} {output_text}")
     tied_text = ("There is no output.weight, so llama.cpp loads token_embd.weight a second time "
                  "as the output head: once the output layer is offloaded (--n-gpu-layers >= 1) "
-                 f"a GPU copy of {embedding.n_bytes} bytes is made; on the CPU the one copy is "
+                 f"a GPU copy of {embedding.n_bytes:,} bytes is made; on the CPU the one copy is "
                  "shared (or repacked into CPU_REPACK when its type allows).")
     return Placement("host", "tied: a copy follows offload", embedding.n_bytes,
                      f"{input_text} {tied_text}")
