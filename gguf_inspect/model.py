@@ -57,9 +57,10 @@ class TensorInfo:
     name: str
     ne: tuple[int, ...]
     type_id: int
-    offset: int  # absolute offset of the data in the file
+    offset: int  # absolute data offset (split model: in all shards laid end to end)
     n_bytes: int
     info_offset: int  # where this entry sits in the header
+    shard: int = 0  # which file of a split model holds it (0-based; 0 when not split)
 
     @property
     def type_name(self) -> str:

@@ -69,7 +69,8 @@ class _Cursor:
         self.buffer = b""
         self.buffer_start = 0
         self.position = 0
-        self.chunk = FIRST_CHUNK
+        # A source may ask for smaller reads (a remote one pays for every byte fetched).
+        self.chunk, self.max_chunk = getattr(source, "read_ahead", (FIRST_CHUNK, MAX_CHUNK))
         self._formats: dict[str, struct.Struct] = {}
 
     def remaining(self) -> int:
@@ -82,7 +83,7 @@ class _Cursor:
                 f"file ends before {needed} byte(s) of {field}", offset=self.position, field=field)
         keep_from = self.position - self.buffer_start
         want = max(needed, self.chunk)
-        self.chunk = min(self.chunk * 2, MAX_CHUNK)
+        self.chunk = min(self.chunk * 2, self.max_chunk)
         tail = self.buffer[keep_from:]
         read_from = self.position + len(tail)
         data = self.source.read_at(read_from, want - len(tail))
@@ -399,8 +400,12 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
 
     With ``problems`` (a list), recoverable problems are appended there, path attached, and
     parsing goes on; a problem that leaves the rest unreadable still raises. Without it, the
-    first problem raises.
+    first problem raises. A source spanning several files (a split model) parses and merges
+    them itself through its ``read_model``.
     """
+    read_model = getattr(source, "read_model", None)
+    if read_model is not None:
+        return read_model(problems)
     collector = _Problems(problems)
     cursor = _Cursor(source, problems=collector)
     try:

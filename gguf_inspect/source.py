@@ -14,7 +14,12 @@ from gguf_inspect.errors import SourceError
 
 @runtime_checkable
 class ByteSource(Protocol):
-    """Random-access, read-only bytes with a known total size."""
+    """Random-access, read-only bytes with a known total size.
+
+    Optional extras the reader looks for: ``read_ahead`` (first and largest read size, for a
+    source that pays per byte) and ``read_model(problems)`` (a source spanning several files,
+    a split model, parses and merges their headers itself).
+    """
 
     name: str
     size: int
@@ -69,6 +74,28 @@ def _is_regular(mode: int) -> bool:
     return stat.S_ISREG(mode)
 
 
+REMOTE_PREFIXES = ("http://", "https://", "hf://")
+
+
+def is_remote(location: str | os.PathLike[str]) -> bool:
+    """True for an ``http(s)://`` or ``hf://`` URL (read with Range requests, not opened)."""
+    return isinstance(location, str) and location.lower().startswith(REMOTE_PREFIXES)
+
+
 def open_source(location: str | os.PathLike[str]) -> ByteSource:
-    """The byte source for a model location (a local path for now)."""
+    """The byte source for a model location: a local path or an http(s):// or hf:// URL; any
+    shard of a split model (``NAME-0000N-of-0000M.gguf``) opens all shards as one model."""
+    from gguf_inspect.split import SplitSource, is_shard_name
+
+    if is_shard_name(location):
+        return SplitSource(os.fspath(location), open_single_source)
+    return open_single_source(location)
+
+
+def open_single_source(location: str | os.PathLike[str]) -> ByteSource:
+    """One file, local or remote, never expanded to its split siblings."""
+    if is_remote(location):
+        from gguf_inspect.remote import HTTPRangeSource
+
+        return HTTPRangeSource(os.fspath(location))
     return LocalFileSource(location)

@@ -1,0 +1,325 @@
+"""HTTP(S) byte source: read a remote GGUF header with Range requests instead of downloading it.
+
+One ``requests`` session per source keeps one connection alive across the reader's growing
+reads (64 KiB first, doubling to 1 MiB, through the ``read_ahead`` hint), so bytes fetched for a
+header stay within the header size plus 1 MiB. Redirects are followed; each request has
+timeouts; connection failures, timeouts, broken bodies and 429/5xx answers are retried a few
+times with backoff. A server that ignores Range (200 with the whole body) is detected: a small
+body is kept whole, a larger one is cut off at ``whole_body_cap`` with a clear error.
+
+Hugging Face: ``hf://OWNER/REPO[@REVISION]/PATH`` and ``https://huggingface.co/.../blob/...``
+page links resolve to the ``/resolve/`` download URL (``HF_ENDPOINT`` overrides the host), and
+``HF_TOKEN``, when set, goes as a bearer header to the Hugging Face host only, never printed.
+
+``requests`` is imported lazily: inspecting a local file never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from gguf_inspect.errors import SourceError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
+
+DEFAULT_HF_ENDPOINT = "https://huggingface.co"
+HF_HOSTS = frozenset({"huggingface.co", "hf.co"})
+FIRST_READ = 64 << 10
+LARGEST_READ = 1 << 20  # the most the reader may over-read past a header
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MISSING_STATUSES = frozenset({404, 410})
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECASE)
+_BODY_PIECE = 64 << 10
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class HTTPOptions:
+    """Network settings; the defaults suit a public CDN, tests shrink the waits."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    attempts: int = 4  # one try plus three retries on transient failures
+    backoff: float = 0.5  # seconds before the first retry, doubled each time
+    max_retry_after: float = 10.0  # cap on a server's Retry-After
+    whole_body_cap: int = 4 << 20  # bytes read from a server that ignores Range before giving up
+
+
+class RemoteFileMissingError(SourceError):
+    """The server answered 404 or 410: there is no file at that URL."""
+
+
+@dataclass(frozen=True)
+class ResolvedURL:
+    """Where to send requests, and whether the Hugging Face token belongs there."""
+
+    url: str
+    hugging_face: bool
+
+
+def hf_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", DEFAULT_HF_ENDPOINT).rstrip("/")
+
+
+def resolve_url(location: str) -> ResolvedURL:
+    """The download URL of a location: ``hf://`` and Hugging Face ``/blob/`` links rewritten."""
+    if location.lower().startswith("hf://"):
+        return ResolvedURL(_resolve_hf_scheme(location), True)
+    parts = urlsplit(location)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise SourceError("not an http(s):// or hf:// URL", path=redact_url(location))
+    if not _is_hf_host(parts.netloc):
+        return ResolvedURL(location, False)
+    segments = parts.path.split("/")
+    # /OWNER/REPO/blob/REV/PATH or /datasets|spaces/OWNER/REPO/blob/REV/PATH
+    blob_at = 4 if len(segments) > 1 and segments[1] in ("datasets", "spaces") else 3
+    if len(segments) > blob_at + 2 and segments[blob_at] == "blob":
+        segments[blob_at] = "resolve"
+        parts = parts._replace(path="/".join(segments))
+    return ResolvedURL(urlunsplit(parts), True)
+
+
+def _resolve_hf_scheme(location: str) -> str:
+    rest = location[len("hf://"):]
+    kind = ""
+    for prefix in ("datasets/", "spaces/"):
+        if rest.startswith(prefix):
+            kind, rest = prefix, rest[len(prefix):]
+    pieces = rest.split("/", 2)
+    if len(pieces) < 3 or not all(pieces):
+        raise SourceError("an hf:// URL reads hf://OWNER/REPO[@REVISION]/PATH", path=location)
+    owner, repo, path = pieces
+    repo, _, revision = repo.partition("@")
+    revision = quote(unquote(revision or "main"), safe="")
+    return f"{hf_endpoint()}/{kind}{owner}/{repo}/resolve/{revision}/{path}"
+
+
+def _is_hf_host(netloc: str) -> bool:
+    host = netloc.rpartition("@")[2].lower()
+    return host in HF_HOSTS or host == urlsplit(hf_endpoint()).netloc.lower()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any ``user:password@`` left out, fit to print."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+class HTTPRangeSource:
+    """A remote file read with HTTP Range requests (a ``ByteSource``).
+
+    Opening fetches the first 64 KiB, which also gives the total size (``Content-Range``).
+    ``bytes_fetched`` and ``requests_made`` count what went over the network.
+    """
+
+    read_ahead = (FIRST_READ, LARGEST_READ)
+
+    def __init__(self, location: str, options: HTTPOptions | None = None) -> None:
+        import requests  # lazy: only remote locations pay for it
+
+        self._requests = requests
+        self.name = redact_url(location)
+        self.options = options or HTTPOptions()
+        resolved = resolve_url(location)
+        self._url = resolved.url
+        token = os.environ.get("HF_TOKEN", "").strip() if resolved.hugging_face else ""
+        # Sent on requests to the Hugging Face host only; requests drops it on a redirect to
+        # another host (the CDN), and it is never part of any message.
+        self._auth_host = urlsplit(resolved.url).netloc.lower() if token else None
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session = requests.Session()
+        self.bytes_fetched = 0
+        self.requests_made = 0
+        self._cache_start = 0
+        self._cache = b""
+        self._retry_after: str | None = None
+        self.size = 0
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- ByteSource ---------------------------------------------------------------------------
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        length = max(0, min(length, self.size - offset))
+        if length == 0:
+            return b""
+        cached_from = offset - self._cache_start
+        if 0 <= cached_from and cached_from + length <= len(self._cache):
+            return self._cache[cached_from:cached_from + length]
+        data = self._fetch_range(offset, length)
+        self._cache_start, self._cache = offset, data
+        return data
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "HTTPRangeSource":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- requests -----------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self._exchange(f"bytes=0-{FIRST_READ - 1}", 0, self._take_first_answer)
+
+    def _take_first_answer(self, response: "requests.Response") -> None:
+        if response.status_code == 200:
+            self._take_whole_body(response)
+            return
+        if response.status_code == 416:  # an empty file has no byte 0
+            self.size = self._content_range(response, 0, allow_empty=True)[1]
+            return
+        self._check_status(response, 0)
+        start, total = self._content_range(response, 0)
+        self._cache = self._read_body(response, min(FIRST_READ, total), 0)
+        self._cache_start, self.size = start, total
+
+    def _fetch_range(self, offset: int, length: int) -> bytes:
+        def take(response: "requests.Response") -> bytes:
+            if response.status_code == 200:
+                raise SourceError("the server stopped honouring HTTP Range requests",
+                                  path=self.name, offset=offset)
+            self._check_status(response, offset)
+            start, total = self._content_range(response, offset)
+            if total != self.size:
+                raise SourceError(f"the remote file changed size while being read ({self.size} "
+                                  f"then {total} bytes)", path=self.name, offset=offset)
+            if start != offset:
+                raise SourceError(f"the server sent bytes from {start} instead",
+                                  path=self.name, offset=offset)
+            return self._read_body(response, length, offset)
+
+        return self._exchange(f"bytes={offset}-{offset + length - 1}", offset, take)
+
+    def _exchange(self, byte_range: str, offset: int,
+                  take: Callable[["requests.Response"], _Result]) -> _Result:
+        """One ranged GET answered by ``take``, retried on transient failures.
+
+        Hand-written rather than urllib3's ``Retry``: that one retries the request but not a
+        body that breaks off midway, and both are worth a retry here.
+        """
+        requests = self._requests
+        problem = ""
+        for attempt in range(self.options.attempts):
+            if attempt:
+                time.sleep(self._retry_delay(attempt))
+            self.requests_made += 1
+            self._retry_after = None
+            try:
+                with self._session.get(
+                        self._url, headers={"Range": byte_range, **self._headers_for(self._url)},
+                        timeout=(self.options.connect_timeout, self.options.read_timeout),
+                        stream=True, allow_redirects=True) as response:
+                    if response.status_code in TRANSIENT_STATUSES:
+                        problem = f"HTTP {response.status_code}"
+                        self._retry_after = response.headers.get("Retry-After")
+                        continue
+                    result = take(response)
+                    self._follow(response)
+                    return result
+            except (requests.RequestException, OSError) as error:
+                problem = _describe(error)
+        raise SourceError(f"giving up after {self.options.attempts} attempts: {problem}",
+                          path=self.name, offset=offset)
+
+    def _retry_delay(self, attempt: int) -> float:
+        """Exponential backoff, or the server's Retry-After (in seconds) when it asks for more."""
+        delay = self.options.backoff * 2 ** (attempt - 1)
+        if self._retry_after and self._retry_after.strip().isdigit():
+            delay = max(delay, min(float(self._retry_after), self.options.max_retry_after))
+        return delay
+
+    def _headers_for(self, url: str) -> dict[str, str]:
+        if self._auth_host and urlsplit(url).netloc.lower() == self._auth_host:
+            return self._auth
+        return {}
+
+    def _follow(self, response: "requests.Response") -> None:
+        """After a redirect, ask the final URL directly (one round trip per read, not two)."""
+        if response.history and response.status_code == 206:
+            self._url = response.url
+
+    def _check_status(self, response: "requests.Response", offset: int) -> None:
+        status = response.status_code
+        if status == 206:
+            return
+        if status in MISSING_STATUSES:
+            raise RemoteFileMissingError(f"no such remote file (HTTP {status})", path=self.name)
+        if status in (401, 403):
+            hint = (" (set HF_TOKEN for a gated or private repository)"
+                    if self._url.startswith(hf_endpoint()) or not self._auth else "")
+            raise SourceError(f"access denied (HTTP {status}){hint}", path=self.name)
+        raise SourceError(f"unexpected HTTP {status} {response.reason or ''}".rstrip(),
+                          path=self.name, offset=offset)
+
+    def _content_range(self, response: "requests.Response", offset: int,
+                       allow_empty: bool = False) -> tuple[int, int]:
+        """(first byte sent, total size) from ``Content-Range``."""
+        header = response.headers.get("Content-Range", "")
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if not match or match.group(3) == "*" or (match.group(1) is None and not allow_empty):
+            raise SourceError(f"unusable Content-Range {header!r} in a range answer",
+                              path=self.name, offset=offset)
+        start = int(match.group(1)) if match.group(1) is not None else 0
+        return start, int(match.group(3))
+
+    def _read_body(self, response: "requests.Response", length: int, offset: int) -> bytes:
+        """Exactly ``length`` bytes of a 206 body; a short, long or broken body is an I/O error.
+
+        The body is read to its end so the connection goes back to the pool, kept alive.
+        """
+        pieces: list[bytes] = []
+        received = 0
+        for piece in response.iter_content(_BODY_PIECE):  # network errors: retried by caller
+            pieces.append(piece)
+            received += len(piece)
+            self.bytes_fetched += len(piece)
+            if received > length:
+                raise SourceError(f"the server sent more than the {length} bytes asked for",
+                                  path=self.name, offset=offset)
+        if received < length:
+            raise SourceError(f"the server sent {received} of {length} requested bytes",
+                              path=self.name, offset=offset + received)
+        return b"".join(pieces)
+
+    def _take_whole_body(self, response: "requests.Response") -> None:
+        """A server that ignores Range: keep a small file whole, refuse to download a big one."""
+        cap = self.options.whole_body_cap
+        declared = response.headers.get("Content-Length", "")
+        announced = int(declared) if declared.isdigit() else None
+        message = ("the server ignores HTTP Range requests (it answered 200 with the whole "
+                   f"{'file' if announced is None else f'{announced}-byte file'}); stopped "
+                   f"after {{read}} bytes, the cap for such servers is {cap}. Use a server "
+                   "that supports Range, or download the file")
+        if announced is not None and announced > cap:
+            raise SourceError(message.format(read=0), path=self.name)
+        pieces: list[bytes] = []
+        received = 0
+        for piece in response.iter_content(_BODY_PIECE):
+            pieces.append(piece)
+            received += len(piece)
+            self.bytes_fetched += len(piece)
+            if received > cap:
+                raise SourceError(message.format(read=received), path=self.name)
+        self._cache = b"".join(pieces)
+        self._cache_start = 0
+        self.size = len(self._cache)
+
+
+def _describe(error: Any) -> str:
+    """A short, secret-free description of a network error (no headers, so no token)."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:300]

@@ -1,0 +1,165 @@
+"""A local HTTP/1.1 file server for the remote tests: 127.0.0.1 only, in a thread, no internet.
+
+Written for the tests rather than taken from ``http.server``'s ``SimpleHTTPRequestHandler``,
+which ignores Range. It serves the files of one folder under ``/files/NAME`` and can:
+honour Range (206) or ignore it (200 with the whole body), answer 503 to the first requests,
+break off the first bodies midway, redirect ``/redirect/NAME`` to ``/files/NAME``, map
+Hugging Face ``/OWNER/REPO/resolve/REVISION/NAME`` paths to the folder, and demand a token.
+It counts what it really sent, an oracle independent of the client's own counters.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+_HF_PATH = re.compile(r"^/(?:datasets/)?[^/]+/[^/]+/resolve/[^/]+/(?P<name>.+)$")
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    path: str
+    range: str | None
+    authorization: str | None
+
+
+@dataclass
+class ServerLog:
+    requests: list[Seen] = field(default_factory=list)
+    connections: int = 0
+    bytes_sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server: "_Server"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.log.lock:
+            self.server.log.connections += 1
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        config, log = self.server.config, self.server.log
+        with log.lock:
+            log.requests.append(Seen(self.path, self.headers.get("Range"),
+                                     self.headers.get("Authorization")))
+            number = len(log.requests)
+        path = unquote(urlsplit(self.path).path)
+        if path.startswith("/redirect/"):
+            self._send_empty(302, {"Location": "/files/" + path[len("/redirect/"):]})
+            return
+        if number <= config.fail_first:
+            self._send_empty(503, {"Retry-After": "0"})
+            return
+        if config.token is not None and self.headers.get("Authorization") != f"Bearer {config.token}":
+            self._send_empty(401)
+            return
+        target = self._target(path)
+        if target is None or not target.is_file():
+            self._send_empty(404)
+            return
+        data = target.read_bytes()
+        match = _RANGE.fullmatch(self.headers.get("Range", "") or "")
+        if not config.honour_range or match is None:
+            self._send_body(200, data, {})
+            return
+        start = int(match.group(1))
+        end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
+        if start >= len(data):
+            self._send_empty(416, {"Content-Range": f"bytes */{len(data)}"})
+            return
+        body = data[start:end + 1]
+        headers = {"Content-Range": f"bytes {start}-{end}/{len(data)}"}
+        broken = number <= config.fail_first + config.break_first
+        self._send_body(206, body, headers, broken=broken)
+
+    def _target(self, path: str) -> Path | None:
+        root = self.server.config.root
+        if path.startswith("/files/"):
+            return root / path[len("/files/"):]
+        match = _HF_PATH.match(path)
+        return root / match.group("name") if match else None
+
+    def _send_empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send_body(self, status: int, body: bytes, headers: dict[str, str],
+                   broken: bool = False) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if broken:  # half the promised body, then hang up
+            body = body[:len(body) // 2]
+            self.close_connection = True
+        try:
+            for start in range(0, len(body), 64 << 10):
+                piece = body[start:start + (64 << 10)]
+                self.wfile.write(piece)
+                with self.server.log.lock:
+                    self.server.log.bytes_sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            self.close_connection = True
+
+
+@dataclass
+class ServerConfig:
+    root: Path
+    honour_range: bool = True
+    fail_first: int = 0  # the first N requests get 503
+    break_first: int = 0  # the next N range answers break off midway
+    token: str | None = None  # demand "Authorization: Bearer TOKEN"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    config: ServerConfig
+    log: ServerLog
+
+
+class RangeServer:
+    """``with RangeServer(folder) as server: server.url("model.gguf")``."""
+
+    def __init__(self, root: Path, **options: object) -> None:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.config = ServerConfig(root=Path(root), **options)  # type: ignore[arg-type]
+        self._server.log = ServerLog()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def log(self) -> ServerLog:
+        return self._server.log
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, name: str, redirect: bool = False) -> str:
+        return f"{self.base}/{'redirect' if redirect else 'files'}/{name}"
+
+    def __enter__(self) -> "RangeServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
