@@ -173,6 +173,83 @@ def diff_command(
     guarded(run, show_traceback)
 
 
+def _cache_type(value: Optional[str]) -> Optional[str]:
+    """A KV cache type name llama.cpp knows (f16, q8_0, q4_0 ...), checked before loading."""
+    if value is None:
+        return None
+    from gguf_inspect.constants import ggml_type_from_name
+
+    try:
+        return ggml_type_from_name(value).name
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _flash_attn(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ("on", "off", "auto"):
+        raise typer.BadParameter(f"expected on, off or auto, got {value!r}")
+    return value
+
+
+@app.command("runtime")
+def runtime_command(
+    model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
+    ctx: Annotated[Optional[int], typer.Option(
+        "--ctx", min=0, help="Context length (0: the trained length) [default: 4096].",
+        show_default=False)] = None,
+    batch: Annotated[Optional[int], typer.Option(
+        "--batch", min=1, help="n_batch [default: 2048].", show_default=False)] = None,
+    ubatch: Annotated[Optional[int], typer.Option(
+        "--ubatch", min=1, help="n_ubatch [default: 512].", show_default=False)] = None,
+    parallel: Annotated[Optional[int], typer.Option(
+        "--parallel", min=1, help="Sequences (n_seq_max) [default: 1].",
+        show_default=False)] = None,
+    cache_type_k: Annotated[Optional[str], typer.Option(
+        "--cache-type-k", callback=_cache_type, help="K cache type [default: f16].",
+        show_default=False)] = None,
+    cache_type_v: Annotated[Optional[str], typer.Option(
+        "--cache-type-v", callback=_cache_type, help="V cache type [default: f16].",
+        show_default=False)] = None,
+    flash_attn: Annotated[Optional[str], typer.Option(
+        "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
+        help="Flash attention [default: auto].", show_default=False)] = None,
+    no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")] = False,
+    ngl: Annotated[Optional[int], typer.Option(
+        "--ngl", help="Layers to offload to the GPU (-1 all) [default: 0].",
+        show_default=False)] = None,
+    swa_full: Annotated[Optional[bool], typer.Option(
+        "--swa-full/--no-swa-full", help="Full-size sliding-window cache [default: on].",
+        show_default=False)] = None,
+    log_file: Annotated[Optional[str], typer.Option(
+        "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
+    from_log: Annotated[Optional[str], typer.Option(
+        "--from-log", metavar="FILE",
+        help="Compare with a saved load log instead (no llama-cpp-python needed).")] = None,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Load the model with llama.cpp (no generation) and check our figures against its log."""
+    output_format = pick_format(as_json, as_markdown)
+    if from_log is not None and log_file is not None:
+        raise typer.BadParameter("--log saves a live load's log; it cannot go with --from-log")
+    given = {"n_ctx": ctx, "n_batch": batch, "n_ubatch": ubatch, "n_parallel": parallel,
+             "cache_type_k": cache_type_k, "cache_type_v": cache_type_v,
+             "flash_attn": flash_attn, "n_gpu_layers": ngl, "swa_full": swa_full,
+             "use_mmap": False if no_mmap else None}
+    settings = {name: value for name, value in given.items() if value is not None}
+
+    def run() -> int:
+        from gguf_inspect.commands.runtime import run_runtime
+
+        text, code = run_runtime(model, output_format, settings, log_path=log_file,
+                                 from_log=from_log)
+        emit(text)
+        return code
+
+    guarded(run, show_traceback)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,107 @@
+"""The ``runtime`` command's body: load the model through llama-cpp-python (or read a saved
+load log), predict the same load with the memory model, and render the side-by-side checks.
+
+From Python: ``run_runtime("model.gguf", "json", {"n_ctx": 1000})`` returns (text, exit code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gguf_inspect.analyses.memory import MemoryConfig, predict_memory
+from gguf_inspect.analyses.runtime_compare import (
+    ExactFigures,
+    RuntimeComparison,
+    compare,
+    config_from_log,
+)
+from gguf_inspect.analyses.runtime_log import LoadLog, parse_load_log, split_log_text
+from gguf_inspect.analyses.summary import summarize
+from gguf_inspect.commands import render_sections
+from gguf_inspect.constants import ExitCode
+from gguf_inspect.errors import RuntimeUnavailableError, SourceError
+from gguf_inspect.model import GGUFFile
+from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.source import open_source
+
+
+def _read_model(location: str) -> GGUFFile:
+    source = open_source(location)
+    try:
+        return read_gguf_source(source)
+    finally:
+        source.close()
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise SourceError(f"cannot read the log: {error.strerror or error}", path=path) from None
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise SourceError(f"cannot write the log: {error.strerror or error}", path=path) from None
+
+
+def _from_saved_log(log_file: str, settings: dict[str, Any]
+                    ) -> tuple[LoadLog, MemoryConfig, list[str]]:
+    log = parse_load_log(split_log_text(_read_text(log_file)))
+    config, notes = config_from_log(log, MemoryConfig())
+    if settings:
+        config = replace(config, **settings)
+        notes.append("given on the command line: " + ", ".join(
+            f"{name}={value}" for name, value in settings.items()))
+    return log, config, notes
+
+
+def _from_live_load(location: str, config: MemoryConfig, log_path: str | None
+                    ) -> tuple[LoadLog, ExactFigures, str]:
+    from gguf_inspect.runtime.capture import capture_load
+
+    try:
+        capture = capture_load(location, config)
+    except RuntimeUnavailableError as error:
+        raw_log = getattr(error, "raw_log", None)
+        if log_path and raw_log:
+            _write_text(log_path, raw_log)  # the refusal's log is the useful one to keep
+        raise
+    if log_path:
+        _write_text(log_path, capture.raw_log)
+    exact = ExactFigures(capture.model_size, capture.model_n_params, capture.n_ctx,
+                         capture.n_ctx_seq, capture.n_batch, capture.n_ubatch, capture.n_seq_max)
+    return parse_load_log(capture.records), exact, capture.library
+
+
+def compare_runtime(location: str, settings: dict[str, Any], log_path: str | None = None,
+                    from_log: str | None = None) -> RuntimeComparison:
+    """Load (or read the saved log of) ``location`` with ``settings`` (MemoryConfig fields
+    given by the user) and compare every figure with the memory model's prediction."""
+    gguf = _read_model(location)
+    if from_log is not None:
+        log, config, notes = _from_saved_log(from_log, settings)
+        exact, runtime = None, f"log {from_log}"
+    else:
+        config, notes = replace(MemoryConfig(), **settings), []
+        log, exact, runtime = _from_live_load(location, config, log_path)
+    comparison = compare(summarize(gguf), predict_memory(gguf, config), log, exact, runtime)
+    return replace(comparison, notes=tuple(notes) + comparison.notes)
+
+
+def run_runtime(location: str, output_format: str, settings: dict[str, Any],
+                log_path: str | None = None, from_log: str | None = None) -> tuple[str, int]:
+    """The ``runtime`` command: rendered comparison and its exit code (0 all exact match)."""
+    comparison = compare_runtime(location, settings, log_path, from_log)
+    code = ExitCode.OK if comparison.all_match else ExitCode.DIFFERS
+    if output_format == "json":
+        from gguf_inspect.render.runtime import runtime_json
+
+        return runtime_json(comparison), code
+    from gguf_inspect.render.runtime import runtime_sections
+
+    return render_sections(runtime_sections(comparison), output_format), code

@@ -1,0 +1,159 @@
+"""Load a model and a context through llama-cpp-python (no generation) and keep llama.cpp's whole
+load log, caught through llama.cpp's own log callback.
+
+Why a callback and not stderr redirection: llama-cpp-python installs its own callback at import,
+and with ``verbose=False`` it points the C file descriptors at /dev/null, so redirecting stderr
+can lose everything. ``llama_log_set`` hands us every message, at every level, whatever the
+Python side is set to. The previous callback is put back afterwards.
+
+Uses the C API directly (``llama_model_load_from_file`` / ``llama_init_from_model``) rather than
+the ``Llama`` class: the class overrides some of llama.cpp's defaults and does not expose all of
+the context parameters (``swa_full``, ``kv_unified``) the comparison needs to set.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gguf_inspect.analyses.runtime_log import LogRecord, join_fragments
+from gguf_inspect.constants import ggml_type_from_name
+from gguf_inspect.errors import RuntimeUnavailableError
+
+if TYPE_CHECKING:  # the memory model is only needed for its settings record
+    from gguf_inspect.analyses.memory import MemoryConfig
+
+INSTALL_HINT = "pip install 'gguf-inspect[runtime]'  (or: pip install llama-cpp-python)"
+FLASH_ATTN_TYPES = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
+LOAD_MODE_NONE, LOAD_MODE_MMAP = 0, 1  # enum llama_load_mode
+UNLIMITED_CONTEXT = 0  # n_ctx = 0: "from model", i.e. the trained context length
+
+
+@dataclass(frozen=True)
+class RuntimeCapture:
+    """What one load told us: the log, and the exact figures the C API reports beside it."""
+
+    raw_log: str  # every fragment, concatenated exactly as llama.cpp wrote it
+    records: tuple[LogRecord, ...]  # the same, joined into whole lines with their level
+    model_size: int  # llama_model_size: exact tensor bytes
+    model_n_params: int  # llama_model_n_params: exact element count
+    n_ctx: int
+    n_ctx_seq: int
+    n_batch: int
+    n_ubatch: int
+    n_seq_max: int
+    library: str  # "llama-cpp-python 0.3.36"
+
+
+def import_llama_cpp() -> Any:
+    """The ``llama_cpp`` module, or a RuntimeUnavailableError that says how to install it."""
+    try:
+        import llama_cpp
+    except ImportError as error:
+        raise RuntimeUnavailableError(
+            f"llama-cpp-python is not installed ({error}); install it with: {INSTALL_HINT}"
+        ) from None
+    return llama_cpp
+
+
+class LogCatcher:
+    """Installs a llama.cpp log callback for the duration of a ``with`` block.
+
+    The ctypes callback object is kept on the instance: ctypes does not keep it alive for C,
+    and a collected callback crashes the process on the next log message.
+    """
+
+    def __init__(self, llama_cpp: Any) -> None:
+        self._llama_cpp = llama_cpp
+        self.fragments: list[tuple[int, str]] = []
+        self._callback = llama_cpp.llama_log_callback(self._receive)
+        self._previous_callback = llama_cpp.llama_log_callback()
+        self._previous_user_data = ctypes.c_void_p()
+
+    def _receive(self, level: int, text: bytes, _user_data: Any) -> None:
+        # Never raise into C: decode leniently (strings from the file may be any bytes).
+        self.fragments.append((int(level), text.decode("utf-8", errors="replace")))
+
+    def __enter__(self) -> "LogCatcher":
+        self._llama_cpp.llama_log_get(ctypes.byref(self._previous_callback),
+                                      ctypes.byref(self._previous_user_data))
+        self._llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._llama_cpp.llama_log_set(self._previous_callback, self._previous_user_data)
+
+
+def _model_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = config.n_gpu_layers
+    params.load_mode = LOAD_MODE_MMAP if config.use_mmap else LOAD_MODE_NONE
+    params.use_extra_bufts = config.cpu_repack
+    return params
+
+
+def _context_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = UNLIMITED_CONTEXT if config.n_ctx is None else config.n_ctx
+    params.n_batch = config.n_batch
+    params.n_ubatch = config.n_ubatch
+    params.n_seq_max = config.n_parallel
+    params.type_k = ggml_type_from_name(config.cache_type_k).type_id
+    params.type_v = ggml_type_from_name(config.cache_type_v).type_id
+    params.flash_attn_type = FLASH_ATTN_TYPES[config.flash_attn]
+    params.swa_full = config.swa_full
+    params.kv_unified = config.kv_unified
+    params.offload_kqv = config.offload_kqv
+    params.n_threads = params.n_threads_batch = 1  # nothing is computed; keep it light
+    return params
+
+
+def _refusal(path: str, what: str, records: tuple[LogRecord, ...]) -> RuntimeUnavailableError:
+    """llama.cpp's own error line (the most specific one) as the message of the failure."""
+    from gguf_inspect.analyses.runtime_log import error_lines
+
+    errors = error_lines(records)
+    reason = errors[0] if errors else f"llama.cpp could not {what} (no error line in its log)"
+    return RuntimeUnavailableError(f"llama.cpp refused the model: {reason}", path=path)
+
+
+def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
+    """Load ``path`` and one context as ``config`` says, free both, and return the whole log.
+
+    Raises RuntimeUnavailableError when llama-cpp-python is missing or llama.cpp refuses the
+    model or the context (the message carries llama.cpp's own error line).
+    """
+    if not os.path.isfile(path):
+        from gguf_inspect.errors import SourceError
+
+        raise SourceError("no such file", path=path)
+    llama_cpp = import_llama_cpp()
+    catcher = LogCatcher(llama_cpp)
+    with catcher:
+        llama_cpp.llama_backend_init()
+        model = llama_cpp.llama_model_load_from_file(path.encode(), _model_params(llama_cpp, config))
+        if not model:
+            raise _refusal(path, "load the model", join_fragments(catcher.fragments))
+        try:
+            context = llama_cpp.llama_init_from_model(model, _context_params(llama_cpp, config))
+            if not context:
+                raise _refusal(path, "create the context", join_fragments(catcher.fragments))
+            sizes = (llama_cpp.llama_n_ctx(context), llama_cpp.llama_n_ctx_seq(context),
+                     llama_cpp.llama_n_batch(context), llama_cpp.llama_n_ubatch(context),
+                     llama_cpp.llama_n_seq_max(context))
+            # Freeing the context logs the compute buffers again, with four decimals.
+            llama_cpp.llama_free(context)
+            model_size = llama_cpp.llama_model_size(model)
+            model_n_params = llama_cpp.llama_model_n_params(model)
+        finally:
+            llama_cpp.llama_model_free(model)
+    return RuntimeCapture(
+        raw_log="".join(text for _level, text in catcher.fragments),
+        records=join_fragments(catcher.fragments),
+        model_size=model_size, model_n_params=model_n_params,
+        n_ctx=sizes[0], n_ctx_seq=sizes[1], n_batch=sizes[2], n_ubatch=sizes[3],
+        n_seq_max=sizes[4],
+        library=f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')}",
+    )
