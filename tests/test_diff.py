@@ -1,0 +1,469 @@
+"""Tests of ``gguf-inspect diff``: analysis, rendering, command and CLI.
+
+Oracles: byte sizes from first principles (elements / block size x block bytes, ggml-common.h),
+tensor types and bytes as gguf-py's GGUFReader reads them, and error metrics computed with numpy
+on whole tensors dequantized by gguf-py (GGUFReader + gguf.quants.dequantize), independently of
+gguf-inspect's reader and its chunked dequantizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gguf_inspect.analyses import dequant
+from gguf_inspect.analyses.diff import (
+    ArrayDigest,
+    DiffOptions,
+    DiffReport,
+    ValuesProgress,
+    diff_models,
+    sample_rows,
+    value_diff,
+)
+from gguf_inspect.cli import app
+from gguf_inspect.commands.diff import StderrProgress, run_diff
+from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.render.diff import diff_json, diff_sections
+from gguf_inspect.render.document import draw_markdown, draw_terminal
+from gguf_inspect.source import LocalFileSource
+from tests.conftest import fixture_path
+
+# (elements per block, bytes per block) from ggml-common.h: q8_0 is a f16 scale + 32 int8,
+# q4_K 144 bytes per 256 values, q6_K 210 per 256, q5_0 22 per 32.
+BLOCKS = {"F32": (1, 4), "F16": (1, 2), "Q8_0": (32, 34), "Q4_K": (256, 144),
+          "Q6_K": (256, 210), "Q5_0": (32, 22)}
+N_EMBD, N_VOCAB, N_FF, N_KV = 256, 384, 256, 128  # the tiny llamas, fixtures/build.py
+
+
+def expected_bytes(type_name: str, n_elements: int) -> int:
+    block, size = BLOCKS[type_name]
+    assert n_elements % block == 0
+    return n_elements // block * size
+
+
+def diff(name_a: str, name_b: str, options: DiffOptions = DiffOptions(),
+         progress=None) -> DiffReport:  # type: ignore[no-untyped-def]
+    return diff_paths(fixture_path(name_a), fixture_path(name_b), options, progress)
+
+
+def diff_paths(path_a: Path, path_b: Path, options: DiffOptions = DiffOptions(),
+               progress=None) -> DiffReport:  # type: ignore[no-untyped-def]
+    with LocalFileSource(path_a) as source_a, LocalFileSource(path_b) as source_b:
+        return diff_models(read_gguf_source(source_a), read_gguf_source(source_b),
+                           source_a, source_b, options, progress)
+
+
+def reader_tensors(name: str) -> dict[str, gguf.ReaderTensor]:
+    return {t.name: t for t in gguf.GGUFReader(fixture_path(name)).tensors}
+
+
+def dequantized(tensor: gguf.ReaderTensor) -> np.ndarray:
+    """gguf-py's whole-tensor dequantization, as (rows, ne[0]) float64."""
+    values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float64)
+    return values.reshape(-1, int(tensor.shape[0]))
+
+
+def numpy_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    error = b - a
+    cosines = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "max_abs": float(np.abs(error).max()),
+            "cos_mean": float(cosines.mean()), "cos_min": float(cosines.min()),
+            "rel_error": float(np.linalg.norm(error) / np.linalg.norm(a))}
+
+
+def assert_metrics(value, expected: dict[str, float]) -> None:  # type: ignore[no-untyped-def]
+    for key, number in expected.items():
+        assert getattr(value, key) == pytest.approx(number, rel=1e-9, abs=1e-12), key
+
+
+# ---- structure --------------------------------------------------------------------------------
+
+def test_f16_to_q8_0_every_weight_changes_type_with_first_principles_bytes() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf")
+    oracle_a = reader_tensors("tiny-llama-untied-f16.gguf")
+    oracle_b = reader_tensors("tiny-llama-untied-q8_0.gguf")
+    assert {c.name for c in report.tensors} == set(oracle_a) == set(oracle_b)
+    for change in report.tensors:
+        a, b = oracle_a[change.name], oracle_b[change.name]
+        assert change.a is not None and change.b is not None
+        assert (change.a.type.upper(), change.b.type.upper()) == (a.tensor_type.name,
+                                                                  b.tensor_type.name)
+        assert change.a.n_bytes == expected_bytes(a.tensor_type.name, int(a.n_elements))
+        assert change.b.n_bytes == expected_bytes(b.tensor_type.name, int(b.n_elements))
+        if len(a.shape) == 2:  # every matrix: f16 -> q8_0; norms stay f32
+            assert (change.a.type, change.b.type, change.change) == ("f16", "q8_0", "type")
+        else:
+            assert (change.a.type, change.b.type, change.change) == ("f32", "f32", "same")
+    embedding = next(c for c in report.tensors if c.name == "token_embd.weight")
+    assert embedding.delta == N_EMBD * N_VOCAB // 32 * 34 - 2 * N_EMBD * N_VOCAB == -92_160
+    assert report.tensor_bytes_delta == sum(
+        int(oracle_b[n].n_bytes) - int(oracle_a[n].n_bytes) for n in oracle_a)
+
+
+def test_f16_to_q4_k_m_follows_llama_cpp_recipe() -> None:
+    """Q4_K_M: q4_K base, q6_K head, q6_K attn_v/ffn_down in some layers (use_more_bits)."""
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf")
+    oracle_b = reader_tensors("tiny-llama-untied-q4_k_m.gguf")
+    by_name = {c.name: c for c in report.tensors}
+    for name, tensor in oracle_b.items():
+        side = by_name[name].b
+        assert side is not None and side.type.upper() == tensor.tensor_type.name
+        assert side.n_bytes == int(tensor.n_bytes)
+    head, embedding = by_name["output.weight"], by_name["token_embd.weight"]
+    assert head.b is not None and (head.b.type, head.b.n_bytes) == ("q6_K", 98_304 // 256 * 210)
+    assert embedding.b is not None and (embedding.b.type, embedding.b.n_bytes) == (
+        "q4_K", 98_304 // 256 * 144)
+    assert [c.name for c in report.tensors][:2] == ["token_embd.weight", "output.weight"]
+    assert report.a.file_type == "F16" and report.b.file_type == "Q4_K - Medium"
+    assert dict((t, (a, b)) for t, a, b in report.type_counts) == {
+        "f32": (5, 5), "f16": (16, 0), "q4_K": (0, 13), "q6_K": (0, 3)}
+
+
+def test_role_groups_have_first_principles_bytes() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf")
+    matrix = {"token_embd": N_EMBD * N_VOCAB, "output": N_EMBD * N_VOCAB,
+              "attn_q": N_EMBD * N_EMBD, "attn_k": N_EMBD * N_KV, "attn_v": N_EMBD * N_KV,
+              "attn_output": N_EMBD * N_EMBD, "ffn_gate": N_EMBD * N_FF,
+              "ffn_up": N_EMBD * N_FF, "ffn_down": N_FF * N_EMBD}
+    expected = {role: (2 * n if role in ("token_embd", "output") else 4 * n,  # 1 or 2 layers
+                       (1 if role in ("token_embd", "output") else 2) * n // 32 * 34)
+                for role, n in matrix.items()}
+    expected["norm"] = (5 * N_EMBD * 4, 5 * N_EMBD * 4)
+    got = {g.role: (g.a_bytes, g.b_bytes) for g in report.groups}
+    assert got == expected
+    assert [g.role for g in report.groups][:2] == ["token_embd", "output"]
+    assert all(g.delta == g.b_bytes - g.a_bytes for g in report.groups)
+    assert sum(g.delta for g in report.groups) == report.tensor_bytes_delta
+
+
+def test_tied_against_untied_reports_the_missing_output_head() -> None:
+    report = diff("tiny-llama-untied-q8_0.gguf", "tiny-llama-tied-q8_0.gguf")
+    head = next(c for c in report.tensors if c.name == "output.weight")
+    assert (head.change, head.b, head.delta) == ("removed", None, -(N_EMBD * N_VOCAB // 32 * 34))
+    group = next(g for g in report.groups if g.role == "output")
+    assert (group.a_tensors, group.b_tensors, group.b_bytes) == (1, 0, 0)
+    assert next(m for m in report.metadata if m.key == "general.name").change == "changed"
+    reverse = diff("tiny-llama-tied-q8_0.gguf", "tiny-llama-untied-q8_0.gguf")
+    assert next(c for c in reverse.tensors if c.name == "output.weight").change == "added"
+    assert reverse.tensor_bytes_delta == -report.tensor_bytes_delta
+
+
+def test_different_shapes_still_diff_with_a_warning_first() -> None:
+    report = diff("tiny-llama-untied-q4_k_m.gguf", "tiny-llama-e320-q4_k_m.gguf",
+                  DiffOptions(values="embeddings"))
+    assert report.warnings and report.warnings[0].startswith("shapes differ: 21 tensor(s)")
+    embedding = next(c for c in report.tensors if c.name == "token_embd.weight")
+    assert embedding.a is not None and embedding.b is not None
+    assert (embedding.a.ne, embedding.b.ne) == ((256, 384), (320, 384))
+    down = next(c for c in report.tensors if c.name == "blk.0.ffn_down.weight")
+    assert down.change == "shape"  # q4_K on both sides, 256 -> 320 rows
+    assert report.values == ()
+    assert [s.reason.split(":")[0] for s in report.values_skipped] == ["shapes differ"] * 2
+    lines = draw_terminal(diff_sections(report)).splitlines()
+    assert lines[0] == "== warnings ==" and lines[1].startswith("warning: shapes differ")
+    paragraph = " ".join(lines[1:lines.index("")])  # long paragraphs wrap on a terminal
+    assert paragraph == "warning: " + report.warnings[0]
+
+
+def test_different_architectures_warn(tmp_path: Path) -> None:
+    other = tmp_path / "qwen2.gguf"
+    writer = gguf.GGUFWriter(str(other), "qwen2")
+    writer.add_tensor("token_embd.weight", np.zeros((N_VOCAB, N_EMBD), dtype=np.float16))
+    write_out(writer)
+    report = diff_paths(fixture_path("tiny-llama-untied-f16.gguf"), other)
+    assert report.warnings[0] == "architectures differ: A is llama, B is qwen2"
+    assert next(c for c in report.tensors if c.name == "output.weight").change == "removed"
+
+
+# ---- metadata ---------------------------------------------------------------------------------
+
+def write_out(writer: gguf.GGUFWriter) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def write_vocab(path: Path, tokens: list[str], name: str = "m") -> Path:
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_token_list(tokens)
+    writer.add_array("test.small", [1, 2, 3])
+    write_out(writer)
+    return path
+
+
+def test_metadata_f16_to_q4_k_m() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf")
+    changed = {m.key: m for m in report.metadata if m.change != "same"}
+    assert set(changed) == {"general.file_type", "general.quantization_version"}
+    file_type = changed["general.file_type"]
+    assert (file_type.change, file_type.a.value, file_type.b.value) == ("changed", 1, 15)  # type: ignore[union-attr]
+    version = changed["general.quantization_version"]
+    assert (version.change, version.a, version.b.value) == ("added", None, 2)  # type: ignore[union-attr]
+    tokens = next(m for m in report.metadata if m.key == "tokenizer.ggml.tokens")
+    assert tokens.change == "same" and isinstance(tokens.a.value, ArrayDigest)  # type: ignore[union-attr]
+    assert tokens.a.value.count == N_VOCAB  # type: ignore[union-attr]
+
+
+def test_large_array_hash_is_over_the_items_read_by_gguf_py() -> None:
+    """The digest is SHA-256 of the items' repr, one per line (the documented encoding)."""
+    path = fixture_path("tiny-llama-untied-f16.gguf")
+    items = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"].contents()
+    expected = hashlib.sha256(("\n".join(map(repr, items)) + "\n").encode()).hexdigest()
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-tied-f16.gguf")
+    tokens = next(m for m in report.metadata if m.key == "tokenizer.ggml.tokens")
+    assert tokens.a.value == ArrayDigest("string", N_VOCAB, expected)  # type: ignore[union-attr]
+
+
+def test_arrays_compared_by_count_and_hash(tmp_path: Path) -> None:
+    tokens = [f"t{index}" for index in range(40)]
+    base = write_vocab(tmp_path / "base.gguf", tokens)
+    renamed = write_vocab(tmp_path / "renamed.gguf", tokens[:-1] + ["t|\x1b[31mX"], name="m2")
+    longer = write_vocab(tmp_path / "longer.gguf", tokens + ["extra"])
+    same = diff_paths(base, write_vocab(tmp_path / "copy.gguf", list(tokens)))
+    assert not same.differs
+    one_token = next(m for m in diff_paths(base, renamed).metadata
+                     if m.key == "tokenizer.ggml.tokens")
+    assert one_token.change == "changed"
+    assert one_token.a.value.count == one_token.b.value.count == 40  # type: ignore[union-attr]
+    assert one_token.a.value.sha256 != one_token.b.value.sha256  # type: ignore[union-attr]
+    grown = next(m for m in diff_paths(base, longer).metadata if m.key == "tokenizer.ggml.tokens")
+    assert (grown.a.value.count, grown.b.value.count) == (40, 41)  # type: ignore[union-attr]
+    small = next(m for m in same.metadata if m.key == "test.small")
+    assert small.a.value == (1, 2, 3)  # type: ignore[union-attr]  # short arrays: item by item
+
+
+def test_untrusted_metadata_is_escaped_in_tables(tmp_path: Path) -> None:
+    base = write_vocab(tmp_path / "base.gguf", ["a"] * 20)
+    hostile = write_vocab(tmp_path / "hostile.gguf", ["a"] * 20, name="x|y\x1b[31m\u202e")
+    report = diff_paths(base, hostile)
+    for text in (draw_terminal(diff_sections(report)), draw_markdown(diff_sections(report))):
+        assert "\x1b" not in text and "\u202e" not in text
+    assert "x\\|y\\\\x1b\\[31m" in draw_markdown(diff_sections(report))
+
+
+# ---- values -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("candidate", ["tiny-llama-untied-q8_0.gguf",
+                                       "tiny-llama-untied-q4_k_m.gguf"])
+def test_embedding_values_match_numpy_on_the_f16_source(candidate: str) -> None:
+    report = diff("tiny-llama-untied-f16.gguf", candidate, DiffOptions(values="embeddings"))
+    source, quantized = reader_tensors("tiny-llama-untied-f16.gguf"), reader_tensors(candidate)
+    assert [v.name for v in report.values] == ["token_embd.weight", "output.weight"]
+    for value in report.values:
+        assert (value.rows, value.total_rows) == (N_VOCAB, N_VOCAB)
+        assert_metrics(value, numpy_metrics(dequantized(source[value.name]),
+                                            dequantized(quantized[value.name])))
+    assert 0 < report.values[0].rmse and report.values[0].cos_min < 1
+
+
+def test_all_values_f16_to_q4_k_m_match_numpy() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf",
+                  DiffOptions(values="all"))
+    source = reader_tensors("tiny-llama-untied-f16.gguf")
+    quantized = reader_tensors("tiny-llama-untied-q4_k_m.gguf")
+    assert {v.name for v in report.values} == set(source) and report.values_skipped == ()
+    for value in report.values:
+        assert_metrics(value, numpy_metrics(dequantized(source[value.name]),
+                                            dequantized(quantized[value.name])))
+    # q6_K keeps ~4x less error than q4_K: the recipe's bigger types show in the numbers.
+    rmse = {v.name: v.rmse for v in report.values}
+    assert rmse["output.weight"] < rmse["token_embd.weight"] / 2
+
+
+def test_small_chunks_give_the_same_numbers_and_alternate_sides(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int]] = []
+    real_read_rows = dequant.read_rows
+
+    def recording_read_rows(source, tensor, first_row, n_rows, byte_order="little"):  # type: ignore[no-untyped-def]
+        calls.append((source.name, n_rows))
+        return real_read_rows(source, tensor, first_row, n_rows, byte_order)
+
+    whole = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
+                 DiffOptions(values="embeddings"))
+    monkeypatch.setattr(dequant, "read_rows", recording_read_rows)
+    # 4096 bytes for both sides: 2 rows of 256 float32 each per chunk.
+    chunked = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
+                   DiffOptions(values="embeddings", chunk_bytes=4096))
+    for small, big in zip(chunked.values, whole.values):
+        assert_metrics(small, {k: getattr(big, k) for k in
+                               ("rmse", "max_abs", "cos_mean", "cos_min", "rel_error")})
+    assert max(n for _, n in calls) == 2 and len(calls) == 2 * (2 * N_VOCAB // 2)
+    sides = [name.endswith("f16.gguf") for name, _ in calls]
+    assert sides == [True, False] * (len(calls) // 2)  # one chunk of A, then B, never more
+
+
+def test_sampled_rows_are_seeded_and_match_numpy_on_those_rows() -> None:
+    options = DiffOptions(values="embeddings", sample=10, seed=7)
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf", options)
+    again = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf", options)
+    assert report.values == again.values
+    source = reader_tensors("tiny-llama-untied-f16.gguf")
+    quantized = reader_tensors("tiny-llama-untied-q4_k_m.gguf")
+    for value in report.values:
+        rows = sample_rows(value.name, N_VOCAB, 10, 7)
+        assert len(set(rows.tolist())) == 10 and 0 <= rows.min() and rows.max() < N_VOCAB
+        assert (value.rows, value.total_rows) == (10, N_VOCAB)
+        assert_metrics(value, numpy_metrics(dequantized(source[value.name])[rows],
+                                            dequantized(quantized[value.name])[rows]))
+    assert not np.array_equal(sample_rows("x", N_VOCAB, 10, 7), sample_rows("x", N_VOCAB, 10, 8))
+    assert np.array_equal(sample_rows("x", 5, 10, 0), np.arange(5))  # more than there are: all
+
+
+def test_progress_counts_every_element_once() -> None:
+    events: list[ValuesProgress] = []
+    diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
+         DiffOptions(values="embeddings", chunk_bytes=64 * 1024), events.append)
+    done = [event.elements_done for event in events]
+    assert done == sorted(done) and len(events) > 2
+    assert done[-1] == events[-1].elements_total == 2 * N_EMBD * N_VOCAB
+    assert events[-1].fraction == 1.0 and events[-1].tensor_index == events[-1].n_tensors == 2
+
+
+def test_same_file_has_no_differences_and_zero_error() -> None:
+    report = diff("tiny-llama-tied-q4_k_m.gguf", "tiny-llama-tied-q4_k_m.gguf",
+                  DiffOptions(values="all"))
+    assert not report.differs and report.warnings == ()
+    assert all(c.change == "same" for c in report.tensors)
+    assert all(v.rmse == 0 and v.cos_min == pytest.approx(1.0) for v in report.values)
+
+
+def test_value_diff_rejects_an_unknown_scope() -> None:
+    with LocalFileSource(fixture_path("tiny-llama-tied-q8_0.gguf")) as source:
+        gguf_file = read_gguf_source(source)
+        with pytest.raises(ValueError):
+            value_diff(gguf_file, gguf_file, source, source, DiffOptions(values="some"))
+
+
+# ---- progress on stderr -----------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def event(done: int, total: int = 100) -> ValuesProgress:
+    return ValuesProgress("blk.0.attn_q.weight", 1, 2, done, total)
+
+
+def test_progress_is_silent_for_the_first_second_then_one_line_per_tenth() -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    progress = StderrProgress(stream, clock=clock)
+    progress(event(5))
+    assert stream.getvalue() == ""
+    clock.now = 1.5
+    for done in (10, 12, 25, 100):
+        progress(event(done))
+    progress.finish()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("comparing values:  10.0%")
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress_redraws_one_line_on_a_terminal() -> None:
+    clock, stream = FakeClock(), Terminal()
+    progress = StderrProgress(stream, clock=clock)
+    clock.now = 2.0
+    progress(event(50))
+    progress(event(100))
+    progress.finish()
+    assert stream.getvalue().count("\r") == 2 and stream.getvalue().endswith("100.0%  tensor 1/2"
+                                                                          "  blk.0.attn_q.weight\n")
+
+
+# ---- rendering, JSON contract, command and CLI ------------------------------------------------
+
+def test_json_carries_the_contract_keys() -> None:
+    text, code = run_diff(str(fixture_path("tiny-llama-untied-f16.gguf")),
+                          str(fixture_path("tiny-llama-untied-q8_0.gguf")), "json",
+                          values="embeddings")
+    document = json.loads(text)
+    assert code == 0 and document["schema_version"] == 1
+    assert {"a", "b", "type_counts", "tensors", "groups", "metadata", "tensor_bytes_delta",
+            "values"} <= set(document)
+    for side in ("a", "b"):
+        assert {"path", "file_type", "tensor_bytes", "bits_per_weight"} <= set(document[side])
+    assert document["type_counts"] == {"a": {"f32": 5, "f16": 16}, "b": {"f32": 5, "q8_0": 16}}
+    first = document["tensors"][0]
+    assert set(first) == {"name", "role", "change", "a", "b"}
+    assert first == {"name": "token_embd.weight", "role": "token_embd", "change": "type",
+                     "a": {"type": "f16", "ne": [256, 384], "n_bytes": 196_608},
+                     "b": {"type": "q8_0", "ne": [256, 384], "n_bytes": 104_448}}
+    assert all(t["change"] != "same" for t in document["tensors"])  # unchanged: only with --all
+    assert {"role", "a_bytes", "b_bytes", "delta"} <= set(document["groups"][0])
+    assert all(set(m) == {"key", "change", "a", "b"} for m in document["metadata"])
+    assert {"name", "rmse", "max_abs", "cos_mean", "cos_min"} <= set(document["values"][0])
+    oracle_a = gguf.GGUFReader(fixture_path("tiny-llama-untied-f16.gguf")).tensors
+    oracle_b = gguf.GGUFReader(fixture_path("tiny-llama-untied-q8_0.gguf")).tensors
+    bytes_a, bytes_b = sum(int(t.n_bytes) for t in oracle_a), sum(int(t.n_bytes) for t in oracle_b)
+    assert document["tensor_bytes_delta"] == bytes_b - bytes_a
+    elements = sum(int(t.n_elements) for t in oracle_a)
+    assert document["a"]["bits_per_weight"] == pytest.approx(8 * bytes_a / elements)
+
+
+def test_all_lists_unchanged_tensors_and_keys() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf")
+    everything = json.loads(diff_json(report, show_all=True))
+    assert len(everything["tensors"]) == 21 and len(everything["metadata"]) == 19
+    text = draw_terminal(diff_sections(report, show_all=True))
+    assert "blk.0.attn_norm.weight" in text
+    assert "blk.0.attn_norm.weight" not in draw_terminal(diff_sections(report))
+
+
+def test_table_shows_the_embedding_and_head_first() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf",
+                  DiffOptions(values="embeddings"))
+    text = draw_terminal(diff_sections(report))
+    tensors_block = text.split("== tensors:")[1]
+    rows = [line for line in tensors_block.splitlines() if ".weight" in line]
+    assert rows[0].split()[2] == "token_embd.weight" and rows[1].split()[2] == "output.weight"
+    assert "== values: B against A, token embedding and output head, all rows ==" in text
+
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> int:
+    return runner.invoke(app, ["diff", *args]).exit_code
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    f16 = str(fixture_path("tiny-llama-untied-f16.gguf"))
+    q8 = str(fixture_path("tiny-llama-untied-q8_0.gguf"))
+    garbage = tmp_path / "garbage.gguf"
+    garbage.write_bytes(b"not a gguf file at all")
+    assert cli(f16, q8) == 0
+    assert cli(f16, q8, "--exit-code") == 1
+    assert cli(f16, f16, "--exit-code", "--values", "all") == 0
+    assert cli(f16, str(tmp_path / "missing.gguf"), "--exit-code") == 4
+    assert cli(str(garbage), q8, "--exit-code") == 3
+    assert cli(f16, q8, "everything", "--values") == 2
+    assert cli(f16, q8, "--sample", "3") == 2  # --sample needs --values
+
+
+def test_cli_values_scope_word_and_markdown() -> None:
+    result = runner.invoke(app, ["diff", str(fixture_path("tiny-llama-tied-f16.gguf")),
+                                 str(fixture_path("tiny-llama-tied-q8_0.gguf")), "--values",
+                                 "all", "--sample", "4", "--markdown"])
+    assert result.exit_code == 0
+    assert "### values: B against A, every tensor, 4 random rows per tensor, seed 0" in (
+        result.stdout)
+    assert "| blk.1.ffn\\_down.weight" in result.stdout  # markdown-escaped
