@@ -250,6 +250,72 @@ def runtime_command(
     guarded(run, show_traceback)
 
 
+@app.command("vram")
+def vram_command(
+    model: Annotated[str, typer.Argument(help="GGUF file to audit.")],
+    gpu: Annotated[Optional[str], typer.Option(
+        "--gpu", metavar="SIZE|NAME[,...]",
+        help="GPU memory: 24GiB, 24GB, 8000MiB, a card (rtx4090, a100-80g, h100-80g, l4, t4 ...)"
+             ", several comma-separated (split by size like llama.cpp), 2xrtx3090.")] = None,
+    ctx: Annotated[Optional[int], typer.Option(
+        "--ctx", min=0, help="Context length (0: the trained length) [default: 4096].",
+        show_default=False)] = None,
+    ngl: Annotated[Optional[int], typer.Option(
+        "--ngl", help="Layers to offload, the output head counting as one (-1 all) "
+                      "[default: -1].", show_default=False)] = None,
+    batch: Annotated[Optional[int], typer.Option(
+        "--batch", min=1, help="n_batch [default: 2048].", show_default=False)] = None,
+    ubatch: Annotated[Optional[int], typer.Option(
+        "--ubatch", min=1, help="n_ubatch [default: 512].", show_default=False)] = None,
+    parallel: Annotated[Optional[int], typer.Option(
+        "--parallel", min=1, help="Sequences (n_seq_max) [default: 1].",
+        show_default=False)] = None,
+    cache_type_k: Annotated[Optional[str], typer.Option(
+        "--cache-type-k", callback=_cache_type, help="K cache type [default: f16].",
+        show_default=False)] = None,
+    cache_type_v: Annotated[Optional[str], typer.Option(
+        "--cache-type-v", callback=_cache_type, help="V cache type [default: f16].",
+        show_default=False)] = None,
+    flash_attn: Annotated[Optional[str], typer.Option(
+        "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
+        help="Flash attention [default: auto].", show_default=False)] = None,
+    swa_full: Annotated[Optional[bool], typer.Option(
+        "--swa-full/--no-swa-full", help="Full-size sliding-window cache [default: on].",
+        show_default=False)] = None,
+    no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")] = False,
+    headroom: Annotated[Optional[str], typer.Option(
+        "--headroom", metavar="SIZE", help="Memory to keep free on each GPU [default: 0].",
+        show_default=False)] = None,
+    plan: Annotated[bool, typer.Option(
+        "--plan", help="Grid: contexts 4k/8k/16k/32k/trained x largest --ngl that fits.")] = False,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Will it fit? Memory per device before deploying; exit 0 fits, 1 does not."""
+    output_format = pick_format(as_json, as_markdown)
+
+    def run() -> int:
+        from gguf_inspect.commands.vram import VramOptions, run_vram
+
+        options = VramOptions(
+            gpu=gpu, n_ctx=ctx, n_gpu_layers=ngl, n_batch=batch, n_ubatch=ubatch,
+            n_parallel=parallel, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
+            flash_attn=flash_attn, swa_full=swa_full, use_mmap=False if no_mmap else None,
+            headroom=headroom, plan=plan)
+        try:
+            text, code = run_vram(model, output_format, options)
+        except ValueError as error:  # a bad --gpu / --headroom value: a usage error
+            from gguf_inspect.render.text import escape_terminal
+
+            print(f"error: {escape_terminal(str(error))}", file=sys.stderr)
+            return ExitCode.USAGE
+        emit(text)
+        return code
+
+    guarded(run, show_traceback)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

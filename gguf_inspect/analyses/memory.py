@@ -575,9 +575,10 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
     v_trans = not context.flash_attn
     v_widths = hparams.n_embd_v_gqa
     n_main = hparams.n_layer - hparams.n_layer_nextn
-    caches, per_buffer = [], {}
+    caches, buffers = [], []
     for name, size, keep in groups:
         k_total = v_total = layers = 0
+        per_buffer: dict[tuple[str, str], int] = {}
         for il in range(hparams.n_layer):
             if not hparams.has_kv(il) or not keep(il):
                 continue
@@ -599,8 +600,10 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
             layers += 1
         caches.append(KVCacheEstimate(name, size, layers, n_stream, type_k.name, type_v.name,
                                       k_total, v_total))
-    buffers = [BufferEstimate(device, buffer, "kv", size, True)
-               for (device, buffer), size in sorted(per_buffer.items(), key=lambda kv: kv[0][1])]
+        # each cache allocates its own buffers, one per buffer type in name order
+        buffers += [BufferEstimate(device, buffer, "kv", n_bytes, True)
+                    for (device, buffer), n_bytes in sorted(per_buffer.items(),
+                                                           key=lambda item: item[0][1])]
     return caches, buffers
 
 

@@ -1,0 +1,69 @@
+"""GPU and size arguments of ``gguf-inspect vram``: ``24GiB``, ``8000MiB``, ``rtx4090``,
+``2xa100-80g``, ``rtx3090,12GiB`` become a tuple of named capacities in bytes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+GIB = 1 << 30
+
+# Nominal memory of common cards, in GiB as the vendor sells them. The driver and the CUDA
+# context take a few hundred MiB of it: pass --headroom to keep that free.
+KNOWN_GPUS: dict[str, int] = {
+    "t4": 16, "l4": 24, "a10": 24, "a10g": 24, "l40": 48, "l40s": 48, "a40": 48,
+    "a100-40g": 40, "a100-80g": 80, "h100-80g": 80, "h100-94g": 94, "h200": 141,
+    "v100-16g": 16, "v100-32g": 32, "rtx3060": 12, "rtx3080": 10, "rtx3090": 24,
+    "rtx4060ti-16g": 16, "rtx4070": 12, "rtx4080": 16, "rtx4090": 24, "rtx5090": 32,
+    "rtx-a6000": 48, "rtx6000-ada": 48,
+}
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "kib": 1 << 10,
+    "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
+    "g": 1000**3, "gb": 1000**3, "gib": 1 << 30,
+    "t": 1000**4, "tb": 1000**4, "tib": 1 << 40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_COUNT = re.compile(r"^(\d+)\s*[x*]\s*(.+)$")
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str  # the card's name, or the size as the user wrote it
+    capacity_bytes: int
+
+
+def parse_size(text: str) -> int:
+    """``24GiB`` -> 25769803776, ``24GB`` -> 24000000000, ``512MiB``; a bare number is bytes."""
+    match = _SIZE.match(text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 24GiB, 24GB, 8000MiB)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def parse_gpus(spec: str) -> tuple[GPU, ...]:
+    """A comma-separated list of sizes or card names; ``2xrtx3090`` repeats a card."""
+    gpus: list[GPU] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            raise ValueError(f"empty GPU entry in {spec!r}")
+        count = 1
+        repeated = _COUNT.match(item)
+        if repeated and not _SIZE.match(item):
+            count, item = int(repeated.group(1)), repeated.group(2).strip()
+        gpus.extend([_one_gpu(item)] * count)
+    return tuple(gpus)
+
+
+def _one_gpu(item: str) -> GPU:
+    key = item.lower().replace("_", "-")
+    if key in KNOWN_GPUS:
+        return GPU(key, KNOWN_GPUS[key] * GIB)
+    try:
+        return GPU(item, parse_size(item))
+    except ValueError:
+        known = ", ".join(sorted(KNOWN_GPUS))
+        raise ValueError(f"unknown GPU {item!r}: give a size (24GiB) or one of {known}") from None

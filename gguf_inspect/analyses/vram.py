@@ -1,0 +1,177 @@
+"""The pre-deployment memory audit: per-device totals from the memory model, the fit verdict,
+the largest ``--ngl`` that fits, the longest context that fits at full offload, and the plan grid.
+
+All numbers come from ``analyses.memory.predict_memory``; this module only sums, compares and
+searches. Fit is monotone in both the offloaded layer count and the context (more of either
+never needs less memory), so both searches are binary searches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from gguf_inspect.analyses.gpus import GPU
+from gguf_inspect.analyses.memory import (
+    CTX_PAD,
+    HOST,
+    MemoryConfig,
+    MemoryPrediction,
+    predict_memory,
+    read_hyperparameters,
+)
+from gguf_inspect.model import GGUFFile
+
+PLAN_CONTEXTS = (4096, 8192, 16384, 32768)
+KINDS = ("model", "kv", "output", "compute")
+
+
+@dataclass(frozen=True)
+class DeviceUsage:
+    name: str  # "host", "gpu0", ...
+    capacity_bytes: int | None  # None for host RAM (not audited)
+    weights_bytes: int
+    kv_bytes: int
+    output_bytes: int
+    compute_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.output_bytes + self.compute_bytes
+
+    def free_bytes(self, headroom: int) -> int | None:
+        """What is left after the buffers and the headroom; negative when over."""
+        if self.capacity_bytes is None:
+            return None
+        return self.capacity_bytes - headroom - self.total_bytes
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    n_ctx: int
+    max_gpu_layers: int | None  # None: not even the CPU-only split fits the GPUs
+    fits_full_offload: bool
+
+
+@dataclass(frozen=True)
+class VramReport:
+    path: str
+    architecture: str | None
+    n_layer: int
+    config: MemoryConfig
+    gpus: tuple[GPU, ...]
+    headroom_bytes: int
+    prediction: MemoryPrediction
+    devices: tuple[DeviceUsage, ...]
+    fits: bool | None
+    max_gpu_layers: int | None
+    max_ctx: int | None
+    plan: tuple[PlanRow, ...] | None
+    assumptions: tuple[str, ...]
+
+    @property
+    def resolved_gpu_layers(self) -> int:
+        """``--ngl`` as llama.cpp counts it (llama_model::n_gpu_layers): -1 means all."""
+        ngl = self.config.n_gpu_layers
+        return self.n_layer + 1 if ngl < 0 else min(ngl, self.n_layer + 1)
+
+
+def device_usage(prediction: MemoryPrediction, gpus: tuple[GPU, ...]) -> tuple[DeviceUsage, ...]:
+    """Host first, then every GPU (also those that received nothing)."""
+    names = [HOST] + [f"gpu{index}" for index in range(len(gpus))]
+    usages = []
+    for index, name in enumerate(names):
+        totals = {kind: prediction.device_total(name, kind) for kind in KINDS}
+        capacity = None if name == HOST else gpus[index - 1].capacity_bytes
+        usages.append(DeviceUsage(name, capacity, totals["model"], totals["kv"],
+                                  totals["output"], totals["compute"]))
+    return tuple(usages)
+
+
+def fits_gpus(prediction: MemoryPrediction, gpus: tuple[GPU, ...], headroom: int) -> bool:
+    return all(usage.free_bytes(headroom) >= 0
+               for usage in device_usage(prediction, gpus) if usage.capacity_bytes is not None)
+
+
+def _fits(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int) -> bool:
+    return fits_gpus(predict_memory(gguf, config), gpus, headroom)
+
+
+def max_gpu_layers(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...],
+                   headroom: int, n_layer: int) -> int | None:
+    """The largest n_gpu_layers (0 .. n_layer + 1, the output head counting as one) that fits;
+    None when even 0 does not (only possible with a headroom larger than a card)."""
+    def fits(ngl: int) -> bool:
+        return _fits(gguf, replace(config, n_gpu_layers=ngl), gpus, headroom)
+
+    if not fits(0):
+        return None
+    low, high = 0, n_layer + 1  # invariant: fits(low)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def max_context(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int,
+                n_ctx_train: int) -> int | None:
+    """The longest context (a multiple of 256, up to the trained maximum) that fits with every
+    layer offloaded; None when not even 256 tokens do."""
+    full = replace(config, n_gpu_layers=-1)
+
+    def fits(n_ctx: int) -> bool:
+        return _fits(gguf, replace(full, n_ctx=n_ctx), gpus, headroom)
+
+    top = max(CTX_PAD, n_ctx_train - n_ctx_train % CTX_PAD) if n_ctx_train >= CTX_PAD else CTX_PAD
+    if fits(top):
+        return n_ctx_train if n_ctx_train >= CTX_PAD else top
+    if not fits(CTX_PAD):
+        return None
+    low, high = 1, top // CTX_PAD - 1  # in units of 256 tokens; invariant: fits(low * 256)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle * CTX_PAD):
+            low = middle
+        else:
+            high = middle - 1
+    return low * CTX_PAD
+
+
+def plan_grid(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int,
+              n_layer: int, n_ctx_train: int | None) -> tuple[PlanRow, ...]:
+    """Contexts 4k/8k/16k/32k (those within the trained maximum) and the trained maximum,
+    each with the largest --ngl that fits."""
+    contexts = [n for n in PLAN_CONTEXTS if n_ctx_train is None or n < n_ctx_train]
+    if n_ctx_train:
+        contexts.append(n_ctx_train)
+    rows = []
+    for n_ctx in contexts:
+        at_ctx = replace(config, n_ctx=n_ctx)
+        best = max_gpu_layers(gguf, at_ctx, gpus, headroom, n_layer)
+        rows.append(PlanRow(n_ctx, best, best == n_layer + 1))
+    return tuple(rows)
+
+
+def audit(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int = 0,
+          plan: bool = False, assumptions: tuple[str, ...] = ()) -> VramReport:
+    """The whole audit for one configuration; searches run only when GPUs are given."""
+    config = replace(config, gpu_capacities=tuple(gpu.capacity_bytes for gpu in gpus))
+    hparams = read_hyperparameters(gguf)
+    prediction = predict_memory(gguf, config)
+    fits = fits_gpus(prediction, gpus, headroom) if gpus else None
+    best_ngl = best_ctx = None
+    grid = None
+    if gpus:
+        best_ngl = max_gpu_layers(gguf, config, gpus, headroom, hparams.n_layer)
+        best_ctx = max_context(gguf, config, gpus, headroom,
+                               hparams.n_ctx_train or prediction.context.n_ctx)
+        if plan:
+            grid = plan_grid(gguf, config, gpus, headroom, hparams.n_layer, hparams.n_ctx_train)
+    return VramReport(
+        path=gguf.path, architecture=gguf.architecture, n_layer=hparams.n_layer, config=config,
+        gpus=gpus, headroom_bytes=headroom, prediction=prediction,
+        devices=device_usage(prediction, gpus), fits=fits, max_gpu_layers=best_ngl,
+        max_ctx=best_ctx, plan=grid,
+        assumptions=tuple(assumptions) + prediction.notes)

@@ -1,0 +1,210 @@
+"""Rendering of ``gguf-inspect vram``: the per-device table, a bar chart of each device's
+breakdown (terminal only), the llama.cpp buffers, the KV caches, the verdict, the plan grid and
+the assumptions; and the JSON contract of issue 4."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gguf_inspect.analyses.vram import DeviceUsage, VramReport
+from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.render.document import KeyValues, Section, Table
+from gguf_inspect.render.text import format_mib
+
+BAR_WIDTH = 40
+# one letter per share of the bar: Weights, KV cache, Output, Compute; '.' is free capacity
+BAR_PARTS = (("W", "weights_bytes"), ("K", "kv_bytes"), ("O", "output_bytes"),
+             ("C", "compute_bytes"))
+
+
+def _size(n_bytes: int | None) -> str:
+    return "-" if n_bytes is None else format_mib(n_bytes)
+
+
+def _device_label(report: VramReport, usage: DeviceUsage) -> str:
+    if usage.name == "host":
+        return "host (RAM)"
+    gpu = report.gpus[int(usage.name[3:])]
+    return f"{usage.name} ({gpu.name})"
+
+
+def devices_section(report: VramReport) -> Table:
+    rows = []
+    for usage in report.devices:
+        free = usage.free_bytes(report.headroom_bytes)
+        rows.append([_device_label(report, usage), _size(usage.weights_bytes),
+                     _size(usage.kv_bytes), _size(usage.output_bytes),
+                     _size(usage.compute_bytes), _size(usage.total_bytes),
+                     _size(usage.capacity_bytes),
+                     "-" if free is None else ("" if free >= 0 else "-") + format_mib(abs(free))])
+    return Table("memory per device", ["device", "weights", "KV cache", "output", "compute",
+                                       "total", "capacity", "free after headroom"],
+                 rows, numeric_columns=frozenset(range(1, 8)))
+
+
+def bar(usage: DeviceUsage) -> str:
+    """A fixed-width bar: each part's share of the capacity (or of the total for host RAM)."""
+    scale = usage.capacity_bytes or usage.total_bytes or 1
+    cells = ""
+    for letter, attribute in BAR_PARTS:
+        cells += letter * round(BAR_WIDTH * getattr(usage, attribute) / scale)
+    if len(cells) > BAR_WIDTH:
+        return f"[{cells[:BAR_WIDTH]}]> {usage.total_bytes / scale:.0%} of capacity"
+    filler = "." if usage.capacity_bytes else " "
+    share = f" {usage.total_bytes / scale:.0%}" if usage.capacity_bytes else ""
+    return f"[{cells.ljust(BAR_WIDTH, filler)}]{share}"
+
+
+def bars_section(report: VramReport) -> Table:
+    rows = [[_device_label(report, usage), bar(usage)] for usage in report.devices]
+    return Table("breakdown", ["device", "W weights, K KV cache, O output, C compute, . free"],
+                 rows)
+
+
+def buffers_section(report: VramReport) -> Table:
+    rows = [[item.device, item.buffer, item.kind, f"{item.n_bytes:,}", format_mib(item.n_bytes),
+             "exact" if item.exact else "estimate"] for item in report.prediction.buffers]
+    return Table("llama.cpp buffers", ["device", "buffer", "kind", "bytes", "size", ""], rows,
+                 numeric_columns=frozenset({3, 4}))
+
+
+def kv_section(report: VramReport) -> Table:
+    rows = [[cache.name or "main", str(cache.cells), str(cache.layers), str(cache.n_seqs),
+             f"{cache.type_k} / {cache.type_v}", format_mib(cache.k_bytes),
+             format_mib(cache.v_bytes), format_mib(cache.n_bytes)]
+            for cache in report.prediction.kv_caches]
+    return Table("KV cache", ["cache", "cells", "layers", "streams", "K / V type", "K", "V",
+                              "total"], rows, numeric_columns=frozenset({1, 2, 3, 5, 6, 7}))
+
+
+def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
+    context = report.prediction.context
+    what = (f"n_ctx {context.n_ctx}, --ngl {report.resolved_gpu_layers} of "
+            f"{report.n_layer + 1} (blocks + output head)")
+    if report.fits is None:
+        return [("verdict", f"no --gpu given: host memory only, at {what}")]
+    headroom = format_mib(report.headroom_bytes)
+    gpu_usages = [u for u in report.devices if u.capacity_bytes is not None]
+    tightest = min(gpu_usages, key=lambda u: u.free_bytes(report.headroom_bytes) or 0)
+    free = tightest.free_bytes(report.headroom_bytes) or 0
+    if report.fits:
+        rows = [("verdict", f"FITS at {what}"),
+                ("headroom", f"{format_mib(free)} left on {tightest.name} after keeping "
+                             f"{headroom} free")]
+    else:
+        rows = [("verdict", f"DOES NOT FIT at {what}"),
+                ("over by", f"{format_mib(-free)} on {tightest.name} (headroom {headroom})")]
+    total = report.n_layer + 1
+    rows.append((f"max --ngl at n_ctx {context.n_ctx}",
+                 "none: the headroom exceeds a card" if report.max_gpu_layers is None
+                 else f"{report.max_gpu_layers} of {total}"))
+    trained = f" (trained maximum {context.n_ctx_train})" if context.n_ctx_train else ""
+    rows.append(("max n_ctx at full offload",
+                 "none: the weights alone do not fit" if report.max_ctx is None
+                 else f"{report.max_ctx}{trained}"))
+    return rows
+
+
+def plan_section(report: VramReport) -> Table:
+    total = report.n_layer + 1
+    rows = [[str(row.n_ctx), "-" if row.max_gpu_layers is None else f"{row.max_gpu_layers}/{total}",
+             "yes" if row.fits_full_offload else "no"] for row in report.plan or ()]
+    return Table("plan (largest --ngl that fits per context)",
+                 ["n_ctx", "max --ngl", "full offload"], rows,
+                 numeric_columns=frozenset({0, 1}))
+
+
+def config_rows(report: VramReport) -> list[tuple[str, str]]:
+    context = report.prediction.context
+    config = report.config
+    gpus = ", ".join(f"{gpu.name} = {format_mib(gpu.capacity_bytes)}" for gpu in report.gpus)
+    return [
+        ("model", report.path), ("architecture", report.architecture or "-"),
+        ("gpus", gpus or "none (CPU only)"),
+        ("n_ctx / per sequence", f"{context.n_ctx} / {context.n_ctx_seq} "
+                                 f"(trained {context.n_ctx_train or '-'})"),
+        ("n_batch / n_ubatch", f"{context.n_batch} / {context.n_ubatch}"),
+        ("sequences", f"{context.n_seq_max}" + (" (unified KV)" if context.kv_unified else "")),
+        ("KV cache types", f"{context.type_k} / {context.type_v}"),
+        ("flash attention", f"{config.flash_attn} -> {'on' if context.flash_attn else 'off'}"),
+        ("--ngl", f"{report.resolved_gpu_layers} of {report.n_layer + 1}"),
+        ("mmap", "on" if config.use_mmap else "off"),
+        ("headroom", format_mib(report.headroom_bytes)),
+    ]
+
+
+def vram_sections(report: VramReport, bars: bool = True) -> list[Section]:
+    sections: list[Section] = [KeyValues("configuration", config_rows(report)),
+                               devices_section(report)]
+    if bars:
+        sections.append(bars_section(report))
+    sections += [buffers_section(report), kv_section(report),
+                 KeyValues("verdict", verdict_rows(report))]
+    if report.plan is not None:
+        sections.append(plan_section(report))
+    sections.append(Table("assumptions", ["assumption"],
+                          [[line] for line in report.assumptions]))
+    return sections
+
+
+# ---- JSON -------------------------------------------------------------------------------------
+
+def _config_json(report: VramReport) -> dict[str, Any]:
+    context = report.prediction.context
+    config = report.config
+    return {
+        "n_ctx": context.n_ctx, "n_ctx_seq": context.n_ctx_seq,
+        "n_ctx_train": context.n_ctx_train, "n_batch": context.n_batch,
+        "n_ubatch": context.n_ubatch, "n_parallel": context.n_seq_max,
+        "kv_unified": context.kv_unified, "cache_type_k": context.type_k,
+        "cache_type_v": context.type_v, "flash_attn": config.flash_attn,
+        "flash_attn_enabled": context.flash_attn, "swa_full": context.swa_full,
+        "use_mmap": config.use_mmap, "n_gpu_layers": report.resolved_gpu_layers,
+        "n_layer": report.n_layer, "offload_kqv": config.offload_kqv,
+        "gpus": [{"name": gpu.name, "capacity_bytes": gpu.capacity_bytes} for gpu in report.gpus],
+        "headroom_bytes": report.headroom_bytes,
+    }
+
+
+def _device_json(usage: DeviceUsage) -> dict[str, Any]:
+    return {"name": usage.name, "capacity_bytes": usage.capacity_bytes,
+            "weights_bytes": usage.weights_bytes, "kv_bytes": usage.kv_bytes,
+            "output_bytes": usage.output_bytes, "compute_bytes": usage.compute_bytes,
+            "total_bytes": usage.total_bytes}
+
+
+def _kv_json(report: VramReport) -> dict[str, Any]:
+    caches = report.prediction.kv_caches
+    return {
+        "bytes": sum(cache.n_bytes for cache in caches),
+        "k_bytes": sum(cache.k_bytes for cache in caches),
+        "v_bytes": sum(cache.v_bytes for cache in caches),
+        "cells": caches[0].cells if caches else 0,
+        "layers": sum(cache.layers for cache in caches),
+        "caches": [{"name": cache.name, "cells": cache.cells, "layers": cache.layers,
+                    "n_seqs": cache.n_seqs, "type_k": cache.type_k, "type_v": cache.type_v,
+                    "k_bytes": cache.k_bytes, "v_bytes": cache.v_bytes,
+                    "bytes": cache.n_bytes} for cache in caches],
+    }
+
+
+def vram_json(report: VramReport) -> str:
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "model": {"path": report.path, "architecture": report.architecture},
+        "config": _config_json(report),
+        "devices": [_device_json(usage) for usage in report.devices],
+        "buffers": [{"device": item.device, "buffer": item.buffer, "kind": item.kind,
+                     "bytes": item.n_bytes, "exact": item.exact}
+                    for item in report.prediction.buffers],
+        "kv_cache": _kv_json(report),
+        "fits": report.fits,
+        "max_gpu_layers": report.max_gpu_layers,
+        "max_ctx": report.max_ctx,
+        "assumptions": list(report.assumptions),
+    }
+    if report.plan is not None:
+        document["plan"] = [{"n_ctx": row.n_ctx, "max_gpu_layers": row.max_gpu_layers,
+                             "fits_full_offload": row.fits_full_offload} for row in report.plan]
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
