@@ -1,0 +1,258 @@
+"""Fuzz the reader (and what runs on top of it) with structure-aware mutations of real headers.
+
+Every committed fixture is mapped with gguf-py's GGUFReader (the offset of each part of each
+field: lengths, strings, types, counts, values); each case applies one to four mutations at or
+near those boundaries (an interesting integer written over a field, a byte flip, bytes inserted
+or deleted, a chunk copied from elsewhere, a truncation) and then runs, in memory:
+
+* ``read_gguf_source``: only gguf-inspect's own errors (GGUFError) may escape;
+* ``validate_source``: must never raise, and must call the file invalid exactly when the reader
+  raised (the collecting mode and the raising mode agree);
+* for files that parse, the whole default report (summary, embeddings, metadata, tensors) in all
+  three formats: GGUFError and LookupError (no token_embd.weight) are the expected outcomes.
+
+Anything else is a finding: its exception, the stage, and the mutated file written to
+``benchmarks/out/fuzz-findings/`` to replay. Each case is timed; cases slower than
+``--slow-seconds`` are findings too. Run from the repository root:
+
+    python benchmarks/fuzz.py --cases 100000 --seed 1 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import multiprocessing
+import random
+import resource
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+FINDINGS_DIR = ROOT / "benchmarks" / "out" / "fuzz-findings"
+INTERESTING = (0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 31, 32, 33, 64, 127, 128, 255, 256, 0x7FFF,
+               0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63,
+               (1 << 64) - 1)
+
+
+class MemorySource:
+    """A ByteSource over bytes in memory (the fuzz cases never touch the disk)."""
+
+    def __init__(self, data: bytes, name: str = "fuzz.gguf") -> None:
+        self.data, self.size, self.name = data, len(data), name
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A fixture's header bytes, its data bytes, and where each part of each header field starts
+    (one tuple per field: the fixed header first, then every KV, then every tensor info)."""
+
+    name: str
+    header: bytes
+    tail: bytes
+    fields: tuple[tuple[int, ...], ...]
+
+
+def load_seeds(folder: Path = ROOT / "fixtures") -> list[Seed]:
+    import gguf
+
+    seeds = []
+    for path in sorted(folder.glob("*.gguf")):
+        oracle = gguf.GGUFReader(path)
+        data = path.read_bytes()
+        fields = [(0, 4, 8, 16)]
+        kvs = [f for name, f in oracle.fields.items() if not name.startswith("GGUF.")]
+        for reader_field in kvs + [t.field for t in oracle.tensors]:
+            starts, position = [], int(reader_field.offset)
+            for part in reader_field.parts:
+                starts.append(position)
+                position += part.nbytes
+            fields.append(tuple(starts))
+        split = int(oracle.data_offset)
+        seeds.append(Seed(path.name, data[:split], data[split:], tuple(fields)))
+    return seeds
+
+
+def mutate(seed: Seed, rng: random.Random) -> bytes:
+    """One to four mutations of the header at or near field boundaries (a field picked first,
+    then one of its parts, so a 384-string vocabulary does not swamp the tensor infos)."""
+    header = bytearray(seed.header)
+    for _ in range(rng.randint(1, 4)):
+        part = rng.choice(rng.choice(seed.fields))
+        at = min(len(header), part + rng.choice((0, 0, 0, 1, 2, 4, 8)))
+        kind = rng.random()
+        if kind < 0.55:  # an interesting integer over a field
+            width = rng.choice((1, 2, 4, 8, 8, 8))
+            value = rng.choice(INTERESTING + (rng.getrandbits(64), len(header) - at))
+            header[at:at + width] = (value % (1 << 8 * width)).to_bytes(width, "little")
+        elif kind < 0.70:
+            header[at:at + 1] = bytes([rng.getrandbits(8)])
+        elif kind < 0.80:
+            del header[at:at + rng.randint(1, 32)]
+        elif kind < 0.88:
+            header[at:at] = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 16)))
+        elif kind < 0.95:
+            start = rng.choice(rng.choice(seed.fields))
+            header[at:at] = seed.header[start:start + rng.randint(1, 64)]
+        else:
+            return bytes(header[:at])  # truncated: the data section goes too
+    return bytes(header) + seed.tail
+
+
+@dataclass
+class Outcome:
+    """What one case did: how far it got and what it raised."""
+
+    parsed: bool = False
+    expected_error: str | None = None
+    finding: str | None = None  # "stage: ExceptionType: message" for anything unexpected
+    seconds: float = 0.0
+
+
+def run_case(data: bytes) -> Outcome:
+    """Run the reader, validate and the default report on one mutated file."""
+    from gguf_inspect.analyses.validate import validate_source
+    from gguf_inspect.errors import GGUFError
+    from gguf_inspect.reader import read_gguf_source
+
+    outcome = Outcome()
+    started = time.perf_counter()
+    source = MemorySource(data)
+    stage = "reader"
+    try:
+        try:
+            gguf_file = read_gguf_source(source)
+            outcome.parsed = True
+        except GGUFError as error:
+            outcome.expected_error = type(error).__name__
+            gguf_file = None
+        stage = "validate"
+        report = validate_source(source)
+        if report.valid != outcome.parsed:
+            outcome.finding = (f"validate: says valid={report.valid} but the reader "
+                               f"{'parsed' if outcome.parsed else 'raised'}")
+        if gguf_file is not None:
+            stage = "report"
+            _run_report(gguf_file, source)
+    except (GGUFError, LookupError) as error:
+        if stage == "reader" or stage == "validate":
+            outcome.finding = f"{stage}: {type(error).__name__}: {error}"
+    except Exception as error:  # noqa: BLE001 - catching everything is the point of a fuzzer
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        outcome.finding = (f"{stage}: {type(error).__name__}: {str(error)[:120]} "
+                           f"({Path(where.filename).name}:{where.lineno})")
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _run_report(gguf_file: object, source: MemorySource) -> None:
+    from gguf_inspect.analyses.inspect import InspectOptions, inspect_model
+    from gguf_inspect.commands import render_sections
+    from gguf_inspect.render.inspect import inspect_json, inspect_sections
+
+    options = InspectOptions(embeddings=True, metadata=True, full=True, tensors=True)
+    try:
+        report = inspect_model(gguf_file, source, options)  # type: ignore[arg-type]
+    except LookupError:  # no token_embd.weight: reported as such, retry without the section
+        report = inspect_model(gguf_file, source,  # type: ignore[arg-type]
+                               InspectOptions(metadata=True, full=True, tensors=True))
+    inspect_json(report)
+    for output_format in ("table", "markdown"):
+        render_sections(inspect_sections(report), output_format)
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    parsed: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    findings: collections.Counter[str] = field(default_factory=collections.Counter)
+    slow: int = 0
+    max_seconds: float = 0.0
+    examples: dict[str, bytes] = field(default_factory=dict)
+
+
+def fuzz_range(seed: int, first: int, count: int, slow_seconds: float) -> Tally:
+    """Cases ``first .. first + count`` of the run seeded with ``seed`` (each case its own RNG,
+    so a case replays alone from ``(seed, index)``)."""
+    seeds = load_seeds()
+    tally = Tally()
+    for index in range(first, first + count):
+        rng = random.Random(f"{seed}:{index}")
+        data = mutate(rng.choice(seeds), rng)
+        outcome = run_case(data)
+        tally.cases += 1
+        tally.parsed += outcome.parsed
+        if outcome.expected_error:
+            tally.errors[outcome.expected_error] += 1
+        tally.max_seconds = max(tally.max_seconds, outcome.seconds)
+        if outcome.seconds > slow_seconds:
+            tally.slow += 1
+            outcome.finding = outcome.finding or f"slow: {outcome.seconds:.2f} s"
+        if outcome.finding:
+            tally.findings[outcome.finding] += 1
+            tally.examples.setdefault(outcome.finding, data)
+    return tally
+
+
+def _merge(tallies: list[Tally]) -> Tally:
+    total = Tally()
+    for tally in tallies:
+        total.cases += tally.cases
+        total.parsed += tally.parsed
+        total.errors.update(tally.errors)
+        total.findings.update(tally.findings)
+        total.slow += tally.slow
+        total.max_seconds = max(total.max_seconds, tally.max_seconds)
+        for key, data in tally.examples.items():
+            total.examples.setdefault(key, data)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--slow-seconds", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    started = time.perf_counter()
+    share = -(-args.cases // args.workers)
+    jobs = [(args.seed, start, min(share, args.cases - start), args.slow_seconds)
+            for start in range(0, args.cases, share)]
+    if args.workers == 1:
+        tallies = [fuzz_range(*job) for job in jobs]
+    else:
+        with multiprocessing.Pool(args.workers) as pool:
+            tallies = pool.starmap(fuzz_range, jobs)
+    total = _merge(tallies)
+    elapsed = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"cases: {total.cases:,} in {elapsed:.1f} s ({total.cases / elapsed:,.0f}/s, "
+          f"{args.workers} worker(s)), seed {args.seed}")
+    print(f"parsed as valid: {total.parsed:,}; rejected with gguf-inspect's own errors: "
+          f"{sum(total.errors.values()):,} {dict(total.errors)}")
+    print(f"slowest case: {total.max_seconds * 1000:.1f} ms; slower than {args.slow_seconds} s: "
+          f"{total.slow}; peak RSS of the main process: {peak_mib:.0f} MiB")
+    print(f"findings: {sum(total.findings.values())}")
+    FINDINGS_DIR.mkdir(parents=True, exist_ok=True)
+    for number, (finding, hits) in enumerate(total.findings.most_common()):
+        replay = FINDINGS_DIR / f"finding-{number}.gguf"
+        replay.write_bytes(total.examples[finding])
+        print(f"  {hits:6d} x {finding}  (replay: {replay.relative_to(ROOT)})")
+    return 1 if total.findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

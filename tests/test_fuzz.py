@@ -1,0 +1,92 @@
+"""A short, seeded hypothesis run over mutated headers of the committed fixtures (CI's sample of
+``benchmarks/fuzz.py``, which runs 100,000 cases and shares its harness with this test).
+
+The property: on any mutated file the reader raises only gguf-inspect's own errors, ``validate``
+never raises and agrees with the reader, and the default report renders or fails cleanly; each
+case within a time bound (hypothesis' deadline).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_harness() -> ModuleType:
+    """benchmarks/fuzz.py is a script, not a package: load it by path."""
+    spec = importlib.util.spec_from_file_location("gguf_fuzz", ROOT / "benchmarks" / "fuzz.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+HARNESS = _load_harness()
+SEEDS = HARNESS.load_seeds()
+INTERESTING = st.sampled_from(HARNESS.INTERESTING) | st.integers(0, (1 << 64) - 1)
+
+
+@st.composite
+def mutated_files(draw: st.DrawFn) -> bytes:
+    """A fixture with one to four mutations at or near its header's field boundaries."""
+    seed = draw(st.sampled_from(SEEDS))
+    header = bytearray(seed.header)
+    for _ in range(draw(st.integers(1, 4))):
+        field = draw(st.sampled_from(seed.fields))  # a field first: no vocabulary swamping
+        at = min(len(header), draw(st.sampled_from(field)) + draw(st.sampled_from((0, 1, 2, 4, 8))))
+        kind = draw(st.sampled_from(("integer", "integer", "byte", "delete", "insert", "cut")))
+        if kind == "integer":
+            width = draw(st.sampled_from((1, 2, 4, 8)))
+            value = draw(INTERESTING) % (1 << 8 * width)
+            header[at:at + width] = value.to_bytes(width, "little")
+        elif kind == "byte":
+            header[at:at + 1] = bytes([draw(st.integers(0, 255))])
+        elif kind == "delete":
+            del header[at:at + draw(st.integers(1, 32))]
+        elif kind == "insert":
+            header[at:at] = draw(st.binary(min_size=1, max_size=16))
+        else:
+            return bytes(header[:at])
+    return bytes(header) + seed.tail
+
+
+@settings(max_examples=250, derandomize=True, database=None,
+          deadline=timedelta(seconds=2), suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_files())
+def test_mutated_headers_fail_only_with_our_errors(data: bytes) -> None:
+    outcome = HARNESS.run_case(data)
+    assert outcome.finding is None, outcome.finding
+
+
+def test_the_benchmark_mutator_replays_from_seed_and_index() -> None:
+    first = HARNESS.mutate(SEEDS[0], random.Random("1:42"))
+    again = HARNESS.mutate(SEEDS[0], random.Random("1:42"))
+    assert first == again and first != SEEDS[0].header + SEEDS[0].tail
+
+
+def test_a_short_benchmark_run_has_no_findings() -> None:
+    tally = HARNESS.fuzz_range(seed=7, first=0, count=150, slow_seconds=2.0)
+    assert tally.cases == 150 and not tally.findings, tally.findings
+    assert tally.parsed and sum(tally.errors.values())  # both outcomes are exercised
+
+
+def test_deeply_nested_arrays_are_refused_not_a_recursion_error() -> None:
+    # A finding of the fuzzer: an array of arrays 100,000 deep (12 bytes a level) used to
+    # exhaust Python's stack inside the reader.
+    import struct
+
+    level = struct.pack("<IQ", 9, 1)
+    body = struct.pack("<Q", 1) + b"k" + struct.pack("<I", 9) + level * 100_000
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + body + struct.pack("<IQ", 4, 0)
+    outcome = HARNESS.run_case(data)
+    assert outcome.finding is None and outcome.expected_error == "FormatError"
