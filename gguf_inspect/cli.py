@@ -316,6 +316,51 @@ def vram_command(
     guarded(run, show_traceback)
 
 
+@app.command("scan")
+def scan_command(
+    locations: Annotated[list[str], typer.Argument(
+        metavar="PATH_OR_URL...", help="GGUF files, folders of them, or http(s):// / hf:// URLs.")],
+    recursive: Annotated[bool, typer.Option(
+        "--recursive", "-r", help="Look in sub-folders of the folders given too.")] = False,
+    sort: Annotated[str, typer.Option(
+        "--sort", help="Sort key: location, architecture, params, file-type, embedding-type, "
+                       "embedding-bytes, embedding-ratio, kv-cache, tensor-bytes, file-size.")
+    ] = "location",
+    reverse: Annotated[bool, typer.Option("--reverse", help="Sort descending.")] = False,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", min=1, max=64, help="Models read at once (remote ones concurrently).")
+    ] = 8,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """One row per model over a shelf of models (local or remote, headers only); bad files are
+    listed with their error and the scan goes on (exit 3 or 4 if any failed)."""
+    output_format = pick_format(as_json, as_markdown)
+    from gguf_inspect.analyses.scan import SORT_KEYS
+
+    if sort not in SORT_KEYS:
+        raise typer.BadParameter(f"expected one of {', '.join(SORT_KEYS)}; got {sort!r}",
+                                 param_hint="--sort")
+
+    def progress(done: int, total: int, location: str, ok: bool) -> None:
+        from gguf_inspect.render.text import escape_terminal
+
+        state = "ok" if ok else "failed"
+        print(f"scan [{done}/{total}] {state}: {escape_terminal(location)}", file=sys.stderr,
+              flush=True)
+
+    def run() -> int:
+        from gguf_inspect.commands.scan import run_scan
+
+        text, code = run_scan(locations, output_format, recursive=recursive, sort=sort,
+                              reverse=reverse, jobs=jobs, progress=progress)
+        emit(text)
+        return code
+
+    guarded(run, show_traceback)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

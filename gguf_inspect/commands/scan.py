@@ -1,0 +1,104 @@
+"""The ``scan`` command's body: find the models, read their headers (remote ones concurrently,
+at most ``jobs`` at a time), turn each into a row or a listed failure, render, pick the exit code.
+
+From Python: ``run_scan(["fixtures/"], "json")`` returns ``(text, exit_code)``.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Sequence
+
+from gguf_inspect.analyses.scan import ScanFailure, ScanRow, build_report, scan_row
+from gguf_inspect.commands import render_sections
+from gguf_inspect.constants import ExitCode
+from gguf_inspect.errors import GGUFError, SourceError
+from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.source import is_remote, open_source
+from gguf_inspect.split import shard_group
+
+DEFAULT_JOBS = 8
+Progress = Callable[[int, int, str, bool], None]  # (done, total, location, ok)
+
+
+def find_models(locations: Sequence[str], recursive: bool = False) -> list[str]:
+    """The model locations to scan, in the order given: folders expand to their ``*.gguf``
+    files (sorted; with ``recursive`` the whole tree), and the shards of one split model
+    collapse into their first-named location (which opens them all)."""
+    found: list[str] = []
+    for location in locations:
+        if not is_remote(location) and os.path.isdir(location):
+            pattern = "**/*.gguf" if recursive else "*.gguf"
+            found += sorted(str(path) for path in Path(location).glob(pattern) if path.is_file())
+        else:
+            found.append(location)  # a missing file becomes a listed failure
+    seen: set[str] = set()
+    unique = []
+    for location in found:
+        group = shard_group(location)
+        if group not in seen:
+            seen.add(group)
+            unique.append(location)
+    return unique
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code the error would give on its own (as ``cli.guarded`` maps it)."""
+    if isinstance(error, (SourceError, OSError)):
+        return ExitCode.IO
+    return ExitCode.INVALID
+
+
+def scan_location(location: str) -> ScanRow | ScanFailure:
+    """Read one model's header and make its row; any failure becomes a listed failure."""
+    try:
+        source = open_source(location)
+        try:
+            return scan_row(location, read_gguf_source(source))
+        finally:
+            source.close()
+    except (GGUFError, LookupError, OSError) as error:
+        message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
+        return ScanFailure(location, message, exit_code_for(error))
+
+
+def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
+             progress: Progress | None = None) -> list[ScanRow | ScanFailure]:
+    """Every location's result, in input order; up to ``jobs`` read at once (threads: the work
+    is waiting on the network or the disk)."""
+    results: list[ScanRow | ScanFailure | None] = [None] * len(locations)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(scan_location, location): index
+                   for index, location in enumerate(locations)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            index = futures[future]
+            results[index] = future.result()
+            if progress is not None:
+                progress(done, len(locations), locations[index],
+                         isinstance(results[index], ScanRow))
+    return [result for result in results if result is not None]
+
+
+def run_scan(locations: Sequence[str], output_format: str, *, recursive: bool = False,
+             sort: str = "location", reverse: bool = False, jobs: int = DEFAULT_JOBS,
+             progress: Progress | None = None) -> tuple[str, int]:
+    """The scan: rows and failures rendered; exit 0 when every model was read, else the exit
+    code of the failures (3 when any file is invalid, else 4 for I/O)."""
+    models = find_models(locations, recursive)
+    results = scan_all(models, jobs, progress)
+    rows = [result for result in results if isinstance(result, ScanRow)]
+    failures = [result for result in results if isinstance(result, ScanFailure)]
+    report = build_report(rows, failures, sort, reverse)
+    code = ExitCode.OK
+    if failures:
+        codes = {failure.exit_code for failure in failures}
+        code = ExitCode.INVALID if ExitCode.INVALID in codes else min(codes)
+    if output_format == "json":
+        from gguf_inspect.render.scan import scan_json
+
+        return scan_json(report), code
+    from gguf_inspect.render.scan import scan_sections
+
+    return render_sections(scan_sections(report), output_format), code

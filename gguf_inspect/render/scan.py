@@ -1,0 +1,75 @@
+"""Rendering of ``gguf-inspect scan``: the models table (and failures) for table/markdown, and
+the JSON contract (``schema_version``, ``models``, ``failures``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gguf_inspect.analyses.scan import KV_TOKENS, ScanReport, ScanRow
+from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.render.document import Paragraph, Section, Table
+from gguf_inspect.render.text import format_mib, format_params, format_percent
+
+HEADERS = ["model", "arch", "params", "file type", "embd type", "embd bytes", "embd vs f16",
+           "tied", f"KV f16 / {KV_TOKENS} ctx", "tensor bytes"]
+NUMERIC = frozenset({2, 5, 6, 8, 9})
+
+
+def _maybe(value: Any, draw: Any = str) -> str:
+    return "-" if value is None else draw(value)
+
+
+def _row(row: ScanRow) -> list[str]:
+    model = row.location if row.n_shards == 1 else f"{row.location} ({row.n_shards} shards)"
+    return [
+        model,
+        _maybe(row.architecture),
+        format_params(row.n_params),
+        row.file_type,
+        _maybe(row.embedding_type),
+        _maybe(row.embedding_bytes, format_mib),
+        _maybe(row.embedding_ratio_to_f16, format_percent),
+        _maybe(row.tied_output, lambda tied: "yes" if tied else "no"),
+        _maybe(row.kv_cache_bytes_per_1k_tokens, format_mib),
+        format_mib(row.tensor_bytes),
+    ]
+
+
+def scan_sections(report: ScanReport) -> list[Section]:
+    order = f"sorted by {report.sort_key}{' (reversed)' if report.reverse else ''}"
+    sections: list[Section] = [
+        Table(f"models ({len(report.rows)}, {order})", HEADERS,
+              [_row(row) for row in report.rows], numeric_columns=NUMERIC)]
+    if not report.rows and not report.failures:
+        sections.append(Paragraph("note", "no GGUF files found"))
+    if report.failures:
+        sections.append(Table(f"could not read ({len(report.failures)})",
+                              ["model", "exit code", "error"],
+                              [[failure.location, str(failure.exit_code), failure.error]
+                               for failure in report.failures]))
+    return sections
+
+
+def _row_json(row: ScanRow) -> dict[str, Any]:
+    return {
+        "location": row.location, "architecture": row.architecture, "name": row.name,
+        "n_params": row.n_params, "file_type": row.file_type,
+        "embedding_type": row.embedding_type, "embedding_bytes": row.embedding_bytes,
+        "embedding_f16_bytes": row.embedding_f16_bytes,
+        "embedding_ratio_to_f16": row.embedding_ratio_to_f16, "tied_output": row.tied_output,
+        "kv_cache_bytes_per_1k_tokens": row.kv_cache_bytes_per_1k_tokens,
+        "tensor_bytes": row.tensor_bytes, "file_size": row.file_size, "n_shards": row.n_shards,
+    }
+
+
+def scan_json(report: ScanReport) -> str:
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "sort": {"key": report.sort_key, "reverse": report.reverse},
+        "kv_cache_tokens": KV_TOKENS,
+        "models": [_row_json(row) for row in report.rows],
+        "failures": [{"location": failure.location, "error": failure.error,
+                      "exit_code": failure.exit_code} for failure in report.failures],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
