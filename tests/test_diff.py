@@ -151,6 +151,8 @@ def test_tied_against_untied_reports_the_missing_output_head() -> None:
     group = next(g for g in report.groups if g.role == "output")
     assert (group.a_tensors, group.b_tensors, group.b_bytes) == (1, 0, 0)
     assert next(m for m in report.metadata if m.key == "general.name").change == "changed"
+    assert report.notes == ("B has no output.weight: llama.cpp uses token_embd.weight as the "
+                            "output head (tied embeddings); its bytes count under token embedding",)
     reverse = diff("tiny-llama-tied-q8_0.gguf", "tiny-llama-untied-q8_0.gguf")
     assert next(c for c in reverse.tensors if c.name == "output.weight").change == "added"
     assert reverse.tensor_bytes_delta == -report.tensor_bytes_delta
@@ -333,7 +335,7 @@ def test_progress_counts_every_element_once() -> None:
 def test_same_file_has_no_differences_and_zero_error() -> None:
     report = diff("tiny-llama-tied-q4_k_m.gguf", "tiny-llama-tied-q4_k_m.gguf",
                   DiffOptions(values="all"))
-    assert not report.differs and report.warnings == ()
+    assert not report.differs and report.warnings == () and report.notes == ()
     assert all(c.change == "same" for c in report.tensors)
     assert all(v.rmse == 0 and v.cos_min == pytest.approx(1.0) for v in report.values)
 

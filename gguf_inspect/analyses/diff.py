@@ -21,7 +21,7 @@ import numpy as np
 
 from gguf_inspect.analyses.roles import ROLES, role_sort_key, tensor_role
 from gguf_inspect.analyses.summary import summarize
-from gguf_inspect.constants import VALUE_TYPES, ggml_type_name
+from gguf_inspect.constants import OUTPUT, TOKEN_EMBD, VALUE_TYPES, ggml_type_name
 from gguf_inspect.model import ArrayValue, GGUFFile, MetadataEntry, Scalar, TensorInfo
 from gguf_inspect.reader import iter_array, read_array
 from gguf_inspect.source import ByteSource
@@ -168,6 +168,7 @@ class DiffOptions:
 @dataclass(frozen=True)
 class DiffReport:
     warnings: tuple[str, ...]
+    notes: tuple[str, ...]  # facts that explain a change, e.g. a tied output head
     a: SideFacts
     b: SideFacts
     type_counts: tuple[tuple[str, int, int], ...]  # (ggml type, tensors in A, in B), id order
@@ -277,6 +278,16 @@ def structure_warnings(a: GGUFFile, b: GGUFFile, changes: Sequence[TensorChange]
             "these files are not quantizations of one model, values are compared only where "
             "shapes match")
     return tuple(warnings)
+
+
+def tied_head_notes(a: GGUFFile, b: GGUFFile) -> tuple[str, ...]:
+    """Explain an output head that is missing on one side: llama.cpp then reuses the embedding."""
+    notes = []
+    for label, gguf in (("A", a), ("B", b)):
+        if gguf.tensor(OUTPUT) is None and gguf.tensor(TOKEN_EMBD) is not None:
+            notes.append(f"{label} has no {OUTPUT}: llama.cpp uses {TOKEN_EMBD} as the output "
+                         "head (tied embeddings); its bytes count under token embedding")
+    return tuple(notes) if len(notes) == 1 else ()
 
 
 # ---- metadata ---------------------------------------------------------------------------------
@@ -488,7 +499,8 @@ def diff_models(a: GGUFFile, b: GGUFFile, source_a: ByteSource, source_b: ByteSo
     if options.values is not None:
         values, skipped = value_diff(a, b, source_a, source_b, options, progress)
     return DiffReport(
-        warnings=structure_warnings(a, b, changes), a=side_facts(a), b=side_facts(b),
+        warnings=structure_warnings(a, b, changes), notes=tied_head_notes(a, b),
+        a=side_facts(a), b=side_facts(b),
         type_counts=type_count_pairs(a, b), tensors=changes, groups=role_groups(changes),
         metadata=metadata_diff(a, b, source_a, source_b),
         values=values, values_skipped=skipped, options=options)

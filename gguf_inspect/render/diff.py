@@ -147,8 +147,10 @@ def diff_sections(report: DiffReport, show_all: bool = False) -> list[Section]:
     sections: list[Section] = []
     if report.warnings:
         sections.append(Paragraph("warnings", "\n".join(f"warning: {w}" for w in report.warnings)))
-    sections += [_files_section(report.a, report.b, report.tensor_bytes_delta),
-                 _type_counts_section(report), _groups_section(report),
+    sections.append(_files_section(report.a, report.b, report.tensor_bytes_delta))
+    if report.notes:
+        sections.append(Paragraph("notes", "\n".join(report.notes)))
+    sections += [_type_counts_section(report), _groups_section(report),
                  _tensors_section(report, show_all), _metadata_section(report, show_all)]
     if report.options.values is not None:
         sections.append(_values_section(report))
@@ -157,11 +159,15 @@ def diff_sections(report: DiffReport, show_all: bool = False) -> list[Section]:
                 f"{skip.name}: {skip.reason}" for skip in report.values_skipped)))
     sections.append(KeyValues("verdict", [
         ("differs", "yes" if report.differs else "no"),
-        ("tensor bytes B - A", f"{_signed(report.tensor_bytes_delta)} B "
-                               f"({format_mib(abs(report.tensor_bytes_delta))} "
-                               f"{'smaller' if report.tensor_bytes_delta < 0 else 'larger'})"),
+        ("tensor bytes B - A", _size_change(report.tensor_bytes_delta)),
     ]))
     return sections
+
+
+def _size_change(delta: int) -> str:
+    if delta == 0:
+        return "+0 B (same size)"
+    return f"{_signed(delta)} B ({format_mib(abs(delta))} {'smaller' if delta < 0 else 'larger'})"
 
 
 def progress_line(event: ValuesProgress) -> str:
@@ -211,6 +217,7 @@ def diff_json(report: DiffReport, show_all: bool = False) -> str:
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "warnings": list(report.warnings),
+        "notes": list(report.notes),
         "a": _side_json(report.a),
         "b": _side_json(report.b),
         "type_counts": {"a": dict(report.a.type_counts), "b": dict(report.b.type_counts)},
