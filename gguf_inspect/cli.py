@@ -173,6 +173,44 @@ def diff_command(
     guarded(run, show_traceback)
 
 
+@app.command("embed")
+def embed_command(
+    model: Annotated[str, typer.Argument(help="GGUF file whose token embedding to explore.")],
+    nearest: Annotated[Optional[str], typer.Option(
+        "--nearest", metavar="WORD", help="Tokens whose rows are closest to WORD's.")] = None,
+    analogy: Annotated[Optional[tuple[str, str, str]], typer.Option(
+        "--analogy", metavar="A B C", help="Tokens closest to A - B + C (inputs excluded).",
+        show_default=False)] = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", metavar="WORD|ID", help="One row: norm, min/max, first values.")] = None,
+    stats: Annotated[bool, typer.Option(
+        "--stats", help="Norm histogram, near-zero and duplicate rows.")] = False,
+    top_k: Annotated[int, typer.Option("--top", metavar="K", min=1,
+                                       help="How many answers.")] = 10,
+    vs: Annotated[Optional[str], typer.Option(
+        "--vs", metavar="OTHER", help="Same query on another quantization, side by side.")] = None,
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Explore the token embedding: nearest tokens, analogies, one row, whole-matrix stats."""
+    output_format = pick_format(as_json, as_markdown)
+
+    def run() -> int:
+        from gguf_inspect.commands.embed import QueryError, run_embed
+        from gguf_inspect.render.text import escape_terminal
+
+        try:
+            emit(run_embed(model, output_format, nearest=nearest, analogy=analogy, token=token,
+                           stats=stats, top_k=top_k, vs=vs))
+        except QueryError as error:  # a question the file cannot answer: a usage error
+            print(f"error: {escape_terminal(str(error))}", file=sys.stderr)
+            return ExitCode.USAGE
+        return ExitCode.OK
+
+    guarded(run, show_traceback)
+
+
 def _cache_type(value: Optional[str]) -> Optional[str]:
     """A KV cache type name llama.cpp knows (f16, q8_0, q4_0 ...), checked before loading."""
     if value is None:

@@ -1,0 +1,96 @@
+"""The ``embed`` command's body: open the model (and the --vs model), answer the query on the
+token embedding, render to a string.
+
+From Python: ``run_embed("model.gguf", "json", analogy=("king", "man", "woman"))``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import ExitStack
+from typing import Sequence, TextIO
+
+from gguf_inspect.analyses.embed_explore import (
+    DEFAULT_TOP_K,
+    EmbeddingModel,
+    EmbedQuery,
+    Progress,
+    QueryError,
+    explore_models,
+    open_embedding_model,
+)
+from gguf_inspect.commands import render_sections
+from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.source import open_source
+
+__all__ = ["QueryError", "StderrProgress", "build_query", "run_embed"]
+
+
+class StderrProgress:
+    """Progress on stderr, shown only once the command has run for more than ``delay`` seconds
+    (quick queries stay silent): redrawn in place on a terminal, else a line every few seconds."""
+
+    def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.delay = delay
+        self.terminal = self.stream.isatty()
+        self.interval = 0.25 if self.terminal else 2.0
+        self.started = time.monotonic()
+        self.last_drawn = 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = done >= total
+        if now - self.started < self.delay or (now - self.last_drawn < self.interval
+                                                and not finished):
+            return
+        self.last_drawn = now
+        line = f"{label}: {done:,} / {total:,} ({done / total:.0%})" if total else label
+        self.stream.write(f"\r{line}\x1b[K" if self.terminal else f"{line}\n")
+        if finished and self.terminal:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def build_query(nearest: str | None, analogy: Sequence[str] | None, token: str | None,
+                stats: bool, top_k: int) -> EmbedQuery:
+    """Exactly one of --nearest, --analogy, --token and --stats."""
+    chosen = [name for name, given in (("nearest", nearest is not None),
+                                       ("analogy", analogy is not None),
+                                       ("token", token is not None), ("stats", stats)) if given]
+    if len(chosen) != 1:
+        raise QueryError("choose exactly one of --nearest, --analogy, --token and --stats"
+                         + (f" (got {', '.join('--' + name for name in chosen)})" if chosen
+                            else ""))
+    words = {"nearest": (nearest,), "analogy": tuple(analogy or ()), "token": (token,),
+             "stats": ()}[chosen[0]]
+    return EmbedQuery(chosen[0], tuple(str(word) for word in words), top_k)
+
+
+def _open(stack: ExitStack, location: str, use_tokenizer: bool) -> EmbeddingModel:
+    source = open_source(location)
+    stack.callback(source.close)
+    model = open_embedding_model(read_gguf_source(source), source, use_tokenizer=use_tokenizer)
+    stack.callback(model.close)
+    return model
+
+
+def run_embed(location: str, output_format: str, *, nearest: str | None = None,
+              analogy: Sequence[str] | None = None, token: str | None = None,
+              stats: bool = False, top_k: int = DEFAULT_TOP_K, vs: str | None = None,
+              use_tokenizer: bool = True, progress: Progress | None = None) -> str:
+    """Answer one embedding query on ``location`` (and on ``vs`` side by side)."""
+    query = build_query(nearest, analogy, token, stats, top_k)
+    with ExitStack() as stack:
+        primary = _open(stack, location, use_tokenizer)
+        other = _open(stack, vs, use_tokenizer) if vs is not None else None
+        report = explore_models(query, primary, other,
+                                progress if progress is not None else StderrProgress())
+    if output_format == "json":
+        from gguf_inspect.render.embed import embed_json
+
+        return embed_json(report)
+    from gguf_inspect.render.embed import embed_sections
+
+    return render_sections(embed_sections(report), output_format)
