@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -23,6 +24,8 @@ from gguf_inspect.analyses.diff import (
     ArrayDigest,
     DiffOptions,
     DiffReport,
+    ProgressCallback,
+    ValueDiff,
     ValuesProgress,
     diff_models,
     sample_rows,
@@ -33,7 +36,8 @@ from gguf_inspect.commands.diff import StderrProgress, run_diff
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.render.diff import diff_json, diff_sections
 from gguf_inspect.render.document import draw_markdown, draw_terminal
-from gguf_inspect.source import LocalFileSource
+from gguf_inspect.model import TensorInfo
+from gguf_inspect.source import ByteSource, LocalFileSource
 from tests.conftest import fixture_path
 
 # (elements per block, bytes per block) from ggml-common.h: q8_0 is a f16 scale + 32 int8,
@@ -50,12 +54,12 @@ def expected_bytes(type_name: str, n_elements: int) -> int:
 
 
 def diff(name_a: str, name_b: str, options: DiffOptions = DiffOptions(),
-         progress=None) -> DiffReport:  # type: ignore[no-untyped-def]
+         progress: ProgressCallback | None = None) -> DiffReport:
     return diff_paths(fixture_path(name_a), fixture_path(name_b), options, progress)
 
 
 def diff_paths(path_a: Path, path_b: Path, options: DiffOptions = DiffOptions(),
-               progress=None) -> DiffReport:  # type: ignore[no-untyped-def]
+               progress: ProgressCallback | None = None) -> DiffReport:
     with LocalFileSource(path_a) as source_a, LocalFileSource(path_b) as source_b:
         return diff_models(read_gguf_source(source_a), read_gguf_source(source_b),
                            source_a, source_b, options, progress)
@@ -79,7 +83,7 @@ def numpy_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
             "rel_error": float(np.linalg.norm(error) / np.linalg.norm(a))}
 
 
-def assert_metrics(value, expected: dict[str, float]) -> None:  # type: ignore[no-untyped-def]
+def assert_metrics(value: ValueDiff, expected: dict[str, float]) -> None:
     for key, number in expected.items():
         assert getattr(value, key) == pytest.approx(number, rel=1e-9, abs=1e-12), key
 
@@ -203,17 +207,22 @@ def write_vocab(path: Path, tokens: list[str], name: str = "m") -> Path:
     return path
 
 
+def key_change(report: DiffReport, key: str) -> tuple[str, Any, Any]:
+    """(change, A's value, B's value) of one metadata key; None for a missing side."""
+    change = next(m for m in report.metadata if m.key == key)
+    return (change.change, change.a.value if change.a else None,
+            change.b.value if change.b else None)
+
+
 def test_metadata_f16_to_q4_k_m() -> None:
     report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q4_k_m.gguf")
-    changed = {m.key: m for m in report.metadata if m.change != "same"}
-    assert set(changed) == {"general.file_type", "general.quantization_version"}
-    file_type = changed["general.file_type"]
-    assert (file_type.change, file_type.a.value, file_type.b.value) == ("changed", 1, 15)  # type: ignore[union-attr]
-    version = changed["general.quantization_version"]
-    assert (version.change, version.a, version.b.value) == ("added", None, 2)  # type: ignore[union-attr]
-    tokens = next(m for m in report.metadata if m.key == "tokenizer.ggml.tokens")
-    assert tokens.change == "same" and isinstance(tokens.a.value, ArrayDigest)  # type: ignore[union-attr]
-    assert tokens.a.value.count == N_VOCAB  # type: ignore[union-attr]
+    changed = {m.key for m in report.metadata if m.change != "same"}
+    assert changed == {"general.file_type", "general.quantization_version"}
+    assert key_change(report, "general.file_type") == ("changed", 1, 15)  # F16 -> Q4_K_M
+    assert key_change(report, "general.quantization_version") == ("added", None, 2)
+    change, tokens_a, tokens_b = key_change(report, "tokenizer.ggml.tokens")
+    assert change == "same" and tokens_a == tokens_b
+    assert isinstance(tokens_a, ArrayDigest) and tokens_a.count == N_VOCAB
 
 
 def test_large_array_hash_is_over_the_items_read_by_gguf_py() -> None:
@@ -222,8 +231,8 @@ def test_large_array_hash_is_over_the_items_read_by_gguf_py() -> None:
     items = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"].contents()
     expected = hashlib.sha256(("\n".join(map(repr, items)) + "\n").encode()).hexdigest()
     report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-tied-f16.gguf")
-    tokens = next(m for m in report.metadata if m.key == "tokenizer.ggml.tokens")
-    assert tokens.a.value == ArrayDigest("string", N_VOCAB, expected)  # type: ignore[union-attr]
+    _, tokens_a, _ = key_change(report, "tokenizer.ggml.tokens")
+    assert tokens_a == ArrayDigest("string", N_VOCAB, expected)
 
 
 def test_arrays_compared_by_count_and_hash(tmp_path: Path) -> None:
@@ -233,15 +242,12 @@ def test_arrays_compared_by_count_and_hash(tmp_path: Path) -> None:
     longer = write_vocab(tmp_path / "longer.gguf", tokens + ["extra"])
     same = diff_paths(base, write_vocab(tmp_path / "copy.gguf", list(tokens)))
     assert not same.differs
-    one_token = next(m for m in diff_paths(base, renamed).metadata
-                     if m.key == "tokenizer.ggml.tokens")
-    assert one_token.change == "changed"
-    assert one_token.a.value.count == one_token.b.value.count == 40  # type: ignore[union-attr]
-    assert one_token.a.value.sha256 != one_token.b.value.sha256  # type: ignore[union-attr]
-    grown = next(m for m in diff_paths(base, longer).metadata if m.key == "tokenizer.ggml.tokens")
-    assert (grown.a.value.count, grown.b.value.count) == (40, 41)  # type: ignore[union-attr]
-    small = next(m for m in same.metadata if m.key == "test.small")
-    assert small.a.value == (1, 2, 3)  # type: ignore[union-attr]  # short arrays: item by item
+    change, digest_a, digest_b = key_change(diff_paths(base, renamed), "tokenizer.ggml.tokens")
+    assert change == "changed" and digest_a.count == digest_b.count == 40
+    assert digest_a.sha256 != digest_b.sha256
+    _, digest_a, digest_b = key_change(diff_paths(base, longer), "tokenizer.ggml.tokens")
+    assert (digest_a.count, digest_b.count) == (40, 41)
+    assert key_change(same, "test.small") == ("same", (1, 2, 3), (1, 2, 3))  # item by item
 
 
 def test_untrusted_metadata_is_escaped_in_tables(tmp_path: Path) -> None:
@@ -287,7 +293,8 @@ def test_small_chunks_give_the_same_numbers_and_alternate_sides(
     calls: list[tuple[str, int]] = []
     real_read_rows = dequant.read_rows
 
-    def recording_read_rows(source, tensor, first_row, n_rows, byte_order="little"):  # type: ignore[no-untyped-def]
+    def recording_read_rows(source: ByteSource, tensor: TensorInfo, first_row: int, n_rows: int,
+                            byte_order: str = "little") -> np.ndarray:
         calls.append((source.name, n_rows))
         return real_read_rows(source, tensor, first_row, n_rows, byte_order)
 
