@@ -332,13 +332,12 @@ def config_from_log(log: LoadLog, base: MemoryConfig) -> tuple[MemoryConfig, lis
                      "(the log does not say how much memory each GPU had free)")
         if context.gpu_layers is not None:
             changes["n_gpu_layers"] = context.gpu_layers[0]
-    has_repack = any(b.buffer == "CPU_REPACK" for b in log.model_buffers)
-    if not gpus and has_repack != base.cpu_repack:
-        changes["cpu_repack"] = has_repack
-        notes.append("CPU weight repacking set to what the log shows (it depends on the build "
-                     "and CPU of the machine that wrote it)")
+    if not gpus:
+        # Repacking depends on the build and the CPU of the machine that wrote the log.
+        changes["cpu_repack"] = any(b.buffer == "CPU_REPACK" for b in log.model_buffers)
     notes.append("settings read from the log: " + ", ".join(
-        f"{name}={value}" for name, value in changes.items() if name != "gpu_capacities"))
+        f"{name}={value}" for name, value in changes.items() if name != "gpu_capacities")
+        + " (cpu_repack: whether the log has a CPU_REPACK buffer)")
     return replace(base, **changes), notes
 
 

@@ -110,13 +110,16 @@ def _context_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
     return params
 
 
-def _refusal(path: str, what: str, records: tuple[LogRecord, ...]) -> RuntimeUnavailableError:
-    """llama.cpp's own error line (the most specific one) as the message of the failure."""
+def _refusal(path: str, what: str, fragments: list[tuple[int, str]]) -> RuntimeUnavailableError:
+    """llama.cpp's own error line (the most specific one) as the message of the failure; the
+    raw log travels with the error (``raw_log``) so ``--log`` can still save it."""
     from gguf_inspect.analyses.runtime_log import error_lines
 
-    errors = error_lines(records)
+    errors = error_lines(join_fragments(fragments))
     reason = errors[0] if errors else f"llama.cpp could not {what} (no error line in its log)"
-    return RuntimeUnavailableError(f"llama.cpp refused the model: {reason}", path=path)
+    error = RuntimeUnavailableError(f"llama.cpp refused the model: {reason}", path=path)
+    error.raw_log = "".join(text for _level, text in fragments)  # type: ignore[attr-defined]
+    return error
 
 
 def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
@@ -135,11 +138,11 @@ def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
         llama_cpp.llama_backend_init()
         model = llama_cpp.llama_model_load_from_file(path.encode(), _model_params(llama_cpp, config))
         if not model:
-            raise _refusal(path, "load the model", join_fragments(catcher.fragments))
+            raise _refusal(path, "load the model", catcher.fragments)
         try:
             context = llama_cpp.llama_init_from_model(model, _context_params(llama_cpp, config))
             if not context:
-                raise _refusal(path, "create the context", join_fragments(catcher.fragments))
+                raise _refusal(path, "create the context", catcher.fragments)
             sizes = (llama_cpp.llama_n_ctx(context), llama_cpp.llama_n_ctx_seq(context),
                      llama_cpp.llama_n_batch(context), llama_cpp.llama_n_ubatch(context),
                      llama_cpp.llama_n_seq_max(context))

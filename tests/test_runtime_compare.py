@@ -1,0 +1,196 @@
+"""Our predictions against llama.cpp itself: every fixture, loaded for real under several
+configurations, must show ``match`` on every exact quantity.
+
+The oracle is the runtime: llama.cpp's own load log and C API (llama_model_size,
+llama_model_n_params, llama_n_ctx ...), captured through llama-cpp-python. The compute buffer is
+an estimate and only has to be present; every other row must match.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gguf_inspect.analyses.runtime_compare import (
+    ESTIMATE,
+    MATCH,
+    RuntimeComparison,
+    printed_value,
+)
+from gguf_inspect.analyses.runtime_log import PrintedSize
+from gguf_inspect.commands.runtime import compare_runtime
+from tests.conftest import ALL_FIXTURES, fixture_path
+
+DATA = Path(__file__).resolve().parent / "data"
+SWA = fixture_path("tiny-gemma3-swa-q4_k_m.gguf")
+UNTIED = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+
+# The configurations of the issue, each a set of MemoryConfig fields (what the CLI flags set).
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "ctx-1000": {"n_ctx": 1000},  # not a multiple of 256: padded to 1024
+    "3-sequences": {"n_ctx": 3000, "n_parallel": 3},
+    "q8_0-kv-flash-on": {"cache_type_k": "q8_0", "cache_type_v": "q8_0", "flash_attn": "on"},
+    "q4_0-k-flash-off": {"cache_type_k": "q4_0", "flash_attn": "off"},
+    "no-mmap": {"use_mmap": False},
+}
+# Sliding-window rules need their own cases: without swa_full the SWA cache is
+# PAD(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256) cells.
+SWA_CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "no-swa-full": {"swa_full": False},
+    "no-swa-full-2-sequences": {"swa_full": False, "n_parallel": 2},
+    "no-swa-full-unified": {"swa_full": False, "n_parallel": 2, "kv_unified": True},
+    "no-swa-full-small-ubatch": {"swa_full": False, "n_ubatch": 100, "n_ctx": 2000},
+    "no-swa-full-q8_0-flash-off": {"swa_full": False, "cache_type_k": "q8_0", "flash_attn": "off"},
+}
+
+
+def differing(comparison: RuntimeComparison) -> list[str]:
+    return [f"{c.quantity}: predicted {c.predicted!r}, runtime {c.runtime!r} ({c.note})"
+            for c in comparison.checks if c.exact and c.status != MATCH]
+
+
+def quantities(comparison: RuntimeComparison) -> set[str]:
+    return {check.quantity for check in comparison.checks}
+
+
+@pytest.mark.parametrize("settings", CONFIGURATIONS.values(), ids=CONFIGURATIONS.keys())
+@pytest.mark.parametrize("model", ALL_FIXTURES, ids=lambda path: path.name)
+def test_every_exact_quantity_matches_the_runtime(model: Path, settings: dict[str, Any]) -> None:
+    comparison = compare_runtime(str(model), settings)
+    assert not differing(comparison), "\n".join(differing(comparison))
+    # Not vacuous: the checks cover the model facts, the buffers and the KV cache.
+    assert {"n_embd", "n_vocab", "n_layer", "n_ctx_train", "file type", "model params",
+            "tensor bytes (llama_model_size)", "n_ctx", "KV cache cells", "KV cache K",
+            "KV cache V", "CPU KV buffer", "CPU output buffer"} <= quantities(comparison)
+    model_buffers = [c for c in comparison.checks if c.quantity.endswith("model buffer")]
+    assert model_buffers and all(c.runtime is not None for c in model_buffers)
+    (compute,) = [c for c in comparison.checks if c.quantity == "CPU compute buffer"]
+    assert compute.status == ESTIMATE and compute.note.endswith("%")
+
+
+@pytest.mark.parametrize("settings", SWA_CONFIGURATIONS.values(), ids=SWA_CONFIGURATIONS.keys())
+def test_sliding_window_caches_match_the_runtime(settings: dict[str, Any]) -> None:
+    comparison = compare_runtime(str(SWA), settings)
+    assert not differing(comparison), "\n".join(differing(comparison))
+    assert {"KV cache cells", "SWA KV cache cells", "SWA KV cache layers",
+            "SWA KV cache size"} <= quantities(comparison)
+
+
+def test_the_sliding_window_cache_is_smaller_without_swa_full() -> None:
+    """Checks the runtime's own figures (not ours): gemma3's window 128 + n_ubatch 512 -> 768."""
+    by_quantity = {c.quantity: c for c in compare_runtime(str(SWA), {"swa_full": False}).checks}
+    assert by_quantity["SWA KV cache cells"].runtime == 768
+    assert by_quantity["SWA KV cache layers"].runtime == 5  # blocks 0-4; block 5 is full
+    assert by_quantity["KV cache layers"].runtime == 1
+    assert by_quantity["KV cache cells"].runtime == 4096
+
+
+# ---- saved logs (--from-log): no llama-cpp-python needed --------------------------------------
+
+def test_saved_current_log_of_a_sliding_window_model_matches() -> None:
+    comparison = compare_runtime(str(SWA), {}, from_log=str(DATA / "runtime-current-gemma3-swa.log"))
+    assert comparison.log_style == "current"
+    assert not differing(comparison), "\n".join(differing(comparison))
+    assert comparison.config["n_seq_max"] == 2 and comparison.config["swa_full"] is False
+
+
+def test_saved_older_log_matches() -> None:
+    model = fixture_path("tiny-llama-untied-q8_0.gguf")
+    comparison = compare_runtime(str(model), {},
+                                 from_log=str(DATA / "runtime-older-untied-q8_0.log"))
+    assert comparison.log_style == "older"
+    assert not differing(comparison), "\n".join(differing(comparison))
+    assert {"KV cache cells", "KV cache size", "CPU_Mapped model buffer"} <= quantities(comparison)
+
+
+def test_a_wrong_setting_shows_as_differs() -> None:
+    """The log was made with n_ctx 4096; predicting for 8192 must fail on the KV cache."""
+    model = fixture_path("tiny-llama-untied-q8_0.gguf")
+    comparison = compare_runtime(str(model), {"n_ctx": 8192},
+                                 from_log=str(DATA / "runtime-older-untied-q8_0.log"))
+    assert not comparison.all_match
+    wrong = {c.quantity for c in comparison.checks if c.exact and c.status != MATCH}
+    assert {"n_ctx", "KV cache cells", "KV cache size", "CPU KV buffer"} <= wrong
+
+
+def test_a_saved_log_of_another_model_differs() -> None:
+    comparison = compare_runtime(str(UNTIED), {},
+                                 from_log=str(DATA / "runtime-current-gemma3-swa.log"))
+    wrong = {c.quantity for c in comparison.checks if c.exact and c.status != MATCH}
+    assert {"n_embd", "n_layer", "CPU_Mapped model buffer"} <= wrong
+
+
+# ---- printed precision ------------------------------------------------------------------------
+
+def test_predictions_are_rounded_like_the_log() -> None:
+    two_decimals = PrintedSize(0.0, "MiB", 2)
+    assert printed_value(577_536, two_decimals) == 0.55  # 0.5508 MiB
+    assert printed_value(4_919_808_000, PrintedSize(0.0, "GiB", 2)) == 4.58  # 4.5819 GiB
+    assert printed_value(6_830_080, PrintedSize(0.0, "MiB", 4)) == 6.5137
+
+
+# ---- the command as a user runs it ------------------------------------------------------------
+
+def run_cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = f"{prelude}import sys; from gguf_inspect.cli import main; sys.argv[0] = 'gguf-inspect'; main()"
+    return subprocess.run([sys.executable, "-c", code, "runtime", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_json_contract_and_log_round_trip(tmp_path: Path) -> None:
+    log = tmp_path / "load.log"
+    result = run_cli(str(SWA), "--ctx", "1000", "--parallel", "2", "--no-swa-full", "--json",
+                     "--log", str(log))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema_version"] == 1
+    assert document["all_match"] is True
+    assert {"n_ctx", "n_ctx_seq", "n_batch", "n_ubatch", "n_seq_max", "flash_attn",
+            "kv_unified", "swa_full", "type_k", "type_v"} <= set(document["config"])
+    assert (document["config"]["n_ctx"], document["config"]["n_ctx_seq"]) == (1024, 512)
+    for check in document["checks"]:
+        assert {"quantity", "unit", "predicted", "runtime", "status"} <= set(check)
+        assert check["status"] in ("match", "differs", "estimate")
+    assert "llama_kv_cache_iswa: creating     SWA KV cache" in log.read_text()
+    # The saved raw log compares the same way without loading anything.
+    again = run_cli(str(SWA), "--from-log", str(log), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["all_match"] is True
+
+
+def test_cli_exit_1_when_an_exact_quantity_differs() -> None:
+    model = fixture_path("tiny-llama-untied-q8_0.gguf")
+    result = run_cli(str(model), "--from-log", str(DATA / "runtime-older-untied-q8_0.log"),
+                     "--ctx", "8192")
+    assert result.returncode == 1, result.stderr
+    assert "differ from the runtime" in result.stdout
+
+
+def test_cli_exit_5_with_llama_cpps_error_line() -> None:
+    result = run_cli(str(UNTIED), "--cache-type-v", "q4_0", "--flash-attn", "off")
+    assert result.returncode == 5
+    assert "quantized V cache requires flash_attn to be enabled" in result.stderr
+
+
+def test_cli_exit_5_without_llama_cpp_python() -> None:
+    result = run_cli(str(UNTIED), prelude="import sys; sys.modules['llama_cpp'] = None; ")
+    assert result.returncode == 5
+    assert "pip install" in result.stderr and "llama-cpp-python" in result.stderr
+
+
+def test_cli_from_log_works_without_llama_cpp_python() -> None:
+    result = run_cli(str(SWA), "--from-log", str(DATA / "runtime-current-gemma3-swa.log"),
+                     prelude="import sys; sys.modules['llama_cpp'] = None; ")
+    assert result.returncode == 0, result.stderr
+    assert "all" in result.stdout and "exact quantities match the runtime" in result.stdout
+
+
+def test_cli_rejects_an_unknown_cache_type() -> None:
+    result = run_cli(str(UNTIED), "--cache-type-k", "q3_z")
+    assert result.returncode == 2
