@@ -262,7 +262,8 @@ def role_groups(changes: Sequence[TensorChange]) -> tuple[RoleGroup, ...]:
     return tuple(groups)
 
 
-def structure_warnings(a: GGUFFile, b: GGUFFile, changes: Sequence[TensorChange]) -> tuple[str, ...]:
+def structure_warnings(a: GGUFFile, b: GGUFFile, changes: Sequence[TensorChange],
+                       ) -> tuple[str, ...]:
     """What makes the two files not two quantizations of one model: architecture or shapes."""
     warnings = []
     if a.architecture != b.architecture:

@@ -60,7 +60,8 @@ _EXPERT = re.compile(r"_(?:ch)?exps$|_shexp$|^ffn_gate_inp|^exp_probs_b|"
 
 
 def base_name(name: str) -> str:
-    """The name without its block prefix and ``.weight``/``.bias``: ``blk.3.attn_q.weight`` -> ``attn_q``."""
+    """The name without block prefix and ``.weight``/``.bias``: ``blk.3.attn_q.weight`` is
+    ``attn_q``."""
     base = _BLOCK_PREFIX.sub("", name, count=1)
     for suffix in (".weight", ".bias"):
         if base.endswith(suffix):

@@ -172,8 +172,8 @@ def _size_change(delta: int) -> str:
 
 def progress_line(event: ValuesProgress) -> str:
     """One line of value-diff progress for stderr (the tensor name is untrusted: escaped)."""
-    return (f"comparing values: {event.fraction:6.1%}  tensor {event.tensor_index}/{event.n_tensors}"
-            f"  {escape_terminal(event.tensor)}")
+    return (f"comparing values: {event.fraction:6.1%}  "
+            f"tensor {event.tensor_index}/{event.n_tensors}  {escape_terminal(event.tensor)}")
 
 
 # ---- JSON -------------------------------------------------------------------------------------
