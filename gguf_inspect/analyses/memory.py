@@ -164,6 +164,8 @@ SWA_RULES: dict[str, SwaRule] = {
     "muse-glimmer": SwaRule(4),  # models/muse-glimmer.cpp
     "modern-bert": SwaRule(3, dense_first=True),  # models/modern-bert.cpp
 }
+# Graphs with gemma's extra norms (src/models/gemma2.cpp, gemma3.cpp) for the compute estimate.
+GEMMA_GRAPH_ARCHS = frozenset({"gemma2", "gemma3"})
 # Architectures whose window comes only from the per-layer array (models/gemma4.cpp).
 SWA_ARRAY_ARCHS = frozenset({"gemma4"})
 
@@ -220,6 +222,7 @@ class Hyperparameters:
     n_ctx_train: int | None
     n_head: tuple[int, ...]
     n_head_kv: tuple[int, ...]
+    n_ff: tuple[int, ...]
     head_k: tuple[int, ...]  # n_embd_head_k(il)
     head_v: tuple[int, ...]
     is_swa: tuple[bool, ...]
@@ -322,6 +325,7 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
         n_vocab=vocab_size(gguf) or 0,
         n_ctx_train=_int(gguf.arch_value("context_length")),
         n_head=n_head, n_head_kv=n_head_kv,
+        n_ff=_per_layer(gguf, "feed_forward_length", n_layer, (0,) * n_layer),
         head_k=tuple(head_k_swa if s else head_k_full for s in is_swa),
         head_v=tuple(head_v_swa if s else head_v_full for s in is_swa),
         is_swa=is_swa, n_swa=n_swa, n_layer_kv_from_start=kv_from_start)
@@ -624,25 +628,30 @@ def output_buffer(hparams: Hyperparameters, context: ResolvedContext, placement:
 
 
 def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
-                    config: MemoryConfig) -> list[BufferEstimate]:
-    """The graph allocator's peak for the worst-case ubatch (n_tokens = min(n_ctx, n_ubatch),
-    all outputs). Not a closed form in llama.cpp; estimated as the attention mask plus the larger
-    of the attention phase and the logits phase, plus the residual stream."""
+                    caches: list[KVCacheEstimate]) -> list[BufferEstimate]:
+    """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
+    min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
+    With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
+    CUDA_Host buffer for the input rows gathered on the CPU."""
+    from gguf_inspect.analyses.compute_graph import GraphShape, estimate_compute_bytes
+
     n_tokens = min(context.n_ctx, context.n_ubatch)
-    n_kv = context.n_ctx_seq if not context.kv_unified else context.n_ctx
-    mask = n_kv * n_tokens * (2 if context.flash_attn else 4)
-    n_head = max(hparams.n_head) if hparams.n_head else 0
-    residual = 4 * n_tokens * hparams.n_embd
-    if context.flash_attn:
-        attention = 4 * residual
-    else:
-        attention = 4 * n_kv * n_tokens * n_head
-    logits = 4 * n_tokens * hparams.n_vocab + residual
-    estimate = mask + max(attention, logits) + 3 * residual
+    cells = {cache.name: cache.cells for cache in caches}
+    main = cells.get("", context.n_ctx_seq)
+    n_kv = tuple(cells.get("SWA", main) if swa else main for swa in hparams.is_swa)
+    shape = GraphShape(
+        n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff,
+        n_head=hparams.n_head, n_head_kv=hparams.n_head_kv, head_k=hparams.head_k,
+        head_v=hparams.head_v, n_vocab=hparams.n_vocab, n_kv=n_kv, is_swa=hparams.is_swa,
+        n_stream=1 if context.kv_unified else context.n_seq_max,
+        flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
+        v_width_max=max(hparams.n_embd_v_gqa, default=0))
     gpus = sorted({d for d in placement.layer_device if d != HOST})
     if not gpus:
-        return [BufferEstimate(HOST, "CPU", "compute", estimate, False)]
-    buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", estimate, False) for gpu in gpus]
+        return [BufferEstimate(HOST, "CPU", "compute",
+                               estimate_compute_bytes(shape, CPU_ALIGNMENT), False)]
+    on_gpu = estimate_compute_bytes(shape, CUDA_ALIGNMENT)
+    buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", on_gpu, False) for gpu in gpus]
     host_part = 4 * n_tokens * hparams.n_embd  # the input embeddings gathered on the host
     buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", host_part, False))
     return buffers
@@ -668,7 +677,7 @@ def predict_memory(gguf: GGUFFile, config: MemoryConfig) -> MemoryPrediction:
         caches, kv_buffers = kv_caches(hparams, context, placement, config)
         buffers += kv_buffers
     buffers.append(output_buffer(hparams, context, placement, config))
-    buffers += compute_buffers(hparams, context, placement, config)
+    buffers += compute_buffers(hparams, context, placement, caches)
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes))
 
 

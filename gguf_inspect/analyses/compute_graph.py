@@ -1,0 +1,265 @@
+"""An estimate of llama.cpp's compute buffer: the worst-case (prompt-processing) graph of a
+decoder layer stack, run through a re-implementation of ggml's graph allocator.
+
+Why simulate instead of a formula: the buffer is the allocator's high-water mark, which depends
+on which activations are alive together, on in-place reuse and on fragmentation. The graph here
+follows ``llm_build_llama`` / ``llm_build_gemma3`` (src/models/*.cpp) and ``build_attn``
+(llama-graph.cpp) node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump lists it; the allocator
+follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` and
+``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Other architectures reuse
+the llama graph, so for them the figure is rougher. It stays an estimate either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
+INPLACE_OPS = frozenset({"ADD", "MUL", "SCALE", "ROPE", "RMS_NORM", "SOFT_MAX"})
+
+
+@dataclass(eq=False)
+class Node:
+    name: str
+    op: str
+    n_bytes: int
+    srcs: tuple[Node, ...] = ()
+    view_src: Node | None = None
+    is_input: bool = False
+    is_output: bool = False
+    external: bool = False  # weights and KV cache: live in their own buffers
+    # allocator state
+    n_children: int = field(default=0, repr=False)
+    n_views: int = field(default=0, repr=False)
+    allocated: bool = field(default=False, repr=False)
+    offset: int = field(default=-1, repr=False)
+
+
+class DynamicAllocator:
+    """ggml_dyn_tallocr with one chunk: best fit among the free blocks but the last, else the
+    last (unbounded) block; freed ranges merge with their neighbours; ``max_size`` is the peak."""
+
+    def __init__(self, alignment: int) -> None:
+        self.alignment = alignment
+        self.blocks: list[list[int]] = [[0, 1 << 62]]  # [offset, size], sorted by offset
+        self.max_size = 0
+
+    def aligned(self, size: int) -> int:
+        return (size + self.alignment - 1) // self.alignment * self.alignment
+
+    def alloc(self, size: int) -> int:
+        size = self.aligned(size)
+        best, best_size = -1, None
+        for index, (_, block_size) in enumerate(self.blocks[:-1]):
+            if block_size >= size and (best_size is None or block_size <= best_size):
+                best, best_size = index, block_size
+        if best < 0:
+            best = len(self.blocks) - 1
+        block = self.blocks[best]
+        offset = block[0]
+        block[0] += size
+        block[1] -= size
+        if block[1] == 0:
+            del self.blocks[best]
+        self.max_size = max(self.max_size, offset + size)
+        return offset
+
+    def free(self, offset: int, size: int) -> None:
+        size = self.aligned(size)
+        for block in self.blocks:  # merge with a block that ends or starts here
+            if block[0] + block[1] == offset:
+                block[1] += size
+                self._merge_next(self.blocks.index(block))
+                return
+            if offset + size == block[0]:
+                block[0] = offset
+                block[1] += size
+                return
+        self.blocks.append([offset, size])
+        self.blocks.sort()
+
+    def _merge_next(self, index: int) -> None:
+        if index + 1 < len(self.blocks):
+            block, following = self.blocks[index], self.blocks[index + 1]
+            if block[0] + block[1] == following[0]:
+                block[1] += following[1]
+                del self.blocks[index + 1]
+
+
+def peak_bytes(nodes: list[Node], alignment: int, unused_inputs: tuple[Node, ...] = ()) -> int:
+    """ggml_gallocr_alloc_graph_impl over ``nodes`` (graph order); leafs are the inputs, and
+    ``unused_inputs`` are leafs no node reads (allocated, never freed)."""
+    allocator = DynamicAllocator(alignment)
+    leafs = [src for node in nodes for src in node.srcs if src.is_input]
+    leafs[1:1] = unused_inputs
+    for leaf in dict.fromkeys(leafs):  # inputs first, in first-use order
+        _allocate(allocator, leaf)
+    for node in nodes:
+        if node.view_src is not None:
+            node.view_src.n_views += 1
+        for src in node.srcs:
+            src.n_children += 1
+    for node in nodes:
+        for src in node.srcs:
+            _allocate(allocator, src)
+        _allocate(allocator, node)
+        for src in node.srcs:
+            src.n_children -= 1
+            if src.n_children == 0 and src.n_views == 0:
+                if src.view_src is not None:
+                    base = src.view_src
+                    base.n_views -= 1
+                    if base.n_views == 0 and base.n_children == 0 and base.allocated:
+                        _free(allocator, base)
+                elif src.allocated:
+                    _free(allocator, src)
+    return allocator.max_size
+
+
+def _allocate(allocator: DynamicAllocator, node: Node) -> None:
+    if node.allocated or node.external or node.view_src is not None or node.offset >= 0:
+        return
+    node.allocated = True
+    if node.op in INPLACE_OPS:
+        for parent in node.srcs:
+            layout = parent.view_src or parent  # the views here keep their base's layout
+            if parent.external or parent.is_output or layout.n_bytes != node.n_bytes:
+                continue
+            if parent.n_children != 1 or parent.n_views != 0:
+                continue
+            if parent.view_src is not None:
+                base = parent.view_src
+                if base.n_views == 1 and base.n_children == 0 and not base.external:
+                    node.offset = base.offset
+                    parent.allocated = base.allocated = False
+                    return
+            else:
+                node.offset = parent.offset
+                parent.allocated = False
+                return
+    node.offset = allocator.alloc(node.n_bytes)
+
+
+def _free(allocator: DynamicAllocator, node: Node) -> None:
+    if node.is_output:
+        return
+    allocator.free(node.offset, node.n_bytes)
+    node.allocated = False
+
+
+@dataclass(frozen=True)
+class GraphShape:
+    """What the graph's tensor sizes depend on."""
+
+    n_tokens: int
+    n_outputs: int
+    n_embd: int
+    n_ff: tuple[int, ...]
+    n_head: tuple[int, ...]
+    n_head_kv: tuple[int, ...]
+    head_k: tuple[int, ...]
+    head_v: tuple[int, ...]
+    n_vocab: int
+    n_kv: tuple[int, ...]  # KV cells each layer attends over (its cache's size)
+    is_swa: tuple[bool, ...]  # SWA layers use their own mask (build_attn_inp_kv_iswa)
+    n_stream: int
+    flash_attn: bool
+    gemma: bool  # gemma2/3 layout: scaled input, q/k norms, post-attention and post-FFN norms
+    v_width_max: int  # V row width when V is stored transposed (no flash attention)
+
+
+def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
+    """The prompt-processing graph of ``sched_reserve`` (n_tokens = min(n_ctx, n_ubatch), all
+    tokens output), in llama.cpp's node order, and its unused inputs: ``inp_embd``, the
+    embeddings-input path that ``build_inp_embd`` (llama-graph.cpp) keeps beside the token path
+    and ``ggml_build_forward_select`` leaves allocated for the whole graph."""
+    tokens = shape.n_tokens
+    weight = Node("weight", "NONE", 0, external=True)
+    cache = Node("cache", "NONE", 0, external=True)
+    inp_tokens = Node("inp_tokens", "NONE", 4 * tokens, is_input=True)
+    inp_pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
+    k_idxs = Node("k_idxs", "NONE", 8 * tokens, is_input=True)
+    v_idx_count = tokens if shape.flash_attn else tokens * shape.v_width_max
+    v_idxs = Node("v_idxs", "NONE", 8 * v_idx_count, is_input=True)
+    mask_bytes = 2 if shape.flash_attn else 4
+    masks = {swa: Node(f"mask{n_kv}", "NONE", mask_bytes * n_kv * tokens, is_input=True)
+             for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
+    out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
+    nodes: list[Node] = []
+
+    def add(name: str, op: str, floats: int, *srcs: Node, view_of: Node | None = None) -> Node:
+        node = Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
+                    view_src=view_of)
+        nodes.append(node)
+        return node
+
+    def view(node: Node) -> Node:
+        return add(node.name + "(view)", "VIEW", 0, node, view_of=node)
+
+    def norm(x: Node, width: int) -> Node:
+        return add("norm_w", "MUL", width * tokens, add("norm", "RMS_NORM", width * tokens, x),
+                   weight)
+
+    inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
+    if shape.gemma:
+        inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
+    n_layer = len(shape.n_head)
+    for il in range(n_layer):
+        q_width = shape.head_k[il] * shape.n_head[il]
+        k_width = shape.head_k[il] * shape.n_head_kv[il]
+        v_width = shape.head_v[il] * shape.n_head_kv[il]
+        attn_in = norm(inp_l, shape.n_embd)
+        q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
+        if shape.gemma:
+            q = norm(view(q), q_width)
+        q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+        if shape.gemma:
+            q = add("Qscaled", "SCALE", q_width * tokens, q)
+        if shape.gemma:
+            k = add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in)
+            k = add("Krope", "ROPE", k_width * tokens, norm(view(k), k_width), inp_pos)
+            v = add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in)
+        else:
+            v = add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in)
+            k = add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in)
+            k = add("Krope", "ROPE", k_width * tokens, view(k), inp_pos)
+        add("set_k", "SET_ROWS", 0, view(k), k_idxs, cache, view_of=cache)
+        add("set_v", "SET_ROWS", 0, view(v), v_idxs, cache, view_of=cache)
+        mask = masks[shape.is_swa[il]]
+        heads_out = shape.head_v[il] * shape.n_head[il]
+        if shape.flash_attn:
+            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), cache, cache, mask)
+        else:
+            scores = shape.n_kv[il] * tokens * shape.n_head[il]
+            kq = add("kq", "MUL_MAT", scores, cache, view(q))
+            kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
+            kqv = add("kqv", "MUL_MAT", heads_out * tokens, cache, kq)
+            attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
+        cur = add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn))
+        if shape.gemma:
+            cur = norm(cur, shape.n_embd)
+        if il == n_layer - 1:  # build_inp_out_ids: the rows that produce outputs
+            cur = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, cur, out_ids)
+            inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, inp_l, out_ids)
+        rows = shape.n_outputs if il == n_layer - 1 else tokens
+        residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
+        ffn_in = norm(residual, shape.n_embd)
+        width = shape.n_ff[il]
+        gate = add("ffn_gate", "MUL_MAT", width * rows, weight, ffn_in)
+        up = add("ffn_up", "MUL_MAT", width * rows, weight, ffn_in)
+        act = add("ffn_glu", "GLU", width * rows, gate, up)
+        cur = add("ffn_out", "MUL_MAT", shape.n_embd * rows, weight, act)
+        if shape.gemma:
+            cur = norm(cur, shape.n_embd)
+        inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
+    result_norm = norm(inp_l, shape.n_embd)
+    result_norm.is_output = True
+    logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
+    logits.is_output = True
+    inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
+    return nodes, (inp_embd,)
+
+
+def estimate_compute_bytes(shape: GraphShape, alignment: int) -> int:
+    nodes, unused_inputs = build_graph(shape)
+    return peak_bytes(nodes, alignment, unused_inputs)
