@@ -194,3 +194,14 @@ def test_cli_from_log_works_without_llama_cpp_python() -> None:
 def test_cli_rejects_an_unknown_cache_type() -> None:
     result = run_cli(str(UNTIED), "--cache-type-k", "q3_z")
     assert result.returncode == 2
+
+
+def test_older_logs_name_the_mapped_buffer_cpu(tmp_path: Path) -> None:
+    older = (DATA / "runtime-older-untied-q8_0.log").read_text()
+    log = tmp_path / "older-cpu.log"
+    log.write_text(older.replace("CPU_Mapped model buffer size", "CPU buffer size"))
+    comparison = compare_runtime(str(fixture_path("tiny-llama-untied-q8_0.gguf")), {},
+                                 from_log=str(log))
+    assert not differing(comparison), "\n".join(differing(comparison))
+    assert "CPU model buffer" in quantities(comparison)
+    assert any("CPU_Mapped" in note for note in comparison.notes)

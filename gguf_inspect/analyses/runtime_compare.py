@@ -212,6 +212,19 @@ def _buffers_of(prediction: MemoryPrediction, kind: str) -> dict[str, int]:
     return totals
 
 
+def _older_buffer_names(predicted: dict[str, int], log: LoadLog) -> tuple[dict[str, int],
+                                                                          list[str]]:
+    """Builds before late 2024 named the memory-mapped weights buffer ``CPU``, not
+    ``CPU_Mapped``: in such a log, compare our CPU_Mapped figure with its CPU line."""
+    logged = {buffer.buffer for buffer in log.model_buffers}
+    if (log.style != "older" or "CPU_Mapped" not in predicted or "CPU_Mapped" in logged
+            or "CPU" not in logged or "CPU" in predicted):
+        return predicted, []
+    renamed = {("CPU" if name == "CPU_Mapped" else name): size for name, size in predicted.items()}
+    return renamed, ["the log names the memory-mapped weights buffer CPU (as builds before late "
+                     "2024 did): compared with our CPU_Mapped figure"]
+
+
 def _kv_cache_checks(prediction: MemoryPrediction, log: LoadLog) -> list[Check]:
     checks = []
     logged_by_name = {cache.name: cache for cache in log.kv_caches}
@@ -263,7 +276,8 @@ def compare(summary: ModelSummary, prediction: MemoryPrediction, log: LoadLog,
     fact_checks, missing = _model_fact_checks(summary, log, exact)
     checks = fact_checks + _type_count_checks(summary, log) + _context_checks(prediction, log,
                                                                               exact)
-    checks += _buffer_checks("model buffer", _buffers_of(prediction, "model"), log.model_buffers)
+    model_buffers, alias_note = _older_buffer_names(_buffers_of(prediction, "model"), log)
+    checks += _buffer_checks("model buffer", model_buffers, log.model_buffers)
     checks += _kv_cache_checks(prediction, log)
     checks += _buffer_checks("KV buffer", _buffers_of(prediction, "kv"),
                              [b for cache in log.kv_caches for b in cache.buffers])
@@ -271,7 +285,7 @@ def compare(summary: ModelSummary, prediction: MemoryPrediction, log: LoadLog,
                              log.output_buffers)
     checks += _buffer_checks("compute buffer", _buffers_of(prediction, "compute"),
                              log.compute_buffers, estimate=True)
-    notes = list(prediction.notes)
+    notes = list(prediction.notes) + alias_note
     notes.append("sizes compared at the log's printed precision (0.01 MiB; the compute buffer "
                  "at 0.0001 MiB when the log repeats it on teardown); exact bytes where the "
                  "C API gives them")
