@@ -174,9 +174,9 @@ def test_different_shapes_still_diff_with_a_warning_first() -> None:
     assert report.values == ()
     assert [s.reason.split(":")[0] for s in report.values_skipped] == ["shapes differ"] * 2
     lines = draw_terminal(diff_sections(report)).splitlines()
-    assert lines[0] == "== warnings ==" and lines[1].startswith("warning: shapes differ")
+    assert lines[0] == "== warning ==" and lines[1].startswith("shapes differ")
     paragraph = " ".join(lines[1:lines.index("")])  # long paragraphs wrap on a terminal
-    assert paragraph == "warning: " + report.warnings[0]
+    assert paragraph == report.warnings[0]
 
 
 def test_different_architectures_warn(tmp_path: Path) -> None:
@@ -187,6 +187,20 @@ def test_different_architectures_warn(tmp_path: Path) -> None:
     report = diff_paths(fixture_path("tiny-llama-untied-f16.gguf"), other)
     assert report.warnings[0] == "architectures differ: A is llama, B is qwen2"
     assert next(c for c in report.tensors if c.name == "output.weight").change == "removed"
+
+
+def test_each_warning_and_skip_reason_is_drawn_on_its_own() -> None:
+    """llama against gemma3: two warnings, every value skipped; no escaped newlines anywhere."""
+    report = diff("tiny-llama-untied-q4_k_m.gguf", "tiny-gemma3-swa-q4_k_m.gguf",
+                  DiffOptions(values="all"))
+    assert [w.split(":")[0] for w in report.warnings] == ["architectures differ", "shapes differ"]
+    for text in (draw_terminal(diff_sections(report)), draw_markdown(diff_sections(report))):
+        assert "\\n" not in text
+    text = draw_terminal(diff_sections(report))
+    assert text.startswith("== warning ==\narchitectures differ: A is llama, B is gemma3\n\n"
+                           "== warning ==\nshapes differ")
+    skipped = [line.split() for line in text.split("== values not compared ==")[1].splitlines()]
+    assert ["output.weight", "only", "in", "A"] in skipped
 
 
 # ---- metadata ---------------------------------------------------------------------------------

@@ -144,19 +144,17 @@ def _values_section(report: DiffReport) -> Table:
 
 
 def diff_sections(report: DiffReport, show_all: bool = False) -> list[Section]:
-    sections: list[Section] = []
-    if report.warnings:
-        sections.append(Paragraph("warnings", "\n".join(f"warning: {w}" for w in report.warnings)))
+    # One paragraph per warning or note: the drawers escape newlines inside a paragraph's text.
+    sections: list[Section] = [Paragraph("warning", warning) for warning in report.warnings]
     sections.append(_files_section(report.a, report.b, report.tensor_bytes_delta))
-    if report.notes:
-        sections.append(Paragraph("notes", "\n".join(report.notes)))
+    sections += [Paragraph("note", note) for note in report.notes]
     sections += [_type_counts_section(report), _groups_section(report),
                  _tensors_section(report, show_all), _metadata_section(report, show_all)]
     if report.options.values is not None:
         sections.append(_values_section(report))
         if report.values_skipped:
-            sections.append(Paragraph("values not compared", "\n".join(
-                f"{skip.name}: {skip.reason}" for skip in report.values_skipped)))
+            sections.append(Table("values not compared", ["tensor", "reason"],
+                                  [[skip.name, skip.reason] for skip in report.values_skipped]))
     sections.append(KeyValues("verdict", [
         ("differs", "yes" if report.differs else "no"),
         ("tensor bytes B - A", _size_change(report.tensor_bytes_delta)),
