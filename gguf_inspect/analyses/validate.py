@@ -155,7 +155,7 @@ def _read_presence(source: ByteSource, tensor: TensorInfo, progress: _Progress) 
         progress.advance(length, tensor.name)
 
 
-def check_tensor_data(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo,
+def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo,
                       progress: _Progress, chunk_bytes: int | None = None) -> TensorCheck:
     """Decode one tensor in chunks and count its NaN and Inf values."""
     # numpy and gguf load only here, so that validating the header alone stays quick.
@@ -205,7 +205,7 @@ def check_all_data(source: ByteSource, gguf: GGUFFile, progress: ProgressCallbac
     checks, problems = [], []
     for tensor in gguf.tensors:
         try:
-            check = check_tensor_data(source, gguf, tensor, counter, chunk_bytes)
+            check = _check_tensor(source, gguf, tensor, counter, chunk_bytes)
         except FormatError as error:  # bytes missing although the header said they are there
             problems.append(_from_error(error))
             continue
