@@ -1,0 +1,336 @@
+"""The llama.cpp memory model, checked from first principles.
+
+Expected values are derived by hand from llama.cpp's source (vendor/llama.cpp of
+llama-cpp-python 0.3.36; file and function cited per test) or read from llama.cpp's own load
+log for the committed fixtures. The runtime comparison of every fixture and configuration lives
+in the runtime command's tests; here: the formulas, and the GPU-only rules on constructed models.
+"""
+
+from __future__ import annotations
+
+import gguf
+import pytest
+
+from gguf_inspect.analyses import compute_graph
+from gguf_inspect.analyses.memory import (
+    MemoryConfig,
+    cuda_row_padding,
+    place_layers,
+    predict_memory,
+    read_hyperparameters,
+    resolve_context,
+)
+from gguf_inspect.constants import GGML_TYPE_BY_NAME
+from gguf_inspect.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
+from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.source import LocalFileSource
+from tests.conftest import fixture_path
+
+MIB = 1 << 20
+
+
+def load(name: str) -> GGUFFile:
+    source = LocalFileSource(fixture_path(name))
+    try:
+        return read_gguf_source(source)
+    finally:
+        source.close()
+
+
+def synthetic(arch: str = "llama", n_layer: int = 2, n_embd: int = 256, n_vocab: int = 512,
+              extra: dict | None = None, tensors: list[tuple[str, tuple[int, ...], str]] = (),
+              ) -> GGUFFile:
+    """A header-only model: metadata and tensor infos laid out back to back, 32-aligned."""
+    values = {"general.architecture": arch, f"{arch}.block_count": n_layer,
+              f"{arch}.embedding_length": n_embd, f"{arch}.context_length": 4096,
+              f"{arch}.attention.head_count": 4, f"{arch}.feed_forward_length": n_embd,
+              f"{arch}.vocab_size": n_vocab}
+    values.update(extra or {})
+    metadata = {key: MetadataEntry(key, 4, value, 0) for key, value in values.items()}
+    infos, offset = [], 4096
+    for name, ne, type_name in tensors:
+        ggml_type = GGML_TYPE_BY_NAME[type_name.lower()]
+        count = 1
+        for dim in ne:
+            count *= dim
+        n_bytes = count // ggml_type.block_size * ggml_type.type_size
+        infos.append(TensorInfo(name, ne, ggml_type.type_id, offset, n_bytes, 0))
+        offset += (n_bytes + 31) // 32 * 32
+    return GGUFFile("synthetic.gguf", 3, "little", offset, 32, 4096, metadata, tuple(infos),
+                    {info.name: info for info in infos})
+
+
+def array(items: tuple) -> ArrayValue:
+    return ArrayValue(item_type=4, count=len(items), offset=0, end=0, items=items)
+
+
+def by_kind(prediction, kind: str) -> list:
+    return [b for b in prediction.buffers if b.kind == kind]
+
+
+# ---- context: llama_context::llama_context (llama-context.cpp) --------------------------------
+
+@pytest.mark.parametrize("config, n_ctx, n_ctx_seq, n_batch, n_ubatch", [
+    # GGML_PAD(n_ctx, 256)
+    (MemoryConfig(n_ctx=1000), 1024, 1024, 1000, 512),
+    # not unified: n_ctx_seq = PAD(n_ctx / n_seq_max, 256) = PAD(5120 / 3 = 1706, 256) = 1792,
+    # then n_ctx = n_ctx_seq * n_seq_max
+    (MemoryConfig(n_ctx=5000, n_parallel=3), 5376, 1792, 2048, 512),
+    # unified: n_ctx_seq = n_ctx
+    (MemoryConfig(n_ctx=3000, n_parallel=2, kv_unified=True), 3072, 3072, 2048, 512),
+    # n_batch = min(n_ctx, n_batch) (causal); n_ubatch = min(n_batch, n_ubatch)
+    (MemoryConfig(n_ctx=256, n_batch=2048, n_ubatch=512), 256, 256, 256, 256),
+    # n_ctx 0 -> n_ctx_train
+    (MemoryConfig(n_ctx=0), 4096, 4096, 2048, 512),
+])
+def test_context_resolution(config, n_ctx, n_ctx_seq, n_batch, n_ubatch) -> None:
+    context = resolve_context(read_hyperparameters(synthetic()), config)
+    assert (context.n_ctx, context.n_ctx_seq, context.n_batch, context.n_ubatch) == (
+        n_ctx, n_ctx_seq, n_batch, n_ubatch)
+
+
+# ---- KV cache: llama_kv_cache::llama_kv_cache (llama-kv-cache.cpp) ----------------------------
+
+def test_kv_cache_per_layer_heads_and_head_sizes() -> None:
+    """n_embd_k_gqa(il) = key_length * head_count_kv[il] (llama-hparams.cpp); each layer's K is
+    [n_embd_k_gqa, kv_size, n_stream] and its bytes are row_size(type) * kv_size * n_stream."""
+    model = synthetic(extra={"llama.attention.head_count_kv": array((2, 4)),
+                             "llama.attention.key_length": 64,
+                             "llama.attention.value_length": 32})
+    prediction = predict_memory(model, MemoryConfig(n_ctx=1024, flash_attn="on"))
+    (cache,) = prediction.kv_caches
+    # K: (64*2 + 64*4) f16 values per cell * 1024 cells * 2 bytes
+    assert cache.k_bytes == (128 + 256) * 1024 * 2
+    # V with flash attention (not transposed): each layer its own width, 32*2 and 32*4
+    assert cache.v_bytes == (64 + 128) * 1024 * 2
+    # without flash attention V is transposed and every layer takes the widest (32*4)
+    no_fa = predict_memory(model, MemoryConfig(n_ctx=1024, flash_attn="off")).kv_caches[0]
+    assert no_fa.v_bytes == (128 + 128) * 1024 * 2
+
+
+def test_kv_cache_quantized_types_and_streams() -> None:
+    """q8_0 rows: 34 bytes per 32 values; q4_0: 18 per 32 (ggml.c type_traits). Two sequences,
+    not unified: two streams of n_ctx_seq cells each."""
+    model = synthetic(extra={"llama.attention.head_count_kv": 2})  # 64 * 2 = 128 per layer
+    prediction = predict_memory(model, MemoryConfig(
+        n_ctx=4096, n_parallel=2, cache_type_k="q8_0", cache_type_v="q4_0", flash_attn="on"))
+    (cache,) = prediction.kv_caches
+    assert (cache.cells, cache.n_seqs, cache.layers) == (2048, 2, 2)
+    assert cache.k_bytes == 2 * (128 // 32 * 34) * 2048 * 2
+    assert cache.v_bytes == 2 * (128 // 32 * 18) * 2048 * 2
+    # the CPU buffer pads each layer tensor to 32 bytes: these are already multiples
+    (buffer,) = by_kind(prediction, "kv")
+    assert (buffer.buffer, buffer.n_bytes) == ("CPU", cache.k_bytes + cache.v_bytes)
+
+
+def test_kv_cache_of_a_fixture_matches_llama_cpp_log() -> None:
+    """llama.cpp printed for tiny-llama-untied-q4_k_m at n_ctx 4096: 'size = 4.00 MiB
+    (4096 cells, 2 layers, 1/1 seqs), K (f16): 2.00 MiB, V (f16): 2.00 MiB'."""
+    (cache,) = predict_memory(load("tiny-llama-untied-q4_k_m.gguf"), MemoryConfig()).kv_caches
+    assert (cache.cells, cache.layers, cache.n_seqs) == (4096, 2, 1)
+    assert cache.k_bytes == cache.v_bytes == 2 * MIB
+
+
+def test_gemma3_swa_pattern_and_window() -> None:
+    """models/gemma3.cpp: load_swa_pattern(ml, 6) -> set_swa_pattern: il % 6 < 5 is SWA, so
+    layers 5 and 11 of 12 attend fully; a sliding_window_pattern array overrides it."""
+    extra = {"gemma3.attention.sliding_window": 128, "gemma3.attention.head_count_kv": 1}
+    hparams = read_hyperparameters(synthetic("gemma3", n_layer=12, extra=extra))
+    assert [il for il in range(12) if not hparams.is_swa[il]] == [5, 11]
+    pattern = array((1, 0) * 6)
+    extra["gemma3.attention.sliding_window_pattern"] = pattern
+    hparams = read_hyperparameters(synthetic("gemma3", n_layer=12, extra=extra))
+    assert [il for il in range(12) if not hparams.is_swa[il]] == [1, 3, 5, 7, 9, 11]
+    # no window key: gemma3 has no SWA at all
+    assert not read_hyperparameters(synthetic("gemma3", n_layer=12)).any_swa
+
+
+def test_swa_cache_size_on_the_gemma3_fixture() -> None:
+    """llama_kv_cache_iswa: SWA cells = PAD(min(n_ctx_seq, n_swa + n_ubatch), 256) without
+    swa_full. Fixture: 6 layers (5 SWA), window 128, key/value length 64, 1 KV head; two
+    sequences at n_ctx 4096 -> n_ctx_seq 2048, 2 streams. llama.cpp printed KV buffers of
+    1.00 MiB (non-SWA) and 1.88 MiB (SWA) for this configuration."""
+    prediction = predict_memory(load("tiny-gemma3-swa-q4_k_m.gguf"),
+                                MemoryConfig(swa_full=False, n_parallel=2))
+    main, swa = prediction.kv_caches
+    assert (main.name, main.cells, main.layers) == ("", 2048, 1)
+    assert (swa.name, swa.cells, swa.layers) == ("SWA", 768, 5)  # PAD(128 + 512, 256)
+    assert main.k_bytes == 64 * 2 * 2048 * 2
+    assert swa.k_bytes == 5 * 64 * 2 * 768 * 2
+    assert [b.n_bytes for b in by_kind(prediction, "kv")] == [1 * MIB, 1966080]
+    full = predict_memory(load("tiny-gemma3-swa-q4_k_m.gguf"), MemoryConfig())
+    assert [cache.cells for cache in full.kv_caches] == [4096, 4096]  # swa_full: both full
+
+
+# ---- model buffers: load_tensors (llama-model.cpp), create_tensor (llama-model-loader.cpp) ---
+
+def test_cpu_mapped_span_and_repack_on_a_fixture() -> None:
+    """llama.cpp's log for tiny-llama-untied-q4_k_m: 'CPU_Mapped model buffer size = 0.55 MiB',
+    'CPU_REPACK model buffer size = 0.37 MiB', and a 'repack tensor ... with q4_K_8x8' line
+    for each of these twelve tensors (AVX2: q4_K with ne[1] % 8 == 0, never token_embd)."""
+    path = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+    reader = gguf.GGUFReader(path)
+    repacked = {f"blk.{b}.{n}.weight" for b in (0, 1)
+                for n in ("attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up")}
+    repacked |= {"blk.0.attn_v.weight", "blk.0.ffn_down.weight"}
+    # get_mapping_range: the file span of the tensors in the CPU context (all but the
+    # repacked ones), from gguf-py's own offsets
+    mapped = [t for t in reader.tensors if t.name not in repacked]
+    first = min(int(t.data_offset) for t in mapped)
+    last = max(int(t.data_offset) + int(t.n_bytes) for t in mapped)
+    repack_bytes = sum((int(t.n_bytes) + 31) // 32 * 32 for t in reader.tensors
+                       if t.name in repacked)
+    prediction = predict_memory(load("tiny-llama-untied-q4_k_m.gguf"),
+                                MemoryConfig(cpu_avx512=False))
+    model = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
+    assert model == {"CPU_Mapped": last - first, "CPU_REPACK": repack_bytes}
+    assert round(model["CPU_Mapped"] / MIB, 2) == 0.55
+    assert round(model["CPU_REPACK"] / MIB, 2) == 0.37
+
+
+def test_no_mmap_sums_padded_tensors() -> None:
+    """Without mmap every weight outside CPU_REPACK goes to one CPU buffer: the sum of
+    PAD(nbytes, 32) (ggml_backend_alloc_ctx_tensors_from_buft_impl, ggml-alloc.c)."""
+    path = fixture_path("tiny-llama-untied-f16.gguf")
+    expected = sum((int(t.n_bytes) + 31) // 32 * 32 for t in gguf.GGUFReader(path).tensors)
+    prediction = predict_memory(load("tiny-llama-untied-f16.gguf"), MemoryConfig(use_mmap=False))
+    assert [(b.buffer, b.n_bytes) for b in by_kind(prediction, "model")] == [("CPU", expected)]
+
+
+def tied_q4_0(n_layer: int = 2) -> GGUFFile:
+    tensors = [("token_embd.weight", (256, 512), "q4_0"), ("output_norm.weight", (256,), "f32")]
+    for block in range(n_layer):
+        tensors += [(f"blk.{block}.attn_q.weight", (256, 256), "q4_0"),
+                    (f"blk.{block}.attn_norm.weight", (256,), "f32")]
+    return synthetic(n_layer=n_layer, tensors=tensors)
+
+
+def test_tied_embedding_duplicated_into_repack() -> None:
+    """No output.weight: token_embd is requested again as the output head (TENSOR_DUPLICATED,
+    llama_model_loader::create_tensor). As a matmul weight of a repackable type it lands in
+    CPU_REPACK, a different buffer than the input copy, so it is stored twice."""
+    prediction = predict_memory(tied_q4_0(), MemoryConfig(cpu_avx512=False))
+    embd_bytes = 512 * 256 // 32 * 18
+    q_bytes = 256 * 256 // 32 * 18
+    model = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
+    assert model["CPU_REPACK"] == embd_bytes + 2 * q_bytes
+
+
+def test_tied_embedding_costs_vram_once_the_head_is_offloaded() -> None:
+    """ngl = 1 moves only the output pseudo-layer (i_gpu_start = n_layer + 1 - ngl): the tied
+    head becomes a CUDA0 copy while the input copy stays on the host."""
+    prediction = predict_memory(tied_q4_0(), MemoryConfig(n_gpu_layers=1,
+                                                          gpu_capacities=(8 << 30,)))
+    gpu_model = [b for b in by_kind(prediction, "model") if b.device == "gpu0"]
+    # the head copy: q4_0 [256, 512] = 73728 bytes, + row_size(q4_0, 512 - 256) = 144 of CUDA
+    # row padding -> PAD(73872, 128) = 73984; output_norm f32 [256]: 1024
+    assert [(b.buffer, b.n_bytes) for b in gpu_model] == [("CUDA0", 73984 + 1024)]
+    output = by_kind(prediction, "output")[0]
+    assert (output.device, output.buffer) == ("host", "CUDA_Host")
+
+
+# ---- GPU rules on constructed cases -----------------------------------------------------------
+
+def test_cuda_row_padding() -> None:
+    """ggml_backend_cuda_buffer_type_get_alloc_size (ggml-cuda.cu): a quantized tensor with
+    ne0 % 512 != 0 gets row_size(type, 512 - ne0 % 512) extra; float types none."""
+    q4_0 = GGML_TYPE_BY_NAME["q4_0"].type_id
+    assert cuda_row_padding(q4_0, 320) == (512 - 320) // 32 * 18  # 108
+    assert cuda_row_padding(q4_0, 1024) == 0
+    assert cuda_row_padding(GGML_TYPE_BY_NAME["f16"].type_id, 320) == 0
+    q4_k = GGML_TYPE_BY_NAME["q4_k"].type_id
+    assert cuda_row_padding(q4_k, 4864) == (5120 - 4864) // 256 * 144
+
+
+def test_gpu_buffer_alignment_and_padding() -> None:
+    """CUDA buffers sum PAD(nbytes + row padding, 128). attn_q q4_0 [320, 64]: 11520 bytes,
+    + 108 row padding = 11628 -> 11648; the f32 norm [320]: 1280 -> 1280."""
+    model = synthetic(n_embd=320, tensors=[
+        ("token_embd.weight", (320, 512), "q8_0"),
+        ("blk.0.attn_q.weight", (320, 64), "q4_0"), ("blk.0.attn_norm.weight", (320,), "f32"),
+        ("blk.1.attn_q.weight", (320, 64), "q4_0"), ("blk.1.attn_norm.weight", (320,), "f32"),
+        ("output.weight", (320, 512), "q8_0")], n_layer=2)
+    prediction = predict_memory(model, MemoryConfig(n_gpu_layers=-1, gpu_capacities=(1 << 34,)))
+    cuda = [b for b in by_kind(prediction, "model") if b.buffer == "CUDA0"]
+    output_bytes = 320 // 32 * 34 * 512 + (512 - 320) // 32 * 34  # 174080 + 204
+    assert cuda[0].n_bytes == 2 * (11648 + 1280) + (output_bytes + 127) // 128 * 128
+    host = [b for b in by_kind(prediction, "model") if b.device == "host"]
+    assert [b.buffer for b in host] == ["CPU_Mapped"]  # the input layer never leaves the host
+
+
+@pytest.mark.parametrize("ngl, expected", [
+    (0, ["host"] * 5),
+    (1, ["host", "host", "host", "host", "gpu0"]),  # the output head first
+    (2, ["host", "host", "host", "gpu0", "gpu0"]),  # then blocks from the end
+    (-1, ["gpu0"] * 5),
+    (99, ["gpu0"] * 5),
+])
+def test_layer_placement_from_the_end(ngl, expected) -> None:
+    """load_tensors: i_gpu_start = max(n_layer + 1 - ngl, 0); layer n_layer is the output."""
+    assert list(place_layers(4, ngl, (8 << 30,)).layer_device) == expected
+
+
+def test_multi_gpu_split_by_capacity() -> None:
+    """Splits are cumulative free memory normalised: 24 and 8 GiB -> [0.75, 1.0]. With all
+    5 layers offloaded, layer il goes to upper_bound(splits, il / 5): 0.0, 0.2, 0.4, 0.6 -> gpu0,
+    0.8 -> gpu1 (the output head)."""
+    placement = place_layers(4, -1, (24 << 30, 8 << 30))
+    assert list(placement.layer_device) == ["gpu0"] * 4 + ["gpu1"]
+    # equal cards: [0.5, 1.0]; fractions 0, .2, .4 -> gpu0; .6, .8 -> gpu1
+    assert list(place_layers(4, -1, (8 << 30, 8 << 30)).layer_device) == (
+        ["gpu0"] * 3 + ["gpu1"] * 2)
+    # exactly on a split point, upper_bound moves on: 2 layers of 4 offloaded on 1:1 cards
+    assert list(place_layers(3, 2, (1, 1)).layer_device) == ["host", "host", "gpu0", "gpu1"]
+
+
+def test_kv_cache_follows_layers_to_the_gpu() -> None:
+    """With offload_kqv each layer's K/V lives on that layer's device; a quantized cache row
+    padded like any CUDA tensor: q8_0 K of width 320 gets row_size(q8_0, 192) = 204 extra."""
+    model = synthetic(n_embd=320, extra={"llama.attention.head_count": 5,
+                                         "llama.attention.head_count_kv": 5})
+    config = MemoryConfig(n_ctx=1024, n_gpu_layers=2, gpu_capacities=(1 << 34,),
+                          cache_type_k="q8_0", flash_attn="on")
+    kv = {b.buffer: b.n_bytes for b in by_kind(predict_memory(model, config), "kv")}
+    k_layer = 320 // 32 * 34 * 1024  # 348160
+    v_layer = 320 * 2 * 1024
+    assert kv["CUDA0"] == (k_layer + 204 + 127) // 128 * 128 + v_layer  # block 1 only
+    assert kv["CPU"] == k_layer + v_layer  # block 0 stays on the host
+    off = MemoryConfig(n_ctx=1024, n_gpu_layers=-1, gpu_capacities=(1 << 34,), offload_kqv=False)
+    assert {b.buffer for b in by_kind(predict_memory(model, off), "kv")} == {"CPU"}
+
+
+def test_output_buffer() -> None:
+    """llama_context::output_reserve(n_seq_max) at init: n_vocab floats per sequence."""
+    prediction = predict_memory(synthetic(n_vocab=1000), MemoryConfig(n_parallel=3))
+    assert [(b.buffer, b.n_bytes) for b in by_kind(prediction, "output")] == [("CPU", 4 * 3000)]
+
+
+def test_recurrent_architectures_say_not_modelled() -> None:
+    prediction = predict_memory(synthetic("mamba"), MemoryConfig())
+    assert prediction.kv_caches == ()
+    assert any("not modelled" in note for note in prediction.notes)
+
+
+# ---- the compute-buffer simulation: ggml-alloc.c ----------------------------------------------
+
+def test_allocator_best_fit_and_merging() -> None:
+    """ggml_dyn_tallocr: best fit among free blocks except the last; frees merge."""
+    allocator = compute_graph.DynamicAllocator(32)
+    a, b, c = allocator.alloc(100), allocator.alloc(64), allocator.alloc(32)
+    assert (a, b, c) == (0, 128, 192)  # 100 rounds up to 128
+    allocator.free(a, 100)
+    allocator.free(b, 64)  # merges with the block at 0: one 192-byte hole
+    assert allocator.alloc(160) == 0
+    assert allocator.max_size == 224
+
+
+def test_inplace_reuse_keeps_the_peak_down() -> None:
+    """ggml_gallocr_allocate_node: an in-place op (ADD) whose parent has no other consumer
+    takes the parent's memory; a matmul cannot."""
+    weight = compute_graph.Node("w", "NONE", 0, external=True)
+    x = compute_graph.Node("x", "NONE", 1024, is_input=True)
+    y = compute_graph.Node("y", "MUL_MAT", 1024, (weight, x))
+    z = compute_graph.Node("z", "ADD", 1024, (y, weight))
+    out = compute_graph.Node("out", "MUL_MAT", 512, (weight, z), is_output=True)
+    # x (1024) + y (1024); z reuses y; x was freed after y, so out takes x's hole
+    assert compute_graph.peak_bytes([y, z, out], 32) == 2048
