@@ -13,7 +13,7 @@ import gguf
 import numpy as np
 import pytest
 
-from conftest import fixture_path
+from tests.conftest import fixture_path
 from gguf_inspect.analyses.memory import MemoryConfig
 from gguf_inspect.errors import RuntimeUnavailableError, SourceError
 from gguf_inspect.runtime.capture import INSTALL_HINT, RuntimeCapture, capture_load

@@ -16,13 +16,16 @@ from typing import Any
 
 import pytest
 
+from gguf_inspect.analyses.memory import MemoryConfig
 from gguf_inspect.analyses.runtime_compare import (
     ESTIMATE,
     MATCH,
     RuntimeComparison,
+    config_from_log,
+    llama_params_text,
     printed_value,
 )
-from gguf_inspect.analyses.runtime_log import PrintedSize
+from gguf_inspect.analyses.runtime_log import PrintedSize, parse_load_log, split_log_text
 from gguf_inspect.commands.runtime import compare_runtime
 from tests.conftest import ALL_FIXTURES, fixture_path
 
@@ -205,3 +208,20 @@ def test_older_logs_name_the_mapped_buffer_cpu(tmp_path: Path) -> None:
     assert not differing(comparison), "\n".join(differing(comparison))
     assert "CPU model buffer" in quantities(comparison)
     assert any("CPU_Mapped" in note for note in comparison.notes)
+
+
+def test_model_params_are_printed_like_llama_cpp() -> None:
+    # The figures llama.cpp printed for these element counts (the fixture's log; Llama-3-8B's).
+    assert llama_params_text(984_320) == "984.32 K"
+    assert llama_params_text(8_030_261_248) == "8.03 B"
+    assert llama_params_text(1_000_000) == "1.00 M"
+
+
+def test_gpu_settings_are_read_from_a_gpu_log() -> None:
+    log = parse_load_log(split_log_text(
+        (DATA / "runtime-older-llama3-8b-cuda.log").read_text(encoding="utf-8")))
+    config, notes = config_from_log(log, MemoryConfig())
+    assert config.gpu_capacities == (1,)  # one CUDA0 buffer
+    assert config.n_gpu_layers == 33  # "offloaded 33/33 layers to GPU"
+    assert (config.n_ctx, config.flash_attn, config.cache_type_k) == (8192, "off", "f16")
+    assert any("CUDA0" in note for note in notes)

@@ -14,11 +14,10 @@ is an ``estimate`` with the percentage difference and never decides the exit cod
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-from gguf_inspect.analyses.memory import MemoryConfig, MemoryPrediction
+from gguf_inspect.analyses.memory import MemoryConfig, MemoryPrediction, float32
 from gguf_inspect.analyses.runtime_log import LoadLog, LoggedBuffer, PrintedSize
 from gguf_inspect.analyses.summary import ModelSummary
 from gguf_inspect.constants import ggml_type_from_name
@@ -73,10 +72,6 @@ class RuntimeComparison:
 
 # ---- formatting exactly as llama.cpp prints, to compare at its precision ----------------------
 
-def _float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
-
-
 def printed_value(n_bytes: int, like: PrintedSize, single_precision: bool = False) -> float:
     """``n_bytes`` in the unit and at the decimals of a printed size, rounded as printf does.
 
@@ -84,7 +79,7 @@ def printed_value(n_bytes: int, like: PrintedSize, single_precision: bool = Fals
     other lines divide in ``double``.
     """
     scale = GIB if like.unit == "GiB" else MIB
-    value = _float32(_float32(n_bytes) / _float32(scale)) if single_precision else n_bytes / scale
+    value = float32(float32(n_bytes) / float32(scale)) if single_precision else n_bytes / scale
     return float(f"{value:.{like.decimals}f}")
 
 
@@ -107,10 +102,11 @@ def _value_check(quantity: str, unit: str, predicted: Any, runtime: Any, note: s
 
 
 def llama_params_text(n_params: int) -> str:
-    """``model params`` as llama.cpp's print_info writes it (T, B, M or K, two decimals)."""
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
-        if n_params >= scale:
-            return f"{n_params / scale:.2f} {unit}"
+    """``model params`` as llama_model::print_info writes it: T, B, M or K, two decimals, scaled
+    by multiplying (``n_elements*1e-9``), as the C code does, so ties round the same way."""
+    for threshold, factor, unit in ((1e12, 1e-12, "T"), (1e9, 1e-9, "B"), (1e6, 1e-6, "M")):
+        if n_params >= threshold:
+            return f"{n_params * factor:.2f} {unit}"
     return f"{n_params * 1e-3:.2f} K"
 
 
@@ -339,20 +335,28 @@ def config_from_log(log: LoadLog, base: MemoryConfig) -> tuple[MemoryConfig, lis
     if log.kv_caches:
         changes["cache_type_k"] = ggml_type_from_name(log.kv_caches[0].type_k).name
         changes["cache_type_v"] = ggml_type_from_name(log.kv_caches[0].type_v).name
-    gpus = sorted({b.buffer for b in log.model_buffers if _is_gpu_buffer(b.buffer)})
-    if gpus:
-        changes["gpu_capacities"] = (1,) * len(gpus)
-        notes.append(f"{len(gpus)} GPU buffer(s) in the log: layers split evenly between them "
-                     "(the log does not say how much memory each GPU had free)")
-        if context.gpu_layers is not None:
-            changes["n_gpu_layers"] = context.gpu_layers[0]
-    if not gpus:
-        # Repacking depends on the build and the CPU of the machine that wrote the log.
-        changes["cpu_repack"] = any(b.buffer == "CPU_REPACK" for b in log.model_buffers)
+    gpu_changes, gpu_notes = device_settings_from_log(log)
+    changes.update(gpu_changes)
+    notes += gpu_notes
     notes.append("settings read from the log: " + ", ".join(
         f"{name}={value}" for name, value in changes.items() if name != "gpu_capacities")
         + " (cpu_repack: whether the log has a CPU_REPACK buffer)")
     return replace(base, **changes), notes
+
+
+def device_settings_from_log(log: LoadLog) -> tuple[dict[str, Any], list[str]]:
+    """Where the weights went, as far as a log tells: GPUs present (their buffers), layers
+    offloaded, and whether CPU weights were repacked (a property of the build and the CPU)."""
+    gpus = sorted({b.buffer for b in log.model_buffers if _is_gpu_buffer(b.buffer)})
+    if not gpus:
+        return {"cpu_repack": any(b.buffer == "CPU_REPACK" for b in log.model_buffers)}, []
+    changes: dict[str, Any] = {"gpu_capacities": (1,) * len(gpus)}
+    if log.context.gpu_layers is not None:
+        changes["n_gpu_layers"] = log.context.gpu_layers[0]
+    notes = [f"{len(gpus)} GPU buffer(s) in the log ({', '.join(gpus)})"
+             + (": layers split evenly between them (the log does not say how much memory "
+                "each GPU had free)" if len(gpus) > 1 else "")]
+    return changes, notes
 
 
 _GPU_BUFFER = re.compile(r"^(?:CUDA|ROCm|Vulkan|SYCL|MUSA|CANN)\d+$|^Metal$")

@@ -16,6 +16,7 @@ from gguf_inspect.analyses.runtime_compare import (
     RuntimeComparison,
     compare,
     config_from_log,
+    device_settings_from_log,
 )
 from gguf_inspect.analyses.runtime_log import LoadLog, parse_load_log, split_log_text
 from gguf_inspect.analyses.summary import summarize
@@ -89,6 +90,11 @@ def compare_runtime(location: str, settings: dict[str, Any], log_path: str | Non
     else:
         config, notes = replace(MemoryConfig(), **settings), []
         log, exact, runtime = _from_live_load(location, config, log_path)
+        devices, device_notes = device_settings_from_log(log)
+        if "gpu_capacities" in devices:
+            # A GPU build: predict for the devices llama.cpp used, as the log names them.
+            config = replace(config, gpu_capacities=devices["gpu_capacities"])
+            notes += device_notes
     comparison = compare(summarize(gguf), predict_memory(gguf, config), log, exact, runtime)
     return replace(comparison, notes=tuple(notes) + comparison.notes)
 

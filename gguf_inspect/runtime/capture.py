@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gguf_inspect.analyses.runtime_log import LogRecord, join_fragments
 from gguf_inspect.constants import ggml_type_from_name
-from gguf_inspect.errors import RuntimeUnavailableError
+from gguf_inspect.errors import RuntimeUnavailableError, SourceError
 
 if TYPE_CHECKING:  # the memory model is only needed for its settings record
     from gguf_inspect.analyses.memory import MemoryConfig
@@ -72,9 +72,9 @@ class LogCatcher:
         self._previous_callback = llama_cpp.llama_log_callback()
         self._previous_user_data = ctypes.c_void_p()
 
-    def _receive(self, level: int, text: bytes, _user_data: Any) -> None:
+    def _receive(self, level: int, text: bytes | None, _user_data: Any) -> None:
         # Never raise into C: decode leniently (strings from the file may be any bytes).
-        self.fragments.append((int(level), text.decode("utf-8", errors="replace")))
+        self.fragments.append((int(level), (text or b"").decode("utf-8", errors="replace")))
 
     def __enter__(self) -> "LogCatcher":
         self._llama_cpp.llama_log_get(ctypes.byref(self._previous_callback),
@@ -128,10 +128,8 @@ def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
     Raises RuntimeUnavailableError when llama-cpp-python is missing or llama.cpp refuses the
     model or the context (the message carries llama.cpp's own error line).
     """
-    if not os.path.isfile(path):
-        from gguf_inspect.errors import SourceError
-
-        raise SourceError("no such file", path=path)
+    if not os.path.isfile(path):  # llama.cpp reads local files only
+        raise SourceError("no such file (the runtime needs a local file)", path=path)
     llama_cpp = import_llama_cpp()
     catcher = LogCatcher(llama_cpp)
     with catcher:
