@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -359,6 +360,40 @@ def test_same_file_has_no_differences_and_zero_error() -> None:
     assert not report.differs and report.warnings == () and report.notes == ()
     assert all(c.change == "same" for c in report.tensors)
     assert all(v.rmse == 0 and v.cos_min == pytest.approx(1.0) for v in report.values)
+
+
+def write_matrix(path: Path, rows: np.ndarray) -> Path:
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("token_embd.weight", rows.astype(np.float32))
+    write_out(writer)
+    return path
+
+
+def test_nan_and_zero_rows(tmp_path: Path) -> None:
+    """A NaN in B shows as NaN (null in JSON, '-' in tables); zero rows follow the convention."""
+    reference = np.ones((4, 32), dtype=np.float32)
+    reference[3] = 0.0
+    candidate = reference.copy()
+    candidate[1, 5] = np.nan
+    candidate[2] = 0.0  # one zero row: cosine 0
+    report = diff_paths(write_matrix(tmp_path / "a.gguf", reference),
+                        write_matrix(tmp_path / "b.gguf", candidate),
+                        DiffOptions(values="embeddings"))
+    value = report.values[0]
+    assert math.isnan(value.rmse) and math.isnan(value.max_abs) and math.isnan(value.cos_min)
+    assert report.differs
+    assert json.loads(diff_json(report))["values"][0]["max_abs"] is None
+    row = next(line for line in draw_terminal(diff_sections(report)).splitlines()
+               if line.startswith("token_embd.weight"))
+    assert row.split()[6:] == ["-"] * 5  # RMSE, max abs, cos mean, cos min, rel error
+    healthy = candidate.copy()
+    healthy[1, 5] = 1.0
+    clean = diff_paths(write_matrix(tmp_path / "a.gguf", reference),
+                       write_matrix(tmp_path / "c.gguf", healthy),
+                       DiffOptions(values="embeddings")).values[0]
+    assert clean.cos_min == 0.0  # rows: 1, 1, 0 (one side zero), 1 (both zero)
+    assert clean.cos_mean == pytest.approx(0.75)
+    assert clean.max_abs == 1.0 and clean.rmse == pytest.approx(math.sqrt(32 / 128))
 
 
 def test_value_diff_rejects_an_unknown_scope() -> None:

@@ -13,6 +13,7 @@ relative to A. Three layers, each usable alone:
 from __future__ import annotations
 
 import hashlib
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -419,11 +420,11 @@ class _ErrorAccumulator:
         self.squared_error += float(np.einsum("ij,ij->", error, error))
         self.squared_reference += float(np.einsum("ij,ij->", ref, ref))
         if error.size:
-            self.max_abs = max(self.max_abs, float(np.max(np.abs(error))))
+            self.max_abs = _nan_max(self.max_abs, float(np.max(np.abs(error))))
         cosines = row_cosines(ref, cand)
         self.cos_sum += float(np.sum(cosines))
         if cosines.size:
-            self.cos_min = min(self.cos_min, float(np.min(cosines)))
+            self.cos_min = -_nan_max(-self.cos_min, -float(np.min(cosines)))
 
     def result(self, name: str, total_rows: int) -> ValueDiff:
         reference_norm = self.squared_reference ** 0.5
@@ -436,13 +437,19 @@ class _ErrorAccumulator:
             rel_error=self.squared_error ** 0.5 / reference_norm if reference_norm else None)
 
 
+def _nan_max(running: float, new: float) -> float:
+    """max() that keeps a NaN once seen (Python's max silently drops it when it comes second)."""
+    return new if math.isnan(new) or new > running else running
+
+
 def row_cosines(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row pair; two zero rows count as 1, one zero row as 0."""
+    """Cosine similarity of each row pair; two zero rows count as 1, one zero row as 0, and a
+    row holding NaN gives NaN (damage must show, not average away)."""
     dots = np.einsum("ij,ij->i", reference, candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     both_zero = ~reference.any(axis=1) & ~candidate.any(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cosines = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0)
+        cosines = np.where(norms == 0, 0.0, dots / norms)
     return np.where(both_zero, 1.0, cosines)
 
 

@@ -130,13 +130,17 @@ def _metric(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def _cosine(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.6f}"
+
+
 def _values_section(report: DiffReport) -> Table:
     options = report.options
     scope = "every tensor" if options.values == "all" else "token embedding and output head"
     rows_note = ("all rows" if options.sample is None
                  else f"{options.sample} random rows per tensor, seed {options.seed}")
     rows = [[v.name, role_label(v.role), f"{v.rows:,} / {v.total_rows:,}", _metric(v.rmse),
-             _metric(v.max_abs), f"{v.cos_mean:.6f}", f"{v.cos_min:.6f}",
+             _metric(v.max_abs), _cosine(v.cos_mean), _cosine(v.cos_min),
              _metric(v.rel_error)] for v in report.values]
     return Table(f"values: B against A, {scope}, {rows_note}",
                  ["tensor", "role", "rows", "RMSE", "max abs", "cos mean", "cos min",
