@@ -4,14 +4,17 @@ Written for the tests rather than taken from ``http.server``'s ``SimpleHTTPReque
 which ignores Range. It serves the files of one folder under ``/files/NAME`` and can:
 honour Range (206) or ignore it (200 with the whole body), answer 503 to the first requests,
 break off the first bodies midway, redirect ``/redirect/NAME`` to ``/files/NAME``, map
-Hugging Face ``/OWNER/REPO/resolve/REVISION/NAME`` paths to the folder, and demand a token.
-It counts what it really sent, an oracle independent of the client's own counters.
+Hugging Face ``/OWNER/REPO/resolve/REVISION/NAME`` paths to the folder (or redirect them to
+another server, as the Hub redirects to its CDN), demand a token, and answer slowly.
+It counts what it really sent and how many requests it served at once, an oracle independent
+of the client's own counters.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +38,8 @@ class ServerLog:
     requests: list[Seen] = field(default_factory=list)
     connections: int = 0
     bytes_sent: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -51,20 +56,36 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        config, log = self.server.config, self.server.log
+        log = self.server.log
         with log.lock:
             log.requests.append(Seen(self.path, self.headers.get("Range"),
                                      self.headers.get("Authorization")))
             number = len(log.requests)
+            log.in_flight += 1
+            log.most_in_flight = max(log.most_in_flight, log.in_flight)
+        try:
+            time.sleep(self.server.config.delay)
+            self._answer(number)
+        finally:
+            with log.lock:
+                log.in_flight -= 1
+
+    def _answer(self, number: int) -> None:
+        config = self.server.config
         path = unquote(urlsplit(self.path).path)
-        if path.startswith("/redirect/"):
-            self._send_empty(302, {"Location": "/files/" + path[len("/redirect/"):]})
-            return
         if number <= config.fail_first:
             self._send_empty(503, {"Retry-After": "0"})
             return
-        if config.token is not None and self.headers.get("Authorization") != f"Bearer {config.token}":
+        if config.token is not None and self.headers.get("Authorization") != (
+                f"Bearer {config.token}"):
             self._send_empty(401)
+            return
+        hub_path = _HF_PATH.match(path)
+        if config.cdn is not None and hub_path:
+            self._send_empty(302, {"Location": f"{config.cdn}/files/{hub_path['name']}"})
+            return
+        if path.startswith("/redirect/"):
+            self._send_empty(302, {"Location": "/files/" + path[len("/redirect/"):]})
             return
         target = self._target(path)
         if target is None or not target.is_file():
@@ -126,6 +147,8 @@ class ServerConfig:
     fail_first: int = 0  # the first N requests get 503
     break_first: int = 0  # the next N range answers break off midway
     token: str | None = None  # demand "Authorization: Bearer TOKEN"
+    cdn: str | None = None  # redirect Hugging Face paths to this base URL's /files/
+    delay: float = 0.0  # seconds before each answer
 
 
 class _Server(ThreadingHTTPServer):
@@ -141,7 +164,8 @@ class RangeServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.config = ServerConfig(root=Path(root), **options)  # type: ignore[arg-type]
         self._server.log = ServerLog()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True)
 
     @property
     def log(self) -> ServerLog:

@@ -1,0 +1,173 @@
+"""Split models: shards written by gguf-py's GGUFWriter (``split_max_tensors``), merged into one
+model, checked against gguf-py (per-shard tensors and bytes) and against llama.cpp, which loads
+the same shards (model size and parameter count) and refuses the same broken sets."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import gguf
+import pytest
+from typer.testing import CliRunner
+
+from gguf_inspect.analyses.summary import summarize
+from gguf_inspect.cli import app
+from gguf_inspect.errors import FormatError
+from gguf_inspect.reader import read_gguf, read_gguf_source, read_tensor_bytes
+from gguf_inspect.source import open_source
+from gguf_inspect.split import SplitError, parse_shard_name, shard_group
+from tests.conftest import fixture_path
+from tests.range_server import RangeServer
+from tests.split_fixtures import write_split
+
+FIXTURE = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+N_SHARDS = 3  # 21 tensors, at most 8 per shard
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    paths = write_split(FIXTURE, tmp_path_factory.mktemp("split"), max_tensors=8, stem="tiny")
+    assert [path.name for path in paths] == [f"tiny-0000{n}-of-00003.gguf" for n in (1, 2, 3)]
+    return paths
+
+
+@pytest.fixture
+def shard_copy(shards: list[Path], tmp_path: Path) -> list[Path]:
+    """A private copy of the shards, to break."""
+    return [Path(shutil.copy(path, tmp_path / path.name)) for path in shards]
+
+
+def test_shard_names_follow_llama_split_path() -> None:
+    shard = parse_shard_name("models/m-00002-of-00004.gguf")
+    assert shard is not None and (shard.number, shard.count) == (2, 4)
+    assert shard.sibling(4) == "models/m-00004-of-00004.gguf"
+    url = parse_shard_name("https://h.example/a/m-00001-of-00002.gguf?download=1")
+    assert url is not None
+    assert url.sibling(2) == "https://h.example/a/m-00002-of-00002.gguf?download=1"
+    assert parse_shard_name("m-00003-of-00002.gguf") is None
+    assert parse_shard_name("m-1-of-2.gguf") is None
+    assert parse_shard_name("model.gguf") is None
+    assert shard_group("d/m-00001-of-00003.gguf") == shard_group("d/m-00003-of-00003.gguf")
+
+
+@pytest.mark.parametrize("given", [0, 1, 2])
+def test_any_shard_opens_the_whole_model_as_gguf_py_sees_it(shards: list[Path],
+                                                            given: int) -> None:
+    merged = read_gguf(shards[given])
+    expected = {}
+    for number, path in enumerate(shards):
+        for tensor in gguf.GGUFReader(path).tensors:
+            expected[tensor.name] = (number, tuple(int(d) for d in tensor.shape),
+                                     int(tensor.tensor_type), int(tensor.n_bytes))
+    assert {t.name: (t.shard, t.ne, t.type_id, t.n_bytes) for t in merged.tensors} == expected
+    assert merged.file_size == sum(path.stat().st_size for path in shards)
+    assert merged.path == str(shards[given])
+    # Totals over all shards equal the unsplit file's.
+    original, combined = summarize(read_gguf(FIXTURE)), summarize(merged)
+    assert (combined.n_params, combined.tensor_bytes, combined.file_type, combined.type_counts) == (
+        original.n_params, original.tensor_bytes, original.file_type, original.type_counts)
+    assert merged.value("general.name") == read_gguf(FIXTURE).value("general.name")
+
+
+def test_tensor_data_of_every_shard_reads_through_the_merged_source(shards: list[Path]) -> None:
+    source = open_source(shards[0])
+    try:
+        merged = read_gguf_source(source)
+        for path in shards:
+            for expected in gguf.GGUFReader(path).tensors:
+                data = read_tensor_bytes(source, merged.tensor(expected.name))
+                assert data == expected.data.tobytes(), expected.name
+    finally:
+        source.close()
+
+
+def test_llama_cpp_loads_the_shards_with_the_same_totals(shards: list[Path]) -> None:
+    import llama_cpp
+
+    summary = summarize(read_gguf(shards[1]))
+    llm = llama_cpp.Llama(model_path=str(shards[0]), vocab_only=False, n_ctx=64, verbose=False)
+    try:
+        assert llama_cpp.llama_model_size(llm.model) == summary.tensor_bytes
+        assert llama_cpp.llama_model_n_params(llm.model) == summary.n_params
+        assert llm.n_vocab() == summary.n_vocab
+    finally:
+        llm.close()
+
+
+def test_missing_shard_is_exit_3(shard_copy: list[Path]) -> None:
+    shard_copy[1].unlink()
+    with pytest.raises(SplitError, match="missing shard 2 of 3"):
+        read_gguf(shard_copy[0])
+    result = CliRunner().invoke(app, [str(shard_copy[2])])
+    assert result.exit_code == 3
+    assert "missing shard 2 of 3" in result.stderr
+
+
+def test_shards_in_the_wrong_place_are_refused(shard_copy: list[Path]) -> None:
+    second, third = shard_copy[1], shard_copy[2]
+    temporary = second.with_suffix(".tmp")
+    second.rename(temporary)
+    third.rename(second)
+    temporary.rename(third)
+    with pytest.raises(SplitError, match="split.no is 2 but the name makes it shard 1"):
+        read_gguf(shard_copy[0])
+
+
+def _patch_int_value(path: Path, key: str, fmt: str, delta: int) -> None:
+    """Change the scalar value of ``key`` in place (it follows the key and its u32 type)."""
+    data = bytearray(path.read_bytes())
+    encoded = key.encode()
+    at = data.index(struct.pack("<Q", len(encoded)) + encoded) + 8 + len(encoded) + 4
+    (value,) = struct.unpack_from(fmt, data, at)
+    struct.pack_into(fmt, data, at, value + delta)
+    path.write_bytes(bytes(data))
+
+
+def test_wrong_split_tensors_count_is_refused_like_llama_cpp(shard_copy: list[Path]) -> None:
+    import llama_cpp
+
+    _patch_int_value(shard_copy[0], "split.tensors.count", "<i", 1)
+    with pytest.raises(SplitError, match="split.tensors.count is 22 but the 3 shards hold 21"):
+        read_gguf(shard_copy[0])
+    with pytest.raises(ValueError):  # llama.cpp: "corrupted model: 22 tensors expected"
+        llama_cpp.Llama(model_path=str(shard_copy[0]), n_ctx=64, verbose=False)
+
+
+def test_wrong_split_count_in_a_later_shard_is_refused(shard_copy: list[Path]) -> None:
+    _patch_int_value(shard_copy[2], "split.count", "<H", 1)
+    with pytest.raises(SplitError, match="split.count is 4 here but 3"):
+        read_gguf(shard_copy[1])
+    assert issubclass(SplitError, FormatError)
+
+
+def test_name_and_header_disagreeing_on_the_count_is_refused(shard_copy: list[Path],
+                                                             tmp_path: Path) -> None:
+    renamed = tmp_path / "tiny-00001-of-00002.gguf"
+    shard_copy[0].rename(renamed)
+    with pytest.raises(SplitError, match="the name says 2 shards but split.count is 3"):
+        read_gguf(renamed)
+
+
+def test_a_whole_file_named_like_a_shard_is_just_that_file(tmp_path: Path) -> None:
+    lone = Path(shutil.copy(FIXTURE, tmp_path / "lone-00001-of-00002.gguf"))
+    model = read_gguf(lone)
+    assert model.tensors == read_gguf(FIXTURE).tensors
+    assert model.file_size == FIXTURE.stat().st_size
+
+
+def test_remote_shards_merge_like_local_ones(shards: list[Path]) -> None:
+    with RangeServer(shards[0].parent) as server:
+        remote = read_gguf(server.url(shards[2].name))
+    local = read_gguf(shards[0])
+    assert remote.tensors == local.tensors
+    assert remote.file_size == local.file_size
+
+
+def test_missing_remote_shard_is_exit_3(shard_copy: list[Path]) -> None:
+    shard_copy[2].unlink()
+    with RangeServer(shard_copy[0].parent) as server:
+        result = CliRunner().invoke(app, [server.url(shard_copy[0].name), "--json"])
+    assert result.exit_code == 3
+    assert "missing shard 3 of 3" in result.stderr
