@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -79,7 +80,7 @@ def test_a_refused_context_reports_llama_cpps_own_error_line() -> None:
     assert "print_info: file size" in caught.value.raw_log  # type: ignore[attr-defined]
 
 
-def test_a_refused_model_reports_llama_cpps_own_error_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_model_reports_llama_cpps_own_error_line(tmp_path: Path) -> None:
     path = tmp_path / "unknown-arch.gguf"
     writer = gguf.GGUFWriter(str(path), "nonesuch")
     writer.add_block_count(1)
@@ -93,6 +94,6 @@ def test_a_refused_model_reports_llama_cpps_own_error_line(tmp_path) -> None:  #
     assert "error loading model: unknown model architecture: 'nonesuch'" in str(caught.value)
 
 
-def test_a_missing_file_is_an_io_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_file_is_an_io_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
         capture_load(str(tmp_path / "absent.gguf"), MemoryConfig())

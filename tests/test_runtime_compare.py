@@ -97,7 +97,8 @@ def test_the_sliding_window_cache_is_smaller_without_swa_full() -> None:
 # ---- saved logs (--from-log): no llama-cpp-python needed --------------------------------------
 
 def test_saved_current_log_of_a_sliding_window_model_matches() -> None:
-    comparison = compare_runtime(str(SWA), {}, from_log=str(DATA / "runtime-current-gemma3-swa.log"))
+    comparison = compare_runtime(str(SWA), {},
+                                 from_log=str(DATA / "runtime-current-gemma3-swa.log"))
     assert comparison.log_style == "current"
     assert not differing(comparison), "\n".join(differing(comparison))
     assert comparison.config["n_seq_max"] == 2 and comparison.config["swa_full"] is False
@@ -141,7 +142,8 @@ def test_predictions_are_rounded_like_the_log() -> None:
 # ---- the command as a user runs it ------------------------------------------------------------
 
 def run_cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
-    code = f"{prelude}import sys; from gguf_inspect.cli import main; sys.argv[0] = 'gguf-inspect'; main()"
+    code = (f"{prelude}import sys; from gguf_inspect.cli import main; "
+            "sys.argv[0] = 'gguf-inspect'; main()")
     return subprocess.run([sys.executable, "-c", code, "runtime", *args], capture_output=True,
                           text=True, timeout=120)
 

@@ -5,15 +5,15 @@ running llama-server, an older build) can be compared too. Two generations of pr
 understood; lines are recognised by their wording, and the prefix only decides which block a
 ``key = value`` line belongs to:
 
-=========================  ===============================================  ======================
-what                       current (2025-)                                  older (2024)
-=========================  ===============================================  ======================
-model facts                ``print_info:``                                  ``llm_load_print_meta:``
-model buffers              ``load_tensors: CPU_Mapped model buffer size``   ``llm_load_tensors: CPU buffer size``
-context settings           ``llama_context:``                               ``llama_new_context_with_model:``
-KV cache                   ``llama_kv_cache: size = ... (N cells, ...)``    ``... KV self size = ...``
-compute buffers            ``sched_reserve: CPU compute buffer size``       ``llama_new_context_with_model:``
-=========================  ===============================================  ======================
+- model facts: ``print_info:`` (current), ``llm_load_print_meta:`` (older: ``model ftype``,
+  ``model size`` for ``file type``, ``file size``);
+- model buffers: ``load_tensors: CPU_Mapped model buffer size``, older
+  ``llm_load_tensors: CPU buffer size`` (no ``model`` word);
+- context settings: ``llama_context:``, older ``llama_new_context_with_model:``;
+- KV cache: ``llama_kv_cache: size = ... (N cells, L layers, S/T seqs)``, older
+  ``llama_kv_cache_init: kv_size = N ... n_layer = L`` then ``KV self size = ...``;
+- compute buffers: ``sched_reserve: CPU compute buffer size``, older
+  ``llama_new_context_with_model:``; current builds repeat it with four decimals on teardown.
 
 Sizes are kept as printed (``PrintedSize``: value, unit, decimals) so comparisons can be made at
 the log's own precision. Hand-written regular expressions: no library parses this log.
@@ -47,7 +47,7 @@ class LogRecord:
 
 @dataclass(frozen=True)
 class PrintedSize:
-    """A size as the log prints it, e.g. ``0.55 MiB``: compare at ``decimals`` places of ``unit``."""
+    """A size as printed, e.g. ``0.55 MiB``: compare at ``decimals`` places of ``unit``."""
 
     value: float
     unit: str  # "MiB" or "GiB"

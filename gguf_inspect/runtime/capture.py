@@ -134,7 +134,8 @@ def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
     catcher = LogCatcher(llama_cpp)
     with catcher:
         llama_cpp.llama_backend_init()
-        model = llama_cpp.llama_model_load_from_file(path.encode(), _model_params(llama_cpp, config))
+        model = llama_cpp.llama_model_load_from_file(path.encode(),
+                                                     _model_params(llama_cpp, config))
         if not model:
             raise _refusal(path, "load the model", catcher.fragments)
         try:
