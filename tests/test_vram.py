@@ -1,0 +1,207 @@
+"""``gguf-inspect vram``: size and GPU parsing, the audit's searches, and the command end to end
+(table, markdown, JSON contract of issue 4, exit codes 0 fits / 1 does not / 2 usage)."""
+
+from __future__ import annotations
+
+import json
+import pytest
+from typer.testing import CliRunner
+
+from gguf_inspect.analyses.gpus import GPU, KNOWN_GPUS, parse_gpus, parse_size
+from gguf_inspect.analyses.memory import MemoryConfig, predict_memory
+from gguf_inspect.analyses.vram import audit, fits_gpus
+from gguf_inspect.cli import app
+from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.source import LocalFileSource
+from tests.conftest import fixture_path
+
+GIB = 1 << 30
+MIB = 1 << 20
+UNTIED = str(fixture_path("tiny-llama-untied-q4_k_m.gguf"))
+GEMMA = str(fixture_path("tiny-gemma3-swa-q4_k_m.gguf"))
+runner = CliRunner()
+
+
+def vram(*args: str):
+    return runner.invoke(app, ["vram", *args])
+
+
+def load(path: str):
+    source = LocalFileSource(path)
+    try:
+        return read_gguf_source(source)
+    finally:
+        source.close()
+
+
+# ---- parsing ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("24GiB", 24 * GIB), ("24GB", 24 * 10**9), ("8000MiB", 8000 * MIB), ("1.5GiB", 3 * GIB // 2),
+    ("512 MiB", 512 * MIB), ("1TiB", 1 << 40), ("4096", 4096),
+])
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "24XB", "-1GiB", "24 GiB extra"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_parse_gpus_names_sizes_and_counts() -> None:
+    assert parse_gpus("rtx4090") == (GPU("rtx4090", 24 * GIB),)
+    assert parse_gpus("A100-80G") == (GPU("a100-80g", 80 * GIB),)
+    assert parse_gpus("rtx3090,12GiB") == (GPU("rtx3090", 24 * GIB), GPU("12GiB", 12 * GIB))
+    assert parse_gpus("2xl4") == (GPU("l4", 24 * GIB),) * 2
+    assert parse_gpus("2x8GiB") == (GPU("8GiB", 8 * GIB),) * 2
+    assert {"rtx3090", "rtx4090", "a100-40g", "a100-80g", "h100-80g", "l4", "t4"} <= set(KNOWN_GPUS)
+    with pytest.raises(ValueError, match="unknown GPU"):
+        parse_gpus("voodoo2")
+    with pytest.raises(ValueError):
+        parse_gpus("rtx4090,,t4")
+
+
+# ---- the searches -------------------------------------------------------------------------------
+
+def test_max_gpu_layers_is_the_edge_of_fitting() -> None:
+    """The reported --ngl fits and one more layer does not (checked with the memory model)."""
+    model = load(UNTIED)
+    gpus = (GPU("small", 6 * MIB),)
+    report = audit(model, MemoryConfig(n_gpu_layers=-1), gpus)
+    assert report.fits is False
+    best = report.max_gpu_layers
+    assert best is not None and 0 <= best < 3
+
+    def fits(ngl: int) -> bool:
+        config = MemoryConfig(n_gpu_layers=ngl, gpu_capacities=(6 * MIB,))
+        return fits_gpus(predict_memory(model, config), gpus, 0)
+
+    assert fits(best) and not fits(best + 1)
+
+
+def test_max_context_is_the_edge_of_fitting() -> None:
+    model = load(UNTIED)
+    gpus = (GPU("small", 8 * MIB),)
+    report = audit(model, MemoryConfig(n_ctx=4096, n_gpu_layers=-1), gpus)
+    assert report.max_ctx is not None and report.max_ctx % 256 == 0
+
+    def fits(n_ctx: int) -> bool:
+        config = MemoryConfig(n_ctx=n_ctx, n_gpu_layers=-1, gpu_capacities=(8 * MIB,))
+        return fits_gpus(predict_memory(model, config), gpus, 0)
+
+    assert fits(report.max_ctx)
+    if report.max_ctx < 2048:  # the trained maximum caps the search
+        assert not fits(report.max_ctx + 256)
+
+
+def test_headroom_is_kept_free() -> None:
+    model = load(UNTIED)
+    roomy = audit(model, MemoryConfig(n_gpu_layers=-1), (GPU("g", 1 * GIB),))
+    assert roomy.fits is True
+    squeezed = audit(model, MemoryConfig(n_gpu_layers=-1), (GPU("g", 1 * GIB),),
+                     headroom=1 * GIB - 1 * MIB)
+    assert squeezed.fits is False
+
+
+# ---- the command --------------------------------------------------------------------------------
+
+def test_json_contract_without_gpu() -> None:
+    result = vram(UNTIED, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["schema_version"] == 1
+    assert {"config", "devices", "kv_cache", "fits", "max_gpu_layers", "max_ctx",
+            "assumptions"} <= set(document)
+    assert document["fits"] is None and document["max_gpu_layers"] is None
+    assert document["max_ctx"] is None
+    (host,) = document["devices"]
+    assert set(host) == {"name", "capacity_bytes", "weights_bytes", "kv_bytes", "output_bytes",
+                         "compute_bytes", "total_bytes"}
+    assert host["name"] == "host" and host["capacity_bytes"] is None
+    assert host["total_bytes"] == sum(host[key] for key in (
+        "weights_bytes", "kv_bytes", "output_bytes", "compute_bytes"))
+    kv = document["kv_cache"]
+    assert set(kv) >= {"bytes", "k_bytes", "v_bytes", "cells", "layers", "caches"}
+    # llama.cpp's log for this fixture at n_ctx 4096: K (f16) 2.00 MiB, V (f16) 2.00 MiB
+    assert (kv["k_bytes"], kv["v_bytes"], kv["cells"], kv["layers"]) == (
+        2 * MIB, 2 * MIB, 4096, 2)
+    config = document["config"]
+    assert (config["n_ctx"], config["n_batch"], config["n_ubatch"], config["n_parallel"]) == (
+        4096, 2048, 512, 1)
+    # every default the command filled in is stated
+    assumed = " ".join(document["assumptions"])
+    for name in ("n_ctx", "n_batch", "n_ubatch", "n_parallel", "cache_type_k", "cache_type_v",
+                 "flash_attn", "swa_full", "use_mmap", "n_gpu_layers", "headroom"):
+        assert f"{name} = " in assumed
+
+
+def test_explicit_options_are_not_listed_as_assumed() -> None:
+    document = json.loads(vram(UNTIED, "--json", "--ctx", "1000", "--batch", "512").output)
+    assumed = " ".join(document["assumptions"])
+    assert "n_ctx = " not in assumed and "n_batch = " not in assumed
+    assert document["config"]["n_ctx"] == 1024  # padded to 256 like llama.cpp
+
+
+def test_does_not_fit_exits_1_with_the_largest_ngl() -> None:
+    result = vram(UNTIED, "--gpu", "6MiB", "--json")
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.output)
+    assert document["fits"] is False
+    assert isinstance(document["max_gpu_layers"], int)
+    assert [device["name"] for device in document["devices"]] == ["host", "gpu0"]
+    assert document["devices"][1]["capacity_bytes"] == 6 * MIB
+
+
+def test_fits_exits_0_on_a_named_card() -> None:
+    result = vram(UNTIED, "--gpu", "rtx4090")
+    assert result.exit_code == 0, result.output
+    assert "FITS" in result.output and "gpu0 (rtx4090)" in result.output
+    assert "[" in result.output and "W" in result.output  # the bar chart
+
+
+def test_two_gpus_split_the_layers() -> None:
+    document = json.loads(vram(GEMMA, "--gpu", "rtx3090,rtx3090", "--json").output)
+    weights = {d["name"]: d["weights_bytes"] for d in document["devices"]}
+    assert weights["gpu0"] > 0 and weights["gpu1"] > 0
+    assert document["fits"] is True
+
+
+def test_markdown_and_plan() -> None:
+    result = vram(GEMMA, "--gpu", "1GiB", "--plan", "--markdown")
+    assert result.exit_code == 0, result.output
+    assert "| device" in result.output
+    assert "### plan" in result.output
+    document = json.loads(vram(GEMMA, "--gpu", "1GiB", "--plan", "--json").output)
+    assert [row["n_ctx"] for row in document["plan"]] == [2048]  # trained maximum 2048
+    assert document["plan"][0]["fits_full_offload"] is True
+
+
+def test_sliding_window_caches_in_the_audit() -> None:
+    document = json.loads(vram(GEMMA, "--json", "--no-swa-full", "--parallel", "2").output)
+    caches = document["kv_cache"]["caches"]
+    assert [(c["name"], c["cells"], c["layers"]) for c in caches] == [("", 2048, 1),
+                                                                       ("SWA", 768, 5)]
+
+
+@pytest.mark.parametrize("args", [
+    ["--gpu", "voodoo2"], ["--gpu", "24GiB", "--headroom", "lots"],
+    ["--flash-attn", "maybe"], ["--cache-type-k", "q9_9"],
+])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    assert vram(UNTIED, *args).exit_code == 2
+
+
+def test_missing_file_exits_4(tmp_path) -> None:
+    assert vram(str(tmp_path / "absent.gguf")).exit_code == 4
+
+
+def test_same_numbers_in_every_format() -> None:
+    """The table's buffer rows print the exact bytes the JSON carries."""
+    document = json.loads(vram(UNTIED, "--json").output)
+    table = vram(UNTIED).output
+    markdown = vram(UNTIED, "--markdown").output
+    for item in document["buffers"]:
+        assert f"{item['bytes']:,}" in table
+        assert f"{item['bytes']:,}" in markdown
