@@ -192,3 +192,14 @@ def test_an_unrelated_text_parses_to_nothing() -> None:
     log = parse_load_log(split_log_text("hello\nworld: no figures here\n"))
     assert log.style == "unknown"
     assert (log.n_embd, log.file_size, log.model_buffers, log.kv_caches) == (None, None, (), ())
+
+
+def test_recurrent_state_buffers_are_their_own_kind() -> None:
+    # The format strings of llama-memory-recurrent.cpp (llama_memory_recurrent's constructor).
+    log = parse_load_log(split_log_text(
+        "llama_memory_recurrent:        CPU RS buffer size =    16.50 MiB\n"
+        "llama_memory_recurrent: size =   16.50 MiB (     1 cells,  48 layers,  1 seqs  0 rs_seq),"
+        " R (f32):    0.50 MiB, S (f32):   16.00 MiB, P (f32):    0.00 MiB\n"))
+    assert [(b.buffer, b.kind, b.size) for b in log.recurrent_buffers] == [
+        ("CPU", "recurrent", mib("16.50 MiB"))]
+    assert log.kv_caches == ()  # the R/S summary is not a KV cache line

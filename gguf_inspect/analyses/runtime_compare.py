@@ -277,6 +277,8 @@ def compare(summary: ModelSummary, prediction: MemoryPrediction, log: LoadLog,
     checks += _kv_cache_checks(prediction, log)
     checks += _buffer_checks("KV buffer", _buffers_of(prediction, "kv"),
                              [b for cache in log.kv_caches for b in cache.buffers])
+    checks += _buffer_checks("RS buffer", _buffers_of(prediction, "recurrent"),
+                             log.recurrent_buffers)  # recurrent state (Mamba, RWKV, hybrids)
     checks += _buffer_checks("output buffer", _buffers_of(prediction, "output"),
                              log.output_buffers)
     checks += _buffer_checks("compute buffer", _buffers_of(prediction, "compute"),
