@@ -4,7 +4,7 @@ markdown renderers both draw, so each report is laid out once and drawn in eithe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def draw_terminal(sections: Sequence[Section]) -> str:
             body = tabulate(rows, headers=list(section.headers), tablefmt="simple",
                             disable_numparse=True, colalign=_align(section))
         else:
-            body = _wrap(escape_terminal(section.text))
+            body = _wrap(section.text, escape_terminal)
         blocks.append(f"{heading}\n{body}")
     return "\n\n".join(blocks) + "\n"
 
@@ -69,16 +69,17 @@ def draw_markdown(sections: Sequence[Section]) -> str:
             body = tabulate(rows, headers=[escape_markdown(h) for h in section.headers],
                             tablefmt="pipe", disable_numparse=True, colalign=_align(section))
         else:
-            body = escape_markdown(section.text)
+            body = "\n\n".join(escape_markdown(line) for line in section.text.split("\n"))
         blocks.append(f"{heading}\n\n{body}")
     return "\n\n".join(blocks) + "\n"
 
 
-def _wrap(text: str, width: int = 100) -> str:
-    """Wrap each line of a paragraph for an 80-100 column terminal."""
+def _wrap(text: str, escape: Callable[[str], str], width: int = 100) -> str:
+    """Escape each line of a paragraph (newlines are the layout's own) and wrap it."""
     import textwrap
 
-    return "\n".join(textwrap.fill(line, width) if line else line for line in text.split("\n"))
+    return "\n".join(textwrap.fill(escape(line), width) if line else line
+                     for line in text.split("\n"))
 
 
 def _align(table: Table) -> list[str] | None:
