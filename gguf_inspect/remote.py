@@ -20,7 +20,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from gguf_inspect.errors import SourceError
@@ -125,11 +125,11 @@ class HTTPRangeSource:
     def __init__(self, location: str, options: HTTPOptions | None = None) -> None:
         import requests  # lazy: only remote locations pay for it
 
-        self._requests = requests
         self.name = redact_url(location)
         self.options = options or HTTPOptions()
         resolved = resolve_url(location)
         self._url = resolved.url
+        self._hugging_face = resolved.hugging_face
         token = os.environ.get("HF_TOKEN", "").strip() if resolved.hugging_face else ""
         # Sent on requests to the Hugging Face host only; requests drops it on a redirect to
         # another host (the CDN), and it is never part of any message.
@@ -184,8 +184,11 @@ class HTTPRangeSource:
             return
         self._check_status(response, 0)
         start, total = self._content_range(response, 0)
+        if start != 0:
+            raise SourceError(f"the server sent bytes from {start} instead", path=self.name,
+                              offset=0)
         self._cache = self._read_body(response, min(FIRST_READ, total), 0)
-        self._cache_start, self.size = start, total
+        self.size = total
 
     def _fetch_range(self, offset: int, length: int) -> bytes:
         def take(response: "requests.Response") -> bytes:
@@ -211,7 +214,8 @@ class HTTPRangeSource:
         Hand-written rather than urllib3's ``Retry``: that one retries the request but not a
         body that breaks off midway, and both are worth a retry here.
         """
-        requests = self._requests
+        import requests
+
         problem = ""
         for attempt in range(self.options.attempts):
             if attempt:
@@ -259,8 +263,10 @@ class HTTPRangeSource:
         if status in MISSING_STATUSES:
             raise RemoteFileMissingError(f"no such remote file (HTTP {status})", path=self.name)
         if status in (401, 403):
-            hint = (" (set HF_TOKEN for a gated or private repository)"
-                    if self._url.startswith(hf_endpoint()) or not self._auth else "")
+            hint = ""
+            if self._hugging_face:
+                hint = ("; the HF_TOKEN set has no access to it" if self._auth else
+                        "; set HF_TOKEN for a gated or private repository")
             raise SourceError(f"access denied (HTTP {status}){hint}", path=self.name)
         raise SourceError(f"unexpected HTTP {status} {response.reason or ''}".rstrip(),
                           path=self.name, offset=offset)
@@ -300,12 +306,17 @@ class HTTPRangeSource:
         cap = self.options.whole_body_cap
         declared = response.headers.get("Content-Length", "")
         announced = int(declared) if declared.isdigit() else None
-        message = ("the server ignores HTTP Range requests (it answered 200 with the whole "
-                   f"{'file' if announced is None else f'{announced}-byte file'}); stopped "
-                   f"after {{read}} bytes, the cap for such servers is {cap}. Use a server "
-                   "that supports Range, or download the file")
+
+        def refuse(read: int) -> SourceError:
+            whole = "the whole file" if announced is None else f"all {announced} bytes"
+            return SourceError(
+                f"the server ignores HTTP Range requests (it answered 200 with {whole}); "
+                f"reading stopped after {read} bytes, as such a server is only read up to "
+                f"{cap} bytes. Use a server that supports Range, or download the file",
+                path=self.name)
+
         if announced is not None and announced > cap:
-            raise SourceError(message.format(read=0), path=self.name)
+            raise refuse(0)
         pieces: list[bytes] = []
         received = 0
         for piece in response.iter_content(_BODY_PIECE):
@@ -313,13 +324,13 @@ class HTTPRangeSource:
             received += len(piece)
             self.bytes_fetched += len(piece)
             if received > cap:
-                raise SourceError(message.format(read=received), path=self.name)
+                raise refuse(received)
         self._cache = b"".join(pieces)
         self._cache_start = 0
         self.size = len(self._cache)
 
 
-def _describe(error: Any) -> str:
+def _describe(error: BaseException) -> str:
     """A short, secret-free description of a network error (no headers, so no token)."""
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}"[:300]

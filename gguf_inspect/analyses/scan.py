@@ -1,8 +1,8 @@
 """The shelf scan: one comparable row per model (size, type, embedding, KV cache), sortable.
 
 Every figure comes from the header alone, so a remote model costs one header read. The KV cache
-figure follows llama.cpp's ``llama_hparams::n_embd_k_gqa`` / ``n_embd_v_gqa`` (src/llama-hparams.cpp):
-per layer, head size x that layer's KV head count, for K and for V, in f16 (2 bytes), per
+figure follows llama.cpp's ``llama_hparams::n_embd_k_gqa`` / ``n_embd_v_gqa``
+(src/llama-hparams.cpp): per layer, head size x that layer's KV head count, for K and for V, in f16 (2 bytes), per
 1,024 tokens of context (``KV_TOKENS``), the default cache type of ``llama_context``.
 """
 
@@ -144,7 +144,8 @@ def sort_rows(rows: list[ScanRow] | tuple[ScanRow, ...], key: str, reverse: bool
     value_of = SORT_KEYS[key]
     known = [row for row in rows if value_of(row) is not None]
     unknown = [row for row in rows if value_of(row) is None]
-    known.sort(key=lambda row: (value_of(row), row.location), reverse=reverse)
+    known.sort(key=lambda row: row.location)
+    known.sort(key=value_of, reverse=reverse)  # stable: ties stay in location order
     return tuple(known + unknown)
 
 
