@@ -692,4 +692,9 @@ def _notes(hparams: Hyperparameters, context: ResolvedContext, config: MemoryCon
     if config.gpu_capacities:
         notes.append("GPU buffers follow the CUDA backend's rules (128-byte alignment, "
                      "quantized rows padded to 512); other backends differ")
+        notes.append("each GPU holding layers is given the whole graph's compute estimate "
+                     "(an upper bound when layers are split); the CUDA context itself "
+                     "(a few hundred MiB) is not counted: use --headroom")
+        notes.append("with layers left on the host, llama.cpp may still run their large-batch "
+                     "matmuls on the GPU (op_offload); that extra compute buffer is not modelled")
     return notes
