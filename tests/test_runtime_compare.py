@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ SWA_CONFIGURATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+@lru_cache(maxsize=None)
+def _compare_cached(model: Path, settings: tuple[tuple[str, Any], ...]) -> RuntimeComparison:
+    return compare_runtime(str(model), dict(settings))
+
+
+def comparison_for(model: Path, settings: dict[str, Any]) -> RuntimeComparison:
+    """One real load per (model, settings) for the whole module: the tests share it."""
+    return _compare_cached(model, tuple(sorted(settings.items())))
+
+
 def differing(comparison: RuntimeComparison) -> list[str]:
     return [f"{c.quantity}: predicted {c.predicted!r}, runtime {c.runtime!r} ({c.note})"
             for c in comparison.checks if c.exact and c.status != MATCH]
@@ -65,7 +76,7 @@ def quantities(comparison: RuntimeComparison) -> set[str]:
 @pytest.mark.parametrize("settings", CONFIGURATIONS.values(), ids=CONFIGURATIONS.keys())
 @pytest.mark.parametrize("model", ALL_FIXTURES, ids=lambda path: path.name)
 def test_every_exact_quantity_matches_the_runtime(model: Path, settings: dict[str, Any]) -> None:
-    comparison = compare_runtime(str(model), settings)
+    comparison = comparison_for(model, settings)
     assert not differing(comparison), "\n".join(differing(comparison))
     # Not vacuous: the checks cover the model facts, the buffers and the KV cache.
     assert {"n_embd", "n_vocab", "n_layer", "n_ctx_train", "file type", "model params",
@@ -79,15 +90,35 @@ def test_every_exact_quantity_matches_the_runtime(model: Path, settings: dict[st
 
 @pytest.mark.parametrize("settings", SWA_CONFIGURATIONS.values(), ids=SWA_CONFIGURATIONS.keys())
 def test_sliding_window_caches_match_the_runtime(settings: dict[str, Any]) -> None:
-    comparison = compare_runtime(str(SWA), settings)
+    comparison = comparison_for(SWA, settings)
     assert not differing(comparison), "\n".join(differing(comparison))
     assert {"KV cache cells", "SWA KV cache cells", "SWA KV cache layers",
             "SWA KV cache size"} <= quantities(comparison)
 
 
+COMPUTE_TOLERANCE = 0.10  # issue "Pre-deployment memory audit": compute buffer within 10%
+ALL_CASES = [(model, settings) for model in ALL_FIXTURES for settings in CONFIGURATIONS.values()]
+ALL_CASES += [(SWA, settings) for settings in SWA_CONFIGURATIONS.values()]
+
+
+@pytest.mark.parametrize(("model", "settings"), ALL_CASES,
+                         ids=[f"{m.name}-{'-'.join(f'{k}={v}' for k, v in s.items()) or 'defaults'}"
+                              for m, s in ALL_CASES])
+def test_compute_buffer_estimate_is_within_ten_percent(model: Path,
+                                                       settings: dict[str, Any]) -> None:
+    """The compute buffer is an estimate (memory.compute_buffers, simulated by compute_graph);
+    the memory audit promises it within 10% of the runtime's sched_reserve figure."""
+    (compute,) = [c for c in comparison_for(model, settings).checks
+                  if c.quantity == "CPU compute buffer"]
+    relative = abs(compute.predicted - compute.runtime) / compute.runtime
+    assert relative <= COMPUTE_TOLERANCE, (
+        f"memory.compute_buffers predicts {compute.predicted:.4f} MiB, llama.cpp reserved "
+        f"{compute.runtime:.4f} MiB ({compute.note}) for {model.name} with {settings}")
+
+
 def test_the_sliding_window_cache_is_smaller_without_swa_full() -> None:
     """Checks the runtime's own figures (not ours): gemma3's window 128 + n_ubatch 512 -> 768."""
-    by_quantity = {c.quantity: c for c in compare_runtime(str(SWA), {"swa_full": False}).checks}
+    by_quantity = {c.quantity: c for c in comparison_for(SWA, {"swa_full": False}).checks}
     assert by_quantity["SWA KV cache cells"].runtime == 768
     assert by_quantity["SWA KV cache layers"].runtime == 5  # blocks 0-4; block 5 is full
     assert by_quantity["KV cache layers"].runtime == 1
