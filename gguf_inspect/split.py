@@ -76,8 +76,7 @@ def is_shard_name(location: str | os.PathLike[str]) -> bool:
 
 def shard_group(location: str) -> str:
     """One key for every shard of one model (the name with the shard number taken out)."""
-    shard = parse_shard_name(location)
-    if shard is None:
+    if parse_shard_name(location) is None:
         return location
     return _rename(location, lambda match: (
         f"{match.group('prefix')}-*-of-{match.group('count')}.gguf"))
@@ -117,10 +116,6 @@ class SplitSource:
     @property
     def n_shards(self) -> int:
         return len(self._sources)
-
-    @property
-    def shard_names(self) -> tuple[str, ...]:
-        return tuple(source.name for source in self._sources)
 
     # ---- opening and checking -----------------------------------------------------------------
 
