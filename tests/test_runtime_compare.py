@@ -258,3 +258,11 @@ def test_gpu_settings_are_read_from_a_gpu_log() -> None:
     assert config.n_gpu_layers == 33  # "offloaded 33/33 layers to GPU"
     assert (config.n_ctx, config.flash_attn, config.cache_type_k) == (8192, "off", "f16")
     assert any("CUDA0" in note for note in notes)
+
+
+def test_cli_a_file_that_is_not_a_load_log_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\nnothing from llama.cpp here\n")
+    result = run_cli(str(UNTIED), "--from-log", str(text))
+    assert result.returncode == 3
+    assert "not a llama.cpp load log" in result.stderr

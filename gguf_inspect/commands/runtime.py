@@ -22,7 +22,7 @@ from gguf_inspect.analyses.runtime_log import LoadLog, parse_load_log, split_log
 from gguf_inspect.analyses.summary import summarize
 from gguf_inspect.commands import render_sections
 from gguf_inspect.constants import ExitCode
-from gguf_inspect.errors import RuntimeUnavailableError, SourceError
+from gguf_inspect.errors import GGUFError, RuntimeUnavailableError, SourceError
 from gguf_inspect.model import GGUFFile
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
@@ -53,6 +53,9 @@ def _write_text(path: str, text: str) -> None:
 def _from_saved_log(log_file: str, settings: dict[str, Any]
                     ) -> tuple[LoadLog, MemoryConfig, list[str]]:
     log = parse_load_log(split_log_text(_read_text(log_file)))
+    if log.style == "unknown" and log.n_embd is None and not log.model_buffers:
+        raise GGUFError("not a llama.cpp load log: no print_info:/llm_load_print_meta:, "
+                        "load_tensors: or llama_context: lines", path=log_file)
     config, notes = config_from_log(log, MemoryConfig())
     if settings:
         config = replace(config, **settings)
