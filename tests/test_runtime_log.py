@@ -203,3 +203,30 @@ def test_recurrent_state_buffers_are_their_own_kind() -> None:
     assert [(b.buffer, b.kind, b.size) for b in log.recurrent_buffers] == [
         ("CPU", "recurrent", mib("16.50 MiB"))]
     assert log.kv_caches == ()  # the R/S summary is not a KV cache line
+
+
+def test_the_2025_wording_between_the_two_formats() -> None:
+    # Builds of mid-2025 (before llama_kv_cache and sched_reserve): llama_kv_cache_unified*,
+    # n_ctx_per_seq, a single seq count, and flash attention resolved by llama_context itself.
+    log = parse_load_log(split_log_text(
+        "llama_context: n_seq_max     = 1\n"
+        "llama_context: n_ctx         = 4096\n"
+        "llama_context: n_ctx_per_seq = 4096\n"
+        "llama_context: flash_attn    = auto\n"
+        "llama_context: Flash Attention was auto, set to enabled\n"
+        "llama_kv_cache_unified_iswa: creating non-SWA KV cache, size = 4096 cells\n"
+        "llama_kv_cache_unified:        CPU KV buffer size =    32.00 MiB\n"
+        "llama_kv_cache_unified: size =   32.00 MiB (  4096 cells,   4 layers,  1 seqs), "
+        "K (f16):   16.00 MiB, V (f16):   16.00 MiB\n"
+        "llama_kv_cache_unified_iswa: creating     SWA KV cache, size = 1024 cells\n"
+        "llama_kv_cache_unified:        CPU KV buffer size =    40.00 MiB\n"
+        "llama_kv_cache_unified: size =   40.00 MiB (  1024 cells,  20 layers,  1 seqs), "
+        "K (f16):   20.00 MiB, V (f16):   20.00 MiB\n"
+        "llama_context:        CPU compute buffer size =   300.01 MiB\n"))
+    assert log.context.n_ctx_seq == 4096
+    assert (log.context.flash_attn_requested, log.context.flash_attn) == ("auto", True)
+    assert [(c.name, c.cells, c.layers, c.n_seqs, c.n_streams) for c in log.kv_caches] == [
+        ("", 4096, 4, 1, None), ("SWA", 1024, 20, 1, None)]
+    assert [b.size for c in log.kv_caches for b in c.buffers] == [mib("32.00 MiB"),
+                                                                  mib("40.00 MiB")]
+    assert [(b.buffer, b.size) for b in log.compute_buffers] == [("CPU", mib("300.01 MiB"))]
