@@ -233,30 +233,30 @@ def _flash_attn(value: Optional[str]) -> Optional[str]:
 def runtime_command(
     model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
     ctx: Annotated[Optional[int], typer.Option(
-        "--ctx", min=0, help="Context length (0: the trained length) [default: 4096].",
+        "--ctx", min=0, help="Context length, 0 for the trained length (default 4096).",
         show_default=False)] = None,
     batch: Annotated[Optional[int], typer.Option(
-        "--batch", min=1, help="n_batch [default: 2048].", show_default=False)] = None,
+        "--batch", min=1, help="n_batch (default 2048).", show_default=False)] = None,
     ubatch: Annotated[Optional[int], typer.Option(
-        "--ubatch", min=1, help="n_ubatch [default: 512].", show_default=False)] = None,
+        "--ubatch", min=1, help="n_ubatch (default 512).", show_default=False)] = None,
     parallel: Annotated[Optional[int], typer.Option(
-        "--parallel", min=1, help="Sequences (n_seq_max) [default: 1].",
+        "--parallel", min=1, help="Sequences (n_seq_max) (default 1).",
         show_default=False)] = None,
     cache_type_k: Annotated[Optional[str], typer.Option(
-        "--cache-type-k", callback=_cache_type, help="K cache type [default: f16].",
+        "--cache-type-k", callback=_cache_type, help="K cache type (default f16).",
         show_default=False)] = None,
     cache_type_v: Annotated[Optional[str], typer.Option(
-        "--cache-type-v", callback=_cache_type, help="V cache type [default: f16].",
+        "--cache-type-v", callback=_cache_type, help="V cache type (default f16).",
         show_default=False)] = None,
     flash_attn: Annotated[Optional[str], typer.Option(
         "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
-        help="Flash attention [default: auto].", show_default=False)] = None,
+        help="Flash attention (default auto).", show_default=False)] = None,
     no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")] = False,
     ngl: Annotated[Optional[int], typer.Option(
-        "--ngl", help="Layers to offload to the GPU (-1 all) [default: 0].",
+        "--ngl", help="Layers to offload to the GPU (-1 all) (default 0).",
         show_default=False)] = None,
     swa_full: Annotated[Optional[bool], typer.Option(
-        "--swa-full/--no-swa-full", help="Full-size sliding-window cache [default: on].",
+        "--swa-full/--no-swa-full", help="Full-size sliding-window cache (default on).",
         show_default=False)] = None,
     log_file: Annotated[Optional[str], typer.Option(
         "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
