@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ GPT2_SPACE = "\u0120"  # "Ġ": GPT-2 byte-level BPE's encoding of a leading spac
 DEFAULT_TOP_K = 10
 FIRST_VALUES = 8  # values of a row shown by --token
 HISTOGRAM_BINS = 10
-NEAR_ZERO_FRACTION = 0.01  # a row is near-zero when its norm is below 1% of the median norm
+NEAR_ZERO_FRACTION = 0.01  # a row is near-zero when its norm is at most 1% of the median norm
 EXAMPLES = 8  # example tokens listed per --stats finding
 MAX_PIECES_LISTED = 16  # pieces of a multi-token word named in the error
 
@@ -46,7 +46,7 @@ CHUNK_BYTES = 1 << 20
 # Called as progress(label, rows_done, rows_total) while a pass over the matrix runs.
 Progress = Callable[[str, int, int], None]
 
-OPERATIONS = ("nearest", "analogy", "token", "stats")
+WORDS_PER_OPERATION = {"nearest": 1, "analogy": 3, "token": 1, "stats": 0}
 
 
 class QueryError(Exception):
@@ -106,12 +106,11 @@ class EmbedQuery:
     top_k: int = DEFAULT_TOP_K
 
     def __post_init__(self) -> None:
-        expected_words = {"nearest": 1, "analogy": 3, "token": 1, "stats": 0}
-        if self.operation not in expected_words:
+        expected = WORDS_PER_OPERATION.get(self.operation)
+        if expected is None:
             raise QueryError(f"unknown operation {self.operation!r}")
-        if len(self.words) != expected_words[self.operation]:
-            raise QueryError(f"{self.operation} takes {expected_words[self.operation]} word(s), "
-                             f"got {len(self.words)}")
+        if len(self.words) != expected:
+            raise QueryError(f"{self.operation} takes {expected} word(s), got {len(self.words)}")
         if self.top_k < 1:
             raise QueryError(f"--top must be at least 1, got {self.top_k}")
 
@@ -259,9 +258,9 @@ class RuntimeTokenizer:
     def __init__(self, path: str) -> None:
         self.path = path
         self.unavailable: str | None = None
-        self._llama_cpp: object | None = None
-        self._model: object | None = None
-        self._vocab: object | None = None
+        self._llama_cpp: Any = None  # the llama_cpp module, once imported
+        self._model: Any = None
+        self._vocab: Any = None
 
     def _load(self) -> bool:
         if self._vocab is not None:
@@ -304,18 +303,18 @@ class RuntimeTokenizer:
         llama_cpp = self._llama_cpp
         data = text.encode("utf-8")
         capacity = len(data) + 8  # never more tokens than bytes, plus a BOS/space prefix
-        buffer = (llama_cpp.llama_token * capacity)()  # type: ignore[attr-defined]
-        count = llama_cpp.llama_tokenize(  # type: ignore[attr-defined]
-            self._vocab, data, len(data), buffer, capacity, False, False)
-        if count < 0:
-            buffer = (llama_cpp.llama_token * -count)()  # type: ignore[attr-defined]
-            count = llama_cpp.llama_tokenize(  # type: ignore[attr-defined]
-                self._vocab, data, len(data), buffer, -count, False, False)
+        buffer = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity,
+                                         False, False)
+        if count < 0:  # too small: llama.cpp returns minus the count it needs
+            buffer = (llama_cpp.llama_token * -count)()
+            count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, -count,
+                                             False, False)
         return list(buffer[:max(count, 0)])
 
     def close(self) -> None:
         if self._model is not None:
-            self._llama_cpp.llama_model_free(self._model)  # type: ignore[attr-defined]
+            self._llama_cpp.llama_model_free(self._model)
             self._model = self._vocab = None
 
 
@@ -347,10 +346,12 @@ def resolve_word(word: str, vocabulary: Vocabulary, n_rows: int,
         note = (tokenizer.unavailable if tokenizer is not None and tokenizer.unavailable
                 else "the model's own tokenizer was not tried")
         raise UnknownWordError(word, candidates, note)
-    if len(ids) == 1:
-        return ResolvedToken(word, ids[0], vocabulary.token(ids[0]), "tokenizer")
     if not ids:
         raise UnknownWordError(word, candidates, "the model's tokenizer gives no tokens")
+    if len(ids) == 1 and ids[0] < n_rows:
+        return ResolvedToken(word, ids[0], vocabulary.token(ids[0]), "tokenizer")
+    if len(ids) == 1:
+        raise QueryError(f"{word!r} is token {ids[0]}, beyond the embedding's {n_rows} rows")
     raise MultiTokenWordError(word, [TokenRef(i, vocabulary.token(i)) for i in ids])
 
 
@@ -435,7 +436,8 @@ def cosine(first: np.ndarray, second: np.ndarray) -> float | None:
 
 
 def chunk_cosines(rows: np.ndarray, unit_target: np.ndarray) -> np.ndarray:
-    """Cosine of every row with a unit-length target; -inf for zero or non-finite rows."""
+    """Cosine of every row with a unit-length target, in the rows' float32 (a fast first pass);
+    -inf for zero or non-finite rows, which have no direction."""
     norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
     dots = rows @ unit_target
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -444,31 +446,43 @@ def chunk_cosines(rows: np.ndarray, unit_target: np.ndarray) -> np.ndarray:
     return scores
 
 
+def exact_cosines(rows: np.ndarray, unit_target: np.ndarray) -> np.ndarray:
+    """Cosine of a few rows in float64, row by row with numpy's own sums (not BLAS), so equal
+    rows score exactly equal wherever they sit in the matrix."""
+    rows64 = rows.astype(np.float64)
+    return (rows64 * unit_target).sum(axis=1) / np.sqrt((rows64 * rows64).sum(axis=1))
+
+
 def rank_by_cosine(matrix: EmbeddingMatrix, target: np.ndarray, top_k: int,
                    exclude: Sequence[int] = (), progress: Progress | None = None,
                    ) -> list[tuple[int, float]]:
-    """The ``top_k`` rows most cosine-similar to ``target``, best first (ties: lower id first)."""
+    """The ``top_k`` rows most cosine-similar to ``target``, best first (ties: lower id first).
+
+    Each chunk is scored in float32; its best ``2 * top_k`` rows are rescored in float64 while
+    still in memory, and only those exact scores compete across chunks.
+    """
     target64 = target.astype(np.float64)
     length = float(np.linalg.norm(target64))
     if length == 0.0 or not np.isfinite(length):
         raise QueryError("the query vector is all zero, so no direction to compare with")
-    unit_target = (target64 / length).astype(np.float32)
+    unit64 = target64 / length
+    unit32 = unit64.astype(np.float32)
     excluded = np.asarray(sorted(set(exclude)), dtype=np.int64)
     best_ids = np.empty(0, dtype=np.int64)
-    best_scores = np.empty(0, dtype=np.float32)
+    best_scores = np.empty(0, dtype=np.float64)
     for first_row, rows in matrix.chunks(progress, "scoring rows"):
-        scores = chunk_cosines(rows, unit_target)
+        scores = chunk_cosines(rows, unit32)
         inside = excluded[(excluded >= first_row) & (excluded < first_row + len(rows))]
         scores[inside - first_row] = -np.inf
-        if len(scores) > top_k:
-            keep = np.argpartition(-scores, top_k - 1)[:top_k]
-        else:
-            keep = np.arange(len(scores))
+        pool = 2 * top_k
+        keep = (np.argpartition(-scores, pool - 1)[:pool] if len(scores) > pool
+                else np.arange(len(scores)))
+        keep = keep[np.isfinite(scores[keep])]
         best_ids = np.concatenate([best_ids, keep + first_row])
-        best_scores = np.concatenate([best_scores, scores[keep]])
+        best_scores = np.concatenate([best_scores, exact_cosines(rows[keep], unit64)])
         order = np.lexsort((best_ids, -best_scores))[:top_k]
         best_ids, best_scores = best_ids[order], best_scores[order]
-    return [(int(i), float(s)) for i, s in zip(best_ids, best_scores) if np.isfinite(s)]
+    return [(int(i), float(s)) for i, s in zip(best_ids, best_scores)]
 
 
 def _neighbours(model: EmbeddingModel, ranked: list[tuple[int, float]]) -> tuple[Neighbour, ...]:
@@ -604,8 +618,9 @@ def row_drift(primary: EmbeddingModel, other: EmbeddingModel,
     """Per-row cosine between the two files over the whole vocabulary (same shape required)."""
     rows_to_compare = min(primary.matrix.n_rows, other.matrix.n_rows)
     cosines = np.full(rows_to_compare, np.nan)
+    # Same width and chunk size, so both files' chunks cover the same rows, pair by pair.
     pairs = zip(primary.matrix.chunks(progress, "comparing rows"), other.matrix.chunks(None, ""))
-    for (first_row, rows), (other_first, other_rows) in pairs:
+    for (first_row, rows), (_, other_rows) in pairs:
         if first_row >= rows_to_compare:
             break
         count = min(len(rows), len(other_rows), rows_to_compare - first_row)
