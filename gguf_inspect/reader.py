@@ -40,6 +40,11 @@ MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
 # Arrays of arrays: gguf-py writes them and llama.cpp refuses them; the bound keeps a hostile
 # file (12 bytes per level) from running Python out of stack.
 MAX_ARRAY_DEPTH = 8
+# Collecting stops here: past this many, a file is garbage and the list would only grow.
+MAX_PROBLEMS = 100
+# Keys and tensor names longer than this are named by position in messages (``kv[3]``): a
+# corrupt length can make a "name" of megabytes, and an error must stay one readable line.
+MAX_LABEL = 128
 
 
 class _Problems:
@@ -52,6 +57,14 @@ class _Problems:
         if self.collected is None:
             raise error
         self.collected.append(error)
+        if len(self.collected) >= MAX_PROBLEMS:
+            raise FormatError(f"{MAX_PROBLEMS} problems found; not looking further",
+                              offset=error.offset, field=error.field)
+
+
+def _label(name: str, position: str) -> str:
+    """How messages name a key or tensor: by its name, or by position when the name is huge."""
+    return name if len(name) <= MAX_LABEL else position
 
 
 class _Cursor:
@@ -266,16 +279,17 @@ def _read_metadata(cursor: _Cursor, n_kv: int) -> dict[str, MetadataEntry]:
     for index in range(n_kv):
         offset = cursor.position
         key = cursor.string(f"kv[{index}].key")
+        label = _label(key, f"kv[{index}]")
         type_offset = cursor.position
-        value_type = cursor.unpack("I", f"{key} value type")
-        _value_format(value_type, f"{key} value type", type_offset)
+        value_type = cursor.unpack("I", f"{label} value type")
+        _value_format(value_type, f"{label} value type", type_offset)
         if value_type == VALUE_TYPE_ARRAY:
-            value: Any = _read_array(cursor, key)
+            value: Any = _read_array(cursor, label)
         else:
-            value = _read_scalar(cursor, value_type, key)
+            value = _read_scalar(cursor, value_type, label)
         if key in metadata:  # the first one wins, as in gguf-py
             cursor.problems.report(
-                FormatError(f"duplicate metadata key {key!r}", offset=offset, field=key))
+                FormatError(f"duplicate metadata key {label!r}", offset=offset, field=label))
             continue
         metadata[key] = MetadataEntry(key=key, value_type=value_type, value=value, offset=offset)
     return metadata
@@ -302,6 +316,7 @@ class _RawTensor(NamedTuple):
     type_id: int
     relative: int  # data offset relative to the start of the data section
     info_offset: int
+    label: str  # how messages name it (see _label)
 
 
 def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[_RawTensor]:
@@ -311,25 +326,23 @@ def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[_RawTensor]:
     for index in range(n_tensors):
         offset = cursor.position
         name = cursor.string(f"tensor[{index}].name")
+        label = _label(name, f"tensor[{index}]")
         if name in names:
-            report(FormatError(f"duplicate tensor name {name!r}", offset=offset, field=name))
+            report(FormatError(f"duplicate tensor name {label!r}", offset=offset, field=label))
         names.add(name)
         dims_offset = cursor.position
-        n_dims = cursor.unpack("I", f"{name} n_dims")
-        if n_dims > MAX_DIMS:
-            if n_dims * 8 > cursor.remaining():  # cannot even hold the claimed dims: give up
-                raise FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
-                                  field=f"{name} n_dims")
-            report(FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
-                               field=f"{name} n_dims"))
-        ne = tuple(cursor.unpack("Q", f"{name} ne[{axis}]") for axis in range(n_dims))
+        n_dims = cursor.unpack("I", f"{label} n_dims")
+        if n_dims > MAX_DIMS:  # the rest of the entry cannot be trusted: never read on
+            raise FormatError(f"n_dims {n_dims} exceeds {MAX_DIMS}", offset=dims_offset,
+                              field=f"{label} n_dims")
+        ne = tuple(cursor.unpack("Q", f"{label} ne[{axis}]") for axis in range(n_dims))
         for axis, dim in enumerate(ne):
             if dim == 0 or dim >= 1 << 63:
                 report(FormatError(f"dimension ne[{axis}] = {dim} is not a positive int64",
-                                   offset=dims_offset + 4 + 8 * axis, field=f"{name} ne[{axis}]"))
-        type_id = cursor.unpack("I", f"{name} type")
-        relative = cursor.unpack("Q", f"{name} offset")
-        infos.append(_RawTensor(name, ne, type_id, relative, offset))
+                                   offset=dims_offset + 4 + 8 * axis, field=f"{label} ne[{axis}]"))
+        type_id = cursor.unpack("I", f"{label} type")
+        relative = cursor.unpack("Q", f"{label} offset")
+        infos.append(_RawTensor(name, ne, type_id, relative, offset, label))
     return infos
 
 
@@ -339,13 +352,13 @@ def _known_type_bytes(info: _RawTensor, problems: _Problems) -> int:
     if row_length % ggml_type.block_size:
         problems.report(FormatError(
             f"row length {row_length} is not a multiple of the {ggml_type.name} block size "
-            f"{ggml_type.block_size}", offset=info.info_offset, field=info.name))
+            f"{ggml_type.block_size}", offset=info.info_offset, field=info.label))
     count = 1
     for dim in info.ne:
         count *= dim
     if count >= 1 << 63:
         problems.report(FormatError(f"element count {count} overflows int64",
-                                    offset=info.info_offset, field=info.name))
+                                    offset=info.info_offset, field=info.label))
     return count // ggml_type.block_size * ggml_type.type_size
 
 
@@ -374,20 +387,20 @@ def _place_tensors(raw_infos: list[_RawTensor], data_offset: int, alignment: int
         if info.relative % alignment:
             problems.report(FormatError(
                 f"data offset {info.relative} is not a multiple of the alignment {alignment}",
-                offset=info.info_offset, field=f"{info.name} offset"))
+                offset=info.info_offset, field=f"{info.label} offset"))
         absolute = data_offset + info.relative
         if absolute + n_bytes > file_size:
             problems.report(FormatError(
                 f"tensor data [{absolute}, {absolute + n_bytes}) runs past the end of the file "
-                f"({file_size} bytes)", offset=info.info_offset, field=f"{info.name} offset"))
-    previous_end, previous_name = 0, ""
+                f"({file_size} bytes)", offset=info.info_offset, field=f"{info.label} offset"))
+    previous_end, previous_label = 0, ""
     for index in sorted(range(len(raw_infos)), key=lambda index: raw_infos[index].relative):
         info = raw_infos[index]
         if info.relative < previous_end:
-            problems.report(FormatError(f"tensor data overlaps {previous_name!r}",
-                                        offset=info.info_offset, field=f"{info.name} offset"))
+            problems.report(FormatError(f"tensor data overlaps {previous_label!r}",
+                                        offset=info.info_offset, field=f"{info.label} offset"))
         if info.relative + sizes[index] >= previous_end:
-            previous_end, previous_name = info.relative + sizes[index], info.name
+            previous_end, previous_label = info.relative + sizes[index], info.label
     return tuple(
         TensorInfo(name=info.name, ne=info.ne, type_id=info.type_id,
                    offset=data_offset + info.relative, n_bytes=n_bytes,

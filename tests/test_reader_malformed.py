@@ -395,3 +395,22 @@ def test_offsets_beyond_4_gib_in_a_sparse_file(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     os.remove(path)
+
+
+def test_a_huge_key_is_named_by_position_so_the_error_stays_one_short_line(
+        tmp_path: Path) -> None:
+    path = tmp_path / "huge-key.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("k" * 5000, 1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    data = bytearray(path.read_bytes())
+    type_at = data.index(b"k" * 5000) + 5000
+    struct.pack_into("<I", data, type_at, 13)
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError) as caught:
+        read_gguf(path)
+    assert caught.value.field == "kv[1] value type" and caught.value.offset == type_at
+    assert len(str(caught.value)) < 200

@@ -254,3 +254,36 @@ def test_missing_architecture_is_a_warning(tmp_path: Path) -> None:
     report = validate_file(str(path))
     assert report.valid and [p.field for p in report.problems] == ["general.architecture"]
     assert not llama_cpp_accepts(path)
+
+
+def _write_many_tensors(path: Path, count: int, name_length: int = 8) -> None:
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for index in range(count):
+        writer.add_tensor(f"t{index}".ljust(name_length, "x"), np.zeros(8, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_collecting_stops_after_100_problems(tmp_path: Path) -> None:
+    path = tmp_path / "many.gguf"
+    _write_many_tensors(path, 150)
+    data = bytearray(path.read_bytes())
+    for fields in _tensor_fields(path).values():  # every data offset moved off alignment
+        offset = struct.unpack_from("<Q", data, fields[5])[0]
+        struct.pack_into("<Q", data, fields[5], offset + 4)
+    path.write_bytes(bytes(data))
+    report = validate_file(str(path))
+    assert len(report.problems) == 101 and not report.header_read
+    assert report.problems[-1].message == "100 problems found; not looking further"
+
+
+def test_long_tensor_names_are_a_llama_cpp_warning(tmp_path: Path) -> None:
+    path = tmp_path / "long.gguf"
+    _write_many_tensors(path, 2, name_length=64)  # llama.cpp: names must be < 64 bytes
+    report = validate_file(str(path))
+    assert report.valid
+    assert [p.message for p in report.problems if p.severity == WARNING] == [
+        "tensor name is 64 bytes, llama.cpp allows at most 63"] * 2
+    assert not llama_cpp_accepts(path)

@@ -15,11 +15,12 @@ from typing import Callable, Iterable
 from gguf_inspect.constants import FLOAT_TYPE_IDS, GGML_TYPES, PLAIN_TYPE_IDS, VALUE_TYPE_ARRAY
 from gguf_inspect.errors import FormatError, GGUFError, TruncatedError
 from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
-from gguf_inspect.reader import read_gguf_source, read_tensor_bytes
+from gguf_inspect.reader import MAX_LABEL, read_gguf_source, read_tensor_bytes
 from gguf_inspect.source import ByteSource, open_source
 
 ERROR = "error"
 WARNING = "warning"
+GGML_MAX_NAME = 64  # llama.cpp refuses tensor names of this many bytes or more
 PRESENCE_CHUNK_BYTES = 16 << 20  # raw bytes read at a time when a type is only checked for presence
 
 # (bytes done, bytes in all, tensor now being read): called after every chunk of --data.
@@ -82,6 +83,11 @@ def _from_error(error: GGUFError, severity: str = ERROR) -> Problem:
     return Problem(severity, kind, error.message, error.offset, error.field)
 
 
+def _shown(name: str, position: str) -> str:
+    """A key or tensor name as the problem list shows it; a huge one by its position instead."""
+    return name if len(name) <= MAX_LABEL else position
+
+
 def _llama_cpp_problem(message: str, offset: int | None, field: str | None) -> Problem:
     return Problem(WARNING, "llama.cpp", message, offset, field)
 
@@ -92,17 +98,24 @@ def llama_cpp_checks(gguf: GGUFFile) -> list[Problem]:
     if gguf.architecture is None:
         problems.append(_llama_cpp_problem("no general.architecture string: llama.cpp cannot "
                                            "pick a model loader", None, "general.architecture"))
-    for entry in gguf.metadata.values():
+    for index, entry in enumerate(gguf.metadata.values()):
         if not entry.key:
             problems.append(_llama_cpp_problem("empty key", entry.offset, "key"))
         value = entry.value
         if isinstance(value, ArrayValue) and value.item_type == VALUE_TYPE_ARRAY:
-            problems.append(_llama_cpp_problem("array of arrays", entry.offset, entry.key))
-    for tensor in gguf.tensors:
+            problems.append(_llama_cpp_problem("array of arrays", entry.offset,
+                                               _shown(entry.key, f"kv[{index}]")))
+    for index, tensor in enumerate(gguf.tensors):
+        label = _shown(tensor.name, f"tensor[{index}]")
         if not tensor.known_type:
             problems.append(_llama_cpp_problem(
                 f"unknown ggml type {tensor.type_name}: sized from the gap to the next tensor",
-                tensor.info_offset, f"{tensor.name} type"))
+                tensor.info_offset, f"{label} type"))
+        name_bytes = len(tensor.name.encode("utf-8", errors="surrogateescape"))
+        if name_bytes >= GGML_MAX_NAME:
+            problems.append(_llama_cpp_problem(
+                f"tensor name is {name_bytes} bytes, llama.cpp allows at most {GGML_MAX_NAME - 1}",
+                tensor.info_offset, label))
     problems.extend(_layout_checks(gguf))
     return problems
 
@@ -110,11 +123,12 @@ def llama_cpp_checks(gguf: GGUFFile) -> list[Problem]:
 def _layout_checks(gguf: GGUFFile) -> Iterable[Problem]:
     """llama.cpp wants each tensor's data right after the previous one's, padded to alignment."""
     expected = gguf.data_offset
-    for tensor in gguf.tensors:
+    for index, tensor in enumerate(gguf.tensors):
         if tensor.offset != expected:
+            label = _shown(tensor.name, f"tensor[{index}]")
             yield _llama_cpp_problem(
                 f"data at byte {tensor.offset}, llama.cpp expects it at byte {expected} "
-                "(tensors packed in header order)", tensor.info_offset, f"{tensor.name} offset")
+                "(tensors packed in header order)", tensor.info_offset, f"{label} offset")
             return  # every later offset is off by the same slip; once is enough
         expected += -(-tensor.n_bytes // gguf.alignment) * gguf.alignment
 
