@@ -177,7 +177,8 @@ def diff_command(
 def embed_command(
     model: Annotated[str, typer.Argument(help="GGUF file whose token embedding to explore.")],
     nearest: Annotated[Optional[str], typer.Option(
-        "--nearest", metavar="WORD", help="Tokens whose rows are closest to WORD's.")] = None,
+        "--nearest", metavar="WORD",
+        help="Tokens whose rows are closest to WORD's (a number is a token id).")] = None,
     analogy: Annotated[Optional[tuple[str, str, str]], typer.Option(
         "--analogy", metavar="A B C", help="Tokens closest to A - B + C (inputs excluded).",
         show_default=False)] = None,
