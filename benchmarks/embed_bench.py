@@ -2,11 +2,12 @@
 
 Writes a header-true, data-filled GGUF holding the full tokenizer and ``token_embd.weight`` of the
 target shape (random but valid quantized blocks: finite f16 scales, any quant bits), with the
-analogy planted in four rows so the answer can be checked: king = R + M, man = G + M,
-woman = G + F, queen = R + F. The planted rows are exact in the file's type (Q8_0 rows come
-from gguf.quants.quantize; Q4_K rows are hand-packed blocks whose values are (q - 8) / 8, and
-gguf.quants.dequantize confirms them). Then it times the command as a whole process, with peak
-RSS from ``wait4``, and deletes the file. Run from the repository root:
+analogy planted in the last four rows (the worst case for finding the words) so the answer can
+be checked: king = R + M, man = G + M, woman = G + F, queen = R + F. Q8_0 rows come from
+gguf.quants.quantize (queen then scores ~0.99996); Q4_K rows are hand-packed blocks whose values
+are exactly (q - 8) / 8, which gguf.quants.dequantize confirms (queen scores 1). Then it times the
+command as a whole process, with peak RSS from ``wait4``, and deletes the file. Run from the
+repository root:
 
     python benchmarks/embed_bench.py             # both shapes, 3 timed runs each
     python benchmarks/embed_bench.py --runs 5 --keep
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -94,19 +94,15 @@ def _q4_k_rows(values: np.ndarray) -> np.ndarray:
 
 
 def planted_rows(shape: Shape) -> np.ndarray:
-    """king, man, woman, queen as quantized rows, checked exact against gguf.quants."""
+    """king, man, woman, queen as rows of the shape's type."""
     rng = np.random.default_rng(8)
     royal, grown, male, female = (rng.integers(-2, 3, size=shape.n_embd) for _ in range(4))
     values = np.stack([royal + male, grown + male, grown + female, royal + female])
     if shape.qtype == Q.Q8_0:
-        floats = (values / 64).astype(np.float32)
-        rows = gguf.quants.quantize(floats, Q.Q8_0)  # close, not exact: queen scores ~0.9999
-    else:
-        floats = (values / 8).astype(np.float32)
-        rows = _q4_k_rows(values)
-    if shape.qtype == Q.Q4_K:
-        decoded = gguf.quants.dequantize(rows, shape.qtype).reshape(4, shape.n_embd)
-        assert np.array_equal(decoded, floats), "hand-packed Q4_K rows do not decode as planted"
+        return gguf.quants.quantize((values / 64).astype(np.float32), Q.Q8_0)
+    rows = _q4_k_rows(values)
+    decoded = gguf.quants.dequantize(rows, Q.Q4_K).reshape(4, shape.n_embd)
+    assert np.array_equal(decoded, values / 8), "hand-packed Q4_K rows do not decode as planted"
     return rows
 
 
