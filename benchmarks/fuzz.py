@@ -8,8 +8,9 @@ or deleted, a chunk copied from elsewhere, a truncation) and then runs, in memor
 * ``read_gguf_source``: only gguf-inspect's own errors (GGUFError) may escape;
 * ``validate_source``: must never raise, and must call the file invalid exactly when the reader
   raised (the collecting mode and the raising mode agree);
+* every error message and problem stays one readable line (at most MAX_MESSAGE characters);
 * for files that parse, the whole default report (summary, embeddings, metadata, tensors) in all
-  three formats: GGUFError and LookupError (no token_embd.weight) are the expected outcomes.
+  three formats: a GGUFError or NoEmbeddingError (no token_embd.weight) is an expected outcome.
 
 Anything else is a finding: its exception, the stage, and the mutated file written to
 ``benchmarks/out/fuzz-findings/`` to replay. Each case is timed; cases slower than
@@ -34,6 +35,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 FINDINGS_DIR = ROOT / "benchmarks" / "out" / "fuzz-findings"
+MAX_MESSAGE = 500  # an error is one readable line: no message may be longer than this
 INTERESTING = (0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 31, 32, 33, 64, 127, 128, 255, 256, 0x7FFF,
                0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, 1 << 40, (1 << 63) - 1, 1 << 63,
                (1 << 64) - 1)
@@ -136,16 +138,21 @@ def run_case(data: bytes) -> Outcome:
         except GGUFError as error:
             outcome.expected_error = type(error).__name__
             gguf_file = None
+            if len(str(error)) > MAX_MESSAGE:
+                outcome.finding = f"reader: an error message over {MAX_MESSAGE} characters"
         stage = "validate"
         report = validate_source(source)
         if report.valid != outcome.parsed:
             outcome.finding = (f"validate: says valid={report.valid} but the reader "
                                f"{'parsed' if outcome.parsed else 'raised'}")
+        longest = max((len(p.message) + len(p.field or "") for p in report.problems), default=0)
+        if longest > MAX_MESSAGE:
+            outcome.finding = f"validate: a problem over {MAX_MESSAGE} characters"
         if gguf_file is not None:
             stage = "report"
             _run_report(gguf_file, source)
-    except (GGUFError, LookupError) as error:
-        if stage == "reader" or stage == "validate":
+    except GGUFError as error:
+        if stage in ("reader", "validate"):  # the reader already spoke; these must not raise
             outcome.finding = f"{stage}: {type(error).__name__}: {error}"
     except Exception as error:  # noqa: BLE001 - catching everything is the point of a fuzzer
         where = traceback.extract_tb(error.__traceback__)[-1]
@@ -156,6 +163,7 @@ def run_case(data: bytes) -> Outcome:
 
 
 def _run_report(gguf_file: object, source: MemorySource) -> None:
+    from gguf_inspect.analyses.embeddings import NoEmbeddingError
     from gguf_inspect.analyses.inspect import InspectOptions, inspect_model
     from gguf_inspect.commands import render_sections
     from gguf_inspect.render.inspect import inspect_json, inspect_sections
@@ -163,7 +171,7 @@ def _run_report(gguf_file: object, source: MemorySource) -> None:
     options = InspectOptions(embeddings=True, metadata=True, full=True, tensors=True)
     try:
         report = inspect_model(gguf_file, source, options)  # type: ignore[arg-type]
-    except LookupError:  # no token_embd.weight: reported as such, retry without the section
+    except NoEmbeddingError:  # reported as such to the user; go on without the section
         report = inspect_model(gguf_file, source,  # type: ignore[arg-type]
                                InspectOptions(metadata=True, full=True, tensors=True))
     inspect_json(report)

@@ -301,8 +301,9 @@ def _alignment(metadata: dict[str, MetadataEntry], problems: _Problems) -> int:
         return DEFAULT_ALIGNMENT
     value = entry.value
     if entry.value_type != 4 or not isinstance(value, int) or value == 0 or value & (value - 1):
+        shown = value if isinstance(value, int) else f"a {VALUE_TYPES[entry.value_type][0]}"
         problems.report(FormatError(
-            f"general.alignment must be a power-of-two uint32, got {value!r}",
+            f"general.alignment must be a power-of-two uint32, got {shown}",
             offset=entry.offset, field="general.alignment"))
         return DEFAULT_ALIGNMENT  # only reached when collecting: go on with the default
     return value
