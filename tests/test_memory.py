@@ -334,3 +334,12 @@ def test_inplace_reuse_keeps_the_peak_down() -> None:
     out = compute_graph.Node("out", "MUL_MAT", 512, (weight, z), is_output=True)
     # x (1024) + y (1024); z reuses y; x was freed after y, so out takes x's hole
     assert compute_graph.peak_bytes([y, z, out], 32) == 2048
+
+
+def test_per_layer_array_of_the_wrong_length_is_a_format_error() -> None:
+    """get_key_or_arr (llama-model-loader.cpp) refuses an array whose length is not n_layer."""
+    from gguf_inspect.errors import FormatError
+
+    model = synthetic(extra={"llama.attention.head_count_kv": array((2, 2, 2))})
+    with pytest.raises(FormatError, match="llama.attention.head_count_kv"):
+        predict_memory(model, MemoryConfig())

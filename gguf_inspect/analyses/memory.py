@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from gguf_inspect.analyses.summary import vocab_size
 from gguf_inspect.constants import GGML_TYPES, ggml_type_from_name, row_bytes
+from gguf_inspect.errors import FormatError
 from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
 
 # ---- public contract (shared with the runtime comparison) -------------------------------------
@@ -251,20 +252,24 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _per_layer(gguf: GGUFFile, suffix: str, n_layer: int, default: tuple[int, ...]) -> tuple[int, ...]:
+def _per_layer(gguf: GGUFFile, suffix: str, n_layer: int,
+               default: tuple[int, ...]) -> tuple[int, ...]:
     """llama_model_loader::get_key_or_arr: a scalar for every layer, or one value per layer."""
     value = gguf.arch_value(suffix)
     if isinstance(value, ArrayValue):
         items = value.items if value.items is not None else ()
-        if len(items) != n_layer:
-            raise ValueError(f"{gguf.path}: {gguf.architecture}.{suffix} has {len(items)} "
-                             f"entries, expected {n_layer} (one per layer)")
+        if len(items) != n_layer:  # llama.cpp refuses the model the same way
+            key = f"{gguf.architecture}.{suffix}"
+            raise FormatError(f"{len(items)} entries where llama.cpp expects one per layer "
+                              f"({n_layer})", path=gguf.path, offset=gguf.metadata[key].offset,
+                              field=key)
         return tuple(int(item) for item in items)
     scalar = _int(value)
     return (scalar,) * n_layer if scalar is not None else default
 
 
-def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int, n_nextn: int) -> tuple[tuple[bool, ...], int]:
+def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int,
+                n_nextn: int) -> tuple[tuple[bool, ...], int]:
     """Which layers use the sliding window, and the window: the arch's ``load_arch_hparams``
     plus ``llama_model_base::load_swa_pattern`` and ``llama_hparams::set_swa_pattern``."""
     window = _int(gguf.arch_value("attention.sliding_window"))
@@ -304,8 +309,10 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
     arch = gguf.architecture or ""
     n_layer = _int(gguf.arch_value("block_count"))
     n_embd = _int(gguf.arch_value("embedding_length"))
-    if not n_layer or not n_embd:
-        raise ValueError(f"{gguf.path}: missing {arch}.block_count or {arch}.embedding_length")
+    for suffix, value in (("block_count", n_layer), ("embedding_length", n_embd)):
+        if not value:
+            raise FormatError("missing or zero: llama.cpp needs it to lay out memory",
+                              path=gguf.path, field=f"{arch}.{suffix}")
     n_nextn = _int(gguf.arch_value("nextn_predict_layers")) or 0
     n_head = _per_layer(gguf, "attention.head_count", n_layer, (0,) * n_layer)
     n_head_kv = _per_layer(gguf, "attention.head_count_kv", n_layer, n_head)
@@ -338,8 +345,9 @@ def resolve_context(hparams: Hyperparameters, config: MemoryConfig) -> ResolvedC
     """n_ctx, n_ctx_seq, n_batch, n_ubatch as the llama_context constructor derives them."""
     n_ctx_train = hparams.n_ctx_train
     requested = config.n_ctx or n_ctx_train
-    if not requested:
-        raise ValueError("n_ctx is 0 and the model has no context_length")
+    if not requested:  # llama_init_from_model refuses the same way
+        raise FormatError("n_ctx is 0 and the model has no context_length",
+                          field="context_length")
     n_seq_max = max(1, config.n_parallel)
     n_ctx = pad(requested, CTX_PAD)
     if config.kv_unified:
@@ -500,7 +508,8 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     for tensor in gguf.tensors:
         layer = _layer_of(tensor, hparams.n_layer)
         device = HOST if layer < 0 else placement.device_of_layer(min(layer, hparams.n_layer))
-        placed.append(TensorPlacement(tensor, device, buffer_for(tensor, device, _matmul_dims(tensor))))
+        buffer = buffer_for(tensor, device, _matmul_dims(tensor))
+        placed.append(TensorPlacement(tensor, device, buffer))
     embedding = gguf.tensor("token_embd.weight")
     if embedding is not None and gguf.tensor("output.weight") is None:
         device = placement.output_device
@@ -598,7 +607,8 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
             k_alloc = k_bytes + (cuda_row_padding(type_k.type_id, k_width) if device != HOST else 0)
             v_alloc = v_bytes + (cuda_row_padding(type_v.type_id, v_width) if device != HOST else 0)
             key = (device, buffer)
-            per_buffer[key] = per_buffer.get(key, 0) + pad(k_alloc, alignment) + pad(v_alloc, alignment)
+            padded = pad(k_alloc, alignment) + pad(v_alloc, alignment)
+            per_buffer[key] = per_buffer.get(key, 0) + padded
             k_total += k_bytes
             v_total += v_bytes
             layers += 1
