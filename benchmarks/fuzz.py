@@ -31,7 +31,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 FINDINGS_DIR = ROOT / "benchmarks" / "out" / "fuzz-findings"

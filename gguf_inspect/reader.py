@@ -5,8 +5,9 @@ scanning lengths (numeric arrays by arithmetic) and decoded only on demand, and 
 length is checked against the bytes that are really left before anything is allocated.
 By default the first problem raises; ``validate`` passes a ``problems`` list instead, and every
 problem after which parsing can still go on (bad UTF-8, duplicates, bad shapes, misplaced tensor
-data, a bad alignment) is collected there; only problems that leave the rest of the header
-unreadable (truncation, unknown value types, bad counts) still raise.
+data, a bad alignment) is collected there; problems that leave the rest of the header
+unreadable (truncation, unknown value types, bad counts, n_dims > 4) still raise, and so does
+the hundredth problem, so a garbage file cannot produce an endless list.
 Why not gguf-py's GGUFReader: it materializes every array (seconds and hundreds of MiB on a
 262k-token vocabulary); gguf-py stays the independent oracle in the tests.
 """

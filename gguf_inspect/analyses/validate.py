@@ -111,7 +111,7 @@ def llama_cpp_checks(gguf: GGUFFile) -> list[Problem]:
             problems.append(_llama_cpp_problem(
                 f"unknown ggml type {tensor.type_name}: sized from the gap to the next tensor",
                 tensor.info_offset, f"{label} type"))
-        name_bytes = len(tensor.name.encode("utf-8", errors="surrogateescape"))
+        name_bytes = len(tensor.name.encode("utf-8"))
         if name_bytes >= GGML_MAX_NAME:
             problems.append(_llama_cpp_problem(
                 f"tensor name is {name_bytes} bytes, llama.cpp allows at most {GGML_MAX_NAME - 1}",
@@ -139,13 +139,14 @@ def _unchecked_reason(tensor: TensorInfo, gguf: GGUFFile) -> str | None:
         return f"unknown type {tensor.type_name}: bytes present, values not decoded"
     ggml_type = GGML_TYPES[tensor.type_id]
     if not tensor.ne or tensor.n_elements == 0 or tensor.ne[0] % ggml_type.block_size:
-        return "bad shape: values not decoded"
+        return "no rows of whole blocks (a scalar or a bad shape): values not decoded"
     if tensor.type_id in PLAIN_TYPE_IDS and tensor.type_id not in FLOAT_TYPE_IDS:
         return "integer type: no NaN or Inf possible"
     from gguf_inspect.analyses.dequant import can_dequantize
 
     if not can_dequantize(tensor):
-        return f"gguf-py has no dequantizer for {tensor.type_name}: bytes present, values not decoded"
+        return (f"gguf-py has no dequantizer for {tensor.type_name}: bytes present, "
+                "values not decoded")
     return None
 
 
@@ -169,8 +170,8 @@ def _read_presence(source: ByteSource, tensor: TensorInfo, progress: _Progress) 
         progress.advance(length, tensor.name)
 
 
-def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo,
-                      progress: _Progress, chunk_bytes: int | None = None) -> TensorCheck:
+def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo, progress: _Progress,
+                  chunk_bytes: int | None = None) -> TensorCheck:
     """Decode one tensor in chunks and count its NaN and Inf values."""
     # numpy and gguf load only here, so that validating the header alone stays quick.
     import numpy as np
