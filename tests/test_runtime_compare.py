@@ -81,7 +81,7 @@ def test_every_exact_quantity_matches_the_runtime(model: Path, settings: dict[st
     # Not vacuous: the checks cover the model facts, the buffers and the KV cache.
     assert {"n_embd", "n_vocab", "n_layer", "n_ctx_train", "file type", "model params",
             "tensor bytes (llama_model_size)", "n_ctx", "KV cache cells", "KV cache K",
-            "KV cache V", "CPU KV buffer", "CPU output buffer"} <= quantities(comparison)
+            "KV cache V", "KV cache CPU buffer", "CPU output buffer"} <= quantities(comparison)
     model_buffers = [c for c in comparison.checks if c.quantity.endswith("model buffer")]
     assert model_buffers and all(c.runtime is not None for c in model_buffers)
     (compute,) = [c for c in comparison.checks if c.quantity == "CPU compute buffer"]
@@ -93,7 +93,7 @@ def test_sliding_window_caches_match_the_runtime(settings: dict[str, Any]) -> No
     comparison = comparison_for(SWA, settings)
     assert not differing(comparison), "\n".join(differing(comparison))
     assert {"KV cache cells", "SWA KV cache cells", "SWA KV cache layers",
-            "SWA KV cache size"} <= quantities(comparison)
+            "SWA KV cache size", "SWA KV cache CPU buffer"} <= quantities(comparison)
 
 
 COMPUTE_TOLERANCE = 0.10  # issue "Pre-deployment memory audit": compute buffer within 10%
@@ -151,7 +151,7 @@ def test_a_wrong_setting_shows_as_differs() -> None:
                                  from_log=str(DATA / "runtime-older-untied-q8_0.log"))
     assert not comparison.all_match
     wrong = {c.quantity for c in comparison.checks if c.exact and c.status != MATCH}
-    assert {"n_ctx", "KV cache cells", "KV cache size", "CPU KV buffer"} <= wrong
+    assert {"n_ctx", "KV cache cells", "KV cache size", "KV cache CPU buffer"} <= wrong
 
 
 def test_a_saved_log_of_another_model_differs() -> None:

@@ -248,6 +248,20 @@ def _kv_cache_checks(prediction: MemoryPrediction, log: LoadLog) -> list[Check]:
     return checks
 
 
+def _kv_buffer_checks(prediction: MemoryPrediction, log: LoadLog) -> list[Check]:
+    """Each KV cache allocates its own buffers (llama_kv_cache's constructor), printed one line
+    each, cache by cache. The memory model lists them in the same order, so they are compared
+    line by line; when the two lists do not line up (an older log, another device layout), the
+    per-name sums are compared instead."""
+    predicted = [b for b in prediction.buffers if b.kind == "kv"]
+    logged = [(cache.name, b) for cache in log.kv_caches for b in cache.buffers]
+    if [b.buffer for b in predicted] != [b.buffer for _name, b in logged]:
+        return _buffer_checks("KV buffer", _buffers_of(prediction, "kv"),
+                              [b for _name, b in logged])
+    return [_size_check(f"{name + ' ' if name else ''}KV cache {b.buffer} buffer", ours.n_bytes,
+                        b.size) for ours, (name, b) in zip(predicted, logged)]
+
+
 def _context_checks(prediction: MemoryPrediction, log: LoadLog,
                     exact: ExactFigures | None) -> list[Check]:
     resolved, logged = prediction.context, log.context
@@ -275,8 +289,7 @@ def compare(summary: ModelSummary, prediction: MemoryPrediction, log: LoadLog,
     model_buffers, alias_note = _older_buffer_names(_buffers_of(prediction, "model"), log)
     checks += _buffer_checks("model buffer", model_buffers, log.model_buffers)
     checks += _kv_cache_checks(prediction, log)
-    checks += _buffer_checks("KV buffer", _buffers_of(prediction, "kv"),
-                             [b for cache in log.kv_caches for b in cache.buffers])
+    checks += _kv_buffer_checks(prediction, log)
     checks += _buffer_checks("RS buffer", _buffers_of(prediction, "recurrent"),
                              log.recurrent_buffers)  # recurrent state (Mamba, RWKV, hybrids)
     checks += _buffer_checks("output buffer", _buffers_of(prediction, "output"),
