@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,15 +138,25 @@ class Run:
     peak_rss_mib: float
 
 
+# The timing runs in a tiny launcher process: ru_maxrss of a child forked straight from this
+# script would include this script's own pages (numpy, gguf, a 262k-token list) from before exec.
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+process = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(process.pid, 0)
+elapsed = time.perf_counter() - start
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(process.stderr.read().decode()[-500:])
+print(elapsed, usage.ru_maxrss)
+"""
+
+
 def measure(command: list[str]) -> Run:
     """Wall time and peak RSS of one whole process (wait4 gives the child's own rusage)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command} failed: {process.stderr.read().decode()[-500:]}")
-    return Run(elapsed, usage.ru_maxrss / 1024)
+    output = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, *command], check=True,
+                            capture_output=True, text=True).stdout.split()
+    return Run(float(output[0]), int(output[1]) / 1024)
 
 
 def bench(path: Path, runs: int, dump_runs: int) -> dict[str, float]:
