@@ -133,9 +133,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for start in range(0, len(body), 64 << 10):
                 piece = body[start:start + (64 << 10)]
-                self.wfile.write(piece)
+                # Counted before the write: once written, the client may read it and the test
+                # look at the count before this thread runs again.
                 with self.server.log.lock:
                     self.server.log.bytes_sent += len(piece)
+                self.wfile.write(piece)
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
             self.close_connection = True
 
