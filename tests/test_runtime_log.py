@@ -230,3 +230,12 @@ def test_the_2025_wording_between_the_two_formats() -> None:
     assert [b.size for c in log.kv_caches for b in c.buffers] == [mib("32.00 MiB"),
                                                                   mib("40.00 MiB")]
     assert [(b.buffer, b.size) for b in log.compute_buffers] == [("CPU", mib("300.01 MiB"))]
+
+
+def test_only_the_first_model_load_is_read() -> None:
+    first = (DATA / "runtime-current-untied-q4_k_m.log").read_text(encoding="utf-8")
+    second = (DATA / "runtime-current-gemma3-swa.log").read_text(encoding="utf-8")
+    log = parse_load_log(split_log_text(first + second))  # e.g. a server loading a draft model
+    assert (log.n_embd, log.n_layer) == (256, 2)
+    assert log.type_counts == (("f32", 5), ("q4_K", 13), ("q6_K", 3))
+    assert len(log.kv_caches) == 1

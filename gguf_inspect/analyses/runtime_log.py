@@ -196,6 +196,7 @@ _KV_SIZE_OLDER = re.compile(
     + _SIZE.format("k") + r", V \((?P<type_v>\w+)\):\s*" + _SIZE.format("v"))
 _KV_INIT_OLDER = re.compile(r"^kv_size = (?P<cells>\d+),.*\bn_layer = (?P<layers>\d+)")
 _KV_CREATING = re.compile(r"^creating\s+(?P<which>non-SWA|SWA) KV cache, size = (?P<cells>\d+)")
+_LOAD_START = re.compile(r"^loaded meta data with \d+ key-value pairs")
 _FULL_SWA = re.compile(r"using full-size SWA cache")
 _FLASH_RESOLVED = re.compile(r"Flash Attention (?:was auto, set to )?(?P<state>enabled|disabled)"
                              r"|Flash Attention not supported, set to (?P<off>disabled)")
@@ -341,13 +342,23 @@ def _style(prefixes: set[str]) -> str:
 
 
 def parse_load_log(records: Iterable[LogRecord]) -> LoadLog:
-    """Parse a whole load log (from the callback or from a saved file) into a LoadLog."""
+    """Parse a whole load log (from the callback or from a saved file) into a LoadLog.
+
+    Only the first model load is read: a server log may go on to load a draft model or reload,
+    and mixing two loads' figures would compare nonsense.
+    """
     records = tuple(records)
     state = _State()
+    loads = 0
     for record in records:
         line = _LINE.match(record.text)
-        if line:
-            _read_line(state, line["prefix"], line["body"])
+        if not line:
+            continue
+        if _LOAD_START.match(line["body"]):
+            loads += 1
+            if loads > 1:
+                break
+        _read_line(state, line["prefix"], line["body"])
     swa_caches = any(cache.name == "SWA" for cache in state.kv_caches)
     if swa_caches and state.context.swa_full is None:
         state.context = replace(state.context, swa_full=False)  # the warning would have said so
