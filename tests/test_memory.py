@@ -343,3 +343,28 @@ def test_per_layer_array_of_the_wrong_length_is_a_format_error() -> None:
     model = synthetic(extra={"llama.attention.head_count_kv": array((2, 2, 2))})
     with pytest.raises(FormatError, match="llama.attention.head_count_kv"):
         predict_memory(model, MemoryConfig())
+
+
+def test_an_op_on_a_view_never_reuses_it_in_place() -> None:
+    """ggml_gallocr_is_own (ggml-alloc.c): a view is never 'allocated' by the allocator, so
+    ROPE on a reshaped Qcur gets fresh memory; this is why llama.cpp's buffer holds Qcur and
+    its rotated copy at once."""
+    def peak(through_view: bool) -> int:
+        weight = compute_graph.Node("w", "NONE", 0, external=True)
+        x = compute_graph.Node("x", "NONE", 1024, is_input=True)
+        pos = compute_graph.Node("pos", "NONE", 32, is_input=True)
+        q = compute_graph.Node("q", "MUL_MAT", 1024, (weight, x))
+        nodes = [q]
+        parent = q
+        if through_view:
+            parent = compute_graph.Node("q_view", "VIEW", 0, (q,), view_src=q)
+            nodes.append(parent)
+        rope = compute_graph.Node("rope", "ROPE", 1024, (parent, pos))
+        out = compute_graph.Node("out", "MUL_MAT", 32, (rope, x), is_output=True)
+        return compute_graph.peak_bytes(nodes + [rope, out], 32)
+
+    # pos 0..32, x 32..1056 (alive until out), q 1056..2080; through a view rope needs its
+    # own 1024 bytes (peak 3104); on q directly it takes q's place (peak 2080), and out takes
+    # the 32 bytes pos leaves free once rope is done
+    assert peak(through_view=True) == 3104
+    assert peak(through_view=False) == 2080

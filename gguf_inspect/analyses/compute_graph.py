@@ -122,21 +122,15 @@ def _allocate(allocator: DynamicAllocator, node: Node) -> None:
     node.allocated = True
     if node.op in INPLACE_OPS:
         for parent in node.srcs:
-            layout = parent.view_src or parent  # the views here keep their base's layout
-            if parent.external or parent.is_output or layout.n_bytes != node.n_bytes:
+            # ggml_gallocr_is_own: only tensors this allocator placed count; a view never is,
+            # so an op on a reshaped tensor (ROPE on Qcur) never reuses it in place
+            if not parent.allocated or parent.view_src is not None or parent.is_output:
                 continue
-            if parent.n_children != 1 or parent.n_views != 0:
+            if parent.n_bytes != node.n_bytes or parent.n_children != 1 or parent.n_views != 0:
                 continue
-            if parent.view_src is not None:
-                base = parent.view_src
-                if base.n_views == 1 and base.n_children == 0 and not base.external:
-                    node.offset = base.offset
-                    parent.allocated = base.allocated = False
-                    return
-            else:
-                node.offset = parent.offset
-                parent.allocated = False
-                return
+            node.offset = parent.offset
+            parent.allocated = False
+            return
     node.offset = allocator.alloc(node.n_bytes)
 
 
