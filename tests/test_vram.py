@@ -131,6 +131,7 @@ def test_json_contract_without_gpu() -> None:
     config = document["config"]
     assert (config["n_ctx"], config["n_batch"], config["n_ubatch"], config["n_parallel"]) == (
         4096, 2048, 512, 1)
+    assert config["n_gpu_layers"] == 0  # no device: llama.cpp offloads nothing
     # every default the command filled in is stated
     assumed = " ".join(document["assumptions"])
     for name in ("n_ctx", "n_batch", "n_ubatch", "n_parallel", "cache_type_k", "cache_type_v",

@@ -70,7 +70,10 @@ class VramReport:
 
     @property
     def resolved_gpu_layers(self) -> int:
-        """``--ngl`` as llama.cpp counts it (llama_model::n_gpu_layers): -1 means all."""
+        """``--ngl`` as llama.cpp counts it (llama_model::n_gpu_layers): -1 means all; with no
+        GPU nothing is offloaded (load_tensors: act_gpu_layers is 0 without devices)."""
+        if not self.gpus:
+            return 0
         ngl = self.config.n_gpu_layers
         return self.n_layer + 1 if ngl < 0 else min(ngl, self.n_layer + 1)
 
