@@ -190,6 +190,7 @@ def test_sliding_window_caches_in_the_audit() -> None:
 @pytest.mark.parametrize("args", [
     ["--gpu", "voodoo2"], ["--gpu", "24GiB", "--headroom", "lots"],
     ["--flash-attn", "maybe"], ["--cache-type-k", "q9_9"],
+    ["--cache-type-v", "q8_0", "--flash-attn", "off"],  # llama.cpp refuses this context
 ])
 def test_usage_errors_exit_2(args: list[str]) -> None:
     assert vram(UNTIED, *args).exit_code == 2

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 from gguf_inspect.analyses.gpus import parse_gpus, parse_size
 from gguf_inspect.analyses.memory import MemoryConfig
-from gguf_inspect.constants import ExitCode
+from gguf_inspect.constants import ExitCode, ggml_type_from_name
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
 
@@ -70,6 +70,11 @@ def build_config(values: dict[str, object]) -> MemoryConfig:
     flash_attn = str(values["flash_attn"]).lower()
     if flash_attn not in ("on", "off", "auto"):
         raise ValueError(f"--flash-attn must be on, off or auto, not {flash_attn!r}")
+    if flash_attn == "off" and ggml_type_from_name(str(values["cache_type_v"])).is_quantized:
+        # llama_context::llama_context throws: "quantized V cache was requested, but this
+        # requires Flash Attention"
+        raise ValueError("a quantized V cache needs flash attention: llama.cpp refuses "
+                         "--flash-attn off with it")
     return MemoryConfig(
         n_ctx=int(values["n_ctx"]),  # type: ignore[call-overload]
         n_batch=int(values["n_batch"]),  # type: ignore[call-overload]
