@@ -15,6 +15,7 @@ from gguf_inspect.analyses import compute_graph
 from gguf_inspect.analyses.memory import (
     MemoryConfig,
     cuda_row_padding,
+    rotation_size,
     place_layers,
     predict_memory,
     read_hyperparameters,
@@ -368,3 +369,17 @@ def test_an_op_on_a_view_never_reuses_it_in_place() -> None:
     # the 32 bytes pos leaves free once rope is done
     assert peak(through_view=True) == 3104
     assert peak(through_view=False) == 2080
+
+
+@pytest.mark.parametrize("cache_type, heads, largest, expected", [
+    ("q8_0", (128, 128), True, 128),  # K: the largest power of two from 64 dividing 128
+    ("q4_0", (64,), True, 64),
+    ("q8_0", (192,), True, 64),  # 192 % 128 != 0
+    ("q8_0", (128,), False, 64),  # V: always 64
+    ("q8_0", (96,), True, 0),  # not a multiple of 64
+    ("q8_0", (64, 128), True, 0),  # head sizes differ across layers
+    ("f16", (128,), True, 0),  # only quantized caches are rotated
+])
+def test_hadamard_rotation_of_quantized_caches(cache_type, heads, largest, expected) -> None:
+    """llama_kv_cache's attn_rot_k / attn_rot_v and build_input_k_rot (llama-kv-cache.cpp)."""
+    assert rotation_size(cache_type, heads, largest) == expected

@@ -161,6 +161,8 @@ class GraphShape:
     flash_attn: bool
     gemma: bool  # gemma2/3 layout: scaled input, q/k norms, post-attention and post-FFN norms
     v_width_max: int  # V row width when V is stored transposed (no flash attention)
+    k_rot: int = 0  # Hadamard rotation size for a quantized K cache (0: none)
+    v_rot: int = 0  # the same for a quantized V cache
 
 
 def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
@@ -180,6 +182,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     masks = {swa: Node(f"mask{n_kv}", "NONE", mask_bytes * n_kv * tokens, is_input=True)
              for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
     out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
+    k_rot = Node("k_rot", "NONE", 4 * shape.k_rot**2, is_input=True) if shape.k_rot else None
+    v_rot = Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None
     nodes: list[Node] = []
 
     def add(name: str, op: str, floats: int, *srcs: Node, view_of: Node | None = None) -> Node:
@@ -190,6 +194,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
 
     def view(node: Node) -> Node:
         return add(node.name + "(view)", "VIEW", 0, node, view_of=node)
+
+    def rotate(x: Node, rot: Node | None, width: int) -> Node:
+        """llama_mul_mat_hadamard (llama-impl.h): a matmul by the rotation input."""
+        if rot is None:
+            return x
+        return add(x.name + "_rot", "MUL_MAT", width * tokens, rot, view(x))
 
     def norm(x: Node, width: int) -> Node:
         return add("norm_w", "MUL", width * tokens, add("norm", "RMS_NORM", width * tokens, x),
@@ -208,16 +218,19 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         if shape.gemma:
             q = norm(view(q), q_width)
         q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-        if shape.gemma:
+        if shape.gemma:  # models/gemma3.cpp builds Q, K and V before build_attn
             q = add("Qscaled", "SCALE", q_width * tokens, q)
-        if shape.gemma:
             k = add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in)
             k = add("Krope", "ROPE", k_width * tokens, norm(view(k), k_width), inp_pos)
             v = add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in)
-        else:
-            v = add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in)
+            q = rotate(q, k_rot, q_width)
+            v = rotate(v, v_rot, v_width)
+            k = rotate(k, k_rot, k_width)
+        else:  # build_attn expands q, v, k in this order; each pulls in its own chain
+            q = rotate(q, k_rot, q_width)
+            v = rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot, v_width)
             k = add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in)
-            k = add("Krope", "ROPE", k_width * tokens, view(k), inp_pos)
+            k = rotate(add("Krope", "ROPE", k_width * tokens, view(k), inp_pos), k_rot, k_width)
         add("set_k", "SET_ROWS", 0, view(k), k_idxs, cache, view_of=cache)
         add("set_v", "SET_ROWS", 0, view(v), v_idxs, cache, view_of=cache)
         mask = masks[shape.is_swa[il]]
@@ -230,6 +243,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
             kqv = add("kqv", "MUL_MAT", heads_out * tokens, cache, kq)
             attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
+        attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
         cur = add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn))
         if shape.gemma:
             cur = norm(cur, shape.n_embd)

@@ -637,6 +637,23 @@ def output_buffer(hparams: Hyperparameters, context: ResolvedContext, placement:
 # ---- compute buffer (sched_reserve, llama-context.cpp): an estimate ---------------------------
 
 
+def rotation_size(cache_type: str, head_sizes: tuple[int, ...], largest: bool) -> int:
+    """The Hadamard rotation llama.cpp applies around a quantized cache (llama_kv_cache's
+    attn_rot_k / attn_rot_v and build_input_k_rot / _v_rot, llama-kv-cache.cpp): only when every
+    layer has the same head size and it is a multiple of 64. K uses the largest power of two
+    (from 64) dividing the head size, V always 64. 0 when there is none."""
+    heads = set(head_sizes)
+    if not ggml_type_from_name(cache_type).is_quantized or len(heads) != 1:
+        return 0
+    head = heads.pop()
+    if head % 64:
+        return 0
+    size = 64
+    while largest and head % (size * 2) == 0:
+        size *= 2
+    return size
+
+
 def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
                     caches: list[KVCacheEstimate]) -> list[BufferEstimate]:
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
@@ -655,7 +672,9 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         head_v=hparams.head_v, n_vocab=hparams.n_vocab, n_kv=n_kv, is_swa=hparams.is_swa,
         n_stream=1 if context.kv_unified else context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
-        v_width_max=max(hparams.n_embd_v_gqa, default=0))
+        v_width_max=max(hparams.n_embd_v_gqa, default=0),
+        k_rot=rotation_size(context.type_k, hparams.head_k, largest=True),
+        v_rot=rotation_size(context.type_v, hparams.head_v, largest=False))
     gpus = sorted({d for d in placement.layer_device if d != HOST})
     if not gpus:
         return [BufferEstimate(HOST, "CPU", "compute",
