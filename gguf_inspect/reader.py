@@ -150,33 +150,40 @@ class _Cursor:
             return raw.decode("utf-8", errors="backslashreplace")
 
     def skip_strings(self, count: int, field: str) -> None:
-        """Skip ``count`` length-prefixed strings; the hot loop of a 262k-token vocabulary."""
-        length_format = self._formats.get("Q") or struct.Struct(self.order + "Q")
-        unpack_length = length_format.unpack_from
+        """Skip ``count`` length-prefixed strings; the hot loop of a 262k-token vocabulary.
+
+        Only the 8-byte lengths must be buffered, not the strings: the inner loop hops from
+        length to length and lets the position run past the buffer, which the next refill
+        starts from. A length that runs past the end of the file is caught right after it.
+        """
+        unpack_length = (self._formats.get("Q") or struct.Struct(self.order + "Q")).unpack_from
         index = 0
         while index < count:
+            self.ensure(8, f"{field}[{index}] length")
             buffer = self.buffer
             local = self.position - self.buffer_start
-            end = len(buffer) - 8
-            # Tight inner loop over what is buffered; refill only at the chunk edge.
-            while index < count and local <= end:
-                next_local = local + 8 + unpack_length(buffer, local)[0]
-                if next_local > len(buffer):
+            limit = len(buffer) - 8
+            string_start = local
+            for index in range(index, count):  # noqa: B020 - resumes where the last pass stopped
+                if local > limit:
                     break
-                local = next_local
-                index += 1
+                string_start = local
+                local += 8 + unpack_length(buffer, local)[0]
+            else:
+                index = count
             self.position = self.buffer_start + local
-            if index < count:
-                start = self.position
-                length = self.unpack("Q", f"{field}[{index}] length")
-                if length > self.remaining():
-                    raise TruncatedError(
-                        f"string length {length} exceeds the {self.remaining()} byte(s) left",
-                        offset=start, field=f"{field}[{index}]")
-                self.skip(length, f"{field}[{index}]")
-                index += 1
-                if self.position - self.buffer_start > len(self.buffer):
-                    self.buffer, self.buffer_start = b"", self.position
+            if self.position > self.size:
+                start = self.buffer_start + string_start
+                length = self.position - start - 8
+                raise TruncatedError(
+                    f"string length {length} exceeds the {self.size - start - 8} byte(s) left",
+                    offset=start, field=f"{field}[{index - 1}]")
+
+    def ensure(self, needed: int, field: str) -> None:
+        """Make ``needed`` bytes from the position available in the buffer (refilling once)."""
+        if self.position - self.buffer_start + needed > len(self.buffer) or (
+                self.position < self.buffer_start):
+            self._fill(needed, field)
 
 
 def _value_format(value_type: int, field: str, offset: int) -> str | None:
