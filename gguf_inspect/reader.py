@@ -149,8 +149,9 @@ class _Cursor:
                                                  offset=start + 8 + error.start, field=field))
             return raw.decode("utf-8", errors="backslashreplace")
 
-    def skip_strings(self, count: int, field: str) -> None:
+    def skip_strings(self, count: int, field: str, first: int = 0) -> None:
         """Skip ``count`` length-prefixed strings; the hot loop of a 262k-token vocabulary.
+        ``first`` is the array index of the first one skipped (messages name the item).
 
         Only the 8-byte lengths must be buffered, not the strings: the inner loop hops from
         length to length and lets the position run past the buffer, which the next refill
@@ -159,7 +160,7 @@ class _Cursor:
         unpack_length = (self._formats.get("Q") or struct.Struct(self.order + "Q")).unpack_from
         index = 0
         while index < count:
-            self.ensure(8, f"{field}[{index}] length")
+            self.ensure(8, f"{field}[{first + index}] length")
             buffer = self.buffer
             local = self.position - self.buffer_start
             limit = len(buffer) - 8
@@ -177,7 +178,7 @@ class _Cursor:
                 length = self.position - start - 8
                 raise TruncatedError(
                     f"string length {length} exceeds the {self.size - start - 8} byte(s) left",
-                    offset=start, field=f"{field}[{index - 1}]")
+                    offset=start, field=f"{field}[{first + index - 1}]")
 
     def ensure(self, needed: int, field: str) -> None:
         """Make ``needed`` bytes from the position available in the buffer (refilling once)."""
@@ -232,7 +233,7 @@ def _read_array(cursor: _Cursor, field: str, depth: int = 1) -> ArrayValue:
     if item_type == VALUE_TYPE_STRING:
         for index in range(min(count, PREVIEW_ITEMS)):
             preview.append(cursor.string(f"{field}[{index}]", strict=False))
-        cursor.skip_strings(count - len(preview), field)
+        cursor.skip_strings(count - len(preview), field, first=len(preview))
     elif item_type == VALUE_TYPE_ARRAY:
         for index in range(count):
             _read_array(cursor, f"{field}[{index}]", depth + 1)

@@ -146,6 +146,8 @@ _shared, _shared_at, _shared_field = _shared_offset()
 _arch_value = LAYOUT.key_part("general.architecture", 3)  # the value's string length
 _name_bytes = LAYOUT.key_part("general.name", 4)
 _tokens = LAYOUT.keys["tokenizer.ggml.tokens"]
+_token_100 = _tokens.parts[5 + 2 * 100]  # parts: ..., count, then (length, bytes) per string
+_to_end = len(LAYOUT.data) - _token_100 - 8 + 1  # one byte more than the file holds
 _last = max(LAYOUT.tensor_order, key=lambda name: LAYOUT.relative[name])
 _past_end = -(-len(LAYOUT.data) // 32) * 32 - LAYOUT.data_offset  # aligned, past the end
 
@@ -167,6 +169,12 @@ CASES = [
          "string length 1099511627776 exceeds", _arch_value, "general.architecture", 3),
     Case("array count past the end", _patch(_tokens.parts[4], "Q", 1 << 40), TruncatedError,
          "array count 1099511627776 needs more", _tokens.parts[4], "tokenizer.ggml.tokens", 3),
+    Case("vocabulary string length past the end", _patch(_token_100, "Q", 1 << 40),
+         TruncatedError, "string length 1099511627776 exceeds", _token_100,
+         "tokenizer.ggml.tokens[100]", 3),
+    Case("vocabulary string ending one byte past the file", _patch(_token_100, "Q", _to_end),
+         TruncatedError, f"string length {_to_end} exceeds", _token_100,
+         "tokenizer.ggml.tokens[100]", 3),
     Case("invalid UTF-8 in a key", _replace(LAYOUT.key_part("general.name", 1) + 3, b"\xff"),
          FormatError, "invalid UTF-8", LAYOUT.key_part("general.name", 1) + 3, "kv[1].key", 3),
     Case("invalid UTF-8 in a value", _replace(_name_bytes + 2, b"\xc3\x28"), FormatError,
