@@ -123,3 +123,16 @@ def test_control_characters_from_metadata_are_escaped(tmp_path: Path) -> None:
 def test_subcommand_names_are_not_taken_for_models() -> None:
     result = run_cli("--help")
     assert result.returncode == 0 and "inspect" in result.stdout
+
+
+def test_tensor_listing_of_a_split_model_names_each_shard(tmp_path: Path) -> None:
+    from tests.split_fixtures import write_split
+
+    shards = write_split(UNTIED, tmp_path, max_tensors=8)
+    document = json.loads(run_cli(str(shards[1]), "--tensors", "--json").stdout)
+    per_shard = [len(gguf.GGUFReader(path).tensors) for path in shards]
+    counted = [sum(1 for t in document["tensors"] if t["shard"] == number)
+               for number in range(1, len(shards) + 1)]
+    assert counted == per_shard
+    table = run_cli(str(shards[0]), "--tensors").stdout
+    assert "shard" in table.splitlines()[table.splitlines().index("== tensors ==") + 1]

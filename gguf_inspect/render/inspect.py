@@ -100,9 +100,11 @@ def metadata_section(items: tuple[MetadataItem, ...]) -> Section:
 
 
 def tensors_section(tensors: tuple[TensorInfo, ...]) -> Section:
-    return Table("tensors", ["name", "type", "ne", "bytes", "offset"],
-                 [[t.name, t.type_name, format_shape(t.ne), f"{t.n_bytes:,}", str(t.offset)]
-                  for t in tensors], numeric_columns=frozenset({3, 4}))
+    split = any(t.shard for t in tensors)  # a shard column only for split models
+    headers = ["name", "type", "ne", "bytes", "offset"] + (["shard"] if split else [])
+    rows = [[t.name, t.type_name, format_shape(t.ne), f"{t.n_bytes:,}", str(t.offset)]
+            + ([str(t.shard + 1)] if split else []) for t in tensors]
+    return Table("tensors", headers, rows, numeric_columns=frozenset({3, 4, 5}))
 
 
 def inspect_sections(report: InspectReport) -> list[Section]:
@@ -187,6 +189,7 @@ def inspect_json(report: InspectReport) -> str:
     if report.tensors is not None:
         document["tensors"] = [
             {"name": t.name, "type": t.type_name, "type_id": t.type_id, "ne": list(t.ne),
-             "n_elements": t.n_elements, "n_bytes": t.n_bytes, "offset": t.offset}
+             "n_elements": t.n_elements, "n_bytes": t.n_bytes, "offset": t.offset,
+             "shard": t.shard + 1}
             for t in report.tensors]
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
