@@ -46,13 +46,16 @@ class Shape:
     weight_type: gguf.GGMLQuantizationType
     embedding_type: gguf.GGMLQuantizationType
     tied: bool
+    value_type: gguf.GGMLQuantizationType  # attn_v (Q4_K_M raises it to q6_K)
+    output_type: gguf.GGMLQuantizationType
+    context_length: int = 32_768
 
 
 SHAPES = (
     Shape("vocab262k-640", "gemma3", 262_144, 640, 18, 2048, 4, 1, "llama", 0, Q.Q8_0, Q.Q8_0,
-          True),
+          True, Q.Q8_0, Q.Q8_0),
     Shape("llama31-8b", "llama", 128_256, 4096, 32, 14_336, 32, 8, "gpt2", 280_147, Q.Q4_K,
-          Q.Q4_K, False),
+          Q.Q4_K, False, Q.Q6_K, Q.Q6_K),
 )
 
 
@@ -93,7 +96,10 @@ def write_sparse_model(shape: Shape, path: Path) -> None:
     writer = gguf.GGUFWriter(str(path), shape.arch)
     writer.add_name(shape.stem)
     writer.add_file_type(7 if shape.weight_type == Q.Q8_0 else 15)
-    writer.add_context_length(32_768)
+    if shape.arch == "llama":
+        writer.add_rope_dimension_count(128)
+        writer.add_rope_freq_base(500_000.0)
+    writer.add_context_length(shape.context_length)
     writer.add_embedding_length(shape.n_embd)
     writer.add_block_count(shape.n_layer)
     writer.add_feed_forward_length(shape.n_ff)
@@ -110,8 +116,8 @@ def write_sparse_model(shape: Shape, path: Path) -> None:
             (prefix + "attn_norm.weight", (shape.n_embd,), Q.F32),
             (prefix + "attn_q.weight", (shape.n_embd, head_dim * shape.n_head), shape.weight_type),
             (prefix + "attn_k.weight", (shape.n_embd, head_dim * shape.n_head_kv), shape.weight_type),
-            (prefix + "attn_v.weight", (shape.n_embd, head_dim * shape.n_head_kv), Q.Q6_K
-             if shape.weight_type == Q.Q4_K else shape.weight_type),
+            (prefix + "attn_v.weight", (shape.n_embd, head_dim * shape.n_head_kv),
+             shape.value_type),
             (prefix + "attn_output.weight", (head_dim * shape.n_head, shape.n_embd), shape.weight_type),
             (prefix + "ffn_norm.weight", (shape.n_embd,), Q.F32),
             (prefix + "ffn_gate.weight", (shape.n_embd, shape.n_ff), shape.weight_type),
@@ -120,7 +126,7 @@ def write_sparse_model(shape: Shape, path: Path) -> None:
         ]
     tensors.append(("output_norm.weight", (shape.n_embd,), Q.F32))
     if not shape.tied:
-        tensors.append(("output.weight", (shape.n_embd, shape.n_vocab), Q.Q6_K))
+        tensors.append(("output.weight", (shape.n_embd, shape.n_vocab), shape.output_type))
     for name, ne, qtype in tensors:
         n_bytes = _add_tensor(writer, name, ne, qtype)
         data_bytes += -(-n_bytes // 32) * 32
