@@ -199,14 +199,12 @@ def embed_command(
 
     def run() -> int:
         from gguf_inspect.commands.embed import QueryError, run_embed
-        from gguf_inspect.render.text import escape_terminal
 
         try:
             emit(run_embed(model, output_format, nearest=nearest, analogy=analogy, token=token,
                            stats=stats, top_k=top_k, vs=vs))
         except QueryError as error:  # a question the file cannot answer: a usage error
-            print(f"error: {escape_terminal(str(error))}", file=sys.stderr)
-            return ExitCode.USAGE
+            return usage_error(str(error))
         return ExitCode.OK
 
     guarded(run, show_traceback)
@@ -230,35 +228,55 @@ def _flash_attn(value: Optional[str]) -> Optional[str]:
     return value
 
 
+# llama.cpp context settings shared by `runtime` and `vram` (defaults are llama.cpp's own,
+# filled in by the commands so they can say which were assumed).
+CtxOption = Annotated[Optional[int], typer.Option(
+    "--ctx", min=0, help="Context length, 0 for the trained length (default 4096).",
+    show_default=False)]
+BatchOption = Annotated[Optional[int], typer.Option(
+    "--batch", min=1, help="n_batch (default 2048).", show_default=False)]
+UbatchOption = Annotated[Optional[int], typer.Option(
+    "--ubatch", min=1, help="n_ubatch (default 512).", show_default=False)]
+ParallelOption = Annotated[Optional[int], typer.Option(
+    "--parallel", min=1, help="Sequences (n_seq_max) (default 1).", show_default=False)]
+CacheTypeKOption = Annotated[Optional[str], typer.Option(
+    "--cache-type-k", callback=_cache_type, help="K cache type (default f16).",
+    show_default=False)]
+CacheTypeVOption = Annotated[Optional[str], typer.Option(
+    "--cache-type-v", callback=_cache_type, help="V cache type (default f16).",
+    show_default=False)]
+FlashAttnOption = Annotated[Optional[str], typer.Option(
+    "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
+    help="Flash attention (default auto).", show_default=False)]
+SwaFullOption = Annotated[Optional[bool], typer.Option(
+    "--swa-full/--no-swa-full", help="Full-size sliding-window cache (default on).",
+    show_default=False)]
+NoMmapOption = Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")]
+
+
+def usage_error(message: str) -> int:
+    """A question the model cannot answer or a bad value: one line, the usage exit code."""
+    from gguf_inspect.render.text import escape_terminal
+
+    print(f"error: {escape_terminal(message)}", file=sys.stderr)
+    return ExitCode.USAGE
+
+
 @app.command("runtime")
 def runtime_command(
     model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
-    ctx: Annotated[Optional[int], typer.Option(
-        "--ctx", min=0, help="Context length, 0 for the trained length (default 4096).",
-        show_default=False)] = None,
-    batch: Annotated[Optional[int], typer.Option(
-        "--batch", min=1, help="n_batch (default 2048).", show_default=False)] = None,
-    ubatch: Annotated[Optional[int], typer.Option(
-        "--ubatch", min=1, help="n_ubatch (default 512).", show_default=False)] = None,
-    parallel: Annotated[Optional[int], typer.Option(
-        "--parallel", min=1, help="Sequences (n_seq_max) (default 1).",
-        show_default=False)] = None,
-    cache_type_k: Annotated[Optional[str], typer.Option(
-        "--cache-type-k", callback=_cache_type, help="K cache type (default f16).",
-        show_default=False)] = None,
-    cache_type_v: Annotated[Optional[str], typer.Option(
-        "--cache-type-v", callback=_cache_type, help="V cache type (default f16).",
-        show_default=False)] = None,
-    flash_attn: Annotated[Optional[str], typer.Option(
-        "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
-        help="Flash attention (default auto).", show_default=False)] = None,
-    no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")] = False,
+    ctx: CtxOption = None,
+    batch: BatchOption = None,
+    ubatch: UbatchOption = None,
+    parallel: ParallelOption = None,
+    cache_type_k: CacheTypeKOption = None,
+    cache_type_v: CacheTypeVOption = None,
+    flash_attn: FlashAttnOption = None,
+    no_mmap: NoMmapOption = False,
     ngl: Annotated[Optional[int], typer.Option(
         "--ngl", help="Layers to offload to the GPU (-1 all) (default 0).",
         show_default=False)] = None,
-    swa_full: Annotated[Optional[bool], typer.Option(
-        "--swa-full/--no-swa-full", help="Full-size sliding-window cache (default on).",
-        show_default=False)] = None,
+    swa_full: SwaFullOption = None,
     log_file: Annotated[Optional[str], typer.Option(
         "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
     from_log: Annotated[Optional[str], typer.Option(
@@ -296,34 +314,20 @@ def vram_command(
         "--gpu", metavar="SIZE|NAME[,...]",
         help="GPU memory: 24GiB, 24GB, 8000MiB, a card (rtx4090, a100-80g, h100-80g, l4, t4 ...)"
              ", several comma-separated (split by size like llama.cpp), 2xrtx3090.")] = None,
-    ctx: Annotated[Optional[int], typer.Option(
-        "--ctx", min=0, help="Context length (0: the trained length) [default: 4096].",
-        show_default=False)] = None,
+    ctx: CtxOption = None,
     ngl: Annotated[Optional[int], typer.Option(
         "--ngl", help="Layers to offload, the output head counting as one (-1 all) "
-                      "[default: -1].", show_default=False)] = None,
-    batch: Annotated[Optional[int], typer.Option(
-        "--batch", min=1, help="n_batch [default: 2048].", show_default=False)] = None,
-    ubatch: Annotated[Optional[int], typer.Option(
-        "--ubatch", min=1, help="n_ubatch [default: 512].", show_default=False)] = None,
-    parallel: Annotated[Optional[int], typer.Option(
-        "--parallel", min=1, help="Sequences (n_seq_max) [default: 1].",
-        show_default=False)] = None,
-    cache_type_k: Annotated[Optional[str], typer.Option(
-        "--cache-type-k", callback=_cache_type, help="K cache type [default: f16].",
-        show_default=False)] = None,
-    cache_type_v: Annotated[Optional[str], typer.Option(
-        "--cache-type-v", callback=_cache_type, help="V cache type [default: f16].",
-        show_default=False)] = None,
-    flash_attn: Annotated[Optional[str], typer.Option(
-        "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
-        help="Flash attention [default: auto].", show_default=False)] = None,
-    swa_full: Annotated[Optional[bool], typer.Option(
-        "--swa-full/--no-swa-full", help="Full-size sliding-window cache [default: on].",
-        show_default=False)] = None,
-    no_mmap: Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")] = False,
+                      "(default -1).", show_default=False)] = None,
+    batch: BatchOption = None,
+    ubatch: UbatchOption = None,
+    parallel: ParallelOption = None,
+    cache_type_k: CacheTypeKOption = None,
+    cache_type_v: CacheTypeVOption = None,
+    flash_attn: FlashAttnOption = None,
+    swa_full: SwaFullOption = None,
+    no_mmap: NoMmapOption = False,
     headroom: Annotated[Optional[str], typer.Option(
-        "--headroom", metavar="SIZE", help="Memory to keep free on each GPU [default: 0].",
+        "--headroom", metavar="SIZE", help="Memory to keep free on each GPU (default 0).",
         show_default=False)] = None,
     plan: Annotated[bool, typer.Option(
         "--plan", help="Grid: contexts 4k/8k/16k/32k/trained x largest --ngl that fits.")] = False,
@@ -345,10 +349,7 @@ def vram_command(
         try:
             text, code = run_vram(model, output_format, options)
         except ValueError as error:  # a bad --gpu / --headroom value: a usage error
-            from gguf_inspect.render.text import escape_terminal
-
-            print(f"error: {escape_terminal(str(error))}", file=sys.stderr)
-            return ExitCode.USAGE
+            return usage_error(str(error))
         emit(text)
         return code
 
