@@ -6,54 +6,29 @@ From Python: ``run_diff("a.gguf", "b.gguf", "json", values="embeddings")`` retur
 
 from __future__ import annotations
 
-import time
 from typing import Callable, TextIO
 
 from gguf_inspect.analyses.diff import DiffOptions, ValuesProgress, diff_models
 from gguf_inspect.commands import render_sections
+from gguf_inspect.commands.progress import ProgressLine
 from gguf_inspect.constants import ExitCode
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
 
-PROGRESS_AFTER_SECONDS = 1.0
-NON_TTY_STEP = 0.1  # without a terminal, one progress line per 10%
-
-
 class StderrProgress:
-    """Progress of a value diff on a stream, shown only once the work has run for a second.
+    """Progress of a value diff, shown once the work has run for a second (see ProgressLine)."""
 
-    On a terminal one line is redrawn in place; into a file or pipe a line is written every
-    10%, so logs stay readable. Quick diffs print nothing.
-    """
-
-    def __init__(self, stream: TextIO, delay: float = PROGRESS_AFTER_SECONDS,
+    def __init__(self, stream: TextIO, delay: float = 1.0,
                  clock: Callable[[], float] | None = None) -> None:
-        self.stream = stream
-        self.delay = delay
-        self.clock = clock or time.monotonic
-        self.started = self.clock()
-        self.interactive = stream.isatty()
-        self.next_fraction = 0.0  # when not interactive: the next fraction to print at
-        self.redrawing = False
+        self.line = ProgressLine(stream, delay=delay, clock=clock)
 
     def __call__(self, event: ValuesProgress) -> None:
-        if self.clock() - self.started < self.delay:
-            return
         from gguf_inspect.render.diff import progress_line
 
-        if self.interactive:
-            self.stream.write(f"\r\x1b[2K{progress_line(event)}")
-            self.redrawing = True
-        elif event.fraction >= self.next_fraction:
-            self.stream.write(progress_line(event) + "\n")
-            self.next_fraction = (int(event.fraction / NON_TTY_STEP) + 1) * NON_TTY_STEP
-        self.stream.flush()
+        self.line.show(progress_line(event), event.fraction)
 
     def finish(self) -> None:
-        """End a redrawn line so whatever follows starts on a fresh line."""
-        if self.redrawing:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.line.finish()
 
 
 def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: bool = False,

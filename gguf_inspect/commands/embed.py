@@ -6,8 +6,6 @@ From Python: ``run_embed("model.gguf", "json", analogy=("king", "man", "woman"))
 
 from __future__ import annotations
 
-import sys
-import time
 from contextlib import ExitStack
 from typing import Sequence, TextIO
 
@@ -21,6 +19,7 @@ from gguf_inspect.analyses.embed_explore import (
     open_embedding_model,
 )
 from gguf_inspect.commands import render_sections
+from gguf_inspect.commands.progress import ProgressLine
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
 
@@ -28,29 +27,15 @@ __all__ = ["QueryError", "StderrProgress", "build_query", "run_embed"]
 
 
 class StderrProgress:
-    """Progress on stderr, shown only once the command has run for more than ``delay`` seconds
-    (quick queries stay silent): redrawn in place on a terminal, else a line every few seconds."""
+    """Progress on stderr once the command has run for more than ``delay`` seconds (quick
+    queries stay silent); see ProgressLine."""
 
     def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.delay = delay
-        self.terminal = self.stream.isatty()
-        self.interval = 0.25 if self.terminal else 2.0
-        self.started = time.monotonic()
-        self.last_drawn = 0.0
+        self.line = ProgressLine(stream, delay=delay)
 
     def __call__(self, label: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        finished = done >= total
-        if now - self.started < self.delay or (now - self.last_drawn < self.interval
-                                                and not finished):
-            return
-        self.last_drawn = now
-        line = f"{label}: {done:,} / {total:,} ({done / total:.0%})" if total else label
-        self.stream.write(f"\r{line}\x1b[K" if self.terminal else f"{line}\n")
-        if finished and self.terminal:
-            self.stream.write("\n")
-        self.stream.flush()
+        text = f"{label}: {done:,} / {total:,} ({done / total:.0%})" if total else label
+        self.line.show(text, done / total if total else 1.0)
 
 
 def build_query(nearest: str | None, analogy: Sequence[str] | None, token: str | None,
