@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback as traceback_module
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Optional, Union
 
 import typer
 from typer.core import TyperGroup
@@ -51,10 +51,16 @@ def _exit_code_for(error: BaseException) -> int:
     return ExitCode.INVALID
 
 
-def guarded(action: Callable[[], int], show_traceback: bool) -> None:
-    """Run a command body; print one ``error:`` line per failure and exit with its code."""
+def guarded(action: Callable[[], Union[int, tuple[str, int]]], show_traceback: bool) -> None:
+    """Run a command body; print what it rendered, or one ``error:`` line per failure, and exit
+    with its code. A body returns an exit code, or ``(text, exit code)`` to have text printed."""
     try:
-        code = action()
+        outcome = action()
+        if isinstance(outcome, tuple):
+            text, code = outcome
+            emit(text)
+        else:
+            code = outcome
     except (GGUFError, LookupError, OSError) as error:
         if show_traceback:
             traceback_module.print_exc()
@@ -118,13 +124,11 @@ def validate_command(
     """Check a model's structure (every problem, not only the first); exit 0 valid, 3 invalid."""
     output_format = pick_format(as_json, as_markdown)
 
-    def run() -> int:
+    def run() -> tuple[str, int]:
         from gguf_inspect.commands.validate import run_validate, stderr_progress
 
-        text, code = run_validate(model, output_format, data=data,
-                                  progress=stderr_progress() if data else None)
-        emit(text)
-        return code
+        return run_validate(model, output_format, data=data,
+                            progress=stderr_progress() if data else None)
 
     guarded(run, show_traceback)
 
@@ -160,15 +164,13 @@ def diff_command(
     if (scope is not None or sample is not None) and not values:
         raise typer.BadParameter("needs --values", param_hint="[embeddings|all] / --sample")
 
-    def run() -> int:
+    def run() -> tuple[str, int]:
         from gguf_inspect.commands.diff import run_diff
 
-        text, code = run_diff(model_a, model_b, output_format, show_all=show_all,
-                              values=(scope or "embeddings") if values else None,
-                              sample=sample, seed=seed, exit_code=exit_code,
-                              progress_stream=sys.stderr)
-        emit(text)
-        return code
+        return run_diff(model_a, model_b, output_format, show_all=show_all,
+                        values=(scope or "embeddings") if values else None,
+                        sample=sample, seed=seed, exit_code=exit_code,
+                        progress_stream=sys.stderr)
 
     guarded(run, show_traceback)
 
@@ -296,13 +298,11 @@ def runtime_command(
              "use_mmap": False if no_mmap else None}
     settings = {name: value for name, value in given.items() if value is not None}
 
-    def run() -> int:
+    def run() -> tuple[str, int]:
         from gguf_inspect.commands.runtime import run_runtime
 
-        text, code = run_runtime(model, output_format, settings, log_path=log_file,
-                                 from_log=from_log)
-        emit(text)
-        return code
+        return run_runtime(model, output_format, settings, log_path=log_file,
+                           from_log=from_log)
 
     guarded(run, show_traceback)
 
@@ -338,7 +338,7 @@ def vram_command(
     """Will it fit? Memory per device before deploying; exit 0 fits, 1 does not."""
     output_format = pick_format(as_json, as_markdown)
 
-    def run() -> int:
+    def run() -> int | tuple[str, int]:
         from gguf_inspect.commands.vram import VramOptions, run_vram
 
         options = VramOptions(
@@ -347,11 +347,9 @@ def vram_command(
             flash_attn=flash_attn, swa_full=swa_full, use_mmap=False if no_mmap else None,
             headroom=headroom, plan=plan)
         try:
-            text, code = run_vram(model, output_format, options)
+            return run_vram(model, output_format, options)
         except ValueError as error:  # a bad --gpu / --headroom value: a usage error
             return usage_error(str(error))
-        emit(text)
-        return code
 
     guarded(run, show_traceback)
 
@@ -390,13 +388,11 @@ def scan_command(
         print(f"scan [{done}/{total}] {state}: {escape_terminal(location)}", file=sys.stderr,
               flush=True)
 
-    def run() -> int:
+    def run() -> tuple[str, int]:
         from gguf_inspect.commands.scan import run_scan
 
-        text, code = run_scan(locations, output_format, recursive=recursive, sort=sort,
-                              reverse=reverse, jobs=jobs, progress=progress)
-        emit(text)
-        return code
+        return run_scan(locations, output_format, recursive=recursive, sort=sort,
+                        reverse=reverse, jobs=jobs, progress=progress)
 
     guarded(run, show_traceback)
 
