@@ -276,7 +276,8 @@ def runtime_command(
     flash_attn: FlashAttnOption = None,
     no_mmap: NoMmapOption = False,
     ngl: Annotated[Optional[int], typer.Option(
-        "--ngl", help="Layers to offload to the GPU (-1 all) (default 0).",
+        "--ngl", help="Layers to offload to the GPU (-1 all) (default -1, as "
+                      "llama_model_default_params).",
         show_default=False)] = None,
     swa_full: SwaFullOption = None,
     log_file: Annotated[Optional[str], typer.Option(

@@ -82,6 +82,11 @@ def _from_live_load(location: str, config: MemoryConfig, log_path: str | None
     return parse_load_log(capture.records), exact, capture.library
 
 
+# A live load uses llama.cpp's C API defaults, as `gguf-inspect vram` assumes them too: every
+# layer offloaded (llama_model_default_params' n_gpu_layers = -1; no effect on a CPU-only build).
+LIVE_LOAD_DEFAULTS = MemoryConfig(n_gpu_layers=-1)
+
+
 def compare_runtime(location: str, settings: dict[str, Any], log_path: str | None = None,
                     from_log: str | None = None) -> RuntimeComparison:
     """Load (or read the saved log of) ``location`` with ``settings`` (MemoryConfig fields
@@ -91,7 +96,7 @@ def compare_runtime(location: str, settings: dict[str, Any], log_path: str | Non
         log, config, notes = _from_saved_log(from_log, settings)
         exact, runtime = None, f"log {from_log}"
     else:
-        config, notes = replace(MemoryConfig(), **settings), []
+        config, notes = replace(LIVE_LOAD_DEFAULTS, **settings), []
         log, exact, runtime = _from_live_load(location, config, log_path)
         devices, device_notes = device_settings_from_log(log)
         if "gpu_capacities" in devices:
