@@ -136,3 +136,15 @@ def test_tensor_listing_of_a_split_model_names_each_shard(tmp_path: Path) -> Non
     assert counted == per_shard
     table = run_cli(str(shards[0]), "--tensors").stdout
     assert "shard" in table.splitlines()[table.splitlines().index("== tensors ==") + 1]
+
+
+def test_the_header_only_path_stays_light() -> None:
+    # numpy + gguf-py cost ~300 ms of imports: the summary and --embeddings never need them.
+    probe = ("import sys\nfrom gguf_inspect.cli import app\n"
+             f"sys.argv = ['gguf-inspect', {str(UNTIED)!r}, '--embeddings', '--metadata']\n"
+             "try:\n    app()\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in ('numpy', 'gguf', 'requests', 'llama_cpp') "
+             "if m in sys.modules)\nsys.stderr.write(repr(heavy))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stderr.strip().endswith("[]"), result.stderr
