@@ -163,3 +163,15 @@ def test_reader_keeps_the_source_open_for_lazy_arrays(any_fixture: Path) -> None
         gguf_file = read_gguf_source(source)
         tokens = gguf_file.value("tokenizer.ggml.tokens")
         assert read_array(source, tokens, limit=3) == ["<unk>", "<s>", "</s>"]
+
+
+def test_version_2_files_read_like_version_3(tmp_path: Path) -> None:
+    # GGUF v2 and v3 share one layout (v3 only made big-endian files possible).
+    source_path = Path(__file__).parent.parent / "fixtures" / "tiny-llama-tied-q8_0.gguf"
+    data = bytearray(source_path.read_bytes())
+    struct.pack_into("<I", data, 4, 2)
+    path = tmp_path / "v2.gguf"
+    path.write_bytes(bytes(data))
+    v2, v3 = read_gguf(path), read_gguf(source_path)
+    assert v2.version == 2 and v3.version == 3
+    assert v2.tensors == v3.tensors and list(v2.metadata) == list(v3.metadata)
