@@ -22,6 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import gguf
 import numpy as np
@@ -91,8 +92,13 @@ def _add_tensor(writer: gguf.GGUFWriter, name: str, ne: tuple[int, ...],
     return n_bytes
 
 
-def write_sparse_model(shape: Shape, path: Path) -> None:
-    """Write every key and tensor info; extend the file to full size as a hole."""
+def write_sparse_model(shape: Shape, path: Path,
+                       add_tokenizer: Callable[[gguf.GGUFWriter], None] | None = None) -> None:
+    """Write every key and tensor info; extend the file to full size as a hole.
+
+    ``add_tokenizer`` replaces the synthetic tokenizer (tests/test_runtime_large_vocab.py
+    passes fixtures/build.py's, whose specials and byte tokens llama.cpp's loader expects).
+    """
     writer = gguf.GGUFWriter(str(path), shape.arch)
     writer.add_name(shape.stem)
     writer.add_file_type(7 if shape.weight_type == Q.Q8_0 else 15)
@@ -106,7 +112,10 @@ def write_sparse_model(shape: Shape, path: Path) -> None:
     writer.add_head_count(shape.n_head)
     writer.add_head_count_kv(shape.n_head_kv)
     writer.add_layer_norm_rms_eps(1e-6)
-    _add_tokenizer(writer, shape)
+    if add_tokenizer is None:
+        _add_tokenizer(writer, shape)
+    else:
+        add_tokenizer(writer)
     data_bytes = 0
     head_dim = 128 if shape.arch == "llama" else 256
     tensors = [("token_embd.weight", (shape.n_embd, shape.n_vocab), shape.embedding_type)]
