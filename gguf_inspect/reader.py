@@ -180,6 +180,31 @@ class _Cursor:
                     f"string length {length} exceeds the {self.size - start - 8} byte(s) left",
                     offset=start, field=f"{field}[{first + index - 1}]")
 
+    def strings(self, count: int, field: str) -> Iterator[str]:
+        """Decode ``count`` length-prefixed strings, bad UTF-8 shown as backslash escapes; the
+        hot loop of decoding a 262k-token vocabulary (about twice as fast as ``string`` per item).
+
+        Each pass reads one string through ``string`` (which refills the buffer and raises
+        TruncatedError for a length past the end), then slices and decodes every following
+        string that lies whole in the buffer without going through the cursor; the first one
+        that does not starts the next pass. Memory stays bounded by the read-ahead buffer.
+        """
+        unpack_length = (self._formats.get("Q") or struct.Struct(self.order + "Q")).unpack_from
+        index = 0
+        while index < count:
+            yield self.string(f"{field}[{index}]", strict=False)
+            index += 1
+            buffer, buffered = self.buffer, len(self.buffer)
+            local = self.position - self.buffer_start
+            while index < count and local + 8 <= buffered:
+                end = local + 8 + unpack_length(buffer, local)[0]
+                if end > buffered:
+                    break
+                index += 1
+                yield buffer[local + 8:end].decode("utf-8", errors="backslashreplace")
+                local = end
+            self.position = self.buffer_start + local
+
     def ensure(self, needed: int, field: str) -> None:
         """Make ``needed`` bytes from the position available in the buffer (refilling once)."""
         if self.position - self.buffer_start + needed > len(self.buffer) or (
@@ -469,8 +494,7 @@ def iter_array(source: ByteSource, array: ArrayValue, byte_order: str = "little"
     cursor = _Cursor(source, "<" if byte_order == "little" else ">")
     cursor.position = cursor.buffer_start = array.offset
     if array.item_type == VALUE_TYPE_STRING:
-        for index in range(array.count):
-            yield cursor.string(f"array[{index}]", strict=False)
+        yield from cursor.strings(array.count, "array")
     elif array.item_type == VALUE_TYPE_ARRAY:
         raise FormatError("nested arrays are not decoded", offset=array.offset, field="array")
     else:

@@ -12,8 +12,8 @@ import pytest
 
 from gguf_inspect.errors import FormatError, SourceError, TruncatedError
 from gguf_inspect.model import ArrayValue
-from gguf_inspect.reader import read_array, read_gguf, read_gguf_source
-from gguf_inspect.source import open_source
+from gguf_inspect.reader import MAX_CHUNK, read_array, read_gguf, read_gguf_source
+from gguf_inspect.source import LocalFileSource, open_source
 
 
 def _oracle_value(field: gguf.ReaderField) -> object:
@@ -117,6 +117,110 @@ def test_a_vocabulary_larger_than_one_read_chunk_is_skipped_exactly(tmp_path: Pa
     with open_source(path) as source:
         assert read_array(source, gguf_file.value("tokenizer.ggml.tokens"))[-1] == tokens[-1]
     assert gguf_file.tensor("token_embd.weight").ne == (32, 3)
+
+
+def _vocabulary_with_odd_items(count: int) -> list[bytes]:
+    """Tokens as raw bytes: ASCII, multi-byte UTF-8 (2, 3 and 4 bytes), invalid UTF-8 (a bad
+    start byte, a cut-off sequence, a lone continuation byte, an encoded surrogate), empty
+    items, and three long ones (300 kB, 1.5 MiB and 2.4 MB, longer than a first 1 MiB read)."""
+    kinds = (lambda i: f"t{i}".encode(), lambda i: f"\u2581\u00fcber{i}".encode(),
+             lambda i: f"\u6a21\u578b{i}".encode(), lambda i: f"\U0001f600{i}".encode(),
+             lambda i: b"\xff\xfe" + str(i).encode(), lambda i: str(i).encode() + b"\xe6\xa8",
+             lambda i: b"\x80", lambda i: b"\xed\xa0\x80" + str(i).encode(), lambda i: b"")
+    tokens = [kinds[i % len(kinds)](i) for i in range(count)]
+    tokens[count // 4] = "\u00e9".encode() * 150_000
+    tokens[count // 2] = b"x\xc3" * (3 << 18)
+    tokens[3 * count // 4] = "\u6a21\u578b".encode() * 400_000
+    return tokens
+
+
+class _CountingSource(LocalFileSource):
+    """A local file that records the length of every read (the reader's memory bound)."""
+
+    def __init__(self, path: Path, read_ahead: tuple[int, int] | None = None) -> None:
+        super().__init__(path)
+        self.reads: list[int] = []
+        if read_ahead is not None:  # the reader's first and largest read-ahead (remote.py's)
+            self.read_ahead = read_ahead
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        self.reads.append(length)
+        return super().read_at(offset, length)
+
+
+@pytest.mark.parametrize("endian", [gguf.GGUFEndian.LITTLE, gguf.GGUFEndian.BIG],
+                         ids=["little", "big"])
+def test_a_vocabulary_spanning_several_reads_decodes_like_gguf_py(
+        tmp_path: Path, endian: gguf.GGUFEndian) -> None:
+    # About 4.6 MB of strings, more than the largest read-ahead chunk (4 MiB): the reads end
+    # inside the array, so items straddle their edges, and one item is longer than a first read.
+    path = tmp_path / "vocab.gguf"
+    tokens = _vocabulary_with_odd_items(20_000)
+    writer = gguf.GGUFWriter(str(path), "llama", endianess=endian)
+    writer.add_array("tokenizer.ggml.tokens", tokens)
+    writer.add_uint32("after.vocab", 1234)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    expected = _oracle_value(gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"])
+    assert expected[0] == "t0" and expected[4] == "\\xff\\xfe4"  # the oracle escapes as we do
+    gguf_file = read_gguf(path)
+    assert gguf_file.value("after.vocab") == 1234
+    array = gguf_file.value("tokenizer.ggml.tokens")
+    with _CountingSource(path) as source:
+        assert read_array(source, array, gguf_file.byte_order) == expected
+        assert len(source.reads) >= 3 and max(source.reads) <= MAX_CHUNK < array.end - array.offset
+        assert read_array(source, array, gguf_file.byte_order, limit=5) == expected[:5]
+
+
+def test_strings_straddling_every_read_edge_decode_exactly(tmp_path: Path) -> None:
+    # Reads of 61 to 97 bytes: items of 0 to 40 bytes end at every position around a read's
+    # edge, including inside their 8-byte length.
+    path = tmp_path / "vocab.gguf"
+    tokens = [item[:40] for item in _vocabulary_with_odd_items(3_000)]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", tokens)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    array = read_gguf(path).value("tokenizer.ggml.tokens")
+    with _CountingSource(path, read_ahead=(61, 97)) as source:
+        decoded = read_array(source, array)
+        assert max(source.reads) <= 97 and len(source.reads) > 300
+    assert decoded == [item.decode("utf-8", errors="backslashreplace") for item in tokens]
+
+
+def _string_array_file(path: Path, items: list[bytes], tail: bytes) -> ArrayValue:
+    """A file holding length-prefixed strings then ``tail`` (a damaged item), and the lazy
+    array that claims one item more than ``items`` (the header reader would refuse the file)."""
+    data = b"".join(struct.pack("<Q", len(item)) + item for item in items) + tail
+    path.write_bytes(data)
+    return ArrayValue(item_type=8, count=len(items) + 1, offset=0, end=len(data))
+
+
+@pytest.mark.parametrize("n_items", [2, 300_000], ids=["in-the-first-read", "after-many-reads"])
+def test_a_string_length_past_the_end_is_truncation(tmp_path: Path, n_items: int) -> None:
+    items = [f"w{i}".encode() for i in range(n_items)]
+    array = _string_array_file(tmp_path / "cut.gguf", items, struct.pack("<Q", 1 << 40) + b"abc")
+    item_offset = sum(8 + len(item) for item in items)
+    with open_source(tmp_path / "cut.gguf") as source:
+        with pytest.raises(TruncatedError) as raised:
+            read_array(source, array)
+    assert raised.value.offset == item_offset
+    assert raised.value.field == f"array[{n_items}]"
+    assert f"string length {1 << 40} exceeds the 3 byte(s) left" in str(raised.value)
+
+
+def test_a_string_length_cut_off_is_truncation(tmp_path: Path) -> None:
+    items = [b"alpha", b"beta"]
+    array = _string_array_file(tmp_path / "cut.gguf", items, b"\x05\x00\x00")
+    with open_source(tmp_path / "cut.gguf") as source:
+        with pytest.raises(TruncatedError) as raised:
+            read_array(source, array)
+    assert raised.value.offset == 8 + 5 + 8 + 4
+    assert raised.value.field == "array[2] length"
 
 
 def test_unknown_tensor_type_is_sized_from_the_gap(tmp_path: Path) -> None:
