@@ -152,6 +152,10 @@ def diff_command(
         "--all", help="Also list unchanged tensors and metadata keys.")] = False,
     exit_code: Annotated[bool, typer.Option(
         "--exit-code", help="Exit 1 when anything differs, 0 when nothing does.")] = False,
+    data_hash: Annotated[Optional[bool], typer.Option(
+        "--data-hash/--no-data-hash", show_default=False,
+        help="Compare the bytes of tensors with the same type and shape (SHA-256; reads both "
+             "files). Default: yes for local files, no when either is remote.")] = None,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -169,7 +173,7 @@ def diff_command(
 
         return run_diff(model_a, model_b, output_format, show_all=show_all,
                         values=(scope or "embeddings") if values else None,
-                        sample=sample, seed=seed, exit_code=exit_code,
+                        sample=sample, seed=seed, data_hash=data_hash, exit_code=exit_code,
                         progress_stream=sys.stderr)
 
     guarded(run, show_traceback)

@@ -26,6 +26,7 @@ from gguf_inspect.analyses.diff import (
     DiffOptions,
     DiffReport,
     ProgressCallback,
+    ProgressEvent,
     ValueDiff,
     ValuesProgress,
     diff_models,
@@ -306,16 +307,16 @@ def test_all_values_f16_to_q4_k_m_match_numpy() -> None:
 def test_small_chunks_give_the_same_numbers_and_alternate_sides(
         monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, int]] = []
-    real_read_rows = dequant.read_rows
+    real_read_row_set = dequant.read_row_set
 
-    def recording_read_rows(source: ByteSource, tensor: TensorInfo, first_row: int, n_rows: int,
-                            byte_order: str = "little") -> np.ndarray:
-        calls.append((source.name, n_rows))
-        return real_read_rows(source, tensor, first_row, n_rows, byte_order)
+    def recording_read_row_set(source: ByteSource, tensor: TensorInfo, rows: np.ndarray,
+                               byte_order: str = "little") -> np.ndarray:
+        calls.append((source.name, len(rows)))
+        return real_read_row_set(source, tensor, rows, byte_order)
 
     whole = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
                  DiffOptions(values="embeddings"))
-    monkeypatch.setattr(dequant, "read_rows", recording_read_rows)
+    monkeypatch.setattr(dequant, "read_row_set", recording_read_row_set)
     # 4096 bytes for both sides: 2 rows of 256 float32 each per chunk.
     chunked = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
                    DiffOptions(values="embeddings", chunk_bytes=4096))
@@ -345,9 +346,10 @@ def test_sampled_rows_are_seeded_and_match_numpy_on_those_rows() -> None:
 
 
 def test_progress_counts_every_element_once() -> None:
-    events: list[ValuesProgress] = []
+    reported: list[ProgressEvent] = []
     diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
-         DiffOptions(values="embeddings", chunk_bytes=64 * 1024), events.append)
+         DiffOptions(values="embeddings", chunk_bytes=64 * 1024), reported.append)
+    events = [event for event in reported if isinstance(event, ValuesProgress)]
     done = [event.elements_done for event in events]
     assert done == sorted(done) and len(events) > 2
     assert done[-1] == events[-1].elements_total == 2 * N_EMBD * N_VOCAB
@@ -461,10 +463,11 @@ def test_json_carries_the_contract_keys() -> None:
         assert {"path", "file_type", "tensor_bytes", "bits_per_weight"} <= set(document[side])
     assert document["type_counts"] == {"a": {"f32": 5, "f16": 16}, "b": {"f32": 5, "q8_0": 16}}
     first = document["tensors"][0]
-    assert set(first) == {"name", "role", "change", "a", "b"}
+    assert set(first) == {"name", "role", "change", "a", "b", "data_equal"}
     assert first == {"name": "token_embd.weight", "role": "token_embd", "change": "type",
                      "a": {"type": "f16", "ne": [256, 384], "n_bytes": 196_608},
-                     "b": {"type": "q8_0", "ne": [256, 384], "n_bytes": 104_448}}
+                     "b": {"type": "q8_0", "ne": [256, 384], "n_bytes": 104_448},
+                     "data_equal": None}  # bytes of other types are not compared
     assert all(t["change"] != "same" for t in document["tensors"])  # unchanged: only with --all
     assert {"role", "a_bytes", "b_bytes", "delta"} <= set(document["groups"][0])
     assert all(set(m) == {"key", "change", "a", "b"} for m in document["metadata"])

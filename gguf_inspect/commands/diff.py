@@ -1,30 +1,39 @@
 """The ``diff`` command's body: open both files, diff them, render, and pick the exit code.
 
 From Python: ``run_diff("a.gguf", "b.gguf", "json", values="embeddings")`` returns
-``(text, exit_code)``; pass ``progress_stream=sys.stderr`` to see progress on long value diffs.
+``(text, exit_code)``; pass ``progress_stream=sys.stderr`` to see progress on long diffs.
 """
 
 from __future__ import annotations
 
 from typing import Callable, TextIO
 
-from gguf_inspect.analyses.diff import DiffOptions, ValuesProgress, diff_models
+from gguf_inspect.analyses.diff import DiffOptions, ProgressEvent, diff_models
 from gguf_inspect.commands import render_sections
 from gguf_inspect.commands.progress import ProgressLine
 from gguf_inspect.constants import ExitCode
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
 
+
 class StderrProgress:
-    """Progress of a value diff, shown once the work has run for a second (see ProgressLine)."""
+    """Progress of hashing tensor data, then of a value diff, each shown once it has run for a
+    second (see ProgressLine)."""
 
     def __init__(self, stream: TextIO, delay: float = 1.0,
                  clock: Callable[[], float] | None = None) -> None:
+        self.stream, self.delay, self.clock = stream, delay, clock
         self.line = ProgressLine(stream, delay=delay, clock=clock)
+        self.task: type | None = None
 
-    def __call__(self, event: ValuesProgress) -> None:
+    def __call__(self, event: ProgressEvent) -> None:
         from gguf_inspect.render.diff import progress_line
 
+        if self.task is not None and type(event) is not self.task:
+            # A new task starts from 0%: a fresh line, with its own one-second grace.
+            self.line.finish()
+            self.line = ProgressLine(self.stream, delay=self.delay, clock=self.clock)
+        self.task = type(event)
         self.line.show(progress_line(event), event.fraction)
 
     def finish(self) -> None:
@@ -33,9 +42,14 @@ class StderrProgress:
 
 def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: bool = False,
              values: str | None = None, sample: int | None = None, seed: int = 0,
-             exit_code: bool = False, progress_stream: TextIO | None = None) -> tuple[str, int]:
-    """Diff B against A; the exit code is DIFFERS only with ``exit_code`` and a difference."""
-    options = DiffOptions(values=values, sample=sample, seed=seed)
+             data_hash: bool | None = None, exit_code: bool = False,
+             progress_stream: TextIO | None = None) -> tuple[str, int]:
+    """Diff B against A; the exit code is DIFFERS only with ``exit_code`` and a difference.
+
+    ``data_hash``: hash same-type same-shape tensors' bytes always (True), never (False), or
+    unless a side is remote (None).
+    """
+    options = DiffOptions(values=values, sample=sample, seed=seed, data_hash=data_hash)
     progress = StderrProgress(progress_stream) if progress_stream is not None else None
     source_a = open_source(location_a)
     try:

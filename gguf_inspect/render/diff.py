@@ -12,6 +12,7 @@ from typing import Any
 from gguf_inspect.analyses.diff import (
     ArrayDigest,
     DiffReport,
+    HashProgress,
     MetadataChange,
     MetadataSide,
     SideFacts,
@@ -80,20 +81,39 @@ def _shape(change: TensorChange) -> str:
     return format_shape(shapes[0])
 
 
+def _data_cell(data_equal: bool | None) -> str:
+    return "-" if data_equal is None else "same" if data_equal else "differs"
+
+
 def _tensors_section(report: DiffReport, show_all: bool) -> Table:
-    shown = [c for c in report.tensors if show_all or c.change != "same"]
+    shown = [c for c in report.tensors if show_all or c.differs]
     hidden = len(report.tensors) - len(shown)
-    title = f"tensors: {sum(c.change != 'same' for c in report.tensors)} changed"
+    title = f"tensors: {sum(c.differs for c in report.tensors)} changed"
+    data_only = sum(c.change == "same" and c.differs for c in report.tensors)
+    if data_only:
+        title += f" ({data_only} in data only)"
     if hidden:
         title += f", {hidden} unchanged not shown (--all shows them)"
     rows = []
     for change in shown:
         type_a, bytes_a = _side_cells(change.a)
         type_b, bytes_b = _side_cells(change.b)
-        rows.append([role_label(change.role), change.name, change.change, _shape(change),
-                     type_a, type_b, bytes_a, bytes_b, _signed(change.delta)])
-    return Table(title, ["role", "tensor", "change", "ne", "A type", "B type", "A bytes",
-                         "B bytes", "B - A"], rows, numeric_columns=frozenset({6, 7, 8}))
+        rows.append([role_label(change.role), change.name, change.change,
+                     _data_cell(change.data_equal), _shape(change), type_a, type_b, bytes_a,
+                     bytes_b, _signed(change.delta)])
+    return Table(title, ["role", "tensor", "change", "data", "ne", "A type", "B type",
+                         "A bytes", "B bytes", "B - A"], rows,
+                 numeric_columns=frozenset({7, 8, 9}))
+
+
+def _data_verdict(report: DiffReport) -> str:
+    if not report.data_hashed:
+        return "not compared (see the note)"
+    compared = [c.data_equal for c in report.tensors if c.data_equal is not None]
+    if not compared:
+        return "nothing to compare (no tensor has the same type and shape in both)"
+    return (f"{compared.count(True)} same, {compared.count(False)} differ "
+            f"(SHA-256 of the {len(compared)} tensors with the same type and shape)")
 
 
 def _metadata_text(side: MetadataSide | None) -> str:
@@ -161,6 +181,7 @@ def diff_sections(report: DiffReport, show_all: bool = False) -> list[Section]:
                                   [[skip.name, skip.reason] for skip in report.values_skipped]))
     sections.append(KeyValues("verdict", [
         ("differs", "yes" if report.differs else "no"),
+        ("tensor data", _data_verdict(report)),
         ("tensor bytes B - A", _size_change(report.tensor_bytes_delta)),
     ]))
     return sections
@@ -172,9 +193,10 @@ def _size_change(delta: int) -> str:
     return f"{_signed(delta)} B ({format_mib(abs(delta))} {'smaller' if delta < 0 else 'larger'})"
 
 
-def progress_line(event: ValuesProgress) -> str:
-    """One line of value-diff progress for stderr (the tensor name is untrusted: escaped)."""
-    return (f"comparing values: {event.fraction:6.1%}  "
+def progress_line(event: HashProgress | ValuesProgress) -> str:
+    """One line of progress for stderr (the tensor name is untrusted: escaped)."""
+    task = "hashing tensor data" if isinstance(event, HashProgress) else "comparing values"
+    return (f"{task}: {event.fraction:6.1%}  "
             f"tensor {event.tensor_index}/{event.n_tensors}  {escape_terminal(event.tensor)}")
 
 
@@ -224,8 +246,10 @@ def diff_json(report: DiffReport, show_all: bool = False) -> str:
         "b": _side_json(report.b),
         "type_counts": {"a": dict(report.a.type_counts), "b": dict(report.b.type_counts)},
         "tensors": [{"name": c.name, "role": c.role, "change": c.change,
-                     "a": _tensor_side_json(c.a), "b": _tensor_side_json(c.b)}
-                    for c in report.tensors if show_all or c.change != "same"],
+                     "a": _tensor_side_json(c.a), "b": _tensor_side_json(c.b),
+                     "data_equal": c.data_equal}
+                    for c in report.tensors if show_all or c.differs],
+        "data_hashed": report.data_hashed,
         "groups": [{"role": g.role, "a_bytes": g.a_bytes, "b_bytes": g.b_bytes,
                     "delta": g.delta, "a_tensors": g.a_tensors, "b_tensors": g.b_tensors}
                    for g in report.groups],
