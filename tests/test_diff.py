@@ -25,6 +25,7 @@ from gguf_inspect.analyses.diff import (
     ArrayDigest,
     DiffOptions,
     DiffReport,
+    HashProgress,
     ProgressCallback,
     ProgressEvent,
     ValueDiff,
@@ -40,7 +41,8 @@ from gguf_inspect.render.diff import diff_json, diff_sections
 from gguf_inspect.render.document import draw_markdown, draw_terminal
 from gguf_inspect.model import TensorInfo
 from gguf_inspect.source import ByteSource, LocalFileSource
-from tests.conftest import fixture_path
+from tests.conftest import FIXTURES, fixture_path
+from tests.range_server import RangeServer
 
 # (elements per block, bytes per block) from ggml-common.h: q8_0 is a f16 scale + 32 int8,
 # q4_K 144 bytes per 256 values, q6_K 210 per 256, q5_0 22 per 32.
@@ -405,6 +407,155 @@ def test_value_diff_rejects_an_unknown_scope() -> None:
             value_diff(gguf_file, gguf_file, source, source, DiffOptions(values="some"))
 
 
+# ---- tensor data ------------------------------------------------------------------------------
+
+def raw_digests(path: Path) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+    """Tensor name -> (SHA-256 of its raw bytes, type, shape), all as gguf-py's GGUFReader sees
+    them: the oracle for data_equal."""
+    return {t.name: (hashlib.sha256(t.data.tobytes()).hexdigest(), t.tensor_type.name,
+                     tuple(int(n) for n in t.shape))
+            for t in gguf.GGUFReader(path).tensors}
+
+
+def expected_data_equal(path_a: Path, path_b: Path) -> dict[str, bool]:
+    """For tensors of the same type and shape on both sides: are their bytes equal?"""
+    a, b = raw_digests(path_a), raw_digests(path_b)
+    return {name: a[name][0] == b[name][0] for name in a
+            if name in b and a[name][1:] == b[name][1:]}
+
+
+def flipped_copy(source: Path, target: Path, tensor_name: str) -> Path:
+    """A byte-for-byte copy of ``source`` with one bit flipped inside one tensor's data."""
+    target.write_bytes(source.read_bytes())
+    tensor = next(t for t in gguf.GGUFReader(source).tensors if t.name == tensor_name)
+    offset = int(tensor.data_offset) + int(tensor.n_bytes) // 2 + 1
+    with target.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([byte ^ 0x04]))
+    return target
+
+
+def test_one_flipped_tensor_byte_is_reported_with_exit_1(tmp_path: Path) -> None:
+    original = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+    flipped = flipped_copy(original, tmp_path / "flipped.gguf", "blk.1.ffn_up.weight")
+    expected = expected_data_equal(original, flipped)
+    assert [name for name, equal in expected.items() if not equal] == ["blk.1.ffn_up.weight"]
+    report = diff_paths(original, flipped)
+    assert report.data_hashed and report.differs
+    assert {c.name: c.data_equal for c in report.tensors} == expected
+    change = next(c for c in report.tensors if c.name == "blk.1.ffn_up.weight")
+    assert (change.change, change.data_equal, change.differs) == ("same", False, True)
+    assert all(m.change == "same" for m in report.metadata)
+    assert cli(str(original), str(flipped), "--exit-code") == 1
+    assert cli(str(original), str(flipped)) == 0  # without --exit-code, differences exit 0
+    text = draw_terminal(diff_sections(report))
+    assert "== tensors: 1 changed (1 in data only), 20 unchanged not shown" in text
+    row = next(line for line in text.splitlines() if "blk.1.ffn_up.weight" in line)
+    assert row.split()[2:5] == ["blk.1.ffn_up.weight", "same", "differs"]
+    assert "tensor data         20 same, 1 differ (SHA-256 of the 21 tensors" in text
+    document = json.loads(diff_json(report))
+    assert document["data_hashed"] is True and document["differs"] is True
+    assert document["tensors"] == [{
+        "name": "blk.1.ffn_up.weight", "role": "ffn_up", "change": "same", "data_equal": False,
+        "a": {"type": "q4_K", "ne": [256, 256], "n_bytes": 256 * 256 // 256 * 144},
+        "b": {"type": "q4_K", "ne": [256, 256], "n_bytes": 256 * 256 // 256 * 144}}]
+
+
+def test_identical_copies_are_equal(tmp_path: Path) -> None:
+    original = fixture_path("tiny-llama-tied-q8_0.gguf")
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(original.read_bytes())
+    report = diff_paths(original, copy)
+    assert all(equal for equal in expected_data_equal(original, copy).values())
+    assert {c.name: c.data_equal for c in report.tensors} == expected_data_equal(original, copy)
+    assert not report.differs and report.notes == ()
+    assert cli(str(original), str(copy), "--exit-code") == 0
+
+
+def test_untied_against_tied_data_matches_hashlib() -> None:
+    """Two fixtures built from other weights: every same-type tensor is hashed and compared."""
+    path_a = fixture_path("tiny-llama-untied-q8_0.gguf")
+    path_b = fixture_path("tiny-llama-tied-q8_0.gguf")
+    report = diff_paths(path_a, path_b)
+    expected = expected_data_equal(path_a, path_b)
+    assert {c.name: c.data_equal for c in report.tensors if c.data_equal is not None} == expected
+    assert next(c for c in report.tensors if c.name == "output.weight").data_equal is None
+
+
+def test_types_that_differ_are_not_hashed() -> None:
+    report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf")
+    assert {c.name: c.data_equal for c in report.tensors if c.data_equal is not None} == (
+        expected_data_equal(fixture_path("tiny-llama-untied-f16.gguf"),
+                            fixture_path("tiny-llama-untied-q8_0.gguf")))
+    assert all(c.data_equal is None for c in report.tensors if c.change == "type")
+
+
+def test_no_data_hash_reads_no_tensor_and_says_so(tmp_path: Path) -> None:
+    original = fixture_path("tiny-llama-untied-q8_0.gguf")
+    flipped = flipped_copy(original, tmp_path / "flipped.gguf", "token_embd.weight")
+    report = diff_paths(original, flipped, DiffOptions(data_hash=False))
+    assert not report.data_hashed and not report.differs
+    assert all(c.data_equal is None for c in report.tensors)
+    assert report.notes == ("tensor data not compared (--no-data-hash): tensors of the same type "
+                            "and shape count as equal",)
+    assert cli(str(original), str(flipped), "--exit-code", "--no-data-hash") == 0
+    assert json.loads(diff_json(report))["data_hashed"] is False
+
+
+def test_hashing_reads_each_byte_once_in_bounded_chunks() -> None:
+    """Progress covers both sides' bytes of every same-type same-shape tensor, counted by gguf-py;
+    no read of tensor data is bigger than the chunk."""
+    path = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+    data_start = header_bytes(path)
+    reads: list[int] = []
+
+    class Recording(LocalFileSource):
+        def read_at(self, offset: int, length: int) -> bytes:
+            if offset >= data_start:  # the metadata diff reads the header's arrays too
+                reads.append(length)
+            return super().read_at(offset, length)
+
+    events: list[ProgressEvent] = []
+    with Recording(path) as source_a, Recording(path) as source_b:
+        model_a, model_b = read_gguf_source(source_a), read_gguf_source(source_b)
+        reads.clear()
+        diff_models(model_a, model_b, source_a, source_b,
+                    DiffOptions(hash_chunk_bytes=10_000), events.append)
+    data_bytes = 2 * sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
+    hashed = [event for event in events if isinstance(event, HashProgress)]
+    assert hashed[-1].bytes_done == hashed[-1].bytes_total == data_bytes
+    assert hashed[-1].fraction == 1.0 and hashed[-1].n_tensors == 21
+    assert [e.bytes_done for e in hashed] == sorted(e.bytes_done for e in hashed)
+    assert max(reads) <= 10_000 and sum(reads) == data_bytes
+
+
+def test_remote_files_are_not_hashed_unless_asked() -> None:
+    name = "tiny-llama-untied-q8_0.gguf"
+    size = fixture_path(name).stat().st_size
+    with RangeServer(FIXTURES) as server:
+        url = server.url(name)
+        text, code = run_diff(url, str(fixture_path(name)), "json", exit_code=True)
+        sent_without = server.log.bytes_sent
+        forced, forced_code = run_diff(url, str(fixture_path(name)), "json", data_hash=True,
+                                       exit_code=True)
+    document = json.loads(text)
+    assert (code, document["data_hashed"], document["differs"]) == (0, False, False)
+    assert document["notes"] == [
+        "tensor data not compared: A is remote, and hashing would download every tensor; "
+        "tensors of the same type and shape count as equal (--data-hash compares them anyway)"]
+    assert sent_without < size  # the header only
+    everything = json.loads(forced)
+    assert (forced_code, everything["data_hashed"], everything["notes"]) == (0, True, [])
+    assert server.log.bytes_sent - sent_without >= size - header_bytes(fixture_path(name))
+
+
+def header_bytes(path: Path) -> int:
+    """Where gguf-py says tensor data starts."""
+    return min(int(t.data_offset) for t in gguf.GGUFReader(path).tensors)
+
+
 # ---- progress on stderr -----------------------------------------------------------------------
 
 class FakeClock:
@@ -447,6 +598,21 @@ def test_progress_redraws_one_line_on_a_terminal() -> None:
     progress.finish()
     assert stream.getvalue().count("\r") == 2 and stream.getvalue().endswith("100.0%  tensor 1/2"
                                                                           "  blk.0.attn_q.weight\n")
+
+
+def test_hashing_then_values_each_get_their_own_progress_lines() -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    progress = StderrProgress(stream, clock=clock)
+    clock.now = 1.5
+    for done in (50, 100):
+        progress(HashProgress("blk.0.attn_q.weight", 1, 1, done, 100))
+    clock.now = 2.0
+    progress(event(100))  # values start afresh: silent for their first second
+    clock.now = 3.5
+    progress(event(100))
+    progress.finish()
+    assert [line.split(":")[0] for line in stream.getvalue().splitlines()] == [
+        "hashing tensor data", "hashing tensor data", "comparing values"]
 
 
 # ---- rendering, JSON contract, command and CLI ------------------------------------------------
