@@ -107,9 +107,10 @@ def read_row_set(source: ByteSource, tensor: TensorInfo, rows: np.ndarray,
 
     Sampled rows are scattered: reading and dequantizing each alone costs a read and a gguf-py
     call per row (about 90 us). Here nearby rows share one read (see ``read_windows``; memory
-    per read stays within ``max_read_bytes``), the wanted rows are picked out of it, and all of
-    them are dequantized in one call. Dequantization works block by block inside a row, so the
-    values are exactly those of reading each row alone. The caller bounds ``len(rows)``.
+    per read stays within ``max_read_bytes``), the wanted rows are picked out of it, and they
+    are dequantized together, a few gguf-py calls in all. Dequantization works block by block
+    inside a row, so the values are exactly those of reading each row alone. The caller bounds
+    ``len(rows)``.
     """
     _check_readable(source, tensor)
     row_numbers = [int(row) for row in rows]
