@@ -1,7 +1,8 @@
-"""Diff two GGUF files (typically two quantizations of one model): structure, metadata, values.
+"""Diff two GGUF files (typically two quantizations of one model): structure, tensor data,
+metadata, values.
 
 A is the reference and B the candidate: every delta is ``B - A`` and every relative error is
-relative to A. Three layers, each usable alone:
+relative to A. Four layers, each usable alone:
 
 * ``tensor_changes``: per-tensor type, shape and byte changes, grouped by role (header only);
 * ``tensor_data_diff``: whether the raw bytes of each tensor with the same type and shape on
