@@ -163,6 +163,14 @@ def test_fits_exits_0_on_a_named_card() -> None:
     assert "[" in result.output and "W" in result.output  # the bar chart
 
 
+def test_longest_context_says_when_the_search_stopped_at_the_trained_maximum() -> None:
+    roomy = vram(UNTIED, "--gpu", "rtx4090")  # 24 GiB: every context up to 2048 fits
+    assert "max n_ctx at full offload  2048: the trained maximum" in roomy.output
+    tight = json.loads(vram(UNTIED, "--gpu", "6MiB", "--json").output)
+    assert tight["max_ctx"] < 2048
+    assert f"{tight['max_ctx']} (trained maximum 2048)" in vram(UNTIED, "--gpu", "6MiB").output
+
+
 def test_two_gpus_split_the_layers() -> None:
     document = json.loads(vram(GEMMA, "--gpu", "rtx3090,rtx3090", "--json").output)
     weights = {d["name"]: d["weights_bytes"] for d in document["devices"]}

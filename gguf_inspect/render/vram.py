@@ -65,7 +65,7 @@ def bars_section(report: VramReport) -> Table:
 def buffers_section(report: VramReport) -> Table:
     rows = [[item.device, item.buffer, item.kind, f"{item.n_bytes:,}", format_mib(item.n_bytes),
              "exact" if item.exact else "estimate"] for item in report.prediction.buffers]
-    return Table("llama.cpp buffers", ["device", "buffer", "kind", "bytes", "size", ""], rows,
+    return Table("llama.cpp buffers", ["device", "buffer", "kind", "bytes", "size", "figure"], rows,
                  numeric_columns=frozenset({3, 4}))
 
 
@@ -99,11 +99,20 @@ def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
     rows.append((f"max --ngl at n_ctx {context.n_ctx}",
                  "none: the headroom exceeds a card" if report.max_gpu_layers is None
                  else f"{report.max_gpu_layers} of {total}"))
-    trained = f" (trained maximum {context.n_ctx_train})" if context.n_ctx_train else ""
-    rows.append(("max n_ctx at full offload",
-                 "none: the weights alone do not fit" if report.max_ctx is None
-                 else f"{report.max_ctx}{trained}"))
+    rows.append(("max n_ctx at full offload", _longest_context(report.max_ctx,
+                                                               context.n_ctx_train)))
     return rows
+
+
+def _longest_context(max_ctx: int | None, n_ctx_train: int | None) -> str:
+    """The search stops at the trained maximum, so reaching it means "at least this much"."""
+    if max_ctx is None:
+        return "none: the weights alone do not fit"
+    if not n_ctx_train:
+        return str(max_ctx)
+    if max_ctx >= n_ctx_train:
+        return f"{max_ctx}: the trained maximum (longer contexts are not searched)"
+    return f"{max_ctx} (trained maximum {n_ctx_train})"
 
 
 def plan_section(report: VramReport) -> Table:
