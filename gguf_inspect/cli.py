@@ -34,6 +34,23 @@ app = typer.Typer(cls=DefaultCommandGroup, add_completion=False, no_args_is_help
                   context_settings={"help_option_names": ["-h", "--help"]},
                   pretty_exceptions_enable=False)
 
+def _show_version(value: bool) -> None:
+    if value:
+        from gguf_inspect.commands.version import version_line
+
+        emit(version_line())
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Show the versions of gguf-inspect, gguf-py and llama-cpp-python, and exit.")] = False,
+) -> None:
+    """Look inside llama.cpp GGUF files: embeddings, diffs, memory audits."""
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Markdown tables.")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
@@ -377,8 +394,10 @@ def scan_command(
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
 ) -> None:
-    """One row per model over a shelf of models (local or remote, headers only); bad files are
-    listed with their error and the scan goes on (exit 3 or 4 if any failed)."""
+    """One row per model over a shelf of models, headers only; bad files are listed, not fatal.
+
+    Exit 0 when every model was read, 3 when any file is invalid, else 4 when any could not be
+    read."""
     output_format = pick_format(as_json, as_markdown)
     from gguf_inspect.analyses.scan import SORT_KEYS
 

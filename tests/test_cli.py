@@ -125,6 +125,18 @@ def test_subcommand_names_are_not_taken_for_models() -> None:
     assert result.returncode == 0 and "inspect" in result.stdout
 
 
+def test_version_names_the_libraries_whose_rules_we_follow() -> None:
+    from importlib import metadata
+
+    import gguf_inspect
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"gguf-inspect {gguf_inspect.__version__} ")
+    assert f"gguf {metadata.version('gguf')}" in result.stdout
+    assert "llama-cpp-python " in result.stdout
+
+
 def test_tensor_listing_of_a_split_model_names_each_shard(tmp_path: Path) -> None:
     from tests.split_fixtures import write_split
 
