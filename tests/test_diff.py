@@ -607,12 +607,11 @@ def test_hashing_then_values_each_get_their_own_progress_lines() -> None:
     for done in (50, 100):
         progress(HashProgress("blk.0.attn_q.weight", 1, 1, done, 100))
     clock.now = 2.0
-    progress(event(100))  # values start afresh: silent for their first second
-    clock.now = 3.5
+    progress(event(40))  # values start afresh at 0%, shown at once: the diff is past its second
     progress(event(100))
     progress.finish()
     assert [line.split(":")[0] for line in stream.getvalue().splitlines()] == [
-        "hashing tensor data", "hashing tensor data", "comparing values"]
+        "hashing tensor data", "hashing tensor data", "comparing values", "comparing values"]
 
 
 # ---- rendering, JSON contract, command and CLI ------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from gguf_inspect.commands.progress import ProgressLine
+from gguf_inspect.commands.progress import PhasedProgress, ProgressLine
 
 
 class Terminal(io.StringIO):
@@ -37,3 +37,16 @@ def test_a_terminal_gets_one_redrawn_line_ended_once() -> None:
     line.show("done", 1.0)
     line.finish()
     assert stream.getvalue() == "\r\x1b[2Khalf\r\x1b[2Kdone\n"
+
+
+def test_each_pass_gets_a_fresh_line_and_the_delay_counts_once() -> None:
+    clock, stream = Clock(), io.StringIO()
+    progress = PhasedProgress(stream, delay=1.0, clock=clock)
+    progress.show("read", "read 50%", 0.5)  # inside the first second: silent
+    clock.now = 1.5
+    progress.show("read", "read 100%", 1.0)
+    progress.show("compare", "compare 0%", 0.0)  # a new pass starts from 0%
+    progress.show("compare", "compare 100%", 1.0)
+    progress.show("compare", "again 10%", 0.1)  # the same label going back down: a new pass
+    assert stream.getvalue().splitlines() == ["read 100%", "compare 0%", "compare 100%",
+                                              "again 10%"]

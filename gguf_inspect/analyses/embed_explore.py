@@ -671,14 +671,21 @@ def _resolution_notes(primary: Exploration, other: Exploration) -> list[str]:
     return notes
 
 
+def _labelled(progress: Progress | None, side: str) -> Progress | None:
+    """Progress whose labels say which file (or pair) a pass is reading."""
+    if progress is None:
+        return None
+    return lambda label, done, total: progress(f"{side}: {label}", done, total)
+
+
 def explore_models(query: EmbedQuery, primary: EmbeddingModel,
                    other: EmbeddingModel | None = None,
                    progress: Progress | None = None) -> EmbedReport:
     """The query on one file, or on two side by side with the rows' cross-file cosine."""
-    first = explore(query, primary, progress)
     if other is None:
-        return EmbedReport(query, first)
-    second = explore(query, other, progress)
+        return EmbedReport(query, explore(query, primary, progress))
+    first = explore(query, primary, _labelled(progress, "A"))
+    second = explore(query, other, _labelled(progress, "B"))
     notes = _resolution_notes(first, second)
     reason = _comparable(primary, other)
     if reason is not None:
@@ -688,6 +695,6 @@ def explore_models(query: EmbedQuery, primary: EmbeddingModel,
                      "compared")
     drift = None
     if query.operation == "stats" and reason is None:
-        drift = row_drift(primary, other, progress)
+        drift = row_drift(primary, other, _labelled(progress, "A~B"))
     cross = cross_file_cosines(primary, other, _involved_ids(first, second))
     return EmbedReport(query, first, second, cross, drift, tuple(notes))

@@ -10,34 +10,27 @@ from typing import Callable, TextIO
 
 from gguf_inspect.analyses.diff import DiffOptions, ProgressEvent, diff_models
 from gguf_inspect.commands import render_sections
-from gguf_inspect.commands.progress import ProgressLine
+from gguf_inspect.commands.progress import PhasedProgress
 from gguf_inspect.constants import ExitCode
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
 
 
 class StderrProgress:
-    """Progress of hashing tensor data, then of a value diff, each shown once it has run for a
-    second (see ProgressLine)."""
+    """Progress of hashing tensor data, then of a value diff, once the diff has run for a second;
+    each task from its own 0% (see PhasedProgress)."""
 
     def __init__(self, stream: TextIO, delay: float = 1.0,
                  clock: Callable[[], float] | None = None) -> None:
-        self.stream, self.delay, self.clock = stream, delay, clock
-        self.line = ProgressLine(stream, delay=delay, clock=clock)
-        self.task: type | None = None
+        self.progress = PhasedProgress(stream, delay=delay, clock=clock)
 
     def __call__(self, event: ProgressEvent) -> None:
         from gguf_inspect.render.diff import progress_line
 
-        if self.task is not None and type(event) is not self.task:
-            # A new task starts from 0%: a fresh line, with its own one-second grace.
-            self.line.finish()
-            self.line = ProgressLine(self.stream, delay=self.delay, clock=self.clock)
-        self.task = type(event)
-        self.line.show(progress_line(event), event.fraction)
+        self.progress.show(type(event), progress_line(event), event.fraction)
 
     def finish(self) -> None:
-        self.line.finish()
+        self.progress.finish()
 
 
 def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: bool = False,

@@ -19,7 +19,7 @@ from gguf_inspect.analyses.embed_explore import (
     open_embedding_model,
 )
 from gguf_inspect.commands import render_sections
-from gguf_inspect.commands.progress import ProgressLine
+from gguf_inspect.commands.progress import PhasedProgress
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
 
@@ -28,14 +28,14 @@ __all__ = ["QueryError", "StderrProgress", "build_query", "run_embed"]
 
 class StderrProgress:
     """Progress on stderr once the command has run for more than ``delay`` seconds (quick
-    queries stay silent); see ProgressLine."""
+    queries stay silent), each pass over a matrix from its start (see PhasedProgress)."""
 
     def __init__(self, stream: TextIO | None = None, delay: float = 1.0) -> None:
-        self.line = ProgressLine(stream, delay=delay)
+        self.progress = PhasedProgress(stream, delay=delay)
 
     def __call__(self, label: str, done: int, total: int) -> None:
         text = f"{label}: {done:,} / {total:,} ({done / total:.0%})" if total else label
-        self.line.show(text, done / total if total else 1.0)
+        self.progress.show(label, text, done / total if total else 1.0)
 
 
 def build_query(nearest: str | None, analogy: Sequence[str] | None, token: str | None,
