@@ -11,7 +11,7 @@ import traceback as traceback_module
 from typing import Annotated, Callable, Optional, Union
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from gguf_inspect.constants import ExitCode
 from gguf_inspect.errors import FormatError, GGUFError, RuntimeUnavailableError, SourceError
@@ -27,6 +27,37 @@ class DefaultCommandGroup(TyperGroup):
                                                                        "--version"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+
+class OptionalValueCommand(TyperCommand):
+    """Lets ``--values`` stand alone or take a scope word: ``--values``, ``--values all``,
+    ``--values=all``, anywhere on the line.
+
+    click's own optional-value options (``is_flag=False, flag_value=...``) take whatever word
+    follows, so ``diff --values A.gguf B.gguf`` would swallow a file name; here only a known
+    word is taken, and a bare flag gets the default, before click parses the line.
+    """
+
+    optional_values: dict[str, tuple[str, tuple[str, ...]]] = {
+        "--values": ("embeddings", ("embeddings", "all"))}
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        rewritten: list[str] = []
+        index = 0
+        while index < len(args):
+            word = args[index]
+            index += 1
+            if word == "--":
+                rewritten.extend(args[index - 1:])
+                break
+            if word in self.optional_values:
+                default, choices = self.optional_values[word]
+                taken = index < len(args) and args[index] in choices
+                rewritten.append(f"{word}={args[index] if taken else default}")
+                index += taken
+            else:
+                rewritten.append(word)
+        return super().parse_args(ctx, rewritten)
 
 
 app = typer.Typer(cls=DefaultCommandGroup, add_completion=False, no_args_is_help=True,
@@ -150,18 +181,14 @@ def validate_command(
     guarded(run, show_traceback)
 
 
-@app.command("diff")
+@app.command("diff", cls=OptionalValueCommand)
 def diff_command(
     model_a: Annotated[str, typer.Argument(metavar="A", help="Reference GGUF file.")],
     model_b: Annotated[str, typer.Argument(metavar="B", help="GGUF file compared with A.")],
-    # typer has no option with an optional value, so --values is a flag and its scope the
-    # optional word after the files: `diff A B --values all`.
-    scope: Annotated[Optional[str], typer.Argument(
-        metavar="[embeddings|all]", show_default=False,
-        help="With --values: which tensors (default embeddings).")] = None,
-    values: Annotated[bool, typer.Option(
-        "--values", help="Dequantize and compare values: token embedding and output head, "
-                         "or every tensor with 'all'.")] = False,
+    values: Annotated[Optional[str], typer.Option(
+        "--values", metavar="[embeddings|all]", show_default=False,
+        help="Dequantize and compare values: token embedding and output head (the default), "
+             "or every tensor with 'all'.")] = None,
     sample: Annotated[Optional[int], typer.Option(
         "--sample", min=1, help="With --values: compare N random rows per tensor.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --sample rows.")] = 0,
@@ -179,17 +206,17 @@ def diff_command(
 ) -> None:
     """Diff two GGUF files (two quantizations of one model): types, bytes, metadata, values."""
     output_format = pick_format(as_json, as_markdown)
-    if scope is not None and scope not in ("embeddings", "all"):
-        raise typer.BadParameter(f"expected 'embeddings' or 'all', got {scope!r}",
-                                 param_hint="[embeddings|all]")
-    if (scope is not None or sample is not None) and not values:
-        raise typer.BadParameter("needs --values", param_hint="[embeddings|all] / --sample")
+    if values is not None and values not in ("embeddings", "all"):
+        raise typer.BadParameter(f"expected 'embeddings' or 'all', got {values!r}",
+                                 param_hint="--values")
+    if sample is not None and values is None:
+        raise typer.BadParameter("needs --values", param_hint="--sample")
 
     def run() -> tuple[str, int]:
         from gguf_inspect.commands.diff import run_diff
 
         return run_diff(model_a, model_b, output_format, show_all=show_all,
-                        values=(scope or "embeddings") if values else None,
+                        values=values,
                         sample=sample, seed=seed, data_hash=data_hash, exit_code=exit_code,
                         progress_stream=sys.stderr)
 

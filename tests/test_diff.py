@@ -681,8 +681,27 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert cli(f16, f16, "--exit-code", "--values", "all") == 0
     assert cli(f16, str(tmp_path / "missing.gguf"), "--exit-code") == 4
     assert cli(str(garbage), q8, "--exit-code") == 3
-    assert cli(f16, q8, "everything", "--values") == 2
+    assert cli(f16, q8, "everything", "--values") == 2  # a third file name
+    assert cli(f16, q8, "--values=everything") == 2
     assert cli(f16, q8, "--sample", "3") == 2  # --sample needs --values
+
+
+@pytest.mark.parametrize("words, expected", [
+    (["--values", "all", "A", "B"], 20),  # every tensor of the tied model
+    (["A", "--values", "all", "B"], 20),
+    (["A", "B", "--values=all"], 20),
+    (["--values", "A", "B"], 1),  # bare: the token embedding (tied: no output.weight)
+    (["A", "B", "--values"], 1),
+    (["A", "B", "--values", "embeddings"], 1),
+])
+def test_values_takes_an_optional_scope_anywhere(words: list[str], expected: int) -> None:
+    files = {"A": str(fixture_path("tiny-llama-tied-f16.gguf")),
+             "B": str(fixture_path("tiny-llama-tied-q8_0.gguf"))}
+    result = runner.invoke(app, ["diff", *(files.get(word, word) for word in words), "--json"])
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)["values"]
+    assert len(compared) == expected == len(gguf.GGUFReader(files["A"]).tensors if expected > 1
+                                            else ["token_embd.weight"])
 
 
 def test_cli_values_scope_word_and_markdown() -> None:
