@@ -26,6 +26,7 @@ import collections
 import multiprocessing
 import random
 import resource
+import struct
 import sys
 import time
 import traceback
@@ -62,6 +63,11 @@ class Seed:
     header: bytes
     tail: bytes
     fields: tuple[tuple[int, ...], ...]
+    # Per tensor info: where its n_dims starts and where its type starts (the ne in between),
+    # and where the tensor infos end (the alignment padding follows), for the reshape mutation.
+    tensor_dims: tuple[tuple[int, int], ...] = ()
+    infos_end: int = 0
+    alignment: int = 32
 
 
 def load_seeds(folder: Path = ROOT / "fixtures") -> list[Seed]:
@@ -80,13 +86,36 @@ def load_seeds(folder: Path = ROOT / "fixtures") -> list[Seed]:
                 position += part.nbytes
             fields.append(tuple(starts))
         split = int(oracle.data_offset)
-        seeds.append(Seed(path.name, data[:split], data[split:], tuple(fields)))
+        tensor_dims = []
+        for tensor in oracle.tensors:
+            starts = [int(tensor.field.offset)]
+            for part in tensor.field.parts:
+                starts.append(starts[-1] + part.nbytes)
+            tensor_dims.append((starts[2], starts[4]))  # name length, name, n_dims, ne, type
+        last = oracle.tensors[-1].field
+        infos_end = int(last.offset) + sum(part.nbytes for part in last.parts)
+        seeds.append(Seed(path.name, data[:split], data[split:], tuple(fields),
+                          tuple(tensor_dims), infos_end, int(oracle.alignment)))
     return seeds
+
+
+def reshape(seed: Seed, rng: random.Random) -> bytes:
+    """A structurally valid file whose one tensor has another shape (0 to 4 dimensions, some
+    of them 1, the original ones or small numbers): the analyses past the reader get exercised
+    on shapes llama.cpp would refuse but the format allows."""
+    n_dims_at, type_at = rng.choice(seed.tensor_dims)
+    n_dims = rng.randint(0, 4)
+    dims = [rng.choice((1, 1, 2, 3, 32, 64, 96, 128, 256, 384)) for _ in range(n_dims)]
+    new = struct.pack("<I", n_dims) + b"".join(struct.pack("<Q", dim) for dim in dims)
+    header = seed.header[:n_dims_at] + new + seed.header[type_at:seed.infos_end]
+    return header + b"\0" * (-len(header) % seed.alignment) + seed.tail
 
 
 def mutate(seed: Seed, rng: random.Random) -> bytes:
     """One to four mutations of the header at or near field boundaries (a field picked first,
     then one of its parts, so a 384-string vocabulary does not swamp the tensor infos)."""
+    if seed.tensor_dims and rng.random() < 0.1:
+        return reshape(seed, rng)
     header = bytearray(seed.header)
     for _ in range(rng.randint(1, 4)):
         part = rng.choice(rng.choice(seed.fields))
@@ -176,6 +205,16 @@ def _run_report(gguf_file: object, source: MemorySource) -> None:
     inspect_json(report)
     for output_format in ("table", "markdown"):
         render_sections(inspect_sections(report), output_format)
+    _run_audit(gguf_file)
+
+
+def _run_audit(gguf_file: object) -> None:
+    """The memory audit reads shapes of every tensor by name: one GPU, defaults otherwise."""
+    from gguf_inspect.analyses.gpus import GPU
+    from gguf_inspect.analyses.memory import MemoryConfig
+    from gguf_inspect.analyses.vram import audit
+
+    audit(gguf_file, MemoryConfig(), (GPU("fuzz", 1 << 30),))  # type: ignore[arg-type]
 
 
 @dataclass

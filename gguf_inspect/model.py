@@ -59,8 +59,11 @@ class TensorInfo:
     type_id: int
     offset: int  # absolute data offset (split model: in all shards laid end to end)
     n_bytes: int
-    info_offset: int  # where this entry sits in the header
+    info_offset: int  # where this entry sits in the header (split model: end to end, as offset)
     shard: int = 0  # which file of a split model holds it (0-based; 0 when not split)
+    # Where that file's bytes begin when the shards are laid end to end (0 when not split):
+    # subtracting it turns the merged offsets back into offsets inside the file itself.
+    shard_start: int = 0
 
     @property
     def type_name(self) -> str:
@@ -69,6 +72,15 @@ class TensorInfo:
     @property
     def known_type(self) -> bool:
         return self.type_id in GGML_TYPES
+
+    def dim(self, axis: int) -> int:
+        """ne[axis] as ggml sees it: dimensions past n_dims are 1 (a 0-dim tensor is 1 x 1)."""
+        return self.ne[axis] if axis < len(self.ne) else 1
+
+    @property
+    def row_length(self) -> int:
+        """ne[0], the number of values in one row (1 for a 0-dim tensor)."""
+        return self.dim(0)
 
     @property
     def n_elements(self) -> int:
@@ -80,6 +92,16 @@ class TensorInfo:
     @property
     def bits_per_weight(self) -> float:
         return 8.0 * self.n_bytes / self.n_elements if self.n_elements else 0.0
+
+    @property
+    def file_offset(self) -> int:
+        """Absolute offset of the data in the file that holds it (what gguf-py reports there)."""
+        return self.offset - self.shard_start
+
+    @property
+    def file_info_offset(self) -> int:
+        """Where this entry sits in the header of the file that holds it."""
+        return self.info_offset - self.shard_start
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,8 @@ class GGUFFile:
     metadata: dict[str, MetadataEntry]
     tensors: tuple[TensorInfo, ...]
     tensor_index: dict[str, TensorInfo] = field(repr=False, compare=False, default_factory=dict)
+    # A split model's files, in shard order; empty for a single file (see ``files``).
+    shards: tuple[ShardFile, ...] = field(repr=False, compare=False, default=())
 
     @property
     def n_tensors(self) -> int:
@@ -113,6 +137,15 @@ class GGUFFile:
         return self.tensor_index.get(name)
 
     @property
+    def files(self) -> tuple[ShardFile, ...]:
+        """Every file the model is made of: the shards of a split model, else this file alone."""
+        return self.shards or (ShardFile(header=self, start=0),)
+
+    def file_of(self, tensor: TensorInfo) -> GGUFFile:
+        """The header of the file that holds ``tensor`` (its path, size, data offset)."""
+        return self.shards[tensor.shard].header if self.shards else self
+
+    @property
     def architecture(self) -> str | None:
         arch = self.value("general.architecture")
         return arch if isinstance(arch, str) else None
@@ -121,3 +154,12 @@ class GGUFFile:
         """``{arch}.{suffix}``, e.g. ``arch_value("embedding_length")``."""
         arch = self.architecture
         return default if arch is None else self.value(f"{arch}.{suffix}", default)
+
+
+@dataclass(frozen=True)
+class ShardFile:
+    """One file of a model as that file's own header reads it (offsets inside the file), and
+    where its bytes begin when a split model's shards are laid end to end."""
+
+    header: GGUFFile
+    start: int

@@ -3,6 +3,7 @@ what llama.cpp's own quantizer actually wrote into the fixtures."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import gguf
@@ -117,6 +118,46 @@ def test_mismatched_metadata_is_warned_about(tmp_path: Path) -> None:
     assert any("7 tokens" in w and "8 rows" in w for w in warnings)
     assert any("vocab_size is 99" in w for w in warnings)
     assert any("embedding_length is 512" in w and "256 wide" in w for w in warnings)
+
+
+def test_keys_of_the_wrong_type_are_warned_about_not_silently_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "wrong-types.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("llama.embedding_length", "256")
+    writer.add_string("llama.vocab_size", "8")
+    writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    warnings = analyze_embeddings(read_gguf(path)).warnings
+    assert any("llama.embedding_length is str '256', not an integer" in w for w in warnings)
+    assert any("llama.vocab_size is str '8', not an integer" in w for w in warnings)
+
+
+def test_an_architecture_that_is_not_a_string_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "numeric-arch.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    # Swap the architecture's string value for a uint32 in place (fields found with gguf-py),
+    # then re-pad the shorter header to the alignment before the unchanged data.
+    reader = gguf.GGUFReader(path)
+    field = reader.fields["general.architecture"]
+    value_start = field.offset + sum(part.nbytes for part in field.parts[:2])  # after the key
+    value_end = field.offset + sum(part.nbytes for part in field.parts)
+    last = reader.tensors[-1].field
+    infos_end = last.offset + sum(part.nbytes for part in last.parts)
+    raw = path.read_bytes()
+    header = (raw[:value_start] + struct.pack("<II", int(gguf.GGUFValueType.UINT32), 7)
+              + raw[value_end:infos_end])
+    path.write_bytes(header + b"\0" * (-len(header) % 32) + raw[reader.data_offset:])
+    assert gguf.GGUFReader(path).fields["general.architecture"].parts[-1][0] == 7
+    warnings = analyze_embeddings(read_gguf(path)).warnings
+    assert any("general.architecture is int 7, not a string" in w for w in warnings)
 
 
 def test_a_file_without_token_embd_is_reported(tmp_path: Path) -> None:

@@ -346,6 +346,21 @@ def test_per_layer_array_of_the_wrong_length_is_a_format_error() -> None:
         predict_memory(model, MemoryConfig())
 
 
+@pytest.mark.parametrize("n_layer", [513, 1 << 62, -3])
+def test_a_block_count_llama_cpp_refuses_is_a_format_error_at_once(n_layer: int) -> None:
+    """llama-hparams.h LLAMA_MAX_LAYERS 512: get_key_or_arr throws above it. A hostile
+    block_count must not become a per-layer loop of 2^62 steps (found by benchmarks/fuzz.py)."""
+    from gguf_inspect.errors import FormatError
+
+    with pytest.raises(FormatError, match="llama.block_count"):
+        predict_memory(synthetic(n_layer=n_layer), MemoryConfig())
+
+
+def test_512_blocks_are_still_modelled() -> None:
+    prediction = predict_memory(synthetic(n_layer=512), MemoryConfig(n_ctx=256))
+    assert prediction.kv_caches[0].layers == 512
+
+
 def test_an_op_on_a_view_never_reuses_it_in_place() -> None:
     """ggml_gallocr_is_own (ggml-alloc.c): a view is never 'allocated' by the allocator, so
     ROPE on a reshaped Qcur gets fresh memory; this is why llama.cpp's buffer holds Qcur and

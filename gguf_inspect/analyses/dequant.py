@@ -27,12 +27,12 @@ DEQUANTIZE_BATCH_VALUES = 1 << 18  # values per gguf.quants.dequantize call
 
 def tensor_row_count(tensor: TensorInfo) -> int:
     """Rows of a tensor seen as a matrix of ne[0]-long rows (all higher dims folded)."""
-    return tensor.n_elements // tensor.ne[0]
+    return tensor.n_elements // tensor.row_length
 
 
 def row_byte_size(tensor: TensorInfo) -> int:
     ggml_type = GGML_TYPES[tensor.type_id]
-    return tensor.ne[0] // ggml_type.block_size * ggml_type.type_size
+    return tensor.row_length // ggml_type.block_size * ggml_type.type_size
 
 
 def can_dequantize(tensor: TensorInfo) -> bool:
@@ -58,15 +58,15 @@ def _dequantize(data: np.ndarray, tensor: TensorInfo, byte_order: str) -> np.nda
     if byte_order == "big" and qtype in (gguf.GGMLQuantizationType.F32,
                                          gguf.GGMLQuantizationType.F16):
         dtype = np.dtype(">f4") if qtype == gguf.GGMLQuantizationType.F32 else np.dtype(">f2")
-        return data.view(dtype).astype(np.float32).reshape(n_rows, tensor.ne[0])
+        return data.view(dtype).astype(np.float32).reshape(n_rows, tensor.row_length)
     # gguf-py's temporaries are several times the output: in 1 MiB batches they stay in cache
     # and are reused by the allocator (2 to 4 times faster than one call on a 16 MiB chunk).
-    rows_per_batch = max(1, DEQUANTIZE_BATCH_VALUES // tensor.ne[0])
-    values = np.empty((n_rows, tensor.ne[0]), dtype=np.float32)
+    rows_per_batch = max(1, DEQUANTIZE_BATCH_VALUES // tensor.row_length)
+    values = np.empty((n_rows, tensor.row_length), dtype=np.float32)
     for start in range(0, n_rows, rows_per_batch):
         batch = data[start:start + rows_per_batch]
         values[start:start + batch.shape[0]] = gguf.quants.dequantize(batch, qtype).reshape(
-            batch.shape[0], tensor.ne[0])
+            batch.shape[0], tensor.row_length)
     return values
 
 
@@ -132,7 +132,7 @@ def iter_row_chunks(source: ByteSource, tensor: TensorInfo, chunk_bytes: int = D
                     byte_order: str = "little") -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first_row, rows)`` chunks covering the whole tensor; memory stays bounded."""
     total_rows = tensor_row_count(tensor)
-    rows_per_chunk = max(1, chunk_bytes // (4 * tensor.ne[0]))
+    rows_per_chunk = max(1, chunk_bytes // (4 * tensor.row_length))
     for first_row in range(0, total_rows, rows_per_chunk):
         n_rows = min(rows_per_chunk, total_rows - first_row)
         yield first_row, read_rows(source, tensor, first_row, n_rows, byte_order)

@@ -592,12 +592,12 @@ def value_diff(a: GGUFFile, b: GGUFFile, source_a: ByteSource, source_b: ByteSou
         total_rows = dequant.tensor_row_count(tensor_a)
         plans.append((total_rows, sample_rows(tensor_a.name, total_rows, options.sample,
                                               options.seed)))
-    elements_total = sum(rows.size * t.ne[0] for (t, _), (_, rows) in zip(pairs, plans))
+    elements_total = sum(rows.size * t.row_length for (t, _), (_, rows) in zip(pairs, plans))
     elements_done = 0
     results = []
     for index, ((tensor_a, tensor_b), (total_rows, rows)) in enumerate(zip(pairs, plans), 1):
         # Both sides' float32 rows together stay within chunk_bytes.
-        rows_per_chunk = max(1, options.chunk_bytes // (2 * 4 * tensor_a.ne[0]))
+        rows_per_chunk = max(1, options.chunk_bytes // (2 * 4 * tensor_a.row_length))
         accumulator = _ErrorAccumulator()
         for chunk in _row_chunks(rows, rows_per_chunk):
             reference = dequant.read_row_set(source_a, tensor_a, chunk, a.byte_order)

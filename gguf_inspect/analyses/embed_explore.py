@@ -339,6 +339,9 @@ def resolve_word(word: str, vocabulary: Vocabulary, n_rows: int,
     candidates = [word] + [marker + word for marker in _space_markers(vocabulary)]
     for candidate, method in zip(candidates, ("exact", "space marker", "space marker")):
         token_id = vocabulary.find(candidate)
+        if token_id is not None and token_id >= n_rows:  # a vocabulary longer than the matrix
+            raise QueryError(f"{word!r} is token {token_id}, beyond the embedding's {n_rows} "
+                             "rows")
         if token_id is not None:
             return ResolvedToken(word, token_id, candidate, method)
     ids = tokenizer.tokenize(word) if tokenizer is not None else None
@@ -372,7 +375,7 @@ class EmbeddingMatrix:
 
     @property
     def n_cols(self) -> int:
-        return self.tensor.ne[0]
+        return self.tensor.row_length
 
     def row(self, token_id: int) -> np.ndarray:
         return read_rows(self.source, self.tensor, token_id, 1, self.byte_order)[0]
@@ -398,6 +401,10 @@ def open_matrix(gguf: GGUFFile, source: ByteSource,
     if not tensor.known_type or not can_dequantize(tensor):
         raise FormatError(f"cannot dequantize {TOKEN_EMBD} of type {tensor.type_name}",
                           path=gguf.path, offset=tensor.offset, field=TOKEN_EMBD)
+    if len(tensor.ne) != 2:  # rows are tokens only in an n_embd x n_vocab matrix
+        raise FormatError(f"{TOKEN_EMBD} has {len(tensor.ne)} dimension(s), ne "
+                          f"{list(tensor.ne)}, not the 2 of an n_embd x n_vocab matrix",
+                          path=gguf.path, offset=tensor.info_offset, field=TOKEN_EMBD)
     return EmbeddingMatrix(source, tensor, gguf.byte_order, chunk_bytes)
 
 

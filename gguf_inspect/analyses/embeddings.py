@@ -89,7 +89,8 @@ class NoEmbeddingError(LookupError):
 
 
 def matrix_facts(tensor: TensorInfo, tensor_bytes: int) -> MatrixFacts:
-    n_cols = tensor.ne[0]
+    # A tensor with n_dims 0 is legal GGUF; ggml then treats every dimension as 1.
+    n_cols = tensor.row_length
     n_rows = tensor.n_elements // n_cols if n_cols else 0
     f16_bytes = 2 * tensor.n_elements
     return MatrixFacts(
@@ -184,8 +185,27 @@ def _placement(embedding: MatrixFacts, output: MatrixFacts | None) -> Placement:
                      f"{input_text} {tied_text}")
 
 
-def _cross_checks(gguf: GGUFFile, embedding: MatrixFacts) -> tuple[str, ...]:
+def _key_type_checks(gguf: GGUFFile) -> list[str]:
+    """Keys llama.cpp needs, present but of a type it would refuse (so they were ignored here)."""
     warnings = []
+    architecture = gguf.value("general.architecture")
+    if architecture is not None and not isinstance(architecture, str):
+        warnings.append(f"general.architecture is {type(architecture).__name__} "
+                        f"{architecture!r}, not a string: the architecture's keys are not read")
+    for suffix in ("vocab_size", "embedding_length"):
+        value = gguf.arch_value(suffix)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            warnings.append(f"{gguf.architecture}.{suffix} is {type(value).__name__} "
+                            f"{value!r}, not an integer: ignored")
+    return warnings
+
+
+def _cross_checks(gguf: GGUFFile, embedding: MatrixFacts) -> tuple[str, ...]:
+    warnings = _key_type_checks(gguf)
+    if len(embedding.ne) != 2:
+        warnings.append(f"token_embd.weight has {len(embedding.ne)} dimension(s), ne "
+                        f"{list(embedding.ne)}, not 2: read as {embedding.n_rows} rows of "
+                        f"{embedding.n_cols}")
     n_vocab = vocab_size(gguf)
     if n_vocab is not None and n_vocab != embedding.n_rows:
         warnings.append(f"tokenizer has {n_vocab} tokens but token_embd.weight has "

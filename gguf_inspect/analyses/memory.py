@@ -248,6 +248,11 @@ class Hyperparameters:
         return any(self.is_swa)
 
 
+# src/llama-hparams.h: per-layer hyperparameters are fixed arrays of this many layers, and
+# llama_model_loader::get_key_or_arr throws when block_count is larger.
+LLAMA_MAX_LAYERS = 512
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -310,9 +315,12 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
     n_layer = _int(gguf.arch_value("block_count"))
     n_embd = _int(gguf.arch_value("embedding_length"))
     for suffix, value in (("block_count", n_layer), ("embedding_length", n_embd)):
-        if not value:
-            raise FormatError("missing or zero: llama.cpp needs it to lay out memory",
+        if not value or value < 0:
+            raise FormatError("missing, zero or negative: llama.cpp needs it to lay out memory",
                               path=gguf.path, field=f"{arch}.{suffix}")
+    if n_layer > LLAMA_MAX_LAYERS:  # llama.cpp refuses it too; and it bounds our per-layer work
+        raise FormatError(f"block_count {n_layer} is more than llama.cpp's LLAMA_MAX_LAYERS "
+                          f"({LLAMA_MAX_LAYERS})", path=gguf.path, field=f"{arch}.block_count")
     n_nextn = _int(gguf.arch_value("nextn_predict_layers")) or 0
     n_head = _per_layer(gguf, "attention.head_count", n_layer, (0,) * n_layer)
     n_head_kv = _per_layer(gguf, "attention.head_count_kv", n_layer, n_head)
@@ -467,7 +475,7 @@ def _n_dims(tensor: TensorInfo) -> int:
     dims = len(tensor.ne)
     while dims > 1 and tensor.ne[dims - 1] == 1:
         dims -= 1
-    return dims
+    return max(dims, 1)  # a 0-dim tensor counts as 1-D, as in ggml
 
 
 def repacks(tensor: TensorInfo, matmul_dims: int | None, avx512: bool) -> bool:
@@ -479,7 +487,7 @@ def repacks(tensor: TensorInfo, matmul_dims: int | None, avx512: bool) -> bool:
     needs_avx512 = X86_REPACK_TYPES.get(tensor.type_name)
     if needs_avx512 is None or (needs_avx512 and not avx512):
         return False
-    return tensor.ne[1] % 8 == 0
+    return tensor.dim(1) % 8 == 0
 
 
 def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement,
@@ -525,7 +533,7 @@ def _alloc_size(tensor: TensorInfo, buffer: str) -> int:
     (ggml_backend_cuda_buffer_type_get_alloc_size, ggml-cuda.cu)."""
     size = tensor.n_bytes
     if buffer.startswith("CUDA") and buffer != "CUDA_Host":
-        size += cuda_row_padding(tensor.type_id, tensor.ne[0])
+        size += cuda_row_padding(tensor.type_id, tensor.row_length)
     return size
 
 
