@@ -84,17 +84,88 @@ def test_max_gpu_layers_is_the_edge_of_fitting() -> None:
 
 def test_max_context_is_the_edge_of_fitting() -> None:
     model = load(UNTIED)
-    gpus = (GPU("small", 8 * MIB),)
+    gpus = (GPU("small", 6 * MIB),)
     report = audit(model, MemoryConfig(n_ctx=4096, n_gpu_layers=-1), gpus)
     assert report.max_ctx is not None and report.max_ctx % 256 == 0
 
     def fits(n_ctx: int) -> bool:
-        config = MemoryConfig(n_ctx=n_ctx, n_gpu_layers=-1, gpu_capacities=(8 * MIB,))
+        config = MemoryConfig(n_ctx=n_ctx, n_gpu_layers=-1, gpu_capacities=(6 * MIB,))
         return fits_gpus(predict_memory(model, config), gpus, 0)
 
-    assert fits(report.max_ctx)
-    if report.max_ctx < 2048:  # the trained maximum caps the search
-        assert not fits(report.max_ctx + 256)
+    assert report.max_ctx < 2048  # below the trained maximum: the edge itself is tested
+    assert fits(report.max_ctx) and not fits(report.max_ctx + 256)
+
+
+def _synthetic(**keywords):
+    from tests.test_memory import synthetic
+
+    return synthetic(**keywords)
+
+
+def test_a_trained_maximum_off_the_256_grid_is_tested_itself() -> None:
+    """n_ctx_train 2000 is padded to 2048 by llama.cpp: when 2000 does not fit, the answer is
+    the multiple of 256 below it that does, never 2000 unchecked."""
+    model = _synthetic(n_layer=4, n_embd=512, extra={"llama.context_length": 2000})
+
+    def total(n_ctx: int) -> int:
+        prediction = predict_memory(model, MemoryConfig(n_ctx=n_ctx, n_gpu_layers=-1,
+                                                        gpu_capacities=(1 << 40,)))
+        return prediction.device_total("gpu0")
+
+    capacity = (total(1792) + total(2000)) // 2  # 1792 fits, 2000 (as 2048) does not
+    gpus = (GPU("between", capacity),)
+    report = audit(model, MemoryConfig(n_ctx=2000), gpus)
+    assert report.max_ctx == 1792
+    roomy = audit(model, MemoryConfig(n_ctx=2000), (GPU("roomy", 1 << 40),))
+    assert roomy.max_ctx == 2000
+
+
+def test_plan_rows_below_a_long_trained_maximum_are_each_an_edge() -> None:
+    model = _synthetic(n_layer=8, n_embd=512, extra={"llama.context_length": 40000})
+    capacity = 24 * MIB
+    gpus = (GPU("small", capacity),)
+    report = audit(model, MemoryConfig(), gpus, plan=True)
+    assert [row.n_ctx for row in report.plan] == [4096, 8192, 16384, 32768, 40000]
+
+    def fits(n_ctx: int, ngl: int) -> bool:
+        config = MemoryConfig(n_ctx=n_ctx, n_gpu_layers=ngl, gpu_capacities=(capacity,))
+        return fits_gpus(predict_memory(model, config), gpus, 0)
+
+    for row in report.plan:
+        assert row.max_gpu_layers is not None and fits(row.n_ctx, row.max_gpu_layers)
+        assert row.max_gpu_layers == 9 or not fits(row.n_ctx, row.max_gpu_layers + 1)
+    assert len({row.max_gpu_layers for row in report.plan}) > 1  # the grid really varies
+
+
+def _recurrent_model(path) -> str:
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "mamba")
+    writer.add_block_count(2)
+    writer.add_embedding_length(64)
+    writer.add_context_length(4096)
+    writer.add_tensor("token_embd.weight", np.zeros((128, 64), dtype=np.float16))
+    for block in range(2):
+        writer.add_tensor(f"blk.{block}.ssm_in.weight", np.zeros((256, 64), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return str(path)
+
+
+def test_recurrent_state_makes_the_verdict_cannot_tell_and_the_gate_fail(tmp_path) -> None:
+    model = _recurrent_model(tmp_path / "mamba.gguf")
+    roomy = vram(model, "--gpu", "24GiB", "--json")
+    document = json.loads(roomy.output)
+    assert roomy.exit_code == 1  # fails closed: a CI gate must not pass what it cannot show
+    assert document["fits"] is None and "not modelled" in document["unmodelled"]
+    assert document["max_ctx"] is None and document["max_gpu_layers"] is None
+    assert "CANNOT TELL" in vram(model, "--gpu", "24GiB").output
+    tiny = json.loads(vram(model, "--gpu", "1KiB", "--json").output)
+    assert tiny["fits"] is False  # the weights alone already exceed it: that much is certain
+    assert vram(model).exit_code == 0  # no GPU: nothing to gate
 
 
 def test_headroom_is_kept_free() -> None:
@@ -196,7 +267,8 @@ def test_sliding_window_caches_in_the_audit() -> None:
 
 
 @pytest.mark.parametrize("args", [
-    ["--gpu", "voodoo2"], ["--gpu", "24GiB", "--headroom", "lots"],
+    ["--gpu", "voodoo2"], ["--gpu", "24GiB", "--headroom", "lots"], ["--gpu", "0"],
+    ["--gpu", "8GiB,0MiB"],
     ["--flash-attn", "maybe"], ["--cache-type-k", "q9_9"],
     ["--cache-type-v", "q8_0", "--flash-attn", "off"],  # llama.cpp refuses this context
 ])

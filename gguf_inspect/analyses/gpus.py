@@ -63,7 +63,10 @@ def _one_gpu(item: str) -> GPU:
     if key in KNOWN_GPUS:
         return GPU(key, KNOWN_GPUS[key] * GIB)
     try:
-        return GPU(item, parse_size(item))
+        capacity = parse_size(item)
     except ValueError:
         known = ", ".join(sorted(KNOWN_GPUS))
         raise ValueError(f"unknown GPU {item!r}: give a size (24GiB) or one of {known}") from None
+    if capacity <= 0:  # llama.cpp's split is proportional to memory: a 0-byte card has no share
+        raise ValueError(f"a GPU of {item!r} holds nothing: give its memory, e.g. 24GiB")
+    return GPU(item, capacity)

@@ -97,6 +97,9 @@ class MemoryPrediction:
     buffers: tuple[BufferEstimate, ...]
     kv_caches: tuple[KVCacheEstimate, ...]
     notes: tuple[str, ...]  # assumptions and "not modelled" lines
+    # Set when memory llama.cpp allocates is left out (recurrent state): the buffers are then a
+    # lower bound, and a fit can be refuted but never confirmed.
+    unmodelled: str | None = None
 
     def device_total(self, device: str, kind: str | None = None) -> int:
         return sum(b.n_bytes for b in self.buffers
@@ -705,9 +708,11 @@ def predict_memory(gguf: GGUFFile, config: MemoryConfig) -> MemoryPrediction:
     notes = _notes(hparams, context, config)
     buffers = model_buffers(place_tensors(gguf, hparams, placement, config))
     caches: list[KVCacheEstimate] = []
+    unmodelled = None
     if hparams.arch in RECURRENT_ARCHS or hparams.arch in HYBRID_ARCHS:
-        notes.append(f"{hparams.arch} keeps recurrent state (llama-memory-recurrent.cpp): "
-                     "not modelled, KV cache and state left out")
+        unmodelled = (f"{hparams.arch} keeps recurrent state (llama-memory-recurrent.cpp): "
+                      "not modelled, KV cache and state left out")
+        notes.append(unmodelled)
     elif hparams.arch in NO_MEMORY_ARCHS:
         notes.append(f"{hparams.arch} has no KV cache (llama_model::create_memory)")
     else:
@@ -715,7 +720,7 @@ def predict_memory(gguf: GGUFFile, config: MemoryConfig) -> MemoryPrediction:
         buffers += kv_buffers
     buffers.append(output_buffer(hparams, context, placement, config))
     buffers += compute_buffers(hparams, context, placement, caches)
-    return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes))
+    return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled)
 
 
 def _notes(hparams: Hyperparameters, context: ResolvedContext, config: MemoryConfig) -> list[str]:

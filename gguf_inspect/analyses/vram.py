@@ -120,19 +120,20 @@ def max_gpu_layers(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...],
 
 def max_context(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int,
                 n_ctx_train: int) -> int | None:
-    """The longest context (a multiple of 256, up to the trained maximum) that fits with every
-    layer offloaded; None when not even 256 tokens do."""
+    """The longest context that fits with every layer offloaded: the trained maximum itself, or
+    the largest multiple of 256 below it; None when not even 256 tokens do."""
     full = replace(config, n_gpu_layers=-1)
 
     def fits(n_ctx: int) -> bool:
         return _fits(gguf, replace(full, n_ctx=n_ctx), gpus, headroom)
 
-    top = max(CTX_PAD, n_ctx_train - n_ctx_train % CTX_PAD) if n_ctx_train >= CTX_PAD else CTX_PAD
-    if fits(top):
-        return n_ctx_train if n_ctx_train >= CTX_PAD else top
+    top = max(n_ctx_train, CTX_PAD)
+    if fits(top):  # the trained maximum itself (llama.cpp pads it up to a multiple of 256)
+        return top
     if not fits(CTX_PAD):
         return None
-    low, high = 1, top // CTX_PAD - 1  # in units of 256 tokens; invariant: fits(low * 256)
+    # Below it, multiples of 256 strictly under ``top``; invariant: fits(low * 256).
+    low, high = 1, (top - 1) // CTX_PAD
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle * CTX_PAD):
@@ -166,7 +167,11 @@ def audit(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom:
     fits = fits_gpus(prediction, gpus, headroom) if gpus else None
     best_ngl = best_ctx = None
     grid = None
-    if gpus:
+    if prediction.unmodelled is not None:
+        # The buffers are a lower bound: "does not fit" stands, "fits" cannot be claimed, and
+        # the searches would only find limits that may not hold.
+        fits = False if fits is False else None
+    elif gpus:
         best_ngl = max_gpu_layers(gguf, config, gpus, headroom, hparams.n_layer)
         best_ctx = max_context(gguf, config, gpus, headroom,
                                hparams.n_ctx_train or prediction.context.n_ctx)

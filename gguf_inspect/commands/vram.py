@@ -1,5 +1,6 @@
 """``gguf-inspect vram`` body: resolve the options against llama.cpp's defaults, run the audit,
-render it, and pick the exit code (0 fits or no GPU given, 1 does not fit).
+render it, and pick the exit code (0 fits or no GPU given, 1 does not fit or cannot be shown
+to fit).
 
 From Python: ``run_vram("model.gguf", "json", VramOptions(gpu="rtx4090", n_ctx=8192))``.
 """
@@ -10,6 +11,7 @@ from dataclasses import dataclass, fields
 
 from gguf_inspect.analyses.gpus import parse_gpus, parse_size
 from gguf_inspect.analyses.memory import MemoryConfig
+from gguf_inspect.analyses.vram import VramReport
 from gguf_inspect.constants import ExitCode, ggml_type_from_name
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
@@ -117,4 +119,10 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
 
         text = render_sections(vram_sections(report, bars=output_format == "table"),
                                output_format)
-    return text, ExitCode.DIFFERS if report.fits is False else ExitCode.OK
+    return text, ExitCode.DIFFERS if _cannot_be_shown_to_fit(report) else ExitCode.OK
+
+
+def _cannot_be_shown_to_fit(report: VramReport) -> bool:
+    """A CI gate fails closed: "does not fit", and "cannot tell" on a GPU (memory the audit
+    does not model, e.g. recurrent state) both exit 1."""
+    return report.fits is False or (bool(report.gpus) and report.fits is None)

@@ -82,6 +82,9 @@ def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
     context = report.prediction.context
     what = (f"n_ctx {context.n_ctx}, --ngl {report.resolved_gpu_layers} of "
             f"{report.n_layer + 1} (blocks + output head)")
+    if report.fits is None and report.gpus and report.prediction.unmodelled:
+        return [("verdict", f"CANNOT TELL at {what}: the memory shown is a lower bound"),
+                ("why", report.prediction.unmodelled)]
     if report.fits is None:
         return [("verdict", f"no --gpu given: host memory only, at {what}")]
     headroom = format_mib(report.headroom_bytes)
@@ -95,6 +98,9 @@ def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
     else:
         rows = [("verdict", f"DOES NOT FIT at {what}"),
                 ("over by", f"{format_mib(-free)} on {tightest.name} (headroom {headroom})")]
+    if report.prediction.unmodelled:
+        rows.append(("why", report.prediction.unmodelled))
+        return rows
     total = report.n_layer + 1
     rows.append((f"max --ngl at n_ctx {context.n_ctx}",
                  "none: the headroom exceeds a card" if report.max_gpu_layers is None
@@ -107,7 +113,7 @@ def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
 def _longest_context(max_ctx: int | None, n_ctx_train: int | None) -> str:
     """The search stops at the trained maximum, so reaching it means "at least this much"."""
     if max_ctx is None:
-        return "none: the weights alone do not fit"
+        return "none: not even 256 tokens fit with every layer offloaded"
     if not n_ctx_train:
         return str(max_ctx)
     if max_ctx >= n_ctx_train:
@@ -209,6 +215,7 @@ def vram_json(report: VramReport) -> str:
                     for item in report.prediction.buffers],
         "kv_cache": _kv_json(report),
         "fits": report.fits,
+        "unmodelled": report.prediction.unmodelled,
         "max_gpu_layers": report.max_gpu_layers,
         "max_ctx": report.max_ctx,
         "assumptions": list(report.assumptions),
