@@ -149,6 +149,10 @@ def inspect_command(
 ) -> None:
     """Summarize a model (default command): file type, sizes, type counts, and optional sections."""
     output_format = pick_format(as_json, as_markdown)
+    if full and not metadata:
+        raise typer.BadParameter("needs --metadata", param_hint="--full")
+    if tensor_filter is not None and not tensors:
+        raise typer.BadParameter("needs --tensors", param_hint="--filter")
 
     def run() -> int:
         from gguf_inspect.commands.inspect import run_inspect

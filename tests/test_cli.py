@@ -82,6 +82,8 @@ def test_metadata_and_tensor_listing() -> None:
     (["missing.gguf"], 4, "cannot open"),
     ([str(UNTIED), "--json", "--markdown"], 2, ""),
     ([str(UNTIED), "--no-such-option"], 2, ""),
+    ([str(UNTIED), "--full"], 2, "needs --metadata"),  # not silently ignored
+    ([str(UNTIED), "--filter", "blk.*"], 2, "needs --tensors"),
 ])
 def test_exit_codes(args: list[str], code: int, fragment: str) -> None:
     result = run_cli(*args)
