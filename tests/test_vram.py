@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from gguf_inspect.analyses.gpus import GPU, KNOWN_GPUS, parse_gpus, parse_size
+from gguf_inspect.analyses.gpus import GPU, KNOWN_GPUS_MIB, parse_gpus, parse_size
 from gguf_inspect.analyses.memory import MemoryConfig, predict_memory
 from gguf_inspect.analyses.vram import audit, fits_gpus
 from gguf_inspect.cli import app
@@ -52,16 +52,26 @@ def test_parse_size_rejects(text: str) -> None:
 
 
 def test_parse_gpus_names_sizes_and_counts() -> None:
-    assert parse_gpus("rtx4090") == (GPU("rtx4090", 24 * GIB),)
-    assert parse_gpus("A100-80G") == (GPU("a100-80g", 80 * GIB),)
-    assert parse_gpus("rtx3090,12GiB") == (GPU("rtx3090", 24 * GIB), GPU("12GiB", 12 * GIB))
-    assert parse_gpus("2xl4") == (GPU("l4", 24 * GIB),) * 2
+    # Named cards carry nvidia-smi's memory.total (pasted in public issue threads), not the
+    # nameplate: an RTX 4090 shows 24564MiB, an A100 80GB 81920MiB, an RTX 3090 24576MiB.
+    assert parse_gpus("rtx4090") == (GPU("rtx4090", 24564 * MIB),)
+    assert parse_gpus("A100-80G") == (GPU("a100-80g", 81920 * MIB),)
+    assert parse_gpus("rtx3090,12GiB") == (GPU("rtx3090", 24576 * MIB), GPU("12GiB", 12 * GIB))
+    assert parse_gpus("2xl4") == (GPU("l4", 23034 * MIB),) * 2
     assert parse_gpus("2x8GiB") == (GPU("8GiB", 8 * GIB),) * 2
-    assert {"rtx3090", "rtx4090", "a100-40g", "a100-80g", "h100-80g", "l4", "t4"} <= set(KNOWN_GPUS)
+    assert {"rtx3090", "rtx4090", "a100-40g", "a100-80g", "h100-80g", "l4", "t4"} <= set(
+        KNOWN_GPUS_MIB)
     with pytest.raises(ValueError, match="unknown GPU"):
         parse_gpus("voodoo2")
     with pytest.raises(ValueError):
         parse_gpus("rtx4090,,t4")
+
+
+def test_no_named_card_claims_more_than_its_nameplate() -> None:
+    # The driver reserves memory: memory.total is at most the marketed size in GiB.
+    nameplate_gib = {"t4": 16, "l4": 24, "h100-80g": 80, "h200": 141, "rtx5090": 32}
+    for name, gib in nameplate_gib.items():
+        assert KNOWN_GPUS_MIB[name] * MIB <= gib * GIB
 
 
 # ---- the searches -------------------------------------------------------------------------------

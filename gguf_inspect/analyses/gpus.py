@@ -6,16 +6,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-GIB = 1 << 30
+MIB = 1 << 20
 
-# Nominal memory of common cards, in GiB as the vendor sells them. The driver and the CUDA
-# context take a few hundred MiB of it: pass --headroom to keep that free.
-KNOWN_GPUS: dict[str, int] = {
-    "t4": 16, "l4": 24, "a10": 24, "a10g": 24, "l40": 48, "l40s": 48, "a40": 48,
-    "a100-40g": 40, "a100-80g": 80, "h100-80g": 80, "h100-94g": 94, "h200": 141,
-    "v100-16g": 16, "v100-32g": 32, "rtx3060": 12, "rtx3080": 10, "rtx3090": 24,
-    "rtx4060ti-16g": 16, "rtx4070": 12, "rtx4080": 16, "rtx4090": 24, "rtx5090": 32,
-    "rtx-a6000": 48, "rtx6000-ada": 48,
+# Memory of common cards in MiB as nvidia-smi reports it (memory.total) with recent drivers
+# (R525 and later; older drivers report a little less), not the nameplate: a "16 GB" T4 shows
+# 15360 MiB and an "80 GB" H100 81559 MiB. Figures from pasted nvidia-smi output in public issue
+# threads (e.g. NVIDIA/nccl#1264 for the H100, modal-labs/modal-client#2797 for T4/L4/A10/A100).
+# The CUDA context still takes a few hundred MiB of it: pass --headroom to keep that free.
+KNOWN_GPUS_MIB: dict[str, int] = {
+    "t4": 15360, "l4": 23034, "a10": 23028, "a10g": 23028, "l40": 46068, "l40s": 46068,
+    "a40": 46068, "a100-40g": 40960, "a100-80g": 81920, "h100-80g": 81559, "h100-94g": 95830,
+    "h200": 143771, "v100-16g": 16384, "v100-32g": 32768, "rtx3060": 12288, "rtx3080": 10240,
+    "rtx3090": 24576, "rtx4060ti-16g": 16380, "rtx4070": 12282, "rtx4080": 16376,
+    "rtx4090": 24564, "rtx5090": 32607, "rtx-a6000": 49140, "rtx6000-ada": 49140,
 }
 
 _UNITS = {
@@ -60,12 +63,12 @@ def parse_gpus(spec: str) -> tuple[GPU, ...]:
 
 def _one_gpu(item: str) -> GPU:
     key = item.lower().replace("_", "-")
-    if key in KNOWN_GPUS:
-        return GPU(key, KNOWN_GPUS[key] * GIB)
+    if key in KNOWN_GPUS_MIB:
+        return GPU(key, KNOWN_GPUS_MIB[key] * MIB)
     try:
         capacity = parse_size(item)
     except ValueError:
-        known = ", ".join(sorted(KNOWN_GPUS))
+        known = ", ".join(sorted(KNOWN_GPUS_MIB))
         raise ValueError(f"unknown GPU {item!r}: give a size (24GiB) or one of {known}") from None
     if capacity <= 0:  # llama.cpp's split is proportional to memory: a 0-byte card has no share
         raise ValueError(f"a GPU of {item!r} holds nothing: give its memory, e.g. 24GiB")
