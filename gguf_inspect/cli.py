@@ -305,6 +305,9 @@ FlashAttnOption = Annotated[Optional[str], typer.Option(
 SwaFullOption = Annotated[Optional[bool], typer.Option(
     "--swa-full/--no-swa-full", help="Full-size sliding-window cache (default on).",
     show_default=False)]
+KvUnifiedOption = Annotated[Optional[bool], typer.Option(
+    "--kv-unified/--no-kv-unified", help="One KV buffer shared by all sequences, as llama.cpp's "
+                                         "--kv-unified (default off).", show_default=False)]
 NoMmapOption = Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")]
 
 
@@ -332,6 +335,7 @@ def runtime_command(
                       "llama_model_default_params).",
         show_default=False)] = None,
     swa_full: SwaFullOption = None,
+    kv_unified: KvUnifiedOption = None,
     log_file: Annotated[Optional[str], typer.Option(
         "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
     from_log: Annotated[Optional[str], typer.Option(
@@ -348,7 +352,7 @@ def runtime_command(
     given = {"n_ctx": ctx, "n_batch": batch, "n_ubatch": ubatch, "n_parallel": parallel,
              "cache_type_k": cache_type_k, "cache_type_v": cache_type_v,
              "flash_attn": flash_attn, "n_gpu_layers": ngl, "swa_full": swa_full,
-             "use_mmap": False if no_mmap else None}
+             "kv_unified": kv_unified, "use_mmap": False if no_mmap else None}
     settings = {name: value for name, value in given.items() if value is not None}
 
     def run() -> tuple[str, int]:
@@ -378,6 +382,7 @@ def vram_command(
     cache_type_v: CacheTypeVOption = None,
     flash_attn: FlashAttnOption = None,
     swa_full: SwaFullOption = None,
+    kv_unified: KvUnifiedOption = None,
     no_mmap: NoMmapOption = False,
     headroom: Annotated[Optional[str], typer.Option(
         "--headroom", metavar="SIZE", help="Memory to keep free on each GPU (default 0).",
@@ -397,7 +402,8 @@ def vram_command(
         options = VramOptions(
             gpu=gpu, n_ctx=ctx, n_gpu_layers=ngl, n_batch=batch, n_ubatch=ubatch,
             n_parallel=parallel, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
-            flash_attn=flash_attn, swa_full=swa_full, use_mmap=False if no_mmap else None,
+            flash_attn=flash_attn, swa_full=swa_full, kv_unified=kv_unified,
+            use_mmap=False if no_mmap else None,
             headroom=headroom, plan=plan)
         try:
             return run_vram(model, output_format, options)

@@ -298,3 +298,20 @@ def test_same_numbers_in_every_format() -> None:
     for item in document["buffers"]:
         assert f"{item['bytes']:,}" in table
         assert f"{item['bytes']:,}" in markdown
+
+
+def test_kv_unified_flag_reaches_both_audit_and_runtime_and_llama_cpp_agrees() -> None:
+    """--kv-unified (llama.cpp's -kvu): one stream for all sequences; the SWA cache holds
+    n_swa x n_seq_max + n_ubatch cells (llama_kv_cache_iswa). The runtime is the judge."""
+    args = ["--parallel", "3", "--no-swa-full", "--kv-unified", "--json"]
+    audit_document = json.loads(vram(GEMMA, *args).output)
+    assert audit_document["config"]["kv_unified"] is True
+    caches = {cache["name"]: cache for cache in audit_document["kv_cache"]["caches"]}
+    assert caches["SWA"]["n_seqs"] == 1  # one stream, not three
+    runtime = runner.invoke(app, ["runtime", GEMMA, *args])
+    assert runtime.exit_code == 0, runtime.output
+    document = json.loads(runtime.stdout)
+    assert document["config"]["kv_unified"] is True and document["all_match"] is True
+    cells = {check["quantity"]: check["runtime"] for check in document["checks"]}
+    assert cells["SWA KV cache cells"] == caches["SWA"]["cells"]
+    assert cells["KV cache cells"] == caches[""]["cells"]

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "cache_type_v": ("f16", "llama_context_default_params type_v"),
     "flash_attn": ("auto", "llama_context_default_params flash_attn_type"),
     "swa_full": (True, "llama_context_default_params"),
+    "kv_unified": (False, "llama_context_default_params"),
     "use_mmap": (True, "llama_model_default_params (load_mode auto: mmap)"),
     "n_gpu_layers": (-1, "llama_model_default_params: all layers"),
     "headroom": ("0", "no memory kept free beyond the buffers; the CUDA context takes a few "
@@ -47,6 +48,7 @@ class VramOptions:
     cache_type_v: str | None = None
     flash_attn: str | None = None
     swa_full: bool | None = None
+    kv_unified: bool | None = None
     use_mmap: bool | None = None
     headroom: str | None = None
     plan: bool = False
@@ -84,6 +86,7 @@ def build_config(values: dict[str, object]) -> MemoryConfig:
         n_parallel=int(values["n_parallel"]),  # type: ignore[call-overload]
         cache_type_k=str(values["cache_type_k"]), cache_type_v=str(values["cache_type_v"]),
         flash_attn=flash_attn, swa_full=bool(values["swa_full"]),
+        kv_unified=bool(values["kv_unified"]),
         use_mmap=bool(values["use_mmap"]),
         n_gpu_layers=int(values["n_gpu_layers"]),  # type: ignore[call-overload]
     )
