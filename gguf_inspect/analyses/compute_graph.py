@@ -163,6 +163,19 @@ class GraphShape:
     v_width_max: int  # V row width when V is stored transposed (no flash attention)
     k_rot: int = 0  # Hadamard rotation size for a quantized K cache (0: none)
     v_rot: int = 0  # the same for a quantized V cache
+    n_seqs: int = 0  # n_seq_max, the reserve's sequences (0: n_stream, which it is unless unified)
+
+
+@dataclass(frozen=True)
+class Cache:
+    """The graph inputs of one KV cache (llama_kv_cache::build_input_k_idxs / _v_idxs /
+    _k_rot / _v_rot, build_attn_inp_kq_mask)."""
+
+    k_idxs: Node
+    v_idxs: Node
+    mask: Node
+    k_rot: Node | None
+    v_rot: Node | None
 
 
 def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
@@ -170,20 +183,26 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     tokens output), in llama.cpp's node order, and its unused inputs: ``inp_embd``, the
     embeddings-input path that ``build_inp_embd`` (llama-graph.cpp) keeps beside the token path
     and ``ggml_build_forward_select`` leaves allocated for the whole graph."""
-    tokens = shape.n_tokens
+    # graph_reserve (llama-context.cpp) rounds n_tokens up to a multiple of the sequences (the
+    # reserve ubatch holds n_tokens / n_seqs tokens per sequence); n_outputs stays as given
+    n_seqs = shape.n_seqs or shape.n_stream
+    tokens = -(-shape.n_tokens // n_seqs) * n_seqs
     weight = Node("weight", "NONE", 0, external=True)
     cache = Node("cache", "NONE", 0, external=True)
     inp_tokens = Node("inp_tokens", "NONE", 4 * tokens, is_input=True)
     inp_pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
-    k_idxs = Node("k_idxs", "NONE", 8 * tokens, is_input=True)
     v_idx_count = tokens if shape.flash_attn else tokens * shape.v_width_max
-    v_idxs = Node("v_idxs", "NONE", 8 * v_idx_count, is_input=True)
     mask_bytes = 2 if shape.flash_attn else 4
-    masks = {swa: Node(f"mask{n_kv}", "NONE", mask_bytes * n_kv * tokens, is_input=True)
-             for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
+    # One set of cache inputs per KV cache: a sliding-window model has two caches (base and
+    # SWA, build_attn_inp_kv_iswa), each with its own k/v row indices, mask and rotations.
+    caches = {swa: Cache(
+        k_idxs=Node(f"k_idxs{n_kv}", "NONE", 8 * tokens, is_input=True),
+        v_idxs=Node(f"v_idxs{n_kv}", "NONE", 8 * v_idx_count, is_input=True),
+        mask=Node(f"mask{n_kv}", "NONE", mask_bytes * n_kv * tokens, is_input=True),
+        k_rot=Node("k_rot", "NONE", 4 * shape.k_rot**2, is_input=True) if shape.k_rot else None,
+        v_rot=Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None)
+        for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
     out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
-    k_rot = Node("k_rot", "NONE", 4 * shape.k_rot**2, is_input=True) if shape.k_rot else None
-    v_rot = Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None
     nodes: list[Node] = []
 
     def add(name: str, op: str, floats: int, *srcs: Node, view_of: Node | None = None) -> Node:
@@ -201,39 +220,56 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             return x
         return add(x.name + "_rot", "MUL_MAT", width * tokens, rot, view(x))
 
-    def norm(x: Node, width: int) -> Node:
-        return add("norm_w", "MUL", width * tokens, add("norm", "RMS_NORM", width * tokens, x),
+    def norm(x: Node, width: int, rows: int = tokens) -> Node:
+        return add("norm_w", "MUL", width * rows, add("norm", "RMS_NORM", width * rows, x),
                    weight)
 
     inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
     n_layer = len(shape.n_head)
+    iswa = any(shape.is_swa)  # two caches: build_attn_inp_kv_iswa and its build_attn
     for il in range(n_layer):
+        cache_inputs = caches[shape.is_swa[il]]
+        k_rot, v_rot = cache_inputs.k_rot, cache_inputs.v_rot
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
         attn_in = norm(inp_l, shape.n_embd)
-        q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
-        if shape.gemma:
-            q = norm(view(q), q_width)
-        q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-        if shape.gemma:  # models/gemma3.cpp builds Q, K and V before build_attn
-            q = add("Qscaled", "SCALE", q_width * tokens, q)
-            k = add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in)
-            k = add("Krope", "ROPE", k_width * tokens, norm(view(k), k_width), inp_pos)
-            v = add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in)
-            q = rotate(q, k_rot, q_width)
-            v = rotate(v, v_rot, v_width)
-            k = rotate(k, k_rot, k_width)
-        else:  # build_attn expands q, v, k in this order; each pulls in its own chain
-            q = rotate(q, k_rot, q_width)
-            v = rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot, v_width)
-            k = add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in)
-            k = rotate(add("Krope", "ROPE", k_width * tokens, view(k), inp_pos), k_rot, k_width)
-        add("set_k", "SET_ROWS", 0, view(k), k_idxs, cache, view_of=cache)
-        add("set_v", "SET_ROWS", 0, view(v), v_idxs, cache, view_of=cache)
-        mask = masks[shape.is_swa[il]]
+
+        def project_q() -> Node:
+            q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
+            if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
+                q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
+                q = add("Qscaled", "SCALE", q_width * tokens, q)
+            else:  # ROPE on the reshaped Qcur (a view: never in place)
+                q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+            return rotate(q, k_rot, q_width)
+
+        def project_k() -> Node:
+            k = view(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in))
+            if shape.gemma:
+                k = norm(k, k_width)
+            return rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
+
+        def project_v() -> Node:
+            return rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot,
+                          v_width)
+
+        # Nodes enter the graph in build_attn's ggml_build_forward_expand order, each pulling
+        # in its whole chain (models/gemma3.cpp only creates Q, K and V before build_attn):
+        # q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa), q, v, k for
+        # the plain one (llm_graph_input_attn_kv).
+        q = project_q()
+        if iswa:
+            k = project_k()
+            v = project_v()
+        else:
+            v = project_v()
+            k = project_k()
+        add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache, view_of=cache)
+        add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache, view_of=cache)
+        mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
         if shape.flash_attn:
             attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), cache, cache, mask)
@@ -245,23 +281,25 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
         attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
         cur = add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn))
-        if shape.gemma:
-            cur = norm(cur, shape.n_embd)
-        if il == n_layer - 1:  # build_inp_out_ids: the rows that produce outputs
-            cur = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, cur, out_ids)
-            inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, inp_l, out_ids)
-        rows = shape.n_outputs if il == n_layer - 1 else tokens
+        last = il == n_layer - 1
+        rows = shape.n_outputs if last else tokens
+        if last:  # build_inp_out_ids: the rows that produce outputs
+            cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
+        if shape.gemma:  # attn_post_norm, on the output rows (the ADD expands it first)
+            cur = norm(cur, shape.n_embd, rows)
+        if last:
+            inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
         residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
-        ffn_in = norm(residual, shape.n_embd)
+        ffn_in = norm(residual, shape.n_embd, rows)
         width = shape.n_ff[il]
         gate = add("ffn_gate", "MUL_MAT", width * rows, weight, ffn_in)
         up = add("ffn_up", "MUL_MAT", width * rows, weight, ffn_in)
         act = add("ffn_glu", "GLU", width * rows, gate, up)
         cur = add("ffn_out", "MUL_MAT", shape.n_embd * rows, weight, act)
         if shape.gemma:
-            cur = norm(cur, shape.n_embd)
+            cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
-    result_norm = norm(inp_l, shape.n_embd)
+    result_norm = norm(inp_l, shape.n_embd, shape.n_outputs)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     logits.is_output = True
