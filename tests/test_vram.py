@@ -315,3 +315,14 @@ def test_kv_unified_flag_reaches_both_audit_and_runtime_and_llama_cpp_agrees() -
     cells = {check["quantity"]: check["runtime"] for check in document["checks"]}
     assert cells["SWA KV cache cells"] == caches["SWA"]["cells"]
     assert cells["KV cache cells"] == caches[""]["cells"]
+
+
+def test_unified_cache_reserve_rounds_tokens_to_the_sequences_like_llama_cpp() -> None:
+    """graph_reserve (llama-context.cpp) rounds the 512-token reserve up to a multiple of
+    n_seq_max (513 for 3 sequences) whether or not the cache is unified: the compute estimate
+    must then equal the runtime's figure at the log's 0.0001 MiB."""
+    result = runner.invoke(app, ["runtime", UNTIED, "--parallel", "3", "--kv-unified", "--json"])
+    assert result.exit_code == 0, result.output
+    checks = {check["quantity"]: check for check in json.loads(result.stdout)["checks"]}
+    compute = checks["CPU compute buffer"]
+    assert round(compute["predicted"], 4) == round(compute["runtime"], 4)

@@ -681,7 +681,7 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff,
         n_head=hparams.n_head, n_head_kv=hparams.n_head_kv, head_k=hparams.head_k,
         head_v=hparams.head_v, n_vocab=hparams.n_vocab, n_kv=n_kv, is_swa=hparams.is_swa,
-        n_stream=1 if context.kv_unified else context.n_seq_max,
+        n_stream=1 if context.kv_unified else context.n_seq_max, n_seqs=context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
         v_width_max=max(hparams.n_embd_v_gqa, default=0),
         k_rot=rotation_size(context.type_k, hparams.head_k, largest=True),
