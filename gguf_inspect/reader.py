@@ -7,7 +7,9 @@ By default the first problem raises; ``validate`` passes a ``problems`` list ins
 problem after which parsing can still go on (bad UTF-8, duplicates, bad shapes, misplaced tensor
 data, a bad alignment) is collected there; problems that leave the rest of the header
 unreadable (truncation, unknown value types, bad counts, n_dims > 4) still raise, and so does
-the hundredth problem, so a garbage file cannot produce an endless list.
+the hundredth problem, so a garbage file cannot produce an endless list. String arrays are
+only previewed while parsing (their other items are skipped by length); ``invalid_strings``
+looks at every item for ``validate``.
 Why not gguf-py's GGUFReader: it materializes every array (seconds and hundreds of MiB on a
 262k-token vocabulary); gguf-py stays the independent oracle in the tests.
 """
@@ -202,6 +204,36 @@ class _Cursor:
                     break
                 index += 1
                 yield buffer[local + 8:end].decode("utf-8", errors="backslashreplace")
+                local = end
+            self.position = self.buffer_start + local
+
+    def raw_strings(self, count: int, field: str) -> Iterator[tuple[int, bytes]]:
+        """``count`` length-prefixed strings undecoded, each with the absolute offset of its
+        length prefix: for checking every item (``invalid_strings``), not for display.
+
+        The same passes as ``strings``: one item through the cursor (which refills the buffer
+        and raises TruncatedError for a length past the end), then every following item that
+        lies whole in the buffer sliced directly.
+        """
+        unpack_length = (self._formats.get("Q") or struct.Struct(self.order + "Q")).unpack_from
+        index = 0
+        while index < count:
+            start = self.position
+            length = self.unpack("Q", f"{field}[{index}] length")
+            if length > self.remaining():
+                raise TruncatedError(
+                    f"string length {length} exceeds the {self.remaining()} byte(s) left",
+                    offset=start, field=f"{field}[{index}]")
+            yield start, self.take(length, f"{field}[{index}]")
+            index += 1
+            buffer, buffered = self.buffer, len(self.buffer)
+            local = self.position - self.buffer_start
+            while index < count and local + 8 <= buffered:
+                end = local + 8 + unpack_length(buffer, local)[0]
+                if end > buffered:
+                    break
+                index += 1
+                yield self.buffer_start + local, buffer[local + 8:end]
                 local = end
             self.position = self.buffer_start + local
 
@@ -516,12 +548,43 @@ def read_array(source: ByteSource, array: ArrayValue, byte_order: str = "little"
     return result
 
 
+def invalid_strings(source: ByteSource, array: ArrayValue, field: str,
+                    byte_order: str = "little", start: int = 0) -> Iterator[FormatError]:
+    """A FormatError for every item of a string array that is not valid UTF-8, in item order.
+
+    The header reader only previews string arrays (a 262k-token vocabulary stays unread on the
+    header-only path); ``validate`` calls this to look at every item. ``start`` is where the file
+    holding the array begins in ``source`` (a shard of a split model; 0 otherwise): the array's
+    offsets count inside that file, and so do the offsets in the errors. Each error points at the
+    first bad byte and names the item (``field[12]``).
+    """
+    if array.item_type != VALUE_TYPE_STRING:
+        return
+    cursor = _Cursor(source, "<" if byte_order == "little" else ">")
+    cursor.position = cursor.buffer_start = start + array.offset
+    for index, (offset, raw) in enumerate(cursor.raw_strings(array.count, field)):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield FormatError(f"invalid UTF-8 in string ({error.reason})",
+                              offset=offset - start + 8 + error.start, field=f"{field}[{index}]")
+
+
+def _file_name(source: ByteSource, tensor: TensorInfo) -> str:
+    """The file that holds ``tensor``: its shard's own name when the source is a split model."""
+    shard_names = getattr(source, "shard_names", None)
+    if shard_names and tensor.shard < len(shard_names):
+        return str(shard_names[tensor.shard])
+    return source.name
+
+
 def read_tensor_bytes(source: ByteSource, tensor: TensorInfo, start: int = 0,
                       length: int | None = None) -> bytes:
     """Raw bytes of a tensor's data (a slice of it with ``start`` / ``length``)."""
     length = tensor.n_bytes - start if length is None else length
     data = source.read_at(tensor.offset + start, length)
     if len(data) < length:
-        raise TruncatedError("file ends inside tensor data", path=source.name,
-                             offset=tensor.offset + start + len(data), field=tensor.name)
+        # Named as the file that holds the tensor and the byte inside it, as for a single file.
+        raise TruncatedError("file ends inside tensor data", path=_file_name(source, tensor),
+                             offset=tensor.file_offset + start + len(data), field=tensor.name)
     return data

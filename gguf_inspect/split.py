@@ -5,7 +5,9 @@ checked the way llama.cpp's model loader checks it (``split.count``, ``split.no`
 ``split.tensors.count`` against the tensors really found, no tensor twice), and one merged model
 is presented: the first shard's metadata (the only metadata llama.cpp reads), every shard's
 tensors tagged with their shard, and totals over all shards. The shards' bytes are laid end to
-end, so a merged tensor's ``offset`` reads its data through this source like any other.
+end, so a merged tensor's ``offset`` reads its data through this source like any other; each
+shard's own header (offsets inside that file) stays with the model for reports and checks that
+must name the file and the byte in it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from gguf_inspect.errors import FormatError, GGUFError, SourceError
-from gguf_inspect.model import GGUFFile, TensorInfo
+from gguf_inspect.model import GGUFFile, ShardFile, TensorInfo
 from gguf_inspect.source import ByteSource, is_remote
 
 SPLIT_COUNT = "split.count"
@@ -91,7 +93,9 @@ class SplitSource:
     """Every shard of a split model as one ``ByteSource`` whose ``read_model`` merges them.
 
     A file named like a shard whose header declares no split (or ``split.count`` 1) is just that
-    one file. ``open_file`` opens one file, local or remote.
+    one file. ``open_file`` opens one file, local or remote. A shard that is missing or whose
+    header cannot be read does not stop the others from being read: every shard's problems are
+    kept, and ``read_model`` hands them on (``validate`` lists them all, each with its file).
     """
 
     def __init__(self, location: str, open_file: Callable[[str], ByteSource]) -> None:
@@ -99,7 +103,8 @@ class SplitSource:
         self._open_file = open_file
         self._sources: list[ByteSource] = []
         self._headers: list[GGUFFile] = []
-        self._problems: list[GGUFError] = []
+        # (0-based shard, problem, fatal): fatal ones leave that shard's header unread.
+        self._problems: list[tuple[int, GGUFError, bool]] = []
         shard = parse_shard_name(location)
         if shard is None:
             raise SplitError("not a shard name (NAME-0000N-of-0000M.gguf)", path=location)
@@ -117,33 +122,52 @@ class SplitSource:
     def n_shards(self) -> int:
         return len(self._sources)
 
+    @property
+    def shard_names(self) -> tuple[str, ...]:
+        """Each shard's own location, in shard order (to name the file a problem is in)."""
+        return tuple(source.name for source in self._sources)
+
     # ---- opening and checking -----------------------------------------------------------------
 
     def _open_all(self, shard: ShardName) -> None:
         given = self._open_file(shard.location)
         self._sources.append(given)
-        given_header = self._read_header(given)
+        given_header = self._read_header(given, shard.number - 1)
+        if given_header is None:
+            return
         self._headers = [given_header]
         count = _int_value(given_header, SPLIT_COUNT)
         if count is None or count <= 1:
             return  # one whole file that only looks like a shard
         if count != shard.count:
-            raise SplitError(f"the name says {shard.count} shards but {SPLIT_COUNT} is {count}",
-                             path=shard.location, field=SPLIT_COUNT)
-        self._check_number(given_header, shard.number - 1, count)
+            self._fail(shard.number - 1, SplitError(
+                f"the name says {shard.count} shards but {SPLIT_COUNT} is {count}",
+                path=shard.location, field=SPLIT_COUNT))
+            return
+        if not self._check_number(given_header, shard.number - 1, count):
+            return
         sources: list[ByteSource] = []
         headers: list[GGUFFile] = []
         for number in range(1, count + 1):
             if number == shard.number:
-                source, header = given, given_header
-            else:
+                sources.append(given)
+                headers.append(given_header)
+                continue
+            try:
                 source = self._open_shard(shard.sibling(number), number, count)
-                self._sources.append(source)  # closed by __init__ if a later shard fails
-                header = self._read_header(source)
-                self._check_number(header, number - 1, count)
+            except SplitError as missing:  # told after the problems of the shards before it
+                self._fail(number - 1, missing)
+                continue
+            self._sources.append(source)  # closed by __init__ if a later shard fails
             sources.append(source)
-            headers.append(header)
+            header = self._read_header(source, number - 1)
+            if header is not None and self._check_number(header, number - 1, count):
+                headers.append(header)
         self._sources, self._headers = sources, headers
+
+    def _fail(self, index: int, error: GGUFError) -> None:
+        """Keep a problem that leaves shard ``index`` (0-based) unusable; read_model raises it."""
+        self._problems.append((index, error, True))
 
     def _open_shard(self, location: str, number: int, count: int) -> ByteSource:
         missing = f"missing shard {number} of {count}"
@@ -158,45 +182,66 @@ class SplitSource:
                 raise SplitError(missing, path=location) from error
             raise
 
-    def _read_header(self, source: ByteSource) -> GGUFFile:
-        """A shard's header; recoverable problems are kept for ``read_model`` to hand on."""
+    def _read_header(self, source: ByteSource, index: int) -> GGUFFile | None:
+        """Shard ``index``'s header (0-based), its problems kept for ``read_model`` to hand on;
+        None when a problem stopped the header from being read."""
         from gguf_inspect.reader import read_gguf_source
 
-        return read_gguf_source(source, self._problems)
+        collected: list[GGUFError] = []
+        try:
+            header: GGUFFile | None = read_gguf_source(source, collected)
+        except FormatError as fatal:
+            header = None
+            collected.append(fatal)
+        self._problems += [(index, problem, header is None and problem is collected[-1])
+                           for problem in collected]
+        return header
 
-    @staticmethod
-    def _check_number(header: GGUFFile, index: int, count: int) -> None:
+    def _check_number(self, header: GGUFFile, index: int, count: int) -> bool:
         """llama.cpp: every shard carries ``split.no`` equal to its place (0-based)."""
         number = _int_value(header, SPLIT_NO)
+        problem = None
         if number is None:
-            raise SplitError(f"shard {index + 1} of {count} has no {SPLIT_NO}", path=header.path,
-                             field=SPLIT_NO)
-        if number != index:
-            raise SplitError(f"{SPLIT_NO} is {number} but the name makes it shard {index} "
-                             f"(0-based) of {count}", path=header.path, field=SPLIT_NO)
-        declared = _int_value(header, SPLIT_COUNT)
-        if declared is not None and declared != count:
-            raise SplitError(f"{SPLIT_COUNT} is {declared} here but {count} in the other shards",
-                             path=header.path, field=SPLIT_COUNT)
+            problem = SplitError(f"shard {index + 1} of {count} has no {SPLIT_NO}",
+                                 path=header.path, field=SPLIT_NO)
+        elif number != index:
+            problem = SplitError(f"{SPLIT_NO} is {number} but the name makes it shard {index} "
+                                 f"(0-based) of {count}", path=header.path, field=SPLIT_NO)
+        else:
+            declared = _int_value(header, SPLIT_COUNT)
+            if declared is not None and declared != count:
+                problem = SplitError(f"{SPLIT_COUNT} is {declared} here but {count} in the "
+                                     "other shards", path=header.path, field=SPLIT_COUNT)
+        if problem is not None:
+            self._fail(index, problem)
+        return problem is None
 
     # ---- the merged model ---------------------------------------------------------------------
 
     def read_model(self, problems: list[GGUFError] | None = None) -> GGUFFile:
         """One model: the first shard's metadata and every shard's tensors, offsets end to end.
 
-        As ``reader.read_gguf_source``: with ``problems``, recoverable problems are appended
-        there; without it, the first one raises.
+        As ``reader.read_gguf_source``: with ``problems``, every shard's problems (in shard
+        order, each naming its file) are appended there, and when one of them left a shard
+        unusable that one is raised as well (it is in the list already); without it, the first
+        one raises.
         """
+        ordered = [problem for _, problem, _ in sorted(self._problems, key=lambda item: item[0])]
+        fatal = [problem for _, problem, is_fatal in self._problems if is_fatal]
+        if problems is None and ordered:
+            raise ordered[0]
         if problems is not None:
-            problems.extend(self._problems)
-        elif self._problems:
-            raise self._problems[0]
+            problems.extend(ordered)
+        if fatal:
+            raise min(fatal, key=ordered.index)  # the first in shard order
         first = self._headers[0]
         if len(self._headers) == 1:
             return replace(first, path=self.name)
         tensors: list[TensorInfo] = []
         index: dict[str, TensorInfo] = {}
+        shards: list[ShardFile] = []
         for number, (header, start) in enumerate(zip(self._headers, self._starts)):
+            shards.append(ShardFile(header=header, start=start))
             for tensor in header.tensors:
                 if tensor.name in index:
                     raise SplitError(f"tensor {tensor.name!r} is in shard "
@@ -204,7 +249,8 @@ class SplitSource:
                                      path=header.path, offset=tensor.info_offset,
                                      field=tensor.name)
                 merged = replace(tensor, offset=tensor.offset + start,
-                                 info_offset=tensor.info_offset + start, shard=number)
+                                 info_offset=tensor.info_offset + start, shard=number,
+                                 shard_start=start)
                 tensors.append(merged)
                 index[tensor.name] = merged
         expected = _int_value(first, SPLIT_TENSORS_COUNT)
@@ -216,7 +262,7 @@ class SplitSource:
                              f"shards hold {len(tensors)} tensors", path=first.path,
                              field=SPLIT_TENSORS_COUNT)
         return replace(first, path=self.name, file_size=self.size, tensors=tuple(tensors),
-                       tensor_index=index)
+                       tensor_index=index, shards=tuple(shards))
 
     # ---- ByteSource ---------------------------------------------------------------------------
 

@@ -12,7 +12,13 @@ import pytest
 
 from gguf_inspect.errors import FormatError, SourceError, TruncatedError
 from gguf_inspect.model import ArrayValue
-from gguf_inspect.reader import MAX_CHUNK, read_array, read_gguf, read_gguf_source
+from gguf_inspect.reader import (
+    MAX_CHUNK,
+    invalid_strings,
+    read_array,
+    read_gguf,
+    read_gguf_source,
+)
 from gguf_inspect.source import LocalFileSource, open_source
 
 
@@ -190,6 +196,46 @@ def test_strings_straddling_every_read_edge_decode_exactly(tmp_path: Path) -> No
         decoded = read_array(source, array)
         assert max(source.reads) <= 97 and len(source.reads) > 300
     assert decoded == [item.decode("utf-8", errors="backslashreplace") for item in tokens]
+
+
+def _part_starts(field: gguf.ReaderField) -> list[int]:
+    """Absolute offset of each part of a field, from gguf-py's parse (not the reader's)."""
+    starts, position = [], int(field.offset)
+    for part in field.parts:
+        starts.append(position)
+        position += part.nbytes
+    return starts
+
+
+@pytest.mark.parametrize("read_ahead", [None, (61, 97)], ids=["default-reads", "tiny-reads"])
+def test_invalid_strings_finds_every_bad_item_at_its_first_bad_byte(
+        tmp_path: Path, read_ahead: tuple[int, int] | None) -> None:
+    # The vocabulary with bad start bytes, cut-off sequences, lone continuation bytes and
+    # encoded surrogates: which items are bad and where comes from Python's own decoder on the
+    # item bytes gguf-py located; tiny reads put items across every read edge.
+    path = tmp_path / "vocab.gguf"
+    tokens = _vocabulary_with_odd_items(3_000)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", tokens)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    field = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"]
+    starts = _part_starts(field)
+    expected = []
+    for index, part in enumerate(field.data):
+        try:
+            bytes(field.parts[part]).decode("utf-8")
+        except UnicodeDecodeError as error:
+            expected.append((f"tokenizer.ggml.tokens[{index}]", starts[part] + error.start))
+    assert len(expected) > 1000  # four of the nine kinds of item are invalid
+    gguf_file = read_gguf(path)  # the header-only read does not look at the items
+    array = gguf_file.value("tokenizer.ggml.tokens")
+    with _CountingSource(path, read_ahead) as source:
+        found = [(error.field, error.offset)
+                 for error in invalid_strings(source, array, "tokenizer.ggml.tokens")]
+    assert found == expected
 
 
 def _string_array_file(path: Path, items: list[bytes], tail: bytes) -> ArrayValue:

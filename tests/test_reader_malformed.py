@@ -8,6 +8,7 @@ offset and the size of each of its parts), never from the reader under test.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from dataclasses import dataclass
@@ -422,3 +423,25 @@ def test_a_huge_key_is_named_by_position_so_the_error_stays_one_short_line(
         read_gguf(path)
     assert caught.value.field == "kv[1] value type" and caught.value.offset == type_at
     assert len(str(caught.value)) < 200
+
+
+# ---- bad UTF-8 inside a string array: lazy on the header-only path, an error in validate ------
+
+@pytest.mark.parametrize("item", [3, 100], ids=["in-the-preview", "past-the-preview"])
+def test_invalid_utf8_in_a_vocabulary_item(tmp_path: Path, item: int) -> None:
+    # The header-only path skips vocabulary items by length (it must stay lazy on a 262k-token
+    # vocabulary), so the file still reports; validate decodes every item and names this one at
+    # its byte, as it names a bad scalar string. Where the item's bytes sit: gguf-py's parse.
+    bad_byte = _tokens.parts[5 + 2 * item + 1]  # parts: ..., count, then (length, bytes) each
+    path = tmp_path / "bad-token.gguf"
+    path.write_bytes(_replace(bad_byte, b"\xff")(bytearray(LAYOUT.data)))
+    read_gguf(path)
+    assert RUNNER.invoke(app, [str(path)]).exit_code == 0
+    listing = RUNNER.invoke(app, [str(path), "--metadata", "--full", "--json"])
+    assert listing.exit_code == 0, listing.output  # shown escaped, not a crash
+    result = RUNNER.invoke(app, ["validate", "--json", str(path)])
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["problems"] == [{
+        "severity": "error", "kind": "format", "message": "invalid UTF-8 in string "
+        "(invalid start byte)", "offset": bad_byte, "field": f"tokenizer.ggml.tokens[{item}]",
+        "file": str(path)}]

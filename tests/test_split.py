@@ -4,6 +4,7 @@ the same shards (model size and parameter count) and refuses the same broken set
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gguf_inspect.analyses.summary import summarize
+from gguf_inspect.analyses.validate import validate_file
 from gguf_inspect.cli import app
 from gguf_inspect.errors import FormatError
 from gguf_inspect.reader import read_gguf, read_gguf_source, read_tensor_bytes
@@ -171,3 +173,120 @@ def test_missing_remote_shard_is_exit_3(shard_copy: list[Path]) -> None:
         result = CliRunner().invoke(app, [server.url(shard_copy[0].name), "--json"])
     assert result.exit_code == 3
     assert "missing shard 3 of 3" in result.stderr
+
+
+# ---- validate and listings: each shard on its own terms ------------------------------------------
+
+def _oracle_tensors(shards: list[Path]) -> dict[str, tuple[int, int, int, int]]:
+    """Per tensor (gguf-py on each shard file): shard (1-based), the start of its header entry
+    and of its data (absolute offsets inside that shard), and its bytes."""
+    return {tensor.name: (number, int(tensor.field.offset), int(tensor.data_offset),
+                          int(tensor.n_bytes))
+            for number, path in enumerate(shards, start=1)
+            for tensor in gguf.GGUFReader(path).tensors}
+
+
+def test_a_valid_split_model_validates_with_no_problem(shards: list[Path]) -> None:
+    # gguf-py's writer packs every shard's tensors from that shard's own data offset; llama.cpp
+    # loads these shards (test above), so nothing may be flagged, with or without --data.
+    for given in shards:
+        report = validate_file(str(given), data=True)
+        assert report.problems == () and report.valid, report.problems
+        assert report.files == tuple(str(path) for path in shards)
+        assert sum(check.n_elements for check in report.tensors if check.checked) == sum(
+            int(tensor.n_elements) for path in shards for tensor in gguf.GGUFReader(path).tensors)
+    result = CliRunner().invoke(app, ["validate", str(shards[0])])
+    assert result.exit_code == 0
+    assert "warnings                 0" in result.stdout and "shards read              3" in (
+        result.stdout)
+
+
+def test_tensor_offsets_are_inside_the_shard_that_holds_them(shards: list[Path]) -> None:
+    expected = _oracle_tensors(shards)
+    assert all(offset + n_bytes <= shards[shard - 1].stat().st_size
+               for shard, _, offset, n_bytes in expected.values())
+    result = CliRunner().invoke(app, [str(shards[1]), "--tensors", "--json"])
+    assert result.exit_code == 0
+    listed = {t["name"]: (t["shard"], t["offset"]) for t in json.loads(result.stdout)["tensors"]}
+    assert listed == {name: (shard, offset) for name, (shard, _, offset, _) in expected.items()}
+    table = CliRunner().invoke(app, [str(shards[1]), "--tensors"]).stdout
+    name, (shard, _, offset, _) = next((name, facts) for name, facts in expected.items()
+                                       if facts[0] == 2)
+    row = next(line for line in table.splitlines() if line.startswith(name + " "))
+    assert row.split()[-2:] == [str(offset), str(shard)]
+    # The merged source still reads each tensor's bytes from the right shard.
+    merged = read_gguf(shards[1])
+    assert all(merged.tensor(name).file_offset == offset
+               for name, (_, _, offset, _) in expected.items())
+
+
+def test_a_cut_shard_is_named_with_offsets_inside_it(shards: list[Path],
+                                                     shard_copy: list[Path]) -> None:
+    cut = 5000
+    with open(shard_copy[2], "r+b") as handle:
+        handle.truncate(cut)
+    expected = [(str(shard_copy[2]), entry, f"tensor data [{data}, {data + n_bytes}) runs past "
+                 f"the end of the file ({cut} bytes)")
+                for _, (shard, entry, data, n_bytes) in sorted(
+                    _oracle_tensors(shards).items(), key=lambda item: item[1][1])
+                if shard == 3 and data + n_bytes > cut]
+    assert len(expected) == 5
+    report = validate_file(str(shard_copy[0]), data=True)
+    assert not report.valid
+    assert [(p.file, p.offset, p.message) for p in report.problems] == expected
+    assert all(p.offset < cut for p in report.problems)
+    result = CliRunner().invoke(app, ["validate", "--json", str(shard_copy[1])])
+    assert result.exit_code == 3
+    assert {p["file"] for p in json.loads(result.stdout)["problems"]} == {str(shard_copy[2])}
+    table = CliRunner().invoke(app, ["validate", str(shard_copy[0])]).stdout
+    assert f"{shard_copy[2]}  " in table  # a file column for a split model
+    # The plain command stops at the first, named the same way.
+    plain = CliRunner().invoke(app, [str(shard_copy[0])])
+    assert plain.exit_code == 3
+    assert plain.stderr.startswith(f"error: {shard_copy[2]}: {expected[0][2]} at byte "
+                                   f"{expected[0][1]} ")
+
+
+def test_packing_and_data_problems_name_their_shard(shards: list[Path],
+                                                   shard_copy: list[Path]) -> None:
+    # In shard 2 two tensors of the same size trade data offsets (llama.cpp wants header order:
+    # a warning at the first, against shard 2's own data offset), and the f32 norm gets a NaN.
+    oracle = gguf.GGUFReader(shards[1])
+    by_size: dict[int, list[gguf.ReaderTensor]] = {}
+    for tensor in oracle.tensors:
+        by_size.setdefault(int(tensor.n_bytes), []).append(tensor)
+    first, second = next(group for group in by_size.values() if len(group) >= 2)[:2]
+    norm = next(t for t in oracle.tensors if t.tensor_type == gguf.GGMLQuantizationType.F32)
+    data = bytearray(shard_copy[1].read_bytes())
+    base = int(oracle.data_offset)
+    for tensor, other in ((first, second), (second, first)):
+        offset_part = int(tensor.field.offset) + sum(part.nbytes for part in tensor.field.parts[:5])
+        struct.pack_into("<Q", data, offset_part, int(other.data_offset) - base)
+    struct.pack_into("<f", data, int(norm.data_offset), float("nan"))
+    shard_copy[1].write_bytes(bytes(data))
+    report = validate_file(str(shard_copy[0]), data=True)
+    assert [(p.severity, p.kind, p.file, p.offset, p.field) for p in report.problems] == [
+        ("warning", "llama.cpp", str(shard_copy[1]), int(first.field.offset),
+         f"{first.name} offset"),
+        ("error", "data", str(shard_copy[1]), int(norm.data_offset), norm.name)]
+    assert f"llama.cpp expects it at byte {int(first.data_offset)}" in report.problems[0].message
+
+
+def test_every_broken_shard_is_listed_with_its_file(shards: list[Path],
+                                                    shard_copy: list[Path]) -> None:
+    # Shard 2 gone and shard 3's header cut inside its fourth tensor entry: validate lists
+    # both, in shard order; the plain command names the first.
+    shard_copy[1].unlink()
+    fourth = gguf.GGUFReader(shards[2]).tensors[3].field
+    cut = int(fourth.offset) + 8 + 5  # inside the name, after its 8-byte length
+    shard_copy[2].write_bytes(shards[2].read_bytes()[:cut])
+    report = validate_file(str(shard_copy[0]))
+    assert not report.valid and not report.header_read
+    assert [(p.file, p.message) for p in report.problems][0] == (
+        str(shard_copy[1]), "missing shard 2 of 3")
+    last = report.problems[1]
+    assert (last.file, last.kind, last.offset) == (str(shard_copy[2]), "truncated",
+                                                   int(fourth.offset))
+    assert len(report.problems) == 2
+    plain = CliRunner().invoke(app, [str(shard_copy[0])])
+    assert plain.exit_code == 3 and "missing shard 2 of 3" in plain.stderr

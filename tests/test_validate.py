@@ -287,3 +287,40 @@ def test_long_tensor_names_are_a_llama_cpp_warning(tmp_path: Path) -> None:
     assert [p.message for p in report.problems if p.severity == WARNING] == [
         "tensor name is 64 bytes, llama.cpp allows at most 63"] * 2
     assert not llama_cpp_accepts(path)
+
+
+def test_bad_vocabulary_items_are_errors_listed_up_to_ten_then_counted(tmp_path: Path) -> None:
+    # 25 of 40 tokens are not UTF-8: the first ten are listed at their bytes (gguf-py's parse
+    # locates them), the other fifteen counted in one more error, so a broken vocabulary cannot
+    # bury the rest of the list.
+    path = tmp_path / "bad-vocab.gguf"
+    tokens = [f"ok{i}".encode() if i % 8 in (0, 3, 6) else b"x\xc3" for i in range(40)]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", tokens)
+    writer.add_tensor("token_embd.weight", np.zeros((40, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    field = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"]
+    starts, position = [], int(field.offset)
+    for part in field.parts:
+        starts.append(position)
+        position += part.nbytes
+    bad = [(index, starts[part]) for index, part in enumerate(field.data)
+           if bytes(field.parts[part]) == b"x\xc3"]
+    assert len(bad) == 25
+    report = validate_file(str(path))
+    assert not report.valid and all(p.severity == ERROR and p.kind == "format"
+                                    for p in report.problems)
+    listed = [(p.field, p.offset) for p in report.problems[:10]]
+    # The cut-off two-byte sequence fails at its lead byte, one past the 'x'.
+    assert listed == [(f"tokenizer.ggml.tokens[{index}]", at + 1) for index, at in bad[:10]]
+    assert [p.message for p in report.problems[10:]] == [
+        "15 more item(s) with invalid UTF-8 (25 in all)"]
+    assert report.problems[10].field == "tokenizer.ggml.tokens"
+    assert {p.file for p in report.problems} == {str(path)}
+    table = RUNNER.invoke(app, ["validate", str(path)])
+    assert table.exit_code == 3 and "tokenizer.ggml.tokens[1]" in table.stdout
+    header = next(line for line in table.stdout.splitlines() if line.startswith("severity"))
+    assert header.split() == ["severity", "kind", "at", "byte", "field", "problem"]  # one file

@@ -4,7 +4,9 @@
 The header checks are the reader's own, run in its collecting mode, plus the rules llama.cpp's
 loader (``gguf_init_from_file_impl`` in ggml/src/gguf.cpp) enforces that the reader tolerates;
 those come back as warnings: the file is well-formed GGUF, but llama.cpp would refuse it.
-Errors make the file invalid; warnings do not.
+Errors make the file invalid; warnings do not. A split model is checked file by file: every
+problem names the shard it is in and a byte offset inside that shard, and each shard's tensor
+data is held to that shard's own data section.
 """
 
 from __future__ import annotations
@@ -12,16 +14,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from gguf_inspect.constants import FLOAT_TYPE_IDS, GGML_TYPES, PLAIN_TYPE_IDS, VALUE_TYPE_ARRAY
+from gguf_inspect.constants import (
+    FLOAT_TYPE_IDS,
+    GGML_TYPES,
+    PLAIN_TYPE_IDS,
+    VALUE_TYPE_ARRAY,
+    VALUE_TYPE_STRING,
+)
 from gguf_inspect.errors import FormatError, GGUFError, TruncatedError
 from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
-from gguf_inspect.reader import MAX_LABEL, read_gguf_source, read_tensor_bytes
+from gguf_inspect.reader import MAX_LABEL, invalid_strings, read_gguf_source, read_tensor_bytes
 from gguf_inspect.source import ByteSource, open_source
 
 ERROR = "error"
 WARNING = "warning"
 GGML_MAX_NAME = 64  # llama.cpp refuses tensor names of this many bytes or more
 PRESENCE_CHUNK_BYTES = 16 << 20  # raw bytes read at a time when a type is only checked for presence
+# Bad items listed one by one per string array; the rest are counted in one more problem, so a
+# vocabulary of broken tokens cannot bury everything else.
+MAX_BAD_ITEMS_LISTED = 10
 
 # (bytes done, bytes in all, tensor now being read): called after every chunk of --data.
 ProgressCallback = Callable[[int, int, str], None]
@@ -34,8 +45,9 @@ class Problem:
     severity: str  # ERROR (the file is invalid) or WARNING (llama.cpp would refuse or warn)
     kind: str  # "truncated", "format", "data" or "llama.cpp"
     message: str
-    offset: int | None
+    offset: int | None  # absolute byte offset inside ``file``
     field: str | None
+    file: str | None = None  # the file it is in (a split model's shard); set on every problem
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,13 @@ class ValidationReport:
     problems: tuple[Problem, ...]
     data_checked: bool
     tensors: tuple[TensorCheck, ...]  # empty unless data_checked
+    files: tuple[str, ...] = ()  # the files the model was read from (a split model's shards)
+
+    @property
+    def several_files(self) -> bool:
+        """True when problems must say which file they are in (a split model)."""
+        named = set(self.files) | {problem.file for problem in self.problems}
+        return len(named - {None}) > 1
 
     @property
     def n_errors(self) -> int:
@@ -78,9 +97,10 @@ class ValidationReport:
         return self.n_errors == 0
 
 
-def _from_error(error: GGUFError, severity: str = ERROR) -> Problem:
+def _from_error(error: GGUFError, file: str, severity: str = ERROR) -> Problem:
+    """The problem an error describes; ``file`` when the error does not name its own."""
     kind = "truncated" if isinstance(error, TruncatedError) else "format"
-    return Problem(severity, kind, error.message, error.offset, error.field)
+    return Problem(severity, kind, error.message, error.offset, error.field, error.path or file)
 
 
 def _shown(name: str, position: str) -> str:
@@ -88,49 +108,99 @@ def _shown(name: str, position: str) -> str:
     return name if len(name) <= MAX_LABEL else position
 
 
-def _llama_cpp_problem(message: str, offset: int | None, field: str | None) -> Problem:
-    return Problem(WARNING, "llama.cpp", message, offset, field)
+def _llama_cpp_problem(message: str, offset: int | None, field: str | None,
+                       file: str) -> Problem:
+    return Problem(WARNING, "llama.cpp", message, offset, field, file)
 
 
 def llama_cpp_checks(gguf: GGUFFile) -> list[Problem]:
-    """What llama.cpp's loader refuses although the GGUF format allows it."""
+    """What llama.cpp's loader refuses although the GGUF format allows it.
+
+    llama.cpp reads the architecture from the first file only, but opens every shard of a split
+    model with the same GGUF loader: the other rules are checked in each file's own header,
+    with that file's offsets.
+    """
     problems = []
     if gguf.architecture is None:
         problems.append(_llama_cpp_problem("no general.architecture string: llama.cpp cannot "
-                                           "pick a model loader", None, "general.architecture"))
-    for index, entry in enumerate(gguf.metadata.values()):
+                                           "pick a model loader", None, "general.architecture",
+                                           gguf.files[0].header.path))
+    for shard in gguf.files:
+        problems += _file_checks(shard.header)
+    return problems
+
+
+def _file_checks(header: GGUFFile) -> list[Problem]:
+    """llama.cpp's rules for one file: its keys, its tensor entries, its data layout."""
+    problems = []
+    for index, entry in enumerate(header.metadata.values()):
         if not entry.key:
-            problems.append(_llama_cpp_problem("empty key", entry.offset, "key"))
+            problems.append(_llama_cpp_problem("empty key", entry.offset, "key", header.path))
         value = entry.value
         if isinstance(value, ArrayValue) and value.item_type == VALUE_TYPE_ARRAY:
             problems.append(_llama_cpp_problem("array of arrays", entry.offset,
-                                               _shown(entry.key, f"kv[{index}]")))
-    for index, tensor in enumerate(gguf.tensors):
+                                               _shown(entry.key, f"kv[{index}]"), header.path))
+    for index, tensor in enumerate(header.tensors):
         label = _shown(tensor.name, f"tensor[{index}]")
         if not tensor.known_type:
             problems.append(_llama_cpp_problem(
                 f"unknown ggml type {tensor.type_name}: sized from the gap to the next tensor",
-                tensor.info_offset, f"{label} type"))
+                tensor.info_offset, f"{label} type", header.path))
         name_bytes = len(tensor.name.encode("utf-8"))
         if name_bytes >= GGML_MAX_NAME:
             problems.append(_llama_cpp_problem(
                 f"tensor name is {name_bytes} bytes, llama.cpp allows at most {GGML_MAX_NAME - 1}",
-                tensor.info_offset, label))
-    problems.extend(_layout_checks(gguf))
+                tensor.info_offset, label, header.path))
+    problems.extend(_layout_checks(header))
     return problems
 
 
-def _layout_checks(gguf: GGUFFile) -> Iterable[Problem]:
-    """llama.cpp wants each tensor's data right after the previous one's, padded to alignment."""
-    expected = gguf.data_offset
-    for index, tensor in enumerate(gguf.tensors):
+def _layout_checks(header: GGUFFile) -> Iterable[Problem]:
+    """llama.cpp wants each tensor's data right after the previous one's, padded to alignment.
+
+    ``header`` is one file's own header (a shard's, for a split model): every shard starts its
+    own data section, so the packing restarts at each shard's data offset.
+    """
+    expected = header.data_offset
+    for index, tensor in enumerate(header.tensors):
         if tensor.offset != expected:
             label = _shown(tensor.name, f"tensor[{index}]")
             yield _llama_cpp_problem(
                 f"data at byte {tensor.offset}, llama.cpp expects it at byte {expected} "
-                "(tensors packed in header order)", tensor.info_offset, f"{label} offset")
+                "(tensors packed in header order)", tensor.info_offset, f"{label} offset",
+                header.path)
             return  # every later offset is off by the same slip; once is enough
-        expected += -(-tensor.n_bytes // gguf.alignment) * gguf.alignment
+        expected += -(-tensor.n_bytes // header.alignment) * header.alignment
+
+
+def string_checks(source: ByteSource, gguf: GGUFFile) -> list[Problem]:
+    """Every string-array item (vocabulary tokens and the like) that is not valid UTF-8.
+
+    The header reader checks keys and scalar strings as it goes but only previews string arrays,
+    so that the header-only path never reads a whole vocabulary; here every item is read.
+    """
+    problems = []
+    for shard in gguf.files:
+        header = shard.header
+        for index, entry in enumerate(header.metadata.values()):
+            value = entry.value
+            if not isinstance(value, ArrayValue) or value.item_type != VALUE_TYPE_STRING:
+                continue
+            label = _shown(entry.key, f"kv[{index}]")
+            n_bad = 0
+            try:
+                for error in invalid_strings(source, value, label, header.byte_order,
+                                             shard.start):
+                    n_bad += 1
+                    if n_bad <= MAX_BAD_ITEMS_LISTED:
+                        problems.append(_from_error(error, header.path))
+            except FormatError as error:  # the header read the lengths, so only if bytes vanish
+                problems.append(_from_error(error, header.path))
+            if n_bad > MAX_BAD_ITEMS_LISTED:
+                problems.append(Problem(
+                    ERROR, "format", f"{n_bad - MAX_BAD_ITEMS_LISTED} more item(s) with invalid "
+                    f"UTF-8 ({n_bad} in all)", value.offset, label, header.path))
+    return problems
 
 
 def _unchecked_reason(tensor: TensorInfo, gguf: GGUFFile) -> str | None:
@@ -180,7 +250,7 @@ def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo, progre
 
     facts = dict(name=tensor.name, type=tensor.type_name, n_elements=tensor.n_elements,
                  n_bytes=tensor.n_bytes)
-    if tensor.offset + tensor.n_bytes > gguf.file_size:  # already a structural error
+    if not _data_in_file(gguf, tensor):  # already a structural error
         return TensorCheck(**facts, checked=False, nan=0, inf=0, first_bad_row=None,
                            note="data runs past the end of the file")
     reason = _unchecked_reason(tensor, gguf)
@@ -204,29 +274,35 @@ def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo, progre
                        note="")
 
 
-def _data_problem(check: TensorCheck, tensor: TensorInfo) -> Problem:
+def _data_in_file(gguf: GGUFFile, tensor: TensorInfo) -> bool:
+    """Whether the tensor's data ends inside its own file (a shard's end, for a split model:
+    the merged source would otherwise read on into the next shard's bytes)."""
+    return tensor.file_offset + tensor.n_bytes <= gguf.file_of(tensor).file_size
+
+
+def _data_problem(check: TensorCheck, tensor: TensorInfo, file: str) -> Problem:
     row_bytes = tensor.n_bytes // (tensor.n_elements // tensor.ne[0])
-    offset = tensor.offset + (check.first_bad_row or 0) * row_bytes
+    offset = tensor.file_offset + (check.first_bad_row or 0) * row_bytes
     return Problem(ERROR, "data",
                    f"{check.nan} NaN and {check.inf} Inf value(s), the first in row "
-                   f"{check.first_bad_row}", offset, check.name)
+                   f"{check.first_bad_row}", offset, check.name, file)
 
 
 def check_all_data(source: ByteSource, gguf: GGUFFile, progress: ProgressCallback | None = None,
                    chunk_bytes: int | None = None) -> tuple[list[TensorCheck], list[Problem]]:
     """Every tensor's bytes read; float and quantized ones decoded and scanned for NaN/Inf."""
-    counter = _Progress(sum(t.n_bytes for t in gguf.tensors
-                            if t.offset + t.n_bytes <= gguf.file_size), progress)
+    counter = _Progress(sum(t.n_bytes for t in gguf.tensors if _data_in_file(gguf, t)),
+                        progress)
     checks, problems = [], []
     for tensor in gguf.tensors:
         try:
             check = _check_tensor(source, gguf, tensor, counter, chunk_bytes)
         except FormatError as error:  # bytes missing although the header said they are there
-            problems.append(_from_error(error))
+            problems.append(_from_error(error, gguf.file_of(tensor).path))
             continue
         checks.append(check)
         if check.nan or check.inf:
-            problems.append(_data_problem(check, tensor))
+            problems.append(_data_problem(check, tensor, gguf.file_of(tensor).path))
     return checks, problems
 
 
@@ -238,20 +314,24 @@ def validate_source(source: ByteSource, data: bool = False,
     try:
         gguf: GGUFFile | None = read_gguf_source(source, problems=collected)
     except FormatError as fatal:  # the header cannot be read past this point
-        collected.append(fatal)
+        if not any(fatal is problem for problem in collected):  # a split model lists it itself
+            collected.append(fatal)
         gguf = None
-    problems = [_from_error(error) for error in collected]
+    problems = [_from_error(error, source.name) for error in collected]
     checks: list[TensorCheck] = []
     if gguf is not None:
+        problems += string_checks(source, gguf)
         problems += llama_cpp_checks(gguf)
         if data:
             checks, data_problems = check_all_data(source, gguf, progress, chunk_bytes)
             problems += data_problems
+    # A split model's shards (those that could be opened), else the one file.
+    files = tuple(getattr(source, "shard_names", None) or (source.name,))
     return ValidationReport(
         path=source.name, file_size=source.size, header_read=gguf is not None,
         version=gguf.version if gguf else None, n_tensors=gguf.n_tensors if gguf else None,
         n_kv=gguf.n_kv if gguf else None, problems=tuple(problems),
-        data_checked=data and gguf is not None, tensors=tuple(checks))
+        data_checked=data and gguf is not None, tensors=tuple(checks), files=files)
 
 
 def validate_file(location: str, data: bool = False, progress: ProgressCallback | None = None,

@@ -102,7 +102,8 @@ def metadata_section(items: tuple[MetadataItem, ...]) -> Section:
 def tensors_section(tensors: tuple[TensorInfo, ...]) -> Section:
     split = any(t.shard for t in tensors)  # a shard column only for split models
     headers = ["name", "type", "ne", "bytes", "offset"] + (["shard"] if split else [])
-    rows = [[t.name, t.type_name, format_shape(t.ne), f"{t.n_bytes:,}", str(t.offset)]
+    # The offset inside the file that holds the tensor (its shard), as gguf-py reports it there.
+    rows = [[t.name, t.type_name, format_shape(t.ne), f"{t.n_bytes:,}", str(t.file_offset)]
             + ([str(t.shard + 1)] if split else []) for t in tensors]
     return Table("tensors", headers, rows, numeric_columns=frozenset({3, 4, 5}))
 
@@ -189,7 +190,7 @@ def inspect_json(report: InspectReport) -> str:
     if report.tensors is not None:
         document["tensors"] = [
             {"name": t.name, "type": t.type_name, "type_id": t.type_id, "ne": list(t.ne),
-             "n_elements": t.n_elements, "n_bytes": t.n_bytes, "offset": t.offset,
+             "n_elements": t.n_elements, "n_bytes": t.n_bytes, "offset": t.file_offset,
              "shard": t.shard + 1}
             for t in report.tensors]
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -23,6 +23,8 @@ def _summary_rows(report: ValidationReport) -> list[tuple[str, str]]:
     rows = [("file", report.path), ("file size on disk", format_bytes(report.file_size)),
             ("result", _verdict(report)), ("errors", str(report.n_errors)),
             ("warnings", str(report.n_warnings))]
+    if len(report.files) > 1:  # a split model: the size above is over all its shards
+        rows[2:2] = [("shards read", str(len(report.files)))]
     if report.header_read:
         rows[2:2] = [("GGUF version", f"v{report.version}"),
                      ("tensors / metadata keys", f"{report.n_tensors} / {report.n_kv}")]
@@ -35,9 +37,10 @@ def _summary_rows(report: ValidationReport) -> list[tuple[str, str]]:
     return rows
 
 
-def _problem_row(problem: Problem) -> list[str]:
+def _problem_row(problem: Problem, with_file: bool) -> list[str]:
     offset = "-" if problem.offset is None else str(problem.offset)
-    return [problem.severity, problem.kind, offset, problem.field or "-", problem.message]
+    file = [problem.file or "-"] if with_file else []
+    return [problem.severity, problem.kind, *file, offset, problem.field or "-", problem.message]
 
 
 def _tensor_row(check: TensorCheck) -> list[str]:
@@ -48,9 +51,14 @@ def _tensor_row(check: TensorCheck) -> list[str]:
 def validate_sections(report: ValidationReport) -> list[Section]:
     sections: list[Section] = [KeyValues("validation", _summary_rows(report))]
     if report.problems:
-        sections.append(Table("problems", ["severity", "kind", "at byte", "field", "problem"],
-                              [_problem_row(problem) for problem in report.problems],
-                              numeric_columns=frozenset({2})))
+        # A file column only when the problems can be in several files (a split model); the
+        # byte offsets are inside the file named there.
+        with_file = report.several_files
+        headers = ["severity", "kind"] + (["file"] if with_file else []) + [
+            "at byte", "field", "problem"]
+        sections.append(Table("problems", headers,
+                              [_problem_row(problem, with_file) for problem in report.problems],
+                              numeric_columns=frozenset({3 if with_file else 2})))
     else:
         sections.append(Paragraph("problems", "none found"))
     notable = [check for check in report.tensors if check.nan or check.inf or not check.checked]
@@ -67,13 +75,14 @@ def validate_json(report: ValidationReport) -> str:
         "schema_version": SCHEMA_VERSION,
         "file": {"path": report.path, "file_size": report.file_size,
                  "gguf_version": report.version, "n_tensors": report.n_tensors,
-                 "n_kv": report.n_kv},
+                 "n_kv": report.n_kv, "files": list(report.files)},
         "valid": report.valid,
         "header_read": report.header_read,
         "n_errors": report.n_errors,
         "n_warnings": report.n_warnings,
         "problems": [{"severity": p.severity, "kind": p.kind, "message": p.message,
-                      "offset": p.offset, "field": p.field} for p in report.problems],
+                      "offset": p.offset, "field": p.field, "file": p.file}
+                     for p in report.problems],
         "data": None,
     }
     if report.data_checked:
