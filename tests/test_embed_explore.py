@@ -481,3 +481,21 @@ def test_query_validation() -> None:
         EmbedQuery("nearest", ("king",), top_k=0)
     with pytest.raises(QueryError):
         EmbedQuery("average", ("king",))
+
+
+def test_an_undecodable_embedding_type_is_named_at_its_header_entry(tmp_path: Path) -> None:
+    """An unknown type id (still read and sized, as UNKNOWN(id)) cannot be dequantized: the one
+    error line points at token_embd.weight's header entry, where gguf-py finds it."""
+    source = fixture_path(PLANTED_F16)
+    entry = next(t.field for t in gguf.GGUFReader(source).tensors
+                 if t.name == "token_embd.weight")
+    type_at = entry.offset + sum(part.nbytes for part in entry.parts[:4])  # after name and ne
+    raw = bytearray(source.read_bytes())
+    raw[type_at:type_at + 4] = (200).to_bytes(4, "little")
+    damaged = tmp_path / "unknown-type.gguf"
+    damaged.write_bytes(bytes(raw))
+    result = CliRunner().invoke(app, ["embed", str(damaged), "--stats"])
+    assert result.exit_code == ExitCode.INVALID
+    assert result.stderr.strip() == (
+        f"error: {damaged}: cannot dequantize token_embd.weight of type UNKNOWN(200) "
+        f"at byte {entry.offset} (token_embd.weight)")

@@ -47,8 +47,9 @@ def can_dequantize(tensor: TensorInfo) -> bool:
 
 def _check_readable(source: ByteSource, tensor: TensorInfo) -> None:
     if tensor.type_id not in GGML_TYPES or not can_dequantize(tensor):
+        # The type is a header field: point at the tensor's header entry in its own file.
         raise FormatError(f"cannot dequantize type {tensor.type_name}", path=source.name,
-                          offset=tensor.offset, field=tensor.name)
+                          offset=tensor.file_info_offset, field=tensor.name)
 
 
 def _dequantize(data: np.ndarray, tensor: TensorInfo, byte_order: str) -> np.ndarray:

@@ -400,11 +400,13 @@ def open_matrix(gguf: GGUFFile, source: ByteSource,
         raise NoEmbeddingError(f"{gguf.path}: no {TOKEN_EMBD} in this file")
     if not tensor.known_type or not can_dequantize(tensor):
         raise FormatError(f"cannot dequantize {TOKEN_EMBD} of type {tensor.type_name}",
-                          path=gguf.path, offset=tensor.offset, field=TOKEN_EMBD)
+                          path=gguf.file_of(tensor).path, offset=tensor.file_info_offset,
+                          field=TOKEN_EMBD)
     if len(tensor.ne) != 2:  # rows are tokens only in an n_embd x n_vocab matrix
         raise FormatError(f"{TOKEN_EMBD} has {len(tensor.ne)} dimension(s), ne "
                           f"{list(tensor.ne)}, not the 2 of an n_embd x n_vocab matrix",
-                          path=gguf.path, offset=tensor.info_offset, field=TOKEN_EMBD)
+                          path=gguf.file_of(tensor).path, offset=tensor.file_info_offset,
+                          field=TOKEN_EMBD)
     return EmbeddingMatrix(source, tensor, gguf.byte_order, chunk_bytes)
 
 
