@@ -25,6 +25,14 @@ QUANTIZED_BY_LLAMA_CPP = [
 ]
 
 
+def finish(writer: gguf.GGUFWriter) -> None:
+    """Write header, metadata and tensors, and close: the end of every GGUFWriter fixture."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 @pytest.mark.parametrize("name, n_embd, emb_type, emb_bytes, out_type, out_bytes", [
     # bytes = elements / block * block bytes: q4_K 144/256, q6_K 210/256, q5_0 22/32, q8_0 34/32
     ("tiny-llama-untied-q4_k_m.gguf", 256, "q4_K", N_VOCAB * 256 // 256 * 144, "q6_K",
@@ -94,10 +102,7 @@ def test_an_override_is_called_out(tmp_path: Path) -> None:
                                      gguf.GGMLQuantizationType.Q8_0)
     writer.add_tensor("token_embd.weight", embedding, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
     writer.add_tensor("output.weight", np.zeros((8, 256), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     report = analyze_embeddings(read_gguf(path))
     assert report.embedding.type == "q8_0" and report.expected.type == "q4_K"
     assert "explicit override" in report.verdict
@@ -110,10 +115,7 @@ def test_mismatched_metadata_is_warned_about(tmp_path: Path) -> None:
     writer.add_vocab_size(99)
     writer.add_token_list([f"t{i}" for i in range(7)])
     writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     warnings = analyze_embeddings(read_gguf(path)).warnings
     assert any("7 tokens" in w and "8 rows" in w for w in warnings)
     assert any("vocab_size is 99" in w for w in warnings)
@@ -126,10 +128,7 @@ def test_keys_of_the_wrong_type_are_warned_about_not_silently_ignored(tmp_path: 
     writer.add_string("llama.embedding_length", "256")
     writer.add_string("llama.vocab_size", "8")
     writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     warnings = analyze_embeddings(read_gguf(path)).warnings
     assert any("llama.embedding_length is str '256', not an integer" in w for w in warnings)
     assert any("llama.vocab_size is str '8', not an integer" in w for w in warnings)
@@ -139,10 +138,7 @@ def test_an_architecture_that_is_not_a_string_is_warned_about(tmp_path: Path) ->
     path = tmp_path / "numeric-arch.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     # Swap the architecture's string value for a uint32 in place (fields found with gguf-py),
     # then re-pad the shorter header to the alignment before the unchanged data.
     reader = gguf.GGUFReader(path)
@@ -164,9 +160,6 @@ def test_a_file_without_token_embd_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "projector.gguf"
     writer = gguf.GGUFWriter(str(path), "clip")
     writer.add_tensor("v.patch_embd.weight", np.zeros((4, 32), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     with pytest.raises(NoEmbeddingError, match="no token_embd.weight"):
         analyze_embeddings(read_gguf(path))

@@ -180,17 +180,22 @@ def test_a_vocabulary_spanning_several_reads_decodes_like_gguf_py(
         assert read_array(source, array, gguf_file.byte_order, limit=5) == expected[:5]
 
 
-def test_strings_straddling_every_read_edge_decode_exactly(tmp_path: Path) -> None:
-    # Reads of 61 to 97 bytes: items of 0 to 40 bytes end at every position around a read's
-    # edge, including inside their 8-byte length.
-    path = tmp_path / "vocab.gguf"
-    tokens = [item[:40] for item in _vocabulary_with_odd_items(3_000)]
+def _write_vocabulary(path: Path, tokens: list) -> None:
+    """A header-only GGUF whose one key is the token list."""
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_array("tokenizer.ggml.tokens", tokens)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+def test_strings_straddling_every_read_edge_decode_exactly(tmp_path: Path) -> None:
+    # Reads of 61 to 97 bytes: items of 0 to 40 bytes end at every position around a read's
+    # edge, including inside their 8-byte length.
+    path = tmp_path / "vocab.gguf"
+    tokens = [item[:40] for item in _vocabulary_with_odd_items(3_000)]
+    _write_vocabulary(path, tokens)
     array = read_gguf(path).value("tokenizer.ggml.tokens")
     with _CountingSource(path, read_ahead=(61, 97)) as source:
         decoded = read_array(source, array)
@@ -215,12 +220,7 @@ def test_invalid_strings_finds_every_bad_item_at_its_first_bad_byte(
     # item bytes gguf-py located; tiny reads put items across every read edge.
     path = tmp_path / "vocab.gguf"
     tokens = _vocabulary_with_odd_items(3_000)
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_array("tokenizer.ggml.tokens", tokens)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    _write_vocabulary(path, tokens)
     field = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"]
     starts = _part_starts(field)
     expected = []
