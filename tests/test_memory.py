@@ -361,6 +361,26 @@ def test_512_blocks_are_still_modelled() -> None:
     assert prediction.kv_caches[0].layers == 512
 
 
+def test_host_compute_buffer_holds_every_graph_input_and_the_token_rows() -> None:
+    """ggml_backend_sched_backend_id_from_cur (ggml-backend.cpp) puts GGML_TENSOR_FLAG_INPUT
+    tensors on the last backend, the CPU, whose buffer is CUDA_Host on a CUDA build; the first
+    GET_ROWS runs there too, beside the host-resident token_embd. By hand, n_ubatch 512 tokens
+    over 512 cells, flash attention on (f16 mask), f16 cache (no rotations), n_embd 256:"""
+    tokens, cells, n_embd = 512, 512, 256
+    expected = (4 * tokens          # inp_tokens (int32)
+                + 4 * tokens        # inp_pos (int32)
+                + 8 * tokens        # k_idxs (int64)
+                + 8 * tokens        # v_idxs (int64; one per token with flash attention)
+                + 2 * cells * tokens  # the KQ mask, f16
+                + 4 * tokens        # out_ids (int32)
+                + 4 * n_embd * tokens  # inp_embd, the embeddings-input path (unused, allocated)
+                + 4 * n_embd * tokens)  # the gathered token rows
+    config = MemoryConfig(n_ctx=512, flash_attn="on", n_gpu_layers=-1, gpu_capacities=(1 << 34,))
+    host = [b for b in predict_memory(synthetic(n_embd=n_embd), config).buffers
+            if b.kind == "compute" and b.buffer == "CUDA_Host"]
+    assert [b.n_bytes for b in host] == [expected]
+
+
 def test_an_op_on_a_view_never_reuses_it_in_place() -> None:
     """ggml_gallocr_is_own (ggml-alloc.c): a view is never 'allocated' by the allocator, so
     ROPE on a reshaped Qcur gets fresh memory; this is why llama.cpp's buffer holds Qcur and

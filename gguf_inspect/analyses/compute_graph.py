@@ -310,3 +310,19 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
 def estimate_compute_bytes(shape: GraphShape, alignment: int) -> int:
     nodes, unused_inputs = build_graph(shape)
     return peak_bytes(nodes, alignment, unused_inputs)
+
+
+def estimate_host_bytes(shape: GraphShape, alignment: int) -> int:
+    """The CPU backend's share when layers run on GPUs (its buffer is the GPU's host buffer,
+    CUDA_Host). ggml_backend_sched puts every graph input on the last backend, the CPU
+    (``GGML_TENSOR_FLAG_INPUT`` in ggml_backend_sched_backend_id_from_cur, ggml-backend.cpp),
+    and runs the first GET_ROWS there, next to the host-resident token_embd (CUDA never takes a
+    GET_ROWS by op_offload). Inputs are allocated first and live through the graph, so the peak
+    is their sum plus the gathered rows; every other node runs on a GPU."""
+    nodes, unused_inputs = build_graph(shape)
+    inputs = dict.fromkeys([src for node in nodes for src in node.srcs if src.is_input]
+                           + list(unused_inputs))
+    allocator = DynamicAllocator(alignment)
+    token_rows = next(node for node in nodes if node.op == "GET_ROWS")
+    return sum(allocator.aligned(leaf.n_bytes) for leaf in inputs) + allocator.aligned(
+        token_rows.n_bytes)

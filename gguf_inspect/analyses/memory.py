@@ -670,8 +670,12 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
     With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
-    CUDA_Host buffer for the input rows gathered on the CPU."""
-    from gguf_inspect.analyses.compute_graph import GraphShape, estimate_compute_bytes
+    CUDA_Host buffer for the graph inputs and the token rows gathered on the CPU."""
+    from gguf_inspect.analyses.compute_graph import (
+        GraphShape,
+        estimate_compute_bytes,
+        estimate_host_bytes,
+    )
 
     n_tokens = min(context.n_ctx, context.n_ubatch)
     cells = {cache.name: cache.cells for cache in caches}
@@ -692,7 +696,7 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
                                estimate_compute_bytes(shape, CPU_ALIGNMENT), False)]
     on_gpu = estimate_compute_bytes(shape, CUDA_ALIGNMENT)
     buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", on_gpu, False) for gpu in gpus]
-    host_part = 4 * n_tokens * hparams.n_embd  # the input embeddings gathered on the host
+    host_part = estimate_host_bytes(shape, CPU_ALIGNMENT)  # graph inputs + the token rows
     buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", host_part, False))
     return buffers
 
