@@ -65,6 +65,7 @@ app = typer.Typer(cls=DefaultCommandGroup, add_completion=False, no_args_is_help
                   context_settings={"help_option_names": ["-h", "--help"]},
                   pretty_exceptions_enable=False)
 
+
 def _show_version(value: bool) -> None:
     if value:
         from gguf_inspect.commands.version import version_line

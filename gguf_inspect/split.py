@@ -226,14 +226,14 @@ class SplitSource:
         unusable that one is raised as well (it is in the list already); without it, the first
         one raises.
         """
-        ordered = [problem for _, problem, _ in sorted(self._problems, key=lambda item: item[0])]
-        fatal = [problem for _, problem, is_fatal in self._problems if is_fatal]
+        ordered = sorted(self._problems, key=lambda item: item[0])  # stable within a shard
         if problems is None and ordered:
-            raise ordered[0]
+            raise ordered[0][1]
         if problems is not None:
-            problems.extend(ordered)
-        if fatal:
-            raise min(fatal, key=ordered.index)  # the first in shard order
+            problems.extend(problem for _, problem, _ in ordered)
+        fatal = next((problem for _, problem, is_fatal in ordered if is_fatal), None)
+        if fatal is not None:
+            raise fatal  # the first in shard order
         first = self._headers[0]
         if len(self._headers) == 1:
             return replace(first, path=self.name)

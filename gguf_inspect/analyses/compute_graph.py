@@ -87,13 +87,19 @@ class DynamicAllocator:
                 del self.blocks[index + 1]
 
 
+def graph_inputs(nodes: list[Node], unused_inputs: tuple[Node, ...] = ()) -> list[Node]:
+    """The graph's inputs, each once, in the order ggml_gallocr allocates them before any node:
+    first-use order, with the unused ones after the first."""
+    leafs = [src for node in nodes for src in node.srcs if src.is_input]
+    leafs[1:1] = unused_inputs
+    return list(dict.fromkeys(leafs))
+
+
 def peak_bytes(nodes: list[Node], alignment: int, unused_inputs: tuple[Node, ...] = ()) -> int:
     """ggml_gallocr_alloc_graph_impl over ``nodes`` (graph order); leafs are the inputs, and
     ``unused_inputs`` are leafs no node reads (allocated, never freed)."""
     allocator = DynamicAllocator(alignment)
-    leafs = [src for node in nodes for src in node.srcs if src.is_input]
-    leafs[1:1] = unused_inputs
-    for leaf in dict.fromkeys(leafs):  # inputs first, in first-use order
+    for leaf in graph_inputs(nodes, unused_inputs):
         _allocate(allocator, leaf)
     for node in nodes:
         if node.view_src is not None:
@@ -312,17 +318,21 @@ def estimate_compute_bytes(shape: GraphShape, alignment: int) -> int:
     return peak_bytes(nodes, alignment, unused_inputs)
 
 
-def estimate_host_bytes(shape: GraphShape, alignment: int) -> int:
-    """The CPU backend's share when layers run on GPUs (its buffer is the GPU's host buffer,
-    CUDA_Host). ggml_backend_sched puts every graph input on the last backend, the CPU
-    (``GGML_TENSOR_FLAG_INPUT`` in ggml_backend_sched_backend_id_from_cur, ggml-backend.cpp),
-    and runs the first GET_ROWS there, next to the host-resident token_embd (CUDA never takes a
-    GET_ROWS by op_offload). Inputs are allocated first and live through the graph, so the peak
-    is their sum plus the gathered rows; every other node runs on a GPU."""
+def estimate_split_compute_bytes(shape: GraphShape, gpu_alignment: int,
+                                 host_alignment: int) -> tuple[int, int]:
+    """``(per GPU, host)`` when layers run on GPUs, from one graph.
+
+    Each GPU holding layers reserves the whole graph's peak. The host's share is the CPU
+    backend's (its buffer is the GPU's host buffer, CUDA_Host): ggml_backend_sched puts every
+    graph input on the last backend, the CPU (``GGML_TENSOR_FLAG_INPUT`` in
+    ggml_backend_sched_backend_id_from_cur, ggml-backend.cpp), and runs the first GET_ROWS
+    there, next to the host-resident token_embd (CUDA never takes a GET_ROWS by op_offload).
+    Inputs are allocated first and live through the graph, so the host's peak is their sum plus
+    the gathered rows; every other node runs on a GPU.
+    """
     nodes, unused_inputs = build_graph(shape)
-    inputs = dict.fromkeys([src for node in nodes for src in node.srcs if src.is_input]
-                           + list(unused_inputs))
-    allocator = DynamicAllocator(alignment)
+    host_allocator = DynamicAllocator(host_alignment)
     token_rows = next(node for node in nodes if node.op == "GET_ROWS")
-    return sum(allocator.aligned(leaf.n_bytes) for leaf in inputs) + allocator.aligned(
-        token_rows.n_bytes)
+    host = sum(host_allocator.aligned(leaf.n_bytes)
+               for leaf in [*graph_inputs(nodes, unused_inputs), token_rows])
+    return peak_bytes(nodes, gpu_alignment, unused_inputs), host

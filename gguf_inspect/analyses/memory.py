@@ -674,7 +674,7 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     from gguf_inspect.analyses.compute_graph import (
         GraphShape,
         estimate_compute_bytes,
-        estimate_host_bytes,
+        estimate_split_compute_bytes,
     )
 
     n_tokens = min(context.n_ctx, context.n_ubatch)
@@ -694,9 +694,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     if not gpus:
         return [BufferEstimate(HOST, "CPU", "compute",
                                estimate_compute_bytes(shape, CPU_ALIGNMENT), False)]
-    on_gpu = estimate_compute_bytes(shape, CUDA_ALIGNMENT)
+    on_gpu, host_part = estimate_split_compute_bytes(shape, CUDA_ALIGNMENT, CPU_ALIGNMENT)
     buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", on_gpu, False) for gpu in gpus]
-    host_part = estimate_host_bytes(shape, CPU_ALIGNMENT)  # graph inputs + the token rows
     buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", host_part, False))
     return buffers
 

@@ -281,7 +281,7 @@ def _data_in_file(gguf: GGUFFile, tensor: TensorInfo) -> bool:
 
 
 def _data_problem(check: TensorCheck, tensor: TensorInfo, file: str) -> Problem:
-    row_bytes = tensor.n_bytes // (tensor.n_elements // tensor.ne[0])
+    row_bytes = tensor.n_bytes // (tensor.n_elements // tensor.row_length)
     offset = tensor.file_offset + (check.first_bad_row or 0) * row_bytes
     return Problem(ERROR, "data",
                    f"{check.nan} NaN and {check.inf} Inf value(s), the first in row "

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 from gguf_inspect.analyses.gpus import parse_gpus, parse_size
 from gguf_inspect.analyses.memory import MemoryConfig
-from gguf_inspect.analyses.vram import VramReport
+from gguf_inspect.analyses.vram import VramReport, audit
 from gguf_inspect.constants import ExitCode, ggml_type_from_name
 from gguf_inspect.reader import read_gguf_source
 from gguf_inspect.source import open_source
@@ -94,8 +94,6 @@ def build_config(values: dict[str, object]) -> MemoryConfig:
 
 def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[str, int]:
     """The audit rendered in ``output_format``, and the exit code."""
-    from gguf_inspect.analyses.vram import audit
-
     values, assumed = resolve_options(options)
     config = build_config(values)
     gpus = parse_gpus(options.gpu) if options.gpu else ()
