@@ -151,9 +151,9 @@ class Outcome:
 
 def run_case(data: bytes) -> Outcome:
     """Run the reader, validate and the default report on one mutated file."""
-    from gguf_inspect.analyses.validate import validate_source
-    from gguf_inspect.errors import GGUFError
-    from gguf_inspect.reader import read_gguf_source
+    from gguf_inspect.reports.validate import validate_source
+    from gguf_inspect.core.errors import GGUFError
+    from gguf_inspect.gguf.reader import read_gguf_source
 
     outcome = Outcome()
     started = time.perf_counter()
@@ -201,8 +201,8 @@ def _in_a_string_array(problem: object) -> bool:
 
 
 def _run_report(gguf_file: object, source: MemorySource) -> None:
-    from gguf_inspect.analyses.embeddings import NoEmbeddingError
-    from gguf_inspect.analyses.inspect import InspectOptions, inspect_model
+    from gguf_inspect.reports.embeddings import NoEmbeddingError
+    from gguf_inspect.reports.inspect import InspectOptions, inspect_model
     from gguf_inspect.commands import render_sections
     from gguf_inspect.render.inspect import inspect_json, inspect_sections
 
@@ -220,9 +220,9 @@ def _run_report(gguf_file: object, source: MemorySource) -> None:
 
 def _run_audit(gguf_file: object) -> None:
     """The memory audit reads shapes of every tensor by name: one GPU, defaults otherwise."""
-    from gguf_inspect.analyses.gpus import GPU
-    from gguf_inspect.analyses.memory import MemoryConfig
-    from gguf_inspect.analyses.vram import audit
+    from gguf_inspect.llamacpp.devices import GPU
+    from gguf_inspect.llamacpp.memory import MemoryConfig
+    from gguf_inspect.reports.vram import audit
 
     audit(gguf_file, MemoryConfig(), (GPU("fuzz", 1 << 30),))  # type: ignore[arg-type]
 

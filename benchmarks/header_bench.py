@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     for shape in SHAPES:
         path = OUT / f"{shape.stem}.gguf"
         write_sparse_model(shape, path)
-        from gguf_inspect.reader import read_gguf
+        from gguf_inspect.gguf.open import read_gguf
 
         header = read_gguf(path).data_offset
         result = bench(path, args.runs, args.dump_runs)

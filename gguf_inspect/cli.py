@@ -13,8 +13,8 @@ from typing import Annotated, Callable, Optional, Union
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from gguf_inspect.constants import ExitCode
-from gguf_inspect.errors import FormatError, GGUFError, RuntimeUnavailableError, SourceError
+from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.core.errors import FormatError, GGUFError, RuntimeUnavailableError, SourceError
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -269,7 +269,7 @@ def _cache_type(value: Optional[str]) -> Optional[str]:
     """A KV cache type name llama.cpp knows (f16, q8_0, q4_0 ...), checked before loading."""
     if value is None:
         return None
-    from gguf_inspect.constants import ggml_type_from_name
+    from gguf_inspect.core.constants import ggml_type_from_name
 
     try:
         return ggml_type_from_name(value).name
@@ -437,7 +437,7 @@ def scan_command(
     Exit 0 when every model was read, 3 when any file is invalid, else 4 when any could not be
     read."""
     output_format = pick_format(as_json, as_markdown)
-    from gguf_inspect.analyses.scan import SORT_KEYS
+    from gguf_inspect.reports.scan import SORT_KEYS
 
     if sort not in SORT_KEYS:
         raise typer.BadParameter(f"expected one of {', '.join(SORT_KEYS)}; got {sort!r}",

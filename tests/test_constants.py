@@ -6,7 +6,7 @@ from __future__ import annotations
 import gguf
 import pytest
 
-from gguf_inspect import constants
+from gguf_inspect.core import constants
 
 
 @pytest.mark.parametrize("qtype", list(gguf.GGMLQuantizationType), ids=lambda t: t.name)

@@ -10,9 +10,9 @@ import gguf
 import numpy as np
 import pytest
 
-from gguf_inspect.analyses import dequant
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import LocalFileSource
+from gguf_inspect.gguf import dequant
+from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf.source import LocalFileSource
 from tests.conftest import fixture_path
 
 # f16 and f32 (untied f16), q8_0, q4_K and q6_K (untied q4_k_m): every storage kind.

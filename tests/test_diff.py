@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gguf_inspect.analyses import dequant
-from gguf_inspect.analyses.diff import (
+from gguf_inspect.gguf import dequant
+from gguf_inspect.reports.diff import (
     ArrayDigest,
     DiffOptions,
     DiffReport,
@@ -36,11 +36,11 @@ from gguf_inspect.analyses.diff import (
 )
 from gguf_inspect.cli import app
 from gguf_inspect.commands.diff import StderrProgress, run_diff
-from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.render.diff import diff_json, diff_sections
 from gguf_inspect.render.document import draw_markdown, draw_terminal
-from gguf_inspect.model import TensorInfo
-from gguf_inspect.source import ByteSource, LocalFileSource
+from gguf_inspect.core.model import TensorInfo
+from gguf_inspect.gguf.source import ByteSource, LocalFileSource
 from tests.conftest import FIXTURES, fixture_path
 from tests.range_server import RangeServer
 

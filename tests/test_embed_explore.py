@@ -1,4 +1,4 @@
-"""Tests of analyses/embed_explore.py (and its renderer and command): planted analogies, cosine
+"""Tests of reports/embed.py (and its renderer and command): planted analogies, cosine
 math against numpy, word resolution for SentencePiece and GPT-2 vocabularies, the JSON contract.
 
 Oracles: the planted fixture's construction (fixtures/build.py: king = R + M, queen = R + F, ...),
@@ -19,12 +19,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import fixture_path
-from gguf_inspect.analyses.embed_explore import (
+from gguf_inspect.reports.embed import (
     EmbeddingModel,
     EmbedQuery,
     MultiTokenWordError,
     QueryError,
-    RuntimeTokenizer,
     UnknownWordError,
     Vocabulary,
     analogy,
@@ -37,10 +36,11 @@ from gguf_inspect.analyses.embed_explore import (
 )
 from gguf_inspect.cli import app
 from gguf_inspect.commands.embed import StderrProgress, run_embed
-from gguf_inspect.constants import ExitCode
-from gguf_inspect.reader import read_gguf_source
+from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.llamacpp.runtime import RuntimeTokenizer
 from gguf_inspect.render.embed import embed_json, embed_sections
-from gguf_inspect.source import LocalFileSource
+from gguf_inspect.gguf.source import LocalFileSource
 
 PLANTED_F16 = "tiny-llama-planted-f16.gguf"
 PLANTED_Q8_0 = "tiny-llama-planted-q8_0.gguf"

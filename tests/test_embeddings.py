@@ -10,12 +10,12 @@ import gguf
 import numpy as np
 import pytest
 
-from gguf_inspect.analyses.embeddings import (
+from gguf_inspect.reports.embeddings import (
     NoEmbeddingError,
     analyze_embeddings,
     expected_embedding_type,
 )
-from gguf_inspect.reader import read_gguf
+from gguf_inspect.gguf.open import read_gguf
 from tests.conftest import fixture_path
 
 N_VOCAB = 384

@@ -11,8 +11,8 @@ from __future__ import annotations
 import gguf
 import pytest
 
-from gguf_inspect.analyses import compute_graph
-from gguf_inspect.analyses.memory import (
+from gguf_inspect.llamacpp import compute_graph
+from gguf_inspect.llamacpp.memory import (
     MemoryConfig,
     cuda_row_padding,
     rotation_size,
@@ -21,10 +21,10 @@ from gguf_inspect.analyses.memory import (
     read_hyperparameters,
     resolve_context,
 )
-from gguf_inspect.constants import GGML_TYPE_BY_NAME
-from gguf_inspect.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import LocalFileSource
+from gguf_inspect.core.constants import GGML_TYPE_BY_NAME
+from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
+from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf.source import LocalFileSource
 from tests.conftest import fixture_path
 
 MIB = 1 << 20
@@ -339,7 +339,7 @@ def test_inplace_reuse_keeps_the_peak_down() -> None:
 
 def test_per_layer_array_of_the_wrong_length_is_a_format_error() -> None:
     """get_key_or_arr (llama-model-loader.cpp) refuses an array whose length is not n_layer."""
-    from gguf_inspect.errors import FormatError
+    from gguf_inspect.core.errors import FormatError
 
     model = synthetic(extra={"llama.attention.head_count_kv": array((2, 2, 2))})
     with pytest.raises(FormatError, match="llama.attention.head_count_kv"):
@@ -350,7 +350,7 @@ def test_per_layer_array_of_the_wrong_length_is_a_format_error() -> None:
 def test_a_block_count_llama_cpp_refuses_is_a_format_error_at_once(n_layer: int) -> None:
     """llama-hparams.h LLAMA_MAX_LAYERS 512: get_key_or_arr throws above it. A hostile
     block_count must not become a per-layer loop of 2^62 steps (found by benchmarks/fuzz.py)."""
-    from gguf_inspect.errors import FormatError
+    from gguf_inspect.core.errors import FormatError
 
     with pytest.raises(FormatError, match="llama.block_count"):
         predict_memory(synthetic(n_layer=n_layer), MemoryConfig())

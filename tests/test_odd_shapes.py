@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gguf_inspect.cli import app
-from gguf_inspect.constants import ExitCode
+from gguf_inspect.core.constants import ExitCode
 from tests.conftest import fixture_path
 
 SOURCE = fixture_path("tiny-llama-untied-f16.gguf")

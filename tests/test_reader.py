@@ -10,16 +10,16 @@ import gguf
 import numpy as np
 import pytest
 
-from gguf_inspect.errors import FormatError, SourceError, TruncatedError
-from gguf_inspect.model import ArrayValue
-from gguf_inspect.reader import (
+from gguf_inspect.core.errors import FormatError, SourceError, TruncatedError
+from gguf_inspect.core.model import ArrayValue
+from gguf_inspect.gguf.reader import (
     MAX_CHUNK,
     invalid_strings,
     read_array,
-    read_gguf,
     read_gguf_source,
 )
-from gguf_inspect.source import LocalFileSource, open_source
+from gguf_inspect.gguf.open import open_source, read_gguf
+from gguf_inspect.gguf.source import LocalFileSource
 
 
 def _oracle_value(field: gguf.ReaderField) -> object:

@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gguf_inspect.cli import app
-from gguf_inspect.errors import FormatError, TruncatedError
-from gguf_inspect.reader import read_gguf
+from gguf_inspect.core.errors import FormatError, TruncatedError
+from gguf_inspect.gguf.open import read_gguf
 from tests.conftest import fixture_path
 
 BASE = fixture_path("tiny-llama-untied-q8_0.gguf")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gguf_inspect.analyses.runtime_compare import Check, RuntimeComparison
+from gguf_inspect.reports.runtime import Check, RuntimeComparison
 from gguf_inspect.commands import render_sections
 from gguf_inspect.render.runtime import runtime_json, runtime_sections
 

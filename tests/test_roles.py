@@ -9,7 +9,7 @@ from collections import Counter
 import gguf
 import pytest
 
-from gguf_inspect.analyses.roles import (
+from gguf_inspect.llamacpp.names import (
     ROLE_BY_KEY,
     ROLES,
     base_name,
@@ -121,6 +121,6 @@ def test_every_fixture_tensor_has_a_known_role() -> None:
 
 def test_roles_module_stays_off_numpy() -> None:
     """Reusable by header-only commands: importing it must not pull in numpy or gguf."""
-    code = ("import sys, gguf_inspect.analyses.roles; "
+    code = ("import sys, gguf_inspect.llamacpp.names; "
             "sys.exit(int('numpy' in sys.modules or 'gguf' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import fixture_path
-from gguf_inspect.analyses.memory import MemoryConfig
-from gguf_inspect.errors import RuntimeUnavailableError, SourceError
-from gguf_inspect.runtime.capture import INSTALL_HINT, RuntimeCapture, capture_load
+from gguf_inspect.llamacpp.memory import MemoryConfig
+from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
+from gguf_inspect.llamacpp.runtime import INSTALL_HINT, RuntimeCapture, capture_load
 
 UNTIED = str(fixture_path("tiny-llama-untied-q4_k_m.gguf"))
 

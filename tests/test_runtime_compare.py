@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from gguf_inspect.analyses.memory import MemoryConfig
-from gguf_inspect.analyses.runtime_compare import (
+from gguf_inspect.llamacpp.memory import MemoryConfig
+from gguf_inspect.reports.runtime import (
     ESTIMATE,
     MATCH,
     RuntimeComparison,
@@ -26,7 +26,7 @@ from gguf_inspect.analyses.runtime_compare import (
     llama_params_text,
     printed_value,
 )
-from gguf_inspect.analyses.runtime_log import PrintedSize, parse_load_log, split_log_text
+from gguf_inspect.llamacpp.load_log import PrintedSize, parse_load_log, split_log_text
 from gguf_inspect.commands.runtime import compare_runtime
 from tests.conftest import ALL_FIXTURES, fixture_path
 

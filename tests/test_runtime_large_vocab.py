@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from gguf_inspect.analyses.runtime_compare import MATCH, RuntimeComparison
+from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
 from gguf_inspect.commands.runtime import compare_runtime
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gguf_inspect.analyses.runtime_log import (
+from gguf_inspect.llamacpp.load_log import (
     LoadLog,
     LogRecord,
     PrintedSize,

@@ -14,10 +14,10 @@ import gguf
 import pytest
 from typer.testing import CliRunner
 
-from gguf_inspect.analyses.scan import SORT_KEYS, kv_cache_bytes, scan_row, sort_rows
+from gguf_inspect.reports.scan import SORT_KEYS, kv_cache_bytes, scan_row, sort_rows
 from gguf_inspect.cli import app
 from gguf_inspect.commands.scan import find_models, run_scan
-from gguf_inspect.reader import read_gguf
+from gguf_inspect.gguf.open import read_gguf
 from tests.conftest import ALL_FIXTURES, FIXTURES, fixture_path
 from tests.range_server import RangeServer
 from tests.split_fixtures import write_split

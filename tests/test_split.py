@@ -13,13 +13,13 @@ import gguf
 import pytest
 from typer.testing import CliRunner
 
-from gguf_inspect.analyses.summary import summarize
-from gguf_inspect.analyses.validate import validate_file
+from gguf_inspect.llamacpp.summary import summarize
+from gguf_inspect.reports.validate import validate_file
 from gguf_inspect.cli import app
-from gguf_inspect.errors import FormatError
-from gguf_inspect.reader import read_gguf, read_gguf_source, read_tensor_bytes
-from gguf_inspect.source import open_source
-from gguf_inspect.split import SplitError, parse_shard_name, shard_group
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.gguf.open import open_source, read_gguf, read_header
+from gguf_inspect.gguf.reader import read_tensor_bytes
+from gguf_inspect.gguf.split import SplitError, parse_shard_name, shard_group
 from tests.conftest import fixture_path
 from tests.range_server import RangeServer
 from tests.split_fixtures import write_split
@@ -76,7 +76,7 @@ def test_any_shard_opens_the_whole_model_as_gguf_py_sees_it(shards: list[Path],
 def test_tensor_data_of_every_shard_reads_through_the_merged_source(shards: list[Path]) -> None:
     source = open_source(shards[0])
     try:
-        merged = read_gguf_source(source)
+        merged = read_header(source)
         for path in shards:
             for expected in gguf.GGUFReader(path).tensors:
                 data = read_tensor_bytes(source, merged.tensor(expected.name))

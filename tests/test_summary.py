@@ -8,8 +8,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from gguf_inspect.analyses.summary import guess_file_type, summarize, type_counts
-from gguf_inspect.reader import read_gguf
+from gguf_inspect.llamacpp.summary import guess_file_type, summarize, type_counts
+from gguf_inspect.gguf.open import read_gguf
 from tests.conftest import fixture_path
 
 N_VOCAB, N_EMBD, N_FF, N_LAYER = 384, 256, 256, 2

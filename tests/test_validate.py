@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gguf_inspect.analyses.validate import ERROR, WARNING, validate_file
+from gguf_inspect.reports.validate import ERROR, WARNING, validate_file
 from gguf_inspect.cli import app
-from gguf_inspect.errors import FormatError
-from gguf_inspect.reader import read_gguf
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.gguf.open import read_gguf
 from tests.conftest import fixture_path
 
 RUNNER = CliRunner()

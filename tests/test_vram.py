@@ -8,12 +8,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from gguf_inspect.analyses.gpus import GPU, KNOWN_GPUS_MIB, parse_gpus, parse_size
-from gguf_inspect.analyses.memory import MemoryConfig, predict_memory
-from gguf_inspect.analyses.vram import audit, fits_gpus
+from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB, parse_gpus, parse_size
+from gguf_inspect.llamacpp.memory import MemoryConfig, predict_memory
+from gguf_inspect.reports.vram import audit, fits_gpus
 from gguf_inspect.cli import app
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import LocalFileSource
+from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf.source import LocalFileSource
 from tests.conftest import fixture_path
 
 GIB = 1 << 30

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Callable, TextIO
 
-from gguf_inspect.analyses.diff import DiffOptions, ProgressEvent, diff_models
+from gguf_inspect.reports.diff import DiffOptions, ProgressEvent, diff_models
 from gguf_inspect.commands import render_sections
 from gguf_inspect.commands.progress import PhasedProgress
-from gguf_inspect.constants import ExitCode
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import open_source
+from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.gguf.open import open_model
 
 
 class StderrProgress:
@@ -44,16 +43,11 @@ def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: 
     """
     options = DiffOptions(values=values, sample=sample, seed=seed, data_hash=data_hash)
     progress = StderrProgress(progress_stream) if progress_stream is not None else None
-    source_a = open_source(location_a)
     try:
-        source_b = open_source(location_b)
-        try:
-            report = diff_models(read_gguf_source(source_a), read_gguf_source(source_b),
-                                 source_a, source_b, options, progress)
-        finally:
-            source_b.close()
+        with open_model(location_a) as model_a, open_model(location_b) as model_b:
+            report = diff_models(model_a.file, model_b.file, model_a.source, model_b.source,
+                                 options, progress)
     finally:
-        source_a.close()
         if progress is not None:
             progress.finish()
     code = ExitCode.DIFFERS if exit_code and report.differs else ExitCode.OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Sequence, TextIO
 
-from gguf_inspect.analyses.embed_explore import (
+from gguf_inspect.reports.embed import (
     DEFAULT_TOP_K,
     EmbeddingModel,
     EmbedQuery,
@@ -20,8 +20,7 @@ from gguf_inspect.analyses.embed_explore import (
 )
 from gguf_inspect.commands import render_sections
 from gguf_inspect.commands.progress import PhasedProgress
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import open_source
+from gguf_inspect.gguf.open import open_model
 
 __all__ = ["QueryError", "StderrProgress", "build_query", "run_embed"]
 
@@ -54,9 +53,8 @@ def build_query(nearest: str | None, analogy: Sequence[str] | None, token: str |
 
 
 def _open(stack: ExitStack, location: str, use_tokenizer: bool) -> EmbeddingModel:
-    source = open_source(location)
-    stack.callback(source.close)
-    model = open_embedding_model(read_gguf_source(source), source, use_tokenizer=use_tokenizer)
+    opened = stack.enter_context(open_model(location))
+    model = open_embedding_model(opened.file, opened.source, use_tokenizer=use_tokenizer)
     stack.callback(model.close)
     return model
 

@@ -5,20 +5,16 @@ From Python: ``run_inspect("model.gguf", "json", embeddings=True)``.
 
 from __future__ import annotations
 
-from gguf_inspect.analyses.inspect import InspectOptions, inspect_model
+from gguf_inspect.reports.inspect import InspectOptions, inspect_model
 from gguf_inspect.commands import render_sections
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import open_source
+from gguf_inspect.gguf.open import open_model
 
 
 def run_inspect(location: str, output_format: str, **options: object) -> str:
     """The default command: summary plus the sections named in ``options``."""
-    source = open_source(location)
-    try:
-        gguf = read_gguf_source(source)
-        report = inspect_model(gguf, source, InspectOptions(**options))  # type: ignore[arg-type]
-    finally:
-        source.close()
+    with open_model(location) as model:
+        report = inspect_model(model.file, model.source,
+                               InspectOptions(**options))  # type: ignore[arg-type]
     if output_format == "json":
         from gguf_inspect.render.inspect import inspect_json
 

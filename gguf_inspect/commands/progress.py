@@ -1,6 +1,6 @@
 """One progress display for the long-running commands (diff --values, embed, validate --data).
 
-The analyses report progress through callbacks; this turns those reports into a line on stderr:
+The reports report progress through callbacks; this turns those reports into a line on stderr:
 silent until the command has run ``delay`` seconds (quick runs print nothing), then redrawn in
 place on a terminal, or, into a file or pipe, one line per ``step`` of the work so logs stay
 readable. Work done in several passes (hash, then compare; file A, then file B) gets a fresh line

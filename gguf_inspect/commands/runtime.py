@@ -10,30 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gguf_inspect.analyses.memory import MemoryConfig, predict_memory
-from gguf_inspect.analyses.runtime_compare import (
+from gguf_inspect.llamacpp.memory import MemoryConfig, predict_memory
+from gguf_inspect.reports.runtime import (
     ExactFigures,
     RuntimeComparison,
     compare,
     config_from_log,
     device_settings_from_log,
 )
-from gguf_inspect.analyses.runtime_log import LoadLog, parse_load_log, split_log_text
-from gguf_inspect.analyses.summary import summarize
+from gguf_inspect.llamacpp.load_log import LoadLog, parse_load_log, split_log_text
+from gguf_inspect.llamacpp.summary import summarize
 from gguf_inspect.commands import render_sections
-from gguf_inspect.constants import ExitCode
-from gguf_inspect.errors import GGUFError, RuntimeUnavailableError, SourceError
-from gguf_inspect.model import GGUFFile
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import open_source
-
-
-def _read_model(location: str) -> GGUFFile:
-    source = open_source(location)
-    try:
-        return read_gguf_source(source)
-    finally:
-        source.close()
+from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.core.errors import GGUFError, RuntimeUnavailableError, SourceError
+from gguf_inspect.gguf.open import read_gguf
 
 
 def _read_text(path: str) -> str:
@@ -66,7 +56,7 @@ def _from_saved_log(log_file: str, settings: dict[str, Any]
 
 def _from_live_load(location: str, config: MemoryConfig, log_path: str | None
                     ) -> tuple[LoadLog, ExactFigures, str]:
-    from gguf_inspect.runtime.capture import capture_load
+    from gguf_inspect.llamacpp.runtime import capture_load
 
     try:
         capture = capture_load(location, config)
@@ -91,7 +81,7 @@ def compare_runtime(location: str, settings: dict[str, Any], log_path: str | Non
                     from_log: str | None = None) -> RuntimeComparison:
     """Load (or read the saved log of) ``location`` with ``settings`` (MemoryConfig fields
     given by the user) and compare every figure with the memory model's prediction."""
-    gguf = _read_model(location)
+    gguf = read_gguf(location)
     if from_log is not None:
         log, config, notes = _from_saved_log(from_log, settings)
         exact, runtime = None, f"log {from_log}"

@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gguf_inspect.analyses.scan import ScanFailure, ScanRow, build_report, scan_row
+from gguf_inspect.reports.scan import ScanFailure, ScanRow, build_report, scan_row
 from gguf_inspect.commands import render_sections
-from gguf_inspect.constants import ExitCode
-from gguf_inspect.errors import GGUFError, SourceError
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import is_remote, open_source
-from gguf_inspect.split import shard_group
+from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.core.errors import GGUFError, SourceError
+from gguf_inspect.gguf.open import read_gguf
+from gguf_inspect.gguf.source import is_remote
+from gguf_inspect.gguf.split import shard_group
 
 DEFAULT_JOBS = 8
 Progress = Callable[[int, int, str, bool], None]  # (done, total, location, ok)
@@ -54,11 +54,7 @@ def exit_code_for(error: BaseException) -> int:
 def scan_location(location: str) -> ScanRow | ScanFailure:
     """Read one model's header and make its row; any failure becomes a listed failure."""
     try:
-        source = open_source(location)
-        try:
-            return scan_row(location, read_gguf_source(source))
-        finally:
-            source.close()
+        return scan_row(location, read_gguf(location))
     except (GGUFError, LookupError, OSError) as error:
         message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
         return ScanFailure(location, message, exit_code_for(error))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from gguf_inspect.analyses.validate import ProgressCallback, validate_file
+from gguf_inspect.reports.validate import ProgressCallback, validate_file
 from gguf_inspect.commands import render_sections
 from gguf_inspect.commands.progress import ProgressLine
-from gguf_inspect.constants import ExitCode
+from gguf_inspect.core.constants import ExitCode
 
 
 

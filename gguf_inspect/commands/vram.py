@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from gguf_inspect.analyses.gpus import parse_gpus, parse_size
-from gguf_inspect.analyses.memory import MemoryConfig
-from gguf_inspect.analyses.vram import VramReport, audit
-from gguf_inspect.constants import ExitCode, ggml_type_from_name
-from gguf_inspect.reader import read_gguf_source
-from gguf_inspect.source import open_source
+from gguf_inspect.llamacpp.devices import parse_gpus, parse_size
+from gguf_inspect.llamacpp.memory import MemoryConfig
+from gguf_inspect.reports.vram import VramReport, audit
+from gguf_inspect.core.constants import ExitCode, ggml_type_from_name
+from gguf_inspect.gguf.open import read_gguf
 
 # Where each default comes from: the audit states every one it assumed.
 DEFAULTS: dict[str, tuple[object, str]] = {
@@ -103,11 +102,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
                     "nothing to fit",)
         if options.plan:
             assumed += ("--plan needs --gpu: no plan made",)
-    source = open_source(location)
-    try:
-        gguf = read_gguf_source(source)
-    finally:
-        source.close()
+    gguf = read_gguf(location)
     report = audit(gguf, config, gpus, headroom, plan=options.plan and bool(gpus),
                    assumptions=assumed)
     if output_format == "json":

@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-from gguf_inspect.analyses.diff import (
+from gguf_inspect.reports.diff import (
     ArrayDigest,
     DiffReport,
     HashProgress,
@@ -21,8 +21,8 @@ from gguf_inspect.analyses.diff import (
     ValueDiff,
     ValuesProgress,
 )
-from gguf_inspect.analyses.roles import role_label
-from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.llamacpp.names import role_label
+from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 from gguf_inspect.render.text import (
     escape_terminal,

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any, Sequence
 
-from gguf_inspect.analyses.embed_explore import (
+from gguf_inspect.reports.embed import (
     CrossFileCosine,
     EmbeddingStats,
     EmbedReport,
@@ -17,7 +17,7 @@ from gguf_inspect.analyses.embed_explore import (
     RowDrift,
     TokenRef,
 )
-from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 
 BAR_WIDTH = 30  # characters of the longest histogram bar

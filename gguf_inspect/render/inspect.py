@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gguf_inspect.analyses.embeddings import EmbeddingReport, MatrixFacts
-from gguf_inspect.analyses.inspect import InspectReport
-from gguf_inspect.analyses.listing import MetadataItem
-from gguf_inspect.analyses.summary import ModelSummary
-from gguf_inspect.constants import SCHEMA_VERSION
-from gguf_inspect.model import TensorInfo
+from gguf_inspect.reports.embeddings import EmbeddingReport, MatrixFacts
+from gguf_inspect.reports.inspect import InspectReport
+from gguf_inspect.reports.listing import MetadataItem
+from gguf_inspect.llamacpp.summary import ModelSummary
+from gguf_inspect.core.constants import SCHEMA_VERSION
+from gguf_inspect.core.model import TensorInfo
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 from gguf_inspect.render.text import (
     format_bytes,

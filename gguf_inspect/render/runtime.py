@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gguf_inspect.analyses.runtime_compare import RuntimeComparison
-from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.reports.runtime import RuntimeComparison
+from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gguf_inspect.analyses.scan import KV_TOKENS, ScanReport, ScanRow
-from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.reports.scan import KV_TOKENS, ScanReport, ScanRow
+from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import Paragraph, Section, Table
 from gguf_inspect.render.text import format_mib, format_params, format_percent
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gguf_inspect.analyses.validate import Problem, TensorCheck, ValidationReport
-from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.reports.validate import Problem, TensorCheck, ValidationReport
+from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 from gguf_inspect.render.text import escape_terminal, format_bytes, format_mib, format_percent
 

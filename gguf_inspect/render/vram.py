@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gguf_inspect.analyses.vram import DeviceUsage, VramReport
-from gguf_inspect.constants import SCHEMA_VERSION
+from gguf_inspect.reports.vram import DeviceUsage, VramReport
+from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Section, Table
 from gguf_inspect.render.text import format_mib
 

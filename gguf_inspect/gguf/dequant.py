@@ -11,11 +11,11 @@ from typing import Iterator, Sequence
 import gguf
 import numpy as np
 
-from gguf_inspect.constants import GGML_TYPES
-from gguf_inspect.errors import FormatError
-from gguf_inspect.model import TensorInfo
-from gguf_inspect.reader import read_tensor_bytes
-from gguf_inspect.source import ByteSource
+from gguf_inspect.core.constants import GGML_TYPES
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.core.model import TensorInfo
+from gguf_inspect.gguf.reader import read_tensor_bytes
+from gguf_inspect.gguf.source import ByteSource
 
 DEFAULT_CHUNK_BYTES = 16 << 20  # dequantized float32 bytes per chunk
 # Sampled rows (read_row_set): rows this close are read together, skipped rows included (one

@@ -1,6 +1,6 @@
 """The result model: frozen dataclasses that every layer above the reader shares.
 
-Nothing here reads bytes or formats text. The reader fills ``GGUFFile``; analyses turn it into
+Nothing here reads bytes or formats text. The reader fills ``GGUFFile``; reports turn it into
 report objects; renderers turn report objects into text.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from gguf_inspect.constants import GGML_TYPES, ggml_type_name
+from gguf_inspect.core.constants import GGML_TYPES, ggml_type_name
 
 Scalar = Union[int, float, bool, str]
 
@@ -32,7 +32,7 @@ class ArrayValue:
 
     @property
     def item_type_name(self) -> str:
-        from gguf_inspect.constants import VALUE_TYPES
+        from gguf_inspect.core.constants import VALUE_TYPES
 
         return VALUE_TYPES[self.item_type][0] if self.item_type in VALUE_TYPES else "?"
 

@@ -11,12 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gguf_inspect.constants import (
+from gguf_inspect.core.constants import (
     GUESSED_FILE_TYPE_BY_TENSOR_TYPE,
     file_type_name,
     ggml_type_name,
 )
-from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
 
 
 @dataclass(frozen=True)

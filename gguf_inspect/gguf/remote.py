@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from gguf_inspect.errors import SourceError
+from gguf_inspect.core.errors import SourceError
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
-from gguf_inspect.analyses.summary import vocab_size
-from gguf_inspect.constants import GGML_TYPES, ggml_type_from_name, row_bytes
-from gguf_inspect.errors import FormatError
-from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.summary import vocab_size
+from gguf_inspect.core.constants import GGML_TYPES, ggml_type_from_name, row_bytes
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
 
 # ---- public contract (shared with the runtime comparison) -------------------------------------
 
@@ -671,7 +671,7 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
     With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
     CUDA_Host buffer for the graph inputs and the token rows gathered on the CPU."""
-    from gguf_inspect.analyses.compute_graph import (
+    from gguf_inspect.llamacpp.compute_graph import (
         GraphShape,
         estimate_compute_bytes,
         estimate_split_compute_bytes,

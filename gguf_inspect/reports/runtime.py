@@ -1,7 +1,7 @@
 """Our predictions beside llama.cpp's own figures, one check per quantity.
 
 Predictions come from the header (``summary``) and the shared memory model (``memory``); the
-runtime's figures come from its load log (``runtime_log``) and, when the model was loaded here,
+runtime's figures come from its load log (``llamacpp.load_log``) and, when the model was loaded here,
 from the C API's exact counters (``llama_model_size``, ``llama_model_n_params``, ``llama_n_ctx``).
 
 Sizes in the log are printed in MiB (GiB for large files) with two decimals, so a predicted size
@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-from gguf_inspect.analyses.memory import MemoryConfig, MemoryPrediction, float32
-from gguf_inspect.analyses.runtime_log import LoadLog, LoggedBuffer, PrintedSize
-from gguf_inspect.analyses.summary import ModelSummary
-from gguf_inspect.constants import ggml_type_from_name
+from gguf_inspect.llamacpp.memory import MemoryConfig, MemoryPrediction, float32
+from gguf_inspect.llamacpp.load_log import LoadLog, LoggedBuffer, PrintedSize
+from gguf_inspect.llamacpp.summary import ModelSummary
+from gguf_inspect.core.constants import ggml_type_from_name
 
 MATCH, DIFFERS, ESTIMATE = "match", "differs", "estimate"
 MIB = 1 << 20

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf_inspect.analyses.embeddings import EmbeddingReport, analyze_embeddings
-from gguf_inspect.analyses.listing import MetadataItem, list_metadata, list_tensors
-from gguf_inspect.analyses.summary import ModelSummary, summarize
-from gguf_inspect.model import GGUFFile, TensorInfo
-from gguf_inspect.source import ByteSource
+from gguf_inspect.reports.embeddings import EmbeddingReport, analyze_embeddings
+from gguf_inspect.reports.listing import MetadataItem, list_metadata, list_tensors
+from gguf_inspect.llamacpp.summary import ModelSummary, summarize
+from gguf_inspect.core.model import GGUFFile, TensorInfo
+from gguf_inspect.gguf.source import ByteSource
 
 
 @dataclass(frozen=True)

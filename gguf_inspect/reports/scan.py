@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gguf_inspect.analyses.embeddings import matrix_facts
-from gguf_inspect.analyses.summary import summarize
-from gguf_inspect.constants import OUTPUT, TOKEN_EMBD
-from gguf_inspect.model import ArrayValue, GGUFFile
+from gguf_inspect.reports.embeddings import matrix_facts
+from gguf_inspect.llamacpp.summary import summarize
+from gguf_inspect.core.constants import OUTPUT, TOKEN_EMBD
+from gguf_inspect.core.model import ArrayValue, GGUFFile
 
 KV_TOKENS = 1024
 KV_F16_BYTES = 2

@@ -18,12 +18,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gguf_inspect.analyses.runtime_log import LogRecord, join_fragments
-from gguf_inspect.constants import ggml_type_from_name
-from gguf_inspect.errors import RuntimeUnavailableError, SourceError
+from gguf_inspect.llamacpp.load_log import LogRecord, join_fragments
+from gguf_inspect.core.constants import ggml_type_from_name
+from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
 
 if TYPE_CHECKING:  # the memory model is only needed for its settings record
-    from gguf_inspect.analyses.memory import MemoryConfig
+    from gguf_inspect.llamacpp.memory import MemoryConfig
 
 INSTALL_HINT = "pip install 'gguf-inspect[runtime]'  (or: pip install llama-cpp-python)"
 FLASH_ATTN_TYPES = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
@@ -113,7 +113,7 @@ def _context_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
 def _refusal(path: str, what: str, fragments: list[tuple[int, str]]) -> RuntimeUnavailableError:
     """llama.cpp's own error line (the most specific one) as the message of the failure; the
     raw log travels with the error (``raw_log``) so ``--log`` can still save it."""
-    from gguf_inspect.analyses.runtime_log import error_lines
+    from gguf_inspect.llamacpp.load_log import error_lines
 
     errors = error_lines(join_fragments(fragments))
     reason = errors[0] if errors else f"llama.cpp could not {what} (no error line in its log)"
@@ -159,3 +159,73 @@ def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
         n_seq_max=sizes[4],
         library=f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')}",
     )
+
+
+class RuntimeTokenizer:
+    """The model's own tokenizer, through llama-cpp-python with a vocabulary-only load.
+
+    Loaded on first use and only then (importing llama.cpp costs time); ``unavailable`` says why
+    it could not be used. Call ``close`` to free the llama.cpp model.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.unavailable: str | None = None
+        self._llama_cpp: Any = None  # the llama_cpp module, once imported
+        self._model: Any = None
+        self._vocab: Any = None
+
+    def _load(self) -> bool:
+        if self._vocab is not None:
+            return True
+        if self.unavailable is not None:
+            return False
+        if not os.path.isfile(self.path):
+            self.unavailable = "the model's own tokenizer needs a local file"
+            return False
+        try:
+            import llama_cpp
+        except ImportError:
+            self.unavailable = ("llama-cpp-python is not installed, so the model's own tokenizer "
+                                "was not tried (pip install 'gguf-inspect[runtime]')")
+            return False
+        import logging
+
+        # llama-cpp-python routes llama.cpp's log through this logger; a vocabulary load is
+        # not worth the dozens of lines it prints.
+        logger = logging.getLogger("llama-cpp-python")
+        previous_level = logger.level
+        logger.setLevel(logging.CRITICAL)
+        try:
+            params = llama_cpp.llama_model_default_params()
+            params.vocab_only = True
+            model = llama_cpp.llama_model_load_from_file(self.path.encode(), params)
+        finally:
+            logger.setLevel(previous_level)
+        if not model:
+            self.unavailable = "llama.cpp could not load this file's tokenizer"
+            return False
+        self._llama_cpp, self._model = llama_cpp, model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        return True
+
+    def tokenize(self, text: str) -> list[int] | None:
+        """Token ids for ``text`` (no BOS, specials not parsed); None when unavailable."""
+        if not self._load():
+            return None
+        llama_cpp = self._llama_cpp
+        data = text.encode("utf-8")
+        capacity = len(data) + 8  # never more tokens than bytes, plus a BOS/space prefix
+        buffer = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity,
+                                         False, False)
+        if count < 0:  # too small: llama.cpp returns minus the count it needs
+            buffer = (llama_cpp.llama_token * -count)()
+            count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, -count,
+                                             False, False)
+        return list(buffer[:max(count, 0)])
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._llama_cpp.llama_model_free(self._model)
+            self._model = self._vocab = None

@@ -2,7 +2,7 @@
 (nearest tokens, analogies A - B + C), describe one row, summarize the whole matrix (--stats),
 and compare the same rows across two quantizations of a model (--vs).
 
-Rows of ``token_embd.weight`` are dequantized in bounded chunks (``analyses.dequant``) and scored
+Rows of ``token_embd.weight`` are dequantized in bounded chunks (``gguf.dequant``) and scored
 chunk by chunk, so memory stays near one float32 chunk whatever the vocabulary size. This module
 computes only; ``render/embed.py`` formats. Imports numpy and gguf: never import it from the
 header-only path.
@@ -10,24 +10,24 @@ header-only path.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from gguf_inspect.analyses.dequant import (
+from gguf_inspect.gguf.dequant import (
     can_dequantize,
     iter_row_chunks,
     read_rows,
     tensor_row_count,
 )
-from gguf_inspect.analyses.embeddings import NoEmbeddingError
-from gguf_inspect.constants import TOKEN_EMBD, VALUE_TYPE_STRING
-from gguf_inspect.errors import FormatError
-from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
-from gguf_inspect.reader import iter_array
-from gguf_inspect.source import ByteSource
+from gguf_inspect.reports.embeddings import NoEmbeddingError
+from gguf_inspect.core.constants import TOKEN_EMBD, VALUE_TYPE_STRING
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.gguf.reader import iter_array
+from gguf_inspect.gguf.source import ByteSource
+from gguf_inspect.llamacpp.runtime import RuntimeTokenizer
 
 SENTENCEPIECE_SPACE = "\u2581"  # "▁": SentencePiece's word-start marker
 GPT2_SPACE = "\u0120"  # "Ġ": GPT-2 byte-level BPE's encoding of a leading space
@@ -246,76 +246,6 @@ def load_vocabulary(gguf: GGUFFile, source: ByteSource) -> Vocabulary:
     if not isinstance(array, ArrayValue) or array.item_type != VALUE_TYPE_STRING:
         return Vocabulary((), model)
     return Vocabulary(tuple(iter_array(source, array, gguf.byte_order)), model)
-
-
-class RuntimeTokenizer:
-    """The model's own tokenizer, through llama-cpp-python with a vocabulary-only load.
-
-    Loaded on first use and only then (importing llama.cpp costs time); ``unavailable`` says why
-    it could not be used. Call ``close`` to free the llama.cpp model.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.unavailable: str | None = None
-        self._llama_cpp: Any = None  # the llama_cpp module, once imported
-        self._model: Any = None
-        self._vocab: Any = None
-
-    def _load(self) -> bool:
-        if self._vocab is not None:
-            return True
-        if self.unavailable is not None:
-            return False
-        if not os.path.isfile(self.path):
-            self.unavailable = "the model's own tokenizer needs a local file"
-            return False
-        try:
-            import llama_cpp
-        except ImportError:
-            self.unavailable = ("llama-cpp-python is not installed, so the model's own tokenizer "
-                                "was not tried (pip install 'gguf-inspect[runtime]')")
-            return False
-        import logging
-
-        # llama-cpp-python routes llama.cpp's log through this logger; a vocabulary load is
-        # not worth the dozens of lines it prints.
-        logger = logging.getLogger("llama-cpp-python")
-        previous_level = logger.level
-        logger.setLevel(logging.CRITICAL)
-        try:
-            params = llama_cpp.llama_model_default_params()
-            params.vocab_only = True
-            model = llama_cpp.llama_model_load_from_file(self.path.encode(), params)
-        finally:
-            logger.setLevel(previous_level)
-        if not model:
-            self.unavailable = "llama.cpp could not load this file's tokenizer"
-            return False
-        self._llama_cpp, self._model = llama_cpp, model
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
-        return True
-
-    def tokenize(self, text: str) -> list[int] | None:
-        """Token ids for ``text`` (no BOS, specials not parsed); None when unavailable."""
-        if not self._load():
-            return None
-        llama_cpp = self._llama_cpp
-        data = text.encode("utf-8")
-        capacity = len(data) + 8  # never more tokens than bytes, plus a BOS/space prefix
-        buffer = (llama_cpp.llama_token * capacity)()
-        count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity,
-                                         False, False)
-        if count < 0:  # too small: llama.cpp returns minus the count it needs
-            buffer = (llama_cpp.llama_token * -count)()
-            count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, -count,
-                                             False, False)
-        return list(buffer[:max(count, 0)])
-
-    def close(self) -> None:
-        if self._model is not None:
-            self._llama_cpp.llama_model_free(self._model)
-            self._model = self._vocab = None
 
 
 def _space_markers(vocabulary: Vocabulary) -> tuple[str, str]:

@@ -1,7 +1,8 @@
-"""Byte sources: where the reader gets its bytes from (a local file today; remote and split later).
+"""Byte sources: the protocol the reader reads through, and the local-file source.
 
-The reader only ever calls ``read_at(offset, length)`` and looks at ``size`` and ``name``, so a
-new kind of source (HTTP range reads, a shard set) plugs in without touching the parser.
+The reader only ever calls ``read_at(offset, length)`` and looks at ``size`` and ``name``, so the
+other sources (``remote.HTTPRangeSource``, ``split.SplitSource``) plug in without touching the
+parser; ``open.py`` picks the source for a location.
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 import os
 from typing import Protocol, runtime_checkable
 
-from gguf_inspect.errors import SourceError
+from gguf_inspect.core.errors import SourceError
 
 
 @runtime_checkable
 class ByteSource(Protocol):
     """Random-access, read-only bytes with a known total size.
 
-    Optional extras the reader looks for: ``read_ahead`` (first and largest read size, for a
-    source that pays per byte) and ``read_model(problems)`` (a source spanning several files,
-    a split model, parses and merges their headers itself).
+    Optional extra the reader looks for: ``read_ahead`` (first and largest read size, for a
+    source that pays per byte). A split model's source parses and merges its shards' headers
+    itself (``SplitSource.read_model``); ``open.read_header`` picks that path.
     """
 
     name: str
@@ -80,22 +81,3 @@ REMOTE_PREFIXES = ("http://", "https://", "hf://")
 def is_remote(location: str | os.PathLike[str]) -> bool:
     """True for an ``http(s)://`` or ``hf://`` URL (read with Range requests, not opened)."""
     return isinstance(location, str) and location.lower().startswith(REMOTE_PREFIXES)
-
-
-def open_source(location: str | os.PathLike[str]) -> ByteSource:
-    """The byte source for a model location: a local path or an http(s):// or hf:// URL; any
-    shard of a split model (``NAME-0000N-of-0000M.gguf``) opens all shards as one model."""
-    from gguf_inspect.split import SplitSource, is_shard_name
-
-    if is_shard_name(location):
-        return SplitSource(os.fspath(location), open_single_source)
-    return open_single_source(location)
-
-
-def open_single_source(location: str | os.PathLike[str]) -> ByteSource:
-    """One file, local or remote, never expanded to its split siblings."""
-    if is_remote(location):
-        from gguf_inspect.remote import HTTPRangeSource
-
-        return HTTPRangeSource(os.fspath(location))
-    return LocalFileSource(location)

@@ -24,12 +24,12 @@ from typing import Any, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
-from gguf_inspect.analyses.roles import ROLES, role_sort_key, tensor_role
-from gguf_inspect.analyses.summary import summarize
-from gguf_inspect.constants import OUTPUT, TOKEN_EMBD, VALUE_TYPES, ggml_type_name
-from gguf_inspect.model import ArrayValue, GGUFFile, MetadataEntry, Scalar, TensorInfo
-from gguf_inspect.reader import iter_array, read_array, read_tensor_bytes
-from gguf_inspect.source import ByteSource, is_remote
+from gguf_inspect.llamacpp.names import ROLES, role_sort_key, tensor_role
+from gguf_inspect.llamacpp.summary import summarize
+from gguf_inspect.core.constants import OUTPUT, TOKEN_EMBD, VALUE_TYPES, ggml_type_name
+from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, Scalar, TensorInfo
+from gguf_inspect.gguf.reader import iter_array, read_array, read_tensor_bytes
+from gguf_inspect.gguf.source import ByteSource, is_remote
 
 SMALL_ARRAY_ITEMS = 16  # arrays up to this long are compared and shown item by item
 HASH_BATCH_ITEMS = 4096  # array items hashed per update: bounded memory, few hash calls
@@ -476,7 +476,7 @@ def metadata_diff(a: GGUFFile, b: GGUFFile, source_a: ByteSource, source_b: Byte
 def value_targets(a: GGUFFile, b: GGUFFile, scope: str,
                   ) -> tuple[list[tuple[TensorInfo, TensorInfo]], list[ValueSkip]]:
     """The tensor pairs to compare for ``scope`` ("embeddings" or "all"), and those skipped."""
-    from gguf_inspect.analyses.dequant import can_dequantize  # imports gguf: values only
+    from gguf_inspect.gguf.dequant import can_dequantize  # imports gguf: values only
 
     names = _union_names([t.name for t in a.tensors], [t.name for t in b.tensors])
     if scope == "embeddings":
@@ -582,7 +582,7 @@ def value_diff(a: GGUFFile, b: GGUFFile, source_a: ByteSource, source_b: ByteSou
                options: DiffOptions, progress: ProgressCallback | None = None,
                ) -> tuple[tuple[ValueDiff, ...], tuple[ValueSkip, ...]]:
     """Compare dequantized values of same-shaped tensors, holding one row chunk per side."""
-    from gguf_inspect.analyses import dequant  # imports gguf: values only
+    from gguf_inspect.gguf import dequant  # imports gguf: values only
 
     if options.values not in VALUE_SCOPES:
         raise ValueError(f"values scope must be one of {VALUE_SCOPES}, got {options.values!r}")

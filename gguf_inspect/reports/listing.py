@@ -6,10 +6,10 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from gguf_inspect.constants import VALUE_TYPE_ARRAY, VALUE_TYPES
-from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
-from gguf_inspect.reader import read_array
-from gguf_inspect.source import ByteSource
+from gguf_inspect.core.constants import VALUE_TYPE_ARRAY, VALUE_TYPES
+from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.gguf.reader import read_array
+from gguf_inspect.gguf.source import ByteSource
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from gguf_inspect.errors import FormatError, GGUFError, SourceError
-from gguf_inspect.model import GGUFFile, ShardFile, TensorInfo
-from gguf_inspect.source import ByteSource, is_remote
+from gguf_inspect.core.errors import FormatError, GGUFError, SourceError
+from gguf_inspect.core.model import GGUFFile, ShardFile, TensorInfo
+from gguf_inspect.gguf.source import ByteSource, is_remote
 
 SPLIT_COUNT = "split.count"
 SPLIT_NO = "split.no"
@@ -176,7 +176,7 @@ class SplitSource:
         try:
             return self._open_file(location)
         except SourceError as error:
-            from gguf_inspect.remote import RemoteFileMissingError
+            from gguf_inspect.gguf.remote import RemoteFileMissingError
 
             if isinstance(error, RemoteFileMissingError):
                 raise SplitError(missing, path=location) from error
@@ -185,7 +185,7 @@ class SplitSource:
     def _read_header(self, source: ByteSource, index: int) -> GGUFFile | None:
         """Shard ``index``'s header (0-based), its problems kept for ``read_model`` to hand on;
         None when a problem stopped the header from being read."""
-        from gguf_inspect.reader import read_gguf_source
+        from gguf_inspect.gguf.reader import read_gguf_source
 
         collected: list[GGUFError] = []
         try:

@@ -1,7 +1,7 @@
 """The pre-deployment memory audit: per-device totals from the memory model, the fit verdict,
 the largest ``--ngl`` that fits, the longest context that fits at full offload, and the plan grid.
 
-All numbers come from ``analyses.memory.predict_memory``; this module only sums, compares and
+All numbers come from ``llamacpp.memory.predict_memory``; this module only sums, compares and
 searches. Fit is monotone in both the offloaded layer count and the context (more of either
 never needs less memory), so both searches are binary searches.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from gguf_inspect.analyses.gpus import GPU
-from gguf_inspect.analyses.memory import (
+from gguf_inspect.llamacpp.devices import GPU
+from gguf_inspect.llamacpp.memory import (
     CTX_PAD,
     HOST,
     MemoryConfig,
@@ -19,7 +19,7 @@ from gguf_inspect.analyses.memory import (
     predict_memory,
     read_hyperparameters,
 )
-from gguf_inspect.model import GGUFFile
+from gguf_inspect.core.model import GGUFFile
 
 PLAN_CONTEXTS = (4096, 8192, 16384, 32768)
 KINDS = ("model", "kv", "output", "compute")

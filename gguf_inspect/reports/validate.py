@@ -14,17 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from gguf_inspect.constants import (
+from gguf_inspect.core.constants import (
     FLOAT_TYPE_IDS,
     GGML_TYPES,
     PLAIN_TYPE_IDS,
     VALUE_TYPE_ARRAY,
     VALUE_TYPE_STRING,
 )
-from gguf_inspect.errors import FormatError, GGUFError, TruncatedError
-from gguf_inspect.model import ArrayValue, GGUFFile, TensorInfo
-from gguf_inspect.reader import MAX_LABEL, invalid_strings, read_gguf_source, read_tensor_bytes
-from gguf_inspect.source import ByteSource, open_source
+from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
+from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.gguf.open import open_source, read_header
+from gguf_inspect.gguf.reader import MAX_LABEL, invalid_strings, read_tensor_bytes
+from gguf_inspect.gguf.source import ByteSource
 
 ERROR = "error"
 WARNING = "warning"
@@ -212,7 +213,7 @@ def _unchecked_reason(tensor: TensorInfo, gguf: GGUFFile) -> str | None:
         return "no rows of whole blocks (a scalar or a bad shape): values not decoded"
     if tensor.type_id in PLAIN_TYPE_IDS and tensor.type_id not in FLOAT_TYPE_IDS:
         return "integer type: no NaN or Inf possible"
-    from gguf_inspect.analyses.dequant import can_dequantize
+    from gguf_inspect.gguf.dequant import can_dequantize
 
     if not can_dequantize(tensor):
         return (f"gguf-py has no dequantizer for {tensor.type_name}: bytes present, "
@@ -246,7 +247,7 @@ def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo, progre
     # numpy and gguf load only here, so that validating the header alone stays quick.
     import numpy as np
 
-    from gguf_inspect.analyses import dequant
+    from gguf_inspect.gguf import dequant
 
     facts = dict(name=tensor.name, type=tensor.type_name, n_elements=tensor.n_elements,
                  n_bytes=tensor.n_bytes)
@@ -312,7 +313,7 @@ def validate_source(source: ByteSource, data: bool = False,
     """Validate an open byte source; I/O failures (SourceError) propagate to the caller."""
     collected: list[GGUFError] = []
     try:
-        gguf: GGUFFile | None = read_gguf_source(source, problems=collected)
+        gguf: GGUFFile | None = read_header(source, problems=collected)
     except FormatError as fatal:  # the header cannot be read past this point
         if not any(fatal is problem for problem in collected):  # a split model lists it itself
             collected.append(fatal)

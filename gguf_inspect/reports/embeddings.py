@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf_inspect.constants import (
+from gguf_inspect.core.constants import (
     FILE_TYPE_DEFAULT_TENSOR_TYPE,
     GGML_TYPES,
     OUTPUT,
@@ -18,8 +18,8 @@ from gguf_inspect.constants import (
     file_type_name,
     ggml_type_name,
 )
-from gguf_inspect.analyses.summary import resolve_file_type, vocab_size
-from gguf_inspect.model import GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.summary import resolve_file_type, vocab_size
+from gguf_inspect.core.model import GGUFFile, TensorInfo
 
 # llama_ftype groups used by the recipe (values from llama.h).
 _FTYPE_MXFP4_MOE = 38

@@ -16,11 +16,10 @@ Why not gguf-py's GGUFReader: it materializes every array (seconds and hundreds 
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import Any, Iterator, NamedTuple
 
-from gguf_inspect.constants import (
+from gguf_inspect.core.constants import (
     DEFAULT_ALIGNMENT,
     GGML_TYPES,
     GGUF_MAGIC,
@@ -30,9 +29,9 @@ from gguf_inspect.constants import (
     VALUE_TYPE_STRING,
     VALUE_TYPES,
 )
-from gguf_inspect.errors import FormatError, GGUFError, TruncatedError
-from gguf_inspect.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
-from gguf_inspect.source import ByteSource, open_source
+from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
+from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
+from gguf_inspect.gguf.source import ByteSource
 
 PREVIEW_ITEMS = 8
 EAGER_ARRAY_LIMIT = 1024  # numeric arrays this short (per-layer values) are decoded at once
@@ -460,12 +459,9 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
 
     With ``problems`` (a list), recoverable problems are appended there, path attached, and
     parsing goes on; a problem that leaves the rest unreadable still raises. Without it, the
-    first problem raises. A source spanning several files (a split model) parses and merges
-    them itself through its ``read_model``.
+    first problem raises. One file only: ``open.read_header`` sends a split model's source to
+    its own ``read_model``, which calls this once per shard.
     """
-    read_model = getattr(source, "read_model", None)
-    if read_model is not None:
-        return read_model(problems)
     collector = _Problems(problems)
     cursor = _Cursor(source, problems=collector)
     try:
@@ -489,15 +485,6 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
     return GGUFFile(path=source.name, version=version, byte_order=byte_order,
                     file_size=source.size, alignment=alignment, data_offset=data_offset,
                     metadata=metadata, tensors=tensors, tensor_index=tensor_index)
-
-
-def read_gguf(location: str | os.PathLike[str]) -> GGUFFile:
-    """Open a model location, read its header, and close it again."""
-    source = open_source(location)
-    try:
-        return read_gguf_source(source)
-    finally:
-        source.close()
 
 
 def iter_array(source: ByteSource, array: ArrayValue, byte_order: str = "little",

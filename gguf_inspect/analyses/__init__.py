@@ -1,1 +1,0 @@
-"""Analyses: turn a parsed ``GGUFFile`` into report objects. They compute; they never format."""
