@@ -10,11 +10,8 @@ import gguf
 import numpy as np
 import pytest
 
-from gguf_inspect.reports.embeddings import (
-    NoEmbeddingError,
-    analyze_embeddings,
-    expected_embedding_type,
-)
+from gguf_inspect.llamacpp.recipe import expected_embedding_type
+from gguf_inspect.reports.embeddings import NoEmbeddingError, analyze_embeddings
 from gguf_inspect.gguf.open import read_gguf
 from tests.conftest import fixture_path
 
