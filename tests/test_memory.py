@@ -182,7 +182,7 @@ def test_cpu_mapped_span_and_repack_on_a_fixture() -> None:
     repack_bytes = sum((int(t.n_bytes) + 31) // 32 * 32 for t in reader.tensors
                        if t.name in repacked)
     prediction = predict_memory(load("tiny-llama-untied-q4_k_m.gguf"),
-                                MemoryConfig(cpu_avx512=False))
+                                MemoryConfig(cpu_avx512=False, cpu_amx=False))
     model = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
     assert model == {"CPU_Mapped": last - first, "CPU_REPACK": repack_bytes}
     assert round(model["CPU_Mapped"] / MIB, 2) == 0.55
@@ -194,7 +194,8 @@ def test_no_mmap_sums_padded_tensors() -> None:
     PAD(nbytes, 32) (ggml_backend_alloc_ctx_tensors_from_buft_impl, ggml-alloc.c)."""
     path = fixture_path("tiny-llama-untied-f16.gguf")
     expected = sum((int(t.n_bytes) + 31) // 32 * 32 for t in gguf.GGUFReader(path).tensors)
-    prediction = predict_memory(load("tiny-llama-untied-f16.gguf"), MemoryConfig(use_mmap=False))
+    prediction = predict_memory(load("tiny-llama-untied-f16.gguf"),
+                                MemoryConfig(use_mmap=False, cpu_amx=False))
     assert [(b.buffer, b.n_bytes) for b in by_kind(prediction, "model")] == [("CPU", expected)]
 
 
@@ -210,11 +211,70 @@ def test_tied_embedding_duplicated_into_repack() -> None:
     """No output.weight: token_embd is requested again as the output head (TENSOR_DUPLICATED,
     llama_model_loader::create_tensor). As a matmul weight of a repackable type it lands in
     CPU_REPACK, a different buffer than the input copy, so it is stored twice."""
-    prediction = predict_memory(tied_q4_0(), MemoryConfig(cpu_avx512=False))
+    prediction = predict_memory(tied_q4_0(), MemoryConfig(cpu_avx512=False, cpu_amx=False))
     embd_bytes = 512 * 256 // 32 * 18
     q_bytes = 256 * 256 // 32 * 18
     model = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
     assert model["CPU_REPACK"] == embd_bytes + 2 * q_bytes
+
+
+def amx_model(weights: list[tuple[str, tuple[int, ...], str]]) -> GGUFFile:
+    # A q5_0 embedding (no AMX kernel, no repack): its tied head copy stays out of both.
+    return synthetic(n_layer=1, tensors=[("token_embd.weight", (256, 512), "q5_0"),
+                                         ("blk.0.attn_norm.weight", (256,), "f32"), *weights])
+
+
+# Sizes from the block layouts (ggml-common.h) and get_row_size (ggml-cpu/amx/mmq.cpp): q8_0 is
+# 34 bytes per 32 values plus a 4-byte compensation sum per block; q4_K 144 per 256 plus 4;
+# iq4_xs 136 per 256 plus 2; f16 is stored unpacked.
+AMX_CASES = [
+    ("q8_0", (256, 64), 64 * 8 * (34 + 4)),
+    ("q4_K", (512, 32), 32 * 2 * (144 + 4)),
+    ("q6_K", (256, 32), 32 * 210),
+    ("iq4_xs", (256, 96), 96 * (136 + 2)),
+    ("q4_0", (64, 32), 32 * 2 * 18),
+    ("f16", (48, 32), 48 * 32 * 2),
+]
+
+
+@pytest.mark.parametrize("type_name, ne, packed", AMX_CASES)
+def test_amx_buffer_holds_packed_matmul_weights(type_name: str, ne: tuple[int, int],
+                                                packed: int) -> None:
+    """On a CPU with AMX-INT8 and AVX512-VNNI, the AMX buffer type comes first among the CPU's
+    extra buffer types and takes MUL_MAT weights of its types (ggml-cpu/amx/amx.cpp)."""
+    model = amx_model([("blk.0.attn_q.weight", ne, type_name)])
+    prediction = predict_memory(model, MemoryConfig(cpu_amx=True))
+    buffers = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
+    assert buffers["AMX"] == (packed + 31) // 32 * 32
+    without = predict_memory(model, MemoryConfig(cpu_amx=False, cpu_avx512=False))
+    assert "AMX" not in {b.buffer for b in by_kind(without, "model")}
+
+
+@pytest.mark.parametrize("name, ne, type_name", [
+    ("blk.0.attn_q.weight", (256, 48), "q8_0"),  # ne[1] not a multiple of TILE_N * 2 = 32
+    ("blk.0.attn_q.weight", (288, 32), "q4_K"),  # ne[0] not a multiple of QK_K = 256
+    ("blk.0.attn_q.weight", (40, 32), "q8_0"),  # ne[0] not a multiple of TILE_K = 32
+    ("blk.0.attn_q.weight", (256, 32), "q5_0"),  # no AMX kernel for q5_0
+    ("blk.0.ffn_up_exps.weight", (256, 32, 4), "q8_0"),  # MUL_MAT_ID: not supported
+])
+def test_amx_refuses_what_its_supports_op_refuses(name: str, ne: tuple[int, ...],
+                                                  type_name: str) -> None:
+    prediction = predict_memory(amx_model([(name, ne, type_name)]),
+                                MemoryConfig(cpu_amx=True, cpu_avx512=False))
+    assert "AMX" not in {b.buffer for b in by_kind(prediction, "model")}
+
+
+def test_amx_comes_before_repack_and_never_on_a_gpu_build() -> None:
+    """q4_0 [256, 64] suits both AMX and CPU_REPACK: AMX is listed first. A GPU build's host
+    weights go to the plain CPU buffer (CUDA_Host swapped for CPU with mmap)."""
+    model = amx_model([("blk.0.attn_q.weight", (256, 64), "q4_0")])
+    cpu = {b.buffer for b in by_kind(predict_memory(model, MemoryConfig(cpu_amx=True)), "model")}
+    assert "AMX" in cpu and "CPU_REPACK" not in cpu
+    gpu = predict_memory(model, MemoryConfig(cpu_amx=True, n_gpu_layers=0,
+                                             gpu_capacities=(8 << 30,)))
+    assert "AMX" not in {b.buffer for b in by_kind(gpu, "model")}
+    no_extra = predict_memory(model, MemoryConfig(cpu_amx=True, cpu_repack=False))
+    assert "AMX" not in {b.buffer for b in by_kind(no_extra, "model")}
 
 
 def test_tied_embedding_costs_vram_once_the_head_is_offloaded() -> None:

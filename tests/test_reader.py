@@ -12,8 +12,8 @@ import pytest
 
 from gguf_inspect.core.errors import FormatError, SourceError, TruncatedError
 from gguf_inspect.core.model import ArrayValue
+from gguf_inspect.gguf.cursor import MAX_CHUNK
 from gguf_inspect.gguf.reader import (
-    MAX_CHUNK,
     invalid_strings,
     read_array,
     read_gguf_source,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import fixture_path
-from gguf_inspect.llamacpp.memory import MemoryConfig
+from gguf_inspect.llamacpp.memory import MemoryConfig, host_has_amx
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
 from gguf_inspect.llamacpp.runtime import INSTALL_HINT, RuntimeCapture, capture_load
 
@@ -38,7 +38,11 @@ def test_the_whole_log_is_caught_at_every_level(capture: RuntimeCapture) -> None
     assert all("\n" not in text for text in texts)
     # The raw log keeps llama.cpp's own text, fragments unsplit (what --log saves).
     assert all(text in capture.raw_log for text in texts)
-    assert ".repack: repack tensor" in capture.raw_log  # dots still glued to the next message
+    # Dots still glued to the next message: the repack line of whichever extra buffer type this
+    # CPU has (AMX before CPU_REPACK, ggml_backend_cpu_get_extra_buffer_types).
+    repack_line = (".ggml_backend_amx_buffer_set_tensor: amx repack tensor" if host_has_amx()
+                   else ".repack: repack tensor")
+    assert repack_line in capture.raw_log
     assert "llama_kv_cache: size = " in capture.raw_log
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from gguf_inspect import __version__
+from gguf_inspect.core.version import __version__
 
 
 def _installed(distribution: str) -> str:

@@ -31,196 +31,16 @@ from gguf_inspect.core.constants import (
 )
 from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
 from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
+from gguf_inspect.gguf.cursor import Cursor, Problems, display_label
 from gguf_inspect.gguf.source import ByteSource
 
 PREVIEW_ITEMS = 8
 EAGER_ARRAY_LIMIT = 1024  # numeric arrays this short (per-layer values) are decoded at once
-FIRST_CHUNK = 1 << 20
-MAX_CHUNK = 4 << 20
 MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
 # Arrays of arrays: gguf-py writes them and llama.cpp refuses them; the bound keeps a hostile
 # file (12 bytes per level) from running Python out of stack.
 MAX_ARRAY_DEPTH = 8
-# Collecting stops here: past this many, a file is garbage and the list would only grow.
-MAX_PROBLEMS = 100
-# Keys and tensor names longer than this are named by position in messages (``kv[3]``): a
-# corrupt length can make a "name" of megabytes, and an error must stay one readable line.
-MAX_LABEL = 128
-
-
-class _Problems:
-    """Where a recoverable format problem goes: raised at once (the default), or collected."""
-
-    def __init__(self, collected: list[GGUFError] | None = None) -> None:
-        self.collected = collected
-
-    def report(self, error: FormatError) -> None:
-        if self.collected is None:
-            raise error
-        self.collected.append(error)
-        if len(self.collected) >= MAX_PROBLEMS:
-            raise FormatError(f"{MAX_PROBLEMS} problems found; not looking further",
-                              offset=error.offset, field=error.field)
-
-
-def _label(name: str, position: str) -> str:
-    """How messages name a key or tensor: by its name, or by position when the name is huge."""
-    return name if len(name) <= MAX_LABEL else position
-
-
-class _Cursor:
-    """A forward-only cursor over a byte source with a growing read-ahead buffer.
-
-    Memory stays bounded: the buffer holds at most the unread part of one chunk plus the next.
-    """
-
-    def __init__(self, source: ByteSource, byte_order: str = "<",
-                 problems: _Problems | None = None) -> None:
-        self.source = source
-        self.problems = problems or _Problems()
-        self.size = source.size
-        self.order = byte_order
-        self.buffer = b""
-        self.buffer_start = 0
-        self.position = 0
-        # A source may ask for smaller reads (a remote one pays for every byte fetched).
-        self.chunk, self.max_chunk = getattr(source, "read_ahead", (FIRST_CHUNK, MAX_CHUNK))
-        self._formats: dict[str, struct.Struct] = {}
-
-    def remaining(self) -> int:
-        return self.size - self.position
-
-    def _fill(self, needed: int, field: str) -> None:
-        """Make ``needed`` bytes from ``position`` available in the buffer, or fail as truncated."""
-        if self.position + needed > self.size:
-            raise TruncatedError(
-                f"file ends before {needed} byte(s) of {field}", offset=self.position, field=field)
-        keep_from = self.position - self.buffer_start
-        want = max(needed, self.chunk)
-        self.chunk = min(self.chunk * 2, self.max_chunk)
-        tail = self.buffer[keep_from:]
-        read_from = self.position + len(tail)
-        data = self.source.read_at(read_from, want - len(tail))
-        self.buffer = tail + data
-        self.buffer_start = self.position
-        if len(self.buffer) < needed:
-            raise TruncatedError(
-                f"file ends before {needed} byte(s) of {field}", offset=self.position, field=field)
-
-    def take(self, length: int, field: str) -> bytes:
-        start = self.position - self.buffer_start
-        if start + length > len(self.buffer):
-            self._fill(length, field)
-            start = 0
-        self.position += length
-        return self.buffer[start:start + length]
-
-    def unpack(self, fmt: str, field: str) -> Any:
-        compiled = self._formats.get(fmt)
-        if compiled is None:
-            compiled = self._formats[fmt] = struct.Struct(self.order + fmt)
-        start = self.position - self.buffer_start
-        if start + compiled.size > len(self.buffer):
-            self._fill(compiled.size, field)
-            start = 0
-        self.position += compiled.size
-        return compiled.unpack_from(self.buffer, start)[0]
-
-    def skip(self, length: int, field: str) -> None:
-        if self.position + length > self.size:
-            raise TruncatedError(
-                f"{field} needs {length} byte(s) but only {self.remaining()} remain",
-                offset=self.position, field=field)
-        self.position += length
-
-    def string(self, field: str, *, strict: bool = True) -> str:
-        start, raw = self.raw_string(field)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            if strict:
-                self.problems.report(FormatError(f"invalid UTF-8 in string ({error.reason})",
-                                                 offset=start + 8 + error.start, field=field))
-            return raw.decode("utf-8", errors="backslashreplace")
-
-    def raw_string(self, field: str) -> tuple[int, bytes]:
-        """One length-prefixed string, undecoded, with the offset of its length prefix."""
-        start = self.position
-        length = self.unpack("Q", field + " length")
-        if length > self.remaining():
-            raise TruncatedError(
-                f"string length {length} exceeds the {self.remaining()} byte(s) left",
-                offset=start, field=field)
-        return start, self.take(length, field)
-
-    def skip_strings(self, count: int, field: str, first: int = 0) -> None:
-        """Skip ``count`` length-prefixed strings; the hot loop of a 262k-token vocabulary.
-        ``first`` is the array index of the first one skipped (messages name the item).
-
-        Only the 8-byte lengths must be buffered, not the strings: the inner loop hops from
-        length to length and lets the position run past the buffer, which the next refill
-        starts from. A length that runs past the end of the file is caught right after it.
-        """
-        unpack_length = (self._formats.get("Q") or struct.Struct(self.order + "Q")).unpack_from
-        index = 0
-        while index < count:
-            self.ensure(8, f"{field}[{first + index}] length")
-            buffer = self.buffer
-            local = self.position - self.buffer_start
-            limit = len(buffer) - 8
-            string_start = local
-            for index in range(index, count):  # noqa: B020 - resumes where the last pass stopped
-                if local > limit:
-                    break
-                string_start = local
-                local += 8 + unpack_length(buffer, local)[0]
-            else:
-                index = count
-            self.position = self.buffer_start + local
-            if self.position > self.size:
-                start = self.buffer_start + string_start
-                length = self.position - start - 8
-                raise TruncatedError(
-                    f"string length {length} exceeds the {self.size - start - 8} byte(s) left",
-                    offset=start, field=f"{field}[{first + index - 1}]")
-
-    def strings(self, count: int, field: str) -> Iterator[str]:
-        """Decode ``count`` length-prefixed strings, bad UTF-8 shown as backslash escapes; the
-        hot loop of decoding a 262k-token vocabulary (about twice as fast as ``string`` per item,
-        see ``raw_strings``). Memory stays bounded by the read-ahead buffer."""
-        for _, raw in self.raw_strings(count, field):
-            yield raw.decode("utf-8", errors="backslashreplace")
-
-    def raw_strings(self, count: int, field: str) -> Iterator[tuple[int, bytes]]:
-        """``count`` length-prefixed strings undecoded, each with the absolute offset of its
-        length prefix (``strings`` decodes them; ``invalid_strings`` checks every one).
-
-        One item goes through the cursor (which refills the buffer and raises TruncatedError
-        for a length past the end), then every following item that lies whole in the buffer is
-        sliced directly; the first one that does not starts the next pass.
-        """
-        unpack_length = (self._formats.get("Q") or struct.Struct(self.order + "Q")).unpack_from
-        index = 0
-        while index < count:
-            yield self.raw_string(f"{field}[{index}]")
-            index += 1
-            buffer, buffered = self.buffer, len(self.buffer)
-            local = self.position - self.buffer_start
-            while index < count and local + 8 <= buffered:
-                end = local + 8 + unpack_length(buffer, local)[0]
-                if end > buffered:
-                    break
-                index += 1
-                yield self.buffer_start + local, buffer[local + 8:end]
-                local = end
-            self.position = self.buffer_start + local
-
-    def ensure(self, needed: int, field: str) -> None:
-        """Make ``needed`` bytes from the position available in the buffer (refilling once)."""
-        if self.position - self.buffer_start + needed > len(self.buffer) or (
-                self.position < self.buffer_start):
-            self._fill(needed, field)
 
 
 def _value_format(value_type: int, field: str, offset: int) -> str | None:
@@ -229,7 +49,7 @@ def _value_format(value_type: int, field: str, offset: int) -> str | None:
     return VALUE_TYPES[value_type][1]
 
 
-def _read_scalar(cursor: _Cursor, value_type: int, field: str) -> Any:
+def _read_scalar(cursor: Cursor, value_type: int, field: str) -> Any:
     fmt = _value_format(value_type, field, cursor.position)
     if value_type == VALUE_TYPE_STRING:
         return cursor.string(field)
@@ -250,7 +70,7 @@ def _item_min_size(item_type: int) -> int:
     return struct.calcsize("<" + VALUE_TYPES[item_type][1])
 
 
-def _read_array(cursor: _Cursor, field: str, depth: int = 1) -> ArrayValue:
+def _read_array(cursor: Cursor, field: str, depth: int = 1) -> ArrayValue:
     type_offset = cursor.position
     if depth > MAX_ARRAY_DEPTH:
         raise FormatError(f"arrays nested more than {MAX_ARRAY_DEPTH} deep", offset=type_offset,
@@ -293,7 +113,7 @@ def _decode_numeric(raw: bytes, item_type: int, count: int, order: str) -> tuple
     return values
 
 
-def _read_header(cursor: _Cursor, path: str) -> tuple[int, str, int, int]:
+def _read_header(cursor: Cursor, path: str) -> tuple[int, str, int, int]:
     magic = cursor.take(4, "magic")
     if magic != GGUF_MAGIC:
         raise FormatError(f"not a GGUF file (magic {magic!r})", offset=0, field="magic")
@@ -319,12 +139,12 @@ def _read_header(cursor: _Cursor, path: str) -> tuple[int, str, int, int]:
     return version, byte_order, n_tensors, n_kv
 
 
-def _read_metadata(cursor: _Cursor, n_kv: int) -> dict[str, MetadataEntry]:
+def _read_metadata(cursor: Cursor, n_kv: int) -> dict[str, MetadataEntry]:
     metadata: dict[str, MetadataEntry] = {}
     for index in range(n_kv):
         offset = cursor.position
         key = cursor.string(f"kv[{index}].key")
-        label = _label(key, f"kv[{index}]")
+        label = display_label(key, f"kv[{index}]")
         type_offset = cursor.position
         value_type = cursor.unpack("I", f"{label} value type")
         _value_format(value_type, f"{label} value type", type_offset)
@@ -340,7 +160,7 @@ def _read_metadata(cursor: _Cursor, n_kv: int) -> dict[str, MetadataEntry]:
     return metadata
 
 
-def _alignment(metadata: dict[str, MetadataEntry], problems: _Problems) -> int:
+def _alignment(metadata: dict[str, MetadataEntry], problems: Problems) -> int:
     entry = metadata.get("general.alignment")
     if entry is None:
         return DEFAULT_ALIGNMENT
@@ -365,14 +185,14 @@ class _RawTensor(NamedTuple):
     label: str  # how messages name it (see _label)
 
 
-def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[_RawTensor]:
+def _read_tensor_infos(cursor: Cursor, n_tensors: int) -> list[_RawTensor]:
     infos = []
     names: set[str] = set()
     report = cursor.problems.report
     for index in range(n_tensors):
         offset = cursor.position
         name = cursor.string(f"tensor[{index}].name")
-        label = _label(name, f"tensor[{index}]")
+        label = display_label(name, f"tensor[{index}]")
         if name in names:
             report(FormatError(f"duplicate tensor name {label!r}", offset=offset, field=label))
         names.add(name)
@@ -392,7 +212,7 @@ def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> list[_RawTensor]:
     return infos
 
 
-def _known_type_bytes(info: _RawTensor, problems: _Problems) -> int:
+def _known_type_bytes(info: _RawTensor, problems: Problems) -> int:
     ggml_type = GGML_TYPES[info.type_id]
     row_length = info.ne[0] if info.ne else 1
     if row_length % ggml_type.block_size:
@@ -409,7 +229,7 @@ def _known_type_bytes(info: _RawTensor, problems: _Problems) -> int:
 
 
 def _tensor_sizes(raw_infos: list[_RawTensor], data_offset: int, file_size: int,
-                  problems: _Problems) -> list[int]:
+                  problems: Problems) -> list[int]:
     """Bytes of each tensor: from its type and shape, or for an unknown type, from the gap to
     the next tensor's data (or the end of the file) so that an unknown type never crashes."""
     order = sorted(range(len(raw_infos)), key=lambda index: raw_infos[index].relative)
@@ -426,7 +246,7 @@ def _tensor_sizes(raw_infos: list[_RawTensor], data_offset: int, file_size: int,
 
 
 def _place_tensors(raw_infos: list[_RawTensor], data_offset: int, alignment: int,
-                   file_size: int, problems: _Problems) -> tuple[TensorInfo, ...]:
+                   file_size: int, problems: Problems) -> tuple[TensorInfo, ...]:
     """Turn raw infos into TensorInfo: sizes, alignment, bounds and overlap checks."""
     sizes = _tensor_sizes(raw_infos, data_offset, file_size, problems)
     for info, n_bytes in zip(raw_infos, sizes):
@@ -462,8 +282,8 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
     first problem raises. One file only: ``open.read_header`` sends a split model's source to
     its own ``read_model``, which calls this once per shard.
     """
-    collector = _Problems(problems)
-    cursor = _Cursor(source, problems=collector)
+    collector = Problems(problems)
+    cursor = Cursor(source, problems=collector)
     try:
         version, byte_order, n_tensors, n_kv = _read_header(cursor, source.name)
         metadata = _read_metadata(cursor, n_kv)
@@ -490,7 +310,7 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
 def iter_array(source: ByteSource, array: ArrayValue, byte_order: str = "little",
                ) -> Iterator[Any]:
     """Decode a metadata array's items on demand, in order, in bounded memory."""
-    cursor = _Cursor(source, "<" if byte_order == "little" else ">")
+    cursor = Cursor(source, "<" if byte_order == "little" else ">")
     cursor.position = cursor.buffer_start = array.offset
     if array.item_type == VALUE_TYPE_STRING:
         yield from cursor.strings(array.count, "array")
@@ -527,7 +347,7 @@ def invalid_strings(source: ByteSource, array: ArrayValue, field: str,
     """
     if array.item_type != VALUE_TYPE_STRING:
         return
-    cursor = _Cursor(source, "<" if byte_order == "little" else ">")
+    cursor = Cursor(source, "<" if byte_order == "little" else ">")
     cursor.position = cursor.buffer_start = start + array.offset
     for index, (offset, raw) in enumerate(cursor.raw_strings(array.count, field)):
         try:

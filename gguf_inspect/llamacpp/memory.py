@@ -48,6 +48,7 @@ class MemoryConfig:
     offload_kqv: bool = True
     cpu_repack: bool = True  # CPU_REPACK buffers (x86 AVX2 rules) on CPU-only builds
     cpu_avx512: bool | None = None  # None: read /proc/cpuinfo (Q2_K repacks only with AVX512)
+    cpu_amx: bool | None = None  # None: read /proc/cpuinfo (AMX-INT8 + AVX512-VNNI: AMX buffers)
     embeddings: bool = False  # llama_context_params.embeddings: adds n_embd floats per output
 
 
@@ -202,13 +203,27 @@ def float32(value: float) -> float:
 
 
 @lru_cache(maxsize=1)
-def host_has_avx512() -> bool:
-    """Whether this machine's CPU has AVX512F (what a native ggml build compiles in)."""
+def host_cpu_flags() -> frozenset[str]:
+    """This machine's CPU flags (/proc/cpuinfo), which a native ggml build compiles in."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
     except OSError:
-        return False
+        pass
+    return frozenset()
+
+
+def host_has_avx512() -> bool:
+    """Whether this machine's CPU has AVX512F."""
+    return "avx512f" in host_cpu_flags()
+
+
+def host_has_amx() -> bool:
+    """Whether a native build here has the AMX buffer type: ggml-cpu/amx/amx.cpp compiles it
+    only with __AMX_INT8__ and __AVX512VNNI__ (-march=native on a CPU with both flags)."""
+    return {"amx_int8", "avx512_vnni"} <= host_cpu_flags()
 
 
 # ---- hyperparameters (llama_model_base::load_hparams, llama-model.cpp) ------------------------
@@ -481,6 +496,35 @@ def _n_dims(tensor: TensorInfo) -> int:
     return max(dims, 1)  # a 0-dim tensor counts as 1-D, as in ggml
 
 
+# ggml::cpu::amx::extra_buffer_type::supports_op (ggml-cpu/amx/amx.cpp): the row length a
+# MUL_MAT weight's type needs in the AMX buffer (TILE_K = 32, QK_K = 256; f16 is kept unpacked).
+AMX_ROW_MULTIPLE = {"q4_0": 32, "q4_1": 32, "q8_0": 32, "q4_K": 256, "q5_K": 256, "q6_K": 256,
+                    "iq4_xs": 256, "f16": 16}
+AMX_OUTPUT_MULTIPLE = 2 * 16  # op->ne[0] % (TILE_N * 2): the weight's ne[1]
+# get_row_size<TB, BLOCK_K> (ggml-cpu/amx/mmq.cpp): bytes the packed layout adds per block.
+AMX_EXTRA_PER_BLOCK = {"q8_0": 4, "q4_K": 4, "q5_K": 4, "iq4_xs": 2}
+
+
+def amx_supports(tensor: TensorInfo, matmul_dims: int | None) -> bool:
+    """The AMX buffer takes a MUL_MAT weight (not MUL_MAT_ID) of an AMX type whose ne[0] is a
+    multiple of the type's tile and whose ne[1] is a multiple of 32."""
+    multiple = AMX_ROW_MULTIPLE.get(tensor.type_name)
+    if matmul_dims != 2 or multiple is None or len(tensor.ne) < 2:
+        return False
+    return tensor.dim(0) % multiple == 0 and tensor.dim(1) % AMX_OUTPUT_MULTIPLE == 0
+
+
+def amx_alloc_size(tensor: TensorInfo) -> int:
+    """ggml_backend_amx_get_alloc_size (ggml-cpu/amx/mmq.cpp): for a type with AMX kernels,
+    ne[1] packed rows of get_row_size(ne[0]) bytes; f16 (no packing) its ggml_nbytes."""
+    extra = AMX_EXTRA_PER_BLOCK.get(tensor.type_name, 0)
+    if tensor.type_name == "f16":
+        return tensor.n_bytes
+    ggml_type = GGML_TYPES[tensor.type_id]
+    blocks = tensor.dim(0) // ggml_type.block_size
+    return tensor.dim(1) * (blocks * ggml_type.type_size + blocks * extra)
+
+
 def repacks(tensor: TensorInfo, matmul_dims: int | None, avx512: bool) -> bool:
     """ggml_repack_get_optimal_repack_type (ggml-cpu/repack.cpp, x86) plus the extra buffer's
     supports_op: MUL_MAT on a 2-D weight or MUL_MAT_ID on a 3-D one, a repackable type, and
@@ -503,12 +547,16 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     (no output.weight) is requested again as the output head (TENSOR_DUPLICATED): it costs a
     second copy only when that lands in a different buffer type."""
     avx512 = host_has_avx512() if config.cpu_avx512 is None else config.cpu_avx512
+    amx = host_has_amx() if config.cpu_amx is None else config.cpu_amx
     gpu_build = bool(config.gpu_capacities)
+    # use_extra_bufts: ggml_backend_cpu_get_extra_buffer_types lists AMX before CPU_REPACK.
     use_repack = config.cpu_repack and not gpu_build
 
     def buffer_for(tensor: TensorInfo, device: str, matmul_dims: int | None) -> str:
         if device != HOST:
             return f"CUDA{device[3:]}"
+        if use_repack and amx and amx_supports(tensor, matmul_dims):
+            return "AMX"
         if use_repack and repacks(tensor, matmul_dims, avx512):
             return "CPU_REPACK"
         if gpu_build and not config.use_mmap:
@@ -533,7 +581,9 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
 
 def _alloc_size(tensor: TensorInfo, buffer: str) -> int:
     """ggml_backend_buft_get_alloc_size: ggml_nbytes, plus for CUDA the quantized-row padding
-    (ggml_backend_cuda_buffer_type_get_alloc_size, ggml-cuda.cu)."""
+    (ggml_backend_cuda_buffer_type_get_alloc_size, ggml-cuda.cu); AMX's packed layout."""
+    if buffer == "AMX":
+        return amx_alloc_size(tensor)
     size = tensor.n_bytes
     if buffer.startswith("CUDA") and buffer != "CUDA_Host":
         size += cuda_row_padding(tensor.type_id, tensor.row_length)

@@ -355,7 +355,7 @@ def config_from_log(log: LoadLog, base: MemoryConfig) -> tuple[MemoryConfig, lis
     notes += gpu_notes
     notes.append("settings read from the log: " + ", ".join(
         f"{name}={value}" for name, value in changes.items() if name != "gpu_capacities")
-        + " (cpu_repack: whether the log has a CPU_REPACK buffer)")
+        + " (cpu_repack: whether the log has a CPU_REPACK or AMX buffer; cpu_amx: an AMX one)")
     return replace(base, **changes), notes
 
 
@@ -364,7 +364,10 @@ def device_settings_from_log(log: LoadLog) -> tuple[dict[str, Any], list[str]]:
     offloaded, and whether CPU weights were repacked (a property of the build and the CPU)."""
     gpus = sorted({b.buffer for b in log.model_buffers if _is_gpu_buffer(b.buffer)})
     if not gpus:
-        return {"cpu_repack": any(b.buffer == "CPU_REPACK" for b in log.model_buffers)}, []
+        # The CPU's extra buffer types (AMX, then CPU_REPACK) are a property of the build and
+        # the CPU: read them off the buffers the log names.
+        names = {b.buffer for b in log.model_buffers}
+        return {"cpu_repack": bool(names & {"CPU_REPACK", "AMX"}), "cpu_amx": "AMX" in names}, []
     changes: dict[str, Any] = {"gpu_capacities": (1,) * len(gpus)}
     if log.context.gpu_layers is not None:
         changes["n_gpu_layers"] = log.context.gpu_layers[0]
