@@ -174,8 +174,8 @@ class ProgressCounter:
     """Counts the work done over one pass (bytes hashed, elements compared) and hands the
     callback an event of ``event_type`` after each step."""
 
-    def __init__(self, event_type: type[HashProgress] | type[ValuesProgress], total: int, n_tensors: int,
-                 progress: ProgressCallback | None) -> None:
+    def __init__(self, event_type: type[HashProgress] | type[ValuesProgress], total: int,
+                 n_tensors: int, progress: ProgressCallback | None) -> None:
         self.event_type = event_type
         self.total = total
         self.n_tensors = n_tensors
