@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             warm(path)
         if args.only != "hash":
             report(f"diff A B --values all --sample {args.sample}",
-                   ["diff", str(path_a), str(path_b), "all", "--values", "--sample",
+                   ["diff", str(path_a), str(path_b), "--values", "all", "--sample",
                     str(args.sample)], args.runs)
         if args.only == "values":
             return 0

@@ -204,14 +204,15 @@ def _run_report(gguf_file: object, source: MemorySource) -> None:
     from gguf_inspect.reports.embeddings import NoEmbeddingError
     from gguf_inspect.reports.inspect import InspectOptions, inspect_model
     from gguf_inspect.commands import render_sections
+    from gguf_inspect.gguf.open import Model
     from gguf_inspect.render.inspect import inspect_json, inspect_sections
 
+    model = Model(gguf_file, source)  # type: ignore[arg-type]
     options = InspectOptions(embeddings=True, metadata=True, full=True, tensors=True)
     try:
-        report = inspect_model(gguf_file, source, options)  # type: ignore[arg-type]
+        report = inspect_model(model, options)
     except NoEmbeddingError:  # reported as such to the user; go on without the section
-        report = inspect_model(gguf_file, source,  # type: ignore[arg-type]
-                               InspectOptions(metadata=True, full=True, tensors=True))
+        report = inspect_model(model, InspectOptions(metadata=True, full=True, tensors=True))
     inspect_json(report)
     for output_format in ("table", "markdown"):
         render_sections(inspect_sections(report), output_format)

@@ -36,7 +36,7 @@ from gguf_inspect.reports.diff import (
 )
 from gguf_inspect.cli import app
 from gguf_inspect.commands.diff import StderrProgress, run_diff
-from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf.open import Model, open_model, read_header
 from gguf_inspect.render.diff import diff_json, diff_sections
 from gguf_inspect.render.document import draw_markdown, draw_terminal
 from gguf_inspect.core.model import TensorInfo
@@ -64,9 +64,8 @@ def diff(name_a: str, name_b: str, options: DiffOptions = DiffOptions(),
 
 def diff_paths(path_a: Path, path_b: Path, options: DiffOptions = DiffOptions(),
                progress: ProgressCallback | None = None) -> DiffReport:
-    with LocalFileSource(path_a) as source_a, LocalFileSource(path_b) as source_b:
-        return diff_models(read_gguf_source(source_a), read_gguf_source(source_b),
-                           source_a, source_b, options, progress)
+    with open_model(path_a) as model_a, open_model(path_b) as model_b:
+        return diff_models(model_a, model_b, options, progress)
 
 
 def reader_tensors(name: str) -> dict[str, gguf.ReaderTensor]:
@@ -352,9 +351,9 @@ def test_progress_counts_every_element_once() -> None:
     diff("tiny-llama-untied-f16.gguf", "tiny-llama-untied-q8_0.gguf",
          DiffOptions(values="embeddings", chunk_bytes=64 * 1024), reported.append)
     events = [event for event in reported if isinstance(event, ValuesProgress)]
-    done = [event.elements_done for event in events]
+    done = [event.done for event in events]
     assert done == sorted(done) and len(events) > 2
-    assert done[-1] == events[-1].elements_total == 2 * N_EMBD * N_VOCAB
+    assert done[-1] == events[-1].total == 2 * N_EMBD * N_VOCAB
     assert events[-1].fraction == 1.0 and events[-1].tensor_index == events[-1].n_tensors == 2
 
 
@@ -401,10 +400,9 @@ def test_nan_and_zero_rows(tmp_path: Path) -> None:
 
 
 def test_value_diff_rejects_an_unknown_scope() -> None:
-    with LocalFileSource(fixture_path("tiny-llama-tied-q8_0.gguf")) as source:
-        gguf_file = read_gguf_source(source)
+    with open_model(fixture_path("tiny-llama-tied-q8_0.gguf")) as model:
         with pytest.raises(ValueError):
-            value_diff(gguf_file, gguf_file, source, source, DiffOptions(values="some"))
+            value_diff(model, model, DiffOptions(values="some"))
 
 
 # ---- tensor data ------------------------------------------------------------------------------
@@ -519,15 +517,15 @@ def test_hashing_reads_each_byte_once_in_bounded_chunks() -> None:
 
     events: list[ProgressEvent] = []
     with Recording(path) as source_a, Recording(path) as source_b:
-        model_a, model_b = read_gguf_source(source_a), read_gguf_source(source_b)
+        model_a, model_b = Model(read_header(source_a), source_a), Model(read_header(source_b),
+                                                                          source_b)
         reads.clear()
-        diff_models(model_a, model_b, source_a, source_b,
-                    DiffOptions(hash_chunk_bytes=10_000), events.append)
+        diff_models(model_a, model_b, DiffOptions(hash_chunk_bytes=10_000), events.append)
     data_bytes = 2 * sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
     hashed = [event for event in events if isinstance(event, HashProgress)]
-    assert hashed[-1].bytes_done == hashed[-1].bytes_total == data_bytes
+    assert hashed[-1].done == hashed[-1].total == data_bytes
     assert hashed[-1].fraction == 1.0 and hashed[-1].n_tensors == 21
-    assert [e.bytes_done for e in hashed] == sorted(e.bytes_done for e in hashed)
+    assert [e.done for e in hashed] == sorted(e.done for e in hashed)
     assert max(reads) <= 10_000 and sum(reads) == data_bytes
 
 

@@ -37,10 +37,9 @@ from gguf_inspect.reports.embed import (
 from gguf_inspect.cli import app
 from gguf_inspect.commands.embed import StderrProgress, run_embed
 from gguf_inspect.core.constants import ExitCode
-from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf import open as gguf_open
 from gguf_inspect.llamacpp.runtime import RuntimeTokenizer
 from gguf_inspect.render.embed import embed_json, embed_sections
-from gguf_inspect.gguf.source import LocalFileSource
 
 PLANTED_F16 = "tiny-llama-planted-f16.gguf"
 PLANTED_Q8_0 = "tiny-llama-planted-q8_0.gguf"
@@ -77,16 +76,16 @@ def open_model(request: pytest.FixtureRequest):
 
     def opener(path: Path | str, chunk_bytes: int = 16 << 20,
                use_tokenizer: bool = True) -> EmbeddingModel:
-        source = LocalFileSource(path)
-        model = open_embedding_model(read_gguf_source(source), source,
-                                     use_tokenizer=use_tokenizer, chunk_bytes=chunk_bytes)
-        opened.append((source, model))
-        return model
+        model = gguf_open.open_model(path)
+        embedding = open_embedding_model(model, use_tokenizer=use_tokenizer,
+                                         chunk_bytes=chunk_bytes)
+        opened.append((model, embedding))
+        return embedding
 
     yield opener
-    for source, model in opened:
+    for model, embedding in opened:
+        embedding.close()
         model.close()
-        source.close()
 
 
 # ---- the planted fixture ----------------------------------------------------------------------

@@ -45,8 +45,7 @@ def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: 
     progress = StderrProgress(progress_stream) if progress_stream is not None else None
     try:
         with open_model(location_a) as model_a, open_model(location_b) as model_b:
-            report = diff_models(model_a.file, model_b.file, model_a.source, model_b.source,
-                                 options, progress)
+            report = diff_models(model_a, model_b, options, progress)
     finally:
         if progress is not None:
             progress.finish()

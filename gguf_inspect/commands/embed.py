@@ -53,10 +53,10 @@ def build_query(nearest: str | None, analogy: Sequence[str] | None, token: str |
 
 
 def _open(stack: ExitStack, location: str, use_tokenizer: bool) -> EmbeddingModel:
-    opened = stack.enter_context(open_model(location))
-    model = open_embedding_model(opened.file, opened.source, use_tokenizer=use_tokenizer)
-    stack.callback(model.close)
-    return model
+    model = stack.enter_context(open_model(location))
+    embedding = open_embedding_model(model, use_tokenizer=use_tokenizer)
+    stack.callback(embedding.close)
+    return embedding
 
 
 def run_embed(location: str, output_format: str, *, nearest: str | None = None,

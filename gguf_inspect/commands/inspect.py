@@ -13,8 +13,7 @@ from gguf_inspect.gguf.open import open_model
 def run_inspect(location: str, output_format: str, **options: object) -> str:
     """The default command: summary plus the sections named in ``options``."""
     with open_model(location) as model:
-        report = inspect_model(model.file, model.source,
-                               InspectOptions(**options))  # type: ignore[arg-type]
+        report = inspect_model(model, InspectOptions(**options))  # type: ignore[arg-type]
     if output_format == "json":
         from gguf_inspect.render.inspect import inspect_json
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from gguf_inspect.reports.embeddings import EmbeddingReport, analyze_embeddings
 from gguf_inspect.reports.listing import MetadataItem, list_metadata, list_tensors
 from gguf_inspect.llamacpp.summary import ModelSummary, summarize
-from gguf_inspect.core.model import GGUFFile, TensorInfo
-from gguf_inspect.gguf.source import ByteSource
+from gguf_inspect.core.model import TensorInfo
+from gguf_inspect.gguf.open import Model
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,10 @@ class InspectReport:
     tensors: tuple[TensorInfo, ...] | None
 
 
-def inspect_model(gguf: GGUFFile, source: ByteSource | None, options: InspectOptions,
-                  ) -> InspectReport:
+def inspect_model(model: Model, options: InspectOptions) -> InspectReport:
     return InspectReport(
-        summary=summarize(gguf),
-        embeddings=analyze_embeddings(gguf) if options.embeddings else None,
-        metadata=list_metadata(gguf, source, options.full) if options.metadata else None,
-        tensors=list_tensors(gguf, options.tensor_filter) if options.tensors else None,
+        summary=summarize(model.file),
+        embeddings=analyze_embeddings(model.file) if options.embeddings else None,
+        metadata=list_metadata(model, options.full) if options.metadata else None,
+        tensors=list_tensors(model.file, options.tensor_filter) if options.tensors else None,
     )

@@ -8,8 +8,8 @@ from typing import Any
 
 from gguf_inspect.core.constants import VALUE_TYPE_ARRAY, VALUE_TYPES
 from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.gguf.open import Model
 from gguf_inspect.gguf.reader import read_array
-from gguf_inspect.gguf.source import ByteSource
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,15 @@ def _type_name(value_type: int, value: Any) -> str:
     return VALUE_TYPES.get(value_type, ("?", None))[0]
 
 
-def list_metadata(gguf: GGUFFile, source: ByteSource | None = None, full: bool = False,
-                  ) -> tuple[MetadataItem, ...]:
-    """Every key in file order; arrays abbreviated to their preview unless ``full``."""
+def list_metadata(model: Model, full: bool = False) -> tuple[MetadataItem, ...]:
+    """Every key in file order; arrays abbreviated to their preview unless ``full`` (which reads
+    every item from the model's source)."""
     items = []
-    for entry in gguf.metadata.values():
+    for entry in model.file.metadata.values():
         value = entry.value
         if isinstance(value, ArrayValue):
-            if full and source is not None:
-                shown = tuple(read_array(source, value, gguf.byte_order))
+            if full:
+                shown = tuple(read_array(model.source, value, model.file.byte_order))
             else:
                 shown = value.items if value.items is not None else value.preview
             items.append(MetadataItem(entry.key, _type_name(entry.value_type, value), tuple(shown),
