@@ -1,20 +1,22 @@
-"""The command line: parse arguments, call an analysis, render, print, map errors to exit codes.
+"""The command line: parse arguments, call a command body, print what it returns, and turn a
+raised error into one ``error:`` line and its exit code.
 
 No logic lives here. ``gguf-inspect MODEL [options]`` is the default command (``inspect``);
-the other jobs are subcommands (``gguf-inspect diff A B`` ...).
+the other jobs are subcommands (``gguf-inspect diff A B`` ...). The streams are chosen once, by
+``main(args, streams)``, and reach every command through click's context object.
 """
 
 from __future__ import annotations
 
-import sys
 import traceback as traceback_module
-from typing import Annotated, Callable, Optional, Union
+from typing import Annotated, Callable, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from gguf_inspect.commands import OutputFormat, Streams
 from gguf_inspect.core.constants import ExitCode
-from gguf_inspect.core.errors import FormatError, GGUFError, RuntimeUnavailableError, SourceError
+from gguf_inspect.core.errors import GGUFError, error_message, exit_code_for
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -66,11 +68,11 @@ app = typer.Typer(cls=DefaultCommandGroup, add_completion=False, no_args_is_help
                   pretty_exceptions_enable=False)
 
 
-def _show_version(value: bool) -> None:
+def _show_version(cli_context: typer.Context, value: bool) -> None:
     if value:
         from gguf_inspect.commands.version import version_line
 
-        emit(version_line())
+        emit(streams_of(cli_context), version_line())
         raise typer.Exit(ExitCode.OK)
 
 
@@ -88,54 +90,43 @@ MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Markdown table
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
 
 
-def _exit_code_for(error: BaseException) -> int:
-    if isinstance(error, SourceError):
-        return ExitCode.IO
-    if isinstance(error, RuntimeUnavailableError):
-        return ExitCode.RUNTIME
-    if isinstance(error, (FormatError, GGUFError, LookupError)):
-        return ExitCode.INVALID
-    if isinstance(error, OSError):
-        return ExitCode.IO
-    return ExitCode.INVALID
+def streams_of(cli_context: typer.Context) -> Streams:
+    """The streams ``main`` was given, else the process's own (typer's CliRunner swaps those)."""
+    root = cli_context.find_root()
+    return root.obj if isinstance(root.obj, Streams) else Streams.system()
 
 
-def guarded(action: Callable[[], Union[int, tuple[str, int]]], show_traceback: bool) -> None:
-    """Run a command body; print what it rendered, or one ``error:`` line per failure, and exit
-    with its code. A body returns an exit code, or ``(text, exit code)`` to have text printed."""
+def guarded(cli_context: typer.Context, action: Callable[[Streams], tuple[str, int]],
+            show_traceback: bool) -> None:
+    """Run a command body with the streams; print the text it returns and exit with its code,
+    or print one ``error:`` line for a failure and exit with that failure's code."""
+    streams = streams_of(cli_context)
     try:
-        outcome = action()
-        if isinstance(outcome, tuple):
-            text, code = outcome
-            emit(text)
-        else:
-            code = outcome
+        text, code = action(streams)
     except (GGUFError, LookupError, OSError) as error:
         if show_traceback:
-            traceback_module.print_exc()
-        message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
-        if isinstance(error, OSError) and not isinstance(error, GGUFError):
-            message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
-        from gguf_inspect.render.text import escape_terminal
-
-        print(f"error: {escape_terminal(message)}", file=sys.stderr)
-        raise typer.Exit(_exit_code_for(error)) from None
+            traceback_module.print_exc(file=streams.stderr)
+        print_error(streams, error_message(error))
+        raise typer.Exit(exit_code_for(error)) from None
+    emit(streams, text)
     raise typer.Exit(code)
 
 
-def emit(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+def emit(streams: Streams, text: str) -> None:
+    streams.stdout.write(text)
+    streams.stdout.flush()
 
 
-def pick_format(as_json: bool, as_markdown: bool) -> str:
+def pick_format(as_json: bool, as_markdown: bool) -> OutputFormat:
     if as_json and as_markdown:
         raise typer.BadParameter("choose one of --json and --markdown")
-    return "json" if as_json else "markdown" if as_markdown else "table"
+    return (OutputFormat.JSON if as_json else OutputFormat.MARKDOWN if as_markdown
+            else OutputFormat.TABLE)
 
 
 @app.command("inspect")
 def inspect_command(
+    cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to inspect.")],
     embeddings: Annotated[bool, typer.Option("--embeddings", "-e",
                                              help="Report the token-embedding matrix.")] = False,
@@ -155,18 +146,20 @@ def inspect_command(
     if tensor_filter is not None and not tensors:
         raise typer.BadParameter("needs --tensors", param_hint="--filter")
 
-    def run() -> int:
+    def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.inspect import run_inspect
+        from gguf_inspect.reports.inspect import InspectOptions
 
-        emit(run_inspect(model, output_format, embeddings=embeddings, metadata=metadata,
-                         full=full, tensors=tensors, tensor_filter=tensor_filter))
-        return ExitCode.OK
+        return run_inspect(model, output_format, InspectOptions(
+            embeddings=embeddings, metadata=metadata, full=full, tensors=tensors,
+            tensor_filter=tensor_filter))
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 @app.command("validate")
 def validate_command(
+    cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to validate.")],
     data: Annotated[bool, typer.Option(
         "--data", help="Also read every tensor and look for NaN/Inf values.")] = False,
@@ -177,17 +170,18 @@ def validate_command(
     """Check a model's structure (every problem, not only the first); exit 0 valid, 3 invalid."""
     output_format = pick_format(as_json, as_markdown)
 
-    def run() -> tuple[str, int]:
+    def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.validate import run_validate, stderr_progress
 
         return run_validate(model, output_format, data=data,
-                            progress=stderr_progress() if data else None)
+                            progress=stderr_progress(streams.stderr) if data else None)
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 @app.command("diff", cls=OptionalValueCommand)
 def diff_command(
+    cli_context: typer.Context,
     model_a: Annotated[str, typer.Argument(metavar="A", help="Reference GGUF file.")],
     model_b: Annotated[str, typer.Argument(metavar="B", help="GGUF file compared with A.")],
     values: Annotated[Optional[str], typer.Option(
@@ -217,19 +211,19 @@ def diff_command(
     if sample is not None and values is None:
         raise typer.BadParameter("needs --values", param_hint="--sample")
 
-    def run() -> tuple[str, int]:
+    def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.diff import run_diff
 
-        return run_diff(model_a, model_b, output_format, show_all=show_all,
-                        values=values,
+        return run_diff(model_a, model_b, output_format, show_all=show_all, values=values,
                         sample=sample, seed=seed, data_hash=data_hash, exit_code=exit_code,
-                        progress_stream=sys.stderr)
+                        progress_stream=streams.stderr)
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 @app.command("embed")
 def embed_command(
+    cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file whose token embedding to explore.")],
     nearest: Annotated[Optional[str], typer.Option(
         "--nearest", metavar="WORD",
@@ -252,17 +246,14 @@ def embed_command(
     """Explore the token embedding: nearest tokens, analogies, one row, whole-matrix stats."""
     output_format = pick_format(as_json, as_markdown)
 
-    def run() -> int:
-        from gguf_inspect.commands.embed import QueryError, run_embed
+    def run(streams: Streams) -> tuple[str, int]:
+        from gguf_inspect.commands.embed import run_embed
 
-        try:
-            emit(run_embed(model, output_format, nearest=nearest, analogy=analogy, token=token,
-                           stats=stats, top_k=top_k, vs=vs))
-        except QueryError as error:  # a question the file cannot answer: a usage error
-            return usage_error(str(error))
-        return ExitCode.OK
+        # A question the file cannot answer raises QueryError, a UsageError: exit 2.
+        return run_embed(model, output_format, nearest=nearest, analogy=analogy, token=token,
+                         stats=stats, top_k=top_k, vs=vs, stderr=streams.stderr)
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 def _cache_type(value: Optional[str]) -> Optional[str]:
@@ -312,16 +303,17 @@ KvUnifiedOption = Annotated[Optional[bool], typer.Option(
 NoMmapOption = Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")]
 
 
-def usage_error(message: str) -> int:
-    """A question the model cannot answer or a bad value: one line, the usage exit code."""
+def print_error(streams: Streams, message: str) -> None:
+    """One ``error:`` line on stderr, escaped (messages quote file content)."""
     from gguf_inspect.render.text import escape_terminal
 
-    print(f"error: {escape_terminal(message)}", file=sys.stderr)
-    return ExitCode.USAGE
+    streams.stderr.write(f"error: {escape_terminal(message)}\n")
+    streams.stderr.flush()
 
 
 @app.command("runtime")
 def runtime_command(
+    cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
     ctx: CtxOption = None,
     batch: BatchOption = None,
@@ -356,17 +348,18 @@ def runtime_command(
              "kv_unified": kv_unified, "use_mmap": False if no_mmap else None}
     settings = {name: value for name, value in given.items() if value is not None}
 
-    def run() -> tuple[str, int]:
+    def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.runtime import run_runtime
 
         return run_runtime(model, output_format, settings, log_path=log_file,
                            from_log=from_log)
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 @app.command("vram")
 def vram_command(
+    cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to audit.")],
     gpu: Annotated[Optional[str], typer.Option(
         "--gpu", metavar="SIZE|NAME[,...]",
@@ -397,7 +390,7 @@ def vram_command(
     """Will it fit? Memory per device before deploying; exit 0 fits, 1 does not."""
     output_format = pick_format(as_json, as_markdown)
 
-    def run() -> int | tuple[str, int]:
+    def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.vram import VramOptions, run_vram
 
         options = VramOptions(
@@ -409,13 +402,15 @@ def vram_command(
         try:
             return run_vram(model, output_format, options)
         except ValueError as error:  # a bad --gpu / --headroom value: a usage error
-            return usage_error(str(error))
+            print_error(streams, str(error))
+            return "", ExitCode.USAGE
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 @app.command("scan")
 def scan_command(
+    cli_context: typer.Context,
     locations: Annotated[list[str], typer.Argument(
         metavar="PATH_OR_URL...", help="GGUF files, folders of them, or http(s):// / hf:// URLs.")],
     recursive: Annotated[bool, typer.Option(
@@ -443,25 +438,18 @@ def scan_command(
         raise typer.BadParameter(f"expected one of {', '.join(SORT_KEYS)}; got {sort!r}",
                                  param_hint="--sort")
 
-    def progress(done: int, total: int, location: str, ok: bool) -> None:
-        from gguf_inspect.render.text import escape_terminal
-
-        state = "ok" if ok else "failed"
-        print(f"scan [{done}/{total}] {state}: {escape_terminal(location)}", file=sys.stderr,
-              flush=True)
-
-    def run() -> tuple[str, int]:
-        from gguf_inspect.commands.scan import run_scan
+    def run(streams: Streams) -> tuple[str, int]:
+        from gguf_inspect.commands.scan import run_scan, stderr_progress
 
         return run_scan(locations, output_format, recursive=recursive, sort=sort,
-                        reverse=reverse, jobs=jobs, progress=progress)
+                        reverse=reverse, jobs=jobs, progress=stderr_progress(streams.stderr))
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(args: Optional[list[str]] = None, streams: Optional[Streams] = None) -> None:
+    """Console-script entry point; ``args`` and ``streams`` default to the process's own."""
+    app(args, obj=streams)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -398,7 +398,7 @@ def test_vs_with_a_different_width_is_noted_not_compared(open_model) -> None:
 
 def test_json_contract() -> None:
     document = json.loads(run_embed(str(fixture_path(PLANTED_Q8_0)), "json",
-                                    analogy=("king", "man", "woman"), top_k=3))
+                                    analogy=("king", "man", "woman"), top_k=3)[0])
     assert document["schema_version"] == 1
     query = document["query"]
     assert (query["operation"], query["words"], query["top_k"]) == (
@@ -411,7 +411,7 @@ def test_json_contract() -> None:
 
 def test_json_with_vs_has_both_sides() -> None:
     document = json.loads(run_embed(str(fixture_path(PLANTED_Q8_0)), "json", token="queen",
-                                    vs=str(fixture_path(PLANTED_F16))))
+                                    vs=str(fixture_path(PLANTED_F16)))[0])
     assert document["results"] == [] and document["row"]["norm"] > 0
     assert document["vs"]["type"] == "f16" and document["vs"]["row"]["norm"] > 0
     assert document["cross_file"][0]["id"] == QUEEN
@@ -422,7 +422,7 @@ def test_terminal_output_escapes_token_strings(open_model, tmp_path: Path) -> No
     path = tmp_path / "hostile.gguf"
     write_vocab_file(path, tokens, "llama", np.eye(3, 32, dtype=np.float32) + 0.1)
     report = explore_models(EmbedQuery("nearest", ("plain",), 2), open_model(path, use_tokenizer=False))
-    text = run_embed(str(path), "table", nearest="plain", use_tokenizer=False)
+    text, _ = run_embed(str(path), "table", nearest="plain", use_tokenizer=False)
     assert "\x1b" not in text and "\u202e" not in text
     assert "\\x1b[31mred" in text
     assert embed_sections(report)  # the same report lays out without error
@@ -430,7 +430,7 @@ def test_terminal_output_escapes_token_strings(open_model, tmp_path: Path) -> No
 
 
 def test_stats_markdown_shows_histogram() -> None:
-    text = run_embed(str(fixture_path(PLANTED_Q8_0)), "markdown", stats=True)
+    text, _ = run_embed(str(fixture_path(PLANTED_Q8_0)), "markdown", stats=True)
     assert "### row norm histogram" in text
     assert "\\<unk\\>" in text  # markdown-escaped token
 

@@ -261,7 +261,8 @@ def test_token_is_not_sent_to_other_hosts(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_local_inspection_does_not_import_requests() -> None:
     code = ("import sys; from gguf_inspect.commands.inspect import run_inspect; "
-            f"run_inspect({str(FIXTURE)!r}, 'table', embeddings=True); "
+            "from gguf_inspect.reports.inspect import InspectOptions; "
+            f"run_inspect({str(FIXTURE)!r}, 'table', InspectOptions(embeddings=True)); "
             "print('requests' in sys.modules, 'urllib3' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)

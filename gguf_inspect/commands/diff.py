@@ -1,6 +1,6 @@
 """The ``diff`` command's body: open both files, diff them, render, and pick the exit code.
 
-From Python: ``run_diff("a.gguf", "b.gguf", "json", values="embeddings")`` returns
+From Python: ``run_diff("a.gguf", "b.gguf", OutputFormat.JSON, values="embeddings")`` returns
 ``(text, exit_code)``; pass ``progress_stream=sys.stderr`` to see progress on long diffs.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Callable, TextIO
 
-from gguf_inspect.reports.diff import DiffOptions, ProgressEvent, diff_models
-from gguf_inspect.commands import render_sections
+from gguf_inspect.commands import CommandResult, OutputFormat, render
 from gguf_inspect.commands.progress import PhasedProgress
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.gguf.open import open_model
+from gguf_inspect.render.diff import diff_json, diff_sections, progress_line
+from gguf_inspect.reports.diff import DiffOptions, ProgressEvent, diff_models
 
 
 class StderrProgress:
@@ -24,18 +25,16 @@ class StderrProgress:
         self.progress = PhasedProgress(stream, delay=delay, clock=clock)
 
     def __call__(self, event: ProgressEvent) -> None:
-        from gguf_inspect.render.diff import progress_line
-
         self.progress.show(type(event), progress_line(event), event.fraction)
 
     def finish(self) -> None:
         self.progress.finish()
 
 
-def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: bool = False,
-             values: str | None = None, sample: int | None = None, seed: int = 0,
-             data_hash: bool | None = None, exit_code: bool = False,
-             progress_stream: TextIO | None = None) -> tuple[str, int]:
+def run_diff(location_a: str, location_b: str, output_format: OutputFormat | str, *,
+             show_all: bool = False, values: str | None = None, sample: int | None = None,
+             seed: int = 0, data_hash: bool | None = None, exit_code: bool = False,
+             progress_stream: TextIO | None = None) -> CommandResult:
     """Diff B against A; the exit code is DIFFERS only with ``exit_code`` and a difference.
 
     ``data_hash``: hash same-type same-shape tensors' bytes always (True), never (False), or
@@ -50,10 +49,6 @@ def run_diff(location_a: str, location_b: str, output_format: str, *, show_all: 
         if progress is not None:
             progress.finish()
     code = ExitCode.DIFFERS if exit_code and report.differs else ExitCode.OK
-    if output_format == "json":
-        from gguf_inspect.render.diff import diff_json
-
-        return diff_json(report, show_all), code
-    from gguf_inspect.render.diff import diff_sections
-
-    return render_sections(diff_sections(report, show_all), output_format), code
+    text = render(report, output_format, lambda done: diff_json(done, show_all),
+                  lambda done: diff_sections(done, show_all))
+    return text, code

@@ -1,7 +1,9 @@
 """The ``embed`` command's body: open the model (and the --vs model), answer the query on the
 token embedding, render to a string.
 
-From Python: ``run_embed("model.gguf", "json", analogy=("king", "man", "woman"))``.
+From Python: ``run_embed("model.gguf", OutputFormat.JSON, analogy=("king", "man", "woman"))``
+returns ``(text, exit code)``; a question the file cannot answer raises ``QueryError`` (a
+``UsageError``: exit 2 at the command line).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from gguf_inspect.reports.embed import (
     explore_models,
     open_embedding_model,
 )
-from gguf_inspect.commands import render_sections
+from gguf_inspect.commands import CommandResult, OutputFormat, render
 from gguf_inspect.commands.progress import PhasedProgress
+from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.gguf.open import open_model
+from gguf_inspect.render.embed import embed_json, embed_sections
 
 __all__ = ["QueryError", "StderrProgress", "build_query", "run_embed"]
 
@@ -59,21 +63,17 @@ def _open(stack: ExitStack, location: str, use_tokenizer: bool) -> EmbeddingMode
     return embedding
 
 
-def run_embed(location: str, output_format: str, *, nearest: str | None = None,
+def run_embed(location: str, output_format: OutputFormat | str, *, nearest: str | None = None,
               analogy: Sequence[str] | None = None, token: str | None = None,
               stats: bool = False, top_k: int = DEFAULT_TOP_K, vs: str | None = None,
-              use_tokenizer: bool = True, progress: Progress | None = None) -> str:
-    """Answer one embedding query on ``location`` (and on ``vs`` side by side)."""
+              use_tokenizer: bool = True, progress: Progress | None = None,
+              stderr: TextIO | None = None) -> CommandResult:
+    """Answer one embedding query on ``location`` (and on ``vs`` side by side); exit 0.
+    Progress goes to ``progress``, else to a progress line on ``stderr``."""
     query = build_query(nearest, analogy, token, stats, top_k)
     with ExitStack() as stack:
         primary = _open(stack, location, use_tokenizer)
         other = _open(stack, vs, use_tokenizer) if vs is not None else None
         report = explore_models(query, primary, other,
-                                progress if progress is not None else StderrProgress())
-    if output_format == "json":
-        from gguf_inspect.render.embed import embed_json
-
-        return embed_json(report)
-    from gguf_inspect.render.embed import embed_sections
-
-    return render_sections(embed_sections(report), output_format)
+                                progress if progress is not None else StderrProgress(stderr))
+    return render(report, output_format, embed_json, embed_sections), ExitCode.OK

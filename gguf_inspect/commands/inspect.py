@@ -1,23 +1,21 @@
 """The default command's body: summary plus optional sections, rendered to a string.
 
-From Python: ``run_inspect("model.gguf", "json", embeddings=True)``.
+From Python: ``run_inspect("model.gguf", OutputFormat.JSON, embeddings=True)`` returns
+``(text, exit code)``.
 """
 
 from __future__ import annotations
 
-from gguf_inspect.reports.inspect import InspectOptions, inspect_model
-from gguf_inspect.commands import render_sections
+from gguf_inspect.commands import CommandResult, OutputFormat, render
+from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.gguf.open import open_model
+from gguf_inspect.render.inspect import inspect_json, inspect_sections
+from gguf_inspect.reports.inspect import InspectOptions, inspect_model
 
 
-def run_inspect(location: str, output_format: str, **options: object) -> str:
-    """The default command: summary plus the sections named in ``options``."""
+def run_inspect(location: str, output_format: OutputFormat | str,
+                options: InspectOptions | None = None) -> CommandResult:
+    """The default command: summary plus the sections named in ``options``; exit 0."""
     with open_model(location) as model:
-        report = inspect_model(model, InspectOptions(**options))  # type: ignore[arg-type]
-    if output_format == "json":
-        from gguf_inspect.render.inspect import inspect_json
-
-        return inspect_json(report)
-    from gguf_inspect.render.inspect import inspect_sections
-
-    return render_sections(inspect_sections(report), output_format)
+        report = inspect_model(model, options or InspectOptions())
+    return render(report, output_format, inspect_json, inspect_sections), ExitCode.OK

@@ -1,7 +1,7 @@
 """The ``scan`` command's body: find the models, read their headers (remote ones concurrently,
 at most ``jobs`` at a time), turn each into a row or a listed failure, render, pick the exit code.
 
-From Python: ``run_scan(["fixtures/"], "json")`` returns ``(text, exit_code)``.
+From Python: ``run_scan(["fixtures/"], OutputFormat.JSON)`` returns ``(text, exit_code)``.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TextIO
 
-from gguf_inspect.reports.scan import ScanFailure, ScanRow, build_report, scan_row
-from gguf_inspect.commands import render_sections
+from gguf_inspect.commands import CommandResult, OutputFormat, render
 from gguf_inspect.core.constants import ExitCode
-from gguf_inspect.core.errors import GGUFError, SourceError
+from gguf_inspect.core.errors import GGUFError, error_message, exit_code_for
+from gguf_inspect.render.scan import scan_json, scan_sections
+from gguf_inspect.reports.scan import ScanFailure, ScanRow, build_report, scan_row
 from gguf_inspect.gguf.open import read_gguf
 from gguf_inspect.gguf.source import is_remote
 from gguf_inspect.gguf.split import shard_group
@@ -44,20 +45,12 @@ def find_models(locations: Sequence[str], recursive: bool = False) -> list[str]:
     return unique
 
 
-def exit_code_for(error: BaseException) -> int:
-    """The exit code the error would give on its own (as ``cli.guarded`` maps it)."""
-    if isinstance(error, (SourceError, OSError)):
-        return ExitCode.IO
-    return ExitCode.INVALID
-
-
 def scan_location(location: str) -> ScanRow | ScanFailure:
     """Read one model's header and make its row; any failure becomes a listed failure."""
     try:
         return scan_row(location, read_gguf(location))
-    except (GGUFError, LookupError, OSError) as error:
-        message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
-        return ScanFailure(location, message, exit_code_for(error))
+    except (GGUFError, LookupError, OSError) as error:  # the exit code it would give alone
+        return ScanFailure(location, error_message(error), exit_code_for(error))
 
 
 def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
@@ -77,9 +70,21 @@ def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
     return [result for result in results if result is not None]
 
 
-def run_scan(locations: Sequence[str], output_format: str, *, recursive: bool = False,
-             sort: str = "location", reverse: bool = False, jobs: int = DEFAULT_JOBS,
-             progress: Progress | None = None) -> tuple[str, int]:
+def stderr_progress(stream: TextIO) -> Progress:
+    """One line per model read, on ``stream`` (locations escaped: they may come from a server)."""
+    from gguf_inspect.render.text import escape_terminal
+
+    def show(done: int, total: int, location: str, ok: bool) -> None:
+        state = "ok" if ok else "failed"
+        stream.write(f"scan [{done}/{total}] {state}: {escape_terminal(location)}\n")
+        stream.flush()
+
+    return show
+
+
+def run_scan(locations: Sequence[str], output_format: OutputFormat | str, *,
+             recursive: bool = False, sort: str = "location", reverse: bool = False,
+             jobs: int = DEFAULT_JOBS, progress: Progress | None = None) -> CommandResult:
     """The scan: rows and failures rendered; exit 0 when every model was read, else the exit
     code of the failures (3 when any file is invalid, else 4 for I/O)."""
     models = find_models(locations, recursive)
@@ -91,10 +96,4 @@ def run_scan(locations: Sequence[str], output_format: str, *, recursive: bool = 
     if failures:
         codes = {failure.exit_code for failure in failures}
         code = ExitCode.INVALID if ExitCode.INVALID in codes else min(codes)
-    if output_format == "json":
-        from gguf_inspect.render.scan import scan_json
-
-        return scan_json(report), code
-    from gguf_inspect.render.scan import scan_sections
-
-    return render_sections(scan_sections(report), output_format), code
+    return render(report, output_format, scan_json, scan_sections), code

@@ -1,37 +1,30 @@
 """``gguf-inspect validate`` body: validate a model, render the report, pick the exit code.
 
-From Python: ``run_validate("model.gguf", "json", data=True)`` returns ``(text, exit_code)``.
+From Python: ``run_validate("model.gguf", OutputFormat.JSON, data=True)`` returns
+``(text, exit_code)``.
 """
 
 from __future__ import annotations
 
 from typing import TextIO
 
-from gguf_inspect.reports.validate import ProgressCallback, validate_file
-from gguf_inspect.commands import render_sections
+from gguf_inspect.commands import CommandResult, OutputFormat, render
 from gguf_inspect.commands.progress import ProgressLine
 from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.render.validate import progress_line, validate_json, validate_sections
+from gguf_inspect.reports.validate import ProgressCallback, validate_file
 
 
-
-def run_validate(location: str, output_format: str, data: bool = False,
-                 progress: ProgressCallback | None = None) -> tuple[str, int]:
+def run_validate(location: str, output_format: OutputFormat | str, data: bool = False,
+                 progress: ProgressCallback | None = None) -> CommandResult:
     """Validate ``location``; exit code 0 when valid, 3 when any error was found."""
     report = validate_file(location, data=data, progress=progress)
     code = ExitCode.OK if report.valid else ExitCode.INVALID
-    if output_format == "json":
-        from gguf_inspect.render.validate import validate_json
-
-        return validate_json(report), code
-    from gguf_inspect.render.validate import validate_sections
-
-    return render_sections(validate_sections(report), output_format), code
+    return render(report, output_format, validate_json, validate_sections), code
 
 
 def stderr_progress(stream: TextIO | None = None) -> ProgressCallback:
     """A progress callback for ``--data``, shown from the start (see ProgressLine)."""
-    from gguf_inspect.render.validate import progress_line
-
     line = ProgressLine(stream, delay=0.0)
 
     def show(done: int, total: int, tensor: str) -> None:

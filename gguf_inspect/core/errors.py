@@ -1,9 +1,12 @@
-"""The exception hierarchy: every failure the library reports is one of these.
+"""The exception hierarchy: every failure the library reports is one of these, and the one
+mapping from a failure to its exit code and its one-line message.
 
-The CLI maps each family to one exit code; messages name the file, the byte offset and the field.
+Messages name the file, the byte offset and the field.
 """
 
 from __future__ import annotations
+
+from gguf_inspect.core.constants import ExitCode
 
 
 class GGUFError(Exception):
@@ -50,3 +53,33 @@ class SourceError(GGUFError):
 
 class RuntimeUnavailableError(GGUFError):
     """llama-cpp-python is missing, or llama.cpp refused to load the model."""
+
+
+class UsageError(GGUFError):
+    """A question or a value the command cannot take as given (a bad --gpu size, a word the
+    vocabulary lacks): the user's input, not the file, is at fault."""
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code of a failure: the one place that maps errors to codes (CLI and scan rows)."""
+    if isinstance(error, UsageError):
+        return ExitCode.USAGE
+    if isinstance(error, SourceError):
+        return ExitCode.IO
+    if isinstance(error, RuntimeUnavailableError):
+        return ExitCode.RUNTIME
+    if isinstance(error, (GGUFError, LookupError)):
+        return ExitCode.INVALID
+    if isinstance(error, OSError):
+        return ExitCode.IO
+    return ExitCode.INVALID
+
+
+def error_message(error: BaseException) -> str:
+    """The failure as one line (not yet escaped for a terminal): an OSError as ``PATH: reason``,
+    a KeyError without the quotes ``str`` gives it."""
+    if isinstance(error, KeyError):
+        return str(error.args[0]) if error.args else "KeyError"
+    if isinstance(error, OSError) and not isinstance(error, GGUFError):
+        return f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+    return str(error)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from gguf_inspect.core.constants import VALUE_TYPE_STRING
+from gguf_inspect.core.errors import UsageError
 from gguf_inspect.core.model import ArrayValue
 from gguf_inspect.gguf.open import Model
 from gguf_inspect.gguf.reader import iter_array
@@ -21,7 +22,7 @@ MAX_PIECES_LISTED = 16  # pieces of a multi-token word named in the error
 WORDS_PER_OPERATION = {"nearest": 1, "analogy": 3, "token": 1, "stats": 0}
 
 
-class QueryError(Exception):
+class QueryError(UsageError):
     """A query the file cannot answer as asked (a usage error, not a broken file)."""
 
 
