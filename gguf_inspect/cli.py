@@ -306,11 +306,14 @@ def with_llama_settings(command: Callable[..., None]) -> Callable[..., None]:
     ``runtime`` and ``vram``) and hand it what was given as ``settings``: a dict of
     ``LlamaSettings`` fields, None for those not given (the command fills in the defaults)."""
     signature = inspect.signature(command, eval_str=True)
-    own = [parameter for parameter in signature.parameters.values()
-           if parameter.name != "settings"]
-    keyword = inspect.Parameter.KEYWORD_ONLY  # typer passes every parameter by name
-    parameters = own[:1] + [parameter.replace(kind=keyword) for parameter in
-                            [_setting_parameter(row) for row in SETTINGS] + own[1:]]
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():  # the options stand where ``settings`` is
+        if parameter.name == "settings":
+            parameters += [_setting_parameter(row) for row in SETTINGS]
+        elif parameters:  # typer passes every parameter by name
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        else:
+            parameters.append(parameter)
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
@@ -337,7 +340,7 @@ def usage_error(message: str) -> int:
 @with_llama_settings
 def runtime_command(
     model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
-    settings: dict[str, Any],
+    settings: dict[str, Any] = {},  # replaced by one option per llama.cpp setting
     log_file: Annotated[Optional[str], typer.Option(
         "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
     from_log: Annotated[Optional[str], typer.Option(
@@ -365,11 +368,11 @@ def runtime_command(
 @with_llama_settings
 def vram_command(
     model: Annotated[str, typer.Argument(help="GGUF file to audit.")],
-    settings: dict[str, Any],
     gpu: Annotated[Optional[str], typer.Option(
         "--gpu", metavar="SIZE|NAME[,...]",
         help="GPU memory: 24GiB, 24GB, 8000MiB, a card (rtx4090, a100-80g, h100-80g, l4, t4 ...)"
              ", several comma-separated (split by size like llama.cpp), 2xrtx3090.")] = None,
+    settings: dict[str, Any] = {},  # replaced by one option per llama.cpp setting
     headroom: Annotated[Optional[str], typer.Option(
         "--headroom", metavar="SIZE", help="Memory to keep free on each GPU (default 0).",
         show_default=False)] = None,

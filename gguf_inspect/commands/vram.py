@@ -39,7 +39,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
     settings, assumed = resolve_settings(options.settings)
     refusal = context_refusal(settings)
     if refusal is not None:  # llama_context::llama_context throws; nothing to audit
-        raise ValueError(refusal)
+        raise ValueError(f"{refusal}: llama.cpp refuses --flash-attn off with it")
     if options.headroom is None:
         assumed += (HEADROOM_ASSUMPTION,)
     headroom = parse_size(options.headroom or HEADROOM_DEFAULT)

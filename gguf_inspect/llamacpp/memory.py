@@ -132,7 +132,7 @@ def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
     notes = ["compute buffer is an estimate of the graph allocator's peak (not exact)"]
     refusal = context_refusal(settings)
     if refusal is not None:
-        notes.append(refusal)
+        notes.append(f"{refusal}: llama.cpp refuses this context")
     if settings.flash_attn == "auto":
         notes.append("flash_attn auto resolved to on (the CPU and CUDA backends support it)")
     if hparams.arch in ("gemma3n", "gemma4"):

@@ -141,8 +141,9 @@ def flash_attn_enabled(settings: LlamaSettings) -> bool:
 def context_refusal(settings: LlamaSettings) -> str | None:
     """Why llama.cpp refuses this context, None when it does not: llama_context::llama_context
     throws "quantized V cache was requested, but this requires Flash Attention"."""
-    if not flash_attn_enabled(settings) and ggml_type_from_name(settings.cache_type_v).is_quantized:
-        return "a quantized V cache needs flash attention: llama.cpp refuses this context"
+    quantized_v = ggml_type_from_name(settings.cache_type_v).is_quantized
+    if quantized_v and not flash_attn_enabled(settings):
+        return "a quantized V cache needs flash attention"
     return None
 
 
