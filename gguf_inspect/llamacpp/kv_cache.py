@@ -85,7 +85,8 @@ def resolve_context(hparams: Hyperparameters, settings: LlamaSettings) -> Resolv
     return ResolvedContext(
         n_ctx=n_ctx, n_ctx_seq=n_ctx_seq, n_batch=n_batch, n_ubatch=n_ubatch,
         n_seq_max=n_seq_max, flash_attn=flash_attn_enabled(settings),
-        kv_unified=settings.kv_unified, swa_full=settings.swa_full, type_k=type_k, type_v=type_v, n_ctx_train=n_ctx_train)
+        kv_unified=settings.kv_unified, swa_full=settings.swa_full, type_k=type_k,
+        type_v=type_v, n_ctx_train=n_ctx_train)
 
 
 # ---- KV cache (llama_kv_cache::llama_kv_cache, llama-kv-cache*.cpp) ---------------------------
@@ -154,7 +155,8 @@ def output_buffer(hparams: Hyperparameters, context: ResolvedContext, placement:
     """At init: ``output_reserve(n_seq_max)`` floats for n_vocab logits (+ n_embd embeddings
     when requested) per output, in the output device's host buffer (CUDA_Host) or CPU."""
     n_outputs = context.n_seq_max
-    floats = hparams.n_vocab * n_outputs + (hparams.n_embd * n_outputs if settings.embeddings else 0)
+    embeddings = hparams.n_embd * n_outputs if settings.embeddings else 0
+    floats = hparams.n_vocab * n_outputs + embeddings
     on_gpu = placement.output_device != HOST
     return BufferEstimate(HOST, "CUDA_Host" if on_gpu else "CPU", "output", 4 * floats, True)
 
