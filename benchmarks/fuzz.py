@@ -222,10 +222,10 @@ def _run_report(gguf_file: object, source: MemorySource) -> None:
 def _run_audit(gguf_file: object) -> None:
     """The memory audit reads shapes of every tensor by name: one GPU, defaults otherwise."""
     from gguf_inspect.llamacpp.devices import GPU
-    from gguf_inspect.llamacpp.memory import MemoryConfig
+    from gguf_inspect.llamacpp.settings import LlamaSettings
     from gguf_inspect.reports.vram import audit
 
-    audit(gguf_file, MemoryConfig(), (GPU("fuzz", 1 << 30),))  # type: ignore[arg-type]
+    audit(gguf_file, LlamaSettings(), (GPU("fuzz", 1 << 30),))  # type: ignore[arg-type]
 
 
 @dataclass

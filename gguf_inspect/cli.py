@@ -8,8 +8,10 @@ the other jobs are subcommands (``gguf-inspect diff A B`` ...). The streams are 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import traceback as traceback_module
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -17,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 from gguf_inspect.commands import OutputFormat, Streams
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.core.errors import GGUFError, error_message, exit_code_for
+from gguf_inspect.llamacpp.settings import SETTINGS, Setting
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -256,51 +259,64 @@ def embed_command(
     guarded(cli_context, run, show_traceback)
 
 
-def _cache_type(value: Optional[str]) -> Optional[str]:
-    """A KV cache type name llama.cpp knows (f16, q8_0, q4_0 ...), checked before loading."""
-    if value is None:
-        return None
-    from gguf_inspect.core.constants import ggml_type_from_name
+def _checked_by(check: Callable[[str], str]) -> Callable[[Optional[str]], Optional[str]]:
+    """A typer callback from a settings row's check: a bad value is a usage error."""
+    def callback(value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
 
-    try:
-        return ggml_type_from_name(value).name
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-
-
-def _flash_attn(value: Optional[str]) -> Optional[str]:
-    if value is not None and value not in ("on", "off", "auto"):
-        raise typer.BadParameter(f"expected on, off or auto, got {value!r}")
-    return value
+    return callback
 
 
-# llama.cpp context settings shared by `runtime` and `vram` (defaults are llama.cpp's own,
-# filled in by the commands so they can say which were assumed).
-CtxOption = Annotated[Optional[int], typer.Option(
-    "--ctx", min=0, help="Context length, 0 for the trained length (default 4096).",
-    show_default=False)]
-BatchOption = Annotated[Optional[int], typer.Option(
-    "--batch", min=1, help="n_batch (default 2048).", show_default=False)]
-UbatchOption = Annotated[Optional[int], typer.Option(
-    "--ubatch", min=1, help="n_ubatch (default 512).", show_default=False)]
-ParallelOption = Annotated[Optional[int], typer.Option(
-    "--parallel", min=1, help="Sequences (n_seq_max) (default 1).", show_default=False)]
-CacheTypeKOption = Annotated[Optional[str], typer.Option(
-    "--cache-type-k", callback=_cache_type, help="K cache type (default f16).",
-    show_default=False)]
-CacheTypeVOption = Annotated[Optional[str], typer.Option(
-    "--cache-type-v", callback=_cache_type, help="V cache type (default f16).",
-    show_default=False)]
-FlashAttnOption = Annotated[Optional[str], typer.Option(
-    "--flash-attn", callback=_flash_attn, metavar="on|off|auto",
-    help="Flash attention (default auto).", show_default=False)]
-SwaFullOption = Annotated[Optional[bool], typer.Option(
-    "--swa-full/--no-swa-full", help="Full-size sliding-window cache (default on).",
-    show_default=False)]
-KvUnifiedOption = Annotated[Optional[bool], typer.Option(
-    "--kv-unified/--no-kv-unified", help="One KV buffer shared by all sequences, as llama.cpp's "
-                                         "--kv-unified (default off).", show_default=False)]
-NoMmapOption = Annotated[bool, typer.Option("--no-mmap", help="Read the weights, no mmap.")]
+def _setting_parameter(row: Setting) -> inspect.Parameter:
+    """One typer option for a row of llama.cpp's settings table (llamacpp/settings.py)."""
+    if row.off_switch:
+        annotation: object = Annotated[bool, typer.Option(row.option, help=row.help_text())]
+        return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=annotation)
+    kind: type = bool if isinstance(row.default, bool) else type(row.default)
+    extra: dict[str, object] = {}
+    if row.minimum is not None:
+        extra["min"] = row.minimum
+    if row.metavar is not None:
+        extra["metavar"] = row.metavar
+    if row.check is not None:
+        extra["callback"] = _checked_by(row.check)
+    annotation = Annotated[Optional[kind], typer.Option(  # type: ignore[valid-type]
+        row.option, help=row.help_text(), show_default=False, **extra)]
+    return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=annotation)
+
+
+def with_llama_settings(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command one option per llama.cpp setting (``SETTINGS``, the one table shared by
+    ``runtime`` and ``vram``) and hand it what was given as ``settings``: a dict of
+    ``LlamaSettings`` fields, None for those not given (the command fills in the defaults)."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():  # the options stand where ``settings`` is
+        if parameter.name == "settings":
+            parameters += [_setting_parameter(row) for row in SETTINGS]
+        elif parameters:  # typer passes every parameter by name
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+        else:
+            parameters.append(parameter)
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        given = {row.name: kwargs.pop(row.name) for row in SETTINGS}
+        for row in SETTINGS:
+            if row.off_switch:  # the flag given means the setting is off
+                given[row.name] = False if given[row.name] else None
+        command(settings=given, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
 
 
 def print_error(streams: Streams, message: str) -> None:
@@ -312,23 +328,11 @@ def print_error(streams: Streams, message: str) -> None:
 
 
 @app.command("runtime")
+@with_llama_settings
 def runtime_command(
     cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
-    ctx: CtxOption = None,
-    batch: BatchOption = None,
-    ubatch: UbatchOption = None,
-    parallel: ParallelOption = None,
-    cache_type_k: CacheTypeKOption = None,
-    cache_type_v: CacheTypeVOption = None,
-    flash_attn: FlashAttnOption = None,
-    no_mmap: NoMmapOption = False,
-    ngl: Annotated[Optional[int], typer.Option(
-        "--ngl", help="Layers to offload to the GPU (-1 all) (default -1, as "
-                      "llama_model_default_params).",
-        show_default=False)] = None,
-    swa_full: SwaFullOption = None,
-    kv_unified: KvUnifiedOption = None,
+    settings: dict[str, Any] = {},  # replaced by one option per llama.cpp setting
     log_file: Annotated[Optional[str], typer.Option(
         "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
     from_log: Annotated[Optional[str], typer.Option(
@@ -342,11 +346,6 @@ def runtime_command(
     output_format = pick_format(as_json, as_markdown)
     if from_log is not None and log_file is not None:
         raise typer.BadParameter("--log saves a live load's log; it cannot go with --from-log")
-    given = {"n_ctx": ctx, "n_batch": batch, "n_ubatch": ubatch, "n_parallel": parallel,
-             "cache_type_k": cache_type_k, "cache_type_v": cache_type_v,
-             "flash_attn": flash_attn, "n_gpu_layers": ngl, "swa_full": swa_full,
-             "kv_unified": kv_unified, "use_mmap": False if no_mmap else None}
-    settings = {name: value for name, value in given.items() if value is not None}
 
     def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.runtime import run_runtime
@@ -358,6 +357,7 @@ def runtime_command(
 
 
 @app.command("vram")
+@with_llama_settings
 def vram_command(
     cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to audit.")],
@@ -365,19 +365,7 @@ def vram_command(
         "--gpu", metavar="SIZE|NAME[,...]",
         help="GPU memory: 24GiB, 24GB, 8000MiB, a card (rtx4090, a100-80g, h100-80g, l4, t4 ...)"
              ", several comma-separated (split by size like llama.cpp), 2xrtx3090.")] = None,
-    ctx: CtxOption = None,
-    ngl: Annotated[Optional[int], typer.Option(
-        "--ngl", help="Layers to offload, the output head counting as one (-1 all) "
-                      "(default -1).", show_default=False)] = None,
-    batch: BatchOption = None,
-    ubatch: UbatchOption = None,
-    parallel: ParallelOption = None,
-    cache_type_k: CacheTypeKOption = None,
-    cache_type_v: CacheTypeVOption = None,
-    flash_attn: FlashAttnOption = None,
-    swa_full: SwaFullOption = None,
-    kv_unified: KvUnifiedOption = None,
-    no_mmap: NoMmapOption = False,
+    settings: dict[str, Any] = {},  # replaced by one option per llama.cpp setting
     headroom: Annotated[Optional[str], typer.Option(
         "--headroom", metavar="SIZE", help="Memory to keep free on each GPU (default 0).",
         show_default=False)] = None,
@@ -393,12 +381,7 @@ def vram_command(
     def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.vram import VramOptions, run_vram
 
-        options = VramOptions(
-            gpu=gpu, n_ctx=ctx, n_gpu_layers=ngl, n_batch=batch, n_ubatch=ubatch,
-            n_parallel=parallel, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
-            flash_attn=flash_attn, swa_full=swa_full, kv_unified=kv_unified,
-            use_mmap=False if no_mmap else None,
-            headroom=headroom, plan=plan)
+        options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings)
         try:
             return run_vram(model, output_format, options)
         except ValueError as error:  # a bad --gpu / --headroom value: a usage error

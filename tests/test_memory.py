@@ -12,15 +12,11 @@ import gguf
 import pytest
 
 from gguf_inspect.llamacpp import compute_graph
-from gguf_inspect.llamacpp.memory import (
-    MemoryConfig,
-    cuda_row_padding,
-    rotation_size,
-    place_layers,
-    predict_memory,
-    read_hyperparameters,
-    resolve_context,
-)
+from gguf_inspect.llamacpp.hparams import read_hyperparameters
+from gguf_inspect.llamacpp.kv_cache import resolve_context, rotation_size
+from gguf_inspect.llamacpp.memory import predict_memory
+from gguf_inspect.llamacpp.placement import cuda_row_padding, place_layers
+from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.core.constants import GGML_TYPE_BY_NAME
 from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
 from gguf_inspect.gguf.reader import read_gguf_source
@@ -73,16 +69,16 @@ def by_kind(prediction, kind: str) -> list:
 
 @pytest.mark.parametrize("config, n_ctx, n_ctx_seq, n_batch, n_ubatch", [
     # GGML_PAD(n_ctx, 256)
-    (MemoryConfig(n_ctx=1000), 1024, 1024, 1000, 512),
+    (LlamaSettings(n_ctx=1000), 1024, 1024, 1000, 512),
     # not unified: n_ctx_seq = PAD(n_ctx / n_seq_max, 256) = PAD(5120 / 3 = 1706, 256) = 1792,
     # then n_ctx = n_ctx_seq * n_seq_max
-    (MemoryConfig(n_ctx=5000, n_parallel=3), 5376, 1792, 2048, 512),
+    (LlamaSettings(n_ctx=5000, n_parallel=3), 5376, 1792, 2048, 512),
     # unified: n_ctx_seq = n_ctx
-    (MemoryConfig(n_ctx=3000, n_parallel=2, kv_unified=True), 3072, 3072, 2048, 512),
+    (LlamaSettings(n_ctx=3000, n_parallel=2, kv_unified=True), 3072, 3072, 2048, 512),
     # n_batch = min(n_ctx, n_batch) (causal); n_ubatch = min(n_batch, n_ubatch)
-    (MemoryConfig(n_ctx=256, n_batch=2048, n_ubatch=512), 256, 256, 256, 256),
+    (LlamaSettings(n_ctx=256, n_batch=2048, n_ubatch=512), 256, 256, 256, 256),
     # n_ctx 0 -> n_ctx_train
-    (MemoryConfig(n_ctx=0), 4096, 4096, 2048, 512),
+    (LlamaSettings(n_ctx=0), 4096, 4096, 2048, 512),
 ])
 def test_context_resolution(config, n_ctx, n_ctx_seq, n_batch, n_ubatch) -> None:
     context = resolve_context(read_hyperparameters(synthetic()), config)
@@ -98,14 +94,14 @@ def test_kv_cache_per_layer_heads_and_head_sizes() -> None:
     model = synthetic(extra={"llama.attention.head_count_kv": array((2, 4)),
                              "llama.attention.key_length": 64,
                              "llama.attention.value_length": 32})
-    prediction = predict_memory(model, MemoryConfig(n_ctx=1024, flash_attn="on"))
+    prediction = predict_memory(model, LlamaSettings(n_ctx=1024, flash_attn="on"))
     (cache,) = prediction.kv_caches
     # K: (64*2 + 64*4) f16 values per cell * 1024 cells * 2 bytes
     assert cache.k_bytes == (128 + 256) * 1024 * 2
     # V with flash attention (not transposed): each layer its own width, 32*2 and 32*4
     assert cache.v_bytes == (64 + 128) * 1024 * 2
     # without flash attention V is transposed and every layer takes the widest (32*4)
-    no_fa = predict_memory(model, MemoryConfig(n_ctx=1024, flash_attn="off")).kv_caches[0]
+    no_fa = predict_memory(model, LlamaSettings(n_ctx=1024, flash_attn="off")).kv_caches[0]
     assert no_fa.v_bytes == (128 + 128) * 1024 * 2
 
 
@@ -113,7 +109,7 @@ def test_kv_cache_quantized_types_and_streams() -> None:
     """q8_0 rows: 34 bytes per 32 values; q4_0: 18 per 32 (ggml.c type_traits). Two sequences,
     not unified: two streams of n_ctx_seq cells each."""
     model = synthetic(extra={"llama.attention.head_count_kv": 2})  # 64 * 2 = 128 per layer
-    prediction = predict_memory(model, MemoryConfig(
+    prediction = predict_memory(model, LlamaSettings(
         n_ctx=4096, n_parallel=2, cache_type_k="q8_0", cache_type_v="q4_0", flash_attn="on"))
     (cache,) = prediction.kv_caches
     assert (cache.cells, cache.n_seqs, cache.layers) == (2048, 2, 2)
@@ -127,7 +123,7 @@ def test_kv_cache_quantized_types_and_streams() -> None:
 def test_kv_cache_of_a_fixture_matches_llama_cpp_log() -> None:
     """llama.cpp printed for tiny-llama-untied-q4_k_m at n_ctx 4096: 'size = 4.00 MiB
     (4096 cells, 2 layers, 1/1 seqs), K (f16): 2.00 MiB, V (f16): 2.00 MiB'."""
-    (cache,) = predict_memory(load("tiny-llama-untied-q4_k_m.gguf"), MemoryConfig()).kv_caches
+    (cache,) = predict_memory(load("tiny-llama-untied-q4_k_m.gguf"), LlamaSettings()).kv_caches
     assert (cache.cells, cache.layers, cache.n_seqs) == (4096, 2, 1)
     assert cache.k_bytes == cache.v_bytes == 2 * MIB
 
@@ -152,14 +148,14 @@ def test_swa_cache_size_on_the_gemma3_fixture() -> None:
     sequences at n_ctx 4096 -> n_ctx_seq 2048, 2 streams. llama.cpp printed KV buffers of
     1.00 MiB (non-SWA) and 1.88 MiB (SWA) for this configuration."""
     prediction = predict_memory(load("tiny-gemma3-swa-q4_k_m.gguf"),
-                                MemoryConfig(swa_full=False, n_parallel=2))
+                                LlamaSettings(swa_full=False, n_parallel=2))
     main, swa = prediction.kv_caches
     assert (main.name, main.cells, main.layers) == ("", 2048, 1)
     assert (swa.name, swa.cells, swa.layers) == ("SWA", 768, 5)  # PAD(128 + 512, 256)
     assert main.k_bytes == 64 * 2 * 2048 * 2
     assert swa.k_bytes == 5 * 64 * 2 * 768 * 2
     assert [b.n_bytes for b in by_kind(prediction, "kv")] == [1 * MIB, 1966080]
-    full = predict_memory(load("tiny-gemma3-swa-q4_k_m.gguf"), MemoryConfig())
+    full = predict_memory(load("tiny-gemma3-swa-q4_k_m.gguf"), LlamaSettings())
     assert [cache.cells for cache in full.kv_caches] == [4096, 4096]  # swa_full: both full
 
 
@@ -182,7 +178,7 @@ def test_cpu_mapped_span_and_repack_on_a_fixture() -> None:
     repack_bytes = sum((int(t.n_bytes) + 31) // 32 * 32 for t in reader.tensors
                        if t.name in repacked)
     prediction = predict_memory(load("tiny-llama-untied-q4_k_m.gguf"),
-                                MemoryConfig(cpu_avx512=False, cpu_amx=False))
+                                LlamaSettings(cpu_avx512=False, cpu_amx=False))
     model = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
     assert model == {"CPU_Mapped": last - first, "CPU_REPACK": repack_bytes}
     assert round(model["CPU_Mapped"] / MIB, 2) == 0.55
@@ -195,7 +191,7 @@ def test_no_mmap_sums_padded_tensors() -> None:
     path = fixture_path("tiny-llama-untied-f16.gguf")
     expected = sum((int(t.n_bytes) + 31) // 32 * 32 for t in gguf.GGUFReader(path).tensors)
     prediction = predict_memory(load("tiny-llama-untied-f16.gguf"),
-                                MemoryConfig(use_mmap=False, cpu_amx=False))
+                                LlamaSettings(use_mmap=False, cpu_amx=False))
     assert [(b.buffer, b.n_bytes) for b in by_kind(prediction, "model")] == [("CPU", expected)]
 
 
@@ -211,7 +207,7 @@ def test_tied_embedding_duplicated_into_repack() -> None:
     """No output.weight: token_embd is requested again as the output head (TENSOR_DUPLICATED,
     llama_model_loader::create_tensor). As a matmul weight of a repackable type it lands in
     CPU_REPACK, a different buffer than the input copy, so it is stored twice."""
-    prediction = predict_memory(tied_q4_0(), MemoryConfig(cpu_avx512=False, cpu_amx=False))
+    prediction = predict_memory(tied_q4_0(), LlamaSettings(cpu_avx512=False, cpu_amx=False))
     embd_bytes = 512 * 256 // 32 * 18
     q_bytes = 256 * 256 // 32 * 18
     model = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
@@ -243,10 +239,10 @@ def test_amx_buffer_holds_packed_matmul_weights(type_name: str, ne: tuple[int, i
     """On a CPU with AMX-INT8 and AVX512-VNNI, the AMX buffer type comes first among the CPU's
     extra buffer types and takes MUL_MAT weights of its types (ggml-cpu/amx/amx.cpp)."""
     model = amx_model([("blk.0.attn_q.weight", ne, type_name)])
-    prediction = predict_memory(model, MemoryConfig(cpu_amx=True))
+    prediction = predict_memory(model, LlamaSettings(cpu_amx=True))
     buffers = {b.buffer: b.n_bytes for b in by_kind(prediction, "model")}
     assert buffers["AMX"] == (packed + 31) // 32 * 32
-    without = predict_memory(model, MemoryConfig(cpu_amx=False, cpu_avx512=False))
+    without = predict_memory(model, LlamaSettings(cpu_amx=False, cpu_avx512=False))
     assert "AMX" not in {b.buffer for b in by_kind(without, "model")}
 
 
@@ -260,7 +256,7 @@ def test_amx_buffer_holds_packed_matmul_weights(type_name: str, ne: tuple[int, i
 def test_amx_refuses_what_its_supports_op_refuses(name: str, ne: tuple[int, ...],
                                                   type_name: str) -> None:
     prediction = predict_memory(amx_model([(name, ne, type_name)]),
-                                MemoryConfig(cpu_amx=True, cpu_avx512=False))
+                                LlamaSettings(cpu_amx=True, cpu_avx512=False))
     assert "AMX" not in {b.buffer for b in by_kind(prediction, "model")}
 
 
@@ -268,19 +264,19 @@ def test_amx_comes_before_repack_and_never_on_a_gpu_build() -> None:
     """q4_0 [256, 64] suits both AMX and CPU_REPACK: AMX is listed first. A GPU build's host
     weights go to the plain CPU buffer (CUDA_Host swapped for CPU with mmap)."""
     model = amx_model([("blk.0.attn_q.weight", (256, 64), "q4_0")])
-    cpu = {b.buffer for b in by_kind(predict_memory(model, MemoryConfig(cpu_amx=True)), "model")}
+    cpu = {b.buffer for b in by_kind(predict_memory(model, LlamaSettings(cpu_amx=True)), "model")}
     assert "AMX" in cpu and "CPU_REPACK" not in cpu
-    gpu = predict_memory(model, MemoryConfig(cpu_amx=True, n_gpu_layers=0,
+    gpu = predict_memory(model, LlamaSettings(cpu_amx=True, n_gpu_layers=0,
                                              gpu_capacities=(8 << 30,)))
     assert "AMX" not in {b.buffer for b in by_kind(gpu, "model")}
-    no_extra = predict_memory(model, MemoryConfig(cpu_amx=True, cpu_repack=False))
+    no_extra = predict_memory(model, LlamaSettings(cpu_amx=True, cpu_repack=False))
     assert "AMX" not in {b.buffer for b in by_kind(no_extra, "model")}
 
 
 def test_tied_embedding_costs_vram_once_the_head_is_offloaded() -> None:
     """ngl = 1 moves only the output pseudo-layer (i_gpu_start = n_layer + 1 - ngl): the tied
     head becomes a CUDA0 copy while the input copy stays on the host."""
-    prediction = predict_memory(tied_q4_0(), MemoryConfig(n_gpu_layers=1,
+    prediction = predict_memory(tied_q4_0(), LlamaSettings(n_gpu_layers=1,
                                                           gpu_capacities=(8 << 30,)))
     gpu_model = [b for b in by_kind(prediction, "model") if b.device == "gpu0"]
     # the head copy: q4_0 [256, 512] = 73728 bytes, + row_size(q4_0, 512 - 256) = 144 of CUDA
@@ -311,7 +307,7 @@ def test_gpu_buffer_alignment_and_padding() -> None:
         ("blk.0.attn_q.weight", (320, 64), "q4_0"), ("blk.0.attn_norm.weight", (320,), "f32"),
         ("blk.1.attn_q.weight", (320, 64), "q4_0"), ("blk.1.attn_norm.weight", (320,), "f32"),
         ("output.weight", (320, 512), "q8_0")], n_layer=2)
-    prediction = predict_memory(model, MemoryConfig(n_gpu_layers=-1, gpu_capacities=(1 << 34,)))
+    prediction = predict_memory(model, LlamaSettings(n_gpu_layers=-1, gpu_capacities=(1 << 34,)))
     cuda = [b for b in by_kind(prediction, "model") if b.buffer == "CUDA0"]
     output_bytes = 320 // 32 * 34 * 512 + (512 - 320) // 32 * 34  # 174080 + 204
     assert cuda[0].n_bytes == 2 * (11648 + 1280) + (output_bytes + 127) // 128 * 128
@@ -349,25 +345,25 @@ def test_kv_cache_follows_layers_to_the_gpu() -> None:
     padded like any CUDA tensor: q8_0 K of width 320 gets row_size(q8_0, 192) = 204 extra."""
     model = synthetic(n_embd=320, extra={"llama.attention.head_count": 5,
                                          "llama.attention.head_count_kv": 5})
-    config = MemoryConfig(n_ctx=1024, n_gpu_layers=2, gpu_capacities=(1 << 34,),
+    config = LlamaSettings(n_ctx=1024, n_gpu_layers=2, gpu_capacities=(1 << 34,),
                           cache_type_k="q8_0", flash_attn="on")
     kv = {b.buffer: b.n_bytes for b in by_kind(predict_memory(model, config), "kv")}
     k_layer = 320 // 32 * 34 * 1024  # 348160
     v_layer = 320 * 2 * 1024
     assert kv["CUDA0"] == (k_layer + 204 + 127) // 128 * 128 + v_layer  # block 1 only
     assert kv["CPU"] == k_layer + v_layer  # block 0 stays on the host
-    off = MemoryConfig(n_ctx=1024, n_gpu_layers=-1, gpu_capacities=(1 << 34,), offload_kqv=False)
+    off = LlamaSettings(n_ctx=1024, n_gpu_layers=-1, gpu_capacities=(1 << 34,), offload_kqv=False)
     assert {b.buffer for b in by_kind(predict_memory(model, off), "kv")} == {"CPU"}
 
 
 def test_output_buffer() -> None:
     """llama_context::output_reserve(n_seq_max) at init: n_vocab floats per sequence."""
-    prediction = predict_memory(synthetic(n_vocab=1000), MemoryConfig(n_parallel=3))
+    prediction = predict_memory(synthetic(n_vocab=1000), LlamaSettings(n_parallel=3))
     assert [(b.buffer, b.n_bytes) for b in by_kind(prediction, "output")] == [("CPU", 4 * 3000)]
 
 
 def test_recurrent_architectures_say_not_modelled() -> None:
-    prediction = predict_memory(synthetic("mamba"), MemoryConfig())
+    prediction = predict_memory(synthetic("mamba"), LlamaSettings())
     assert prediction.kv_caches == ()
     assert any("not modelled" in note for note in prediction.notes)
 
@@ -403,7 +399,7 @@ def test_per_layer_array_of_the_wrong_length_is_a_format_error() -> None:
 
     model = synthetic(extra={"llama.attention.head_count_kv": array((2, 2, 2))})
     with pytest.raises(FormatError, match="llama.attention.head_count_kv"):
-        predict_memory(model, MemoryConfig())
+        predict_memory(model, LlamaSettings())
 
 
 @pytest.mark.parametrize("n_layer", [513, 1 << 62, -3])
@@ -413,11 +409,11 @@ def test_a_block_count_llama_cpp_refuses_is_a_format_error_at_once(n_layer: int)
     from gguf_inspect.core.errors import FormatError
 
     with pytest.raises(FormatError, match="llama.block_count"):
-        predict_memory(synthetic(n_layer=n_layer), MemoryConfig())
+        predict_memory(synthetic(n_layer=n_layer), LlamaSettings())
 
 
 def test_512_blocks_are_still_modelled() -> None:
-    prediction = predict_memory(synthetic(n_layer=512), MemoryConfig(n_ctx=256))
+    prediction = predict_memory(synthetic(n_layer=512), LlamaSettings(n_ctx=256))
     assert prediction.kv_caches[0].layers == 512
 
 
@@ -435,7 +431,7 @@ def test_host_compute_buffer_holds_every_graph_input_and_the_token_rows() -> Non
                 + 4 * tokens        # out_ids (int32)
                 + 4 * n_embd * tokens  # inp_embd, the embeddings-input path (unused, allocated)
                 + 4 * n_embd * tokens)  # the gathered token rows
-    config = MemoryConfig(n_ctx=512, flash_attn="on", n_gpu_layers=-1, gpu_capacities=(1 << 34,))
+    config = LlamaSettings(n_ctx=512, flash_attn="on", n_gpu_layers=-1, gpu_capacities=(1 << 34,))
     host = [b for b in predict_memory(synthetic(n_embd=n_embd), config).buffers
             if b.kind == "compute" and b.buffer == "CUDA_Host"]
     assert [b.n_bytes for b in host] == [expected]

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import fixture_path
-from gguf_inspect.llamacpp.memory import MemoryConfig, host_has_amx
+from gguf_inspect.llamacpp.cpu_buffers import host_has_amx
+from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
 from gguf_inspect.llamacpp.runtime import INSTALL_HINT, RuntimeCapture, capture_load
 
@@ -24,7 +25,7 @@ UNTIED = str(fixture_path("tiny-llama-untied-q4_k_m.gguf"))
 
 @pytest.fixture(scope="module")
 def capture() -> RuntimeCapture:
-    return capture_load(UNTIED, MemoryConfig(n_ctx=5000, n_parallel=2))
+    return capture_load(UNTIED, LlamaSettings(n_ctx=5000, n_parallel=2))
 
 
 def test_the_whole_log_is_caught_at_every_level(capture: RuntimeCapture) -> None:
@@ -65,21 +66,21 @@ def test_the_previous_log_callback_is_put_back(capture: RuntimeCapture) -> None:
         return ctypes.cast(callback, ctypes.c_void_p).value
 
     before = current()
-    capture_load(UNTIED, MemoryConfig(n_ctx=256))
+    capture_load(UNTIED, LlamaSettings(n_ctx=256))
     assert current() == before
 
 
 def test_missing_llama_cpp_python_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
     with pytest.raises(RuntimeUnavailableError) as caught:
-        capture_load(UNTIED, MemoryConfig())
+        capture_load(UNTIED, LlamaSettings())
     assert "llama-cpp-python is not installed" in str(caught.value)
     assert INSTALL_HINT in str(caught.value)
 
 
 def test_a_refused_context_reports_llama_cpps_own_error_line() -> None:
     with pytest.raises(RuntimeUnavailableError) as caught:
-        capture_load(UNTIED, MemoryConfig(cache_type_v="q8_0", flash_attn="off"))
+        capture_load(UNTIED, LlamaSettings(cache_type_v="q8_0", flash_attn="off"))
     assert "quantized V cache requires flash_attn to be enabled" in str(caught.value)
     assert "print_info: file size" in caught.value.raw_log  # type: ignore[attr-defined]
 
@@ -94,10 +95,10 @@ def test_a_refused_model_reports_llama_cpps_own_error_line(tmp_path: Path) -> No
     writer.write_tensors_to_file()
     writer.close()
     with pytest.raises(RuntimeUnavailableError) as caught:
-        capture_load(str(path), MemoryConfig())
+        capture_load(str(path), LlamaSettings())
     assert "error loading model: unknown model architecture: 'nonesuch'" in str(caught.value)
 
 
 def test_a_missing_file_is_an_io_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
-        capture_load(str(tmp_path / "absent.gguf"), MemoryConfig())
+        capture_load(str(tmp_path / "absent.gguf"), LlamaSettings())

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gguf_inspect.llamacpp.memory import MemoryConfig
+from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.reports.runtime import (
     ESTIMATE,
     MATCH,
@@ -34,7 +34,7 @@ DATA = Path(__file__).resolve().parent / "data"
 SWA = fixture_path("tiny-gemma3-swa-q4_k_m.gguf")
 UNTIED = fixture_path("tiny-llama-untied-q4_k_m.gguf")
 
-# The configurations of the issue, each a set of MemoryConfig fields (what the CLI flags set).
+# The configurations of the issue, each a set of LlamaSettings fields (what the CLI flags set).
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "ctx-1000": {"n_ctx": 1000},  # not a multiple of 256: padded to 1024
@@ -275,7 +275,7 @@ def test_model_params_are_printed_like_llama_cpp() -> None:
 def test_gpu_settings_are_read_from_a_gpu_log() -> None:
     log = parse_load_log(split_log_text(
         (DATA / "runtime-older-llama3-8b-cuda.log").read_text(encoding="utf-8")))
-    config, notes = config_from_log(log, MemoryConfig())
+    config, notes = config_from_log(log, LlamaSettings())
     assert config.gpu_capacities == (1,)  # one CUDA0 buffer
     assert config.n_gpu_layers == 33  # "offloaded 33/33 layers to GPU"
     assert (config.n_ctx, config.flash_attn, config.cache_type_k) == (8192, "off", "f16")

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB, parse_gpus, parse_size
-from gguf_inspect.llamacpp.memory import MemoryConfig, predict_memory
+from gguf_inspect.llamacpp.memory import predict_memory
+from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.reports.vram import audit, fits_gpus
 from gguf_inspect.cli import app
 from gguf_inspect.gguf.reader import read_gguf_source
@@ -80,13 +81,13 @@ def test_max_gpu_layers_is_the_edge_of_fitting() -> None:
     """The reported --ngl fits and one more layer does not (checked with the memory model)."""
     model = load(UNTIED)
     gpus = (GPU("small", 6 * MIB),)
-    report = audit(model, MemoryConfig(n_gpu_layers=-1), gpus)
+    report = audit(model, LlamaSettings(n_gpu_layers=-1), gpus)
     assert report.fits is False
     best = report.max_gpu_layers
     assert best is not None and 0 <= best < 3
 
     def fits(ngl: int) -> bool:
-        config = MemoryConfig(n_gpu_layers=ngl, gpu_capacities=(6 * MIB,))
+        config = LlamaSettings(n_gpu_layers=ngl, gpu_capacities=(6 * MIB,))
         return fits_gpus(predict_memory(model, config), gpus, 0)
 
     assert fits(best) and not fits(best + 1)
@@ -95,11 +96,11 @@ def test_max_gpu_layers_is_the_edge_of_fitting() -> None:
 def test_max_context_is_the_edge_of_fitting() -> None:
     model = load(UNTIED)
     gpus = (GPU("small", 6 * MIB),)
-    report = audit(model, MemoryConfig(n_ctx=4096, n_gpu_layers=-1), gpus)
+    report = audit(model, LlamaSettings(n_ctx=4096, n_gpu_layers=-1), gpus)
     assert report.max_ctx is not None and report.max_ctx % 256 == 0
 
     def fits(n_ctx: int) -> bool:
-        config = MemoryConfig(n_ctx=n_ctx, n_gpu_layers=-1, gpu_capacities=(6 * MIB,))
+        config = LlamaSettings(n_ctx=n_ctx, n_gpu_layers=-1, gpu_capacities=(6 * MIB,))
         return fits_gpus(predict_memory(model, config), gpus, 0)
 
     assert report.max_ctx < 2048  # below the trained maximum: the edge itself is tested
@@ -118,15 +119,15 @@ def test_a_trained_maximum_off_the_256_grid_is_tested_itself() -> None:
     model = _synthetic(n_layer=4, n_embd=512, extra={"llama.context_length": 2000})
 
     def total(n_ctx: int) -> int:
-        prediction = predict_memory(model, MemoryConfig(n_ctx=n_ctx, n_gpu_layers=-1,
+        prediction = predict_memory(model, LlamaSettings(n_ctx=n_ctx, n_gpu_layers=-1,
                                                         gpu_capacities=(1 << 40,)))
         return prediction.device_total("gpu0")
 
     capacity = (total(1792) + total(2000)) // 2  # 1792 fits, 2000 (as 2048) does not
     gpus = (GPU("between", capacity),)
-    report = audit(model, MemoryConfig(n_ctx=2000), gpus)
+    report = audit(model, LlamaSettings(n_ctx=2000), gpus)
     assert report.max_ctx == 1792
-    roomy = audit(model, MemoryConfig(n_ctx=2000), (GPU("roomy", 1 << 40),))
+    roomy = audit(model, LlamaSettings(n_ctx=2000), (GPU("roomy", 1 << 40),))
     assert roomy.max_ctx == 2000
 
 
@@ -134,11 +135,11 @@ def test_plan_rows_below_a_long_trained_maximum_are_each_an_edge() -> None:
     model = _synthetic(n_layer=8, n_embd=512, extra={"llama.context_length": 40000})
     capacity = 24 * MIB
     gpus = (GPU("small", capacity),)
-    report = audit(model, MemoryConfig(), gpus, plan=True)
+    report = audit(model, LlamaSettings(), gpus, plan=True)
     assert [row.n_ctx for row in report.plan] == [4096, 8192, 16384, 32768, 40000]
 
     def fits(n_ctx: int, ngl: int) -> bool:
-        config = MemoryConfig(n_ctx=n_ctx, n_gpu_layers=ngl, gpu_capacities=(capacity,))
+        config = LlamaSettings(n_ctx=n_ctx, n_gpu_layers=ngl, gpu_capacities=(capacity,))
         return fits_gpus(predict_memory(model, config), gpus, 0)
 
     for row in report.plan:
@@ -180,9 +181,9 @@ def test_recurrent_state_makes_the_verdict_cannot_tell_and_the_gate_fail(tmp_pat
 
 def test_headroom_is_kept_free() -> None:
     model = load(UNTIED)
-    roomy = audit(model, MemoryConfig(n_gpu_layers=-1), (GPU("g", 1 * GIB),))
+    roomy = audit(model, LlamaSettings(n_gpu_layers=-1), (GPU("g", 1 * GIB),))
     assert roomy.fits is True
-    squeezed = audit(model, MemoryConfig(n_gpu_layers=-1), (GPU("g", 1 * GIB),),
+    squeezed = audit(model, LlamaSettings(n_gpu_layers=-1), (GPU("g", 1 * GIB),),
                      headroom=1 * GIB - 1 * MIB)
     assert squeezed.fits is False
 

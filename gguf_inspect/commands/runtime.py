@@ -1,16 +1,18 @@
 """The ``runtime`` command's body: load the model through llama-cpp-python (or read a saved
 load log), predict the same load with the memory model, and render the side-by-side checks.
 
-From Python: ``run_runtime("model.gguf", "json", {"n_ctx": 1000})`` returns (text, exit code).
+From Python: ``run_runtime("model.gguf", "json", {"n_ctx": 1000})`` returns (text, exit code);
+the settings are ``LlamaSettings`` fields (llamacpp/settings.py), the rest llama.cpp's defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from gguf_inspect.llamacpp.memory import MemoryConfig, predict_memory
+from gguf_inspect.llamacpp.memory import predict_memory
+from gguf_inspect.llamacpp.settings import LlamaSettings, given_settings, resolve_settings
 from gguf_inspect.reports.runtime import (
     ExactFigures,
     RuntimeComparison,
@@ -40,21 +42,24 @@ def _write_text(path: str, text: str) -> None:
         raise SourceError(f"cannot write the log: {error.strerror or error}", path=path) from None
 
 
-def _from_saved_log(log_file: str, settings: dict[str, Any]
-                    ) -> tuple[LoadLog, MemoryConfig, list[str]]:
+def _from_saved_log(log_file: str, settings: Mapping[str, Any]
+                    ) -> tuple[LoadLog, LlamaSettings, list[str]]:
     log = parse_load_log(split_log_text(_read_text(log_file)))
     if log.style == "unknown" and log.n_embd is None and not log.model_buffers:
         raise GGUFError("not a llama.cpp load log: no print_info:/llm_load_print_meta:, "
                         "load_tensors: or llama_context: lines", path=log_file)
-    config, notes = config_from_log(log, MemoryConfig())
-    if settings:
-        config = replace(config, **settings)
+    # A log that does not say how many layers it offloaded: none (as before the defaults
+    # table; only matters when the log shows GPU buffers but no "offloaded" line).
+    config, notes = config_from_log(log, LlamaSettings(n_gpu_layers=0))
+    given = given_settings(settings)
+    if given:
+        config, _assumed = resolve_settings(given, base=config)
         notes.append("given on the command line: " + ", ".join(
-            f"{name}={value}" for name, value in settings.items()))
+            f"{name}={value}" for name, value in given.items()))
     return log, config, notes
 
 
-def _from_live_load(location: str, config: MemoryConfig, log_path: str | None
+def _from_live_load(location: str, config: LlamaSettings, log_path: str | None
                     ) -> tuple[LoadLog, ExactFigures, str]:
     from gguf_inspect.llamacpp.runtime import capture_load
 
@@ -72,21 +77,19 @@ def _from_live_load(location: str, config: MemoryConfig, log_path: str | None
     return parse_load_log(capture.records), exact, capture.library
 
 
-# A live load uses llama.cpp's C API defaults, as `gguf-inspect vram` assumes them too: every
-# layer offloaded (llama_model_default_params' n_gpu_layers = -1; no effect on a CPU-only build).
-LIVE_LOAD_DEFAULTS = MemoryConfig(n_gpu_layers=-1)
-
-
-def compare_runtime(location: str, settings: dict[str, Any], log_path: str | None = None,
+def compare_runtime(location: str, settings: Mapping[str, Any], log_path: str | None = None,
                     from_log: str | None = None) -> RuntimeComparison:
-    """Load (or read the saved log of) ``location`` with ``settings`` (MemoryConfig fields
-    given by the user) and compare every figure with the memory model's prediction."""
+    """Load (or read the saved log of) ``location`` with ``settings`` (LlamaSettings fields
+    given by the user; None or absent: not given) and compare every figure with the memory
+    model's prediction. A live load takes the defaults table's values for the rest, as
+    ``vram`` assumes them: llama.cpp's C API defaults (every layer offloaded, n_gpu_layers -1
+    from llama_model_default_params; no effect on a CPU-only build) and n_ctx 4096."""
     gguf = read_gguf(location)
     if from_log is not None:
         log, config, notes = _from_saved_log(from_log, settings)
         exact, runtime = None, f"log {from_log}"
     else:
-        config, notes = replace(LIVE_LOAD_DEFAULTS, **settings), []
+        config, notes = resolve_settings(settings)[0], []
         log, exact, runtime = _from_live_load(location, config, log_path)
         devices, device_notes = device_settings_from_log(log)
         if "gpu_capacities" in devices:
@@ -97,7 +100,7 @@ def compare_runtime(location: str, settings: dict[str, Any], log_path: str | Non
     return replace(comparison, notes=tuple(notes) + comparison.notes)
 
 
-def run_runtime(location: str, output_format: str, settings: dict[str, Any],
+def run_runtime(location: str, output_format: str, settings: Mapping[str, Any],
                 log_path: str | None = None, from_log: str | None = None) -> tuple[str, int]:
     """The ``runtime`` command: rendered comparison and its exit code (0 all exact match)."""
     comparison = compare_runtime(location, settings, log_path, from_log)

@@ -1,7 +1,8 @@
 """Tensor roles: which part of the network a tensor belongs to, judged from its llama.cpp name.
 
-Reports that group tensors (diff, memory audits) share this one classifier, so a tensor is
-"attention v" or "output head" the same way everywhere. Names follow llama.cpp's tensor table
+Reports that group tensors (diff) share this one classifier, so a tensor is "attention v" or
+"output head" the same way everywhere; the memory model (placement) and the summary share its
+block-name parser. Names follow llama.cpp's tensor table
 (``LLM_TENSOR_NAMES`` in ``src/llama-arch.cpp``): ``[prefix.]blk.N.<base>.weight`` for per-layer
 tensors, ``<base>.weight`` for global ones. Pure string work: no numpy, safe on the header path.
 """
@@ -52,7 +53,8 @@ _EXACT_ROLES: dict[str, str] = {
     "attn_output_a": "attn_output", "attn_output_b": "attn_output",
     "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_down": "ffn_down",
 }
-_BLOCK_PREFIX = re.compile(r"^(?:.*\.)?blk\.(\d+)\.")
+# The one block-name pattern of the package: ``[prefix.]blk.N.`` (enc./dec. for T5, v. ...).
+_BLOCK_PREFIX = re.compile(r"^(?P<prefix>(?:.*\.)?)blk\.(?P<layer>\d+)\.")
 # Expert tensors: stacked (ffn_up_exps), shared (ffn_up_shexp), chunked (ffn_up_chexps), the
 # router (ffn_gate_inp, exp_probs_b) and the old one-tensor-per-expert layout (ffn_up.3).
 _EXPERT = re.compile(r"_(?:ch)?exps$|_shexp$|^ffn_gate_inp|^exp_probs_b|"
@@ -69,10 +71,14 @@ def base_name(name: str) -> str:
     return base
 
 
-def layer_index(name: str) -> int | None:
-    """The block number of a per-layer tensor (``blk.N.``), None for global tensors."""
+def layer_index(name: str, prefixed: bool = True) -> int | None:
+    """The block number of a per-layer tensor (``blk.N.``), None for global tensors. With
+    ``prefixed=False`` only a name that starts with ``blk.`` counts, as llama-model-loader.h's
+    ``weight_name_comparer`` reads it (``sscanf(name, "blk.%d.")``)."""
     match = _BLOCK_PREFIX.match(name)
-    return int(match.group(1)) if match else None
+    if match is None or (match.group("prefix") and not prefixed):
+        return None
+    return int(match.group("layer"))
 
 
 def tensor_role(name: str) -> str:

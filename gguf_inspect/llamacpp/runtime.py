@@ -16,14 +16,12 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gguf_inspect.llamacpp.load_log import LogRecord, join_fragments
 from gguf_inspect.core.constants import ggml_type_from_name
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
-
-if TYPE_CHECKING:  # the memory model is only needed for its settings record
-    from gguf_inspect.llamacpp.memory import MemoryConfig
+from gguf_inspect.llamacpp.settings import LlamaSettings
 
 INSTALL_HINT = "pip install 'gguf-inspect[runtime]'  (or: pip install llama-cpp-python)"
 FLASH_ATTN_TYPES = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
@@ -86,7 +84,7 @@ class LogCatcher:
         self._llama_cpp.llama_log_set(self._previous_callback, self._previous_user_data)
 
 
-def _model_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
+def _model_params(llama_cpp: Any, config: LlamaSettings) -> Any:
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = config.n_gpu_layers
     params.load_mode = LOAD_MODE_MMAP if config.use_mmap else LOAD_MODE_NONE
@@ -94,7 +92,7 @@ def _model_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
     return params
 
 
-def _context_params(llama_cpp: Any, config: "MemoryConfig") -> Any:
+def _context_params(llama_cpp: Any, config: LlamaSettings) -> Any:
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = UNLIMITED_CONTEXT if config.n_ctx is None else config.n_ctx
     params.n_batch = config.n_batch
@@ -122,7 +120,7 @@ def _refusal(path: str, what: str, fragments: list[tuple[int, str]]) -> RuntimeU
     return error
 
 
-def capture_load(path: str, config: "MemoryConfig") -> RuntimeCapture:
+def capture_load(path: str, config: LlamaSettings) -> RuntimeCapture:
     """Load ``path`` and one context as ``config`` says, free both, and return the whole log.
 
     Raises RuntimeUnavailableError when llama-cpp-python is missing or llama.cpp refuses the

@@ -7,7 +7,6 @@ and the file type falls back to a guess from the most common tensor type, as lla
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from gguf_inspect.core.constants import (
     ggml_type_name,
 )
 from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.names import layer_index
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def type_counts(tensors: tuple[TensorInfo, ...]) -> tuple[tuple[str, int], ...]:
 
 def _layer_sort_key(name: str) -> tuple[int, str]:
     """llama.cpp's weight_name_comparer: block number first (-1 when none), then the name."""
-    match = re.match(r"blk\.(\d+)\.", name)
-    return (int(match.group(1)) if match else -1, name)
+    layer = layer_index(name, prefixed=False)
+    return (-1 if layer is None else layer, name)
 
 
 def guess_file_type(tensors: tuple[TensorInfo, ...]) -> int:

@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
-from gguf_inspect.llamacpp.memory import MemoryConfig, MemoryPrediction, float32
+from gguf_inspect.llamacpp.memory import MemoryPrediction
+from gguf_inspect.llamacpp.placement import float32
+from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.llamacpp.load_log import LoadLog, LoggedBuffer, PrintedSize
 from gguf_inspect.llamacpp.summary import ModelSummary
 from gguf_inspect.core.constants import ggml_type_from_name
@@ -332,7 +334,7 @@ def resolved_config(prediction: MemoryPrediction, log: LoadLog) -> dict[str, Any
 
 # ---- settings recovered from a saved log (--from-log) -----------------------------------------
 
-def config_from_log(log: LoadLog, base: MemoryConfig) -> tuple[MemoryConfig, list[str]]:
+def config_from_log(log: LoadLog, base: LlamaSettings) -> tuple[LlamaSettings, list[str]]:
     """The settings a saved log was made with, so the prediction is made for the same load.
 
     Only what the log states is taken; the rest stays as in ``base``. Returns the notes that say

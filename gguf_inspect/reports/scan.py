@@ -2,8 +2,9 @@
 
 Every figure comes from the header alone, so a remote model costs one header read. The KV cache
 figure follows llama.cpp's ``llama_hparams::n_embd_k_gqa`` / ``n_embd_v_gqa``
-(src/llama-hparams.cpp): per layer, head size x that layer's KV head count, for K and for V, in f16 (2 bytes), per
-1,024 tokens of context (``KV_TOKENS``), the default cache type of ``llama_context``.
+(src/llama-hparams.cpp), read by the memory model's ``hparams``: per layer, head size x that
+layer's KV head count, for K and for V, in f16 (2 bytes), per 1,024 tokens of context
+(``KV_TOKENS``), the default cache type of ``llama_context``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Callable
 from gguf_inspect.reports.embeddings import matrix_facts
 from gguf_inspect.llamacpp.summary import summarize
 from gguf_inspect.core.constants import OUTPUT, TOKEN_EMBD
-from gguf_inspect.core.model import ArrayValue, GGUFFile
+from gguf_inspect.core.model import GGUFFile
+from gguf_inspect.llamacpp.hparams import read_hyperparameters
 
 KV_TOKENS = 1024
 KV_F16_BYTES = 2
@@ -76,41 +78,21 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _per_layer(gguf: GGUFFile, suffix: str, n_layer: int, default: list[int] | None,
-               ) -> list[int] | None:
-    """A per-layer hyperparameter: a scalar repeated, or an array of one value per layer."""
-    value = gguf.arch_value(suffix)
-    if isinstance(value, ArrayValue):
-        items = value.items
-        if items is None or len(items) < n_layer:
-            return None
-        return [int(item) for item in items[:n_layer]]
-    scalar = _int(value)
-    if scalar is not None:
-        return [scalar] * n_layer
-    return default
-
-
 def kv_cache_bytes(gguf: GGUFFile, n_tokens: int = KV_TOKENS) -> int | None:
     """f16 K and V cache bytes for ``n_tokens`` cells; None when the header lacks the facts.
 
-    n_embd_head_k = key_length, else n_embd / n_head (of layer 0); K per layer is
-    n_embd_head_k x n_head_kv(layer); V the same with value_length. A layer with 0 KV heads
-    (a recurrent or attention-free layer) holds none. Sliding-window layers are counted in full.
+    The hyperparameters are the memory model's (``hparams.read_hyperparameters``: per-layer
+    head sizes and KV head counts, LLAMA_MAX_LAYERS and the uint32 ranges llama.cpp's loader
+    checks, so a header it would refuse raises FormatError). Per layer K is n_embd_k_gqa and V
+    n_embd_v_gqa values per token; a layer with 0 KV heads holds none. Sliding-window layers
+    and layers sharing another's KV are counted in full.
     """
-    n_layer = _int(gguf.arch_value("block_count"))
-    n_embd = _int(gguf.arch_value("embedding_length"))
-    if not n_layer or not n_embd:
+    if not _int(gguf.arch_value("block_count")) or not _int(gguf.arch_value("embedding_length")):
         return None
-    n_head = _per_layer(gguf, "attention.head_count", n_layer, None)
-    if n_head is None or not n_head[0]:
+    hparams = read_hyperparameters(gguf)
+    if not hparams.n_head[0]:
         return None
-    n_head_kv = _per_layer(gguf, "attention.head_count_kv", n_layer, n_head)
-    if n_head_kv is None:
-        return None
-    head_k = _int(gguf.arch_value("attention.key_length")) or n_embd // n_head[0]
-    head_v = _int(gguf.arch_value("attention.value_length")) or n_embd // n_head[0]
-    values_per_token = sum((head_k + head_v) * heads for heads in n_head_kv)
+    values_per_token = sum(hparams.n_embd_k_gqa) + sum(hparams.n_embd_v_gqa)
     return values_per_token * KV_F16_BYTES * n_tokens
 
 

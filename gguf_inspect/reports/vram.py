@@ -11,14 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gguf_inspect.llamacpp.devices import GPU
-from gguf_inspect.llamacpp.memory import (
-    CTX_PAD,
-    HOST,
-    MemoryConfig,
-    MemoryPrediction,
-    predict_memory,
-    read_hyperparameters,
-)
+from gguf_inspect.llamacpp.hparams import read_hyperparameters
+from gguf_inspect.llamacpp.kv_cache import CTX_PAD
+from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
+from gguf_inspect.llamacpp.placement import HOST
+from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.core.model import GGUFFile
 
 PLAN_CONTEXTS = (4096, 8192, 16384, 32768)
@@ -57,7 +54,7 @@ class VramReport:
     path: str
     architecture: str | None
     n_layer: int
-    config: MemoryConfig
+    config: LlamaSettings
     gpus: tuple[GPU, ...]
     headroom_bytes: int
     prediction: MemoryPrediction
@@ -95,11 +92,11 @@ def fits_gpus(prediction: MemoryPrediction, gpus: tuple[GPU, ...], headroom: int
                for usage in device_usage(prediction, gpus) if usage.capacity_bytes is not None)
 
 
-def _fits(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int) -> bool:
+def _fits(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int) -> bool:
     return fits_gpus(predict_memory(gguf, config), gpus, headroom)
 
 
-def max_gpu_layers(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...],
+def max_gpu_layers(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...],
                    headroom: int, n_layer: int) -> int | None:
     """The largest n_gpu_layers (0 .. n_layer + 1, the output head counting as one) that fits;
     None when even 0 does not (only possible with a headroom larger than a card)."""
@@ -118,7 +115,7 @@ def max_gpu_layers(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...],
     return low
 
 
-def max_context(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int,
+def max_context(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int,
                 n_ctx_train: int) -> int | None:
     """The longest context that fits with every layer offloaded: the trained maximum itself, or
     the largest multiple of 256 below it; None when not even 256 tokens do."""
@@ -143,7 +140,7 @@ def max_context(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], hea
     return low * CTX_PAD
 
 
-def plan_grid(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int,
+def plan_grid(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int,
               n_layer: int, n_ctx_train: int | None) -> tuple[PlanRow, ...]:
     """Contexts 4k/8k/16k/32k (those within the trained maximum) and the trained maximum,
     each with the largest --ngl that fits."""
@@ -158,7 +155,7 @@ def plan_grid(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headr
     return tuple(rows)
 
 
-def audit(gguf: GGUFFile, config: MemoryConfig, gpus: tuple[GPU, ...], headroom: int = 0,
+def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int = 0,
           plan: bool = False, assumptions: tuple[str, ...] = ()) -> VramReport:
     """The whole audit for one configuration; searches run only when GPUs are given."""
     config = replace(config, gpu_capacities=tuple(gpu.capacity_bytes for gpu in gpus))

@@ -1,0 +1,254 @@
+"""The hyperparameters llama.cpp reads from a GGUF header, checked as its loader checks them.
+
+Follows ``llama_model_base::load_hparams`` (src/llama-model.cpp), ``llama_model_loader::get_key``
+/ ``get_key_or_arr`` (src/llama-model-loader.cpp: per-layer keys are a scalar or one value per
+layer, uint32 each), ``LLAMA_MAX_LAYERS`` (src/llama-hparams.h) and each architecture's
+sliding-window setup (``load_arch_hparams`` in src/models/*.cpp, ``llama_hparams::set_swa_pattern``
+in src/llama-hparams.cpp). Shared by the memory model and ``scan``: a header llama.cpp's loader
+would refuse is refused here, with a FormatError naming the file, the key and the value, before
+any size is computed from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.core.model import ArrayValue, GGUFFile
+from gguf_inspect.llamacpp.summary import vocab_size
+
+# llama_model_loader::get_key<uint32_t>: the hyperparameter keys are uint32 in llama.cpp.
+UINT32_MAX = (1 << 32) - 1
+
+
+# llm_arch_is_recurrent / llm_arch_is_hybrid (llama-arch.cpp)
+RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"})
+HYBRID_ARCHS = frozenset({
+    "jamba", "falcon-h1", "plamo2", "granitehybrid", "lfm2", "lfm2moe", "nemotron_h",
+    "nemotron_h_moe", "qwen3next", "kimi-linear", "bailingmoe3", "kimi-k3", "glm5-next",
+    "qwen35", "qwen35moe", "qwen4exp", "deepseek4", "minimax-01"})
+# llama_model::create_memory (llama-model.cpp): these make no memory module at all.
+NO_MEMORY_ARCHS = frozenset({
+    "bert", "jina-bert-v2", "jina-bert-v3", "nomic-bert", "nomic-bert-moe", "neo-bert",
+    "eurobert", "wavtokenizer-dec", "modern-bert", "gemma-embedding", "dream", "llada",
+    "llada-moe", "rnd1"})
+
+
+
+@dataclass(frozen=True)
+class SwaRule:
+    """One architecture's sliding-window setup from its ``load_arch_hparams`` (src/models/*.cpp).
+
+    ``n_pattern``/``dense_first`` feed ``llama_hparams::set_swa_pattern``; ``default_window`` is
+    the window assumed when the key is absent (None: the key is required); ``needs_window`` means
+    SWA is on only when ``{arch}.attention.sliding_window`` is present and > 0."""
+
+    n_pattern: int
+    dense_first: bool = False
+    default_window: int | None = None
+    needs_window: bool = False
+    min_layers: int | None = None  # exaone4: SWA only for the 64-layer (32B) model
+
+
+SWA_RULES: dict[str, SwaRule] = {
+    "gemma2": SwaRule(2, default_window=4096),  # models/gemma2.cpp
+    "gemma3": SwaRule(6, needs_window=True),  # models/gemma3.cpp
+    "gemma3n": SwaRule(5),  # models/gemma3n.cpp
+    "gemma-embedding": SwaRule(6),  # models/gemma-embedding.cpp
+    "cohere2": SwaRule(4),  # models/cohere2.cpp
+    "cohere2moe": SwaRule(4, dense_first=True),  # models/cohere2moe.cpp
+    "gpt-oss": SwaRule(2),  # models/openai-moe.cpp
+    "llama4": SwaRule(4, default_window=8192),  # models/llama4.cpp (chunked attention)
+    "olmo2": SwaRule(4, needs_window=True),  # models/olmo2.cpp
+    "exaone4": SwaRule(4, default_window=4096, min_layers=64),  # models/exaone4.cpp
+    "exaone-moe": SwaRule(4, default_window=128),  # models/exaone-moe.cpp
+    "plamo3": SwaRule(8, needs_window=True),  # models/plamo3.cpp
+    "afmoe": SwaRule(4, needs_window=True),  # models/afmoe.cpp
+    "mellum": SwaRule(4, needs_window=True),  # models/mellum.cpp
+    "smallthinker": SwaRule(4, dense_first=True, default_window=4096, needs_window=True),
+    "laguna": SwaRule(4, dense_first=True, needs_window=True),  # models/laguna.cpp
+    "muse-glimmer": SwaRule(4),  # models/muse-glimmer.cpp
+    "modern-bert": SwaRule(3, dense_first=True),  # models/modern-bert.cpp
+}
+# Graphs with gemma's extra norms (src/models/gemma2.cpp, gemma3.cpp) for the compute estimate.
+GEMMA_GRAPH_ARCHS = frozenset({"gemma2", "gemma3"})
+# Architectures whose window comes only from the per-layer array (models/gemma4.cpp).
+SWA_ARRAY_ARCHS = frozenset({"gemma4"})
+
+
+# ---- hyperparameters (llama_model_base::load_hparams, llama-model.cpp) ------------------------
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """The subset of ``llama_hparams`` the memory model needs, per layer where llama.cpp is."""
+
+    arch: str
+    n_layer: int  # n_layer_all (block_count)
+    n_layer_nextn: int
+    n_embd: int
+    n_vocab: int
+    n_ctx_train: int | None
+    n_head: tuple[int, ...]
+    n_head_kv: tuple[int, ...]
+    n_ff: tuple[int, ...]
+    head_k: tuple[int, ...]  # n_embd_head_k(il)
+    head_v: tuple[int, ...]
+    is_swa: tuple[bool, ...]
+    n_swa: int
+    n_layer_kv_from_start: int  # -1: every layer has its own KV
+
+    @property
+    def n_embd_k_gqa(self) -> tuple[int, ...]:
+        """llama_hparams::n_embd_k_gqa(il) = n_embd_head_k(il) * n_head_kv(il)."""
+        return tuple(k * h for k, h in zip(self.head_k, self.n_head_kv))
+
+    @property
+    def n_embd_v_gqa(self) -> tuple[int, ...]:
+        return tuple(v * h for v, h in zip(self.head_v, self.n_head_kv))
+
+    def has_kv(self, il: int) -> bool:
+        """llama_hparams::has_kv (llama-hparams.cpp)."""
+        return self.n_layer_kv_from_start < 0 or il < self.n_layer_kv_from_start
+
+    @property
+    def any_swa(self) -> bool:
+        return any(self.is_swa)
+
+
+# src/llama-hparams.h: per-layer hyperparameters are fixed arrays of this many layers, and
+# llama_model_loader::get_key_or_arr throws when block_count is larger.
+LLAMA_MAX_LAYERS = 512
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _refuse(gguf: GGUFFile, key: str, value: object, why: str) -> FormatError:
+    entry = gguf.metadata.get(key)
+    return FormatError(f"{key} = {value}: {why}", path=gguf.path,
+                       offset=entry.offset if entry is not None else None)
+
+
+def _checked(gguf: GGUFFile, key: str, value: int) -> int:
+    """A uint32 hyperparameter: llama.cpp's loader refuses the key when it is not one."""
+    if not 0 <= value <= UINT32_MAX:
+        raise _refuse(gguf, key, value, "llama.cpp reads this key as a uint32 "
+                                        "(llama_model_loader::get_key) and refuses the model")
+    return value
+
+
+def uint32_key(gguf: GGUFFile, suffix: str) -> int | None:
+    """``{arch}.{suffix}`` as an integer in uint32 range, None when absent or not an integer."""
+    value = _int(gguf.arch_value(suffix))
+    if value is None:
+        return None
+    return _checked(gguf, f"{gguf.architecture}.{suffix}", value)
+
+
+def _per_layer(gguf: GGUFFile, suffix: str, n_layer: int,
+               default: tuple[int, ...]) -> tuple[int, ...]:
+    """llama_model_loader::get_key_or_arr: a scalar for every layer, or one value per layer."""
+    value = gguf.arch_value(suffix)
+    if isinstance(value, ArrayValue):
+        items = value.items if value.items is not None else ()
+        if len(items) != n_layer:  # llama.cpp refuses the model the same way
+            key = f"{gguf.architecture}.{suffix}"
+            raise FormatError(f"{len(items)} entries where llama.cpp expects one per layer "
+                              f"({n_layer})", path=gguf.path, offset=gguf.metadata[key].offset,
+                              field=key)
+        key = f"{gguf.architecture}.{suffix}"
+        return tuple(_checked(gguf, key, int(item)) for item in items)
+    scalar = uint32_key(gguf, suffix)
+    return (scalar,) * n_layer if scalar is not None else default
+
+
+def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int,
+                n_nextn: int) -> tuple[tuple[bool, ...], int]:
+    """Which layers use the sliding window, and the window: the arch's ``load_arch_hparams``
+    plus ``llama_model_base::load_swa_pattern`` and ``llama_hparams::set_swa_pattern``."""
+    window = uint32_key(gguf, "attention.sliding_window")
+    pattern = gguf.arch_value("attention.sliding_window_pattern")
+    none = (False,) * n_layer
+    if arch in SWA_ARRAY_ARCHS:
+        rule: SwaRule | None = SwaRule(0)
+    else:
+        rule = SWA_RULES.get(arch)
+    if rule is None:
+        return none, 0
+    if rule.min_layers is not None and n_layer - n_nextn != rule.min_layers:
+        return none, 0
+    if rule.needs_window and not window:
+        return none, 0
+    window = window if window is not None else rule.default_window
+    if not window:
+        return none, 0
+    if isinstance(pattern, ArrayValue) and pattern.items is not None:
+        flags = tuple(bool(item) for item in pattern.items)
+        return (flags + none)[:n_layer], window
+    n_pattern = uint32_key(gguf, "attention.sliding_window_pattern")
+    n_pattern = n_pattern if n_pattern is not None else rule.n_pattern
+    n_main = n_layer - n_nextn
+    flags = []
+    for il in range(n_layer):
+        if il >= n_main:
+            flags.append(False)
+        elif rule.dense_first:
+            flags.append(n_pattern == 0 or il % n_pattern != 0)
+        else:
+            flags.append(n_pattern == 0 or il % n_pattern < n_pattern - 1)
+    return tuple(flags), window
+
+
+def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
+    """The attention shape per layer, as ``llama_model_base::load_hparams`` fills it."""
+    arch = gguf.architecture or ""
+    n_layer = _int(gguf.arch_value("block_count"))
+    n_embd = _int(gguf.arch_value("embedding_length"))
+    for suffix, value in (("block_count", n_layer), ("embedding_length", n_embd)):
+        if not value or value < 0:
+            raise FormatError("missing, zero or negative: llama.cpp needs it to lay out memory",
+                              path=gguf.path, field=f"{arch}.{suffix}")
+    if n_layer > LLAMA_MAX_LAYERS:  # llama.cpp refuses it too; and it bounds our per-layer work
+        raise FormatError(f"block_count {n_layer} is more than llama.cpp's LLAMA_MAX_LAYERS "
+                          f"({LLAMA_MAX_LAYERS})", path=gguf.path, field=f"{arch}.block_count")
+    n_embd = _checked(gguf, f"{arch}.embedding_length", n_embd)
+    n_nextn = uint32_key(gguf, "nextn_predict_layers") or 0
+    if n_nextn > n_layer:  # load_hparams: GGML_ASSERT(n_layer_nextn <= n_layer_all)
+        raise _refuse(gguf, f"{arch}.nextn_predict_layers", n_nextn,
+                      f"more than block_count ({n_layer}): llama.cpp refuses the model")
+    n_head = _per_layer(gguf, "attention.head_count", n_layer, (0,) * n_layer)
+    n_head_kv = _per_layer(gguf, "attention.head_count_kv", n_layer, n_head)
+    head0 = n_embd // n_head[0] if n_head[0] else 0
+    head_k_full = uint32_key(gguf, "attention.key_length") or head0 if n_head[0] else 0
+    head_v_full = uint32_key(gguf, "attention.value_length") or head0 if n_head[0] else 0
+    head_k_swa = uint32_key(gguf, "attention.key_length_swa") or head_k_full
+    head_v_swa = uint32_key(gguf, "attention.value_length_swa") or head_v_full
+    is_swa, n_swa = _swa_layers(gguf, arch, n_layer, n_nextn)
+    kv_from_start = -1
+    if arch == "gemma3n":  # models/gemma3n.cpp: later layers reuse the KV of layers 18/19
+        kv_from_start = 20
+    elif arch == "gemma4":  # models/gemma4.cpp: the last shared_kv_layers reuse earlier KV
+        kv_from_start = n_layer - (uint32_key(gguf, "attention.shared_kv_layers") or 0)
+    return Hyperparameters(
+        arch=arch, n_layer=n_layer, n_layer_nextn=n_nextn, n_embd=n_embd,
+        n_vocab=_vocab_size(gguf),
+        n_ctx_train=uint32_key(gguf, "context_length"),
+        n_head=n_head, n_head_kv=n_head_kv,
+        n_ff=_per_layer(gguf, "feed_forward_length", n_layer, (0,) * n_layer),
+        head_k=tuple(head_k_swa if s else head_k_full for s in is_swa),
+        head_v=tuple(head_v_swa if s else head_v_full for s in is_swa),
+        is_swa=is_swa, n_swa=n_swa, n_layer_kv_from_start=kv_from_start)
+
+
+
+def _vocab_size(gguf: GGUFFile) -> int:
+    """n_vocab (llama_vocab: a uint32 token count), 0 when the header does not say."""
+    uint32_key(gguf, "vocab_size")  # the declared size, refused when out of range
+    n_vocab = vocab_size(gguf) or 0
+    if n_vocab > UINT32_MAX:
+        raise _refuse(gguf, "tokenizer.ggml.tokens", f"{n_vocab} tokens",
+                      "llama.cpp counts tokens in a uint32 and refuses the vocabulary")
+    return n_vocab
