@@ -392,7 +392,7 @@ class _Walker:
             if compare.ops and compare.ops[0].op in ("in", "notin", "eq", "ne") \
                     and any(_is_content(operand, nodes) for operand in operands):
                 words = [_fold(o, nodes) for o in operands if isinstance(o, nodes.Const)]
-                if any(w and WORD.search(w) and not SPECIAL_TOKEN.fullmatch(w) for w in words):
+                if any(w and WORD.search(w) and "<" not in w for w in words):
                     return next(w for w in words if w)
         for call in (node for node in inside if isinstance(node, nodes.Call)):
             if isinstance(call.node, nodes.Getattr) and _is_content(call.node.node, nodes) \
