@@ -136,11 +136,13 @@ def detect_builtin(template: str) -> str | None:
 
 
 def normalise(template: str) -> str:
-    """The template with whitespace control and whitespace runs folded, so that a template
-    re-indented or saved with other line endings hashes the same."""
+    """The template with whitespace control, whitespace around tags and whitespace runs folded,
+    so that a template re-indented or saved with other line endings hashes the same."""
     text = template.replace("\r\n", "\n")
     text = re.sub(r"\{([%{#])-", r"{\1", text)
     text = re.sub(r"-([%}#])\}", r"\1}", text)
+    text = re.sub(r"\s*(\{[%{#])", r"\1", text)  # whitespace next to a tag is layout
+    text = re.sub(r"([%}#]\})\s*", r"\1", text)
     return re.sub(r"\s+", " ", text).strip()
 
 

@@ -15,140 +15,140 @@ KNOWN_TEMPLATE_HASHES: dict[str, str] = {
         "mistral-instruct",
     "26a59556925c987317ce5291811ba3b7f32ec4c647c400c6cc7e3a9993007ba7":
         "mixtral-instruct",
-    "2fbaa03ab9583eb1780b71dce08f5f841917b191ba31083f79c98183bfcedf0e":
+    "ccb2f64160c74d965ff0a61635271d1cff5c992640886da62a57c82d684e9f61":
         "Apertus-8B-Instruct",
-    "fdf52145e8bdc5fc3abd6196d2835f9a4bce8e138c48096ff636b029be6dcf33":
+    "b9e7d0db7496f13579384fee5a2cc29f2fccdcf3ee2d80fb34ca9bc705901647":
         "Apriel-1.6-15b-Thinker-fixed",
-    "0e839e22907196a345c205d4a5c92e1a065649b002cec6eefaff98c803a6bcd7":
+    "fa5963dd66a79245ab27bc2bf254c0dd04c822cbb6fdada3a7d976124f4d1e76":
         "Bielik-11B-v3.0-Instruct",
-    "27addb9f4bbb8f32e16284e0865e4864f6afb133d2ee25bfd5c55c199a8f3ee9":
+    "a928e1ec12e6e6ae22a760fb08b9828e042d88eba31cbf6e298b9f4c8527cea3":
         "ByteDance-Seed-OSS",
-    "f2b4f7db2b3804f8c0b47d48ed6d735e27c74caa790826d0475131709676569e":
+    "0b4398ab6f791cfd557a4af010fbd1b186cbd277712b86faebd09db95aafdd6c":
         "Cohere2MoE",
-    "f642a4bfd77892b23f98f85a6aaf1c369f20d7e028ccdbb232a93d782b0733a7":
+    "c49ecd9e9b42b646d86cab5f7af1f7967e9afd0bd80edf34e90f93395c058192":
         "CohereForAI-c4ai-command-r-plus-tool_use",
-    "660fa9bb49ae82051f088d832261232132129023719abf49e6b5c0d81a02fc1d":
+    "e03916938f0918abca0d616b2b6f9fbd58a239418bb517729fe4fecdb6d859be":
         "CohereForAI-c4ai-command-r7b-12-2024-tool_use",
-    "0b2ba78ca94aa2f261c8d9cd0d36c72ab0da2706cec1260ae7149e3053c9ad9f":
+    "446c03a870bcb172cb85c46433097420568620cf55468d39029160cf3b7b7c2c":
         "GLM-4.6",
-    "e126f22f7c9dd9a08896ba6e926a5ca76d702c3b24a18c9174d9e9d697fe57d9":
+    "96b9aae61f57c9d7542182554ee2eb82143ea4c7703524295981508fd256bfaa":
         "GLM-4.7-Flash",
-    "25835161e358e763478824e56b93532039504de4826d08e7ab9088b9501da8b1":
+    "8beba9d651c22d4ac5944699ee032a0c795864d1cad3080c5aac73593188df36":
         "GigaChat3-10B-A1.8B",
-    "72d25bc7d76ea04ae854927bd8fe03b36b81944f672003467acbc5c973aa674e":
+    "8d238a4d7ef3cc4f16d92373e4678aa553043a3b75a44335a8845d12257a7a8e":
         "GigaChat3.1-10B-A1.8B",
-    "1797577d3d99c2c6d4dbf92ccbe325edc77a22458c583cd1808428d9e3a240f6":
+    "547b8063b1ccf639da4f18fa5e2cd898d95e88bda9fb42770a47c8136a0c85f9":
         "HuggingFaceTB-SmolLM3-3B",
-    "5d0328f1b56d51b0bdf41366598e71bbc688fcc9a0f6c5113924118db4bb17f0":
+    "092f5a1419611532dc66eefbdc904f0f6beb2234cb5108899b48898ac73745ff":
         "Kimi-K2-Instruct",
-    "09c105111d3b9ff34e16e0da2ce0959d6441c3a6a6bdf3836eb2131900631602":
+    "b69ca0d706482a94a381dad0ef921dd2b725d8cd6325816cde5c2afc4ab40c1c":
         "Kimi-K2-Thinking",
-    "5fd89602134a20176b3c4177850c2909a4d422b1b7395a1ad77c60f4476009ee":
+    "0ad4b3c1f2801c72b57b4c65380f537f3995b596d9c250b16705ae7424342229":
         "Kimi-K3",
-    "0f6706d3701bdf11dc97f13f59a2145556d34ae81990addf7a82cd14e25a3b3a":
+    "f3c8aec958dfbf72c5707311ebd85248bebc88d5ebda2769d03b72a8f697b059":
         "LFM2-8B-A1B",
-    "26945782909c4e54ad2600d312ed4b7e1e051175a1ab143b9cfb0b9b1135108e":
+    "045522231ab8282b3787261752a4f51859ec8f07788a4cb08ff4ac44e29cb445":
         "LFM2.5-8B-A1B",
-    "a3fd65db89980cf6b8beae2dd3f4eebd375ce9ba002ff44dfbd1eef3b506c2cc":
+    "f96037b82651321b0945b604197810f4ff384572a1f92eb97aab87ad88e701b3":
         "LFM2.5-Instruct",
-    "f62ee44e11c6899ed5fbfab47b85aa0486ad5feec6abaeaf334c100cccb3a137":
+    "3aeeb3367e4242e8caa2be4c74a84efbba1c1e5960c8bb3ba706635f90aade30":
         "MiMo-VL",
-    "e92f7ceae2de7073bd65553d072e9bd6ab19d4014ac464753a895bed59c954ed":
+    "e96abe42c6da63479ea5b377ff81e59b7718b69b73b2f36c79f8edf104a9c331":
         "MiniMax-M1",
-    "b5bcfee598e788dba2df1956fd16f3ba91bcb890f44c70b3fe11d2a6f4450927":
+    "1562935ddc3c980b627d720ce850d790af90a8a0f6315d17d739628d6393685d":
         "MiniMax-M2",
-    "ba70c6ad221a0db46628e4eb2d2a87cc30ad5a1f2c3d55fd263604e140587382":
+    "db241871eccec1338b5de2cc795b26ed610e063786bcf442f311b40ee99d8293":
         "MiniMax-M3",
-    "df5545ffd3e2d9a2234b053aaa866c32f10ec060c18e7d0a6f1131ebc5cb48cf":
+    "33faa91a4e71b7452e465fd81370b047fb2a1abc21eaf034ffe3a14faf2ca234":
         "Mistral-Small-3.2-24B-Instruct-2506",
-    "c14c4c0b65add58ea707fb919cacb1a7d4ef6fc058d3545bf84f0598b6121ba3":
+    "4087299a57a242fb931da360b515fdd1005b781aabf1757e0a7cd48e0fb92b6b":
         "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
-    "9319b16cb1cfa784c8f47ce0e7e2464fb0e08c637bdaed19ef45a429731ea76b":
+    "182d4b0b787db24e4e4786ce6e2ed9189918e8d87bf137e399654da7921a8ae3":
         "NVIDIA-Nemotron-Nano-v2",
-    "09590018a5f58bc276f2db42a544de41dc97b0193fc51d76994d01f26edcf0da":
+    "a3e539885b3733cd1e3f64e429b2b4a3acd8316028056813ad86bab014a2ada6":
         "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use = NousResearch-Hermes-3-Llama-3.1-8B-tool_use",
-    "9c2cbb0c64980986e5d0ce6e14a50e2d8c9c234a185af36ef54fe0a3043b7277":
+    "1603a346783fb5446161073c29e0a0ff97202459593379709540ead963539f54":
         "Qwen-QwQ-32B",
-    "c62ad62844e95b27aee6b0861f9800024d05b10e86122a3944be15d96d67f4ea":
+    "41aac84b30913318911e9505fc71cdab762cbcd53fbb12030e88498fbb04b3a5":
         "Qwen-Qwen2.5-7B-Instruct",
-    "89ca06176ef3f5d483e9ea026d8f9bd3fad7cf5099fde99d983b4dedcf69e918":
+    "723220e51e7260cc0030a3a06595102c970f49d2906e9f4f73a1db47a83cc120":
         "Qwen-Qwen3-0.6B",
-    "89200a34f82865939589084f87e505cc757aed607884fdc99b833be3460b0067":
+    "a4f73db43eac3f18021abdc564d2efa7f0514c06c8ddd6d07aff635df9a2904e":
         "Qwen3-Coder",
-    "e863d583201079bdcd63c216e88795c0a312af2e3ac59e3f171f0ab0947407e3":
+    "fb8c4d696d0706a9b6e10cb64b1d50930ad826a2f6585fff7aedc7c8f85911d4":
         "Qwen3.5-4B",
-    "7903b33244081e60c0b7bd32bce289684d84acefc7e74f8e84c3f9d9edf34ef7":
+    "4b348707aa1120b164f99a2cd77f7af8ed755fd46a315326852cb7ac78422489":
         "Reka-Edge",
-    "2223d25e2c6178e7488a738231ae3bb2567f1109264c43c3a6390ca9205bf4af":
+    "d6c3e57047f52af3ceffb24793ffdda59773369592a43dacb732e9cb9037fa35":
         "Spark2.5",
-    "2ba4c5be98a2cd1c5a3fe9243ace37de4e59a02625616b352a31953baae01edd":
+    "f9767dbec550f9962aafb7bdb41c69c635f3eb0cef55c1009a9e74e4dbdce758":
         "StepFun3.5-Flash",
-    "a37c7e57286e1c8a931f958d8b8288f01d60c237c2048477562df32dcc0d3e99":
+    "b62cae12197b92e917acd88c78e8ea899130127608330237fa1d2907d9de1476":
         "deepseek-ai-DeepSeek-R1-Distill-Llama-8B",
-    "fa0d81b21e0a05a389f085da6c1217d6d0b0f3b0a2b77683b8dd4e5725ed65fc":
+    "4d50d1ec0b1640efc15a429bd5b64e12a2b650ddab1d3bf4a4dabcf05cd844c9":
         "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
-    "f655cff50d63be5c8f9cb91eaacdd75a3b800a1401004d33c28706c0c2e6c037":
+    "ad39dfba6091c5880c3ef99a614cc5527ff9c75cf9e22694d3fd0a8d5c56484e":
         "deepseek-ai-DeepSeek-V3.1",
-    "19b0c640d2c78f77a08068ca8de49047f656f450fa724501a15758f0182d6270":
+    "95370a5bd16713edabb8a440a1272e7d2ed59e4e2cd36e8a8cd0b40f7ab42d96":
         "deepseek-ai-DeepSeek-V3.2",
-    "033d69b3951741d869dafbbf7a5afc42d938139beb521da1080ebbfc37d6a5cf":
+    "2b0b813d3c0da226ba0c5d10e99b9d0f878ecb783d1c3ce576ae4ef66ba809ce":
         "deepseek-ai-DeepSeek-V4-Flash-0731",
-    "8bab0aab8a5785fea39dc70a1058aaa9d556c32dd5f37f5cced30ac7999b4044":
+    "fdd85f6f6e826f594dfc9709559ccadac0d10b274274aa8c786b4ec8198cb2d9":
         "deepseek-ai-DeepSeek-V4",
-    "a5d98e23125505aded85a34f558d86a5f8b6da57164b57707e107ca1e1461379":
+    "37b225c645979f7ff78a01b4fdc91eb1ee90c3c90e2fc93a9b39cb7c769c5a32":
         "fireworks-ai-llama-3-firefunction-v2",
     "e2bee954371cf0e30ea38ea2a4ce42485834c51c53561c1eeecb1af4d83764f2":
         "google-gemma-2-2b-it",
-    "bc0b634acf3978aaf350dfa91b04ed773927f38fdc0fbb29b8a26f4f4f95a7c8":
+    "c363eee4fa89cbb2091fd2fca1c961ee3c2661019b5d091a8fa682809646dcd0":
         "google-gemma-4-31B-it-interleaved",
-    "03ee9c9091412ce09b8e79e6f119ce4c9ab3a16064cf88d3891c5327added386":
+    "9bfd40b9aa5f497b2251e120b1b0583136098f85b8f400445c8d50b41c28900f":
         "google-gemma-4-31B-it",
-    "173de56815b6e616adb75893639fafeaca75beefa6a1051af81644af3e56b1e0":
+    "8284a84b6a2c62fa2838f18cca3d1771dea4137edc80cb890090e02370f3d4fc":
         "ibm-granite-granite-3.3-2B-Instruct",
-    "7866725e1d11f91ee0ed96b379c57c5634f3bd8b5dd4fbd7896af0bd8ccca6fc":
+    "81c906d376abb3895f95cb033a65ffa821f7df4072e4e5d6fd2aca22984b1f66":
         "ibm-granite-granite-4.0",
-    "1e78bbd439d44dab1a913d28df007e4292ec818affe64641408daac7f13c72a1":
+    "39417563f50ebfc64da6859b298901ed798251d13b71b904568e0678453ad106":
         "ibm-granite-granite-4.1",
-    "c3b486f8bc9af1c2915aace8c0901d9c97de08de56128cdafb989dcf1d2fd247":
+    "b4c81a51f1b77a7a9c9e63a4630ace1dc38371de7b194cdf59302a96bb3d53ed":
         "inclusionai-ling-3.0-flash",
-    "ada7d4be44417b5588c6a6255f29ed65cdce31aa216da1f0ae2199c72ab0d670":
+    "be33b622967dbb78d42cb7588525be7f8404cb8686128cf36c85d4dff834f8a8":
         "llama-cpp-deepseek-r1",
-    "24415574ca33b8f7a5cad351f0cc96438884801c6d05ab3a9dc0dcd6d4581871":
+    "10c2623f50e208adb574ba14bf353b580241701b2b94ff558f08e487f9cf573f":
         "llama-cpp-rwkv-world",
-    "5ccd268c8a8fb197cb8c671aa2540b40bada9868eb990952406f5a45de0992b7":
+    "7a51ea64f965bc7468fdeab7454973981f6185f1aaabc67d59b7a5aa11670c68":
         "meetkai-functionary-medium-v3.1",
-    "f60547795a21bf54074745ca8120bcc6af266f2f6cc8ca60b7a57e830e3186ec":
+    "f153f57ff8139eb3b14d2379fd94c4d51fa606f695d334953e1af15a93838d28":
         "meetkai-functionary-medium-v3.2",
-    "3071a0cdb71336eaf982301e5896469b52f49a78f4357691c92d6e58c5b16d02":
+    "91b5b202ad2cf067c43b05ed6a336d9c836d387dd6e44b5fee59000412d45a8d":
         "meta-llama-Llama-3.1-8B-Instruct = meta-llama-Llama-3.3-70B-Instruct",
-    "8634cefeca809d4ca07d5b3af818773ade4050b5814a263b344df7c170da503b":
+    "03368c20bcfaff383beb04597cab0380ff6a1a2bb928419b6fa9a1f0ea943903":
         "meta-llama-Llama-3.2-3B-Instruct",
     "cfddee01f39314a2c90ce7ebf2a6dca5d143d1a76f67ac47d864ab746e4e0bd2":
         "microsoft-Phi-3.5-mini-instruct",
-    "ff9be1e2768971afa093a6901608168d8ec386cba3a7da81490baea9bd3e4864":
+    "e5a8de71105368eadcf7ac074f5093270ca0075be6e7314ae57a15a03efd42ce":
         "mistralai-Ministral-3-14B-Reasoning-2512",
-    "da7edab7a25bd90441f65a7610db3ac579c3947f60f26f31c43e380442ac053b":
+    "83288ef9bcb6e362c0d2fa0895c071ef6ff3192637de00ffbf4204e8df9260a4":
         "mistralai-Mistral-Nemo-Instruct-2407",
-    "bb737ce40a8d8fe3dfdd3a5c8210d964225331d1877e111c3a4f472b97a1f497":
+    "b393764beb26a2b9305be5a14c136303af4856d8220531f277351c317cca9b2d":
         "moonshotai-Kimi-K2",
-    "ce6d7c3b6fdd7a6d3dc3084cde8d9d8850c05e78db6220ad9143d035a642ead3":
+    "4fdb70712485a5e1359818a0bfb943a1f481a306761bdb42b2707dd40cac14a3":
         "muse-glimmer",
-    "f969e32f5c0b45563d387a1a96dc295cca5996a6237fedfc76295b8ab0a4108c":
+    "86c7fe4cbb85dcb4193baf2f12efa08c49a028cd792a2950340efc0fcb9815c1":
         "openai-gpt-oss-120b",
-    "b7363065332adefc5f9afa79dc1b717a275918188cfd0a1412761b1f31716743":
+    "63eb392f35c901e2ba531573c3ee27710f1e393866ac1e963eb72c83a1e7ca4c":
         "openbmb-MiniCPM5-1B",
-    "6e04186de76e9bc9954735feba0bccd7072ce6c0963eba1fbdb0d0534f6416e7":
+    "c7f2bcc437184cb510dd9757ffbbfaacf89b1bb1c26ec1d806385a7b5c4e8e50":
         "poolside-Laguna-S-2.1",
-    "316fec004603a7259dedd2b67bb72ecae9fe440ba73c009c18db8525e46886e9":
+    "4a5994c80acc6d8ea0496b686d2d720e678a966e12d4e1d6047c5ecf3c10aed8":
         "poolside-Laguna-XS-2.1",
-    "47a8eaa28eb6b88bb3303d8fda6c32ffdb69123c74593745930516d0e30a31ef":
+    "6c4b45a7d9fc4ec833f4526409fafcb6a933c566660f115a6643116a487c2562":
         "poolside-Laguna-XS.2",
-    "efc12e478585e6b24e4ce16000fea02516f7b3ce15daae84b0e341ee79f80cf7":
+    "142bf41d9b8ed3277a728a47873be13a75cbc40e1f33e8357d15f0fcb2d344e0":
         "tencent-Hy3",
-    "caab554f174aa677dd3f65d18dca67419186bc7e095d670060b8e57985085575":
+    "0f837f7bdfeadbe07f533957f270be48f278b8ba91e8867d70d408c8356aac23":
         "unsloth-Apriel-1.5",
-    "912b4215d1981effb9db26a6e78f5345998c690561e2526fc40a492ff86e66bb":
+    "d6e02826fbb6c7ec7e38040cdbb35b6482ea6787815c276a8d69b32b38744137":
         "unsloth-mistral-Devstral-Small-2507",
-    "5085bc0d7ef2df1f2d7e1882d5a1ab4a69a49404fd68f895122971f06069c62b":
+    "1f4a8fd9de21a641d1e1bbf5e5ebe3cbc3c93bdf2a9da9057b1bc6c1b5957db8":
         "upstage-Solar-Open-100B",
 }
