@@ -1,7 +1,7 @@
 # Usage: python tools/make_known_templates.py SDIST_ROOT > gguf_inspect/llamacpp/known_templates.py
 """Generate gguf_inspect/llamacpp/known_templates.py from llama.cpp's models/templates and
 llama-cpp-python's llama_chat_format constants (llama-cpp-python 0.3.36 sdist)."""
-import glob, os, sys, importlib.util
+import glob, os, sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gguf_inspect.llamacpp.chat_template import normalised_hash  # noqa
 root = sys.argv[1]
