@@ -182,6 +182,25 @@ def validate_command(
     guarded(cli_context, run, show_traceback)
 
 
+@app.command("audit")
+def audit_command(
+    model: Annotated[str, typer.Argument(help="GGUF file to audit before deploying it.")],
+    as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Audit a model before deploying it (chat template, loader-crash shapes, validate's
+    checks); exit 0 no errors, 1 errors found, 3 not readable as GGUF."""
+    output_format = pick_format(as_json, as_markdown)
+
+    def run() -> tuple[str, int]:
+        from gguf_inspect.commands.audit import run_audit
+
+        return run_audit(model, output_format)
+
+    guarded(run, show_traceback)
+
+
 @app.command("diff", cls=OptionalValueCommand)
 def diff_command(
     cli_context: typer.Context,
