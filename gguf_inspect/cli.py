@@ -184,6 +184,7 @@ def validate_command(
 
 @app.command("audit")
 def audit_command(
+    cli_context: typer.Context,
     model: Annotated[str, typer.Argument(help="GGUF file to audit before deploying it.")],
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
@@ -193,12 +194,12 @@ def audit_command(
     checks); exit 0 no errors, 1 errors found, 3 not readable as GGUF."""
     output_format = pick_format(as_json, as_markdown)
 
-    def run() -> tuple[str, int]:
+    def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.audit import run_audit
 
         return run_audit(model, output_format)
 
-    guarded(run, show_traceback)
+    guarded(cli_context, run, show_traceback)
 
 
 @app.command("diff", cls=OptionalValueCommand)
