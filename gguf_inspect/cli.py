@@ -86,6 +86,19 @@ def root(
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Markdown tables.")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
+DEFAULT_TIMEOUT = 120.0  # gguf/remote.py's DEFAULT_DEADLINE; the README states it
+
+
+def _use_timeout(seconds: float) -> float:
+    from gguf_inspect.gguf.remote import set_deadline
+
+    set_deadline(seconds)
+    return seconds
+
+
+TimeoutOption = Annotated[float, typer.Option(
+    "--timeout", min=0.1, callback=_use_timeout, metavar="SECONDS",
+    help="Overall deadline for reading each remote location (every request and retry).")]
 
 
 def _exit_code_for(error: BaseException) -> int:
@@ -116,9 +129,10 @@ def guarded(action: Callable[[], Union[int, tuple[str, int]]], show_traceback: b
         message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
         if isinstance(error, OSError) and not isinstance(error, GGUFError):
             message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+        from gguf_inspect.gguf.source import redact_url
         from gguf_inspect.render.text import escape_terminal
 
-        print(f"error: {escape_terminal(message)}", file=sys.stderr)
+        print(f"error: {escape_terminal(redact_url(message))}", file=sys.stderr)
         raise typer.Exit(_exit_code_for(error)) from None
     raise typer.Exit(code)
 
@@ -147,6 +161,7 @@ def inspect_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Summarize a model (default command): file type, sizes, type counts, and optional sections."""
     output_format = pick_format(as_json, as_markdown)
@@ -173,6 +188,7 @@ def validate_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Check a model's structure (every problem, not only the first); exit 0 valid, 3 invalid."""
     output_format = pick_format(as_json, as_markdown)
@@ -208,6 +224,7 @@ def diff_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Diff two GGUF files (two quantizations of one model): types, bytes, metadata, values."""
     output_format = pick_format(as_json, as_markdown)
@@ -248,6 +265,7 @@ def embed_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Explore the token embedding: nearest tokens, analogies, one row, whole-matrix stats."""
     output_format = pick_format(as_json, as_markdown)
@@ -345,6 +363,7 @@ def runtime_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Load the model with llama.cpp (no generation) and check our figures against its log."""
     output_format = pick_format(as_json, as_markdown)
@@ -393,6 +412,7 @@ def vram_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Will it fit? Memory per device before deploying; exit 0 fits, 1 does not."""
     output_format = pick_format(as_json, as_markdown)
@@ -431,6 +451,7 @@ def scan_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """One row per model over a shelf of models, headers only; bad files are listed, not fatal.
 
@@ -444,10 +465,12 @@ def scan_command(
                                  param_hint="--sort")
 
     def progress(done: int, total: int, location: str, ok: bool) -> None:
+        from gguf_inspect.gguf.source import redact_url
         from gguf_inspect.render.text import escape_terminal
 
         state = "ok" if ok else "failed"
-        print(f"scan [{done}/{total}] {state}: {escape_terminal(location)}", file=sys.stderr,
+        print(f"scan [{done}/{total}] {state}: {escape_terminal(redact_url(location))}",
+              file=sys.stderr,
               flush=True)
 
     def run() -> tuple[str, int]:

@@ -16,7 +16,7 @@ from gguf_inspect.commands import render_sections
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.core.errors import GGUFError, SourceError
 from gguf_inspect.gguf.open import read_gguf
-from gguf_inspect.gguf.source import is_remote
+from gguf_inspect.gguf.source import is_remote, redact_url
 from gguf_inspect.gguf.split import shard_group
 
 DEFAULT_JOBS = 8
@@ -53,11 +53,12 @@ def exit_code_for(error: BaseException) -> int:
 
 def scan_location(location: str) -> ScanRow | ScanFailure:
     """Read one model's header and make its row; any failure becomes a listed failure."""
+    shown = redact_url(location)  # a password in a URL is never part of any output
     try:
-        return scan_row(location, read_gguf(location))
+        return scan_row(shown, read_gguf(location))
     except (GGUFError, LookupError, OSError) as error:
         message = str(error) if not isinstance(error, KeyError) else str(error.args[0])
-        return ScanFailure(location, message, exit_code_for(error))
+        return ScanFailure(shown, redact_url(message), exit_code_for(error))
 
 
 def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
@@ -72,7 +73,7 @@ def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
             index = futures[future]
             results[index] = future.result()
             if progress is not None:
-                progress(done, len(locations), locations[index],
+                progress(done, len(locations), redact_url(locations[index]),
                          isinstance(results[index], ScanRow))
     return [result for result in results if result is not None]
 
