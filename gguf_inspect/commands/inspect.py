@@ -21,4 +21,4 @@ def run_inspect(location: str, output_format: str, **options: object) -> str:
         return inspect_json(report)
     from gguf_inspect.render.inspect import inspect_sections
 
-    return render_sections(inspect_sections(report), output_format)
+    return render_sections(inspect_sections(report, bool(options.get("full"))), output_format)
