@@ -149,7 +149,7 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
     result = run(str(fifo))
     assert result.rc == 4
     assert result.one_line_error() == f"error: {fifo}: not a regular file"
-    assert result.seconds < 5
+    assert result.seconds < 10  # was 85 s and more; slack for a loaded machine
 
 
 @pytest.mark.parametrize("log", ["fifo", "/dev/zero"])
@@ -239,7 +239,7 @@ def test_a_slow_server_meets_the_overall_deadline(mode: dict[str, float]) -> Non
     assert result.rc == 4
     line = result.one_line_error()
     assert "within the 1.5 s deadline (--timeout)" in line
-    assert result.seconds < 5
+    assert result.seconds < 10  # was 85 s and more; slack for a loaded machine
 
 
 @pytest.mark.parametrize("case", ["loop", "bad_status", "ipv6"])
@@ -285,7 +285,7 @@ def test_a_shard_declaring_a_million_siblings_costs_what_the_folder_holds(
     assert result.rc == 3
     assert "missing shards 2 to 1000000 of 1000000" in result.stdout + result.stderr
     assert len(result.stdout) < 10_000
-    assert result.seconds < 5 and result.peak_kib < CEILING_KIB
+    assert result.seconds < 10 and result.peak_kib < CEILING_KIB
 
 
 def test_validate_lists_one_problem_per_run_of_missing_shards(tmp_path: Path) -> None:

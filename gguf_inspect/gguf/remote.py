@@ -254,8 +254,10 @@ class HTTPRangeSource:
         for attempt in range(self.options.attempts):
             if attempt:
                 delay = self._retry_delay(attempt)
-                if time.monotonic() + delay >= self._deadline:
-                    break  # no time left for another try
+                if time.monotonic() + delay >= self._deadline:  # no time for another try
+                    raise SourceError(f"no complete answer within the {self._seconds:g} s "
+                                      f"deadline (--timeout); last try: {problem}",
+                                      path=self.name, offset=offset)
                 time.sleep(delay)
             self.requests_made += 1
             tries += 1
