@@ -91,6 +91,19 @@ def root(
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Markdown tables.")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
+DEFAULT_TIMEOUT = 120.0  # gguf/remote.py's DEFAULT_DEADLINE; the README states it
+
+
+def _use_timeout(seconds: float) -> float:
+    from gguf_inspect.gguf.remote import set_deadline
+
+    set_deadline(seconds)
+    return seconds
+
+
+TimeoutOption = Annotated[float, typer.Option(
+    "--timeout", min=0.1, callback=_use_timeout, metavar="SECONDS",
+    help="Overall deadline for reading each remote location (every request and retry).")]
 
 
 def streams_of(cli_context: typer.Context) -> Streams:
@@ -141,6 +154,7 @@ def inspect_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Summarize a model (default command): file type, sizes, type counts, and optional sections."""
     output_format = pick_format(as_json, as_markdown)
@@ -169,6 +183,7 @@ def validate_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Check a model's structure (every problem, not only the first); exit 0 valid, 3 invalid."""
     output_format = pick_format(as_json, as_markdown)
@@ -225,6 +240,7 @@ def diff_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Diff two GGUF files (two quantizations of one model): types, bytes, metadata, values."""
     output_format = pick_format(as_json, as_markdown)
@@ -265,6 +281,7 @@ def embed_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Explore the token embedding: nearest tokens, analogies, one row, whole-matrix stats."""
     output_format = pick_format(as_json, as_markdown)
@@ -340,10 +357,12 @@ def with_llama_settings(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def print_error(streams: Streams, message: str) -> None:
-    """One ``error:`` line on stderr, escaped (messages quote file content)."""
+    """One ``error:`` line on stderr: escaped (messages quote file content), a URL's password
+    redacted."""
+    from gguf_inspect.gguf.source import redact_url
     from gguf_inspect.render.text import escape_terminal
 
-    streams.stderr.write(f"error: {escape_terminal(message)}\n")
+    streams.stderr.write(f"error: {escape_terminal(redact_url(message))}\n")
     streams.stderr.flush()
 
 
@@ -361,6 +380,7 @@ def runtime_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Load the model with llama.cpp (no generation) and check our figures against its log."""
     output_format = pick_format(as_json, as_markdown)
@@ -394,6 +414,7 @@ def vram_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """Will it fit? Memory per device before deploying; exit 0 fits, 1 does not."""
     output_format = pick_format(as_json, as_markdown)
@@ -429,6 +450,7 @@ def scan_command(
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
     """One row per model over a shelf of models, headers only; bad files are listed, not fatal.
 

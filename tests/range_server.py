@@ -5,7 +5,9 @@ which ignores Range. It serves the files of one folder under ``/files/NAME`` and
 honour Range (206) or ignore it (200 with the whole body), answer 503 to the first requests,
 break off the first bodies midway, redirect ``/redirect/NAME`` to ``/files/NAME``, map
 Hugging Face ``/OWNER/REPO/resolve/REVISION/NAME`` paths to the folder (or redirect them to
-another server, as the Hub redirects to its CDN), demand a token, and answer slowly.
+another server, as the Hub redirects to its CDN), demand a token, and answer slowly; and, as a
+hostile server would, trickle its headers or body a byte at a time, send a garbage status line, or
+redirect ``/loop/NAME`` to itself forever.
 It counts what it really sent and how many requests it served at once, an oracle independent
 of the client's own counters.
 """
@@ -73,6 +75,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, number: int) -> None:
         config = self.server.config
         path = unquote(urlsplit(self.path).path)
+        if config.bad_status:
+            self.wfile.write(b"HTTP/1.1 2OO NOT A STATUS\r\n\r\n")
+            self.close_connection = True
+            return
+        if config.slow_headers:  # one byte of a never-ending header every slow_headers seconds
+            self.close_connection = True
+            try:
+                self.wfile.write(b"HTTP/1.1 206 Partial Content\r\nX-Slow: ")
+                while not self.server.stopping:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(config.slow_headers)
+            except OSError:
+                pass
+            return
+        if path.startswith("/loop/"):
+            self._send_empty(302, {"Location": path})
+            return
         if number <= config.fail_first:
             self._send_empty(503, {"Retry-After": "0"})
             return
@@ -130,6 +150,18 @@ class _Handler(BaseHTTPRequestHandler):
         if broken:  # half the promised body, then hang up
             body = body[:len(body) // 2]
             self.close_connection = True
+        if self.server.config.trickle:  # one byte every trickle seconds, however long it takes
+            self.close_connection = True
+            try:
+                for index in range(len(body)):
+                    if self.server.stopping:
+                        return
+                    self.wfile.write(body[index:index + 1])
+                    self.wfile.flush()
+                    time.sleep(self.server.config.trickle)
+            except OSError:
+                pass
+            return
         try:
             for start in range(0, len(body), 64 << 10):
                 piece = body[start:start + (64 << 10)]
@@ -151,10 +183,14 @@ class ServerConfig:
     token: str | None = None  # demand "Authorization: Bearer TOKEN"
     cdn: str | None = None  # redirect Hugging Face paths to this base URL's /files/
     delay: float = 0.0  # seconds before each answer
+    trickle: float = 0.0  # seconds between the body's bytes (0: send at once)
+    slow_headers: float = 0.0  # seconds between the bytes of an endless header (0: off)
+    bad_status: bool = False  # answer every request with a malformed status line
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    stopping = False
     config: ServerConfig
     log: ServerLog
 
@@ -186,6 +222,7 @@ class RangeServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._server.stopping = True  # ends trickling answers
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -16,6 +16,9 @@ from gguf_inspect.reports.inspect import InspectOptions, inspect_model
 def run_inspect(location: str, output_format: OutputFormat | str,
                 options: InspectOptions | None = None) -> CommandResult:
     """The default command: summary plus the sections named in ``options``; exit 0."""
+    options = options or InspectOptions()
     with open_model(location) as model:
-        report = inspect_model(model, options or InspectOptions())
-    return render(report, output_format, inspect_json, inspect_sections), ExitCode.OK
+        report = inspect_model(model, options)
+    # --full also lifts the terminal cut of long values (JSON is never cut).
+    return render(report, output_format, inspect_json,
+                  lambda done: inspect_sections(done, options.full)), ExitCode.OK

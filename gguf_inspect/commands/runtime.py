@@ -28,11 +28,27 @@ from gguf_inspect.core.errors import GGUFError, RuntimeUnavailableError, SourceE
 from gguf_inspect.gguf.open import read_gguf
 
 
+# A load log is tens of KiB (a few MiB with every tensor listed); past this it is not one, and
+# parsing it would take long. Only a regular file is read: a FIFO or /dev/zero never ends.
+MAX_LOG_BYTES = 16 << 20
+
+
 def _read_text(path: str) -> str:
+    import os
+
+    from gguf_inspect.gguf.source import open_regular
+
+    fd, size = open_regular(path)
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
+        if size > MAX_LOG_BYTES:
+            raise SourceError(f"the log is {size:,} bytes; a llama.cpp load log is read up to "
+                              f"{MAX_LOG_BYTES:,} bytes", path=path)
+        data = os.pread(fd, MAX_LOG_BYTES + 1, 0)
     except OSError as error:
         raise SourceError(f"cannot read the log: {error.strerror or error}", path=path) from None
+    finally:
+        os.close(fd)
+    return data[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
 
 
 def _write_text(path: str, text: str) -> None:

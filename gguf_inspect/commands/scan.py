@@ -17,7 +17,7 @@ from gguf_inspect.core.errors import GGUFError, error_message, exit_code_for
 from gguf_inspect.render.scan import scan_json, scan_sections
 from gguf_inspect.reports.scan import ScanFailure, ScanRow, build_report, scan_row
 from gguf_inspect.gguf.open import read_gguf
-from gguf_inspect.gguf.source import is_remote
+from gguf_inspect.gguf.source import is_remote, redact_url
 from gguf_inspect.gguf.split import shard_group
 
 DEFAULT_JOBS = 8
@@ -47,10 +47,11 @@ def find_models(locations: Sequence[str], recursive: bool = False) -> list[str]:
 
 def scan_location(location: str) -> ScanRow | ScanFailure:
     """Read one model's header and make its row; any failure becomes a listed failure."""
+    shown = redact_url(location)  # a password in a URL is never part of any output
     try:
-        return scan_row(location, read_gguf(location))
+        return scan_row(shown, read_gguf(location))
     except (GGUFError, LookupError, OSError) as error:  # the exit code it would give alone
-        return ScanFailure(location, error_message(error), exit_code_for(error))
+        return ScanFailure(shown, redact_url(error_message(error)), exit_code_for(error))
 
 
 def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
@@ -65,7 +66,7 @@ def scan_all(locations: Sequence[str], jobs: int = DEFAULT_JOBS,
             index = futures[future]
             results[index] = future.result()
             if progress is not None:
-                progress(done, len(locations), locations[index],
+                progress(done, len(locations), redact_url(locations[index]),
                          isinstance(results[index], ScanRow))
     return [result for result in results if result is not None]
 
@@ -76,7 +77,8 @@ def stderr_progress(stream: TextIO) -> Progress:
 
     def show(done: int, total: int, location: str, ok: bool) -> None:
         state = "ok" if ok else "failed"
-        stream.write(f"scan [{done}/{total}] {state}: {escape_terminal(location)}\n")
+        shown = escape_terminal(redact_url(location))
+        stream.write(f"scan [{done}/{total}] {state}: {shown}\n")
         stream.flush()
 
     return show

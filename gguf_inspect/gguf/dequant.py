@@ -52,8 +52,26 @@ def _check_readable(source: ByteSource, tensor: TensorInfo) -> None:
                           offset=tensor.file_info_offset, field=tensor.name)
 
 
+def _quiet_nans(values: np.ndarray) -> np.ndarray:
+    """Signalling NaNs (exponent all ones, top mantissa bit clear) made quiet, in place.
+
+    Still NaN, so no figure changes; but every later cast or sum of a signalling NaN raises the
+    invalid-operation flag, which numpy prints as a RuntimeWarning with a source line."""
+    bits = values.view(np.uint32)
+    signalling = ((bits & 0x7F800000) == 0x7F800000) & ((bits & 0x007FFFFF) != 0) & (
+        (bits & 0x00400000) == 0)
+    if signalling.any():
+        bits[signalling] |= 0x00400000
+    return values
+
+
 def _dequantize(data: np.ndarray, tensor: TensorInfo, byte_order: str) -> np.ndarray:
     """Raw rows, a uint8 array of shape (n_rows, row bytes), as float32 (n_rows, ne[0])."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _quiet_nans(_dequantize_raw(data, tensor, byte_order))
+
+
+def _dequantize_raw(data: np.ndarray, tensor: TensorInfo, byte_order: str) -> np.ndarray:
     n_rows = data.shape[0]
     qtype = gguf.GGMLQuantizationType(tensor.type_id)
     if byte_order == "big" and qtype in (gguf.GGMLQuantizationType.F32,

@@ -150,6 +150,13 @@ def _read_metadata(cursor: Cursor, n_kv: int) -> dict[str, MetadataEntry]:
         _value_format(value_type, f"{label} value type", type_offset)
         if value_type == VALUE_TYPE_ARRAY:
             value: Any = _read_array(cursor, label)
+            if value.item_type == VALUE_TYPE_ARRAY:
+                # llama.cpp's gguf_init_from_file_impl (ggml/src/gguf.cpp) takes one array level
+                # and fails on an array item type: "key '%s' has invalid GGUF type 9". Refused
+                # the same way here, by every command (validate lists it among the others).
+                cursor.problems.report(FormatError(
+                    "array of arrays: llama.cpp refuses nested arrays", offset=type_offset,
+                    field=label))
         else:
             value = _read_scalar(cursor, value_type, label)
         if key in metadata:  # the first one wins, as in gguf-py

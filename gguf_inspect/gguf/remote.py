@@ -3,13 +3,17 @@
 One ``requests`` session per source keeps one connection alive across the reader's growing
 reads (64 KiB first, doubling to 1 MiB, through the ``read_ahead`` hint), so bytes fetched for a
 header stay within the header size plus 1 MiB. Redirects are followed; each request has
-timeouts; connection failures, timeouts, broken bodies and 429/5xx answers are retried a few
-times with backoff. A server that ignores Range (200 with the whole body) is detected: a small
+timeouts, and one overall deadline bounds everything done for one location (``HTTPOptions.deadline``,
+the CLI's ``--timeout``), however slowly a server trickles its headers or body; connection
+failures, timeouts, broken bodies and 429/5xx answers are retried a few times with backoff, what
+cannot get better by trying again (an invalid URL, a redirect loop, a bad status line) is not. A server that ignores Range (200 with the whole body) is detected: a small
 body is kept whole, a larger one is cut off at ``whole_body_cap`` with a clear error.
 
 Hugging Face: ``hf://OWNER/REPO[@REVISION]/PATH`` and ``https://huggingface.co/.../blob/...``
 page links resolve to the ``/resolve/`` download URL (``HF_ENDPOINT`` overrides the host), and
-``HF_TOKEN``, when set, goes as a bearer header to the Hugging Face host only, never printed.
+``HF_TOKEN``, when set, goes as a bearer header to the Hugging Face host only, over https only
+(or to a loopback address, which never leaves the machine), and is never printed; a password in
+a URL is never printed either.
 
 ``requests`` is imported lazily: inspecting a local file never pays for it.
 """
@@ -18,18 +22,25 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from gguf_inspect.core.errors import SourceError
+from gguf_inspect.gguf.source import redact_url
+
+__all__ = ["HTTPOptions", "HTTPRangeSource", "RemoteFileMissingError", "redact_url",
+           "resolve_url"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 HF_HOSTS = frozenset({"huggingface.co", "hf.co"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DEFAULT_DEADLINE = 120.0  # seconds for everything read from one location (the CLI's --timeout)
 FIRST_READ = 64 << 10
 LARGEST_READ = 1 << 20  # the most the reader may over-read past a header
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -49,6 +60,18 @@ class HTTPOptions:
     backoff: float = 0.5  # seconds before the first retry, doubled each time
     max_retry_after: float = 10.0  # cap on a server's Retry-After
     whole_body_cap: int = 4 << 20  # bytes read from a server that ignores Range before giving up
+    # seconds for the whole location, every request and retry; None: the process-wide one
+    deadline: float | None = None
+
+
+_deadline_seconds = DEFAULT_DEADLINE
+
+
+def set_deadline(seconds: float) -> None:
+    """The deadline of every location opened from now on without its own (the CLI's
+    ``--timeout``)."""
+    global _deadline_seconds
+    _deadline_seconds = float(seconds)
 
 
 class RemoteFileMissingError(SourceError):
@@ -71,7 +94,12 @@ def resolve_url(location: str) -> ResolvedURL:
     """The download URL of a location: ``hf://`` and Hugging Face ``/blob/`` links rewritten."""
     if location.lower().startswith("hf://"):
         return ResolvedURL(_resolve_hf_scheme(location), True)
-    parts = urlsplit(location)
+    try:
+        parts = urlsplit(location)
+        parts.port  # noqa: B018 - raises on a port that is not a number below 65536
+    except ValueError as error:  # "Invalid IPv6 URL", a bad port: one line, not a traceback
+        raise SourceError(f"invalid URL: {redact_url(str(error))}",
+                          path=redact_url(location)) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise SourceError("not an http(s):// or hf:// URL", path=redact_url(location))
     if not _is_hf_host(parts.netloc):
@@ -105,12 +133,13 @@ def _is_hf_host(netloc: str) -> bool:
     return host in HF_HOSTS or host == urlsplit(hf_endpoint()).netloc.lower()
 
 
-def redact_url(url: str) -> str:
-    """The URL with any ``user:password@`` left out, fit to print."""
+def token_allowed(url: str) -> bool:
+    """A credential may travel to ``url`` only over https, or to a loopback address over http
+    (such a request never leaves the machine: a local mirror, the tests' server)."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if parts.scheme.lower() == "https":
+        return True
+    return parts.scheme.lower() == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
 
 
 class HTTPRangeSource:
@@ -131,11 +160,15 @@ class HTTPRangeSource:
         self._url = resolved.url
         self._hugging_face = resolved.hugging_face
         token = os.environ.get("HF_TOKEN", "").strip() if resolved.hugging_face else ""
+        if not token_allowed(resolved.url):
+            token = ""  # never over plain http: anyone on the path would read it
         # Sent on requests to the Hugging Face host only; requests drops it on a redirect to
         # another host (the CDN), and it is never part of any message.
         self._auth_host = urlsplit(resolved.url).netloc.lower() if token else None
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = requests.Session()
+        self._seconds = self.options.deadline or _deadline_seconds
+        self._deadline = time.monotonic() + self._seconds
         self.bytes_fetched = 0
         self.requests_made = 0
         self._cache_start = 0
@@ -162,7 +195,8 @@ class HTTPRangeSource:
         return data
 
     def close(self) -> None:
-        self._session.close()
+        if not getattr(self, "_timed_out", False):  # a request may still use it in its thread
+            self._session.close()
 
     def __enter__(self) -> "HTTPRangeSource":
         return self
@@ -216,28 +250,74 @@ class HTTPRangeSource:
         """
         import requests
 
-        problem = ""
+        problem, tries = "", 0
         for attempt in range(self.options.attempts):
             if attempt:
-                time.sleep(self._retry_delay(attempt))
+                delay = self._retry_delay(attempt)
+                if time.monotonic() + delay >= self._deadline:  # no time for another try
+                    raise SourceError(f"no complete answer within the {self._seconds:g} s "
+                                      f"deadline (--timeout); last try: {problem}",
+                                      path=self.name, offset=offset)
+                time.sleep(delay)
             self.requests_made += 1
+            tries += 1
             self._retry_after = None
             try:
-                with self._session.get(
-                        self._url, headers={"Range": byte_range, **self._headers_for(self._url)},
-                        timeout=(self.options.connect_timeout, self.options.read_timeout),
-                        stream=True, allow_redirects=True) as response:
-                    if response.status_code in TRANSIENT_STATUSES:
-                        problem = f"HTTP {response.status_code}"
-                        self._retry_after = response.headers.get("Retry-After")
-                        continue
-                    result = take(response)
-                    self._follow(response)
-                    return result
+                transient, outcome = self._within_deadline(
+                    lambda: self._attempt(byte_range, take), offset)
             except (requests.RequestException, OSError) as error:
+                if not _is_transient(error):
+                    raise SourceError(_describe(error), path=self.name, offset=offset) from None
                 problem = _describe(error)
-        raise SourceError(f"giving up after {self.options.attempts} attempts: {problem}",
+                continue
+            if not transient:
+                return outcome  # type: ignore[return-value]
+            problem = str(outcome)
+        raise SourceError(f"giving up after {tries} attempts: {problem}",
                           path=self.name, offset=offset)
+
+    def _attempt(self, byte_range: str, take: Callable[["requests.Response"], _Result],
+                 ) -> tuple[bool, object]:
+        """One request: (True, problem) for a transient answer, else (False, what take made)."""
+        remaining = max(0.001, self._deadline - time.monotonic())
+        with self._session.get(
+                self._url, headers={"Range": byte_range, **self._headers_for(self._url)},
+                timeout=(min(self.options.connect_timeout, remaining),
+                         min(self.options.read_timeout, remaining)),
+                stream=True, allow_redirects=True) as response:
+            if response.status_code in TRANSIENT_STATUSES:
+                self._retry_after = response.headers.get("Retry-After")
+                return True, f"HTTP {response.status_code}"
+            result = take(response)
+            self._follow(response)
+            return False, result
+
+    def _within_deadline(self, work: Callable[[], _Result], offset: int) -> _Result:
+        """``work()``, given up on at the location's deadline.
+
+        Socket timeouts bound each wait, not a server that sends a byte every few seconds (in
+        the headers or the body), so the request runs in a daemon thread the caller stops
+        waiting for; an abandoned one ends with its socket's timeout or the process."""
+        remaining = self._deadline - time.monotonic()
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = work()
+            except BaseException as error:  # handed to the waiting thread
+                outcome["error"] = error
+
+        if remaining > 0:
+            worker = threading.Thread(target=run, name="gguf-inspect-http", daemon=True)
+            worker.start()
+            worker.join(remaining)
+            if not worker.is_alive():
+                if "error" in outcome:
+                    raise outcome["error"]  # type: ignore[misc]
+                return outcome["result"]  # type: ignore[return-value]
+        self._timed_out = True
+        raise SourceError(f"no complete answer within the {self._seconds:g} s "
+                          "deadline (--timeout)", path=self.name, offset=offset)
 
     def _retry_delay(self, attempt: int) -> float:
         """Exponential backoff, or the server's Retry-After (in seconds) when it asks for more."""
@@ -330,7 +410,31 @@ class HTTPRangeSource:
         self.size = len(self._cache)
 
 
+def _is_transient(error: BaseException) -> bool:
+    """Worth another try: a reset, a timeout, a body cut short. Not an invalid URL, a redirect
+    loop or a malformed status line, which the same request would meet again."""
+    import http.client
+
+    import requests
+
+    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                          requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader,
+                          requests.TooManyRedirects)):
+        return False
+    cause: BaseException | None = error
+    for _ in range(8):  # requests wraps urllib3's ProtocolError, which wraps http.client's
+        if cause is None:
+            break
+        if isinstance(cause, http.client.HTTPException) and not isinstance(
+                cause, (http.client.RemoteDisconnected, http.client.IncompleteRead)):
+            return False  # BadStatusLine, LineTooLong and the like
+        inner = [arg for arg in getattr(cause, "args", ()) if isinstance(arg, BaseException)]
+        cause = inner[0] if inner else cause.__cause__ or cause.__context__
+    return True
+
+
 def _describe(error: BaseException) -> str:
-    """A short, secret-free description of a network error (no headers, so no token)."""
+    """A short, secret-free description of a network error (no headers, so no token; any URL
+    in it without its password)."""
     text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}"[:300]
+    return redact_url(f"{type(error).__name__}: {text}")[:300]

@@ -8,6 +8,7 @@ parser; ``open.py`` picks the source for a location.
 from __future__ import annotations
 
 import os
+import re
 from typing import Protocol, runtime_checkable
 
 from gguf_inspect.core.errors import SourceError
@@ -38,7 +39,10 @@ class LocalFileSource:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.name = os.fspath(path)
         try:
-            self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            # Non-blocking, so a FIFO (or a device) is refused below instead of blocking here
+            # until a writer comes; for a regular file the flag changes nothing.
+            flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+            self._fd = os.open(self.name, flags)
         except OSError as error:
             raise SourceError(f"cannot open: {error.strerror or error}", path=self.name) from error
         try:
@@ -73,6 +77,31 @@ def _is_regular(mode: int) -> bool:
     import stat
 
     return stat.S_ISREG(mode)
+
+
+def open_regular(path: str) -> tuple[int, int]:
+    """(descriptor, size) of a regular file opened read-only; anything else (a FIFO, a device, a
+    folder) is refused before a read could block on it or never end."""
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        raise SourceError(f"cannot open: {error.strerror or error}", path=path) from None
+    status = os.fstat(fd)
+    if not _is_regular(status.st_mode):
+        os.close(fd)
+        raise SourceError("not a regular file", path=path)
+    return fd, status.st_size
+
+
+# ``scheme://user:password@host``: everything between ``//`` and the last ``@`` of the authority.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def redact_url(location: str) -> str:
+    """The location with any ``user:password@`` left out, fit to print. Works on text that is not
+    a valid URL too (``urlsplit`` raises on a broken IPv6 host), and on every URL in a message."""
+    return _CREDENTIALS.sub(r"\1", location)
 
 
 REMOTE_PREFIXES = ("http://", "https://", "hf://")

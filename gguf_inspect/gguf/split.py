@@ -16,12 +16,13 @@ import bisect
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from gguf_inspect.core.errors import FormatError, GGUFError, SourceError
 from gguf_inspect.core.model import GGUFFile, ShardFile, TensorInfo
-from gguf_inspect.gguf.source import ByteSource, is_remote
+from gguf_inspect.gguf.cursor import MAX_PROBLEMS
+from gguf_inspect.gguf.source import ByteSource, is_remote, redact_url
 
 SPLIT_COUNT = "split.count"
 SPLIT_NO = "split.no"
@@ -32,6 +33,15 @@ _SHARD_NAME = re.compile(r"^(?P<prefix>.+)-(?P<number>\d{5,})-of-(?P<count>\d{5,
 
 class SplitError(FormatError):
     """A split model's shards are missing or disagree with each other (exit code 3)."""
+
+
+def _missing(shard: "ShardName", first: int, last: int, count: int) -> "SplitError":
+    """``missing shard N of M``, or ``missing shards N to K of M`` for a run of them."""
+    if first == last:
+        return SplitError(f"missing shard {first} of {count}",
+                          path=redact_url(shard.sibling(first)))
+    return SplitError(f"missing shards {first} to {last} of {count}",
+                      path=redact_url(shard.sibling(first)))
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,12 @@ class ShardName:
 
 
 def _path_part(location: str) -> str:
-    return urlsplit(location).path if is_remote(location) else location
+    if not is_remote(location):
+        return location
+    try:
+        return urlsplit(location).path
+    except ValueError:  # a broken URL ("Invalid IPv6 URL"): not a shard; opening it says why
+        return ""
 
 
 def _rename(location: str, new_name: Callable[[re.Match[str]], str]) -> str:
@@ -99,7 +114,7 @@ class SplitSource:
     """
 
     def __init__(self, location: str, open_file: Callable[[str], ByteSource]) -> None:
-        self.name = location
+        self.name = redact_url(location)
         self._open_file = open_file
         self._sources: list[ByteSource] = []
         self._headers: list[GGUFFile] = []
@@ -142,13 +157,20 @@ class SplitSource:
         if count != shard.count:
             self._fail(shard.number - 1, SplitError(
                 f"the name says {shard.count} shards but {SPLIT_COUNT} is {count}",
-                path=shard.location, field=SPLIT_COUNT))
+                path=redact_url(shard.location), field=SPLIT_COUNT))
             return
         if not self._check_number(given_header, shard.number - 1, count):
             return
         sources: list[ByteSource] = []
         headers: list[GGUFFile] = []
-        for number in range(1, count + 1):
+        for number in self._numbers_to_open(shard, count):
+            if len(self._problems) >= MAX_PROBLEMS:  # validate's cap holds over all shards
+                self._fail(count, SplitError(
+                    f"{MAX_PROBLEMS} problems found; not looking further", path=self.name))
+                break
+            if isinstance(number, tuple):  # a run of shards known to be absent: one problem
+                self._fail(number[0] - 1, _missing(shard, number[0], number[1], count))
+                continue
             if number == shard.number:
                 sources.append(given)
                 headers.append(given_header)
@@ -157,6 +179,8 @@ class SplitSource:
                 source = self._open_shard(shard.sibling(number), number, count)
             except SplitError as missing:  # told after the problems of the shards before it
                 self._fail(number - 1, missing)
+                if is_remote(shard.location):
+                    break  # no listing to look at: one request per absent shard is not spent
                 continue
             self._sources.append(source)  # closed by __init__ if a later shard fails
             sources.append(source)
@@ -164,6 +188,36 @@ class SplitSource:
             if header is not None and self._check_number(header, number - 1, count):
                 headers.append(header)
         self._sources, self._headers = sources, headers
+
+    def _numbers_to_open(self, shard: ShardName, count: int
+                         ) -> Sequence[int | tuple[int, int]]:
+        """Shard numbers to open, in order, with each run of absent local shards as one
+        ``(first, last)``. The folder is listed once, so a name declaring a million shards costs
+        what the folder holds, not a million look-ups (or a million problems). A remote model
+        has no listing: its shards are asked for in order, and the first absent one ends it."""
+        if is_remote(shard.location):
+            return range(1, count + 1)  # lazy: the loop stops at the first absent shard
+        folder = os.path.dirname(shard.location) or "."
+        present = {shard.number}
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    found = parse_shard_name(entry.name)
+                    if (found is not None and found.count == count and
+                            os.path.basename(shard.sibling(found.number)) == entry.name):
+                        present.add(found.number)
+        except OSError:
+            pass  # the given shard alone; the others are then told missing
+        numbers: list[int | tuple[int, int]] = []
+        previous = 0
+        for number in sorted(present):
+            if number > previous + 1:
+                numbers.append((previous + 1, number - 1))
+            numbers.append(number)
+            previous = number
+        if previous < count:
+            numbers.append((previous + 1, count))
+        return numbers
 
     def _fail(self, index: int, error: GGUFError) -> None:
         """Keep a problem that leaves shard ``index`` (0-based) unusable; read_model raises it."""
@@ -179,7 +233,7 @@ class SplitSource:
             from gguf_inspect.gguf.remote import RemoteFileMissingError
 
             if isinstance(error, RemoteFileMissingError):
-                raise SplitError(missing, path=location) from error
+                raise SplitError(missing, path=redact_url(location)) from error
             raise
 
     def _read_header(self, source: ByteSource, index: int) -> GGUFFile | None:

@@ -5,7 +5,6 @@ Unchanged tensors and metadata keys are left out of every format unless ``show_a
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -25,11 +24,15 @@ from gguf_inspect.llamacpp.names import role_label
 from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 from gguf_inspect.render.text import (
+    cut_text,
     escape_terminal,
     format_bytes,
     format_mib,
     format_params,
     format_shape,
+    items_text,
+    json_text,
+    value_text,
 )
 
 DIGEST_SHOWN = 12  # hex digits of an array's SHA-256 shown in tables (JSON has all 64)
@@ -122,9 +125,9 @@ def _metadata_text(side: MetadataSide | None) -> str:
     value = side.value
     if isinstance(value, ArrayDigest):
         return f"{value.count} x {value.item_type}, sha256 {value.sha256[:DIGEST_SHOWN]}"
-    if isinstance(value, tuple):
-        return "[" + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in value) + "]"
-    return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, tuple):  # cut like inspect's --metadata: a cell stays one line
+        return "[" + items_text(value, len(value)) + "]"
+    return value_text(value)
 
 
 def _metadata_cells(change: MetadataChange) -> tuple[str, str]:
@@ -140,7 +143,7 @@ def _metadata_section(report: DiffReport, show_all: bool) -> Table:
     title = f"metadata: {sum(m.change != 'same' for m in report.metadata)} key(s) differ"
     if hidden:
         title += f", {hidden} unchanged not shown (--all shows them)"
-    rows = [[m.key, m.change, *_metadata_cells(m)] for m in shown]
+    rows = [[cut_text(m.key), m.change, *_metadata_cells(m)] for m in shown]
     return Table(title, ["key", "change", "A", "B"], rows)
 
 
@@ -261,4 +264,4 @@ def diff_json(report: DiffReport, show_all: bool = False) -> str:
         "values_skipped": [{"name": s.name, "reason": s.reason} for s in report.values_skipped],
         "differs": report.differs,
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Sequence
 
@@ -18,6 +17,7 @@ from gguf_inspect.reports.embed import (
     TokenRef,
 )
 from gguf_inspect.core.constants import SCHEMA_VERSION
+from gguf_inspect.render.text import json_text
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 
 BAR_WIDTH = 30  # characters of the longest histogram bar
@@ -265,4 +265,4 @@ def embed_json(report: EmbedReport) -> str:
                              "percentile_1": report.drift.percentile_1,
                              "moved_most": [_cross_json(item) for item in report.drift.moved_most]}
     document["notes"] = list(report.notes)
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gguf_inspect.reports.embeddings import EmbeddingReport, MatrixFacts
@@ -13,10 +12,15 @@ from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.core.model import TensorInfo
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 from gguf_inspect.render.text import (
+    VALUE_LIMIT,
+    cut_text,
     format_bytes,
     format_params,
     format_percent,
     format_shape,
+    items_text,
+    json_text,
+    value_text,
 )
 
 
@@ -41,8 +45,8 @@ def summary_section(summary: ModelSummary) -> list[Section]:
         ("file", summary.file.path),
         ("GGUF version", f"v{summary.file.gguf_version} ({summary.file.byte_order}-endian)"),
         ("file size on disk", format_bytes(summary.file.file_size)),
-        ("architecture", _optional(summary.architecture)),
-        ("name", _optional(summary.name)),
+        ("architecture", cut_text(_optional(summary.architecture))),
+        ("name", cut_text(_optional(summary.name))),
         ("file type", summary.file_type),
         ("model params", f"{summary.n_params:,} ({format_params(summary.n_params)})"),
         ("tensor bytes", f"{format_bytes(summary.tensor_bytes)}, "
@@ -86,34 +90,38 @@ def embeddings_sections(report: EmbeddingReport) -> list[Section]:
     return sections
 
 
-def _metadata_value(item: MetadataItem) -> str:
+def _metadata_value(item: MetadataItem, full: bool) -> str:
+    """The value cell: cut to about VALUE_LIMIT characters (its length said) unless ``full``."""
+    limit = None if full else VALUE_LIMIT
     if item.count is None:
-        return repr(item.value) if isinstance(item.value, str) else str(item.value)
-    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in item.value)
-    more = "" if item.complete else f", ... ({item.count - len(item.value)} more)"
-    return f"[{item.count}] {shown}{more}"
+        return value_text(item.value, limit)
+    return f"[{item.count}] {items_text(item.value, item.count, limit)}"
 
 
-def metadata_section(items: tuple[MetadataItem, ...]) -> Section:
-    return Table("metadata", ["key", "type", "value"],
-                 [[item.key, item.type_name, _metadata_value(item)] for item in items])
+def metadata_section(items: tuple[MetadataItem, ...], full: bool = False) -> Section:
+    limit = None if full else VALUE_LIMIT
+    title = "metadata" if full else f"metadata (values cut at {VALUE_LIMIT} characters; " \
+                                    "--full shows them whole)"
+    return Table(title, ["key", "type", "value"],
+                 [[cut_text(item.key, limit), item.type_name, _metadata_value(item, full)]
+                  for item in items])
 
 
 def tensors_section(tensors: tuple[TensorInfo, ...]) -> Section:
     split = any(t.shard for t in tensors)  # a shard column only for split models
     headers = ["name", "type", "ne", "bytes", "offset"] + (["shard"] if split else [])
     # The offset inside the file that holds the tensor (its shard), as gguf-py reports it there.
-    rows = [[t.name, t.type_name, format_shape(t.ne), f"{t.n_bytes:,}", str(t.file_offset)]
+    rows = [[cut_text(t.name), t.type_name, format_shape(t.ne), f"{t.n_bytes:,}", str(t.file_offset)]
             + ([str(t.shard + 1)] if split else []) for t in tensors]
     return Table("tensors", headers, rows, numeric_columns=frozenset({3, 4, 5}))
 
 
-def inspect_sections(report: InspectReport) -> list[Section]:
+def inspect_sections(report: InspectReport, full: bool = False) -> list[Section]:
     sections = summary_section(report.summary)
     if report.embeddings is not None:
         sections += embeddings_sections(report.embeddings)
     if report.metadata is not None:
-        sections.append(metadata_section(report.metadata))
+        sections.append(metadata_section(report.metadata, full))
     if report.tensors is not None:
         sections.append(tensors_section(report.tensors))
     return sections
@@ -193,4 +201,4 @@ def inspect_json(report: InspectReport) -> str:
              "n_elements": t.n_elements, "n_bytes": t.n_bytes, "offset": t.file_offset,
              "shard": t.shard + 1}
             for t in report.tensors]
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)

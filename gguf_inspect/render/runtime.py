@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gguf_inspect.reports.runtime import RuntimeComparison
 from gguf_inspect.core.constants import SCHEMA_VERSION
+from gguf_inspect.render.text import json_text
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 
 
@@ -64,4 +64,4 @@ def runtime_json(comparison: RuntimeComparison) -> str:
         "all_match": comparison.all_match,
         "notes": list(comparison.notes),
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)

@@ -3,13 +3,17 @@ the JSON contract (``schema_version``, ``models``, ``failures``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gguf_inspect.reports.scan import KV_TOKENS, ScanReport, ScanRow
 from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import Paragraph, Section, Table
-from gguf_inspect.render.text import format_mib, format_params, format_percent
+from gguf_inspect.render.text import (
+    format_mib,
+    format_params,
+    format_percent,
+    json_text,
+)
 
 HEADERS = ["model", "arch", "params", "file type", "embd type", "embd bytes", "embd vs f16",
            "tied", f"KV f16 / {KV_TOKENS} ctx", "tensor bytes"]
@@ -72,4 +76,4 @@ def scan_json(report: ScanReport) -> str:
         "failures": [{"location": failure.location, "error": failure.error,
                       "exit_code": failure.exit_code} for failure in report.failures],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
 # C0 controls, DEL, C1 controls, and the Unicode bidi controls that can reorder what a
 # terminal shows (Trojan Source): all shown as visible escapes. Metadata is untrusted input.
@@ -17,6 +18,57 @@ def _escape_char(match: re.Match[str]) -> str:
         return named[char]
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+# What json.dumps(ensure_ascii=False) leaves raw but a terminal or a page showing the JSON would
+# act on: DEL, C1 controls (U+009B is a CSI), the bidi controls, and U+2028/U+2029 (line breaks
+# to JavaScript). C0 controls json.dumps escapes itself.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(document: object) -> str:
+    """A report as indented JSON, readable non-ASCII kept, unsafe characters as ``\\uXXXX``
+    (outside strings json.dumps writes ASCII only, so the substitution touches strings alone)."""
+    import json
+
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group(0)):04x}", text) + "\n"
+
+
+# Characters of one value shown in a table cell: a 1 MB string in a header must not become a
+# 1 MB cell (and, padded, a 1 MB column in every row); --full shows values whole.
+VALUE_LIMIT = 160
+
+
+def value_text(value: object, limit: int | None = VALUE_LIMIT) -> str:
+    """A metadata value as shown: strings quoted, anything longer than ``limit`` characters cut,
+    with its whole length said (``None``: never cut)."""
+    if isinstance(value, str):
+        if limit is None or len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    return cut_text(str(value), limit)
+
+
+def cut_text(text: str, limit: int | None = VALUE_LIMIT) -> str:
+    """``text`` itself, or its first ``limit`` characters and its whole length."""
+    if limit is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def items_text(items: Sequence[object], total: int, limit: int | None = VALUE_LIMIT) -> str:
+    """Array items joined by commas, stopping once about ``limit`` characters are shown; the
+    items not shown (of ``total`` in the array) are counted."""
+    parts: list[str] = []
+    used = 0
+    for item in items:
+        if limit is not None and used > limit:
+            break
+        parts.append(value_text(item, limit))
+        used += len(parts[-1]) + 2
+    more = total - len(parts)
+    return ", ".join(parts) + (f", ... ({more:,} more)" if more > 0 else "")
 
 
 def escape_terminal(text: str) -> str:

@@ -3,13 +3,18 @@ progress line shown on stderr while ``--data`` reads the tensors."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gguf_inspect.reports.validate import Problem, TensorCheck, ValidationReport
 from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
-from gguf_inspect.render.text import escape_terminal, format_bytes, format_mib, format_percent
+from gguf_inspect.render.text import (
+    escape_terminal,
+    format_bytes,
+    format_mib,
+    format_percent,
+    json_text,
+)
 
 
 def _verdict(report: ValidationReport) -> str:
@@ -96,7 +101,7 @@ def validate_json(report: ValidationReport) -> str:
                          "inf": c.inf, "first_bad_row": c.first_bad_row, "note": c.note or None}
                         for c in report.tensors],
         }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)
 
 
 def progress_line(done: int, total: int, tensor: str) -> str:

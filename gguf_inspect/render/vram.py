@@ -4,13 +4,12 @@ the assumptions; and the JSON contract of issue 4."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gguf_inspect.reports.vram import DeviceUsage, VramReport
 from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Section, Table
-from gguf_inspect.render.text import format_mib
+from gguf_inspect.render.text import format_mib, json_text
 
 BAR_WIDTH = 40
 # one letter per share of the bar: Weights, KV cache, Output, Compute; '.' is free capacity
@@ -48,7 +47,9 @@ def bar(usage: DeviceUsage) -> str:
     scale = usage.capacity_bytes or usage.total_bytes or 1
     cells = ""
     for letter, attribute in BAR_PARTS:
-        cells += letter * round(BAR_WIDTH * getattr(usage, attribute) / scale)
+        # Capped before the string is made: a part 10^9 times the capacity is still one bar.
+        share = min(float(BAR_WIDTH + 1), BAR_WIDTH * max(getattr(usage, attribute), 0) / scale)
+        cells += letter * min(round(share), BAR_WIDTH + 1 - len(cells))
     if len(cells) > BAR_WIDTH:
         return f"[{cells[:BAR_WIDTH]}]> {usage.total_bytes / scale:.0%} of capacity"
     filler = "." if usage.capacity_bytes else " "
@@ -223,4 +224,4 @@ def vram_json(report: VramReport) -> str:
     if report.plan is not None:
         document["plan"] = [{"n_ctx": row.n_ctx, "max_gpu_layers": row.max_gpu_layers,
                              "fits_full_offload": row.fits_full_offload} for row in report.plan]
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_text(document)
