@@ -18,7 +18,6 @@ from gguf_inspect.core.constants import (
     FLOAT_TYPE_IDS,
     GGML_TYPES,
     PLAIN_TYPE_IDS,
-    VALUE_TYPE_ARRAY,
     VALUE_TYPE_STRING,
 )
 from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
@@ -138,10 +137,7 @@ def _file_checks(header: GGUFFile) -> list[Problem]:
     for index, entry in enumerate(header.metadata.values()):
         if not entry.key:
             problems.append(_llama_cpp_problem("empty key", entry.offset, "key", header.path))
-        value = entry.value
-        if isinstance(value, ArrayValue) and value.item_type == VALUE_TYPE_ARRAY:
-            problems.append(_llama_cpp_problem("array of arrays", entry.offset,
-                                               _shown(entry.key, f"kv[{index}]"), header.path))
+        # Arrays of arrays: the reader's own error (llama.cpp refuses them), not listed twice.
     for index, tensor in enumerate(header.tensors):
         label = _shown(tensor.name, f"tensor[{index}]")
         if not tensor.known_type:
