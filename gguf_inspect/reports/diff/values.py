@@ -137,10 +137,22 @@ def row_cosines(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     return np.where(both_zero, 1.0, cosines)
 
 
+def identical_values(name: str, rows: int, total_rows: int) -> ValueDiff:
+    """The result for a tensor whose raw bytes are equal on both sides (same type and shape):
+    every value is equal, so the error is zero without dequantizing a row."""
+    return ValueDiff(name=name, role=tensor_role(name), rows=rows, total_rows=total_rows,
+                     rmse=0.0, max_abs=0.0, cos_mean=1.0, cos_min=1.0, rel_error=0.0,
+                     identical=True)
+
+
 def value_diff(a: Model, b: Model, options: DiffOptions,
                progress: ProgressCallback | None = None,
+               identical: frozenset[str] = frozenset(),
                ) -> tuple[tuple[ValueDiff, ...], tuple[ValueSkip, ...]]:
-    """Compare dequantized values of same-shaped tensors, holding one row chunk per side."""
+    """Compare dequantized values of same-shaped tensors, holding one row chunk per side.
+
+    Tensors named in ``identical`` (their raw bytes hashed equal) are reported as identical
+    without being read."""
     from gguf_inspect.gguf import dequant  # imports gguf: values only
 
     if options.values not in VALUE_SCOPES:
@@ -151,10 +163,14 @@ def value_diff(a: Model, b: Model, options: DiffOptions,
         total_rows = dequant.tensor_row_count(tensor_a)
         plans.append((total_rows, sample_rows(tensor_a.name, total_rows, options.sample,
                                               options.seed)))
-    elements_total = sum(rows.size * t.row_length for (t, _), (_, rows) in zip(pairs, plans))
+    elements_total = sum(rows.size * t.row_length for (t, _), (_, rows) in zip(pairs, plans)
+                         if t.name not in identical)
     counter = ProgressCounter(ValuesProgress, elements_total, len(pairs), progress)
     results = []
     for index, ((tensor_a, tensor_b), (total_rows, rows)) in enumerate(zip(pairs, plans), 1):
+        if tensor_a.name in identical:
+            results.append(identical_values(tensor_a.name, rows.size, total_rows))
+            continue
         counter.start(tensor_a.name, index)
         # Both sides' float32 rows together stay within chunk_bytes.
         rows_per_chunk = max(1, options.chunk_bytes // (2 * 4 * tensor_a.row_length))
