@@ -25,6 +25,46 @@ MAX_READ_BYTES = 8 << 20
 DEQUANTIZE_BATCH_VALUES = 1 << 18  # values per gguf.quants.dequantize call
 
 
+# Byte offsets of the f16 scales (d, and dmin or m) inside one block, per ggml type id, as laid
+# out in ggml/src/ggml-common.h (block_q4_0 ... block_q6_K). Every value of such a block is its
+# scales times small integers (at most 65504 x 63 x 15 in magnitude), so a block holds NaN or
+# Inf only when a scale does: finite scales prove a block finite without dequantizing it.
+SCALE_OFFSETS: dict[int, tuple[int, ...]] = {
+    2: (0,),  # Q4_0: d, qs[16]
+    3: (0, 2),  # Q4_1: d, m, qs[16]
+    6: (0,),  # Q5_0: d, qh[4], qs[16]
+    7: (0, 2),  # Q5_1: d, m, qh[4], qs[16]
+    8: (0,),  # Q8_0: d, qs[32]
+    10: (80, 82),  # Q2_K: scales[16], qs[64], d, dmin
+    11: (108,),  # Q3_K: hmask[32], qs[64], scales[12], d
+    12: (0, 2),  # Q4_K: d, dmin, scales[12], qs[128]
+    13: (0, 2),  # Q5_K: d, dmin, scales[12], qh[32], qs[128]
+    14: (208,),  # Q6_K: ql[128], qh[64], scales[16], d
+}
+
+
+def scales_finite(raw: np.ndarray, tensor: TensorInfo, byte_order: str = "little") -> bool | None:
+    """Whether every block scale in ``raw`` (whole rows of blocks, uint8) is finite; None when
+    the type's scales are not in ``SCALE_OFFSETS`` (or the file is big-endian): then only
+    dequantizing tells."""
+    offsets = SCALE_OFFSETS.get(tensor.type_id)
+    if offsets is None or byte_order != "little":
+        return None
+    type_size = GGML_TYPES[tensor.type_id].type_size
+    blocks = raw.reshape(-1, type_size)
+    for offset in offsets:
+        exponents = blocks[:, offset + 1] & 0x7C  # f16 bits 10-14 (little-endian high byte)
+        if (exponents == 0x7C).any():  # all ones: Inf or NaN
+            return False
+    return True
+
+
+def dequantize_raw(raw: np.ndarray, tensor: TensorInfo, byte_order: str = "little",
+                   ) -> np.ndarray:
+    """Raw rows (uint8, shape (n_rows, row bytes)) as float32 of shape (n_rows, ne[0])."""
+    return _dequantize(raw, tensor, byte_order)
+
+
 def tensor_row_count(tensor: TensorInfo) -> int:
     """Rows of a tensor seen as a matrix of ne[0]-long rows (all higher dims folded)."""
     return tensor.n_elements // tensor.row_length
