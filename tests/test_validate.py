@@ -375,8 +375,9 @@ def test_nan_and_inf_counts_match_numpy_over_gguf_py_dequantization(tmp_path: Pa
         report = validate_file(str(path), data=True, chunk_bytes=chunk_bytes)
         checks = {check.name: check for check in report.tensors}
         for tensor in gguf.GGUFReader(path).tensors:
-            values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(
-                -1, int(tensor.shape[0]))
+            with np.errstate(invalid="ignore", over="ignore"):  # the oracle meets the NaNs too
+                values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(
+                    -1, int(tensor.shape[0]))
             bad = np.isnan(values) | np.isinf(values)
             expected = (int(np.isnan(values).sum()), int(np.isinf(values).sum()),
                         int(np.flatnonzero(bad.any(axis=1))[0]) if bad.any() else None)
