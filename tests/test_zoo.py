@@ -1,0 +1,94 @@
+"""The architecture zoo against llama.cpp itself: every tiny model in fixtures/zoo/ (one per
+architecture people deploy), loaded for real at the four configurations of issue 13, must show
+``match`` on every exact quantity: model facts, context, model buffers, KV caches (MLA without
+a V cache, NextN/MTP blocks skipped, none for encoders), recurrent state (RS buffers) and the
+output buffer. The compute buffer is an estimate: reported, not asserted here.
+
+The oracle is llama.cpp's own load log and C API through llama-cpp-python; the zoo itself is
+rebuilt by fixtures/zoo.py and must come out byte-identical.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gguf_inspect.commands.runtime import compare_runtime
+from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
+from tests.conftest import FIXTURES
+
+ZOO = FIXTURES / "zoo"
+ZOO_MODELS = sorted(ZOO.glob("*.gguf"))
+
+# Issue 13's configurations (LlamaSettings fields, as the CLI flags set them).
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "ctx-1000-parallel-2-flash-off": {"n_ctx": 1000, "n_parallel": 2, "flash_attn": "off"},
+    "ctx-1000-parallel-2-flash-on": {"n_ctx": 1000, "n_parallel": 2, "flash_attn": "on"},
+    "parallel-8-no-swa-full": {"n_parallel": 8, "swa_full": False},
+}
+
+needs_runtime = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                   reason="llama-cpp-python is not installed")
+
+
+@lru_cache(maxsize=None)
+def _comparison(model: Path, configuration: str) -> RuntimeComparison:
+    return compare_runtime(str(model), CONFIGURATIONS[configuration])
+
+
+def _differing(comparison: RuntimeComparison) -> list[str]:
+    return [f"{c.quantity}: predicted {c.predicted!r}, runtime {c.runtime!r} ({c.note})"
+            for c in comparison.checks if c.exact and c.status != MATCH]
+
+
+def test_the_zoo_covers_the_issue_architectures() -> None:
+    stems = {path.stem for path in ZOO_MODELS}
+    for stem in ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "deepseek2-mla", "glm4moe",
+                 "glm4moe-mtp", "gemma2", "gemma3", "llama4", "mistral3", "granite",
+                 "granitemoe", "olmo2", "olmo2-swa", "cohere2", "starcoder2", "gptneox",
+                 "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid"):
+        assert stem in stems, f"fixtures/zoo/{stem}.gguf missing: run python fixtures/zoo.py"
+
+
+def test_every_zoo_file_is_small() -> None:
+    for path in ZOO_MODELS:
+        assert path.stat().st_size < 600_000, path
+
+
+def test_zoo_rebuilds_byte_identical(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(FIXTURES / "zoo.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    for path in ZOO_MODELS:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@needs_runtime
+@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
+@pytest.mark.parametrize("model", ZOO_MODELS, ids=lambda path: path.stem)
+def test_every_exact_quantity_matches_llama_cpp(model: Path, configuration: str) -> None:
+    comparison = _comparison(model, configuration)
+    assert not _differing(comparison), "\n".join(_differing(comparison))
+    assert not any("CANNOT TELL" in note or "not modelled, KV cache" in note
+                   for note in comparison.notes)
+
+
+@needs_runtime
+@pytest.mark.parametrize("model", ZOO_MODELS, ids=lambda path: path.stem)
+def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
+    """The log's buffers are all compared: a model, an output and a compute row, and the KV
+    cache or RS buffer rows the architecture has (none for encoders)."""
+    quantities = {check.quantity for check in _comparison(model, "defaults").checks}
+    assert any(q.endswith("model buffer") for q in quantities)
+    assert any(q.endswith("output buffer") for q in quantities)
+    assert any(q.endswith("compute buffer") for q in quantities)
+    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid")
+    attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert")
+    assert any(q.endswith("RS buffer") for q in quantities) == recurrent
+    assert any("KV cache" in q for q in quantities) == attention
