@@ -92,3 +92,34 @@ def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
     attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert")
     assert any(q.endswith("RS buffer") for q in quantities) == recurrent
     assert any("KV cache" in q for q in quantities) == attention
+
+
+# ---- encoders: no output head (src/models/bert.cpp creates none) ------------------------------
+
+@pytest.mark.parametrize("stem", ["bert", "nomic-bert"])
+def test_encoders_have_no_tied_head(stem: str) -> None:
+    """``--embeddings`` does not call an encoder's embedding tied, places no GPU copy of it, and
+    ``vram`` puts none of token_embd on a GPU even with every layer offloaded."""
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.memory import predict_memory
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+    from gguf_inspect.reports.embeddings import analyze_embeddings
+
+    gguf = read_gguf(str(ZOO / f"{stem}.gguf"))
+    report = analyze_embeddings(gguf)
+    assert not report.tied_output and not report.has_output_head
+    assert report.placement.tied_gpu_copy_bytes is None
+    settings = LlamaSettings(n_gpu_layers=-1, gpu_capacities=(1 << 34,))
+    gpu_model = sum(b.n_bytes for b in predict_memory(gguf, settings).buffers
+                    if b.kind == "model" and b.device != "host")
+    embedding = gguf.tensor("token_embd.weight")
+    layers = sum(t.n_bytes for t in gguf.tensors if t.name.startswith("blk."))
+    assert gpu_model < layers + embedding.n_bytes  # the blocks only, no copy of token_embd
+
+
+def test_llama_has_a_tied_head() -> None:
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.reports.embeddings import analyze_embeddings
+
+    report = analyze_embeddings(read_gguf(str(FIXTURES / "tiny-llama-tied-q8_0.gguf")))
+    assert report.tied_output and report.has_output_head
