@@ -87,7 +87,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     CUDA_Host buffer for the graph inputs and the token rows gathered on the CPU."""
     n_tokens = min(context.n_ctx, context.n_ubatch)
     cells = {cache.name: cache.cells for cache in caches}
-    main = cells.get("", context.n_ctx_seq)
+    # Without a memory module (encoders) attention spans the ubatch itself (build_attn_no_cache)
+    main = cells.get("", n_tokens if hparams.arch in NO_MEMORY_ARCHS else context.n_ctx_seq)
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in hparams.is_swa)
     shape = GraphShape(
         n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff,
