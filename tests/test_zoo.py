@@ -123,3 +123,23 @@ def test_llama_has_a_tied_head() -> None:
 
     report = analyze_embeddings(read_gguf(str(FIXTURES / "tiny-llama-tied-q8_0.gguf")))
     assert report.tied_output and report.has_output_head
+
+
+def test_vram_counts_the_recurrent_state_on_the_gpu() -> None:
+    """With every layer offloaded a hybrid's RS buffers land on the GPU and count in its total."""
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.memory import predict_memory
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+    from gguf_inspect.reports.vram import device_usage
+    from gguf_inspect.llamacpp.devices import GPU
+
+    gguf = read_gguf(str(ZOO / "granitehybrid.gguf"))
+    settings = LlamaSettings(n_gpu_layers=-1, gpu_capacities=(1 << 34,), n_parallel=4)
+    prediction = predict_memory(gguf, settings)
+    state = [b for b in prediction.buffers if b.kind == "recurrent"]
+    # two Mamba2 layers, 4 cells, f32: r = (d_conv-1) * (d_inner + 2*n_group*d_state) and
+    # s = d_state * d_inner floats per cell (llama_hparams::n_embd_r / n_embd_s)
+    r_row, s_row = 3 * (128 + 2 * 16), 16 * 128
+    assert [(b.buffer, b.n_bytes) for b in state] == [("CUDA0", 2 * 4 * 4 * (r_row + s_row))]
+    gpu = device_usage(prediction, (GPU("test", 1 << 34),))[1]
+    assert gpu.kv_bytes == prediction.device_total("gpu0", "kv") + state[0].n_bytes
