@@ -33,6 +33,26 @@ NO_MEMORY_ARCHS = frozenset({
     "bert", "jina-bert-v2", "jina-bert-v3", "nomic-bert", "nomic-bert-moe", "neo-bert",
     "eurobert", "wavtokenizer-dec", "modern-bert", "gemma-embedding", "dream", "llada",
     "llada-moe", "rnd1"})
+# Architectures whose load_arch_tensors creates no output head at all (src/models/bert.cpp and
+# the other encoders): no LLM_TENSOR_OUTPUT, and no tied copy of token_embd either.
+NO_OUTPUT_HEAD_ARCHS = frozenset({
+    "bert", "jina-bert-v2", "jina-bert-v3", "nomic-bert", "nomic-bert-moe", "neo-bert",
+    "eurobert", "modern-bert"})
+# load_hparams (llama-model.cpp) reads {arch}.attention.causal (default true); these
+# architectures' load_arch_hparams force it off (src/models/dream.cpp, llada.cpp, ...).
+NON_CAUSAL_ARCHS = frozenset({"dream", "gemma-embedding", "llada", "llada-moe"})
+# Architectures whose load_arch_tensors flags the NextN/MTP blocks TENSOR_SKIP unless the loader
+# was asked for them (``ml.load_mtp``, false in llama_model_default_params): those tensors are
+# never loaded into a model buffer.
+MTP_SKIP_ARCHS = frozenset({
+    "bailingmoe3", "cohere2moe", "deepseek2", "deepseek32", "deepseek4", "glm-dsa", "glm4moe",
+    "glm5-next", "hy-v3", "mimo2", "nemotron_h", "qwen35", "qwen35moe", "qwen3next", "step35"})
+# Hybrids whose recurrent layers are those without KV heads (is_recr_impl[il] = n_head_kv(il)
+# == 0 in models/lfm2.cpp, lfm2moe.cpp, granite-hybrid.cpp, jamba.cpp, plamo2.cpp).
+HYBRID_BY_KV_HEADS = frozenset({"lfm2", "lfm2moe", "granitehybrid", "jamba", "plamo2"})
+# The hybrids and recurrent models whose state the memory model sizes (recurrent_layers).
+MODELLED_RECURRENT = (RECURRENT_ARCHS | HYBRID_BY_KV_HEADS
+                      | {"nemotron_h", "falcon-h1", "qwen3next"})
 
 
 
@@ -98,6 +118,16 @@ class Hyperparameters:
     is_swa: tuple[bool, ...]
     n_swa: int
     n_layer_kv_from_start: int  # -1: every layer has its own KV
+    causal_attn: bool = True  # llama_hparams::causal_attn
+    is_mla: bool = False  # llama_hparams::is_mla: the *_mla head lengths are both set
+    is_recurrent: tuple[bool, ...] = ()  # llama_hparams::is_recr(il); () when none
+    n_embd_r: int = 0  # llama_hparams::n_embd_r: recurrent state row (conv / token shift)
+    n_embd_s: int = 0  # llama_hparams::n_embd_s: recurrent state row (ssm / wkv)
+
+    @property
+    def n_layer_main(self) -> int:
+        """llama_hparams::n_layer(): the trunk, without the NextN/MTP blocks."""
+        return self.n_layer - self.n_layer_nextn
 
     @property
     def n_embd_k_gqa(self) -> tuple[int, ...]:
@@ -240,7 +270,64 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
         n_ff=_per_layer(gguf, "feed_forward_length", n_layer, (0,) * n_layer),
         head_k=tuple(head_k_swa if s else head_k_full for s in is_swa),
         head_v=tuple(head_v_swa if s else head_v_full for s in is_swa),
-        is_swa=is_swa, n_swa=n_swa, n_layer_kv_from_start=kv_from_start)
+        is_swa=is_swa, n_swa=n_swa, n_layer_kv_from_start=kv_from_start,
+        causal_attn=_causal(gguf, arch), is_mla=bool(
+            uint32_key(gguf, "attention.key_length_mla")
+            and uint32_key(gguf, "attention.value_length_mla")),
+        **_recurrent_state(gguf, arch, n_layer, n_nextn, n_head_kv))
+
+
+def _causal(gguf: GGUFFile, arch: str) -> bool:
+    """load_hparams: ``{arch}.attention.causal`` (default true), forced off for some archs."""
+    value = gguf.arch_value("attention.causal")
+    return arch not in NON_CAUSAL_ARCHS and (value if isinstance(value, bool) else True)
+
+
+def _recurrent_layers(gguf: GGUFFile, arch: str, n_layer: int, n_nextn: int,
+                      n_head_kv: tuple[int, ...]) -> tuple[bool, ...]:
+    """llama_hparams::is_recr_impl as each architecture's load_arch_hparams fills it."""
+    n_main = n_layer - n_nextn
+    if arch in RECURRENT_ARCHS or arch == "falcon-h1":
+        return (True,) * n_layer
+    if arch in HYBRID_BY_KV_HEADS:
+        return tuple(heads == 0 for heads in n_head_kv)
+    n_ff = _per_layer(gguf, "feed_forward_length", n_layer, (0,) * n_layer)
+    if arch == "nemotron_h":  # models/nemotron-h.cpp
+        return tuple(il < n_main and n_head_kv[il] == 0 and n_ff[il] == 0
+                     for il in range(n_layer))
+    if arch == "qwen3next":  # models/qwen3next.cpp: an array, or every interval-th is attention
+        flags = gguf.arch_value("attention.recurrent_layers")
+        if isinstance(flags, ArrayValue) and flags.items is not None:
+            return tuple(bool(item) for item in flags.items)[:n_layer]
+        interval = uint32_key(gguf, "full_attention_interval") or 4
+        return tuple(il < n_main and (il + 1) % interval != 0 for il in range(n_layer))
+    return ()
+
+
+def _recurrent_state(gguf: GGUFFile, arch: str, n_layer: int, n_nextn: int,
+                     n_head_kv: tuple[int, ...]) -> dict[str, Any]:
+    """The recurrent layers and the widths of their state rows: llama_hparams::n_embd_r and
+    n_embd_s (llama-hparams.cpp) for RWKV (token shift, wkv), LFM2 (short conv) and Mamba."""
+    flags = _recurrent_layers(gguf, arch, n_layer, n_nextn, n_head_kv)
+    if not flags:
+        return {}
+    n_embd = uint32_key(gguf, "embedding_length") or 0
+    wkv_head = uint32_key(gguf, "wkv.head_size") or 0
+    l_cache = uint32_key(gguf, "shortconv.l_cache") or 0
+    d_conv = uint32_key(gguf, "ssm.conv_kernel") or 0
+    d_inner = uint32_key(gguf, "ssm.inner_size") or 0
+    d_state = uint32_key(gguf, "ssm.state_size") or 0
+    n_group = uint32_key(gguf, "ssm.group_count") or 0
+    if wkv_head:
+        token_shift = uint32_key(gguf, "token_shift_count")
+        n_embd_r = (2 if token_shift is None else token_shift) * n_embd
+        n_embd_s = n_embd * wkv_head
+    elif l_cache:
+        n_embd_r, n_embd_s = n_embd * (l_cache - 1), d_state * d_inner
+    else:
+        n_embd_r = max(d_conv - 1, 0) * (d_inner + 2 * n_group * d_state)
+        n_embd_s = d_state * d_inner
+    return {"is_recurrent": flags, "n_embd_r": n_embd_r, "n_embd_s": n_embd_s}
 
 
 

@@ -77,8 +77,9 @@ def resolve_context(hparams: Hyperparameters, settings: LlamaSettings) -> Resolv
     else:
         n_ctx_seq = pad(n_ctx // n_seq_max, CTX_PAD)
         n_ctx = n_ctx_seq * n_seq_max  # "n_ctx is not divisible by n_seq_max - rounding"
-    # n_batch is capped by the requested (unpadded) n_ctx: cparams.n_ctx is padded only later
-    n_batch = min(requested, settings.n_batch)
+    # n_batch is capped by the requested (unpadded) n_ctx: cparams.n_ctx is padded only later;
+    # "with causal attention, the batch size is limited by the context size": encoders keep it
+    n_batch = min(requested, settings.n_batch) if hparams.causal_attn else settings.n_batch
     n_ubatch = min(n_batch, settings.n_ubatch or settings.n_batch)
     type_k = ggml_type_from_name(settings.cache_type_k).name
     type_v = ggml_type_from_name(settings.cache_type_v).name
@@ -93,11 +94,14 @@ def resolve_context(hparams: Hyperparameters, settings: LlamaSettings) -> Resolv
 
 
 def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
-              settings: LlamaSettings) -> tuple[list[KVCacheEstimate], list[BufferEstimate]]:
+              settings: LlamaSettings, layer_filter: Callable[[int], bool] | None = None,
+              ) -> tuple[list[KVCacheEstimate], list[BufferEstimate]]:
     """The KV caches and their buffers. iSWA models get two caches, non-SWA first
     (llama_kv_cache_iswa): SWA cells = PAD(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1)
     + n_ubatch), 256), or full size with swa_full. Per layer K is [n_embd_k_gqa(il), cells,
-    n_stream]; without flash attention V uses the widest n_embd_v_gqa (TAG_V_CACHE_VARIABLE)."""
+    n_stream]; without flash attention V uses the widest n_embd_v_gqa (TAG_V_CACHE_VARIABLE);
+    MLA models have no V tensor (``has_v = !is_mla``). ``layer_filter``: a hybrid's attention
+    layers (create_memory's filter_attn), else every layer with KV but the NextN/MTP blocks."""
     cells = context.n_ctx_seq
     groups: list[tuple[str, int, Callable[[int], bool]]]
     if hparams.any_swa:
@@ -109,6 +113,7 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
     else:
         groups = [("", cells, lambda il: True)]
     n_stream = 1 if context.kv_unified else context.n_seq_max
+    has_v = not hparams.is_mla  # llama_kv_cache: MLA keeps only K (latent + rope part)
     type_k = ggml_type_from_name(context.type_k)
     type_v = ggml_type_from_name(context.type_v)
     v_trans = not context.flash_attn
@@ -121,17 +126,20 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
         for il in range(hparams.n_layer):
             if not hparams.has_kv(il) or not keep(il):
                 continue
-            if hparams.n_layer_nextn and il >= n_main:
+            if layer_filter is not None and not layer_filter(il):
+                continue  # a hybrid's attention filter (llama_memory_hybrid)
+            if layer_filter is None and hparams.n_layer_nextn and il >= n_main:
                 continue  # create_memory's filter: the NextN/MTP block has no KV in the trunk
             k_width = hparams.n_embd_k_gqa[il]
             v_width = max(v_widths) if v_trans else v_widths[il]
             k_bytes = row_bytes(type_k.type_id, k_width) * size * n_stream
-            v_bytes = row_bytes(type_v.type_id, v_width) * size * n_stream
+            v_bytes = row_bytes(type_v.type_id, v_width) * size * n_stream if has_v else 0
             device = placement.device_of_layer(il) if settings.offload_kqv else HOST
             buffer = "CPU" if device == HOST else f"CUDA{device[3:]}"
             alignment = buffer_alignment(buffer)
             k_alloc = k_bytes + (cuda_row_padding(type_k.type_id, k_width) if device != HOST else 0)
-            v_alloc = v_bytes + (cuda_row_padding(type_v.type_id, v_width) if device != HOST else 0)
+            v_alloc = v_bytes + (cuda_row_padding(type_v.type_id, v_width)
+                                 if device != HOST and has_v else 0)
             key = (device, buffer)
             padded = pad(k_alloc, alignment) + pad(v_alloc, alignment)
             per_buffer[key] = per_buffer.get(key, 0) + padded

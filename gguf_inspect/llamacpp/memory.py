@@ -49,6 +49,11 @@ from gguf_inspect.llamacpp.placement import (
     place_layers,
     place_tensors,
 )
+from gguf_inspect.llamacpp.recurrent import (
+    attention_filter,
+    is_modelled_recurrent,
+    recurrent_buffers,
+)
 from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal
 
 
@@ -61,6 +66,7 @@ class MemoryPrediction:
     # Set when memory llama.cpp allocates is left out (recurrent state): the buffers are then a
     # lower bound, and a fit can be refuted but never confirmed.
     unmodelled: str | None = None
+    n_layer: int | None = None  # llama_hparams::n_layer(): the trunk, NextN/MTP blocks excluded
 
     def device_total(self, device: str, kind: str | None = None) -> int:
         return sum(b.n_bytes for b in self.buffers
@@ -81,7 +87,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     CUDA_Host buffer for the graph inputs and the token rows gathered on the CPU."""
     n_tokens = min(context.n_ctx, context.n_ubatch)
     cells = {cache.name: cache.cells for cache in caches}
-    main = cells.get("", context.n_ctx_seq)
+    # Without a memory module (encoders) attention spans the ubatch itself (build_attn_no_cache)
+    main = cells.get("", n_tokens if hparams.arch in NO_MEMORY_ARCHS else context.n_ctx_seq)
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in hparams.is_swa)
     shape = GraphShape(
         n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff,
@@ -114,8 +121,12 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
     buffers = model_buffers(place_tensors(gguf, hparams, placement, settings))
     caches: list[KVCacheEstimate] = []
     unmodelled = None
-    if hparams.arch in RECURRENT_ARCHS or hparams.arch in HYBRID_ARCHS:
-        unmodelled = (f"{hparams.arch} keeps recurrent state (llama-memory-recurrent.cpp): "
+    if is_modelled_recurrent(hparams):
+        caches, state_buffers = recurrent_memory(hparams, context, placement, settings)
+        buffers += state_buffers
+    elif hparams.arch in RECURRENT_ARCHS or hparams.arch in HYBRID_ARCHS:
+        unmodelled = (f"{hparams.arch} keeps recurrent state (llama-memory-recurrent.cpp) "
+                      "whose layers or widths (ssm.*, wkv.*, shortconv.* keys) are not known: "
                       "not modelled, KV cache and state left out")
         notes.append(unmodelled)
     elif hparams.arch in NO_MEMORY_ARCHS:
@@ -125,7 +136,21 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
         buffers += kv_buffers
     buffers.append(output_buffer(hparams, context, placement, settings))
     buffers += compute_buffers(hparams, context, placement, caches)
-    return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled)
+    return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled,
+                            hparams.n_layer_main)
+
+
+def recurrent_memory(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
+                     settings: LlamaSettings) -> tuple[list[KVCacheEstimate],
+                                                        list[BufferEstimate]]:
+    """A recurrent model's state, or a hybrid's attention KV cache and then its state, in the
+    order llama_memory_hybrid's constructor allocates them (mem_attn, then mem_recr)."""
+    caches: list[KVCacheEstimate] = []
+    buffers: list[BufferEstimate] = []
+    attention = attention_filter(hparams)
+    if attention is not None:
+        caches, buffers = kv_caches(hparams, context, placement, settings, attention)
+    return caches, buffers + recurrent_buffers(hparams, context, placement, settings)
 
 
 def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:

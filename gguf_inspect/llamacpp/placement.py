@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from gguf_inspect.core.constants import GGML_TYPES, row_bytes
 from gguf_inspect.core.model import GGUFFile, TensorInfo
 from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size, amx_supports, host_has_amx, host_has_avx512, repacks
-from gguf_inspect.llamacpp.hparams import Hyperparameters
+from gguf_inspect.llamacpp.hparams import MTP_SKIP_ARCHS, NO_OUTPUT_HEAD_ARCHS, Hyperparameters
 from gguf_inspect.llamacpp.names import base_name, layer_index
 from gguf_inspect.llamacpp.settings import LlamaSettings
 
@@ -172,18 +172,30 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
 
     placed = []
     for tensor in gguf.tensors:
+        if skipped_by_loader(tensor, hparams):
+            continue
         layer = _layer_of(tensor, hparams.n_layer)
         device = HOST if layer < 0 else placement.device_of_layer(min(layer, hparams.n_layer))
         buffer = buffer_for(tensor, device, _matmul_dims(tensor))
         placed.append(TensorPlacement(tensor, device, buffer))
     embedding = gguf.tensor("token_embd.weight")
-    if embedding is not None and gguf.tensor("output.weight") is None:
+    if (embedding is not None and gguf.tensor("output.weight") is None
+            and hparams.arch not in NO_OUTPUT_HEAD_ARCHS):
         device = placement.output_device
         buffer = buffer_for(embedding, device, 2)
         input_buffer = next(p.buffer for p in placed if p.tensor is embedding)
         if buffer != input_buffer:
             placed.append(TensorPlacement(embedding, device, buffer, duplicate=True))
     return placed
+
+
+def skipped_by_loader(tensor: TensorInfo, hparams: Hyperparameters) -> bool:
+    """A NextN/MTP block's tensor that load_arch_tensors flags TENSOR_SKIP (``ml.load_mtp`` is
+    false by default, llama_model_default_params): never loaded, in no buffer."""
+    if hparams.arch not in MTP_SKIP_ARCHS or not hparams.n_layer_nextn:
+        return False
+    layer = layer_index(tensor.name)
+    return layer is not None and layer >= hparams.n_layer_main
 
 
 def _alloc_size(tensor: TensorInfo, buffer: str) -> int:

@@ -75,6 +75,8 @@ def embeddings_sections(report: EmbeddingReport) -> list[Section]:
     rows = [_matrix_rows(report.embedding, "input embedding")]
     if report.output is not None:
         rows.append(_matrix_rows(report.output, "output head"))
+    elif not report.has_output_head:
+        rows.append(["output head", "(none: an encoder has no output head)"] + [""] * 8)
     else:
         rows.append(["output head", "(tied: reuses token_embd.weight)"] + [""] * 8)
     if report.per_layer is not None:
@@ -170,7 +172,7 @@ def embeddings_json(report: EmbeddingReport) -> dict[str, Any]:
     body = _matrix_json(report.embedding)
     body.update({
         "n_vocab": report.embedding.n_rows, "n_embd": report.embedding.n_cols,
-        "tied_output": report.tied_output,
+        "tied_output": report.tied_output, "has_output_head": report.has_output_head,
         "output": _matrix_json(report.output) if report.output else None,
         "per_layer_token_embd": _matrix_json(report.per_layer) if report.per_layer else None,
         "expected_type": report.expected.type if report.expected else None,

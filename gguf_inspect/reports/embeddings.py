@@ -13,6 +13,7 @@ from gguf_inspect.core.constants import OUTPUT, PER_LAYER_TOKEN_EMBD, TOKEN_EMBD
 from gguf_inspect.llamacpp.summary import resolve_file_type, vocab_size
 from gguf_inspect.core.model import GGUFFile, TensorInfo
 from gguf_inspect.llamacpp.recipe import RecipeExpectation, expected_embedding_type
+from gguf_inspect.llamacpp.hparams import NO_OUTPUT_HEAD_ARCHS
 
 @dataclass(frozen=True)
 class MatrixFacts:
@@ -50,6 +51,8 @@ class EmbeddingReport:
     verdict: str
     placement: EmbeddingPlacement
     warnings: tuple[str, ...]
+    # False for encoders (bert, nomic-bert ...): their load_arch_tensors creates no output head
+    has_output_head: bool = True
 
 
 class NoEmbeddingError(LookupError):
@@ -86,9 +89,15 @@ def _verdict(embedding: MatrixFacts, expected: RecipeExpectation | None, file_ty
             "another tool wrote it.")
 
 
-def _placement(embedding: MatrixFacts, output: MatrixFacts | None) -> EmbeddingPlacement:
+def _placement(embedding: MatrixFacts, output: MatrixFacts | None,
+               has_output_head: bool = True) -> EmbeddingPlacement:
     input_text = ("llama.cpp keeps token_embd.weight (the input layer) in host memory whatever "
                   "--n-gpu-layers is: it costs RAM, never VRAM.")
+    if not has_output_head:
+        return EmbeddingPlacement("host", "none (no output head)", None, (
+            f"{input_text} This architecture is an encoder: llama.cpp creates no output head "
+            "for it (no output.weight and no second copy of token_embd.weight), so nothing of "
+            "the embedding goes to the GPU."))
     if output is not None:
         output_text = ("output.weight belongs to the output layer, the first layer offloaded: "
                        f"with --n-gpu-layers >= 1 its {output.n_bytes:,} bytes go to the GPU.")
@@ -149,10 +158,16 @@ def analyze_embeddings(gguf: GGUFFile) -> EmbeddingReport:
     per_layer_tensor = gguf.tensor(PER_LAYER_TOKEN_EMBD)
     per_layer = matrix_facts(per_layer_tensor, tensor_bytes) if per_layer_tensor else None
     file_type, guessed = resolve_file_type(gguf)
-    tied = output is None
-    expected = (expected_embedding_type(file_type, tied, embedding.n_cols, gguf.architecture)
+    # The quantizer's rule is by name (llama-quant.cpp has_tied_embeddings: no output.weight);
+    # the runtime's is by architecture: encoders have no head to tie (NO_OUTPUT_HEAD_ARCHS).
+    quantizer_tied = output is None
+    has_head = gguf.architecture not in NO_OUTPUT_HEAD_ARCHS
+    expected = (expected_embedding_type(file_type, quantizer_tied, embedding.n_cols,
+                                         gguf.architecture)
                 if file_type is not None and tensor.known_type else None)
     return EmbeddingReport(
-        embedding=embedding, tied_output=tied, output=output, per_layer=per_layer,
-        expected=expected, verdict=_verdict(embedding, expected, file_type, guessed),
-        placement=_placement(embedding, output), warnings=_cross_checks(gguf, embedding))
+        embedding=embedding, tied_output=quantizer_tied and has_head, output=output,
+        per_layer=per_layer, expected=expected,
+        verdict=_verdict(embedding, expected, file_type, guessed),
+        placement=_placement(embedding, output, has_head),
+        warnings=_cross_checks(gguf, embedding), has_output_head=has_head)

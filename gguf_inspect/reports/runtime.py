@@ -114,12 +114,12 @@ def llama_params_text(n_params: int) -> str:
 
 # ---- the checks, group by group ---------------------------------------------------------------
 
-def _model_fact_checks(summary: ModelSummary, log: LoadLog,
+def _model_fact_checks(summary: ModelSummary, n_layer: int | None, log: LoadLog,
                        exact: ExactFigures | None) -> tuple[list[Check], list[str]]:
     checks, missing = [], []
     for quantity, predicted, runtime in (("n_embd", summary.n_embd, log.n_embd),
                                          ("n_vocab", summary.n_vocab, log.n_vocab),
-                                         ("n_layer", summary.n_layer, log.n_layer),
+                                         ("n_layer", n_layer, log.n_layer),
                                          ("n_ctx_train", summary.context_length, log.n_ctx_train)):
         if runtime is None:
             missing.append(quantity)
@@ -285,7 +285,9 @@ def _on_off(flag: bool) -> str:
 def compare(summary: ModelSummary, prediction: MemoryPrediction, log: LoadLog,
             exact: ExactFigures | None, runtime: str) -> RuntimeComparison:
     """Every check we can make between our prediction and one load of the model."""
-    fact_checks, missing = _model_fact_checks(summary, log, exact)
+    # llama.cpp prints llama_hparams::n_layer(): block_count less the NextN/MTP blocks
+    n_layer = prediction.n_layer if prediction.n_layer is not None else summary.n_layer
+    fact_checks, missing = _model_fact_checks(summary, n_layer, log, exact)
     checks = fact_checks + _type_count_checks(summary, log) + _context_checks(prediction, log,
                                                                               exact)
     model_buffers, alias_note = _older_buffer_names(_buffers_of(prediction, "model"), log)

@@ -16,7 +16,7 @@ from gguf_inspect.reports.embeddings import matrix_facts
 from gguf_inspect.llamacpp.summary import summarize
 from gguf_inspect.core.constants import OUTPUT, TOKEN_EMBD
 from gguf_inspect.core.model import GGUFFile
-from gguf_inspect.llamacpp.hparams import read_hyperparameters
+from gguf_inspect.llamacpp.hparams import NO_OUTPUT_HEAD_ARCHS, read_hyperparameters
 
 KV_TOKENS = 1024
 KV_F16_BYTES = 2
@@ -112,7 +112,8 @@ def scan_row(location: str, gguf: GGUFFile) -> ScanRow:
         embedding_bytes=facts.n_bytes if facts else None,
         embedding_f16_bytes=facts.f16_bytes if facts else None,
         embedding_ratio_to_f16=facts.ratio_to_f16 if facts else None,
-        tied_output=gguf.tensor(OUTPUT) is None if facts else None,
+        tied_output=(gguf.tensor(OUTPUT) is None and gguf.architecture not in
+                     NO_OUTPUT_HEAD_ARCHS) if facts else None,
         kv_cache_bytes_per_1k_tokens=kv_cache_bytes(gguf),
         tensor_bytes=summary.tensor_bytes,
         file_size=gguf.file_size,

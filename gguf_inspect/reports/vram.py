@@ -82,7 +82,9 @@ def device_usage(prediction: MemoryPrediction, gpus: tuple[GPU, ...]) -> tuple[D
     for index, name in enumerate(names):
         totals = {kind: prediction.device_total(name, kind) for kind in KINDS}
         capacity = None if name == HOST else gpus[index - 1].capacity_bytes
-        usages.append(DeviceUsage(name, capacity, totals["model"], totals["kv"],
+        # the recurrent state (RS buffers) is the context memory of recurrent/hybrid models
+        memory = totals["kv"] + prediction.device_total(name, "recurrent")
+        usages.append(DeviceUsage(name, capacity, totals["model"], memory,
                                   totals["output"], totals["compute"]))
     return tuple(usages)
 

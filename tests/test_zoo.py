@@ -1,0 +1,145 @@
+"""The architecture zoo against llama.cpp itself: every tiny model in fixtures/zoo/ (one per
+architecture people deploy), loaded for real at the four configurations of issue 13, must show
+``match`` on every exact quantity: model facts, context, model buffers, KV caches (MLA without
+a V cache, NextN/MTP blocks skipped, none for encoders), recurrent state (RS buffers) and the
+output buffer. The compute buffer is an estimate: reported, not asserted here.
+
+The oracle is llama.cpp's own load log and C API through llama-cpp-python; the zoo itself is
+rebuilt by fixtures/zoo.py and must come out byte-identical.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gguf_inspect.commands.runtime import compare_runtime
+from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
+from tests.conftest import FIXTURES
+
+ZOO = FIXTURES / "zoo"
+ZOO_MODELS = sorted(ZOO.glob("*.gguf"))
+
+# Issue 13's configurations (LlamaSettings fields, as the CLI flags set them).
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "ctx-1000-parallel-2-flash-off": {"n_ctx": 1000, "n_parallel": 2, "flash_attn": "off"},
+    "ctx-1000-parallel-2-flash-on": {"n_ctx": 1000, "n_parallel": 2, "flash_attn": "on"},
+    "parallel-8-no-swa-full": {"n_parallel": 8, "swa_full": False},
+}
+
+needs_runtime = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                   reason="llama-cpp-python is not installed")
+
+
+@lru_cache(maxsize=None)
+def _comparison(model: Path, configuration: str) -> RuntimeComparison:
+    return compare_runtime(str(model), CONFIGURATIONS[configuration])
+
+
+def _differing(comparison: RuntimeComparison) -> list[str]:
+    return [f"{c.quantity}: predicted {c.predicted!r}, runtime {c.runtime!r} ({c.note})"
+            for c in comparison.checks if c.exact and c.status != MATCH]
+
+
+def test_the_zoo_covers_the_issue_architectures() -> None:
+    stems = {path.stem for path in ZOO_MODELS}
+    for stem in ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "deepseek2-mla", "glm4moe",
+                 "glm4moe-mtp", "gemma2", "gemma3", "llama4", "mistral3", "granite",
+                 "granitemoe", "olmo2", "olmo2-swa", "cohere2", "starcoder2", "gptneox",
+                 "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid"):
+        assert stem in stems, f"fixtures/zoo/{stem}.gguf missing: run python fixtures/zoo.py"
+
+
+def test_every_zoo_file_is_small() -> None:
+    for path in ZOO_MODELS:
+        assert path.stat().st_size < 600_000, path
+
+
+def test_zoo_rebuilds_byte_identical(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(FIXTURES / "zoo.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    for path in ZOO_MODELS:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@needs_runtime
+@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
+@pytest.mark.parametrize("model", ZOO_MODELS, ids=lambda path: path.stem)
+def test_every_exact_quantity_matches_llama_cpp(model: Path, configuration: str) -> None:
+    comparison = _comparison(model, configuration)
+    assert not _differing(comparison), "\n".join(_differing(comparison))
+    assert not any("CANNOT TELL" in note or "not modelled, KV cache" in note
+                   for note in comparison.notes)
+
+
+@needs_runtime
+@pytest.mark.parametrize("model", ZOO_MODELS, ids=lambda path: path.stem)
+def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
+    """The log's buffers are all compared: a model, an output and a compute row, and the KV
+    cache or RS buffer rows the architecture has (none for encoders)."""
+    quantities = {check.quantity for check in _comparison(model, "defaults").checks}
+    assert any(q.endswith("model buffer") for q in quantities)
+    assert any(q.endswith("output buffer") for q in quantities)
+    assert any(q.endswith("compute buffer") for q in quantities)
+    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid")
+    attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert")
+    assert any(q.endswith("RS buffer") for q in quantities) == recurrent
+    assert any("KV cache" in q for q in quantities) == attention
+
+
+# ---- encoders: no output head (src/models/bert.cpp creates none) ------------------------------
+
+@pytest.mark.parametrize("stem", ["bert", "nomic-bert"])
+def test_encoders_have_no_tied_head(stem: str) -> None:
+    """``--embeddings`` does not call an encoder's embedding tied, places no GPU copy of it, and
+    ``vram`` puts none of token_embd on a GPU even with every layer offloaded."""
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.memory import predict_memory
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+    from gguf_inspect.reports.embeddings import analyze_embeddings
+
+    gguf = read_gguf(str(ZOO / f"{stem}.gguf"))
+    report = analyze_embeddings(gguf)
+    assert not report.tied_output and not report.has_output_head
+    assert report.placement.tied_gpu_copy_bytes is None
+    settings = LlamaSettings(n_gpu_layers=-1, gpu_capacities=(1 << 34,))
+    gpu_model = sum(b.n_bytes for b in predict_memory(gguf, settings).buffers
+                    if b.kind == "model" and b.device != "host")
+    embedding = gguf.tensor("token_embd.weight")
+    layers = sum(t.n_bytes for t in gguf.tensors if t.name.startswith("blk."))
+    assert gpu_model < layers + embedding.n_bytes  # the blocks only, no copy of token_embd
+
+
+def test_llama_has_a_tied_head() -> None:
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.reports.embeddings import analyze_embeddings
+
+    report = analyze_embeddings(read_gguf(str(FIXTURES / "tiny-llama-tied-q8_0.gguf")))
+    assert report.tied_output and report.has_output_head
+
+
+def test_vram_counts_the_recurrent_state_on_the_gpu() -> None:
+    """With every layer offloaded a hybrid's RS buffers land on the GPU and count in its total."""
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.memory import predict_memory
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+    from gguf_inspect.reports.vram import device_usage
+    from gguf_inspect.llamacpp.devices import GPU
+
+    gguf = read_gguf(str(ZOO / "granitehybrid.gguf"))
+    settings = LlamaSettings(n_gpu_layers=-1, gpu_capacities=(1 << 34,), n_parallel=4)
+    prediction = predict_memory(gguf, settings)
+    state = [b for b in prediction.buffers if b.kind == "recurrent"]
+    # two Mamba2 layers, 4 cells, f32: r = (d_conv-1) * (d_inner + 2*n_group*d_state) and
+    # s = d_state * d_inner floats per cell (llama_hparams::n_embd_r / n_embd_s)
+    r_row, s_row = 3 * (128 + 2 * 16), 16 * 128
+    assert [(b.buffer, b.n_bytes) for b in state] == [("CUDA0", 2 * 4 * 4 * (r_row + s_row))]
+    gpu = device_usage(prediction, (GPU("test", 1 << 34),))[1]
+    assert gpu.kv_bytes == prediction.device_total("gpu0", "kv") + state[0].n_bytes
