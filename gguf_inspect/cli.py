@@ -366,6 +366,22 @@ def print_error(streams: Streams, message: str) -> None:
     streams.stderr.flush()
 
 
+# Files loaded beside the model, spelled as llama.cpp's common/arg.cpp spells them.
+LoraOption = Annotated[Optional[str], typer.Option(
+    "--lora", metavar="FILE[:SCALE][,...]",
+    help="LoRA adapter(s) applied to the model (llama.cpp --lora / --lora-scaled).")]
+DraftOption = Annotated[Optional[str], typer.Option(
+    "--model-draft", "-md", metavar="FILE",
+    help="Draft model for speculative decoding; its context is the main one's.")]
+DraftLayersOption = Annotated[Optional[int], typer.Option(
+    "--gpu-layers-draft", "-ngld", metavar="N",
+    help="Draft model layers to offload (default -1, all).", show_default=False)]
+MmprojOption = Annotated[Optional[str], typer.Option(
+    "--mmproj", "-mm", metavar="FILE", help="Multimodal projector loaded by mtmd.")]
+NoMmprojOffloadOption = Annotated[bool, typer.Option(
+    "--no-mmproj-offload", help="Keep the projector on the CPU.")]
+
+
 @app.command("runtime")
 @with_llama_settings
 def runtime_command(
@@ -411,6 +427,11 @@ def vram_command(
         show_default=False)] = None,
     plan: Annotated[bool, typer.Option(
         "--plan", help="Grid: contexts 4k/8k/16k/32k/trained x largest --ngl that fits.")] = False,
+    lora: LoraOption = None,
+    model_draft: DraftOption = None,
+    gpu_layers_draft: DraftLayersOption = None,
+    mmproj: MmprojOption = None,
+    no_mmproj_offload: NoMmprojOffloadOption = False,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -422,7 +443,10 @@ def vram_command(
     def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.vram import VramOptions, run_vram
 
-        options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings)
+        options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings,
+                              lora=lora, model_draft=model_draft,
+                              gpu_layers_draft=gpu_layers_draft, mmproj=mmproj,
+                              mmproj_offload=not no_mmproj_offload)
         try:
             return run_vram(model, output_format, options)
         except ValueError as error:  # a bad --gpu / --headroom value: a usage error
