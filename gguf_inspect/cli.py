@@ -393,6 +393,8 @@ def runtime_command(
     from_log: Annotated[Optional[str], typer.Option(
         "--from-log", metavar="FILE",
         help="Compare with a saved load log instead (no llama-cpp-python needed).")] = None,
+    lora: LoraOption = None,
+    mmproj: MmprojOption = None,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -407,7 +409,7 @@ def runtime_command(
         from gguf_inspect.commands.runtime import run_runtime
 
         return run_runtime(model, output_format, settings, log_path=log_file,
-                           from_log=from_log)
+                           from_log=from_log, lora=lora, mmproj=mmproj)
 
     guarded(cli_context, run, show_traceback)
 
