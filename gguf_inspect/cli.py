@@ -367,19 +367,15 @@ def print_error(streams: Streams, message: str) -> None:
 
 
 # Files loaded beside the model, spelled as llama.cpp's common/arg.cpp spells them.
-LoraOption = Annotated[Optional[str], typer.Option(
-    "--lora", metavar="FILE[:SCALE][,...]",
-    help="LoRA adapter(s) applied to the model (llama.cpp --lora / --lora-scaled).")]
-DraftOption = Annotated[Optional[str], typer.Option(
-    "--model-draft", "-md", metavar="FILE",
-    help="Draft model for speculative decoding; its context is the main one's.")]
-DraftLayersOption = Annotated[Optional[int], typer.Option(
-    "--gpu-layers-draft", "-ngld", metavar="N",
-    help="Draft model layers to offload (default -1, all).", show_default=False)]
-MmprojOption = Annotated[Optional[str], typer.Option(
-    "--mmproj", "-mm", metavar="FILE", help="Multimodal projector loaded by mtmd.")]
-NoMmprojOffloadOption = Annotated[bool, typer.Option(
-    "--no-mmproj-offload", help="Keep the projector on the CPU.")]
+LoraOption = Annotated[Optional[str], typer.Option("--lora", metavar="FILE[:SCALE][,...]", help=(
+    "LoRA adapter(s) applied to the model (llama.cpp --lora / --lora-scaled)."))]
+DraftOption = Annotated[Optional[str], typer.Option("--model-draft", "-md", metavar="FILE", help=(
+    "Draft model for speculative decoding; its context is the main one's."))]
+DraftLayersOption = Annotated[Optional[int], typer.Option("--gpu-layers-draft", "-ngld", help=(
+    "Draft model layers to offload (default -1, all)."), metavar="N", show_default=False)]
+MmprojOption = Annotated[Optional[str], typer.Option("--mmproj", "-mm", metavar="FILE", help=(
+    "Multimodal projector loaded by mtmd."))]
+NoMmprojOffload = Annotated[bool, typer.Option("--no-mmproj-offload", help="Projector on the CPU.")]
 
 
 @app.command("runtime")
@@ -393,8 +389,7 @@ def runtime_command(
     from_log: Annotated[Optional[str], typer.Option(
         "--from-log", metavar="FILE",
         help="Compare with a saved load log instead (no llama-cpp-python needed).")] = None,
-    lora: LoraOption = None,
-    mmproj: MmprojOption = None,
+    lora: LoraOption = None, mmproj: MmprojOption = None,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -429,11 +424,9 @@ def vram_command(
         show_default=False)] = None,
     plan: Annotated[bool, typer.Option(
         "--plan", help="Grid: contexts 4k/8k/16k/32k/trained x largest --ngl that fits.")] = False,
-    lora: LoraOption = None,
-    model_draft: DraftOption = None,
-    gpu_layers_draft: DraftLayersOption = None,
-    mmproj: MmprojOption = None,
-    no_mmproj_offload: NoMmprojOffloadOption = False,
+    lora: LoraOption = None, mmproj: MmprojOption = None,
+    model_draft: DraftOption = None, gpu_layers_draft: DraftLayersOption = None,
+    no_mmproj_offload: NoMmprojOffload = False,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,

@@ -5,9 +5,9 @@ LoRA follows ``llama_adapter_lora_init_impl`` (src/llama-adapter.cpp): the file 
 general.type "adapter" and adapter.type "lora"; ``X.lora_a`` / ``X.lora_b`` pairs patch the
 model's tensor X; each pair goes into the buffer type of X's buffer, except the CPU's extra
 types (AMX, CPU_REPACK), which fall back to the CPU ("lora for ... cannot use buft"); one buffer
-per buffer type, each tensor PAD(alloc_size, alignment) as ``ggml_backend_alloc_ctx_tensors_from_buft``
-(ggml-alloc.c). A tensor of a memory-mapped model lives in a CPU_Mapped buffer, whose type
-allocates through ``ggml_backend_cpu_buffer_type_alloc_buffer`` (ggml-backend.cpp), so the
+per buffer type, each tensor PAD(alloc_size, alignment) as
+``ggml_backend_alloc_ctx_tensors_from_buft`` (ggml-alloc.c). A tensor of a memory-mapped model
+lives in a CPU_Mapped buffer, whose type allocates through ``ggml_backend_cpu_buffer_type_alloc_buffer`` (ggml-backend.cpp), so the
 adapter's buffer is a plain "CPU" one.
 
 The draft model follows ``common_base_params_to_speculative`` and
@@ -82,7 +82,8 @@ def read_lora(gguf: GGUFFile, scale: float = 1.0) -> LoraAdapter:
         raise ValueError("expect general.type to be 'adapter', but got: "
                          f"{gguf.value('general.type', '')}")
     if gguf.value("adapter.type") != "lora":
-        raise ValueError(f"expect adapter.type to be 'lora', but got: {gguf.value('adapter.type', '')}")
+        raise ValueError("expect adapter.type to be 'lora', but got: "
+                         f"{gguf.value('adapter.type', '')}")
     halves: dict[str, dict[str, TensorInfo]] = {}
     for tensor in gguf.tensors:
         for suffix in (".lora_a", ".lora_b"):
@@ -93,8 +94,8 @@ def read_lora(gguf: GGUFFile, scale: float = 1.0) -> LoraAdapter:
         if len(half) != 2:
             raise ValueError(f"LoRA tensor pair for '{name}' is missing one component")
         pairs.append((half[".lora_a"], half[".lora_b"]))
-    return LoraAdapter(gguf.path, gguf.architecture, scale, float(gguf.value("adapter.lora.alpha", 0.0) or 0.0),
-                       tuple(halves), tuple(pairs))
+    alpha = float(gguf.value("adapter.lora.alpha", 0.0) or 0.0)
+    return LoraAdapter(gguf.path, gguf.architecture, scale, alpha, tuple(halves), tuple(pairs))
 
 
 def lora_buffers(model: GGUFFile, adapter: LoraAdapter,

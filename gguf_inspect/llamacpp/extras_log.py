@@ -18,7 +18,8 @@ CLIP_COMPUTE = re.compile(r"reserve_compute_meta:\s+(\S+) compute buffer size =\
 
 @dataclass
 class ExtrasLog:
-    lora_buffers: list[tuple[str, float]] = field(default_factory=list)  # per adapter load, in order
+    # (buffer name, MiB) per LoRA buffer, in load order
+    lora_buffers: list[tuple[str, float]] = field(default_factory=list)
     projector_model_mib: float | None = None
     projector_compute: list[tuple[str, float]] = field(default_factory=list)  # the last reserve
 
