@@ -8,11 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-# Files that load beside a model (a LoRA adapter, a projector) are not models: the model-wide
-# tests leave them out, tests/test_extras.py takes them.
-COMPANION_FIXTURES = sorted(path for path in FIXTURES.glob("*.gguf")
-                            if "-lora-" in path.name or "-mmproj-" in path.name)
-ALL_FIXTURES = sorted(set(FIXTURES.glob("*.gguf")) - set(COMPANION_FIXTURES))
+ALL_FIXTURES = sorted(FIXTURES.glob("*.gguf"))
 
 
 def fixture_path(name: str) -> Path:

@@ -23,8 +23,8 @@ from gguf_inspect.llamacpp.devices import parse_gpus
 from tests.conftest import fixture_path
 
 MODEL = str(fixture_path("tiny-llama-untied-f16.gguf"))
-LORA = str(fixture_path("tiny-llama-untied-lora-f16.gguf"))
-MMPROJ = str(fixture_path("tiny-clip-mlp-mmproj-f16.gguf"))
+LORA = str(fixture_path("companions/tiny-llama-untied-lora-f16.gguf"))
+MMPROJ = str(fixture_path("companions/tiny-clip-mlp-mmproj-f16.gguf"))
 DRAFT = str(fixture_path("tiny-llama-planted-q8_0.gguf"))
 CPU_ALIGN = 32  # TENSOR_ALIGNMENT (ggml-impl.h)
 

@@ -213,7 +213,7 @@ def _device_json(usage: DeviceUsage) -> dict[str, Any]:
     return {"name": usage.name, "capacity_bytes": usage.capacity_bytes,
             "weights_bytes": usage.weights_bytes, "kv_bytes": usage.kv_bytes,
             "output_bytes": usage.output_bytes, "compute_bytes": usage.compute_bytes,
-            "extra_bytes": usage.extra_bytes, "total_bytes": usage.total_bytes}
+            "total_bytes": usage.total_bytes}
 
 
 def _kv_json(report: VramReport) -> dict[str, Any]:
@@ -240,10 +240,6 @@ def vram_json(report: VramReport) -> str:
         "buffers": [{"device": item.device, "buffer": item.buffer, "kind": item.kind,
                      "bytes": item.n_bytes, "exact": item.exact}
                     for item in _all_buffers(report)],
-        "extras": [{"role": load.role, "path": load.path, "bytes": load.n_bytes,
-                    "buffers": [{"device": item.device, "buffer": item.buffer,
-                                 "kind": item.kind, "bytes": item.n_bytes, "exact": item.exact}
-                                for item in load.buffers]} for load in report.extras],
         "kv_cache": _kv_json(report),
         "fits": report.fits,
         "unmodelled": report.prediction.unmodelled,
@@ -251,6 +247,14 @@ def vram_json(report: VramReport) -> str:
         "max_ctx": report.max_ctx,
         "assumptions": list(report.assumptions),
     }
+    if report.extras:  # files loaded beside the model: their bytes per device, and each file
+        for usage, device in zip(report.devices, document["devices"]):
+            device["extra_bytes"] = usage.extra_bytes
+        document["extras"] = [
+            {"role": load.role, "path": load.path, "bytes": load.n_bytes,
+             "buffers": [{"device": item.device, "buffer": item.buffer, "kind": item.kind,
+                          "bytes": item.n_bytes, "exact": item.exact} for item in load.buffers]}
+            for load in report.extras]
     if report.plan is not None:
         document["plan"] = [{"n_ctx": row.n_ctx, "max_gpu_layers": row.max_gpu_layers,
                              "fits_full_offload": row.fits_full_offload} for row in report.plan]
