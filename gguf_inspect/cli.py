@@ -366,6 +366,18 @@ def print_error(streams: Streams, message: str) -> None:
     streams.stderr.flush()
 
 
+# Files loaded beside the model, spelled as llama.cpp's common/arg.cpp spells them.
+LoraOption = Annotated[Optional[str], typer.Option("--lora", metavar="FILE[:SCALE][,...]", help=(
+    "LoRA adapter(s) applied to the model (llama.cpp --lora / --lora-scaled)."))]
+DraftOption = Annotated[Optional[str], typer.Option("--model-draft", "-md", metavar="FILE", help=(
+    "Draft model for speculative decoding; its context is the main one's."))]
+DraftLayersOption = Annotated[Optional[int], typer.Option("--gpu-layers-draft", "-ngld", help=(
+    "Draft model layers to offload (default -1, all)."), metavar="N", show_default=False)]
+MmprojOption = Annotated[Optional[str], typer.Option("--mmproj", "-mm", metavar="FILE", help=(
+    "Multimodal projector loaded by mtmd."))]
+NoMmprojOffload = Annotated[bool, typer.Option("--no-mmproj-offload", help="Projector on the CPU.")]
+
+
 @app.command("runtime")
 @with_llama_settings
 def runtime_command(
@@ -377,6 +389,7 @@ def runtime_command(
     from_log: Annotated[Optional[str], typer.Option(
         "--from-log", metavar="FILE",
         help="Compare with a saved load log instead (no llama-cpp-python needed).")] = None,
+    lora: LoraOption = None, mmproj: MmprojOption = None,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -391,7 +404,7 @@ def runtime_command(
         from gguf_inspect.commands.runtime import run_runtime
 
         return run_runtime(model, output_format, settings, log_path=log_file,
-                           from_log=from_log)
+                           from_log=from_log, lora=lora, mmproj=mmproj)
 
     guarded(cli_context, run, show_traceback)
 
@@ -411,6 +424,9 @@ def vram_command(
         show_default=False)] = None,
     plan: Annotated[bool, typer.Option(
         "--plan", help="Grid: contexts 4k/8k/16k/32k/trained x largest --ngl that fits.")] = False,
+    lora: LoraOption = None, mmproj: MmprojOption = None,
+    model_draft: DraftOption = None, gpu_layers_draft: DraftLayersOption = None,
+    no_mmproj_offload: NoMmprojOffload = False,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -422,7 +438,10 @@ def vram_command(
     def run(streams: Streams) -> tuple[str, int]:
         from gguf_inspect.commands.vram import VramOptions, run_vram
 
-        options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings)
+        options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings,
+                              lora=lora, model_draft=model_draft,
+                              gpu_layers_draft=gpu_layers_draft, mmproj=mmproj,
+                              mmproj_offload=not no_mmproj_offload)
         return run_vram(model, output_format, options)  # a bad --gpu: UsageError, exit 2
 
     guarded(cli_context, run, show_traceback)

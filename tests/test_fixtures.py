@@ -28,7 +28,7 @@ def test_rebuilding_the_fixtures_gives_identical_bytes(tmp_path: Path) -> None:
     written = _load_build_script().build(tmp_path)
     assert written, "the build script wrote nothing"
     for path in written:
-        committed = FIXTURES / path.name
+        committed = FIXTURES / path.relative_to(tmp_path)  # companions/ keeps its folder
         assert committed.exists(), f"{path.name} is built but not committed"
         assert _digest(path) == _digest(committed), f"{path.name} differs from its rebuild"
 

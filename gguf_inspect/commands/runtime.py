@@ -11,7 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from gguf_inspect.core.model import GGUFFile
+from gguf_inspect.llamacpp.adapters import parse_lora_option
+from gguf_inspect.llamacpp.extras import ExtraFiles, extra_loads
 from gguf_inspect.llamacpp.memory import predict_memory
+from gguf_inspect.reports.runtime_extras import extras_checks
 from gguf_inspect.llamacpp.settings import LlamaSettings, given_settings, resolve_settings
 from gguf_inspect.reports.runtime import (
     ExactFigures,
@@ -75,12 +79,13 @@ def _from_saved_log(log_file: str, settings: Mapping[str, Any]
     return log, config, notes
 
 
-def _from_live_load(location: str, config: LlamaSettings, log_path: str | None
-                    ) -> tuple[LoadLog, ExactFigures, str]:
+def _from_live_load(location: str, config: LlamaSettings, log_path: str | None,
+                    loras: tuple[tuple[str, float], ...] = (), mmproj: str | None = None,
+                    ) -> tuple[LoadLog, ExactFigures, str, str]:
     from gguf_inspect.llamacpp.runtime import capture_load
 
     try:
-        capture = capture_load(location, config)
+        capture = capture_load(location, config, loras, mmproj)
     except RuntimeUnavailableError as error:
         raw_log = getattr(error, "raw_log", None)
         if log_path and raw_log:
@@ -90,36 +95,55 @@ def _from_live_load(location: str, config: LlamaSettings, log_path: str | None
         _write_text(log_path, capture.raw_log)
     exact = ExactFigures(capture.model_size, capture.model_n_params, capture.n_ctx,
                          capture.n_ctx_seq, capture.n_batch, capture.n_ubatch, capture.n_seq_max)
-    return parse_load_log(capture.records), exact, capture.library
+    return parse_load_log(capture.records), exact, capture.library, capture.extras_log
 
 
 def compare_runtime(location: str, settings: Mapping[str, Any], log_path: str | None = None,
-                    from_log: str | None = None) -> RuntimeComparison:
+                    from_log: str | None = None, lora: str | None = None,
+                    mmproj: str | None = None) -> RuntimeComparison:
     """Load (or read the saved log of) ``location`` with ``settings`` (LlamaSettings fields
     given by the user; None or absent: not given) and compare every figure with the memory
     model's prediction. A live load takes the defaults table's values for the rest, as
     ``vram`` assumes them: llama.cpp's C API defaults (every layer offloaded, n_gpu_layers -1
     from llama_model_default_params; no effect on a CPU-only build) and n_ctx 4096."""
     gguf = read_gguf(location)
+    loras = parse_lora_option(lora or "")
     if from_log is not None:
         log, config, notes = _from_saved_log(from_log, settings)
         exact, runtime = None, f"log {from_log}"
+        extras_log = _read_text(from_log) if loras or mmproj else ""
     else:
         config, notes = resolve_settings(settings)[0], []
-        log, exact, runtime = _from_live_load(location, config, log_path)
+        log, exact, runtime, extras_log = _from_live_load(location, config, log_path, loras,
+                                                          mmproj)
         devices, device_notes = device_settings_from_log(log)
         if "gpu_capacities" in devices:
             # A GPU build: predict for the devices llama.cpp used, as the log names them.
             config = replace(config, gpu_capacities=devices["gpu_capacities"])
             notes += device_notes
     comparison = compare(summarize(gguf), predict_memory(gguf, config), log, exact, runtime)
-    return replace(comparison, notes=tuple(notes) + comparison.notes)
+    comparison = replace(comparison, notes=tuple(notes) + comparison.notes)
+    if loras or mmproj:
+        comparison = _with_extras(comparison, gguf, config, loras, mmproj, extras_log)
+    return comparison
+
+
+def _with_extras(comparison: RuntimeComparison, gguf: GGUFFile, config: LlamaSettings,
+                 loras: tuple[tuple[str, float], ...], mmproj: str | None,
+                 extras_log: str) -> RuntimeComparison:
+    """The LoRA and projector checks after the model's (the projector on the CPU, as loaded)."""
+    projector = read_gguf(mmproj) if mmproj else None
+    files = ExtraFiles(tuple((read_gguf(path), scale) for path, scale in loras), None, None,
+                       projector, mmproj_offload=False)
+    checks = extras_checks(extra_loads(gguf, config, files), projector, extras_log)
+    return replace(comparison, checks=comparison.checks + tuple(checks))
 
 
 def run_runtime(location: str, output_format: str, settings: Mapping[str, Any],
-                log_path: str | None = None, from_log: str | None = None) -> tuple[str, int]:
+                log_path: str | None = None, from_log: str | None = None,
+                lora: str | None = None, mmproj: str | None = None) -> tuple[str, int]:
     """The ``runtime`` command: rendered comparison and its exit code (0 all exact match)."""
-    comparison = compare_runtime(location, settings, log_path, from_log)
+    comparison = compare_runtime(location, settings, log_path, from_log, lora, mmproj)
     code = ExitCode.OK if comparison.all_match else ExitCode.DIFFERS
     if output_format == "json":
         from gguf_inspect.render.runtime import runtime_json

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gguf_inspect.llamacpp.adapters import parse_lora_option
 from gguf_inspect.llamacpp.devices import parse_gpus, parse_size
+from gguf_inspect.llamacpp.extras import ExtraFiles
 from gguf_inspect.llamacpp.settings import context_refusal, resolve_settings
 from gguf_inspect.reports.vram import VramReport, audit
 from gguf_inspect.core.constants import ExitCode
@@ -33,6 +35,21 @@ class VramOptions:
     plan: bool = False
     # llama.cpp settings given (LlamaSettings fields; absent or None: the table's default)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # files loaded beside the model (llama.cpp's --lora, -md, -ngld, --mmproj)
+    lora: str | None = None  # FILE[:SCALE][,...]
+    model_draft: str | None = None
+    gpu_layers_draft: int | None = None
+    mmproj: str | None = None
+    mmproj_offload: bool = True
+
+
+def read_extras(options: VramOptions) -> ExtraFiles | None:
+    """The extra files' headers, or None when none was given."""
+    loras = tuple((read_gguf(path), scale) for path, scale in parse_lora_option(options.lora or ""))
+    draft = read_gguf(options.model_draft) if options.model_draft else None
+    mmproj = read_gguf(options.mmproj) if options.mmproj else None
+    extras = ExtraFiles(loras, draft, options.gpu_layers_draft, mmproj, options.mmproj_offload)
+    return extras or None
 
 
 def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[str, int]:
@@ -52,7 +69,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
             assumed += ("--plan needs --gpu: no plan made",)
     gguf = read_gguf(location)
     report = audit(gguf, settings, gpus, headroom, plan=options.plan and bool(gpus),
-                   assumptions=assumed)
+                   assumptions=assumed, extras=read_extras(options))
     if output_format == "json":
         from gguf_inspect.render.vram import vram_json
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
-INPLACE_OPS = frozenset({"ADD", "MUL", "SCALE", "ROPE", "RMS_NORM", "SOFT_MAX"})
+INPLACE_OPS = frozenset({"ADD", "MUL", "SCALE", "ROPE", "RMS_NORM", "SOFT_MAX", "UNARY"})
 
 
 @dataclass(eq=False)

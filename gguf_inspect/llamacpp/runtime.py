@@ -43,6 +43,9 @@ class RuntimeCapture:
     n_ubatch: int
     n_seq_max: int
     library: str  # "llama-cpp-python 0.3.36"
+    # What loading the extra files (LoRA adapters, a projector) logged, kept apart from the
+    # model's load log: mtmd's "compute buffer size" lines are not the context's.
+    extras_log: str = ""
 
 
 def import_llama_cpp() -> Any:
@@ -69,6 +72,11 @@ class LogCatcher:
         self._callback = llama_cpp.llama_log_callback(self._receive)
         self._previous_callback = llama_cpp.llama_log_callback()
         self._previous_user_data = ctypes.c_void_p()
+
+    @property
+    def callback(self) -> Any:
+        """The ctypes callback (for a library with its own log setter, like mtmd)."""
+        return self._callback
 
     def _receive(self, level: int, text: bytes | None, _user_data: Any) -> None:
         # Never raise into C: decode leniently (strings from the file may be any bytes).
@@ -120,8 +128,43 @@ def _refusal(path: str, what: str, fragments: list[tuple[int, str]]) -> RuntimeU
     return error
 
 
-def capture_load(path: str, config: LlamaSettings) -> RuntimeCapture:
-    """Load ``path`` and one context as ``config`` says, free both, and return the whole log.
+def _load_extras(llama_cpp: Any, model: Any, loras: tuple[tuple[str, float], ...],
+                 mmproj: str | None, fragments: list[tuple[int, str]]) -> None:
+    """LoRA adapters through ``llama_adapter_lora_init`` (freed with the model) and a projector
+    through mtmd's ``mtmd_init_from_file`` on the CPU (warmup on: that is when the vision
+    compute buffer is reserved), freed at once."""
+    for lora_path, _scale in loras:
+        if not os.path.isfile(lora_path):
+            raise SourceError("no such file (the runtime needs a local file)", path=lora_path)
+        if not llama_cpp.llama_adapter_lora_init(model, lora_path.encode()):
+            raise _refusal(lora_path, "load the LoRA adapter", fragments)
+    if mmproj is None:
+        return
+    if not os.path.isfile(mmproj):
+        raise SourceError("no such file (the runtime needs a local file)", path=mmproj)
+    from llama_cpp import mtmd_cpp
+
+    params = mtmd_cpp.mtmd_context_params_default()
+    params.use_gpu = False
+    params.print_timings = False
+    params.n_threads = 1
+    # mtmd and clip log through their own callback (mtmd_log_set), not llama_log_set's
+    catcher = LogCatcher(llama_cpp)
+    catcher.fragments = fragments
+    mtmd_cpp.mtmd_log_set(catcher.callback, ctypes.c_void_p(0))
+    try:
+        context = mtmd_cpp.mtmd_init_from_file(mmproj.encode(), model, params)
+    finally:
+        mtmd_cpp.mtmd_log_set(llama_cpp.llama_log_callback(), ctypes.c_void_p(0))
+    if not context:
+        raise _refusal(mmproj, "load the projector", fragments)
+    mtmd_cpp.mtmd_free(context)
+
+
+def capture_load(path: str, config: LlamaSettings, loras: tuple[tuple[str, float], ...] = (),
+                 mmproj: str | None = None) -> RuntimeCapture:
+    """Load ``path`` and one context as ``config`` says (then the LoRA adapters and the
+    projector, if given), free everything, and return the whole log.
 
     Raises RuntimeUnavailableError when llama-cpp-python is missing or llama.cpp refuses the
     model or the context (the message carries llama.cpp's own error line).
@@ -145,17 +188,20 @@ def capture_load(path: str, config: LlamaSettings) -> RuntimeCapture:
                      llama_cpp.llama_n_seq_max(context))
             # Freeing the context logs the compute buffers again, with four decimals.
             llama_cpp.llama_free(context)
+            main_end = len(catcher.fragments)
+            _load_extras(llama_cpp, model, loras, mmproj, catcher.fragments)
             model_size = llama_cpp.llama_model_size(model)
             model_n_params = llama_cpp.llama_model_n_params(model)
         finally:
             llama_cpp.llama_model_free(model)
     return RuntimeCapture(
         raw_log="".join(text for _level, text in catcher.fragments),
-        records=join_fragments(catcher.fragments),
+        records=join_fragments(catcher.fragments[:main_end]),
         model_size=model_size, model_n_params=model_n_params,
         n_ctx=sizes[0], n_ctx_seq=sizes[1], n_batch=sizes[2], n_ubatch=sizes[3],
         n_seq_max=sizes[4],
         library=f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')}",
+        extras_log="".join(text for _level, text in catcher.fragments[main_end:]),
     )
 
 

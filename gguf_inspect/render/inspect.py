@@ -120,6 +120,12 @@ def tensors_section(tensors: tuple[TensorInfo, ...]) -> Section:
 
 def inspect_sections(report: InspectReport, full: bool = False) -> list[Section]:
     sections = summary_section(report.summary)
+    if report.companion is not None:  # an adapter or projector: say so before anything else
+        kind = {"adapter": "a LoRA adapter, not a language model",
+                "mmproj": "a multimodal projector (mmproj), not a language model"}
+        sections.insert(0, KeyValues("what this file is", [
+            ("general.type", f"{report.companion.kind}: {kind[report.companion.kind]}"),
+            *report.companion.facts]))
     if report.embeddings is not None:
         sections += embeddings_sections(report.embeddings)
     if report.metadata is not None:
@@ -190,6 +196,9 @@ def embeddings_json(report: EmbeddingReport) -> dict[str, Any]:
 def inspect_json(report: InspectReport) -> str:
     document: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     document.update(summary_json(report.summary))
+    if report.companion is not None:
+        document["companion"] = {"general_type": report.companion.kind,
+                                 "facts": dict(report.companion.facts)}
     if report.embeddings is not None:
         document["embeddings"] = embeddings_json(report.embeddings)
     if report.metadata is not None:

@@ -14,7 +14,10 @@ from gguf_inspect.render.text import format_mib, json_text
 BAR_WIDTH = 40
 # one letter per share of the bar: Weights, KV cache, Output, Compute; '.' is free capacity
 BAR_PARTS = (("W", "weights_bytes"), ("K", "kv_bytes"), ("O", "output_bytes"),
-             ("C", "compute_bytes"))
+             ("C", "compute_bytes"), ("X", "extra_bytes"))
+# Which column of the per-device table each extra file's buffer kind adds to.
+EXTRA_COLUMNS = {"lora": 0, "mmproj": 0, "draft_model": 0, "draft_kv": 1, "draft_output": 2,
+                 "draft_compute": 3, "mmproj_compute": 3}
 
 
 def _size(n_bytes: int | None) -> str:
@@ -37,9 +40,26 @@ def devices_section(report: VramReport) -> Table:
                      _size(usage.compute_bytes), _size(usage.total_bytes),
                      _size(usage.capacity_bytes),
                      "-" if free is None else ("" if free >= 0 else "-") + format_mib(abs(free))])
+        rows += _extra_rows(report, usage.name)
     return Table("memory per device", ["device", "weights", "KV cache", "output", "compute",
                                        "total", "capacity", "free after headroom"],
                  rows, numeric_columns=frozenset(range(1, 8)))
+
+
+def _extra_rows(report: VramReport, device: str) -> list[list[str]]:
+    """One row per extra file with buffers on ``device``, its bytes in the matching columns
+    (they are already in the device's total above)."""
+    rows = []
+    for load in report.extras:
+        parts = [0, 0, 0, 0]
+        on_device = [item for item in load.buffers if item.device == device]
+        for item in on_device:
+            parts[EXTRA_COLUMNS.get(item.kind, 0)] += item.n_bytes
+        if on_device:
+            rows.append([f"  + {load.role} {load.path.rsplit('/', 1)[-1]}",
+                         *(_size(part) for part in parts),
+                         _size(sum(parts)), "", ""])
+    return rows
 
 
 def bar(usage: DeviceUsage) -> str:
@@ -59,15 +79,21 @@ def bar(usage: DeviceUsage) -> str:
 
 def bars_section(report: VramReport) -> Table:
     rows = [[_device_label(report, usage), bar(usage)] for usage in report.devices]
-    return Table("breakdown", ["device", "W weights, K KV cache, O output, C compute, . free"],
-                 rows)
+    legend = "W weights, K KV cache, O output, C compute, " + ("X extras, " if report.extras
+                                                                   else "") + ". free"
+    return Table("breakdown", ["device", legend], rows)
 
 
 def buffers_section(report: VramReport) -> Table:
     rows = [[item.device, item.buffer, item.kind, f"{item.n_bytes:,}", format_mib(item.n_bytes),
-             "exact" if item.exact else "estimate"] for item in report.prediction.buffers]
+             "exact" if item.exact else "estimate"] for item in _all_buffers(report)]
     return Table("llama.cpp buffers", ["device", "buffer", "kind", "bytes", "size", "figure"], rows,
                  numeric_columns=frozenset({3, 4}))
+
+
+def _all_buffers(report: VramReport) -> list[Any]:
+    """The model's buffers, then each extra file's."""
+    return [*report.prediction.buffers, *(item for load in report.extras for item in load.buffers)]
 
 
 def kv_section(report: VramReport) -> Table:
@@ -213,7 +239,7 @@ def vram_json(report: VramReport) -> str:
         "devices": [_device_json(usage) for usage in report.devices],
         "buffers": [{"device": item.device, "buffer": item.buffer, "kind": item.kind,
                      "bytes": item.n_bytes, "exact": item.exact}
-                    for item in report.prediction.buffers],
+                    for item in _all_buffers(report)],
         "kv_cache": _kv_json(report),
         "fits": report.fits,
         "unmodelled": report.prediction.unmodelled,
@@ -221,6 +247,14 @@ def vram_json(report: VramReport) -> str:
         "max_ctx": report.max_ctx,
         "assumptions": list(report.assumptions),
     }
+    if report.extras:  # files loaded beside the model: their bytes per device, and each file
+        for usage, device in zip(report.devices, document["devices"]):
+            device["extra_bytes"] = usage.extra_bytes
+        document["extras"] = [
+            {"role": load.role, "path": load.path, "bytes": load.n_bytes,
+             "buffers": [{"device": item.device, "buffer": item.buffer, "kind": item.kind,
+                          "bytes": item.n_bytes, "exact": item.exact} for item in load.buffers]}
+            for load in report.extras]
     if report.plan is not None:
         document["plan"] = [{"n_ctx": row.n_ctx, "max_gpu_layers": row.max_gpu_layers,
                              "fits_full_offload": row.fits_full_offload} for row in report.plan]

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from gguf_inspect.llamacpp.devices import GPU
+from gguf_inspect.llamacpp.extras import ExtraFiles, ExtraLoad, extra_buffers, extra_loads
 from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.kv_cache import CTX_PAD
 from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
-from gguf_inspect.llamacpp.placement import HOST
+from gguf_inspect.llamacpp.placement import HOST, BufferEstimate
 from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.core.model import GGUFFile
 
@@ -30,10 +31,12 @@ class DeviceUsage:
     kv_bytes: int
     output_bytes: int
     compute_bytes: int
+    extra_bytes: int = 0  # LoRA adapters, a draft model, a projector (their own rows)
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.output_bytes + self.compute_bytes
+        return (self.weights_bytes + self.kv_bytes + self.output_bytes + self.compute_bytes
+                + self.extra_bytes)
 
     def free_bytes(self, headroom: int) -> int | None:
         """What is left after the buffers and the headroom; negative when over."""
@@ -64,6 +67,7 @@ class VramReport:
     max_ctx: int | None
     plan: tuple[PlanRow, ...] | None
     assumptions: tuple[str, ...]
+    extras: tuple[ExtraLoad, ...] = ()  # files loaded beside the model
 
     @property
     def resolved_gpu_layers(self) -> int:
@@ -75,8 +79,10 @@ class VramReport:
         return self.n_layer + 1 if ngl < 0 else min(ngl, self.n_layer + 1)
 
 
-def device_usage(prediction: MemoryPrediction, gpus: tuple[GPU, ...]) -> tuple[DeviceUsage, ...]:
-    """Host first, then every GPU (also those that received nothing)."""
+def device_usage(prediction: MemoryPrediction, gpus: tuple[GPU, ...],
+                 extra: tuple[BufferEstimate, ...] = ()) -> tuple[DeviceUsage, ...]:
+    """Host first, then every GPU (also those that received nothing); ``extra`` buffers (files
+    loaded beside the model) count in each device's total."""
     names = [HOST] + [f"gpu{index}" for index in range(len(gpus))]
     usages = []
     for index, name in enumerate(names):
@@ -85,25 +91,29 @@ def device_usage(prediction: MemoryPrediction, gpus: tuple[GPU, ...]) -> tuple[D
         # the recurrent state (RS buffers) is the context memory of recurrent/hybrid models
         memory = totals["kv"] + prediction.device_total(name, "recurrent")
         usages.append(DeviceUsage(name, capacity, totals["model"], memory,
-                                  totals["output"], totals["compute"]))
+                                  totals["output"], totals["compute"],
+                                  sum(item.n_bytes for item in extra if item.device == name)))
     return tuple(usages)
 
 
-def fits_gpus(prediction: MemoryPrediction, gpus: tuple[GPU, ...], headroom: int) -> bool:
-    return all(usage.free_bytes(headroom) >= 0
-               for usage in device_usage(prediction, gpus) if usage.capacity_bytes is not None)
+def fits_gpus(prediction: MemoryPrediction, gpus: tuple[GPU, ...], headroom: int,
+              extra: tuple[BufferEstimate, ...] = ()) -> bool:
+    return all(usage.free_bytes(headroom) >= 0 for usage in device_usage(prediction, gpus, extra)
+               if usage.capacity_bytes is not None)
 
 
-def _fits(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int) -> bool:
-    return fits_gpus(predict_memory(gguf, config), gpus, headroom)
+def _fits(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int,
+          extras: ExtraFiles | None = None) -> bool:
+    extra = extra_buffers(extra_loads(gguf, config, extras))
+    return fits_gpus(predict_memory(gguf, config), gpus, headroom, extra)
 
 
 def max_gpu_layers(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...],
-                   headroom: int, n_layer: int) -> int | None:
+                   headroom: int, n_layer: int, extras: ExtraFiles | None = None) -> int | None:
     """The largest n_gpu_layers (0 .. n_layer + 1, the output head counting as one) that fits;
     None when even 0 does not (only possible with a headroom larger than a card)."""
     def fits(ngl: int) -> bool:
-        return _fits(gguf, replace(config, n_gpu_layers=ngl), gpus, headroom)
+        return _fits(gguf, replace(config, n_gpu_layers=ngl), gpus, headroom, extras)
 
     if not fits(0):
         return None
@@ -118,13 +128,13 @@ def max_gpu_layers(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...],
 
 
 def max_context(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int,
-                n_ctx_train: int) -> int | None:
+                n_ctx_train: int, extras: ExtraFiles | None = None) -> int | None:
     """The longest context that fits with every layer offloaded: the trained maximum itself, or
     the largest multiple of 256 below it; None when not even 256 tokens do."""
     full = replace(config, n_gpu_layers=-1)
 
     def fits(n_ctx: int) -> bool:
-        return _fits(gguf, replace(full, n_ctx=n_ctx), gpus, headroom)
+        return _fits(gguf, replace(full, n_ctx=n_ctx), gpus, headroom, extras)
 
     top = max(n_ctx_train, CTX_PAD)
     if fits(top):  # the trained maximum itself (llama.cpp pads it up to a multiple of 256)
@@ -143,7 +153,8 @@ def max_context(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], he
 
 
 def plan_grid(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int,
-              n_layer: int, n_ctx_train: int | None) -> tuple[PlanRow, ...]:
+              n_layer: int, n_ctx_train: int | None,
+              extras: ExtraFiles | None = None) -> tuple[PlanRow, ...]:
     """Contexts 4k/8k/16k/32k (those within the trained maximum) and the trained maximum,
     each with the largest --ngl that fits."""
     contexts = [n for n in PLAN_CONTEXTS if n_ctx_train is None or n < n_ctx_train]
@@ -152,18 +163,23 @@ def plan_grid(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], head
     rows = []
     for n_ctx in contexts:
         at_ctx = replace(config, n_ctx=n_ctx)
-        best = max_gpu_layers(gguf, at_ctx, gpus, headroom, n_layer)
+        best = max_gpu_layers(gguf, at_ctx, gpus, headroom, n_layer, extras)
         rows.append(PlanRow(n_ctx, best, best == n_layer + 1))
     return tuple(rows)
 
 
 def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int = 0,
-          plan: bool = False, assumptions: tuple[str, ...] = ()) -> VramReport:
-    """The whole audit for one configuration; searches run only when GPUs are given."""
+          plan: bool = False, assumptions: tuple[str, ...] = (),
+          extras: ExtraFiles | None = None) -> VramReport:
+    """The whole audit for one configuration; searches run only when GPUs are given. ``extras``
+    (LoRA adapters, a draft model, a projector) count on the devices they load on, in the fit
+    verdict and in every search."""
     config = replace(config, gpu_capacities=tuple(gpu.capacity_bytes for gpu in gpus))
     hparams = read_hyperparameters(gguf)
     prediction = predict_memory(gguf, config)
-    fits = fits_gpus(prediction, gpus, headroom) if gpus else None
+    loads = extra_loads(gguf, config, extras)
+    extra = extra_buffers(loads)
+    fits = fits_gpus(prediction, gpus, headroom, extra) if gpus else None
     best_ngl = best_ctx = None
     grid = None
     if prediction.unmodelled is not None:
@@ -171,14 +187,16 @@ def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom
         # the searches would only find limits that may not hold.
         fits = False if fits is False else None
     elif gpus:
-        best_ngl = max_gpu_layers(gguf, config, gpus, headroom, hparams.n_layer)
+        best_ngl = max_gpu_layers(gguf, config, gpus, headroom, hparams.n_layer, extras)
         best_ctx = max_context(gguf, config, gpus, headroom,
-                               hparams.n_ctx_train or prediction.context.n_ctx)
+                               hparams.n_ctx_train or prediction.context.n_ctx, extras)
         if plan:
-            grid = plan_grid(gguf, config, gpus, headroom, hparams.n_layer, hparams.n_ctx_train)
+            grid = plan_grid(gguf, config, gpus, headroom, hparams.n_layer, hparams.n_ctx_train,
+                             extras)
     return VramReport(
         path=gguf.path, architecture=gguf.architecture, n_layer=hparams.n_layer, config=config,
         gpus=gpus, headroom_bytes=headroom, prediction=prediction,
-        devices=device_usage(prediction, gpus), fits=fits, max_gpu_layers=best_ngl,
+        devices=device_usage(prediction, gpus, extra), fits=fits, max_gpu_layers=best_ngl,
         max_ctx=best_ctx, plan=grid,
-        assumptions=tuple(assumptions) + prediction.notes)
+        assumptions=tuple(assumptions) + prediction.notes
+        + tuple(note for load in loads for note in load.notes), extras=loads)

@@ -1,0 +1,150 @@
+"""What loads beside the model's own weights: LoRA adapters and a draft model for speculative
+decoding, each as buffers llama.cpp allocates.
+
+LoRA follows ``llama_adapter_lora_init_impl`` (src/llama-adapter.cpp): the file must say
+general.type "adapter" and adapter.type "lora"; ``X.lora_a`` / ``X.lora_b`` pairs patch the
+model's tensor X; each pair goes into the buffer type of X's buffer, except the CPU's extra
+types (AMX, CPU_REPACK), which fall back to the CPU ("lora for ... cannot use buft"); one buffer
+per buffer type, each tensor PAD(alloc_size, alignment) as
+``ggml_backend_alloc_ctx_tensors_from_buft`` (ggml-alloc.c). A tensor of a memory-mapped model
+lives in a CPU_Mapped buffer, whose type allocates through ``ggml_backend_cpu_buffer_type_alloc_buffer`` (ggml-backend.cpp), so the
+adapter's buffer is a plain "CPU" one.
+
+The draft model follows ``common_base_params_to_speculative`` and
+``common_speculative_init_result`` (common/speculative.cpp): the main settings with the draft's
+own ``-ngld`` and cache types, and the draft context as long as the target's
+(``cparams.n_ctx = llama_n_ctx(ctx_tgt)``); it is a second model with its own KV cache, output
+and compute buffers (``predict_memory`` on the draft file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from gguf_inspect.core.model import GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.hparams import read_hyperparameters
+from gguf_inspect.llamacpp.kv_cache import resolve_context
+from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
+from gguf_inspect.llamacpp.placement import (
+    HOST,
+    BufferEstimate,
+    buffer_alignment,
+    cuda_row_padding,
+    pad,
+    place_layers,
+    place_tensors,
+)
+from gguf_inspect.llamacpp.settings import LlamaSettings
+
+CPU_EXTRA_BUFFERS = frozenset({"AMX", "CPU_REPACK"})  # ggml_backend_dev_get_extra_bufts (CPU)
+HOST_BUFFERS = frozenset({"CPU", "CPU_Mapped"})
+DRAFT_GPU_LAYERS = -1  # common_params_speculative draft.n_gpu_layers (common/common.h)
+
+
+@dataclass(frozen=True)
+class LoraAdapter:
+    path: str
+    architecture: str | None
+    scale: float
+    alpha: float
+    targets: tuple[str, ...]  # the model tensors patched, in file order
+    pairs: tuple[tuple[TensorInfo, TensorInfo], ...]  # (lora_a, lora_b) per target
+
+
+def is_adapter(gguf: GGUFFile) -> bool:
+    return gguf.value("general.type") == "adapter"
+
+
+def parse_lora_option(value: str) -> tuple[tuple[str, float], ...]:
+    """``FILE[:SCALE][,FILE[:SCALE]...]`` into (path, scale) pairs (scale 1.0 as --lora;
+    --lora-scaled in common/arg.cpp takes FILE:SCALE)."""
+    adapters = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        path, _, scale = item.rpartition(":") if _has_scale(item) else (item, "", "")
+        adapters.append((path, float(scale) if scale else 1.0))
+    return tuple(adapters)
+
+
+def _has_scale(item: str) -> bool:
+    head, sep, tail = item.rpartition(":")
+    if not sep or not head:
+        return False
+    try:
+        float(tail)
+    except ValueError:
+        return False
+    return True
+
+
+def read_lora(gguf: GGUFFile, scale: float = 1.0) -> LoraAdapter:
+    """The adapter's pairs; ValueError with llama.cpp's own reason when it would refuse it."""
+    if gguf.value("general.type") != "adapter":
+        raise ValueError("expect general.type to be 'adapter', but got: "
+                         f"{gguf.value('general.type', '')}")
+    if gguf.value("adapter.type") != "lora":
+        raise ValueError("expect adapter.type to be 'lora', but got: "
+                         f"{gguf.value('adapter.type', '')}")
+    halves: dict[str, dict[str, TensorInfo]] = {}
+    for tensor in gguf.tensors:
+        for suffix in (".lora_a", ".lora_b"):
+            if tensor.name.endswith(suffix):
+                halves.setdefault(tensor.name[: -len(suffix)], {})[suffix] = tensor
+    pairs = []
+    for name, half in halves.items():
+        if len(half) != 2:
+            raise ValueError(f"LoRA tensor pair for '{name}' is missing one component")
+        pairs.append((half[".lora_a"], half[".lora_b"]))
+    alpha = float(gguf.value("adapter.lora.alpha", 0.0) or 0.0)
+    return LoraAdapter(gguf.path, gguf.architecture, scale, alpha, tuple(halves), tuple(pairs))
+
+
+def lora_buffers(model: GGUFFile, adapter: LoraAdapter,
+                 settings: LlamaSettings) -> list[BufferEstimate]:
+    """One "LoRA buffer" per buffer type the patched tensors live in."""
+    if adapter.architecture != model.architecture:
+        raise ValueError("model arch and LoRA arch mismatch")
+    hparams = read_hyperparameters(model)
+    placement = place_layers(hparams.n_layer, settings.n_gpu_layers, settings.gpu_capacities)
+    where = {item.tensor.name: item for item in place_tensors(model, hparams, placement, settings)
+             if not item.duplicate}
+    sizes: dict[tuple[str, str], int] = {}
+    for target, pair in zip(adapter.targets, adapter.pairs):
+        placed = where.get(target)
+        if placed is None:
+            raise ValueError(f"LoRA tensor '{target}' does not exist in base model "
+                             "(hint: maybe wrong base model?)")
+        buffer = placed.buffer
+        if buffer in CPU_EXTRA_BUFFERS or buffer in HOST_BUFFERS:
+            buffer = "CPU"
+        key = (placed.device if buffer.startswith("CUDA") else HOST, buffer)
+        sizes[key] = sizes.get(key, 0) + sum(_lora_alloc(t, buffer) for t in pair)
+    return [BufferEstimate(device, buffer, "lora", size, True)
+            for (device, buffer), size in sizes.items()]
+
+
+def _lora_alloc(tensor: TensorInfo, buffer: str) -> int:
+    padding = cuda_row_padding(tensor.type_id, tensor.row_length) \
+        if buffer.startswith("CUDA") and buffer != "CUDA_Host" else 0
+    return pad(tensor.n_bytes + padding, buffer_alignment(buffer))
+
+
+# ---- the draft model ---------------------------------------------------------------------------
+
+
+def draft_settings(main: LlamaSettings, target: GGUFFile, n_gpu_layers: int | None,
+                   cache_type_k: str | None = None, cache_type_v: str | None = None,
+                   ) -> LlamaSettings:
+    """The draft's settings: the main ones, the draft's -ngld (common/arg.cpp: default -1,
+    whatever -ngl says), and n_ctx the target context's resolved length."""
+    n_ctx = resolve_context(read_hyperparameters(target), main).n_ctx
+    return replace(main, n_ctx=n_ctx,
+                   n_gpu_layers=DRAFT_GPU_LAYERS if n_gpu_layers is None else n_gpu_layers,
+                   cache_type_k=cache_type_k or main.cache_type_k,
+                   cache_type_v=cache_type_v or main.cache_type_v, embeddings=False)
+
+
+def draft_buffers(draft: GGUFFile, settings: LlamaSettings) -> tuple[MemoryPrediction,
+                                                                     list[BufferEstimate]]:
+    """The draft's own prediction and its buffers, relabelled ``draft_<kind>``."""
+    prediction = predict_memory(draft, settings)
+    return prediction, [replace(item, kind=f"draft_{item.kind}") for item in prediction.buffers]
