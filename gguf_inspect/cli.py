@@ -266,7 +266,9 @@ def embed_command(
     model: Annotated[str, typer.Argument(help="GGUF file whose token embedding to explore.")],
     nearest: Annotated[Optional[str], typer.Option(
         "--nearest", metavar="WORD",
-        help="Tokens whose rows are closest to WORD's (a number is a token id).")] = None,
+        help="Tokens whose rows are closest to WORD's: the whole word as in running text "
+             "(▁word / Ġword); =piece for that exact vocabulary entry; a number is a "
+             "token id.")] = None,
     analogy: Annotated[Optional[tuple[str, str, str]], typer.Option(
         "--analogy", metavar="A B C", help="Tokens closest to A - B + C (inputs excluded).",
         show_default=False)] = None,
@@ -278,6 +280,9 @@ def embed_command(
                                        help="How many answers.")] = 10,
     vs: Annotated[Optional[str], typer.Option(
         "--vs", metavar="OTHER", help="Same query on another quantization, side by side.")] = None,
+    keep_variants: Annotated[bool, typer.Option(
+        "--keep-variants", help="Let the inputs' case, marker and plural variants (KING, "
+                                "▁King, kings) be answers; they are left out by default.")] = False,
     as_json: JsonOption = False,
     as_markdown: MarkdownOption = False,
     show_traceback: TracebackOption = False,
@@ -291,7 +296,8 @@ def embed_command(
 
         # A question the file cannot answer raises QueryError, a UsageError: exit 2.
         return run_embed(model, output_format, nearest=nearest, analogy=analogy, token=token,
-                         stats=stats, top_k=top_k, vs=vs, stderr=streams.stderr)
+                         stats=stats, top_k=top_k, vs=vs, keep_variants=keep_variants,
+                         stderr=streams.stderr)
 
     guarded(cli_context, run, show_traceback)
 

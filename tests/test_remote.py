@@ -110,11 +110,20 @@ def test_redirect_is_followed_once_then_the_final_url_is_used(big_header_model: 
     assert len(paths) > 3
 
 
-def test_server_ignoring_range_is_refused_past_the_cap() -> None:
+def test_server_ignoring_range_keeps_the_first_bytes_and_refuses_past_them() -> None:
+    # issue 18: the header is read from the one open answer (was: refused at once, "stopped
+    # after 0 bytes"); what lies past the kept prefix is refused with both sizes.
+    cap = header_size(FIXTURE) + 1000
     with RangeServer(FIXTURES, honour_range=False) as server:
-        with pytest.raises(SourceError, match="ignores HTTP Range") as caught:
-            HTTPRangeSource(server.url(FIXTURE.name), HTTPOptions(whole_body_cap=100_000))
-        assert str(FIXTURE.stat().st_size) in str(caught.value)
+        with HTTPRangeSource(server.url(FIXTURE.name), HTTPOptions(whole_body_cap=cap)) as source:
+            model = read_gguf_source(source)
+            assert model.tensors == read_gguf(FIXTURE).tensors
+            last = max(model.tensors, key=lambda tensor: tensor.offset)
+            with pytest.raises(SourceError, match="ignores HTTP Range") as caught:
+                read_tensor_bytes(source, last)
+            assert source.bytes_fetched <= cap + 64 * 1024  # one piece past the cap at most
+        assert f"{FIXTURE.stat().st_size:,}" in str(caught.value)
+        assert f"first {cap:,}" in str(caught.value)
         assert len(server.log.requests) == 1  # detected at once, no retries
 
 
@@ -126,11 +135,16 @@ def test_server_ignoring_range_with_a_small_file_is_read_from_the_one_answer() -
     assert model.tensors == read_gguf(FIXTURE).tensors
 
 
-def test_cli_reports_a_range_ignoring_server_with_exit_4(big_header_model: Path) -> None:
+def test_cli_reads_a_header_from_a_range_ignoring_server(big_header_model: Path) -> None:
+    # issue 18: a header inside the first 4 MiB is read (was: exit 4); the data past it is
+    # out of reach, exit 4 with the reason.
+    assert header_size(big_header_model) < HTTPOptions().whole_body_cap
     with RangeServer(big_header_model.parent, honour_range=False) as server:
         result = CliRunner().invoke(app, [server.url(big_header_model.name)])
-    assert result.exit_code == 4
-    assert "ignores HTTP Range" in result.stderr
+        assert result.exit_code == 0, result.stderr
+        values = CliRunner().invoke(app, ["validate", "--data", server.url(big_header_model.name)])
+    assert values.exit_code in (3, 4)
+    assert "ignores HTTP Range" in values.stdout + values.stderr
 
 
 def test_transient_failures_are_retried() -> None:

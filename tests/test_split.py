@@ -225,12 +225,18 @@ def test_a_cut_shard_is_named_with_offsets_inside_it(shards: list[Path],
     cut = 5000
     with open(shard_copy[2], "r+b") as handle:
         handle.truncate(cut)
-    expected = [(str(shard_copy[2]), entry, f"tensor data [{data}, {data + n_bytes}) runs past "
-                 f"the end of the file ({cut} bytes)")
-                for _, (shard, entry, data, n_bytes) in sorted(
-                    _oracle_tensors(shards).items(), key=lambda item: item[1][1])
-                if shard == 3 and data + n_bytes > cut]
-    assert len(expected) == 5
+    past = [(entry, data, data + n_bytes)
+            for _, (shard, entry, data, n_bytes) in sorted(
+                _oracle_tensors(shards).items(), key=lambda item: item[1][2])
+            if shard == 3 and data + n_bytes > cut]
+    assert len(past) == 5
+    # issue 18: one problem for the cut, with both sizes, naming the tensor the cut falls in
+    # (was: one problem per tensor past the end)
+    entry, start, end = past[0]
+    implied = max(end for _, _, end in past)
+    expected = [(str(shard_copy[2]), entry, f"truncated: {cut:,} of {implied:,} bytes (the size "
+                 f"the header implies): tensor data [{start}, {end}) (and 4 more of the 5 "
+                 "tensors) runs past the end of the file")]
     report = validate_file(str(shard_copy[0]), data=True)
     assert not report.valid
     assert [(p.file, p.offset, p.message) for p in report.problems] == expected

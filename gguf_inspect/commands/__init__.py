@@ -42,21 +42,45 @@ class Streams:
         return cls(sys.stdout, sys.stderr)
 
 
+# Default tables are fitted to the terminal but never narrower than this: below it the tables
+# would be mostly ellipses. COLUMNS (or the real width) above it is used as it is.
+MIN_TERMINAL_WIDTH = 100
+
+
+def terminal_width() -> int | None:
+    """The width to fit tables to: COLUMNS when set, else the real terminal's width when
+    stdout is a terminal, never under MIN_TERMINAL_WIDTH. None (no fitting) when output goes
+    to a pipe or file and COLUMNS is unset: ``| grep`` sees whole lines, as with ``ls``."""
+    import os
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(MIN_TERMINAL_WIDTH, int(columns))
+    try:
+        if not sys.stdout.isatty():
+            return None
+        return max(MIN_TERMINAL_WIDTH, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (AttributeError, ValueError, OSError):  # a replaced or closed stdout
+        return None
+
+
 def render(report: Report, output_format: OutputFormat | str,
            to_json: Callable[[Report], str],
-           to_sections: Callable[[Report], Sequence[Section]]) -> str:
+           to_sections: Callable[[Report], Sequence[Section]], *, fit: bool = True) -> str:
     """The one render dispatch: JSON from the report's JSON renderer, otherwise its laid-out
-    sections drawn as a terminal table or as markdown."""
+    sections drawn as a terminal table (fitted to the terminal's width unless ``fit`` is
+    False, as for --full) or as markdown. JSON and markdown are never cut."""
     chosen = OutputFormat(output_format)
     if chosen is OutputFormat.JSON:
         return to_json(report)
-    return render_sections(to_sections(report), chosen)
+    return render_sections(to_sections(report), chosen, fit=fit)
 
 
-def render_sections(sections: Sequence[Section], output_format: OutputFormat | str) -> str:
+def render_sections(sections: Sequence[Section], output_format: OutputFormat | str, *,
+                    fit: bool = True) -> str:
     """Draw a laid-out report as a terminal table or as markdown."""
     from gguf_inspect.render.document import draw_markdown, draw_terminal
 
     if OutputFormat(output_format) is OutputFormat.MARKDOWN:
         return draw_markdown(sections)
-    return draw_terminal(sections)
+    return draw_terminal(sections, terminal_width() if fit else None)

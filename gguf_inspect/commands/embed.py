@@ -9,6 +9,7 @@ returns ``(text, exit code)``; a question the file cannot answer raises ``QueryE
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Sequence, TextIO
 
 from gguf_inspect.reports.embed import (
@@ -56,9 +57,11 @@ def build_query(nearest: str | None, analogy: Sequence[str] | None, token: str |
     return EmbedQuery(chosen[0], tuple(str(word) for word in words), top_k)
 
 
-def _open(stack: ExitStack, location: str, use_tokenizer: bool) -> EmbeddingModel:
+def _open(stack: ExitStack, location: str, use_tokenizer: bool,
+          keep_variants: bool) -> EmbeddingModel:
     model = stack.enter_context(open_model(location))
     embedding = open_embedding_model(model, use_tokenizer=use_tokenizer)
+    embedding.vocabulary = replace(embedding.vocabulary, keep_variants=keep_variants)
     stack.callback(embedding.close)
     return embedding
 
@@ -66,14 +69,16 @@ def _open(stack: ExitStack, location: str, use_tokenizer: bool) -> EmbeddingMode
 def run_embed(location: str, output_format: OutputFormat | str, *, nearest: str | None = None,
               analogy: Sequence[str] | None = None, token: str | None = None,
               stats: bool = False, top_k: int = DEFAULT_TOP_K, vs: str | None = None,
-              use_tokenizer: bool = True, progress: Progress | None = None,
+              use_tokenizer: bool = True, keep_variants: bool = False,
+              progress: Progress | None = None,
               stderr: TextIO | None = None) -> CommandResult:
     """Answer one embedding query on ``location`` (and on ``vs`` side by side); exit 0.
+    ``keep_variants``: let the inputs' case, marker and plural variants be answers.
     Progress goes to ``progress``, else to a progress line on ``stderr``."""
     query = build_query(nearest, analogy, token, stats, top_k)
     with ExitStack() as stack:
-        primary = _open(stack, location, use_tokenizer)
-        other = _open(stack, vs, use_tokenizer) if vs is not None else None
+        primary = _open(stack, location, use_tokenizer, keep_variants)
+        other = _open(stack, vs, use_tokenizer, keep_variants) if vs is not None else None
         report = explore_models(query, primary, other,
                                 progress if progress is not None else StderrProgress(stderr))
     return render(report, output_format, embed_json, embed_sections), ExitCode.OK

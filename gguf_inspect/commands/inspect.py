@@ -21,4 +21,5 @@ def run_inspect(location: str, output_format: OutputFormat | str,
         report = inspect_model(model, options)
     # --full also lifts the terminal cut of long values (JSON is never cut).
     return render(report, output_format, inspect_json,
-                  lambda done: inspect_sections(done, options.full)), ExitCode.OK
+                  lambda done: inspect_sections(done, options.full),
+                  fit=not options.full), ExitCode.OK

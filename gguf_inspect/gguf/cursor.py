@@ -72,6 +72,11 @@ class Cursor:
                 f"file ends before {needed} byte(s) of {field}", offset=self.position, field=field)
         keep_from = self.position - self.buffer_start
         want = max(needed, self.chunk)
+        # A source that holds only the file's first bytes (a server without Range support)
+        # says where they end: read ahead no further than that.
+        readable_end = getattr(self.source, "readable_end", None)
+        if readable_end is not None:
+            want = max(needed, min(want, readable_end - self.position))
         self.chunk = min(self.chunk * 2, self.max_chunk)
         tail = self.buffer[keep_from:]
         read_from = self.position + len(tail)

@@ -252,20 +252,35 @@ def _tensor_sizes(raw_infos: list[_RawTensor], data_offset: int, file_size: int,
     return sizes
 
 
+def _report_truncation(raw_infos: list[_RawTensor], sizes: list[int], data_offset: int,
+                       file_size: int, problems: Problems) -> None:
+    """One problem for all tensor data past the end of the file, however many tensors: a cut
+    download leaves hundreds, and what matters is the one line with both sizes. It names the
+    first tensor the cut falls in (its offset and field point at that tensor's entry)."""
+    ends = [data_offset + info.relative + n_bytes for info, n_bytes in zip(raw_infos, sizes)]
+    past = [index for index, end in enumerate(ends) if end > file_size]
+    if not past:
+        return
+    first = min(past, key=lambda index: raw_infos[index].relative)
+    info, start = raw_infos[first], data_offset + raw_infos[first].relative
+    others = (f" (and {len(past) - 1} more of the {len(raw_infos)} tensors)" if len(past) > 1
+              else "")
+    problems.report(FormatError(
+        f"truncated: {file_size:,} of {max(ends):,} bytes (the size the header implies): "
+        f"tensor data [{start}, {ends[first]}){others} runs past the end of the file",
+        offset=info.info_offset, field=f"{info.label} offset"))
+
+
 def _place_tensors(raw_infos: list[_RawTensor], data_offset: int, alignment: int,
                    file_size: int, problems: Problems) -> tuple[TensorInfo, ...]:
     """Turn raw infos into TensorInfo: sizes, alignment, bounds and overlap checks."""
     sizes = _tensor_sizes(raw_infos, data_offset, file_size, problems)
-    for info, n_bytes in zip(raw_infos, sizes):
+    for info in raw_infos:
         if info.relative % alignment:
             problems.report(FormatError(
                 f"data offset {info.relative} is not a multiple of the alignment {alignment}",
                 offset=info.info_offset, field=f"{info.label} offset"))
-        absolute = data_offset + info.relative
-        if absolute + n_bytes > file_size:
-            problems.report(FormatError(
-                f"tensor data [{absolute}, {absolute + n_bytes}) runs past the end of the file "
-                f"({file_size} bytes)", offset=info.info_offset, field=f"{info.label} offset"))
+    _report_truncation(raw_infos, sizes, data_offset, file_size, problems)
     previous_end, previous_label = 0, ""
     for index in sorted(range(len(raw_infos)), key=lambda index: raw_infos[index].relative):
         info = raw_infos[index]
@@ -298,8 +313,9 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
         raw_infos = _read_tensor_infos(cursor, n_tensors)
         data_offset = -(-cursor.position // alignment) * alignment
         if raw_infos and data_offset > source.size:
-            raise TruncatedError("file ends before the tensor data", offset=cursor.position,
-                                 field="data section")
+            raise TruncatedError(f"truncated: {source.size:,} of at least {data_offset:,} bytes "
+                                 "(the size the header implies): file ends before the tensor "
+                                 "data", offset=cursor.position, field="data section")
         tensors = _place_tensors(raw_infos, data_offset, alignment, source.size, collector)
     except GGUFError as error:
         raise error.with_path(source.name)

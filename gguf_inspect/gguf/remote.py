@@ -6,8 +6,11 @@ header stay within the header size plus 1 MiB. Redirects are followed; each requ
 timeouts, and one overall deadline bounds everything done for one location (``HTTPOptions.deadline``,
 the CLI's ``--timeout``), however slowly a server trickles its headers or body; connection
 failures, timeouts, broken bodies and 429/5xx answers are retried a few times with backoff, what
-cannot get better by trying again (an invalid URL, a redirect loop, a bad status line) is not. A server that ignores Range (200 with the whole body) is detected: a small
-body is kept whole, a larger one is cut off at ``whole_body_cap`` with a clear error.
+cannot get better by trying again (an invalid URL, a redirect loop, a bad status line) is not.
+A server that ignores Range (200 with the whole body, as ``python -m http.server``) is detected:
+a small body is kept whole; of a larger one that announces its size, the first
+``whole_body_cap`` bytes are kept from the answer already open (enough for most headers) and the
+rest is never downloaded: a read past them fails with a clear error.
 
 Hugging Face: ``hf://OWNER/REPO[@REVISION]/PATH`` and ``https://huggingface.co/.../blob/...``
 page links resolve to the ``/resolve/`` download URL (``HF_ENDPOINT`` overrides the host), and
@@ -174,6 +177,7 @@ class HTTPRangeSource:
         self._cache_start = 0
         self._cache = b""
         self._retry_after: str | None = None
+        self._prefix_only = False  # True: a server without Range sent the first bytes only
         self.size = 0
         try:
             self._open()
@@ -190,9 +194,25 @@ class HTTPRangeSource:
         cached_from = offset - self._cache_start
         if 0 <= cached_from and cached_from + length <= len(self._cache):
             return self._cache[cached_from:cached_from + length]
+        if self._prefix_only:  # a server without Range: only the prefix it sent exists here
+            raise self.beyond_prefix(offset, length)
         data = self._fetch_range(offset, length)
         self._cache_start, self._cache = offset, data
         return data
+
+    @property
+    def readable_end(self) -> int | None:
+        """Where the readable bytes end when only a prefix was sent (None: anywhere)."""
+        return len(self._cache) if self._prefix_only else None
+
+    def beyond_prefix(self, offset: int, length: int) -> SourceError:
+        """The error for bytes past what a server without Range support sent."""
+        return SourceError(
+            f"the server ignores HTTP Range requests, so only the first {len(self._cache):,} "
+            f"of {self.size:,} bytes were read (from its one answer) and bytes "
+            f"[{offset:,}, {offset + length:,}) are out of reach. Use a server that supports "
+            "Range (llama.cpp's or Hugging Face's do), or download the file",
+            path=self.name, offset=offset)
 
     def close(self) -> None:
         if not getattr(self, "_timed_out", False):  # a request may still use it in its thread
@@ -382,32 +402,30 @@ class HTTPRangeSource:
         return b"".join(pieces)
 
     def _take_whole_body(self, response: "requests.Response") -> None:
-        """A server that ignores Range: keep a small file whole, refuse to download a big one."""
+        """A server that ignores Range: keep a small file whole; of a big one that says its
+        size, keep the first ``whole_body_cap`` bytes (a header usually fits) and stop there;
+        one that does not say its size cannot be bounded-checked, so it is refused."""
         cap = self.options.whole_body_cap
         declared = response.headers.get("Content-Length", "")
         announced = int(declared) if declared.isdigit() else None
-
-        def refuse(read: int) -> SourceError:
-            whole = "the whole file" if announced is None else f"all {announced} bytes"
-            return SourceError(
-                f"the server ignores HTTP Range requests (it answered 200 with {whole}); "
-                f"reading stopped after {read} bytes, as such a server is only read up to "
-                f"{cap} bytes. Use a server that supports Range, or download the file",
-                path=self.name)
-
-        if announced is not None and announced > cap:
-            raise refuse(0)
         pieces: list[bytes] = []
         received = 0
         for piece in response.iter_content(_BODY_PIECE):
             pieces.append(piece)
             received += len(piece)
             self.bytes_fetched += len(piece)
+            if received >= cap and announced is not None and announced > cap:
+                break  # the connection is closed unread past here, not downloaded
             if received > cap:
-                raise refuse(received)
-        self._cache = b"".join(pieces)
+                raise SourceError(
+                    f"the server ignores HTTP Range requests and does not say the file's size; "
+                    f"stopped after {received:,} bytes. Use a server that supports Range, or "
+                    "download the file", path=self.name)
+        self._cache = b"".join(pieces)[:cap]
         self._cache_start = 0
         self.size = len(self._cache)
+        if announced is not None and announced > len(self._cache):
+            self._prefix_only, self.size = True, announced
 
 
 def _is_transient(error: BaseException) -> bool:

@@ -23,7 +23,13 @@ from gguf_inspect.core.constants import ggml_type_from_name
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
 from gguf_inspect.llamacpp.settings import LlamaSettings
 
-INSTALL_HINT = "pip install 'gguf-inspect[runtime]'  (or: pip install llama-cpp-python)"
+# What is missing is llama-cpp-python at the version pinned in pyproject.toml's "runtime" extra.
+# Never "pip install gguf-inspect": that name on PyPI is an unrelated project; this one installs
+# from its checkout.
+LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
+INSTALL_HINT = (f"pip install '{LLAMA_CPP_PYTHON}' into this environment (or, in a checkout of "
+                "this project: pip install -e '.[runtime]'); without a cached wheel it builds "
+                "llama.cpp, which needs a C++ compiler and cmake")
 FLASH_ATTN_TYPES = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
 LOAD_MODE_NONE, LOAD_MODE_MMAP = 0, 1  # enum llama_load_mode
 UNLIMITED_CONTEXT = 0  # n_ctx = 0: "from model", i.e. the trained context length
@@ -225,13 +231,15 @@ class RuntimeTokenizer:
         if self.unavailable is not None:
             return False
         if not os.path.isfile(self.path):
-            self.unavailable = "the model's own tokenizer needs a local file"
+            self.unavailable = ("the model's own tokenizer needs a local file (llama.cpp loads "
+                                "it from disk); on a URL, words in the vocabulary, \" word\", "
+                                "=piece and token ids still work")
             return False
         try:
             import llama_cpp
         except ImportError:
             self.unavailable = ("llama-cpp-python is not installed, so the model's own tokenizer "
-                                "was not tried (pip install 'gguf-inspect[runtime]')")
+                                f"was not tried (pip install '{LLAMA_CPP_PYTHON}')")
             return False
         import logging
 

@@ -22,6 +22,7 @@ from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
 
 BAR_WIDTH = 30  # characters of the longest histogram bar
 LABELS = ("A", "B")  # the two files of --vs, in the order given
+MAX_VARIANTS_LISTED = 6  # variants of one input named in the table (JSON lists them all)
 
 
 def format_token(token: str | None) -> str:
@@ -57,7 +58,16 @@ def _title(report: EmbedReport) -> str:
 
 
 def _input_text(item: ResolvedToken) -> str:
-    return f"{format_token(item.token)} (id {item.id}, by {item.method})"
+    text = f"{format_token(item.token)} (id {item.id}, by {item.method})"
+    if not item.variants:
+        return text
+    kept_out = set(item.excluded)
+    listed = ", ".join(format_token(ref.token) for ref in item.variants[:MAX_VARIANTS_LISTED])
+    more = f" and {len(item.variants) - MAX_VARIANTS_LISTED} more" if (
+        len(item.variants) > MAX_VARIANTS_LISTED) else ""
+    how = ("left out of the answers; --keep-variants keeps them"
+           if all(ref.id in kept_out for ref in item.variants) else "kept in the answers")
+    return f"{text}; variants {listed}{more} {how}"
 
 
 def _matrix_text(exploration: Exploration) -> str:
@@ -202,7 +212,9 @@ def _number(value: float) -> float | None:
 
 
 def _token_json(item: ResolvedToken) -> dict[str, Any]:
-    return {"word": item.word, "token": item.token, "id": item.id, "resolved_by": item.method}
+    return {"word": item.word, "token": item.token, "id": item.id, "resolved_by": item.method,
+            "variants": [_ref_json(ref) for ref in item.variants],
+            "excluded_ids": list(item.excluded)}
 
 
 def _ref_json(ref: TokenRef) -> dict[str, Any]:

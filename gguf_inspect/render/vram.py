@@ -182,7 +182,8 @@ def vram_sections(report: VramReport, bars: bool = True) -> list[Section]:
     if bars:
         sections.append(bars_section(report))
     sections += [buffers_section(report), kv_section(report),
-                 KeyValues("verdict", verdict_rows(report))]
+                 KeyValues("verdict", verdict_rows(report) + (
+                     [("warning", report.context_warning)] if report.context_warning else []))]
     if report.plan is not None:
         sections.append(plan_section(report))
     sections.append(Table("assumptions", ["assumption"],
@@ -245,6 +246,7 @@ def vram_json(report: VramReport) -> str:
         "unmodelled": report.prediction.unmodelled,
         "max_gpu_layers": report.max_gpu_layers,
         "max_ctx": report.max_ctx,
+        "context_warning": report.context_warning,
         "assumptions": list(report.assumptions),
     }
     if report.extras:  # files loaded beside the model: their bytes per device, and each file

@@ -68,6 +68,7 @@ class VramReport:
     plan: tuple[PlanRow, ...] | None
     assumptions: tuple[str, ...]
     extras: tuple[ExtraLoad, ...] = ()  # files loaded beside the model
+    context_warning: str | None = None  # the context is longer than the model was trained on
 
     @property
     def resolved_gpu_layers(self) -> int:
@@ -168,6 +169,22 @@ def plan_grid(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], head
     return tuple(rows)
 
 
+def context_warning(gguf: GGUFFile, n_ctx_seq: int, n_ctx_train: int | None) -> str | None:
+    """Past the trained maximum llama.cpp only warns (llama_context::llama_context in
+    llama-context.cpp: "n_ctx_seq > n_ctx_train -- possible training context overflow") and
+    goes on; positions past it are only meaningful with rope scaling (the file's
+    ``ARCH.rope.scaling.*`` keys, or --rope-scaling/--rope-freq-scale at load time)."""
+    if not n_ctx_train or n_ctx_seq <= n_ctx_train:
+        return None
+    prefix = f"{gguf.architecture}.rope.scaling."
+    keys = sorted(key for key in gguf.metadata if key.startswith(prefix))
+    scaling = (", ".join(f"{key} = {gguf.value(key)}" for key in keys) if keys
+               else "the file has no rope scaling keys")
+    return (f"n_ctx {n_ctx_seq} per sequence exceeds the trained maximum {n_ctx_train}: "
+            "llama.cpp warns (possible training context overflow) and allocates it anyway; "
+            f"quality past {n_ctx_train} depends on rope scaling ({scaling})")
+
+
 def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int = 0,
           plan: bool = False, assumptions: tuple[str, ...] = (),
           extras: ExtraFiles | None = None) -> VramReport:
@@ -199,4 +216,6 @@ def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom
         devices=device_usage(prediction, gpus, extra), fits=fits, max_gpu_layers=best_ngl,
         max_ctx=best_ctx, plan=grid,
         assumptions=tuple(assumptions) + prediction.notes
-        + tuple(note for load in loads for note in load.notes), extras=loads)
+        + tuple(note for load in loads for note in load.notes), extras=loads,
+        context_warning=context_warning(gguf, prediction.context.n_ctx_seq,
+                                        hparams.n_ctx_train))

@@ -83,7 +83,7 @@ def nearest(model: EmbeddingModel, word: str, top_k: int,
     """The rows closest to the word's row (the word itself excluded)."""
     resolved = model.resolve(word)
     target = model.matrix.row(resolved.id)
-    ranked = rank_by_cosine(model.matrix, target, top_k, (resolved.id,), progress)
+    ranked = rank_by_cosine(model.matrix, target, top_k, resolved.excluded, progress)
     return Exploration(model.matrix.ref(), (resolved,), _neighbours(model, ranked))
 
 
@@ -93,7 +93,7 @@ def analogy(model: EmbeddingModel, words: Sequence[str], top_k: int,
     inputs = tuple(model.resolve(word) for word in words)
     first, second, third = (model.matrix.row(item.id).astype(np.float64) for item in inputs)
     target = first - second + third
-    ranked = rank_by_cosine(model.matrix, target, top_k, [item.id for item in inputs], progress)
+    ranked = rank_by_cosine(model.matrix, target, top_k, [i for item in inputs for i in item.excluded], progress)
     return Exploration(model.matrix.ref(), inputs, _neighbours(model, ranked))
 
 
