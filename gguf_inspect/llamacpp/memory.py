@@ -46,9 +46,10 @@ from gguf_inspect.llamacpp.placement import (
     BufferEstimate,
     Placement,
     model_buffers,
-    place_layers,
     place_tensors,
+    placement_for,
 )
+from gguf_inspect.llamacpp.scheduler import DevicePlan, device_plan, gpu_compute_buffers
 from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal
 
 
@@ -74,7 +75,8 @@ class MemoryPrediction:
 
 
 def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
-                    caches: list[KVCacheEstimate]) -> list[BufferEstimate]:
+                    caches: list[KVCacheEstimate],
+                    plan: DevicePlan | None = None) -> list[BufferEstimate]:
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
     With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
@@ -93,6 +95,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         k_rot=rotation_size(context.type_k, hparams.head_k, largest=True),
         v_rot=rotation_size(context.type_v, hparams.head_v, largest=False))
     gpus = sorted({d for d in placement.layer_device if d != HOST})
+    if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
+        return gpu_compute_buffers(shape, plan)
     if not gpus:
         return [BufferEstimate(HOST, "CPU", "compute",
                                estimate_compute_bytes(shape, CPU_ALIGNMENT), False)]
@@ -109,9 +113,10 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
     """Every buffer llama.cpp would allocate for this model under ``settings``."""
     hparams = read_hyperparameters(gguf)
     context = resolve_context(hparams, settings)
-    placement = place_layers(hparams.n_layer, settings.n_gpu_layers, settings.gpu_capacities)
+    placement = placement_for(hparams.n_layer, settings)
     notes = _notes(hparams, settings)
-    buffers = model_buffers(place_tensors(gguf, hparams, placement, settings))
+    placed = place_tensors(gguf, hparams, placement, settings)
+    buffers = model_buffers(placed)
     caches: list[KVCacheEstimate] = []
     unmodelled = None
     if hparams.arch in RECURRENT_ARCHS or hparams.arch in HYBRID_ARCHS:
@@ -124,7 +129,8 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
         caches, kv_buffers = kv_caches(hparams, context, placement, settings)
         buffers += kv_buffers
     buffers.append(output_buffer(hparams, context, placement, settings))
-    buffers += compute_buffers(hparams, context, placement, caches)
+    plan = device_plan(hparams, context, placement, caches, placed, settings)
+    buffers += compute_buffers(hparams, context, placement, caches, plan)
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled)
 
 
