@@ -7,6 +7,7 @@ then times each tool as a whole process, in the same session, and reports wall t
 
     python benchmarks/header_bench.py            # both shapes, 5 runs of ours, 2 of gguf-dump
     python benchmarks/header_bench.py --runs 3 --dump-runs 1
+    python benchmarks/header_bench.py --baseline /path/to/older/checkout   # before / after
 
 Shapes: a 262,144-token x 640 model with 18 blocks and a SentencePiece tokenizer (the Gemma 3
 270M shape, Q8_0), and the Llama-3.1-8B shape (128,256 x 4096, 32 blocks, GPT-2 tokenizer with
@@ -186,13 +187,37 @@ def bench(path: Path, runs: int, dump_runs: int) -> dict[str, float]:
     }
 
 
+def checkout_command(checkout: Path, path: Path) -> list[str]:
+    """``gguf-inspect FILE --embeddings`` run from the package in ``checkout`` (PYTHONPATH)."""
+    return ["env", f"PYTHONPATH={checkout}", sys.executable, "-m", "gguf_inspect", str(path),
+            "--embeddings"]
+
+
+def before_after(path: Path, baseline: Path, runs: int) -> dict[str, float]:
+    """This checkout against ``baseline``, runs interleaved so that load on a shared machine
+    hits both alike; the ratio is what to read."""
+    here = Path(__file__).resolve().parent.parent
+    ours, theirs = [], []
+    for _ in range(runs):
+        ours.append(measure(checkout_command(here, path)))
+        theirs.append(measure(checkout_command(baseline, path)))
+    return {"ours_s": statistics.median(r.seconds for r in ours),
+            "ours_rss_mib": max(r.peak_rss_mib for r in ours),
+            "base_s": statistics.median(r.seconds for r in theirs),
+            "base_rss_mib": max(r.peak_rss_mib for r in theirs)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="gguf-inspect vs gguf-dump on real shapes")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dump-runs", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the sparse files")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="compare with an older checkout's package instead of gguf-dump")
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
+    if args.baseline is not None:
+        return report_before_after(args.baseline, args.runs, args.keep)
     print(f"{'file':<16} {'header':>10} {'ours s':>8} {'ours MiB':>9} {'dump s':>8} "
           f"{'dump MiB':>9} {'speedup':>8}")
     for shape in SHAPES:
@@ -206,6 +231,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['ours_rss_mib']:>9.1f} {result['dump_s']:>8.3f} "
               f"{result['dump_rss_mib']:>9.1f} {result['speedup']:>7.1f}x")
         if not args.keep:
+            path.unlink()
+    return 0
+
+
+def report_before_after(baseline: Path, runs: int, keep: bool) -> int:
+    print(f"{'file':<16} {'now s':>8} {'now MiB':>8} {'base s':>8} {'base MiB':>9} "
+          f"{'time ratio':>10}")
+    for shape in SHAPES:
+        path = OUT / f"{shape.stem}.gguf"
+        write_sparse_model(shape, path)
+        result = before_after(path, baseline, runs)
+        print(f"{shape.stem:<16} {result['ours_s']:>8.3f} {result['ours_rss_mib']:>8.1f} "
+              f"{result['base_s']:>8.3f} {result['base_rss_mib']:>9.1f} "
+              f"{result['ours_s'] / result['base_s']:>9.2f}x")
+        if not keep:
             path.unlink()
     return 0
 

@@ -423,11 +423,7 @@ def vram_command(
         from gguf_inspect.commands.vram import VramOptions, run_vram
 
         options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings)
-        try:
-            return run_vram(model, output_format, options)
-        except ValueError as error:  # a bad --gpu / --headroom value: a usage error
-            print_error(streams, str(error))
-            return "", ExitCode.USAGE
+        return run_vram(model, output_format, options)  # a bad --gpu: UsageError, exit 2
 
     guarded(cli_context, run, show_traceback)
 

@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import math
+import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -243,13 +245,112 @@ def test_metadata_f16_to_q4_k_m() -> None:
 
 
 def test_large_array_hash_is_over_the_items_read_by_gguf_py() -> None:
-    """The digest is SHA-256 of the items' repr, one per line (the documented encoding)."""
+    """The digest is SHA-256 of the items in GGUF's little-endian encoding (the documented one:
+    each string as its 8-byte little-endian length and its UTF-8 bytes), built here from the
+    items gguf-py reads."""
     path = fixture_path("tiny-llama-untied-f16.gguf")
     items = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"].contents()
-    expected = hashlib.sha256(("\n".join(map(repr, items)) + "\n").encode()).hexdigest()
+    encoded = b"".join(struct.pack("<Q", len(raw)) + raw
+                       for raw in (item.encode("utf-8") for item in items))
+    expected = hashlib.sha256(encoded).hexdigest()
     report = diff("tiny-llama-untied-f16.gguf", "tiny-llama-tied-f16.gguf")
     _, tokens_a, _ = key_change(report, "tokenizer.ggml.tokens")
     assert tokens_a == ArrayDigest("string", N_VOCAB, expected)
+
+
+def write_arrays(path: Path, endian: gguf.GGUFEndian) -> Path:
+    writer = gguf.GGUFWriter(str(path), "llama", endianess=endian)
+    writer.add_token_list([f"tok{index}\u00e9" for index in range(300)])
+    writer.add_token_scores([float(-index) / 3 for index in range(300)])
+    writer.add_token_types([index % 6 for index in range(300)])
+    writer.add_array("test.ints", [(index - 25) * 100_003 for index in range(50)])
+    writer.add_array("test.flags", [index % 3 == 0 for index in range(50)])
+    write_out(writer)
+    return path
+
+
+def test_array_digests_are_equal_across_byte_orders(tmp_path: Path) -> None:
+    """The same items hash the same in a little- and a big-endian file; each digest is over the
+    little-endian encoding of the items gguf-py reads (numbers packed here with struct)."""
+    little = write_arrays(tmp_path / "little.gguf", gguf.GGUFEndian.LITTLE)
+    big = write_arrays(tmp_path / "big.gguf", gguf.GGUFEndian.BIG)
+    report = diff_paths(little, big)
+    arrays = [m for m in report.metadata if isinstance(getattr(m.a, "value", None), ArrayDigest)]
+    assert {m.key for m in arrays} == {"tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+                                       "tokenizer.ggml.token_type", "test.ints", "test.flags"}
+    assert all(m.change == "same" and m.a == m.b for m in arrays)
+    formats = {"tokenizer.ggml.scores": "<f", "tokenizer.ggml.token_type": "<i",
+               "test.ints": "<i", "test.flags": "<?"}
+    fields = gguf.GGUFReader(big).fields
+    for key, fmt in formats.items():
+        items = fields[key].contents()
+        expected = hashlib.sha256(b"".join(struct.pack(fmt, item) for item in items)).hexdigest()
+        assert key_change(report, key)[2].sha256 == expected, key
+
+
+def test_file_diffed_with_itself_is_hashed_once() -> None:
+    """Every tensor's data and every long array are read once, not once per side."""
+    path = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+    data_start = header_bytes(path)
+    data_reads: list[int] = []
+    array_reads: list[int] = []
+
+    class Recording(LocalFileSource):
+        def read_at(self, offset: int, length: int) -> bytes:
+            (data_reads if offset >= data_start else array_reads).append(length)
+            return super().read_at(offset, length)
+
+    with Recording(path) as source_a, Recording(path) as source_b:
+        model_a, model_b = Model(read_header(source_a), source_a), Model(read_header(source_b),
+                                                                          source_b)
+        data_reads.clear()
+        array_reads.clear()
+        report = diff_models(model_a, model_b, DiffOptions(values="all"))
+    data_bytes = sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
+    tokens = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"]
+    assert sum(data_reads) == data_bytes  # hashed once; values not dequantized (identical)
+    assert not report.differs and all(c.data_equal for c in report.tensors)
+    assert all(v.identical and v.rmse == 0 for v in report.values)
+    assert len(report.values) == len(report.tensors)
+    long_arrays = [model_a.file.metadata[m.key].value for m in report.metadata
+                   if isinstance(m.a.value, ArrayDigest)]
+    assert tokens.name in {m.key for m in report.metadata if isinstance(m.a.value, ArrayDigest)}
+    assert sum(array_reads) == sum(array.end - array.offset for array in long_arrays)
+
+
+def test_identical_hash_tensors_are_reported_identical_without_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same type, shape and bytes on both sides: no dequantization, reported identical; a tensor
+    whose bytes differ is still measured."""
+    rows = np.arange(64 * 32, dtype=np.float32).reshape(64, 32) / 100
+    head = rows[::-1].copy()
+    changed_head = head.copy()
+    changed_head[3, 4] += 1.0
+    paths = []
+    for name, output in (("a.gguf", head), ("b.gguf", changed_head)):
+        writer = gguf.GGUFWriter(str(tmp_path / name), "llama")
+        writer.add_tensor("token_embd.weight", rows)
+        writer.add_tensor("output.weight", output)
+        write_out(writer)
+        paths.append(tmp_path / name)
+    read = dequant.read_row_set
+    dequantized_names: list[str] = []
+
+    def recording(source: ByteSource, tensor: TensorInfo, *args: Any, **kwargs: Any) -> Any:
+        dequantized_names.append(tensor.name)
+        return read(source, tensor, *args, **kwargs)
+
+    monkeypatch.setattr(dequant, "read_row_set", recording)
+    report = diff_paths(paths[0], paths[1], DiffOptions(values="embeddings"))
+    values = {v.name: v for v in report.values}
+    assert values["token_embd.weight"].identical and values["token_embd.weight"].rmse == 0.0
+    assert values["token_embd.weight"].rows == values["token_embd.weight"].total_rows == 64
+    assert not values["output.weight"].identical
+    assert values["output.weight"].max_abs == pytest.approx(1.0)
+    assert set(dequantized_names) == {"output.weight"}
+    assert json.loads(diff_json(report))["values"][0]["identical"] is True
+    unhashed = diff_paths(paths[0], paths[1], DiffOptions(values="embeddings", data_hash=False))
+    assert not any(v.identical for v in unhashed.values)  # not hashed: measured as before
 
 
 def test_arrays_compared_by_count_and_hash(tmp_path: Path) -> None:
@@ -502,10 +603,13 @@ def test_no_data_hash_reads_no_tensor_and_says_so(tmp_path: Path) -> None:
     assert json.loads(diff_json(report))["data_hashed"] is False
 
 
-def test_hashing_reads_each_byte_once_in_bounded_chunks() -> None:
+def test_hashing_reads_each_byte_once_in_bounded_chunks(tmp_path: Path) -> None:
     """Progress covers both sides' bytes of every same-type same-shape tensor, counted by gguf-py;
-    no read of tensor data is bigger than the chunk."""
+    no read of tensor data is bigger than the chunk. (B is a copy: a file diffed with itself is
+    hashed once, see test_file_diffed_with_itself_is_hashed_once.)"""
     path = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+    copy = tmp_path / path.name
+    shutil.copyfile(path, copy)
     data_start = header_bytes(path)
     reads: list[int] = []
 
@@ -516,7 +620,7 @@ def test_hashing_reads_each_byte_once_in_bounded_chunks() -> None:
             return super().read_at(offset, length)
 
     events: list[ProgressEvent] = []
-    with Recording(path) as source_a, Recording(path) as source_b:
+    with Recording(path) as source_a, Recording(copy) as source_b:
         model_a, model_b = Model(read_header(source_a), source_a), Model(read_header(source_b),
                                                                           source_b)
         reads.clear()

@@ -324,3 +324,65 @@ def test_bad_vocabulary_items_are_errors_listed_up_to_ten_then_counted(tmp_path:
     assert table.exit_code == 3 and "tokenizer.ggml.tokens[1]" in table.stdout
     header = next(line for line in table.stdout.splitlines() if line.startswith("severity"))
     assert header.split() == ["severity", "kind", "at", "byte", "field", "problem"]  # one file
+
+
+def _random_blocks(rng: np.random.Generator, qtype: gguf.GGMLQuantizationType, n_rows: int,
+                   n_cols: int) -> np.ndarray:
+    """Random valid blocks: any quant bits, every f16 scale finite (from gguf-py's block
+    layout: ``SCALE`` below names where the scales are)."""
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    blocks = rng.integers(0, 256, size=(n_rows * n_cols // block, size), dtype=np.uint8)
+    for offset in SCALE[qtype]:
+        blocks[:, offset:offset + 2] = rng.uniform(1e-3, 1e-2, (len(blocks), 1)).astype(
+            np.float16).view(np.uint8)
+    return blocks.reshape(n_rows, -1)
+
+
+Q = gguf.GGMLQuantizationType
+# f16 scale offsets inside a block, from ggml-common.h (block_q4_K: d, dmin first; block_q6_K:
+# ql[128], qh[64], scales[16], then d; block_q5_0: d first).
+SCALE = {Q.Q4_K: (0, 2), Q.Q6_K: (208,), Q.Q5_0: (0,), Q.Q8_0: (0,)}
+
+
+def test_nan_and_inf_counts_match_numpy_over_gguf_py_dequantization(tmp_path: Path) -> None:
+    """NaN and Inf scales (and plain values) planted in several types: the counts and first bad
+    rows equal numpy's over gguf-py's dequantization of the whole tensor."""
+    rng = np.random.default_rng(3)
+    tensors = {}
+    for qtype, n_cols in ((Q.Q4_K, 512), (Q.Q6_K, 256), (Q.Q5_0, 64), (Q.Q8_0, 64)):
+        raw = _random_blocks(rng, qtype, 40, n_cols)
+        tensors[qtype.name.lower() + ".weight"] = (raw, qtype)
+    _, size = gguf.GGML_QUANT_SIZES[Q.Q4_K]
+    q4k = tensors["q4_k.weight"][0]
+    struct.pack_into("<H", q4k, 7 * 2 * size, 0x7C00)  # +Inf d: Inf or NaN (Inf x 0) values
+    struct.pack_into("<H", q4k, 30 * 2 * size + size + 2, F16_NAN)  # NaN dmin
+    q6k = tensors["q6_k.weight"][0]
+    struct.pack_into("<H", q6k, 12 * 210 + 208, 0xFC00)  # -Inf d
+    q5 = tensors["q5_0.weight"][0]
+    struct.pack_into("<H", q5, 25 * 44 + 22, F16_NAN)  # row 25, second block
+    f16 = rng.standard_normal((40, 64)).astype(np.float16)
+    f16[33, 5], f16[38, 1] = np.nan, -np.inf
+    path = tmp_path / "scales.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for name, (raw, qtype) in tensors.items():
+        writer.add_tensor(name, raw, raw_dtype=qtype)
+    writer.add_tensor("f16.weight", f16)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    for chunk_bytes in (None, 4096):
+        report = validate_file(str(path), data=True, chunk_bytes=chunk_bytes)
+        checks = {check.name: check for check in report.tensors}
+        for tensor in gguf.GGUFReader(path).tensors:
+            with np.errstate(invalid="ignore", over="ignore"):  # the oracle meets the NaNs too
+                values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(
+                    -1, int(tensor.shape[0]))
+            bad = np.isnan(values) | np.isinf(values)
+            expected = (int(np.isnan(values).sum()), int(np.isinf(values).sum()),
+                        int(np.flatnonzero(bad.any(axis=1))[0]) if bad.any() else None)
+            check = checks[tensor.name]
+            assert (check.nan, check.inf, check.first_bad_row) == expected, tensor.name
+            assert check.checked
+    assert checks["q4_k.weight"].nan > 0 and checks["q6_k.weight"].inf > 0
+    assert checks["q5_0.weight"].nan == 32 and checks["q8_0.weight"].nan == 0

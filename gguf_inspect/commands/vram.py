@@ -15,6 +15,7 @@ from gguf_inspect.llamacpp.devices import parse_gpus, parse_size
 from gguf_inspect.llamacpp.settings import context_refusal, resolve_settings
 from gguf_inspect.reports.vram import VramReport, audit
 from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.core.errors import UsageError
 from gguf_inspect.gguf.open import read_gguf
 
 # The audit's own default, stated beside llama.cpp's (llamacpp/settings.py SETTINGS).
@@ -39,7 +40,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
     settings, assumed = resolve_settings(options.settings)
     refusal = context_refusal(settings)
     if refusal is not None:  # llama_context::llama_context throws; nothing to audit
-        raise ValueError(f"{refusal}: llama.cpp refuses --flash-attn off with it")
+        raise UsageError(f"{refusal}: llama.cpp refuses --flash-attn off with it")
     if options.headroom is None:
         assumed += (HEADROOM_ASSUMPTION,)
     headroom = parse_size(options.headroom or HEADROOM_DEFAULT)

@@ -55,9 +55,10 @@ class RuntimeUnavailableError(GGUFError):
     """llama-cpp-python is missing, or llama.cpp refused to load the model."""
 
 
-class UsageError(GGUFError):
+class UsageError(GGUFError, ValueError):
     """A question or a value the command cannot take as given (a bad --gpu size, a word the
-    vocabulary lacks): the user's input, not the file, is at fault."""
+    vocabulary lacks): the user's input, not the file, is at fault. Also a ValueError, which is
+    what a bad argument is in Python."""
 
 
 def exit_code_for(error: BaseException) -> int:

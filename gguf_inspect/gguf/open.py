@@ -18,7 +18,6 @@ from gguf_inspect.gguf.source import ByteSource, LocalFileSource, is_remote
 from gguf_inspect.gguf.split import SplitSource, is_shard_name
 
 
-
 def open_single_source(location: str | os.PathLike[str]) -> ByteSource:
     """One file, local or remote, never expanded to its split siblings."""
     if is_remote(location):
@@ -76,6 +75,20 @@ def open_model(location: str | os.PathLike[str],
     except BaseException:
         source.close()
         raise
+
+
+def same_file(a: Model, b: Model) -> bool:
+    """True when both models read the very same local file (or the same first shard), so that
+    whatever is hashed on one side holds for the other: a file diffed with itself is read once.
+    Remote sources count as different (nothing cheap proves two URLs serve the same bytes)."""
+    if a is b:
+        return True
+    if is_remote(a.location) or is_remote(b.location) or a.source.size != b.source.size:
+        return False
+    try:
+        return os.path.samefile(a.location, b.location)
+    except OSError:
+        return False
 
 
 def read_gguf(location: str | os.PathLike[str]) -> GGUFFile:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gguf_inspect.core.errors import UsageError
+
 MIB = 1 << 20
 
 # Memory of common cards in MiB as nvidia-smi reports it (memory.total) with recent drivers
@@ -43,7 +45,7 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (use e.g. 24GiB, 24GB, 8000MiB)")
+        raise UsageError(f"not a size: {text!r} (use e.g. 24GiB, 24GB, 8000MiB)")
     return int(float(match.group(1)) * _UNITS[unit])
 
 
@@ -52,7 +54,7 @@ def parse_gpus(spec: str) -> tuple[GPU, ...]:
     gpus: list[GPU] = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:
-            raise ValueError(f"empty GPU entry in {spec!r}")
+            raise UsageError(f"empty GPU entry in {spec!r}")
         count = 1
         repeated = _COUNT.match(item)
         if repeated and not _SIZE.match(item):
@@ -69,7 +71,7 @@ def _one_gpu(item: str) -> GPU:
         capacity = parse_size(item)
     except ValueError:
         known = ", ".join(sorted(KNOWN_GPUS_MIB))
-        raise ValueError(f"unknown GPU {item!r}: give a size (24GiB) or one of {known}") from None
+        raise UsageError(f"unknown GPU {item!r}: give a size (24GiB) or one of {known}") from None
     if capacity <= 0:  # llama.cpp's split is proportional to memory: a 0-byte card has no share
-        raise ValueError(f"a GPU of {item!r} holds nothing: give its memory, e.g. 24GiB")
+        raise UsageError(f"a GPU of {item!r} holds nothing: give its memory, e.g. 24GiB")
     return GPU(item, capacity)

@@ -162,7 +162,9 @@ def _values_section(report: DiffReport) -> Table:
     scope = "every tensor" if options.values == "all" else "token embedding and output head"
     rows_note = ("all rows" if options.sample is None
                  else f"{options.sample} random rows per tensor, seed {options.seed}")
-    rows = [[v.name, role_label(v.role), f"{v.rows:,} / {v.total_rows:,}", _metric(v.rmse),
+    rows = [[v.name, role_label(v.role),
+             f"{v.rows:,} / {v.total_rows:,}" + (" (same bytes)" if v.identical else ""),
+             _metric(v.rmse),
              _metric(v.max_abs), _cosine(v.cos_mean), _cosine(v.cos_min),
              _metric(v.rel_error)] for v in report.values]
     return Table(f"values: B against A, {scope}, {rows_note}",
@@ -237,7 +239,7 @@ def _value_json(value: ValueDiff) -> dict[str, Any]:
     return {"name": value.name, "role": value.role, "rmse": _finite(value.rmse),
             "max_abs": _finite(value.max_abs), "cos_mean": _finite(value.cos_mean),
             "cos_min": _finite(value.cos_min), "rel_error": _finite(value.rel_error),
-            "rows": value.rows, "total_rows": value.total_rows}
+            "rows": value.rows, "total_rows": value.total_rows, "identical": value.identical}
 
 
 def diff_json(report: DiffReport, show_all: bool = False) -> str:

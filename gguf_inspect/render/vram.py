@@ -1,6 +1,6 @@
 """Rendering of ``gguf-inspect vram``: the per-device table, a bar chart of each device's
 breakdown (terminal only), the llama.cpp buffers, the KV caches, the verdict, the plan grid and
-the assumptions; and the JSON contract of issue 4."""
+the assumptions; and the JSON contract (schema_version 1)."""
 
 from __future__ import annotations
 

@@ -258,16 +258,23 @@ def _check_tensor(source: ByteSource, gguf: GGUFFile, tensor: TensorInfo, progre
     nan = inf = 0
     first_bad_row = None
     row_bytes = dequant.row_byte_size(tensor)
-    chunks = dequant.iter_row_chunks(source, tensor, chunk_bytes or dequant.DEFAULT_CHUNK_BYTES,
-                                     gguf.byte_order)
-    for first_row, rows in chunks:
-        nan_mask, inf_mask = np.isnan(rows), np.isinf(rows)
-        nan += int(nan_mask.sum())
-        inf += int(inf_mask.sum())
-        if first_bad_row is None and (nan or inf):
-            bad_rows = np.flatnonzero((nan_mask | inf_mask).any(axis=1))
-            first_bad_row = first_row + int(bad_rows[0])
-        progress.advance(len(rows) * row_bytes, tensor.name)
+    total_rows = dequant.tensor_row_count(tensor)
+    rows_per_chunk = max(1, (chunk_bytes or dequant.DEFAULT_CHUNK_BYTES) // (4 * tensor.row_length))
+    for first_row in range(0, total_rows, rows_per_chunk):
+        n_rows = min(rows_per_chunk, total_rows - first_row)
+        raw = np.frombuffer(read_tensor_bytes(source, tensor, first_row * row_bytes,
+                                              n_rows * row_bytes), dtype=np.uint8)
+        # Quantized blocks with finite scales hold finite values: only chunks with a NaN or
+        # Inf scale are dequantized, and then every value is counted.
+        if not dequant.scales_finite(raw, tensor, gguf.byte_order):
+            rows = dequant.dequantize_raw(raw.reshape(n_rows, row_bytes), tensor, gguf.byte_order)
+            nan_mask, inf_mask = np.isnan(rows), np.isinf(rows)
+            nan += int(nan_mask.sum())
+            inf += int(inf_mask.sum())
+            if first_bad_row is None and (nan or inf):
+                bad_rows = np.flatnonzero((nan_mask | inf_mask).any(axis=1))
+                first_bad_row = first_row + int(bad_rows[0])
+        progress.advance(n_rows * row_bytes, tensor.name)
     return TensorCheck(**facts, checked=True, nan=nan, inf=inf, first_bad_row=first_bad_row,
                        note="")
 

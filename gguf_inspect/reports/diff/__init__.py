@@ -72,7 +72,8 @@ def diff_models(a: Model, b: Model, options: DiffOptions = DiffOptions(),
     values: tuple[ValueDiff, ...] = ()
     skipped: tuple[ValueSkip, ...] = ()
     if options.values is not None:
-        values, skipped = value_diff(a, b, options, progress)
+        identical = frozenset(change.name for change in changes if change.data_equal)
+        values, skipped = value_diff(a, b, options, progress, identical)
     return DiffReport(
         warnings=structure_warnings(a.file, b.file, changes),
         notes=tied_head_notes(a.file, b.file) + data_notes,

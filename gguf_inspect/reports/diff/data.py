@@ -8,7 +8,7 @@ import hashlib
 from typing import Callable
 
 from gguf_inspect.core.model import GGUFFile, TensorInfo
-from gguf_inspect.gguf.open import Model
+from gguf_inspect.gguf.open import Model, same_file
 from gguf_inspect.gguf.reader import read_tensor_bytes
 from gguf_inspect.gguf.source import ByteSource, is_remote
 from gguf_inspect.reports.diff.report import (
@@ -50,15 +50,21 @@ def data_hash_pairs(a: GGUFFile, b: GGUFFile) -> list[tuple[TensorInfo, TensorIn
 def tensor_data_diff(a: Model, b: Model, chunk_bytes: int = DEFAULT_HASH_CHUNK_BYTES,
                      progress: ProgressCallback | None = None) -> dict[str, bool]:
     """Tensor name -> whether both sides' raw bytes are equal, for each tensor of the same type
-    and shape in both files. Reads all of those tensors' data, one chunk at a time."""
+    and shape in both files. Reads all of those tensors' data, one chunk at a time; a tensor at
+    the same place of the same file on both sides (a file diffed with itself) is read and
+    hashed once."""
     pairs = data_hash_pairs(a.file, b.file)
-    counter = ProgressCounter(HashProgress, sum(ta.n_bytes + tb.n_bytes for ta, tb in pairs),
-                              len(pairs), progress)
+    same = same_file(a, b)
+    shared = [same and (ta.offset, ta.n_bytes) == (tb.offset, tb.n_bytes) for ta, tb in pairs]
+    total = sum(ta.n_bytes + (0 if once else tb.n_bytes)
+                for (ta, tb), once in zip(pairs, shared))
+    counter = ProgressCounter(HashProgress, total, len(pairs), progress)
     equal = {}
-    for index, (tensor_a, tensor_b) in enumerate(pairs, 1):
+    for index, ((tensor_a, tensor_b), once) in enumerate(zip(pairs, shared), 1):
         counter.start(tensor_a.name, index)
-        equal[tensor_a.name] = (tensor_digest(a.source, tensor_a, chunk_bytes, counter)
-                                == tensor_digest(b.source, tensor_b, chunk_bytes, counter))
+        digest_a = tensor_digest(a.source, tensor_a, chunk_bytes, counter)
+        digest_b = digest_a if once else tensor_digest(b.source, tensor_b, chunk_bytes, counter)
+        equal[tensor_a.name] = digest_a == digest_b
     return equal
 
 

@@ -130,6 +130,8 @@ class ValueDiff:
     cos_mean: float
     cos_min: float
     rel_error: float | None  # ||B - A|| / ||A||; None when A is all zeros
+    # Both sides' raw bytes hashed equal: not dequantized, the error is zero by definition.
+    identical: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from gguf_inspect.reports.embed.compare import (
     involved_ids,
     resolution_notes,
     row_drift,
+    stats_and_drift,
     why_not_comparable,
 )
 from gguf_inspect.reports.embed.matrix import (
@@ -93,17 +94,18 @@ def explore_models(query: EmbedQuery, primary: EmbeddingModel,
     """The query on one file, or on two side by side with the rows' cross-file cosine."""
     if other is None:
         return EmbedReport(query, explore(query, primary, progress))
-    first = explore(query, primary, _labelled(progress, "A"))
-    second = explore(query, other, _labelled(progress, "B"))
-    notes = resolution_notes(first, second)
     reason = why_not_comparable(primary, other)
+    drift = None
+    if query.operation == "stats" and reason is None:
+        first, second, drift = stats_and_drift(primary, other, _labelled(progress, "A~B"))
+    else:
+        first = explore(query, primary, _labelled(progress, "A"))
+        second = explore(query, other, _labelled(progress, "B"))
+    notes = resolution_notes(first, second)
     if reason is not None:
         notes.append(reason)
     if primary.vocabulary.tokens != other.vocabulary.tokens:
         notes.append("the two files' vocabularies differ; ids whose token differs are not "
                      "compared")
-    drift = None
-    if query.operation == "stats" and reason is None:
-        drift = row_drift(primary, other, _labelled(progress, "A~B"))
     cross = cross_file_cosines(primary, other, involved_ids(first, second))
     return EmbedReport(query, first, second, cross, drift, tuple(notes))

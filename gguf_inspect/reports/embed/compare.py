@@ -11,7 +11,7 @@ import numpy as np
 from gguf_inspect.reports.embed.matrix import EmbeddingModel, Progress
 from gguf_inspect.reports.embed.queries import cosine
 from gguf_inspect.reports.embed.report import CrossFileCosine, Exploration, RowDrift
-from gguf_inspect.reports.embed.stats import EXAMPLES
+from gguf_inspect.reports.embed.stats import EXAMPLES, StatsPass
 from gguf_inspect.reports.embed.words import QueryError
 
 
@@ -40,32 +40,68 @@ def cross_file_cosines(primary: EmbeddingModel, other: EmbeddingModel,
     return tuple(result)
 
 
-def row_drift(primary: EmbeddingModel, other: EmbeddingModel,
-              progress: Progress | None = None) -> RowDrift:
-    """Per-row cosine between the two files over the whole vocabulary (same shape required)."""
-    rows_to_compare = min(primary.matrix.n_rows, other.matrix.n_rows)
-    cosines = np.full(rows_to_compare, np.nan)
-    # Same width and chunk size, so both files' chunks cover the same rows, pair by pair.
-    pairs = zip(primary.matrix.chunks(progress, "comparing rows"), other.matrix.chunks(None, ""))
-    for (first_row, rows), (_, other_rows) in pairs:
-        if first_row >= rows_to_compare:
-            break
-        count = min(len(rows), len(other_rows), rows_to_compare - first_row)
+class DriftPass:
+    """Per-row cosine between the two files, fed chunk pairs (same width and chunk size, so
+    both files' chunks cover the same rows)."""
+
+    def __init__(self, primary: EmbeddingModel, other: EmbeddingModel) -> None:
+        self.primary = primary
+        self.rows_to_compare = min(primary.matrix.n_rows, other.matrix.n_rows)
+        self.cosines = np.full(self.rows_to_compare, np.nan)
+
+    def add(self, first_row: int, rows: np.ndarray, other_rows: np.ndarray) -> None:
+        count = min(len(rows), len(other_rows), self.rows_to_compare - first_row)
+        if count <= 0:
+            return
         left = rows[:count].astype(np.float64)
         right = other_rows[:count].astype(np.float64)
         norms = np.sqrt(np.einsum("ij,ij->i", left, left) * np.einsum("ij,ij->i", right, right))
         with np.errstate(divide="ignore", invalid="ignore"):
-            cosines[first_row:first_row + count] = np.einsum("ij,ij->i", left, right) / norms
-    measured = np.isfinite(cosines)
-    values = cosines[measured]
-    if values.size == 0:
-        raise QueryError("no row has a direction in both files (all rows zero)")
-    ids = np.flatnonzero(measured)
-    order = ids[np.lexsort((ids, cosines[ids]))][:EXAMPLES]
-    moved = tuple(CrossFileCosine(int(i), primary.vocabulary.token(int(i)), float(cosines[i]))
-                  for i in order)
-    return RowDrift(mean=float(values.mean()), minimum=float(values.min()),
-                    percentile_1=float(np.percentile(values, 1)), moved_most=moved)
+            self.cosines[first_row:first_row + count] = np.einsum("ij,ij->i", left, right) / norms
+
+    def result(self) -> RowDrift:
+        cosines = self.cosines
+        measured = np.isfinite(cosines)
+        values = cosines[measured]
+        if values.size == 0:
+            raise QueryError("no row has a direction in both files (all rows zero)")
+        ids = np.flatnonzero(measured)
+        order = ids[np.lexsort((ids, cosines[ids]))][:EXAMPLES]
+        moved = tuple(CrossFileCosine(int(i), self.primary.vocabulary.token(int(i)),
+                                      float(cosines[i])) for i in order)
+        return RowDrift(mean=float(values.mean()), minimum=float(values.min()),
+                        percentile_1=float(np.percentile(values, 1)), moved_most=moved)
+
+
+def row_drift(primary: EmbeddingModel, other: EmbeddingModel,
+              progress: Progress | None = None) -> RowDrift:
+    """Per-row cosine between the two files over the whole vocabulary (same shape required)."""
+    drift = DriftPass(primary, other)
+    pairs = zip(primary.matrix.chunks(progress, "comparing rows"), other.matrix.chunks(None, ""))
+    for (first_row, rows), (_, other_rows) in pairs:
+        if first_row >= drift.rows_to_compare:
+            break
+        drift.add(first_row, rows, other_rows)
+    return drift.result()
+
+
+def stats_and_drift(primary: EmbeddingModel, other: EmbeddingModel,
+                    progress: Progress | None = None,
+                    ) -> tuple[Exploration, Exploration, RowDrift]:
+    """--stats --vs in one pass over both files: each row chunk of each file is read and
+    dequantized once and feeds its file's statistics and the drift between the two."""
+    first, second = StatsPass(primary), StatsPass(other)
+    drift = DriftPass(primary, other)
+    chunks_b = other.matrix.chunks(None, "")
+    for first_row, rows in primary.matrix.chunks(progress, "reading both files"):
+        first.add(first_row, rows)
+        pair = next(chunks_b, None)
+        if pair is not None:
+            second.add(*pair)
+            drift.add(first_row, rows, pair[1])
+    for pair in chunks_b:  # B has more rows than A
+        second.add(*pair)
+    return first.result(), second.result(), drift.result()
 
 
 def involved_ids(primary: Exploration, other: Exploration) -> list[int]:
