@@ -109,8 +109,11 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
 # ---- the whole prediction ---------------------------------------------------------------------
 
 
-def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
-    """Every buffer llama.cpp would allocate for this model under ``settings``."""
+def predict_memory(gguf: GGUFFile, settings: LlamaSettings,
+                   with_compute: bool = True) -> MemoryPrediction:
+    """Every buffer llama.cpp would allocate for this model under ``settings``; without
+    ``with_compute`` only the exact ones (weights, KV cache, output), which is much cheaper: a
+    lower bound that ``vram``'s searches use to rule settings out."""
     hparams = read_hyperparameters(gguf)
     context = resolve_context(hparams, settings)
     placement = placement_for(hparams.n_layer, settings)
@@ -129,8 +132,9 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
         caches, kv_buffers = kv_caches(hparams, context, placement, settings)
         buffers += kv_buffers
     buffers.append(output_buffer(hparams, context, placement, settings))
-    plan = device_plan(hparams, context, placement, caches, placed, settings)
-    buffers += compute_buffers(hparams, context, placement, caches, plan)
+    if with_compute:
+        plan = device_plan(hparams, context, placement, caches, placed, settings)
+        buffers += compute_buffers(hparams, context, placement, caches, plan)
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled)
 
 
@@ -146,9 +150,11 @@ def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
     if settings.gpu_capacities:
         notes.append("GPU buffers follow the CUDA backend's rules (128-byte alignment, "
                      "quantized rows padded to 512); other backends differ")
-        notes.append("each GPU holding layers is given the whole graph's compute estimate "
-                     "(an upper bound when layers are split); the CUDA context itself "
-                     "(a few hundred MiB) is not counted: use --headroom")
-        notes.append("with layers left on the host, llama.cpp may still run their large-batch "
-                     "matmuls on the GPU (op_offload); that extra compute buffer is not modelled")
+        notes.append("each GPU's compute buffer is its share of the graph as ggml_backend_sched "
+                     "splits it (the CUDA context itself, a few hundred MiB, is not counted: "
+                     "use --headroom)")
+        if settings.op_offload:
+            notes.append("weights left on the host have their large-batch matmuls run on the "
+                         "first GPU (op_offload), which holds a copy of each: GPU memory is "
+                         "not monotone in --ngl")
     return notes

@@ -309,6 +309,7 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                                  settings.split_mode, settings.offload_kqv,
                                  bool(all_overrides(settings)))
     return DevicePlan(placement.layer_device, kv_device, tuple(views), weights, gpu_devices[0],
+                      op_offload=settings.op_offload,
                       n_copies=SCHED_MAX_COPIES if parallel else 1)
 
 

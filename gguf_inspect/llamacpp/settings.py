@@ -192,6 +192,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("offload_kqv", "--no-kv-offload", "-nkvo, --no-kv-offload", True,
             "llama_context_default_params offload_kqv",
             "Keep the KV cache in host memory", assumed_by_default=False),
+    Setting("op_offload", "--no-op-offload", "--no-op-offload", True,
+            "llama_context_default_params op_offload",
+            "Run no large-batch matmul of a host weight on a GPU (ggml_backend_sched "
+            "op_offload off)", assumed_by_default=False),
     Setting("embeddings", "--embeddings/--no-embeddings", "--embedding, --embeddings", False,
             "llama_context_default_params embeddings",
             "An embedding server: the output buffer also holds n_embd floats per output",
@@ -228,6 +232,7 @@ class LlamaSettings:
     split_mode: str = _default("split_mode")  # none | layer | row
     main_gpu: int = _default("main_gpu")
     offload_kqv: bool = _default("offload_kqv")  # False: --no-kv-offload
+    op_offload: bool = _default("op_offload")  # False: --no-op-offload
     embeddings: bool = _default("embeddings")  # adds n_embd floats per output
     # Not command-line parameters: what the machine (or a saved log) says.
     gpu_capacities: tuple[int, ...] = ()  # bytes per GPU; () means CPU only
