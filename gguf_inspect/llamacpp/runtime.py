@@ -91,12 +91,22 @@ class BufferOverride(ctypes.Structure):
     _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
 
 
-def _buffer_types(llama_cpp: Any) -> dict[str, int]:
-    """Each device's buffer type by name, as parse_tensor_buffer_overrides (common/arg.cpp)
-    lists them: ``CPU`` on a CPU-only build, ``CUDA0`` ... with CUDA."""
+def _libggml() -> Any:
+    """The libggml that libllama uses: beside it when LLAMA_CPP_LIB_PATH points llama-cpp-python
+    at another build (a CUDA one), else llama-cpp-python's own. A buffer type from another copy
+    of the library would never equal ggml_backend_cpu_buffer_type() in create_tensor."""
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return ctypes.CDLL(os.path.join(override, "libggml.so"))
     from llama_cpp import _ggml  # llama-cpp-python's handle on libggml (not re-exported)
 
-    ggml = _ggml.libggml
+    return _ggml.libggml
+
+
+def _buffer_types() -> dict[str, int]:
+    """Each device's buffer type by name, as parse_tensor_buffer_overrides (common/arg.cpp)
+    lists them: ``CPU`` on a CPU-only build, ``CUDA0`` ... with CUDA."""
+    ggml = _libggml()
     ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
     ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
     ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
@@ -118,7 +128,7 @@ def _overrides(llama_cpp: Any, config: LlamaSettings) -> Any:
     overrides = all_overrides(config)
     if not overrides:
         return None
-    types = _buffer_types(llama_cpp)
+    types = _buffer_types()
     array = (BufferOverride * (len(overrides) + 1))()
     for slot, (pattern, buffer) in zip(array, overrides):
         if buffer not in types:
