@@ -46,14 +46,15 @@ from gguf_inspect.llamacpp.placement import (
     BufferEstimate,
     Placement,
     model_buffers,
-    place_layers,
     place_tensors,
+    placement_for,
 )
 from gguf_inspect.llamacpp.recurrent import (
     attention_filter,
     is_modelled_recurrent,
     recurrent_buffers,
 )
+from gguf_inspect.llamacpp.scheduler import DevicePlan, device_plan, gpu_compute_buffers
 from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal
 
 
@@ -80,7 +81,8 @@ class MemoryPrediction:
 
 
 def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
-                    caches: list[KVCacheEstimate]) -> list[BufferEstimate]:
+                    caches: list[KVCacheEstimate],
+                    plan: DevicePlan | None = None) -> list[BufferEstimate]:
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
     With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
@@ -100,6 +102,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         k_rot=rotation_size(context.type_k, hparams.head_k, largest=True),
         v_rot=rotation_size(context.type_v, hparams.head_v, largest=False))
     gpus = sorted({d for d in placement.layer_device if d != HOST})
+    if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
+        return gpu_compute_buffers(shape, plan)
     if not gpus:
         return [BufferEstimate(HOST, "CPU", "compute",
                                estimate_compute_bytes(shape, CPU_ALIGNMENT), False)]
@@ -112,13 +116,17 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
 # ---- the whole prediction ---------------------------------------------------------------------
 
 
-def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
-    """Every buffer llama.cpp would allocate for this model under ``settings``."""
+def predict_memory(gguf: GGUFFile, settings: LlamaSettings,
+                   with_compute: bool = True) -> MemoryPrediction:
+    """Every buffer llama.cpp would allocate for this model under ``settings``; without
+    ``with_compute`` only the exact ones (weights, KV cache, output), which is much cheaper: a
+    lower bound that ``vram``'s searches use to rule settings out."""
     hparams = read_hyperparameters(gguf)
     context = resolve_context(hparams, settings)
-    placement = place_layers(hparams.n_layer, settings.n_gpu_layers, settings.gpu_capacities)
+    placement = placement_for(hparams.n_layer, settings)
     notes = _notes(hparams, settings)
-    buffers = model_buffers(place_tensors(gguf, hparams, placement, settings))
+    placed = place_tensors(gguf, hparams, placement, settings)
+    buffers = model_buffers(placed)
     caches: list[KVCacheEstimate] = []
     unmodelled = None
     if is_modelled_recurrent(hparams):
@@ -135,7 +143,9 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings) -> MemoryPrediction:
         caches, kv_buffers = kv_caches(hparams, context, placement, settings)
         buffers += kv_buffers
     buffers.append(output_buffer(hparams, context, placement, settings))
-    buffers += compute_buffers(hparams, context, placement, caches)
+    if with_compute:
+        plan = device_plan(hparams, context, placement, caches, placed, settings)
+        buffers += compute_buffers(hparams, context, placement, caches, plan)
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled,
                             hparams.n_layer_main)
 
@@ -165,9 +175,11 @@ def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
     if settings.gpu_capacities:
         notes.append("GPU buffers follow the CUDA backend's rules (128-byte alignment, "
                      "quantized rows padded to 512); other backends differ")
-        notes.append("each GPU holding layers is given the whole graph's compute estimate "
-                     "(an upper bound when layers are split); the CUDA context itself "
-                     "(a few hundred MiB) is not counted: use --headroom")
-        notes.append("with layers left on the host, llama.cpp may still run their large-batch "
-                     "matmuls on the GPU (op_offload); that extra compute buffer is not modelled")
+        notes.append("each GPU's compute buffer is its share of the graph as ggml_backend_sched "
+                     "splits it (the CUDA context itself, a few hundred MiB, is not counted: "
+                     "use --headroom)")
+        if settings.op_offload:
+            notes.append("weights left on the host have their large-batch matmuls run on the "
+                         "first GPU (op_offload), which holds a copy of each: GPU memory is "
+                         "not monotone in --ngl")
     return notes

@@ -12,6 +12,7 @@ alignment and row padding (ggml-cuda.cu) and ``ggml_backend_alloc_ctx_tensors_fr
 from __future__ import annotations
 
 import bisect
+import re
 import struct
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from gguf_inspect.core.model import GGUFFile, TensorInfo
 from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size, amx_supports, host_has_amx, host_has_avx512, repacks
 from gguf_inspect.llamacpp.hparams import MTP_SKIP_ARCHS, NO_OUTPUT_HEAD_ARCHS, Hyperparameters
 from gguf_inspect.llamacpp.names import base_name, layer_index
-from gguf_inspect.llamacpp.settings import LlamaSettings
+from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides, parse_tensor_split
 
 CPU_ALIGNMENT = 32  # TENSOR_ALIGNMENT, ggml-impl.h; CPU and CPU_REPACK buffer types
 CUDA_ALIGNMENT = 128  # ggml_backend_cuda_buffer_type_get_alignment, ggml-cuda.cu
@@ -80,12 +81,25 @@ class Placement:
         return self.layer_device[-1]
 
 
-def place_layers(n_layer: int, n_gpu_layers: int, gpu_capacities: tuple[int, ...]) -> Placement:
+def place_layers(n_layer: int, n_gpu_layers: int, gpu_capacities: tuple[int, ...],
+                 tensor_split: tuple[float, ...] = (), split_mode: str = "layer",
+                 main_gpu: int = 0) -> Placement:
     """Layers ``il >= i_gpu_start`` go to a GPU, chosen by ``upper_bound`` over the cumulative
-    split normalised by free memory (load_tensors's ``get_layer_buft_list``); the output layer
-    is pseudo-layer ``n_layer``, so it is the first thing offloaded."""
+    split normalised by free memory, or by ``--tensor-split`` when it is given and not all zero
+    (load_tensors's ``get_layer_buft_list``); the output layer is pseudo-layer ``n_layer``, so
+    it is the first thing offloaded. ``--split-mode none`` keeps only the main GPU
+    (llama_model_load_from_splits, src/llama.cpp: ``model->devices`` becomes ``main_gpu``)."""
     if not gpu_capacities:
         return Placement((HOST,) * (n_layer + 1))
+    if split_mode == "none":
+        if main_gpu >= len(gpu_capacities):  # llama.cpp: "invalid value for main_gpu"
+            raise ValueError(f"--main-gpu {main_gpu}: there are {len(gpu_capacities)} GPU(s)")
+        single = place_layers(n_layer, n_gpu_layers, (1,))
+        return Placement(tuple(HOST if device == HOST else f"gpu{main_gpu}"
+                               for device in single.layer_device))
+    shares = tensor_split[:len(gpu_capacities)]
+    if shares and any(shares):  # missing trailing shares are 0 (tensor_split[] is zeroed)
+        gpu_capacities = shares + (0.0,) * (len(gpu_capacities) - len(shares))
     ngl = n_gpu_layers if n_gpu_layers >= 0 else n_layer + 1  # llama_model::n_gpu_layers
     i_gpu_start = max(n_layer + 1 - ngl, 0)
     act_gpu_layers = min(ngl, n_layer + 1)
@@ -100,7 +114,7 @@ def place_layers(n_layer: int, n_gpu_layers: int, gpu_capacities: tuple[int, ...
     return Placement(tuple(devices))
 
 
-def _split_points(capacities: tuple[int, ...]) -> list[float]:
+def _split_points(capacities: tuple[float, ...]) -> list[float]:
     """The cumulative, normalised split as float32, like load_tensors's ``splits`` vector."""
     running = 0.0
     cumulative = []
@@ -143,6 +157,32 @@ def _matmul_dims(tensor: TensorInfo) -> int | None:
     return 3 if any(base.endswith(suffix) for suffix in MATMUL_ID_SUFFIXES) else 2
 
 
+def placement_for(n_layer: int, settings: LlamaSettings) -> Placement:
+    """``place_layers`` with the settings' GPUs, split and main GPU."""
+    return place_layers(n_layer, settings.n_gpu_layers, settings.gpu_capacities,
+                        parse_tensor_split(settings.tensor_split), settings.split_mode,
+                        settings.main_gpu)
+
+
+def override_device(name: str, overrides: tuple[tuple[str, str], ...],
+                    n_gpus: int) -> str | None:
+    """The device a tensor buffer override sends ``name`` to, None when none matches: the
+    first pattern found by ``std::regex_search`` wins (llama_model_loader::create_tensor).
+    Buffer names are the devices' own (parse_tensor_buffer_overrides, common/arg.cpp lists
+    only the devices present: a CUDA buffer on a CPU-only build is refused)."""
+    for pattern, buffer in overrides:
+        if re.search(pattern, name) is None:
+            continue
+        if buffer == "CPU":
+            return HOST
+        index = int(buffer[4:])
+        if index >= n_gpus:
+            raise ValueError(f"unknown buffer type {buffer} (--override-tensor): "
+                             f"{n_gpus} GPU(s) given")
+        return f"gpu{index}"
+    return None
+
+
 def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement,
                   settings: LlamaSettings) -> list[TensorPlacement]:
     """The buffer type of every weight (llama_model_loader::create_tensor's ``buft_for_tensor``).
@@ -152,7 +192,13 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     first GPU's host buffer (CUDA_Host) first, which with mmap is swapped for plain CPU ("avoid
     using a host buffer when using mmap"), so repacking never happens there. A tied embedding
     (no output.weight) is requested again as the output head (TENSOR_DUPLICATED): it costs a
-    second copy only when that lands in a different buffer type."""
+    second copy only when that lands in a different buffer type.
+
+    A tensor buffer override (``-ot``, ``--n-cpu-moe``) to CPU picks from the CPU list again
+    (``select_weight_buft(..., buft_list_cpu)``, so on a CPU-only build it changes nothing);
+    to a GPU it takes that GPU's buffer."""
+    overrides = all_overrides(settings)
+    n_gpus = len(settings.gpu_capacities)
     avx512 = host_has_avx512() if settings.cpu_avx512 is None else settings.cpu_avx512
     amx = host_has_amx() if settings.cpu_amx is None else settings.cpu_amx
     gpu_build = bool(settings.gpu_capacities)
@@ -176,6 +222,8 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
             continue
         layer = _layer_of(tensor, hparams.n_layer)
         device = HOST if layer < 0 else placement.device_of_layer(min(layer, hparams.n_layer))
+        if overrides:
+            device = override_device(tensor.name, overrides, n_gpus) or device
         buffer = buffer_for(tensor, device, _matmul_dims(tensor))
         placed.append(TensorPlacement(tensor, device, buffer))
     embedding = gguf.tensor("token_embd.weight")
@@ -198,7 +246,7 @@ def skipped_by_loader(tensor: TensorInfo, hparams: Hyperparameters) -> bool:
     return layer is not None and layer >= hparams.n_layer_main
 
 
-def _alloc_size(tensor: TensorInfo, buffer: str) -> int:
+def alloc_size(tensor: TensorInfo, buffer: str) -> int:
     """ggml_backend_buft_get_alloc_size: ggml_nbytes, plus for CUDA the quantized-row padding
     (ggml_backend_cuda_buffer_type_get_alloc_size, ggml-cuda.cu); AMX's packed layout."""
     if buffer == "AMX":
@@ -238,7 +286,7 @@ def model_buffers(placed: list[TensorPlacement]) -> list[BufferEstimate]:
             size = last - first
         else:
             alignment = buffer_alignment(name)
-            size = sum(pad(_alloc_size(item.tensor, name), alignment) for item in items)
+            size = sum(pad(alloc_size(item.tensor, name), alignment) for item in items)
         buffers.append(BufferEstimate(items[0].device, name, "model", size, True))
     return buffers
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from gguf_inspect.llamacpp.load_log import LogRecord, join_fragments
 from gguf_inspect.core.constants import ggml_type_from_name
-from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
-from gguf_inspect.llamacpp.settings import LlamaSettings
+from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError, UsageError
+from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides
 
 # What is missing is llama-cpp-python at the version pinned in pyproject.toml's "runtime" extra.
 # Never "pip install gguf-inspect": that name on PyPI is an unrelated project; this one installs
@@ -31,6 +31,7 @@ INSTALL_HINT = (f"pip install '{LLAMA_CPP_PYTHON}' into this environment (or, in
                 "this project: pip install -e '.[runtime]'); without a cached wheel it builds "
                 "llama.cpp, which needs a C++ compiler and cmake")
 FLASH_ATTN_TYPES = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
+SPLIT_MODES = {"none": 0, "layer": 1, "row": 2}  # enum llama_split_mode
 LOAD_MODE_NONE, LOAD_MODE_MMAP = 0, 1  # enum llama_load_mode
 UNLIMITED_CONTEXT = 0  # n_ctx = 0: "from model", i.e. the trained context length
 
@@ -98,11 +99,68 @@ class LogCatcher:
         self._llama_cpp.llama_log_set(self._previous_callback, self._previous_user_data)
 
 
-def _model_params(llama_cpp: Any, config: LlamaSettings) -> Any:
+class BufferOverride(ctypes.Structure):
+    """struct llama_model_tensor_buft_override (include/llama.h)."""
+
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def _libggml() -> Any:
+    """The libggml that libllama uses: beside it when LLAMA_CPP_LIB_PATH points llama-cpp-python
+    at another build (a CUDA one), else llama-cpp-python's own. A buffer type from another copy
+    of the library would never equal ggml_backend_cpu_buffer_type() in create_tensor."""
+    override = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if override:
+        return ctypes.CDLL(os.path.join(override, "libggml.so"))
+    from llama_cpp import _ggml  # llama-cpp-python's handle on libggml (not re-exported)
+
+    return _ggml.libggml
+
+
+def _buffer_types() -> dict[str, int]:
+    """Each device's buffer type by name, as parse_tensor_buffer_overrides (common/arg.cpp)
+    lists them: ``CPU`` on a CPU-only build, ``CUDA0`` ... with CUDA."""
+    ggml = _libggml()
+    ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_buffer_type.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_dev_buffer_type.restype = ctypes.c_void_p
+    ggml.ggml_backend_buft_name.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_buft_name.restype = ctypes.c_char_p
+    types = {}
+    for index in range(ggml.ggml_backend_dev_count()):
+        buft = ggml.ggml_backend_dev_buffer_type(ggml.ggml_backend_dev_get(index))
+        if buft:
+            types[ggml.ggml_backend_buft_name(buft).decode()] = buft
+    return types
+
+
+def _overrides(llama_cpp: Any, config: LlamaSettings) -> Any:
+    """The NULL-terminated override array of ``-ot`` and ``--n-cpu-moe`` (None when there are
+    none); a buffer name this build lacks is refused as common/arg.cpp refuses it."""
+    overrides = all_overrides(config)
+    if not overrides:
+        return None
+    types = _buffer_types()
+    array = (BufferOverride * (len(overrides) + 1))()
+    for slot, (pattern, buffer) in zip(array, overrides):
+        if buffer not in types:
+            raise UsageError(f"unknown buffer type {buffer} (--override-tensor); this build has "
+                             f"{', '.join(sorted(types))}")
+        slot.pattern, slot.buft = pattern.encode(), types[buffer]
+    return array
+
+
+def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None) -> Any:
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = config.n_gpu_layers
     params.load_mode = LOAD_MODE_MMAP if config.use_mmap else LOAD_MODE_NONE
     params.use_extra_bufts = config.cpu_repack
+    params.split_mode = SPLIT_MODES[config.split_mode]
+    params.main_gpu = config.main_gpu
+    if overrides is not None:  # the array outlives the load: the caller holds it
+        params.tensor_buft_overrides = ctypes.cast(overrides, ctypes.c_void_p)
     return params
 
 
@@ -118,6 +176,8 @@ def _context_params(llama_cpp: Any, config: LlamaSettings) -> Any:
     params.swa_full = config.swa_full
     params.kv_unified = config.kv_unified
     params.offload_kqv = config.offload_kqv
+    params.op_offload = config.op_offload
+    params.embeddings = config.embeddings
     params.n_threads = params.n_threads_batch = 1  # nothing is computed; keep it light
     return params
 
@@ -181,8 +241,9 @@ def capture_load(path: str, config: LlamaSettings, loras: tuple[tuple[str, float
     catcher = LogCatcher(llama_cpp)
     with catcher:
         llama_cpp.llama_backend_init()
-        model = llama_cpp.llama_model_load_from_file(path.encode(),
-                                                     _model_params(llama_cpp, config))
+        overrides = _overrides(llama_cpp, config)
+        model = llama_cpp.llama_model_load_from_file(
+            path.encode(), _model_params(llama_cpp, config, overrides))
         if not model:
             raise _refusal(path, "load the model", catcher.fragments)
         try:

@@ -13,12 +13,16 @@ a quantized V cache needs flash attention) live here and nowhere else.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from gguf_inspect.core.constants import ggml_type_from_name
 
 FLASH_ATTN_VALUES = ("on", "off", "auto")
+SPLIT_MODES = ("none", "layer", "row")  # enum llama_split_mode (LLAMA_SPLIT_MODE_*)
+# llm_add_n_cpu_ffn_overrides with LLM_FFN_EXPS_REGEX (common/common.h): one pattern per layer
+N_CPU_MOE_PATTERN = r"blk\.{layer}\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 
 
 def cache_type_name(value: str) -> str:
@@ -31,6 +35,67 @@ def check_flash_attn(value: str) -> str:
     if value not in FLASH_ATTN_VALUES:
         raise ValueError(f"expected on, off or auto, got {value!r}")
     return value
+
+
+def check_split_mode(value: str) -> str:
+    """``none``, ``layer`` or ``row`` (--split-mode); ValueError otherwise."""
+    if value not in SPLIT_MODES:
+        raise ValueError(f"expected none, layer or row, got {value!r}")
+    return value
+
+
+def check_tensor_split(value: str) -> str:
+    """``3,1``: non-negative shares, one per GPU, not all zero (parsed as common/arg.cpp
+    does: split on , or /)."""
+    shares = parse_tensor_split(value)
+    if not shares or sum(shares) <= 0:
+        raise ValueError(f"expected shares like 3,1, got {value!r}")
+    return ",".join(f"{share:g}" for share in shares)
+
+
+def parse_tensor_split(value: str) -> tuple[float, ...]:
+    """The shares of ``--tensor-split`` (an empty string: none given); ValueError."""
+    if not value.strip():
+        return ()
+    try:
+        shares = tuple(float(part) for part in re.split(r"[,/]", value))
+    except ValueError:
+        raise ValueError(f"expected shares like 3,1, got {value!r}") from None
+    if any(share < 0 or share != share for share in shares):
+        raise ValueError(f"shares cannot be negative: {value!r}")
+    return shares
+
+
+def parse_overrides(value: str) -> tuple[tuple[str, str], ...]:
+    """``PATTERN=BUFFER,...`` as parse_tensor_buffer_overrides (common/arg.cpp) splits it:
+    on commas, then at the first ``=``. The buffer is a device's buffer type name (CPU, CUDA0
+    ...); the pattern is a regex searched in the tensor name."""
+    overrides = []
+    for item in (part for part in value.split(",") if part):
+        pattern, equals, buffer = item.partition("=")
+        if not equals:
+            raise ValueError(f"expected PATTERN=BUFFER, got {item!r}")
+        if buffer != "CPU" and re.fullmatch(r"CUDA\d+", buffer) is None:
+            raise ValueError(f"unknown buffer type {buffer!r} (CPU, CUDA0, CUDA1 ...)")
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {pattern!r} ({error})") from None
+        overrides.append((pattern, buffer))
+    return tuple(overrides)
+
+
+def check_overrides(value: str) -> str:
+    parse_overrides(value)
+    return value
+
+
+def all_overrides(settings: "LlamaSettings") -> tuple[tuple[str, str], ...]:
+    """The tensor buffer overrides in the order llama.cpp tries them (the first match wins,
+    llama_model_loader::create_tensor): ``-ot`` and ``--n-cpu-moe`` in command-line order; here
+    ``-ot`` first, then one CPU pattern per layer below ``--n-cpu-moe``."""
+    moe = tuple((N_CPU_MOE_PATTERN.format(layer=il), "CPU") for il in range(settings.n_cpu_moe))
+    return parse_overrides(settings.override_tensor) + moe
 
 
 @dataclass(frozen=True)
@@ -48,6 +113,8 @@ class Setting:
     minimum: int | None = None  # the smallest value llama.cpp takes
     metavar: str | None = None
     check: Callable[[str], str] | None = None  # normalises a given value; ValueError if bad
+    # False for the deployment options (--n-cpu-moe, -ot ...): a line only when they are set
+    assumed_by_default: bool = True
 
     @property
     def off_switch(self) -> bool:
@@ -64,6 +131,10 @@ class Setting:
         """The line ``vram`` prints when the default was filled in."""
         shown = self.shown if self.shown is not None else self.default
         return f"{self.name} = {shown} ({self.source})"
+
+    def given_line(self, value: Any) -> str:
+        """The assumption line of a deployment option that was set."""
+        return f"{self.name} = {value} (as given: {self.llama_flag or self.option})"
 
 
 # In the order vram lists its assumptions.
@@ -98,6 +169,37 @@ SETTINGS: tuple[Setting, ...] = (
             help_default="off"),
     Setting("use_mmap", "--no-mmap", "--no-mmap", True,
             "llama_model_default_params (load_mode auto: mmap)", "Read the weights, no mmap"),
+    # Deployment options (common/arg.cpp): listed as assumptions only when given.
+    Setting("n_cpu_moe", "--n-cpu-moe", "-ncmoe, --n-cpu-moe", 0, "common_params",
+            "Keep the MoE expert weights of the first N layers in host memory", minimum=0,
+            assumed_by_default=False),
+    Setting("override_tensor", "--override-tensor", "-ot, --override-tensor", "",
+            "common_params tensor_buft_overrides",
+            "PATTERN=BUFFER[,...]: tensors whose name matches the regex go to BUFFER "
+            "(CPU, CUDA0, CUDA1 ...)", help_default="none", metavar="PATTERN=BUFFER,...",
+            check=check_overrides, assumed_by_default=False),
+    Setting("tensor_split", "--tensor-split", "-ts, --tensor-split", "",
+            "llama_model_default_params tensor_split (split by free memory)",
+            "Share of the layers per GPU, e.g. 3,1", help_default="by GPU memory",
+            metavar="N0,N1,...", check=check_tensor_split, assumed_by_default=False),
+    Setting("split_mode", "--split-mode", "-sm, --split-mode", "layer",
+            "llama_model_default_params split_mode", "How layers spread over GPUs",
+            metavar="none|layer|row", check=check_split_mode, assumed_by_default=False),
+    Setting("main_gpu", "--main-gpu", "-mg, --main-gpu", 0,
+            "llama_model_default_params main_gpu",
+            "The GPU used with --split-mode none (and for row-split results)", minimum=0,
+            assumed_by_default=False),
+    Setting("offload_kqv", "--no-kv-offload", "-nkvo, --no-kv-offload", True,
+            "llama_context_default_params offload_kqv",
+            "Keep the KV cache in host memory", assumed_by_default=False),
+    Setting("op_offload", "--no-op-offload", "--no-op-offload", True,
+            "llama_context_default_params op_offload",
+            "Run no large-batch matmul of a host weight on a GPU (ggml_backend_sched "
+            "op_offload off)", assumed_by_default=False),
+    Setting("embeddings", "--embeddings/--no-embeddings", "--embedding, --embeddings", False,
+            "llama_context_default_params embeddings",
+            "An embedding server: the output buffer also holds n_embd floats per output",
+            help_default="off", assumed_by_default=False),
 )
 SETTING_BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS}
 
@@ -124,13 +226,19 @@ class LlamaSettings:
     swa_full: bool = _default("swa_full")
     use_mmap: bool = _default("use_mmap")
     n_gpu_layers: int = _default("n_gpu_layers")  # -1 = all
+    n_cpu_moe: int = _default("n_cpu_moe")
+    override_tensor: str = _default("override_tensor")  # PATTERN=BUFFER,...
+    tensor_split: str = _default("tensor_split")  # "3,1"; "" splits by GPU memory
+    split_mode: str = _default("split_mode")  # none | layer | row
+    main_gpu: int = _default("main_gpu")
+    offload_kqv: bool = _default("offload_kqv")  # False: --no-kv-offload
+    op_offload: bool = _default("op_offload")  # False: --no-op-offload
+    embeddings: bool = _default("embeddings")  # adds n_embd floats per output
     # Not command-line parameters: what the machine (or a saved log) says.
     gpu_capacities: tuple[int, ...] = ()  # bytes per GPU; () means CPU only
-    offload_kqv: bool = True  # llama_context_default_params
     cpu_repack: bool = True  # CPU_REPACK buffers (x86 AVX2 rules) on CPU-only builds
     cpu_avx512: bool | None = None  # None: read /proc/cpuinfo (Q2_K repacks only with AVX512)
     cpu_amx: bool | None = None  # None: read /proc/cpuinfo (AMX-INT8 + AVX512-VNNI: AMX buffers)
-    embeddings: bool = False  # llama_context_params.embeddings: adds n_embd floats per output
 
 
 def flash_attn_enabled(settings: LlamaSettings) -> bool:
@@ -164,7 +272,9 @@ def given_settings(values: Mapping[str, Any]) -> dict[str, Any]:
 def resolve_settings(values: Mapping[str, Any], base: LlamaSettings | None = None,
                      ) -> tuple[LlamaSettings, tuple[str, ...]]:
     """``base`` (the table's defaults) with what was given laid over it, and one assumption
-    line per table row that was not given, in table order."""
+    line per table row that was not given (a deployment option: that was given), in table
+    order."""
     given = given_settings(values)
-    assumed = tuple(row.assumption() for row in SETTINGS if row.name not in given)
+    assumed = tuple(row.given_line(given[row.name]) if row.name in given else row.assumption()
+                    for row in SETTINGS if row.assumed_by_default != (row.name in given))
     return replace(base or LlamaSettings(), **given), assumed

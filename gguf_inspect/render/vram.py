@@ -205,6 +205,10 @@ def _config_json(report: VramReport) -> dict[str, Any]:
         "flash_attn_enabled": context.flash_attn, "swa_full": context.swa_full,
         "use_mmap": config.use_mmap, "n_gpu_layers": report.resolved_gpu_layers,
         "n_layer": report.n_layer, "offload_kqv": config.offload_kqv,
+        "op_offload": config.op_offload, "n_cpu_moe": config.n_cpu_moe,
+        "override_tensor": config.override_tensor, "tensor_split": config.tensor_split,
+        "split_mode": config.split_mode, "main_gpu": config.main_gpu,
+        "embeddings": config.embeddings,
         "gpus": [{"name": gpu.name, "capacity_bytes": gpu.capacity_bytes} for gpu in report.gpus],
         "headroom_bytes": report.headroom_bytes,
     }

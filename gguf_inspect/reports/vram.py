@@ -2,8 +2,13 @@
 the largest ``--ngl`` that fits, the longest context that fits at full offload, and the plan grid.
 
 All numbers come from ``llamacpp.memory.predict_memory``; this module only sums, compares and
-searches. Fit is monotone in both the offloaded layer count and the context (more of either
-never needs less memory), so both searches are binary searches.
+searches. Fit is not monotone in the offloaded layer count: with layers left on the host,
+llama.cpp runs their large-batch matmuls on the first GPU (``op_offload``, ggml_backend_sched),
+whose compute buffer then holds copies of host weights, so ``--ngl 0`` can need more GPU memory
+than ``--ngl 1``. The weights and KV cache the GPUs hold together are monotone in it, though: the
+``--ngl`` search binary-searches that exact lower bound, then tries every count below it, from
+the top, with the whole prediction. At full offload every size in the graph grows with the
+context, so the context search stays a binary search.
 """
 
 from __future__ import annotations
@@ -112,20 +117,28 @@ def _fits(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom
 def max_gpu_layers(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...],
                    headroom: int, n_layer: int, extras: ExtraFiles | None = None) -> int | None:
     """The largest n_gpu_layers (0 .. n_layer + 1, the output head counting as one) that fits;
-    None when even 0 does not (only possible with a headroom larger than a card)."""
-    def fits(ngl: int) -> bool:
-        return _fits(gguf, replace(config, n_gpu_layers=ngl), gpus, headroom, extras)
+    None when none does. Counts above the largest whose weights and KV cache alone fit the GPUs
+    together are ruled out without simulating the graph; the rest are tried from the top."""
+    budget = sum(gpu.capacity_bytes - headroom for gpu in gpus)
 
-    if not fits(0):
-        return None
-    low, high = 0, n_layer + 1  # invariant: fits(low)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle):
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    def gpu_bytes(ngl: int) -> int:
+        exact = predict_memory(gguf, replace(config, n_gpu_layers=ngl), with_compute=False)
+        return sum(exact.device_total(f"gpu{index}") for index in range(len(gpus)))
+
+    top = n_layer + 1
+    if gpu_bytes(top) > budget:  # invariant: gpu_bytes(high + 1) > budget or high is the top
+        low, high = -1, top - 1  # gpu_bytes(-1) stands for "nothing": always within budget
+        while low < high:
+            middle = (low + high + 1) // 2
+            if gpu_bytes(middle) <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        top = low
+    for ngl in range(top, -1, -1):
+        if _fits(gguf, replace(config, n_gpu_layers=ngl), gpus, headroom, extras):
+            return ngl
+    return None
 
 
 def max_context(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int,

@@ -1,0 +1,324 @@
+"""The compute buffers of a GPU build: which device runs each node of the worst-case graph, what
+the scheduler copies between devices, and each device's allocator peak.
+
+Follows ``ggml_backend_sched_split_graph`` (ggml/src/ggml-backend.cpp): pass 1
+(``ggml_backend_sched_backend_id_from_cur``: graph inputs on the CPU, ops next to their weights,
+a host weight's large-batch op offloaded to the first GPU when ``op_offload`` is on, writes into
+the KV cache on the cache's device), pass 2 (expand GPU assignments down then up, skipping the
+CPU, then any assignment down and up), pass 5 (a split per run of one device; a source on
+another device is copied into the split's device once per backend, ``tensor_id_copy``), and the
+graph copy it hands to ggml-alloc (each copy allocated at the start of its split; the source kept
+alive by a view, ``input_dep``, so never freed). With pipeline parallelism (``n_copies`` =
+``GGML_SCHED_MAX_COPIES`` = 4) every graph input and every copy is made four times, flagged
+input and output, allocated first and never freed. ``ggml_backend_cuda_device_offload_op``
+(ggml-cuda.cu) offloads an op whose batch is at least 32 rows, never a GET_ROWS.
+
+The graph itself is ``compute_graph.build_graph``; this module only assigns and allocates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from typing import TYPE_CHECKING
+
+from gguf_inspect.core.constants import ggml_type_from_name, row_bytes
+from gguf_inspect.llamacpp.compute_graph import (
+    INPLACE_OPS,
+    DynamicAllocator,
+    GraphShape,
+    Node,
+    build_graph,
+    graph_inputs,
+)
+from gguf_inspect.llamacpp.hparams import Hyperparameters
+from gguf_inspect.llamacpp.placement import (
+    CPU_ALIGNMENT,
+    CUDA_ALIGNMENT,
+    HOST,
+    BufferEstimate,
+    Placement,
+    TensorPlacement,
+    alloc_size,
+)
+from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides
+
+if TYPE_CHECKING:
+    from gguf_inspect.llamacpp.kv_cache import KVCacheEstimate, ResolvedContext
+
+SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp
+OFFLOAD_MIN_BATCH = 32  # op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH), ggml-cuda.cu
+NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their small weights
+# The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
+WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
+                "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down"}
+LLAMA_NORMS = ("attn_norm", "ffn_norm")
+GEMMA_NORMS = ("attn_norm", "attn_q_norm", "attn_k_norm", "post_attention_norm", "ffn_norm",
+               "post_ffw_norm")
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Where things live: each layer's device (index n_layer: the output head), each layer's KV
+    device, and every weight's device and CUDA allocation size by tensor name."""
+
+    layer_device: tuple[str, ...]
+    kv_device: tuple[str, ...]
+    kv_view_bytes: tuple[tuple[int, int], ...]  # per layer: the K and V views attention reads
+    weights: dict[str, tuple[str, int]]
+    first_gpu: str  # backend 0: op_offload's target
+    op_offload: bool = True
+    n_copies: int = 1
+
+
+@dataclass(eq=False)
+class Placed:
+    """A node of the graph copy: the graph's node, or a copy of one on another device."""
+
+    node: Node
+    device: str
+    srcs: list[Placed] = field(default_factory=list)
+    keep: bool = False  # a graph input, an output, or a copy's source (input_dep)
+    n_children: int = 0
+    offset: int = -1
+
+
+def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
+                        host_alignment: int) -> dict[str, int]:
+    """Each device's compute buffer: the allocator's peak over the nodes it runs and the copies
+    it receives ("host" is the CPU backend's, a CUDA_Host buffer)."""
+    nodes, unused_inputs = build_graph(shape)
+    layers = _layer_of_nodes(nodes)
+    weights = {id(node): _weight(node, layers[id(node)], plan, shape) for node in nodes}
+    devices = _assign(nodes, layers, weights, plan, shape.n_tokens)
+    order, leafs = _graph_copy(nodes, unused_inputs, devices, weights, layers, plan)
+    allocators: dict[str, DynamicAllocator] = {}
+
+    def allocator(device: str) -> DynamicAllocator:
+        alignment = host_alignment if device == HOST else gpu_alignment
+        return allocators.setdefault(device, DynamicAllocator(alignment))
+
+    for leaf in leafs:
+        leaf.offset = allocator(leaf.device).alloc(leaf.node.n_bytes)
+    for item in order:
+        for src in item.srcs:
+            src.n_children += 1
+    for item in order:
+        _allocate(item, allocator(item.device))
+        for src in item.srcs:
+            src.n_children -= 1
+            if src.n_children == 0 and not src.keep and src.offset >= 0:
+                allocator(src.device).free(src.offset, src.node.n_bytes)
+                src.offset = -2  # freed
+    return {device: alloc.max_size for device, alloc in allocators.items()}
+
+
+def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
+    """ggml_gallocr_allocate_node: in place over a same-sized parent used only here."""
+    if item.offset != -1:
+        return
+    if item.node.op in INPLACE_OPS:
+        for parent in item.srcs:
+            if (parent.offset >= 0 and not parent.keep and parent.device == item.device
+                    and parent.node.n_bytes == item.node.n_bytes and parent.n_children == 1
+                    and parent.node.view_src is None):
+                item.offset, parent.offset = parent.offset, -3  # taken over
+                return
+    item.offset = allocator.alloc(item.node.n_bytes)
+
+
+def _layer_of_nodes(nodes: list[Node]) -> dict[int, int]:
+    """Each node's layer in build_graph's order: -1 before the first block, n_layer after the
+    last ``l_out`` (the output head)."""
+    layers: dict[int, int] = {}
+    layer = -1
+    for node in nodes:
+        if layer < 0 and node.op == "RMS_NORM":
+            layer = 0
+        layers[id(node)] = layer
+        if node.name == "l_out":
+            layer += 1
+    return layers
+
+
+def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
+            ) -> tuple[str, int] | None:
+    """The device and size of the weight ``node`` reads, None when it reads none."""
+    if not any(src.external and src.name == "weight" for src in node.srcs):
+        return None
+    n_layer = len(plan.layer_device) - 1
+    name = None
+    if node.name == "embd":
+        name = "token_embd.weight"
+    elif node.name == "result_output":
+        name = "output.weight" if "output.weight" in plan.weights else "output:tied"
+    elif node.name in WEIGHT_ROLES:
+        name = f"blk.{layer}.{WEIGHT_ROLES[node.name]}.weight"
+    elif node.name == "norm_w" and layer >= n_layer:
+        name = "output_norm.weight"
+    device = HOST if layer < 0 else plan.layer_device[min(max(layer, 0), n_layer)]
+    return plan.weights.get(name or "", (device, 4 * shape.n_embd))
+
+
+def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[str, int] | None],
+            plan: DevicePlan, n_tokens: int) -> dict[int, str]:
+    """Passes 1, 2 and 4 of ggml_backend_sched_split_graph."""
+    devices: dict[int, str] = {}
+    for node in nodes:
+        if node.view_src is not None and node.op != "VIEW":  # SET_ROWS into the cache
+            devices[id(node)] = plan.kv_device[layers[id(node)]]
+            continue
+        weight = weights[id(node)]
+        if weight is None or node.op in NOT_BY_WEIGHT:
+            continue
+        device = weight[0]
+        if (device == HOST and plan.op_offload and plan.first_gpu != HOST
+                and node.op != "GET_ROWS" and n_tokens >= OFFLOAD_MIN_BATCH):
+            device = plan.first_gpu  # "1.off"
+        devices[id(node)] = device
+    computing = [node for node in nodes if node.op != "VIEW"]
+    for skip_host in (True, False):  # expand gpu down / up, then rest down / up
+        for sequence in (computing, computing[::-1]):
+            current = None
+            for node in sequence:
+                assigned = devices.get(id(node))
+                if assigned is not None:
+                    current = None if skip_host and assigned == HOST else assigned
+                elif current is not None:
+                    devices[id(node)] = current
+    for node in nodes:  # pass 4: a view lives with what it views
+        if node.op == "VIEW":
+            base = node.view_src
+            devices[id(node)] = devices.get(id(base), HOST) if base is not None else HOST
+        devices.setdefault(id(node), HOST)
+    return devices
+
+
+def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dict[int, str],
+                weights: dict[int, tuple[str, int] | None], layers: dict[int, int],
+                plan: DevicePlan) -> tuple[list[Placed], list[Placed]]:
+    """The scheduler's graph copy: per split, its new copies, then its nodes; and the leafs
+    allocated before everything (graph inputs; with n_copies > 1 also every copy, times four)."""
+    placed: dict[int, Placed] = {}
+    leafs: list[Placed] = []
+    pipelined = plan.n_copies > 1
+    for leaf in graph_inputs(nodes, unused_inputs):
+        placed[id(leaf)] = item = Placed(leaf, HOST, keep=True)
+        leafs.append(item)
+        leafs += [Placed(leaf, HOST, keep=True) for _ in range(plan.n_copies - 1)]
+    copies: dict[tuple[object, ...], Placed] = {}
+    order: list[Placed] = []
+    split_copies: list[Placed] = []  # allocated at the start of the split (before its nodes)
+    split_nodes: list[Placed] = []
+    for node in nodes:
+        device = devices[id(node)]
+        item = Placed(node, device, keep=node.is_output)
+        placed[id(node)] = item
+        if node.op == "VIEW":
+            continue
+        if split_nodes and split_nodes[-1].device != device:  # pass 5: a new split
+            order += split_copies + split_nodes
+            split_copies, split_nodes = [], []
+        cache_reads = 0
+        for src in node.srcs:
+            if src.external:
+                size, where = _external_source(src, node, weights, layers, plan, cache_reads)
+                cache_reads += src.name == "cache"
+                if where == device or size == 0:
+                    continue
+                key: tuple[object, ...] = (src.name, id(node), cache_reads, device)
+                source = None
+            else:
+                base = src.view_src if src.op == "VIEW" and src.view_src is not None else src
+                source = placed[id(base)]
+                if source.device == device:
+                    item.srcs.append(source)
+                    continue
+                size, key = base.n_bytes, ("node", id(base), device)
+            if key not in copies:
+                copy = Placed(Node(f"{device}#copy", "NONE", size), device, keep=pipelined)
+                copies[key] = copy
+                if source is not None:
+                    source.keep = True  # input_dep: a view of the source keeps it alive
+                if pipelined:
+                    leafs += [copy] + [Placed(copy.node, device, keep=True)
+                                       for _ in range(plan.n_copies - 1)]
+                else:
+                    split_copies.append(copy)
+            item.srcs.append(copies[key])
+        split_nodes.append(item)
+    return order + split_copies + split_nodes, leafs
+
+
+def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] | None],
+                     layers: dict[int, int], plan: DevicePlan, cache_reads: int
+                     ) -> tuple[int, str]:
+    """The size and device of a weight or a KV-cache view ``node`` reads (0: not copied)."""
+    layer = layers[id(node)]
+    if src.name == "weight":
+        weight = weights[id(node)]
+        return (0, HOST) if weight is None else (weight[1], weight[0])
+    if node.view_src is not None or not 0 <= layer < len(plan.kv_device):
+        return 0, HOST  # the SET_ROWS writing its own cache
+    k_bytes, v_bytes = plan.kv_view_bytes[layer]
+    reads_v = node.name == "kqv" or (node.op == "FLASH_ATTN_EXT" and cache_reads == 1)
+    return (v_bytes if reads_v else k_bytes), plan.kv_device[layer]
+
+
+def pipeline_parallel(n_gpus: int, n_gpu_layers: int, n_layer: int, split_mode: str,
+                      offload_kqv: bool, has_overrides: bool) -> bool:
+    """llama_context::llama_context (src/llama-context.cpp): more than one device, every layer
+    and the output offloaded, layer split, KV offloaded and no tensor overrides (CUDA devices
+    support async compute and events)."""
+    offloaded = n_gpu_layers < 0 or n_gpu_layers > n_layer
+    return (n_gpus > 1 and offloaded and split_mode == "layer" and offload_kqv
+            and not has_overrides)
+
+
+def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement: Placement,
+                caches: list["KVCacheEstimate"], placed: list[TensorPlacement],
+                settings: LlamaSettings) -> DevicePlan | None:
+    """Where the scheduler finds everything; None on a CPU-only build (one backend, no splits).
+    Backend 0 is the first model device: the main GPU with ``--split-mode none``."""
+    if not settings.gpu_capacities:
+        return None
+    gpu_devices = [f"gpu{index}" for index in range(len(settings.gpu_capacities))]
+    if settings.split_mode == "none":
+        gpu_devices = [f"gpu{settings.main_gpu}"]
+    weights: dict[str, tuple[str, int]] = {}
+    for item in placed:
+        name = "output:tied" if item.duplicate else item.tensor.name
+        weights[name] = (item.device, alloc_size(item.tensor, item.buffer
+                                                 if item.device != HOST else "CUDA0"))
+    if "output.weight" not in weights and "output:tied" not in weights:
+        if "token_embd.weight" in weights:
+            weights["output:tied"] = weights["token_embd.weight"]
+    cells = {cache.name: cache.cells for cache in caches}
+    n_stream = 1 if context.kv_unified else context.n_seq_max
+    type_k, type_v = ggml_type_from_name(context.type_k), ggml_type_from_name(context.type_v)
+    v_width_max = max(hparams.n_embd_v_gqa, default=0)
+    views = []
+    for il in range(hparams.n_layer):
+        n_kv = cells.get("SWA" if hparams.is_swa[il] else "", context.n_ctx_seq)
+        v_width = hparams.n_embd_v_gqa[il] if context.flash_attn else v_width_max
+        views.append((row_bytes(type_k.type_id, hparams.n_embd_k_gqa[il]) * n_kv * n_stream,
+                      row_bytes(type_v.type_id, v_width) * n_kv * n_stream))
+    kv_device = tuple(placement.device_of_layer(il) if settings.offload_kqv else HOST
+                      for il in range(hparams.n_layer))
+    parallel = pipeline_parallel(len(gpu_devices), settings.n_gpu_layers, hparams.n_layer,
+                                 settings.split_mode, settings.offload_kqv,
+                                 bool(all_overrides(settings)))
+    return DevicePlan(placement.layer_device, kv_device, tuple(views), weights, gpu_devices[0],
+                      op_offload=settings.op_offload,
+                      n_copies=SCHED_MAX_COPIES if parallel else 1)
+
+
+def gpu_compute_buffers(shape: GraphShape, plan: DevicePlan) -> list[BufferEstimate]:
+    """One compute buffer per GPU the graph runs on (CUDA<i>), then the CPU backend's, whose
+    buffer type on a CUDA build is the host buffer (CUDA_Host)."""
+    peaks = split_compute_bytes(shape, plan, CUDA_ALIGNMENT, CPU_ALIGNMENT)
+    gpus = sorted((device for device in peaks if device != HOST), key=lambda d: int(d[3:]))
+    buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", peaks[gpu], False)
+               for gpu in gpus]
+    buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", peaks.get(HOST, 0), False))
+    return buffers
