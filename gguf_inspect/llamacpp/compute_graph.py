@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
+
 # ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
-INPLACE_OPS = frozenset({"ADD", "MUL", "SCALE", "ROPE", "RMS_NORM", "SOFT_MAX"})
+INPLACE_OPS = frozenset({"FILL", "SCALE", "ADD", "ADD_ID", "ADD1", "SUB", "MUL", "DIV", "SQR",
+                         "SQRT", "LOG", "UNARY", "ROPE", "RMS_NORM", "CLAMP", "SOFT_MAX"})
 
 
 @dataclass(eq=False)
@@ -170,6 +173,8 @@ class GraphShape:
     k_rot: int = 0  # Hadamard rotation size for a quantized K cache (0: none)
     v_rot: int = 0  # the same for a quantized V cache
     n_seqs: int = 0  # n_seq_max, the reserve's sequences (0: n_stream, which it is unless unified)
+    moe: tuple[bool, ...] = ()  # per layer: the FFN is build_moe_ffn (graph_layout)
+    moe_layout: MoeLayout | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,42 @@ class Cache:
     v_rot: Node | None
 
 
+class GraphBuilder:
+    """Tensors as llama.cpp's graph code creates them, and the node list as
+    ``ggml_build_forward_expand`` fills it: ``ggml_visit_parents_graph`` (ggml.c) walks each
+    expanded tensor's sources depth first, first source first, and appends every op node once,
+    after its sources; leafs (weights, inputs, the caches) are not nodes."""
+
+    def __init__(self, n_embd: int) -> None:
+        self.n_embd = n_embd
+        self.nodes: list[Node] = []
+        self.weight = Node("weight", "NONE", 0, external=True)
+        self._seen: set[int] = set()
+
+    def add(self, name: str, op: str, floats: int, *srcs: Node,
+            view_of: Node | None = None) -> Node:
+        return Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
+                    view_src=view_of)
+
+    def view(self, node: Node, name: str | None = None) -> Node:
+        """A view, reshape or permute: a node that owns no memory."""
+        return self.add(name or node.name + "(view)", "VIEW", 0, node, view_of=node)
+
+    def expand(self, root: Node) -> None:
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                if id(node) in self._seen:
+                    continue
+                self._seen.add(id(node))
+            if index < len(node.srcs):
+                stack.append((node, index + 1))
+                stack.append((node.srcs[index], 0))
+            elif node.op != "NONE":
+                self.nodes.append(node)
+
+
 def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     """The prompt-processing graph of ``sched_reserve`` (n_tokens = min(n_ctx, n_ubatch), all
     tokens output), in llama.cpp's node order, and its unused inputs: ``inp_embd``, the
@@ -193,7 +234,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     # reserve ubatch holds n_tokens / n_seqs tokens per sequence); n_outputs stays as given
     n_seqs = shape.n_seqs or shape.n_stream
     tokens = -(-shape.n_tokens // n_seqs) * n_seqs
-    weight = Node("weight", "NONE", 0, external=True)
+    graph = GraphBuilder(shape.n_embd)
+    add, view, weight = graph.add, graph.view, graph.weight
     cache = Node("cache", "NONE", 0, external=True)
     inp_tokens = Node("inp_tokens", "NONE", 4 * tokens, is_input=True)
     inp_pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
@@ -209,16 +251,6 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         v_rot=Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None)
         for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
     out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
-    nodes: list[Node] = []
-
-    def add(name: str, op: str, floats: int, *srcs: Node, view_of: Node | None = None) -> Node:
-        node = Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
-                    view_src=view_of)
-        nodes.append(node)
-        return node
-
-    def view(node: Node) -> Node:
-        return add(node.name + "(view)", "VIEW", 0, node, view_of=node)
 
     def rotate(x: Node, rot: Node | None, width: int) -> Node:
         """llama_mul_mat_hadamard (llama-impl.h): a matmul by the rotation input."""
@@ -231,6 +263,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                    weight)
 
     inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
+    graph.expand(inp_l)  # build_inp_embd
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
     n_layer = len(shape.n_head)
@@ -242,39 +275,26 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
         attn_in = norm(inp_l, shape.n_embd)
-
-        def project_q() -> Node:
-            q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
-            if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
-                q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
-                q = add("Qscaled", "SCALE", q_width * tokens, q)
-            else:  # ROPE on the reshaped Qcur (a view: never in place)
-                q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-            return rotate(q, k_rot, q_width)
-
-        def project_k() -> Node:
-            k = view(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in))
-            if shape.gemma:
-                k = norm(k, k_width)
-            return rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
-
-        def project_v() -> Node:
-            return rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot,
-                          v_width)
-
-        # Nodes enter the graph in build_attn's ggml_build_forward_expand order, each pulling
-        # in its whole chain (models/gemma3.cpp only creates Q, K and V before build_attn):
-        # q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa), q, v, k for
-        # the plain one (llm_graph_input_attn_kv).
-        q = project_q()
-        if iswa:
-            k = project_k()
-            v = project_v()
-        else:
-            v = project_v()
-            k = project_k()
-        add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache, view_of=cache)
-        add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache, view_of=cache)
+        q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
+        if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
+            q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
+            q = add("Qscaled", "SCALE", q_width * tokens, q)
+        else:  # ROPE on the reshaped Qcur (a view: never in place)
+            q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+        q = rotate(q, k_rot, q_width)
+        k = view(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in))
+        if shape.gemma:
+            k = norm(k, k_width)
+        k = rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
+        v = rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot, v_width)
+        # build_attn expands q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa)
+        # and q, v, k for the plain one (llm_graph_input_attn_kv), then the two cache writes
+        for part in (q, k, v) if iswa else (q, v, k):
+            graph.expand(part)
+        graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
+                         view_of=cache))
+        graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                         view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
         if shape.flash_attn:
@@ -291,17 +311,16 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         rows = shape.n_outputs if last else tokens
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
-        if shape.gemma:  # attn_post_norm, on the output rows (the ADD expands it first)
+        if shape.gemma:  # attn_post_norm, on the output rows
             cur = norm(cur, shape.n_embd, rows)
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
         residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
         ffn_in = norm(residual, shape.n_embd, rows)
-        width = shape.n_ff[il]
-        gate = add("ffn_gate", "MUL_MAT", width * rows, weight, ffn_in)
-        up = add("ffn_up", "MUL_MAT", width * rows, weight, ffn_in)
-        act = add("ffn_glu", "GLU", width * rows, gate, up)
-        cur = add("ffn_out", "MUL_MAT", shape.n_embd * rows, weight, act)
+        if shape.moe and shape.moe[il] and shape.moe_layout is not None:
+            cur = moe_ffn(graph, ffn_in, shape.moe_layout, rows)
+        else:
+            cur = dense_ffn(graph, ffn_in, shape.n_ff[il], rows)
         if shape.gemma:
             cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
@@ -309,8 +328,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     logits.is_output = True
+    graph.expand(logits)
     inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
-    return nodes, (inp_embd,)
+    return graph.nodes, (inp_embd,)
 
 
 def estimate_compute_bytes(shape: GraphShape, alignment: int) -> int:
