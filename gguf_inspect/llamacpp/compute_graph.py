@@ -175,6 +175,11 @@ class GraphShape:
     n_seqs: int = 0  # n_seq_max, the reserve's sequences (0: n_stream, which it is unless unified)
     moe: tuple[bool, ...] = ()  # per layer: the FFN is build_moe_ffn (graph_layout)
     moe_layout: MoeLayout | None = None
+    layer_norm: bool = False  # LLM_NORM (NORM, weight, bias) instead of LLM_NORM_RMS
+    bias: bool = False  # q/k/v, attention-output and FFN biases (in-place ADDs)
+    ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
+    fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
+    residual: str = "sequential"  # or "falcon" / "neox": parallel attention and FFN
 
 
 @dataclass(frozen=True)
@@ -207,8 +212,10 @@ class GraphBuilder:
                     view_src=view_of)
 
     def view(self, node: Node, name: str | None = None) -> Node:
-        """A view, reshape or permute: a node that owns no memory."""
-        return self.add(name or node.name + "(view)", "VIEW", 0, node, view_of=node)
+        """A view, reshape or permute: a node that owns no memory; its view_src is the
+        tensor that does (ggml_view_impl follows a view of a view to its base)."""
+        return self.add(name or node.name + "(view)", "VIEW", 0, node,
+                        view_of=node.view_src or node)
 
     def expand(self, root: Node) -> None:
         stack: list[tuple[Node, int]] = [(root, 0)]
@@ -258,9 +265,14 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             return x
         return add(x.name + "_rot", "MUL_MAT", width * tokens, rot, view(x))
 
-    def norm(x: Node, width: int, rows: int = tokens) -> Node:
-        return add("norm_w", "MUL", width * rows, add("norm", "RMS_NORM", width * rows, x),
-                   weight)
+    def norm(x: Node, width: int, rows: int = tokens, layer: bool = False) -> Node:
+        """build_norm: RMS_NORM (in place) or NORM (never), the weight, the bias."""
+        op = "NORM" if layer else "RMS_NORM"
+        out = add("norm_w", "MUL", width * rows, add("norm", op, width * rows, x), weight)
+        return add("norm_b", "ADD", width * rows, out, weight) if layer else out
+
+    def biased(x: Node, width: int, rows: int = tokens) -> Node:
+        return add(x.name + "_b", "ADD", width * rows, x, weight) if shape.bias else x
 
     inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
     graph.expand(inp_l)  # build_inp_embd
@@ -274,19 +286,26 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
-        attn_in = norm(inp_l, shape.n_embd)
-        q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
+        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm)
+        if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
+            qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
+                             attn_in), q_width + k_width + v_width)
+            q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
+        else:
+            q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
+            k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
+            v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
         if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
             q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
             q = add("Qscaled", "SCALE", q_width * tokens, q)
         else:  # ROPE on the reshaped Qcur (a view: never in place)
             q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
         q = rotate(q, k_rot, q_width)
-        k = view(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in))
+        k = view(k_mat)
         if shape.gemma:
             k = norm(k, k_width)
         k = rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
-        v = rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot, v_width)
+        v = rotate(v_mat, v_rot, v_width)
         # build_attn expands q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa)
         # and q, v, k for the plain one (llm_graph_input_attn_kv), then the two cache writes
         for part in (q, k, v) if iswa else (q, v, k):
@@ -305,26 +324,41 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
             kqv = add("kqv", "MUL_MAT", heads_out * tokens, cache, kq)
             attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
+        graph.expand(attn)  # build_attn_mha expands its result before the output projection
         attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
-        cur = add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn))
+        cur = biased(add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn)),
+                     shape.n_embd)
         last = il == n_layer - 1
         rows = shape.n_outputs if last else tokens
+
+        def ffn(x: Node) -> Node:
+            if shape.moe and shape.moe[il] and shape.moe_layout is not None:
+                return moe_ffn(graph, x, shape.moe_layout, rows)
+            return dense_ffn(graph, x, shape.n_ff[il], rows, shape.ffn_gated, shape.bias)
+
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
         if shape.gemma:  # attn_post_norm, on the output rows
             cur = norm(cur, shape.n_embd, rows)
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
+        if shape.residual == "falcon":  # models/falcon.cpp: the FFN reads attn_norm
+            if last:
+                attn_in = add("norm_rows", "GET_ROWS", shape.n_embd * rows, attn_in, out_ids)
+            cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), cur)
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, inp_l)
+            continue
+        if shape.residual == "neox":  # models/gptneox.cpp, use_par_res
+            ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm))
+            ffn_out = add("ffn_out", "ADD", shape.n_embd * rows, ffn_out, inp_l)
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
+            continue
         residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
-        ffn_in = norm(residual, shape.n_embd, rows)
-        if shape.moe and shape.moe[il] and shape.moe_layout is not None:
-            cur = moe_ffn(graph, ffn_in, shape.moe_layout, rows)
-        else:
-            cur = dense_ffn(graph, ffn_in, shape.n_ff[il], rows)
+        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm))
         if shape.gemma:
             cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
-    result_norm = norm(inp_l, shape.n_embd, shape.n_outputs)
+    result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     logits.is_output = True

@@ -24,6 +24,21 @@ GATING = {1: "softmax", 2: "sigmoid", 3: "softmax_weight"}
 class GraphLayout:
     moe: tuple[bool, ...] = ()
     moe_layout: MoeLayout | None = None
+    layer_norm: bool = False
+    bias: bool = False
+    ffn_gated: bool = True
+    fused_qkv: bool = False
+    residual: str = "sequential"
+
+
+# Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
+# MLPs, a fused wqkv, parallel attention and FFN.
+DENSE = {
+    "starcoder2": GraphLayout(layer_norm=True, bias=True, ffn_gated=False),
+    "falcon": GraphLayout(layer_norm=True, ffn_gated=False, fused_qkv=True, residual="falcon"),
+    "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
+                           residual="neox"),
+}
 
 
 def _scaled(gguf: GGUFFile) -> bool:
@@ -34,6 +49,8 @@ def _scaled(gguf: GGUFFile) -> bool:
 
 def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     arch, n_layer = hparams.arch, hparams.n_layer_main
+    if arch in DENSE:
+        return DENSE[arch]
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
