@@ -178,6 +178,7 @@ class GraphShape:
     layer_norm: bool = False  # LLM_NORM (NORM, weight, bias) instead of LLM_NORM_RMS
     bias: bool = False  # q/k/v, attention-output and FFN biases (in-place ADDs)
     ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
+    ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
     residual: str = "sequential"  # or "falcon" / "neox": parallel attention and FFN
 
@@ -334,7 +335,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         def ffn(x: Node) -> Node:
             if shape.moe and shape.moe[il] and shape.moe_layout is not None:
                 return moe_ffn(graph, x, shape.moe_layout, rows)
-            return dense_ffn(graph, x, shape.n_ff[il], rows, shape.ffn_gated, shape.bias)
+            return dense_ffn(graph, x, shape.n_ff[il], rows, shape.ffn_gated, shape.bias,
+                             shape.ffn_fused)
 
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)

@@ -33,9 +33,14 @@ class MoeLayout:
 
 
 def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool = True,
-              bias: bool = False) -> Node:
+              bias: bool = False, fused: bool = False) -> Node:
     """build_ffn with a parallel gate (SILU/GELU GLU) or, ungated, up then an in-place
-    activation; biases are in-place ADDs."""
+    activation; biases are in-place ADDs. ``fused``: LLM_FFN_SWIGLU, one up matmul twice as
+    wide that ggml_swiglu halves (phi3)."""
+    if fused:
+        up = graph.add("ffn_up", "MUL_MAT", 2 * width * rows, graph.weight, x)
+        act = graph.add("ffn_swiglu", "GLU", width * rows, up)
+        return graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
     up = graph.add("ffn_up", "MUL_MAT", width * rows, graph.weight, x)
     if bias:
         up = graph.add("ffn_up_b", "ADD", width * rows, up, graph.weight)

@@ -27,6 +27,7 @@ class GraphLayout:
     layer_norm: bool = False
     bias: bool = False
     ffn_gated: bool = True
+    ffn_fused: bool = False
     fused_qkv: bool = False
     residual: str = "sequential"
 
@@ -38,6 +39,7 @@ DENSE = {
     "falcon": GraphLayout(layer_norm=True, ffn_gated=False, fused_qkv=True, residual="falcon"),
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
+    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True),
 }
 
 

@@ -99,7 +99,7 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         n_head=hparams.n_head[:trunk], n_head_kv=hparams.n_head_kv[:trunk],
         head_k=hparams.head_k[:trunk], head_v=hparams.head_v[:trunk], n_vocab=hparams.n_vocab,
         n_kv=n_kv, is_swa=is_swa, moe=layout.moe, moe_layout=layout.moe_layout,
-        layer_norm=layout.layer_norm, bias=layout.bias, ffn_gated=layout.ffn_gated,
+        layer_norm=layout.layer_norm, bias=layout.bias, ffn_gated=layout.ffn_gated, ffn_fused=layout.ffn_fused,
         fused_qkv=layout.fused_qkv, residual=layout.residual,
         n_stream=1 if context.kv_unified else context.n_seq_max, n_seqs=context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
