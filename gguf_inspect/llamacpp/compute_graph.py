@@ -3,12 +3,15 @@ decoder layer stack, run through a re-implementation of ggml's graph allocator.
 
 Why simulate instead of a formula: the buffer is the allocator's high-water mark, which depends
 on which activations are alive together, on in-place reuse and on fragmentation. The graph here
-follows ``llm_build_llama`` / ``llm_build_gemma3`` (src/models/*.cpp) and ``build_attn``
-(llama-graph.cpp) node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump lists it; the allocator
+follows ``llm_build_llama`` / ``llm_build_gemma3`` and the variants ``graph_layout`` names
+(src/models/*.cpp), ``build_attn`` and ``build_qkv`` (llama-graph.cpp) and ``graph_ffn``'s
+feed-forward blocks node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump lists them, in the
+order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the allocator
 follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place reuse of a
 parent the allocator placed itself, never of a view: ``ggml_gallocr_is_own``) and
-``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Other architectures reuse
-the llama graph, so for them the figure is rougher. It stays an estimate either way.
+``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Architectures not yet
+modelled (MLA, the encoders, recurrent and hybrid mixers, llama4, olmo2, cohere2) reuse the
+llama graph, so for them the figure is rougher. It stays an estimate either way.
 """
 
 from __future__ import annotations
