@@ -9,10 +9,8 @@ sources, first source first), so the builders only expand where llama.cpp does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from gguf_inspect.llamacpp.compute_graph import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
 
 
 @dataclass(frozen=True)
