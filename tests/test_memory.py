@@ -474,3 +474,18 @@ def test_an_op_on_a_view_never_reuses_it_in_place() -> None:
 def test_hadamard_rotation_of_quantized_caches(cache_type, heads, largest, expected) -> None:
     """llama_kv_cache's attn_rot_k / attn_rot_v and build_input_k_rot (llama-kv-cache.cpp)."""
     assert rotation_size(cache_type, heads, largest) == expected
+
+
+def test_graph_builder_orders_nodes_as_ggml_build_forward_expand() -> None:
+    """ggml_visit_parents_graph: sources depth first, first source first, each node once, leafs
+    (weights, inputs) never nodes; a view of a view keeps the base as its view_src."""
+    graph = compute_graph.GraphBuilder(n_embd=4)
+    x = compute_graph.Node("x", "NONE", 64, is_input=True)
+    gate = graph.add("gate", "MUL_MAT", 8, graph.weight, x)
+    up = graph.add("up", "MUL_MAT", 8, graph.weight, x)  # created first, visited second
+    glu = graph.add("glu", "GLU", 8, gate, up)
+    graph.expand(up)
+    graph.expand(graph.add("out", "MUL_MAT", 4, graph.weight, glu))
+    assert [node.name for node in graph.nodes] == ["up", "gate", "glu", "out"]
+    inner = graph.view(gate)
+    assert graph.view(inner).view_src is gate

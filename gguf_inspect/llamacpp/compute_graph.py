@@ -3,37 +3,31 @@ decoder layer stack, run through a re-implementation of ggml's graph allocator.
 
 Why simulate instead of a formula: the buffer is the allocator's high-water mark, which depends
 on which activations are alive together, on in-place reuse and on fragmentation. The graph here
-follows ``llm_build_llama`` / ``llm_build_gemma3`` (src/models/*.cpp) and ``build_attn``
-(llama-graph.cpp) node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump lists it; the allocator
+follows ``llm_build_llama`` / ``llm_build_gemma3`` and the variants ``graph_layout`` names
+(src/models/*.cpp), ``build_attn`` and ``build_qkv`` (llama-graph.cpp) and ``graph_ffn``'s
+feed-forward blocks node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump lists them, in the
+order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the allocator
 follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place reuse of a
 parent the allocator placed itself, never of a view: ``ggml_gallocr_is_own``) and
-``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Other architectures reuse
-the llama graph, so for them the figure is rougher. It stays an estimate either way.
+``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Architectures not yet
+modelled (MLA, the encoders, recurrent and hybrid mixers, llama4, olmo2, cohere2) reuse the
+llama graph, so for them the figure is rougher. It stays an estimate either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+
+__all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
+           "build_graph", "estimate_compute_bytes", "estimate_split_compute_bytes",
+           "graph_inputs", "peak_bytes"]
 
 # ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
-INPLACE_OPS = frozenset({"ADD", "MUL", "SCALE", "ROPE", "RMS_NORM", "SOFT_MAX", "UNARY"})
-
-
-@dataclass(eq=False)
-class Node:
-    name: str
-    op: str
-    n_bytes: int
-    srcs: tuple[Node, ...] = ()
-    view_src: Node | None = None
-    is_input: bool = False
-    is_output: bool = False
-    external: bool = False  # weights and KV cache: live in their own buffers
-    # allocator state
-    n_children: int = field(default=0, repr=False)
-    n_views: int = field(default=0, repr=False)
-    allocated: bool = field(default=False, repr=False)
-    offset: int = field(default=-1, repr=False)
+INPLACE_OPS = frozenset({"FILL", "SCALE", "ADD", "ADD_ID", "ADD1", "SUB", "MUL", "DIV", "SQR",
+                         "SQRT", "LOG", "UNARY", "ROPE", "RMS_NORM", "CLAMP", "SOFT_MAX"})
 
 
 class DynamicAllocator:
@@ -170,6 +164,14 @@ class GraphShape:
     k_rot: int = 0  # Hadamard rotation size for a quantized K cache (0: none)
     v_rot: int = 0  # the same for a quantized V cache
     n_seqs: int = 0  # n_seq_max, the reserve's sequences (0: n_stream, which it is unless unified)
+    moe: tuple[bool, ...] = ()  # per layer: the FFN is build_moe_ffn (graph_layout)
+    moe_layout: MoeLayout | None = None
+    layer_norm: bool = False  # LLM_NORM (NORM, weight, bias) instead of LLM_NORM_RMS
+    bias: bool = False  # q/k/v, attention-output and FFN biases (in-place ADDs)
+    ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
+    ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
+    fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
+    residual: str = "sequential"  # or "falcon" / "neox": parallel attention and FFN
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     # reserve ubatch holds n_tokens / n_seqs tokens per sequence); n_outputs stays as given
     n_seqs = shape.n_seqs or shape.n_stream
     tokens = -(-shape.n_tokens // n_seqs) * n_seqs
-    weight = Node("weight", "NONE", 0, external=True)
+    graph = GraphBuilder(shape.n_embd)
+    add, view, weight = graph.add, graph.view, graph.weight
     cache = Node("cache", "NONE", 0, external=True)
     inp_tokens = Node("inp_tokens", "NONE", 4 * tokens, is_input=True)
     inp_pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
@@ -209,16 +212,6 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         v_rot=Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None)
         for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
     out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
-    nodes: list[Node] = []
-
-    def add(name: str, op: str, floats: int, *srcs: Node, view_of: Node | None = None) -> Node:
-        node = Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
-                    view_src=view_of)
-        nodes.append(node)
-        return node
-
-    def view(node: Node) -> Node:
-        return add(node.name + "(view)", "VIEW", 0, node, view_of=node)
 
     def rotate(x: Node, rot: Node | None, width: int) -> Node:
         """llama_mul_mat_hadamard (llama-impl.h): a matmul by the rotation input."""
@@ -226,11 +219,17 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             return x
         return add(x.name + "_rot", "MUL_MAT", width * tokens, rot, view(x))
 
-    def norm(x: Node, width: int, rows: int = tokens) -> Node:
-        return add("norm_w", "MUL", width * rows, add("norm", "RMS_NORM", width * rows, x),
-                   weight)
+    def norm(x: Node, width: int, rows: int = tokens, layer: bool = False) -> Node:
+        """build_norm: RMS_NORM (in place) or NORM (never), the weight, the bias."""
+        op = "NORM" if layer else "RMS_NORM"
+        out = add("norm_w", "MUL", width * rows, add("norm", op, width * rows, x), weight)
+        return add("norm_b", "ADD", width * rows, out, weight) if layer else out
+
+    def biased(x: Node, width: int, rows: int = tokens) -> Node:
+        return add(x.name + "_b", "ADD", width * rows, x, weight) if shape.bias else x
 
     inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
+    graph.expand(inp_l)  # build_inp_embd
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
     n_layer = len(shape.n_head)
@@ -241,40 +240,34 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
-        attn_in = norm(inp_l, shape.n_embd)
-
-        def project_q() -> Node:
-            q = add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in)
-            if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
-                q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
-                q = add("Qscaled", "SCALE", q_width * tokens, q)
-            else:  # ROPE on the reshaped Qcur (a view: never in place)
-                q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-            return rotate(q, k_rot, q_width)
-
-        def project_k() -> Node:
-            k = view(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in))
-            if shape.gemma:
-                k = norm(k, k_width)
-            return rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
-
-        def project_v() -> Node:
-            return rotate(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_rot,
-                          v_width)
-
-        # Nodes enter the graph in build_attn's ggml_build_forward_expand order, each pulling
-        # in its whole chain (models/gemma3.cpp only creates Q, K and V before build_attn):
-        # q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa), q, v, k for
-        # the plain one (llm_graph_input_attn_kv).
-        q = project_q()
-        if iswa:
-            k = project_k()
-            v = project_v()
+        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm)
+        if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
+            qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
+                             attn_in), q_width + k_width + v_width)
+            q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
         else:
-            v = project_v()
-            k = project_k()
-        add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache, view_of=cache)
-        add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache, view_of=cache)
+            q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
+            k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
+            v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
+        if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
+            q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
+            q = add("Qscaled", "SCALE", q_width * tokens, q)
+        else:  # ROPE on the reshaped Qcur (a view: never in place)
+            q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+        q = rotate(q, k_rot, q_width)
+        k = view(k_mat)
+        if shape.gemma:
+            k = norm(k, k_width)
+        k = rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
+        v = rotate(v_mat, v_rot, v_width)
+        # build_attn expands q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa)
+        # and q, v, k for the plain one (llm_graph_input_attn_kv), then the two cache writes
+        for part in (q, k, v) if iswa else (q, v, k):
+            graph.expand(part)
+        graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
+                         view_of=cache))
+        graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                         view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
         if shape.flash_attn:
@@ -285,32 +278,48 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
             kqv = add("kqv", "MUL_MAT", heads_out * tokens, cache, kq)
             attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
+        graph.expand(attn)  # build_attn_mha expands its result before the output projection
         attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
-        cur = add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn))
+        cur = biased(add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn)),
+                     shape.n_embd)
         last = il == n_layer - 1
         rows = shape.n_outputs if last else tokens
+
+        def ffn(x: Node) -> Node:
+            if shape.moe and shape.moe[il] and shape.moe_layout is not None:
+                return moe_ffn(graph, x, shape.moe_layout, rows)
+            return dense_ffn(graph, x, shape.n_ff[il], rows, shape.ffn_gated, shape.bias,
+                             shape.ffn_fused)
+
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
-        if shape.gemma:  # attn_post_norm, on the output rows (the ADD expands it first)
+        if shape.gemma:  # attn_post_norm, on the output rows
             cur = norm(cur, shape.n_embd, rows)
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
+        if shape.residual == "falcon":  # models/falcon.cpp: the FFN reads attn_norm
+            if last:
+                attn_in = add("norm_rows", "GET_ROWS", shape.n_embd * rows, attn_in, out_ids)
+            cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), cur)
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, inp_l)
+            continue
+        if shape.residual == "neox":  # models/gptneox.cpp, use_par_res
+            ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm))
+            ffn_out = add("ffn_out", "ADD", shape.n_embd * rows, ffn_out, inp_l)
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
+            continue
         residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
-        ffn_in = norm(residual, shape.n_embd, rows)
-        width = shape.n_ff[il]
-        gate = add("ffn_gate", "MUL_MAT", width * rows, weight, ffn_in)
-        up = add("ffn_up", "MUL_MAT", width * rows, weight, ffn_in)
-        act = add("ffn_glu", "GLU", width * rows, gate, up)
-        cur = add("ffn_out", "MUL_MAT", shape.n_embd * rows, weight, act)
+        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm))
         if shape.gemma:
             cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
-    result_norm = norm(inp_l, shape.n_embd, shape.n_outputs)
+    result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     logits.is_output = True
+    graph.expand(logits)
     inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
-    return nodes, (inp_embd,)
+    return graph.nodes, (inp_embd,)
 
 
 def estimate_compute_bytes(shape: GraphShape, alignment: int) -> int:

@@ -23,6 +23,7 @@ from gguf_inspect.llamacpp.compute_graph import (
     estimate_compute_bytes,
     estimate_split_compute_bytes,
 )
+from gguf_inspect.llamacpp.graph_layout import GraphLayout, graph_layout
 from gguf_inspect.llamacpp.hparams import (
     GEMMA_GRAPH_ARCHS,
     HYBRID_ARCHS,
@@ -82,7 +83,8 @@ class MemoryPrediction:
 
 def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
                     caches: list[KVCacheEstimate],
-                    plan: DevicePlan | None = None) -> list[BufferEstimate]:
+                    plan: DevicePlan | None = None,
+                    layout: GraphLayout = GraphLayout()) -> list[BufferEstimate]:
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
     With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
@@ -91,11 +93,17 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     cells = {cache.name: cache.cells for cache in caches}
     # Without a memory module (encoders) attention spans the ubatch itself (build_attn_no_cache)
     main = cells.get("", n_tokens if hparams.arch in NO_MEMORY_ARCHS else context.n_ctx_seq)
-    n_kv = tuple(cells.get("SWA", main) if swa else main for swa in hparams.is_swa)
+    trunk = hparams.n_layer_main  # the graph skips NextN/MTP blocks (llama_hparams::n_layer())
+    is_swa = hparams.is_swa[:trunk]
+    n_kv = tuple(cells.get("SWA", main) if swa else main for swa in is_swa)
     shape = GraphShape(
-        n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff,
-        n_head=hparams.n_head, n_head_kv=hparams.n_head_kv, head_k=hparams.head_k,
-        head_v=hparams.head_v, n_vocab=hparams.n_vocab, n_kv=n_kv, is_swa=hparams.is_swa,
+        n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff[:trunk],
+        n_head=hparams.n_head[:trunk], n_head_kv=hparams.n_head_kv[:trunk],
+        head_k=hparams.head_k[:trunk], head_v=hparams.head_v[:trunk], n_vocab=hparams.n_vocab,
+        n_kv=n_kv, is_swa=is_swa, moe=layout.moe, moe_layout=layout.moe_layout,
+        layer_norm=layout.layer_norm, bias=layout.bias, ffn_gated=layout.ffn_gated,
+        ffn_fused=layout.ffn_fused,
+        fused_qkv=layout.fused_qkv, residual=layout.residual,
         n_stream=1 if context.kv_unified else context.n_seq_max, n_seqs=context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
         v_width_max=max(hparams.n_embd_v_gqa, default=0),
@@ -145,7 +153,8 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings,
     buffers.append(output_buffer(hparams, context, placement, settings))
     if with_compute:
         plan = device_plan(hparams, context, placement, caches, placed, settings)
-        buffers += compute_buffers(hparams, context, placement, caches, plan)
+        buffers += compute_buffers(hparams, context, placement, caches, plan,
+                                   graph_layout(gguf, hparams))
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled,
                             hparams.n_layer_main)
 

@@ -1,0 +1,116 @@
+"""The feed-forward blocks of llama.cpp's graphs, node by node: ``build_ffn`` and
+``build_moe_ffn`` (src/llama-graph.cpp), on the ``GraphBuilder`` of ``compute_graph``.
+
+Sizes are ggml_nbytes of each op's result (f32 activations, i32 expert ids); the node order is
+the one ``ggml_build_forward_expand`` gives (a depth-first walk of each expanded tensor's
+sources, first source first), so the builders only expand where llama.cpp does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+
+
+@dataclass(frozen=True)
+class MoeLayout:
+    """What ``build_moe_ffn``'s node list depends on, as each model's graph calls it."""
+
+    n_expert: int
+    n_expert_used: int
+    n_ff_exp: int  # each expert's width
+    n_ff_shexp: int = 0  # the shared expert's width (build_ffn beside the experts), 0: none
+    gating: str = "softmax"  # LLAMA_EXPERT_GATING_FUNC_TYPE_*: softmax, sigmoid, softmax_weight
+    norm_w: bool = True  # weights divided by their sum (SUM_ROWS, CLAMP, DIV)
+    w_scale: bool = False  # SCALE of the weights (expert_weights_scale not 0 or 1)
+    probs_bias: bool = False  # exp_probs_b: selection probabilities biased (ADD)
+    gate_inp_bias: bool = False  # router bias (ADD on the logits)
+    expert_bias: bool = False  # up/gate/down expert biases (ADD_ID)
+    gated: bool = True  # gate experts present (GLU), else a plain activation
+
+
+def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool = True,
+              bias: bool = False, fused: bool = False) -> Node:
+    """build_ffn with a parallel gate (SILU/GELU GLU) or, ungated, up then an in-place
+    activation; biases are in-place ADDs. ``fused``: LLM_FFN_SWIGLU, one up matmul twice as
+    wide that ggml_swiglu halves (phi3)."""
+    if fused:
+        up = graph.add("ffn_up", "MUL_MAT", 2 * width * rows, graph.weight, x)
+        act = graph.add("ffn_swiglu", "GLU", width * rows, up)
+        return graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
+    up = graph.add("ffn_up", "MUL_MAT", width * rows, graph.weight, x)
+    if bias:
+        up = graph.add("ffn_up_b", "ADD", width * rows, up, graph.weight)
+    if gated:
+        gate = graph.add("ffn_gate", "MUL_MAT", width * rows, graph.weight, x)
+        act = graph.add("ffn_glu", "GLU", width * rows, gate, up)
+    else:
+        act = graph.add("ffn_act", "UNARY", width * rows, up)
+    out = graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
+    if bias:
+        out = graph.add("ffn_down_b", "ADD", graph.n_embd * rows, out, graph.weight)
+    return out
+
+
+def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
+    """build_moe_ffn: router, top-k, weights, expert matmuls (MUL_MAT_ID), weighted sum."""
+    n_expert, used, n_embd = layout.n_expert, layout.n_expert_used, graph.n_embd
+    logits = graph.add("ffn_moe_logits", "MUL_MAT", n_expert * rows, graph.weight, x)
+    if layout.gate_inp_bias:
+        logits = graph.add("ffn_moe_logits_biased", "ADD", n_expert * rows, logits,
+                           graph.weight)
+    probs = {"softmax": lambda: graph.add("ffn_moe_probs", "SOFT_MAX", n_expert * rows, logits),
+             "sigmoid": lambda: graph.add("ffn_moe_probs", "UNARY", n_expert * rows, logits),
+             }.get(layout.gating, lambda: logits)()
+    selection = probs
+    if layout.probs_bias:
+        selection = graph.add("ffn_moe_probs_biased", "ADD", n_expert * rows, probs,
+                              graph.weight)
+    argsort = graph.add("ffn_moe_argsort", "ARGSORT", n_expert * rows, selection)
+    topk = graph.view(argsort, "ffn_moe_topk")
+    weights = graph.add("ffn_moe_weights", "GET_ROWS", used * rows, graph.view(probs), topk)
+    if layout.gating == "softmax_weight":
+        weights = graph.add("ffn_moe_weights_softmax", "SOFT_MAX", used * rows,
+                            graph.view(weights))
+        weights = graph.view(weights)
+    if layout.norm_w:
+        flat = graph.view(weights)
+        total = graph.add("ffn_moe_weights_sum", "SUM_ROWS", rows, flat)
+        total = graph.add("ffn_moe_weights_sum_clamped", "CLAMP", rows, total)
+        weights = graph.view(graph.add("ffn_moe_weights_norm", "DIV", used * rows, flat, total))
+    if layout.w_scale:
+        weights = graph.add("ffn_moe_weights_scaled", "SCALE", used * rows, weights)
+    graph.expand(weights)
+    cur = graph.view(x)
+    width = layout.n_ff_exp * used * rows
+    up = graph.add("ffn_moe_up", "MUL_MAT_ID", width, graph.weight, cur, topk)
+    if layout.expert_bias:
+        up = graph.add("ffn_moe_up_biased", "ADD_ID", width, up, graph.weight, topk)
+    if layout.gated:
+        gate = graph.add("ffn_moe_gate", "MUL_MAT_ID", width, graph.weight, cur, topk)
+        if layout.expert_bias:
+            gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate, graph.weight, topk)
+        act = graph.add("ffn_moe_glu", "GLU", width, gate, up)
+    else:
+        act = graph.add("ffn_moe_act", "UNARY", width, up)
+    experts = graph.add("ffn_moe_down", "MUL_MAT_ID", n_embd * used * rows, graph.weight, act,
+                        topk)
+    if layout.expert_bias:
+        experts = graph.add("ffn_moe_down_biased", "ADD_ID", n_embd * used * rows, experts,
+                            graph.weight, topk)
+    experts = graph.add("ffn_moe_weighted", "MUL", n_embd * used * rows, experts, weights)
+    graph.expand(experts)
+    slices = [graph.view(experts) for _ in range(used)]
+    for piece in slices:  # "order the views before the adds"
+        graph.expand(piece)
+    out = slices[0]
+    for piece in slices[1:]:
+        out = graph.add("ffn_moe_out", "ADD", n_embd * rows, out, piece)
+        graph.expand(out)
+    if used == 1:  # a lone view is made contiguous
+        out = graph.add("ffn_moe_out", "CONT", n_embd * rows, out)
+    if layout.n_ff_shexp:
+        shared = dense_ffn(graph, x, layout.n_ff_shexp, rows)
+        out = graph.add("ffn_out", "ADD", n_embd * rows, out, shared)
+    return out

@@ -1,0 +1,84 @@
+"""Which feed-forward block each layer of an architecture's graph builds, read from the header
+the way each model's ``load_arch_hparams`` reads it (src/models/<arch>.cpp): the mixture of
+experts ``build_moe_ffn`` is called with (gating, weight normalisation, biases, shared experts)
+and the layers that call it (leading dense blocks, interleaved MoE layers).
+
+Only architectures whose graph was compared node by node against llama.cpp's own
+(``GGML_SCHED_DEBUG=2``) are listed; the others keep the dense llama graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gguf_inspect.core.model import GGUFFile
+from gguf_inspect.llamacpp.graph_ffn import MoeLayout
+from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
+
+# llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
+# 3 softmax_weight
+GATING = {1: "softmax", 2: "sigmoid", 3: "softmax_weight"}
+
+
+@dataclass(frozen=True)
+class GraphLayout:
+    moe: tuple[bool, ...] = ()
+    moe_layout: MoeLayout | None = None
+    layer_norm: bool = False
+    bias: bool = False
+    ffn_gated: bool = True
+    ffn_fused: bool = False
+    fused_qkv: bool = False
+    residual: str = "sequential"
+
+
+# Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
+# MLPs, a fused wqkv, parallel attention and FFN.
+DENSE = {
+    "starcoder2": GraphLayout(layer_norm=True, bias=True, ffn_gated=False),
+    "falcon": GraphLayout(layer_norm=True, ffn_gated=False, fused_qkv=True, residual="falcon"),
+    "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
+                           residual="neox"),
+    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True),
+}
+
+
+def _scaled(gguf: GGUFFile) -> bool:
+    """expert_weights_scale set and not 1: build_moe_ffn scales the weights (SCALE)."""
+    scale = gguf.arch_value("expert_weights_scale")
+    return isinstance(scale, float) and scale not in (0.0, 1.0)
+
+
+def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    arch, n_layer = hparams.arch, hparams.n_layer_main
+    if arch in DENSE:
+        return DENSE[arch]
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    if not n_expert or not used:
+        return GraphLayout()
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    if arch in ("qwen3moe", "granitemoe"):
+        # models/qwen3moe.cpp, granite.cpp: softmax gating, weights normalised; granitemoe's
+        # experts are feed_forward_length wide, optional shared expert
+        width = n_ff_exp if arch == "qwen3moe" else hparams.n_ff[0]
+        shared = (uint32_key(gguf, "expert_shared_feed_forward_length") or 0
+                  if arch == "granitemoe" else 0)
+        return GraphLayout((True,) * n_layer, MoeLayout(
+            n_expert, used, width, n_ff_shexp=shared, w_scale=_scaled(gguf)))
+    if arch == "glm4moe":
+        # models/glm4-moe.cpp: layers from n_layer_dense_lead on; sigmoid gating by default,
+        # exp_probs_b, expert_weights_norm; shared expert n_ff_exp * n_expert_shared wide
+        lead = uint32_key(gguf, "leading_dense_block_count") or 0
+        gating = GATING.get(uint32_key(gguf, "expert_gating_func") or 2, "sigmoid")
+        norm_w = bool(gguf.arch_value("expert_weights_norm", False))
+        shared = n_ff_exp * (uint32_key(gguf, "expert_shared_count") or 0)
+        return GraphLayout(tuple(il >= lead for il in range(n_layer)), MoeLayout(
+            n_expert, used, n_ff_exp, n_ff_shexp=shared, gating=gating, norm_w=norm_w,
+            w_scale=_scaled(gguf), probs_bias=True))
+    if arch == "gpt-oss":
+        # models/openai-moe.cpp: router and expert biases, softmax over the chosen weights
+        return GraphLayout((True,) * n_layer, MoeLayout(
+            n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
+            w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True))
+    return GraphLayout()

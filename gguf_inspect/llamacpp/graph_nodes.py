@@ -1,0 +1,64 @@
+"""The tensors of a llama.cpp graph as the compute estimate sees them (``Node``: size, sources,
+view base, allocator state) and ``GraphBuilder``, which lists them in the order
+``ggml_build_forward_expand`` (ggml.c) puts them in the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class Node:
+    name: str
+    op: str
+    n_bytes: int
+    srcs: tuple[Node, ...] = ()
+    view_src: Node | None = None
+    is_input: bool = False
+    is_output: bool = False
+    external: bool = False  # weights and KV cache: live in their own buffers
+    # allocator state
+    n_children: int = field(default=0, repr=False)
+    n_views: int = field(default=0, repr=False)
+    allocated: bool = field(default=False, repr=False)
+    offset: int = field(default=-1, repr=False)
+
+
+
+class GraphBuilder:
+    """Tensors as llama.cpp's graph code creates them, and the node list as
+    ``ggml_build_forward_expand`` fills it: ``ggml_visit_parents_graph`` (ggml.c) walks each
+    expanded tensor's sources depth first, first source first, and appends every op node once,
+    after its sources; leafs (weights, inputs, the caches) are not nodes."""
+
+    def __init__(self, n_embd: int) -> None:
+        self.n_embd = n_embd
+        self.nodes: list[Node] = []
+        self.weight = Node("weight", "NONE", 0, external=True)
+        self._seen: set[int] = set()
+
+    def add(self, name: str, op: str, floats: int, *srcs: Node,
+            view_of: Node | None = None) -> Node:
+        return Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
+                    view_src=view_of)
+
+    def view(self, node: Node, name: str | None = None) -> Node:
+        """A view, reshape or permute: a node that owns no memory; its view_src is the
+        tensor that does (ggml_view_impl follows a view of a view to its base)."""
+        return self.add(name or node.name + "(view)", "VIEW", 0, node,
+                        view_of=node.view_src or node)
+
+    def expand(self, root: Node) -> None:
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                if id(node) in self._seen:
+                    continue
+                self._seen.add(id(node))
+            if index < len(node.srcs):
+                stack.append((node, index + 1))
+                stack.append((node.srcs[index], 0))
+            elif node.op != "NONE":
+                self.nodes.append(node)
