@@ -44,7 +44,8 @@ def draw_terminal(sections: Sequence[Section]) -> str:
             body = tabulate(rows, tablefmt="plain", disable_numparse=True)
         elif isinstance(section, Table):
             rows = [[escape_terminal(cell) for cell in row] for row in section.rows]
-            body = tabulate(rows, headers=list(section.headers), tablefmt="simple",
+            body = tabulate(rows, headers=[escape_terminal(h) for h in section.headers],
+                            tablefmt="simple",
                             disable_numparse=True, colalign=_align(section))
         else:
             body = _wrap(section.text, escape_terminal)
