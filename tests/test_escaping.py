@@ -46,3 +46,39 @@ HOSTILE = "evil\u202e\x1b[31m"
 def test_every_part_of_a_section_is_escaped(section) -> None:
     for drawn in (draw_terminal([section]), draw_markdown([section])):
         assert "\u202e" not in drawn and "\x1b" not in drawn
+
+
+def test_tab_and_carriage_return_have_their_c_names() -> None:
+    assert escape_terminal("a\tb\rc\x0b") == "a\\tb\\rc\\x0b"
+
+
+# ---- the number formats of the same module (llama.cpp's log style, llama-model-loader.cpp) ----
+
+@pytest.mark.parametrize("n_bytes, shown", [
+    (0, "0.00 MiB"), (1 << 20, "1.00 MiB"), (3 * (1 << 19), "1.50 MiB"),
+    ((1 << 30) - 1, "1024.00 MiB"), (1 << 30, "1.00 GiB"), (5 * (1 << 29), "2.50 GiB"),
+])
+def test_format_mib(n_bytes: int, shown: str) -> None:
+    from gguf_inspect.render.text import format_bytes, format_mib
+
+    assert format_mib(n_bytes) == shown
+    assert format_bytes(n_bytes) == f"{n_bytes:,} B ({shown})"
+
+
+@pytest.mark.parametrize("n_params, shown", [
+    (999, "1.00 K"), (1_500, "1.50 K"), (1_000_000, "1.00 M"), (1_360_000, "1.36 M"),
+    (8_030_000_000, "8.03 B"), (1_000_000_000, "1.00 B"), (2 * 10**12, "2.00 T"),
+    (999_999, "1000.00 K"), (10**12, "1.00 T"),
+])
+def test_format_params(n_params: int, shown: str) -> None:
+    from gguf_inspect.render.text import format_params
+
+    assert format_params(n_params) == shown
+
+
+def test_format_shape_and_percent() -> None:
+    from gguf_inspect.render.text import format_percent, format_shape
+
+    assert format_shape((4096, 128256)) == "[4096, 128256]"
+    assert format_shape((7,)) == "[7]"
+    assert format_percent(0.28125) == "28.12%"
