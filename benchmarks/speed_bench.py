@@ -19,7 +19,6 @@ tied head) and 128,256 x 4096 with 32 blocks (Llama-3.1-8B; A Q4_K_M-like, B Q8_
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from dataclasses import replace

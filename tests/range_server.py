@@ -5,9 +5,11 @@ which ignores Range. It serves the files of one folder under ``/files/NAME`` and
 honour Range (206) or ignore it (200 with the whole body), answer 503 to the first requests,
 break off the first bodies midway, redirect ``/redirect/NAME`` to ``/files/NAME``, map
 Hugging Face ``/OWNER/REPO/resolve/REVISION/NAME`` paths to the folder (or redirect them to
-another server, as the Hub redirects to its CDN), demand a token, and answer slowly; and, as a
-hostile server would, trickle its headers or body a byte at a time, send a garbage status line, or
-redirect ``/loop/NAME`` to itself forever.
+another server, as the Hub redirects to its CDN), demand a token, answer slowly, hold every
+answer until the test ends (a server that never answers), or hold the first answers until N
+requests are in flight at once (a deterministic overlap: no test waits on a clock to see
+concurrency); and, as a hostile server would, trickle its headers or body a byte at a time, send
+a garbage status line, or redirect ``/loop/NAME`` to itself forever.
 It counts what it really sent and how many requests it served at once, an oracle independent
 of the client's own counters.
 """
@@ -43,6 +45,10 @@ class ServerLog:
     in_flight: int = 0
     most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -65,8 +71,15 @@ class _Handler(BaseHTTPRequestHandler):
             number = len(log.requests)
             log.in_flight += 1
             log.most_in_flight = max(log.most_in_flight, log.in_flight)
+            log.changed.notify_all()
+            # a safety cap only, so that a broken test cannot hang the suite
+            log.changed.wait_for(lambda: log.most_in_flight >= self.server.config.overlap,
+                                 timeout=30)
         try:
-            time.sleep(self.server.config.delay)
+            if self.server.config.silent:
+                self.server.released.wait(timeout=30)
+                self.close_connection = True
+                return
             self._answer(number)
         finally:
             with log.lock:
@@ -182,10 +195,11 @@ class ServerConfig:
     break_first: int = 0  # the next N range answers break off midway
     token: str | None = None  # demand "Authorization: Bearer TOKEN"
     cdn: str | None = None  # redirect Hugging Face paths to this base URL's /files/
-    delay: float = 0.0  # seconds before each answer
     trickle: float = 0.0  # seconds between the body's bytes (0: send at once)
     slow_headers: float = 0.0  # seconds between the bytes of an endless header (0: off)
     bad_status: bool = False  # answer every request with a malformed status line
+    silent: bool = False  # answer nothing until the server closes
+    overlap: int = 0  # hold each answer until this many requests have been in flight at once
 
 
 class _Server(ThreadingHTTPServer):
@@ -193,6 +207,7 @@ class _Server(ThreadingHTTPServer):
     stopping = False
     config: ServerConfig
     log: ServerLog
+    released: threading.Event
 
 
 class RangeServer:
@@ -202,6 +217,7 @@ class RangeServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.config = ServerConfig(root=Path(root), **options)  # type: ignore[arg-type]
         self._server.log = ServerLog()
+        self._server.released = threading.Event()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
                                         daemon=True)
 
@@ -223,6 +239,7 @@ class RangeServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self._server.stopping = True  # ends trickling answers
+        self._server.released.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

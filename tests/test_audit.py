@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from gguf_inspect.cli import app
 from gguf_inspect.commands.audit import run_audit
 from gguf_inspect.llamacpp.chat_template import detect_builtin
-from gguf_inspect.reports.audit import audit_file
 from tests.conftest import fixture_path
 
 RUNNER = CliRunner()

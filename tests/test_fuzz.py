@@ -2,16 +2,22 @@
 ``benchmarks/fuzz.py``, which runs 100,000 cases and shares its harness with this test).
 
 The property: on any mutated file the reader raises only gguf-inspect's own errors, ``validate``
-never raises and agrees with the reader, and the default report renders or fails cleanly; each
-case within a time bound (hypothesis' deadline).
+never raises and agrees with the reader, and the default report renders or fails cleanly. Time
+bounds are the benchmark's job (``--slow-seconds``): no test here depends on the clock.
+
+CI replays the same 250 seeded cases every run. To explore new cases, opt in with
+``GGUF_INSPECT_FUZZ_RANDOM=1`` (hypothesis draws fresh cases each run; the count comes from
+``GGUF_INSPECT_FUZZ_EXAMPLES``, 2,000 by default), as a separate slow job:
+
+    GGUF_INSPECT_FUZZ_RANDOM=1 python -m pytest tests/test_fuzz.py -k mutated_headers
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import sys
-from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -60,8 +66,12 @@ def mutated_files(draw: st.DrawFn) -> bytes:
     return bytes(header) + seed.tail
 
 
-@settings(max_examples=250, derandomize=True, database=None,
-          deadline=timedelta(seconds=2), suppress_health_check=[HealthCheck.too_slow])
+RANDOM = os.environ.get("GGUF_INSPECT_FUZZ_RANDOM") == "1"
+EXAMPLES = int(os.environ.get("GGUF_INSPECT_FUZZ_EXAMPLES", "2000")) if RANDOM else 250
+
+
+@settings(max_examples=EXAMPLES, derandomize=not RANDOM, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_files())
 def test_mutated_headers_fail_only_with_our_errors(data: bytes) -> None:
     outcome = HARNESS.run_case(data)
@@ -75,7 +85,8 @@ def test_the_benchmark_mutator_replays_from_seed_and_index() -> None:
 
 
 def test_a_short_benchmark_run_has_no_findings() -> None:
-    tally = HARNESS.fuzz_range(seed=7, first=0, count=150, slow_seconds=2.0)
+    # slow_seconds infinite: a busy machine must not turn a slow case into a test failure
+    tally = HARNESS.fuzz_range(seed=7, first=0, count=150, slow_seconds=float("inf"))
     assert tally.cases == 150 and not tally.findings, tally.findings
     assert tally.parsed and sum(tally.errors.values())  # both outcomes are exercised
 

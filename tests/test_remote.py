@@ -165,7 +165,7 @@ def test_persistent_failure_gives_up_after_a_bounded_number_of_requests() -> Non
 
 
 def test_a_server_that_does_not_answer_times_out() -> None:
-    with RangeServer(FIXTURES, delay=1.0) as server:
+    with RangeServer(FIXTURES, silent=True) as server:
         with pytest.raises(SourceError, match="giving up after 2 attempts: .*Timeout"):
             HTTPRangeSource(server.url(FIXTURE.name),
                             HTTPOptions(read_timeout=0.1, attempts=2, backoff=0.0))

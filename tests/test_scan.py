@@ -158,7 +158,7 @@ def test_folders_recursion_and_split_sets(tmp_path: Path) -> None:
 
 def test_remote_urls_are_read_concurrently_within_the_bound() -> None:
     names = [path.name for path in ALL_FIXTURES]
-    with RangeServer(FIXTURES, delay=0.05) as server:
+    with RangeServer(FIXTURES, overlap=2) as server:
         urls = [server.url(name) for name in names]
         result = CliRunner().invoke(app, ["scan", *urls, "--jobs", "3", "--json"])
         most = server.log.most_in_flight

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB, parse_gpus, parse_size
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.settings import LlamaSettings
-from gguf_inspect.reports.vram import audit, fits_gpus
+from gguf_inspect.reports.vram import audit
 from gguf_inspect.cli import app
 from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.gguf.source import LocalFileSource
@@ -77,6 +77,22 @@ def test_no_named_card_claims_more_than_its_nameplate() -> None:
 
 # ---- the searches -------------------------------------------------------------------------------
 
+def gpu_bytes(model, config: LlamaSettings) -> int:
+    """The oracle of the searches: every buffer the prediction puts on gpu0, summed here (not
+    with the audit's own fits_gpus)."""
+    return sum(b.n_bytes for b in predict_memory(model, config).buffers if b.device == "gpu0")
+
+
+def test_a_model_that_exactly_fills_the_card_fits() -> None:
+    model = load(UNTIED)
+    total = gpu_bytes(model, LlamaSettings(n_gpu_layers=-1, gpu_capacities=(GIB,)))
+    config = LlamaSettings(n_gpu_layers=-1)
+    assert audit(model, config, (GPU("exact", total),)).fits is True
+    assert audit(model, config, (GPU("one byte short", total - 1),)).fits is False
+    assert audit(model, config, (GPU("with headroom", total + 10),), headroom=10).fits is True
+    assert audit(model, config, (GPU("with headroom", total + 10),), headroom=11).fits is False
+
+
 def test_max_gpu_layers_is_the_edge_of_fitting() -> None:
     """The reported --ngl fits and no larger count does (checked with the memory model).
 
@@ -94,7 +110,7 @@ def test_max_gpu_layers_is_the_edge_of_fitting() -> None:
 
     def fits(ngl: int) -> bool:
         config = LlamaSettings(n_gpu_layers=ngl, gpu_capacities=(10 * MIB,))
-        return fits_gpus(predict_memory(model, config), gpus, 0)
+        return gpu_bytes(model, config) <= 10 * MIB
 
     assert fits(best) and not any(fits(ngl) for ngl in range(best + 1, 4))
 
@@ -107,7 +123,7 @@ def test_max_context_is_the_edge_of_fitting() -> None:
 
     def fits(n_ctx: int) -> bool:
         config = LlamaSettings(n_ctx=n_ctx, n_gpu_layers=-1, gpu_capacities=(6 * MIB,))
-        return fits_gpus(predict_memory(model, config), gpus, 0)
+        return gpu_bytes(model, config) <= 6 * MIB
 
     assert report.max_ctx < 2048  # below the trained maximum: the edge itself is tested
     assert fits(report.max_ctx) and not fits(report.max_ctx + 256)
@@ -152,7 +168,7 @@ def test_plan_rows_below_a_long_trained_maximum_are_each_an_edge() -> None:
 
     def fits(n_ctx: int, ngl: int) -> bool:
         config = LlamaSettings(n_ctx=n_ctx, n_gpu_layers=ngl, gpu_capacities=(capacity,))
-        return fits_gpus(predict_memory(model, config), gpus, 0)
+        return gpu_bytes(model, config) <= capacity
 
     for row in report.plan:
         assert row.max_gpu_layers is not None and fits(row.n_ctx, row.max_gpu_layers)
@@ -269,9 +285,28 @@ def test_longest_context_says_when_the_search_stopped_at_the_trained_maximum() -
 
 
 def test_two_gpus_split_the_layers() -> None:
+    """llama-model.cpp load_tensors: with two equal cards the split points are [0.5, 1.0] and
+    layer il (of 6 blocks + the output layer, act_gpu_layers 7) goes to the first card whose
+    split point exceeds il / 7: blocks 0-3 on gpu0, blocks 4-5 and the output on gpu1. KV per
+    layer: K and V, 64-wide (head 64 x 1 KV head), f16, 4096 cells = 1 MiB."""
+    import gguf
+
     document = json.loads(vram(GEMMA, "--gpu", "rtx3090,rtx3090", "--json").output)
-    weights = {d["name"]: d["weights_bytes"] for d in document["devices"]}
-    assert weights["gpu0"] > 0 and weights["gpu1"] > 0
+    devices = {d["name"]: d for d in document["devices"]}
+    assert (devices["gpu0"]["kv_bytes"], devices["gpu1"]["kv_bytes"]) == (4 * MIB, 2 * MIB)
+    # gpu0's CUDA0 buffer: blocks 0-3, each tensor + CUDA's row padding to 512 columns for
+    # quantized types (ggml_backend_cuda_buffer_type_get_alloc_size), aligned to 128.
+    expected = 0
+    for tensor in gguf.GGUFReader(GEMMA).tensors:
+        if not tensor.name.startswith(("blk.0.", "blk.1.", "blk.2.", "blk.3.")):
+            continue
+        size = int(tensor.n_bytes)
+        block, type_size = gguf.GGML_QUANT_SIZES[tensor.tensor_type]
+        if block > 1 and int(tensor.shape[0]) % 512:
+            size += (512 - int(tensor.shape[0]) % 512) // block * type_size
+        expected += (size + 127) // 128 * 128
+    assert devices["gpu0"]["weights_bytes"] == expected
+    assert devices["gpu1"]["weights_bytes"] > 0
     assert document["fits"] is True
 
 

@@ -41,10 +41,17 @@ class RecipeExpectation:
     reason: str
 
 
+class _NoFallback(Exception):
+    """tensor_type_fallback throws "no tensor type fallback is defined": llama-quantize refuses."""
+
+
 def _fallback(type_name: str, n_cols: int) -> tuple[str, str]:
     """tensor_type_fallback: demote a type whose block does not divide the row length."""
-    if n_cols % GGML_TYPES[_TYPE_ID[type_name]].block_size == 0:
+    block = GGML_TYPES[_TYPE_ID[type_name]].block_size
+    if n_cols % block == 0:
         return type_name, ""
+    if type_name not in _FALLBACK_NAMES and block > 32:  # its default branch (q1_0, nvfp4)
+        raise _NoFallback(type_name)
     demoted = _FALLBACK_NAMES.get(type_name, type_name)
     if n_cols % GGML_TYPES[_TYPE_ID[demoted]].block_size:
         demoted = "f16"
@@ -55,7 +62,16 @@ def _fallback(type_name: str, n_cols: int) -> tuple[str, str]:
 
 def expected_embedding_type(file_type: int, tied: bool, n_cols: int,
                             architecture: str | None) -> RecipeExpectation | None:
-    """Replay llama.cpp's recipe for token_embd under ``file_type``; None when it has no recipe."""
+    """Replay llama.cpp's recipe for token_embd under ``file_type``; None when it has no recipe
+    (or its quantizer refuses the row length)."""
+    try:
+        return _replay(file_type, tied, n_cols, architecture)
+    except _NoFallback:
+        return None
+
+
+def _replay(file_type: int, tied: bool, n_cols: int,
+            architecture: str | None) -> RecipeExpectation | None:
     base_id = FILE_TYPE_DEFAULT_TENSOR_TYPE.get(file_type)
     if base_id is None:
         return None
@@ -80,7 +96,9 @@ def expected_embedding_type(file_type: int, tied: bool, n_cols: int,
         reason = ("with no output.weight the embedding doubles as the output head, so "
                   f"llama.cpp quantizes it like the head: {why}{fallback_note}")
         return RecipeExpectation(chosen, reason)
-    if file_type in _FTYPES_EMBD_Q2_K:
+    if file_type == _FTYPE_MXFP4_MOE:  # only 3-D expert tensors get mxfp4
+        chosen, why = "q8_0", "MXFP4 MoE files give every matrix but the experts q8_0"
+    elif file_type in _FTYPES_EMBD_Q2_K:
         chosen, why = "q2_K", f"{ftype} gives the embedding q2_K"
     elif file_type in _FTYPES_EMBD_IQ3_S:
         chosen, why = "iq3_s", f"{ftype} gives the embedding iq3_s"

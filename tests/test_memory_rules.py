@@ -1,0 +1,109 @@
+"""One test per memory rule that a one-line change could break unnoticed (issue 21).
+
+Each expected value comes from first principles (gguf-py's tensor bytes, block sizes) and the
+llama.cpp source of llama-cpp-python 0.3.36, file and function cited. Only the public contract
+of the memory model is used (predict_memory, read_hyperparameters, LlamaSettings and the
+BufferEstimate/KVCacheEstimate results), so the tests survive the module's split.
+"""
+
+from __future__ import annotations
+
+import gguf
+
+from gguf_inspect.llamacpp.hparams import read_hyperparameters
+from gguf_inspect.llamacpp.memory import predict_memory
+from gguf_inspect.llamacpp.settings import LlamaSettings
+from tests.conftest import fixture_path
+from tests.test_memory import load, synthetic
+
+GIB = 1 << 30
+CPU_ONLY = LlamaSettings(cpu_avx512=False, cpu_amx=False)
+
+
+def model_buffers(prediction) -> dict[str, int]:
+    return {b.buffer: b.n_bytes for b in prediction.buffers if b.kind == "model"}
+
+
+def test_cuda_host_holds_unpadded_rows() -> None:
+    """The CUDA 512-row padding is ggml_backend_cuda_buffer_type_get_alloc_size's
+    (ggml-cuda.cu), for CUDA device buffers only; the pinned host buffer (CUDA_Host, used for
+    CPU weights without mmap) is ggml_backend_cuda_host_buffer_type with the CPU's
+    get_alloc_size: ggml_nbytes padded to 32. e320, ngl 1: only the output layer is offloaded
+    (i_gpu_start = n_layer + 1 - ngl, llama-model.cpp load_tensors)."""
+    path = fixture_path("tiny-llama-e320-q4_k_m.gguf")
+    on_gpu = {"output.weight", "output_norm.weight"}
+    expected = sum((int(t.n_bytes) + 31) // 32 * 32 for t in gguf.GGUFReader(path).tensors
+                   if t.name not in on_gpu)
+    prediction = predict_memory(load(path.name), LlamaSettings(
+        use_mmap=False, n_gpu_layers=1, gpu_capacities=(24 * GIB,)))
+    assert model_buffers(prediction)["CUDA_Host"] == expected == 773_760
+
+
+REPACK_TENSORS = [("blk.0.attn_q.weight", (256, 8), "q4_0"), ("blk.0.attn_k.weight", (256, 12), "q4_0"),
+                  ("blk.0.attn_v.weight", (256, 4), "q4_0"), ("blk.0.ffn_up.weight", (256, 16), "q2_K")]
+
+
+def test_repack_needs_eight_rows_and_q2_k_needs_avx512() -> None:
+    """ggml_repack_get_optimal_repack_type (ggml-cpu/repack.cpp, x86): q4_0 -> q4_0_8x8 when
+    AVX2 and ne[1] % 8 == 0; q2_K -> q2_K_8x8 only when AVX512 and ne[1] % 8 == 0."""
+    model = synthetic(tensors=REPACK_TENSORS)
+    shapes = {name: (ne, t) for name, ne, t in REPACK_TENSORS}
+    row = {"q4_0": 256 // 32 * 18, "q2_K": 84}  # bytes of one 256-wide row
+
+    def bytes_of(*names: str) -> int:
+        return sum(row[shapes[n][1]] * shapes[n][0][1] for n in names)
+
+    avx2 = model_buffers(predict_memory(model, CPU_ONLY))
+    assert avx2["CPU_REPACK"] == bytes_of("blk.0.attn_q.weight")  # 8 rows; not 12, not 4
+    avx512 = model_buffers(predict_memory(model, LlamaSettings(cpu_avx512=True, cpu_amx=False)))
+    assert avx512["CPU_REPACK"] == bytes_of("blk.0.attn_q.weight", "blk.0.ffn_up.weight")
+
+
+def test_embeddings_add_n_embd_floats_per_output() -> None:
+    """output_reserve (llama-context.cpp): n_vocab logits and n_embd_out embeddings per output,
+    n_outputs_max = n_seq_max at init; 4-byte floats."""
+    model = load("tiny-llama-untied-q4_k_m.gguf")  # n_vocab 384, n_embd 256
+    prediction = predict_memory(model, LlamaSettings(n_parallel=3, embeddings=True))
+    (output,) = [b for b in prediction.buffers if b.kind == "output"]
+    assert output.n_bytes == 4 * (384 * 3 + 256 * 3)
+
+
+def test_dense_first_swa_pattern() -> None:
+    """llama_hparams::set_swa_pattern (llama-hparams.cpp), dense_first: is_swa = il % n_pattern
+    != 0; cohere2moe uses n_pattern 4, dense first (models/cohere2moe.cpp)."""
+    model = synthetic("cohere2moe", n_layer=8, extra={"cohere2moe.attention.sliding_window": 512})
+    hparams = read_hyperparameters(model)
+    assert [il for il in range(8) if hparams.is_swa[il]] == [1, 2, 3, 5, 6, 7]
+
+
+def test_gemma3n_layers_from_twenty_share_earlier_kv() -> None:
+    """models/gemma3n.cpp: hparams.n_layer_kv_from_start = 20, so a 30-layer gemma3n keeps
+    KV for layers 0..19 only (llama_hparams::has_kv)."""
+    model = synthetic("gemma3n", n_layer=30, extra={"gemma3n.attention.sliding_window": 512,
+                                                    "gemma3n.attention.head_count_kv": 1})
+    prediction = predict_memory(model, LlamaSettings(n_ctx=256))
+    assert sum(cache.layers for cache in prediction.kv_caches) == 20
+
+
+def test_the_nextn_layer_has_no_kv_in_the_trunk() -> None:
+    """create_memory's layer filter (llama-model.cpp): il < hparams.n_layer(), which leaves out
+    the nextn_predict_layers trailing (MTP) blocks."""
+    model = synthetic("glm4moe", n_layer=3, extra={"glm4moe.nextn_predict_layers": 1,
+                                                   "glm4moe.attention.head_count_kv": 1})
+    prediction = predict_memory(model, LlamaSettings(n_ctx=256))
+    assert [cache.layers for cache in prediction.kv_caches] == [2]
+
+
+def test_swa_layers_use_key_length_swa() -> None:
+    """llama_model_base::load_hparams (llama-model.cpp): n_embd_head_k_swa from
+    attention.key_length_swa; n_embd_head_k(il) picks it on SWA layers (llama-hparams.cpp).
+    gemma2: pattern 2, layer 0 SWA. K bytes = head * n_head_kv * cells * 2 (f16)."""
+    model = synthetic("gemma2", n_layer=2, extra={
+        "gemma2.attention.head_count_kv": 1, "gemma2.attention.key_length": 256,
+        "gemma2.attention.value_length": 256, "gemma2.attention.key_length_swa": 128,
+        "gemma2.attention.value_length_swa": 128})
+    prediction = predict_memory(model, LlamaSettings(n_ctx=1024))
+    caches = {cache.name: cache for cache in prediction.kv_caches}
+    assert caches["SWA"].layers == 1 and caches["SWA"].cells == 1024
+    assert caches["SWA"].k_bytes == 128 * 1 * 1024 * 2
+    assert caches[""].k_bytes == 256 * 1 * 1024 * 2
