@@ -6,7 +6,9 @@ header stay within the header size plus 1 MiB. Redirects are followed; each requ
 timeouts, and one overall deadline bounds everything done for one location (``HTTPOptions.deadline``,
 the CLI's ``--timeout``), however slowly a server trickles its headers or body; connection
 failures, timeouts, broken bodies and 429/5xx answers are retried a few times with backoff, what
-cannot get better by trying again (an invalid URL, a redirect loop, a bad status line) is not.
+cannot get better by trying again (a host name that does not resolve, a refused loopback port, an
+invalid URL, a redirect loop, a bad status line) is not; network_errors.py words each failure as
+one line and says why each is or is not retried.
 A server that ignores Range (200 with the whole body, as ``python -m http.server``) is detected:
 a small body is kept whole; of a larger one that announces its size, the first
 ``whole_body_cap`` bytes are kept from the answer already open (enough for most headers) and the
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from gguf_inspect.core.errors import SourceError
+from gguf_inspect.gguf.network_errors import LOOPBACK_HOSTS, explain
 from gguf_inspect.gguf.source import redact_url
 
 __all__ = ["HTTPOptions", "HTTPRangeSource", "RemoteFileMissingError", "redact_url",
@@ -42,7 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 HF_HOSTS = frozenset({"huggingface.co", "hf.co"})
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_DEADLINE = 120.0  # seconds for everything read from one location (the CLI's --timeout)
 FIRST_READ = 64 << 10
 LARGEST_READ = 1 << 20  # the most the reader may over-read past a header
@@ -277,24 +279,24 @@ class HTTPRangeSource:
                 if time.monotonic() + delay >= self._deadline:  # no time for another try
                     raise SourceError(f"no complete answer within the {self._seconds:g} s "
                                       f"deadline (--timeout); last try: {problem}",
-                                      path=self.name, offset=offset)
+                                      path=self.name)
                 time.sleep(delay)
             self.requests_made += 1
             tries += 1
             self._retry_after = None
             try:
                 transient, outcome = self._within_deadline(
-                    lambda: self._attempt(byte_range, take), offset)
+                    lambda: self._attempt(byte_range, take))
             except (requests.RequestException, OSError) as error:
-                if not _is_transient(error):
-                    raise SourceError(_describe(error), path=self.name, offset=offset) from None
-                problem = _describe(error)
+                failure = explain(error, self._url)
+                if not failure.retry:
+                    raise SourceError(failure.message, path=self.name) from None
+                problem = failure.message
                 continue
             if not transient:
                 return outcome  # type: ignore[return-value]
             problem = str(outcome)
-        raise SourceError(f"giving up after {tries} attempts: {problem}",
-                          path=self.name, offset=offset)
+        raise SourceError(f"giving up after {tries} attempts: {problem}", path=self.name)
 
     def _attempt(self, byte_range: str, take: Callable[["requests.Response"], _Result],
                  ) -> tuple[bool, object]:
@@ -312,7 +314,7 @@ class HTTPRangeSource:
             self._follow(response)
             return False, result
 
-    def _within_deadline(self, work: Callable[[], _Result], offset: int) -> _Result:
+    def _within_deadline(self, work: Callable[[], _Result]) -> _Result:
         """``work()``, given up on at the location's deadline.
 
         Socket timeouts bound each wait, not a server that sends a byte every few seconds (in
@@ -337,7 +339,7 @@ class HTTPRangeSource:
                 return outcome["result"]  # type: ignore[return-value]
         self._timed_out = True
         raise SourceError(f"no complete answer within the {self._seconds:g} s "
-                          "deadline (--timeout)", path=self.name, offset=offset)
+                          "deadline (--timeout)", path=self.name)
 
     def _retry_delay(self, attempt: int) -> float:
         """Exponential backoff, or the server's Retry-After (in seconds) when it asks for more."""
@@ -427,32 +429,3 @@ class HTTPRangeSource:
         if announced is not None and announced > len(self._cache):
             self._prefix_only, self.size = True, announced
 
-
-def _is_transient(error: BaseException) -> bool:
-    """Worth another try: a reset, a timeout, a body cut short. Not an invalid URL, a redirect
-    loop or a malformed status line, which the same request would meet again."""
-    import http.client
-
-    import requests
-
-    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                          requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader,
-                          requests.TooManyRedirects)):
-        return False
-    cause: BaseException | None = error
-    for _ in range(8):  # requests wraps urllib3's ProtocolError, which wraps http.client's
-        if cause is None:
-            break
-        if isinstance(cause, http.client.HTTPException) and not isinstance(
-                cause, (http.client.RemoteDisconnected, http.client.IncompleteRead)):
-            return False  # BadStatusLine, LineTooLong and the like
-        inner = [arg for arg in getattr(cause, "args", ()) if isinstance(arg, BaseException)]
-        cause = inner[0] if inner else cause.__cause__ or cause.__context__
-    return True
-
-
-def _describe(error: BaseException) -> str:
-    """A short, secret-free description of a network error (no headers, so no token; any URL
-    in it without its password)."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return redact_url(f"{type(error).__name__}: {text}")[:300]
