@@ -25,11 +25,15 @@ from gguf_inspect.cli.plumbing import (
 )
 from gguf_inspect.commands import Streams
 from gguf_inspect.core.constants import ExitCode
+from gguf_inspect.llamacpp.devices import KNOWN_GPUS_MIB
+
+# Where a model may be: every command reads remote files with Range requests.
+WHERE = "a path, an http(s):// URL or hf://OWNER/REPO[@REVISION]/FILE"
 
 app = typer.Typer(cls=DefaultCommandGroup, add_completion=False, no_args_is_help=True,
                   help="Look inside llama.cpp GGUF files: embeddings, diffs, memory audits.",
                   context_settings={"help_option_names": ["-h", "--help"]},
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def _show_version(cli_context: typer.Context, value: bool) -> None:
@@ -49,11 +53,11 @@ def root(
     """Look inside llama.cpp GGUF files: embeddings, diffs, memory audits."""
 
 
-@app.command("inspect")
+@app.command("inspect", short_help="Summarize a model (the default command).")
 @with_output_options
 def inspect_command(
     cli_context: typer.Context,
-    model: Annotated[str, typer.Argument(help="GGUF file to inspect.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=f"GGUF file to inspect: {WHERE}.")],
     embeddings: Annotated[bool, typer.Option("--embeddings", "-e",
                                              help="Report the token-embedding matrix.")] = False,
     metadata: Annotated[bool, typer.Option("--metadata", "-m", help="List metadata keys.")] = False,
@@ -81,11 +85,11 @@ def inspect_command(
     guarded(cli_context, run, output)
 
 
-@app.command("validate")
+@app.command("validate", short_help="Check a model's structure, every problem.")
 @with_output_options
 def validate_command(
     cli_context: typer.Context,
-    model: Annotated[str, typer.Argument(help="GGUF file to validate.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=f"GGUF file to validate: {WHERE}.")],
     data: Annotated[bool, typer.Option(
         "--data", help="Also read every tensor and look for NaN/Inf values.")] = False,
     output: OutputChoice = None,  # type: ignore[assignment]  # --json --markdown ...
@@ -102,11 +106,12 @@ def validate_command(
     guarded(cli_context, run, output)
 
 
-@app.command("audit")
+@app.command("audit", short_help="Audit a model before deploying it.")
 @with_output_options
 def audit_command(
     cli_context: typer.Context,
-    model: Annotated[str, typer.Argument(help="GGUF file to audit before deploying it.")],
+    model: Annotated[str, typer.Argument(
+        metavar="MODEL", help=f"GGUF file to audit before deploying it: {WHERE}.")],
     output: OutputChoice = None,  # type: ignore[assignment]  # --json --markdown ...
 ) -> None:
     """Audit a model before deploying it (chat template, loader-crash shapes, validate's
@@ -121,12 +126,14 @@ def audit_command(
     guarded(cli_context, run, output)
 
 
-@app.command("diff", cls=OptionalValueCommand)
+@app.command("diff", cls=OptionalValueCommand,
+             short_help="Diff two GGUF files (two quantizations of one model).")
 @with_output_options
 def diff_command(
     cli_context: typer.Context,
-    model_a: Annotated[str, typer.Argument(metavar="A", help="Reference GGUF file.")],
-    model_b: Annotated[str, typer.Argument(metavar="B", help="GGUF file compared with A.")],
+    model_a: Annotated[str, typer.Argument(metavar="A", help=f"Reference GGUF file: {WHERE}.")],
+    model_b: Annotated[str, typer.Argument(metavar="B",
+                                           help="GGUF file compared with A (the same kinds).")],
     values: Annotated[Optional[str], typer.Option(
         "--values", metavar="[embeddings|all]", show_default=False,
         help="Dequantize and compare values: token embedding and output head (the default), "
@@ -162,11 +169,12 @@ def diff_command(
     guarded(cli_context, run, output)
 
 
-@app.command("embed")
+@app.command("embed", short_help="Explore the token embedding.")
 @with_output_options
 def embed_command(
     cli_context: typer.Context,
-    model: Annotated[str, typer.Argument(help="GGUF file whose token embedding to explore.")],
+    model: Annotated[str, typer.Argument(
+        metavar="MODEL", help=f"GGUF file whose token embedding to explore: {WHERE}.")],
     nearest: Annotated[Optional[str], typer.Option(
         "--nearest", metavar="WORD",
         help="Tokens whose rows are closest to WORD's: the whole word as in running text "
@@ -214,12 +222,14 @@ MmprojOption = Annotated[Optional[str], typer.Option("--mmproj", "-mm", metavar=
 NoMmprojOffload = Annotated[bool, typer.Option("--no-mmproj-offload", help="Projector on the CPU.")]
 
 
-@app.command("runtime")
+@app.command("runtime", short_help="Load with llama.cpp; check our figures against its log.")
 @with_output_options
 @with_llama_settings
 def runtime_command(
     cli_context: typer.Context,
-    model: Annotated[str, typer.Argument(help="GGUF file to load and compare.")],
+    model: Annotated[str, typer.Argument(
+        metavar="MODEL", help="GGUF file to load and compare: a local path (llama.cpp loads it); "
+                              "with --from-log also an http(s):// or hf:// URL.")],
     settings: dict[str, Any] = {},  # replaced by one option per llama.cpp setting
     log_file: Annotated[Optional[str], typer.Option(
         "--log", metavar="FILE", help="Save llama.cpp's raw load log to FILE.")] = None,
@@ -243,16 +253,17 @@ def runtime_command(
     guarded(cli_context, run, output)
 
 
-@app.command("vram")
+@app.command("vram", short_help="Will it fit? Memory per device before deploying.")
 @with_output_options
 @with_llama_settings
 def vram_command(
     cli_context: typer.Context,
-    model: Annotated[str, typer.Argument(help="GGUF file to audit.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=f"GGUF file to audit: {WHERE}.")],
     gpu: Annotated[Optional[str], typer.Option(
         "--gpu", metavar="SIZE|NAME[,...]",
-        help="GPU memory: 24GiB, 24GB, 8000MiB, a card (rtx4090, a100-80g, h100-80g, l4, t4 ...)"
-             ", several comma-separated (split by size like llama.cpp), 2xrtx3090.")] = None,
+        help="GPU memory: a size (24GiB, 24GB, 8000MiB) or a card, several comma-separated "
+             "(split by size like llama.cpp), 2xrtx3090. Cards: "
+             f"{', '.join(sorted(KNOWN_GPUS_MIB))}.")] = None,
     settings: dict[str, Any] = {},  # replaced by one option per llama.cpp setting
     headroom: Annotated[Optional[str], typer.Option(
         "--headroom", metavar="SIZE", help="Memory to keep free on each GPU (default 0).",
@@ -279,7 +290,7 @@ def vram_command(
     guarded(cli_context, run, output)
 
 
-@app.command("scan")
+@app.command("scan", short_help="One row per model over a shelf of models.")
 @with_output_options
 def scan_command(
     cli_context: typer.Context,

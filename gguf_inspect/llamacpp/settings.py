@@ -25,8 +25,16 @@ SPLIT_MODES = ("none", "layer", "row")  # enum llama_split_mode (LLAMA_SPLIT_MOD
 N_CPU_MOE_PATTERN = r"blk\.{layer}\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 
 
+# The cache types llama.cpp's tools take for -ctk / -ctv (common/arg.cpp kv_cache_types).
+KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+
 def cache_type_name(value: str) -> str:
-    """A KV cache type llama.cpp knows (f16, q8_0, q4_0 ...), by its ggml name; ValueError."""
+    """A KV cache type llama.cpp takes (common/arg.cpp kv_cache_type_from_str), by its ggml
+    name; ValueError listing them otherwise."""
+    if value.lower() not in KV_CACHE_TYPES:
+        raise ValueError(f"unsupported cache type {value!r}: llama.cpp takes "
+                         f"{', '.join(KV_CACHE_TYPES)}")
     return ggml_type_from_name(value).name
 
 
@@ -153,10 +161,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("n_parallel", "--parallel", "-np, --parallel", 1,
             "llama_context_default_params n_seq_max", "Sequences (n_seq_max)", minimum=1),
     Setting("cache_type_k", "--cache-type-k", "-ctk, --cache-type-k", "f16",
-            "llama_context_default_params type_k", "K cache type",
-            check=cache_type_name),
+            "llama_context_default_params type_k", f"K cache type: {', '.join(KV_CACHE_TYPES)}",
+            metavar="TYPE", check=cache_type_name),
     Setting("cache_type_v", "--cache-type-v", "-ctv, --cache-type-v", "f16",
-            "llama_context_default_params type_v", "V cache type",
+            "llama_context_default_params type_v", "V cache type, as K", metavar="TYPE",
             check=cache_type_name),
     Setting("flash_attn", "--flash-attn", "-fa, --flash-attn", "auto",
             "llama_context_default_params flash_attn_type", "Flash attention",

@@ -191,6 +191,8 @@ def draw_markdown(sections: Sequence[Section]) -> str:
             rows = [[escape_markdown(k), escape_markdown(v)] for k, v in section.rows]
             body = _grid(["", ""], rows, frozenset(), True) if _oversized(rows) else tabulate(
                 rows, headers=["", ""], tablefmt="pipe", disable_numparse=True)
+        elif isinstance(section, Table) and not section.rows:
+            body = "(none)"  # as in the terminal: headers over no rows are only noise
         elif isinstance(section, Table):
             rows = [[escape_markdown(cell) for cell in row] for row in section.rows]
             headers = [escape_markdown(h) for h in section.headers]

@@ -35,8 +35,15 @@ def format_score(value: float | None, digits: int = 4) -> str:
 
 
 def format_drift(value: float | None) -> str:
-    """A cross-file cosine: six digits, since quantization moves rows by 1e-4 or less."""
-    return format_score(value, 6)
+    """A cross-file cosine: six digits, since quantization moves rows by 1e-4 or less; more
+    when six would round a cosine below 1 up to ``1.000000`` (a row that moved reads as moved)."""
+    if value is None or value >= 1 or not math.isfinite(value):
+        return format_score(value, 6)
+    for digits in range(6, 17):
+        text = format_score(value, digits)
+        if float(text) < 1:
+            return text
+    return format_score(value, 16)
 
 
 def _expression(report: EmbedReport) -> str:
@@ -134,8 +141,21 @@ def _row_sections(report: EmbedReport) -> list[Section]:
 
 def _histogram_rows(stats: EmbeddingStats) -> list[list[str]]:
     largest = max(item.count for item in stats.histogram) or 1
-    return [[f"{item.low:.4g} .. {item.high:.4g}", f"{item.count:,}",
-             "#" * round(BAR_WIDTH * item.count / largest)] for item in stats.histogram]
+    edges = edge_labels([item.low for item in stats.histogram] + [stats.histogram[-1].high])
+    return [[f"{edges[index]} .. {edges[index + 1]}", f"{item.count:,}",
+             "#" * round(BAR_WIDTH * item.count / largest)]
+            for index, item in enumerate(stats.histogram)]
+
+
+def edge_labels(edges: Sequence[float], least: int = 4) -> list[str]:
+    """Bin edges with as many significant digits as it takes (``least`` at least) for each to
+    read differently from its neighbours: norms packed into 1.0280 .. 1.0281 would all read
+    ``1.028`` at four digits."""
+    for digits in range(least, 18):  # 17 digits tell any two different doubles apart
+        labels = [f"{edge:.{digits}g}" for edge in edges]
+        if all(left != right for left, right in zip(labels, labels[1:])):
+            return labels
+    return labels
 
 
 def _refs(refs: Sequence[TokenRef]) -> str:
@@ -179,6 +199,9 @@ def _drift_sections(drift: RowDrift) -> list[Section]:
     summary = KeyValues("every row, A vs B (cosine of the same token's rows)", [
         ("mean", format_drift(drift.mean)), ("1st percentile", format_drift(drift.percentile_1)),
         ("minimum", format_drift(drift.minimum))])
+    if not drift.moved_most:
+        return [summary, Paragraph("rows that moved most", "none: every row's cosine A~B is 1 "
+                                   "(each row points the same way in both files)")]
     moved = Table("rows that moved most", ["token", "id", "cosine A~B"],
                   [[format_token(item.token), str(item.id), format_drift(item.cosine)]
                    for item in drift.moved_most], numeric_columns=frozenset({1, 2}))

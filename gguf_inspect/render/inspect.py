@@ -95,9 +95,10 @@ def embeddings_sections(report: EmbeddingReport) -> list[Section]:
 def _metadata_value(item: MetadataItem, full: bool) -> str:
     """The value cell: cut to about VALUE_LIMIT characters (its length said) unless ``full``."""
     limit = None if full else VALUE_LIMIT
+    single = item.type_name.endswith("float32")  # also "array[float32]"
     if item.count is None:
-        return value_text(item.value, limit)
-    return f"[{item.count}] {items_text(item.value, item.count, limit)}"
+        return value_text(item.value, limit, single)
+    return f"[{item.count}] {items_text(item.value, item.count, limit, single)}"
 
 
 def metadata_section(items: tuple[MetadataItem, ...], full: bool = False) -> Section:

@@ -42,9 +42,16 @@ def _row(row: ScanRow) -> list[str]:
 
 def scan_sections(report: ScanReport) -> list[Section]:
     order = f"sorted by {report.sort_key}{' (reversed)' if report.reverse else ''}"
-    sections: list[Section] = [
-        Table(f"models ({len(report.rows)}, {order})", HEADERS,
-              [_row(row) for row in report.rows], numeric_columns=NUMERIC)]
+    headers, rows = HEADERS, [_row(row) for row in report.rows]
+    numeric = NUMERIC
+    if report.sort_key == "file-size":  # the only key without a column: show what sorts
+        headers = [*HEADERS, "size"]  # short: a number column's header is cut to its values
+        rows = [[*cells, format_mib(row.file_size)] for cells, row in zip(rows, report.rows)]
+        numeric = NUMERIC | {len(HEADERS)}
+    sections: list[Section] = []
+    if report.rows:  # no models: the failures or the note say so, not an empty table
+        sections.append(Table(f"models ({len(report.rows)}, {order})", headers, rows,
+                              numeric_columns=numeric))
     if not report.rows and not report.failures:
         sections.append(Paragraph("note", "no GGUF files found"))
     if report.failures:

@@ -40,14 +40,37 @@ def json_text(document: object) -> str:
 VALUE_LIMIT = 160
 
 
-def value_text(value: object, limit: int | None = VALUE_LIMIT) -> str:
+def value_text(value: object, limit: int | None = VALUE_LIMIT, single: bool = False) -> str:
     """A metadata value as shown: strings quoted, anything longer than ``limit`` characters cut,
-    with its whole length said (``None``: never cut)."""
+    with its whole length said (``None``: never cut); a float32 (``single``) as its shortest
+    decimal (``float32_text``)."""
     if isinstance(value, str):
         if limit is None or len(value) <= limit:
             return repr(value)
         return f"{value[:limit]!r}... ({len(value):,} characters)"
+    if single and isinstance(value, float):
+        return float32_text(value)
     return cut_text(str(value), limit)
+
+
+def float32_text(value: float) -> str:
+    """The shortest decimal that reads back as the same float32: ``1e-06``, not the float64
+    expansion ``9.999999974752427e-07`` of the float32 nearest 1e-6 (what the file's author
+    wrote, and what llama.cpp's own log prints with %g)."""
+    import math
+    import struct
+
+    if not math.isfinite(value):
+        return repr(value)
+    try:
+        packed = struct.pack("<f", value)
+    except OverflowError:  # not a float32 at all
+        return repr(value)
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        text = f"{value:.{digits}g}"
+        if struct.pack("<f", float(text)) == packed:
+            return repr(float(text))  # Python's spelling: 10000.0, 1e-06, 0.1
+    return repr(value)
 
 
 def cut_text(text: str, limit: int | None = VALUE_LIMIT) -> str:
@@ -57,15 +80,16 @@ def cut_text(text: str, limit: int | None = VALUE_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text):,} characters)"
 
 
-def items_text(items: Sequence[object], total: int, limit: int | None = VALUE_LIMIT) -> str:
+def items_text(items: Sequence[object], total: int, limit: int | None = VALUE_LIMIT,
+               single: bool = False) -> str:
     """Array items joined by commas, stopping once about ``limit`` characters are shown; the
-    items not shown (of ``total`` in the array) are counted."""
+    items not shown (of ``total`` in the array) are counted. ``single``: float32 items."""
     parts: list[str] = []
     used = 0
     for item in items:
         if limit is not None and used > limit:
             break
-        parts.append(value_text(item, limit))
+        parts.append(value_text(item, limit, single))
         used += len(parts[-1]) + 2
     more = total - len(parts)
     return ", ".join(parts) + (f", ... ({more:,} more)" if more > 0 else "")

@@ -107,13 +107,13 @@ def kv_section(report: VramReport) -> Table:
 
 def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
     context = report.prediction.context
-    what = (f"n_ctx {context.n_ctx}, --ngl {report.resolved_gpu_layers} of "
-            f"{report.n_layer + 1} (blocks + output head)")
+    what = f"n_ctx {context.n_ctx}, --ngl {_layers_text(report)}"
     if report.fits is None and report.gpus and report.prediction.unmodelled:
         return [("verdict", f"CANNOT TELL at {what}: the memory shown is a lower bound"),
                 ("why", report.prediction.unmodelled)]
     if report.fits is None:
-        return [("verdict", f"no --gpu given: host memory only, at {what}")]
+        return [("verdict", f"no --gpu given: host memory only (no layer offloaded), at n_ctx "
+                            f"{context.n_ctx}")]
     headroom = format_mib(report.headroom_bytes)
     gpu_usages = [u for u in report.devices if u.capacity_bytes is not None]
     tightest = min(gpu_usages, key=lambda u: u.free_bytes(report.headroom_bytes) or 0)
@@ -157,6 +157,17 @@ def plan_section(report: VramReport) -> Table:
                  numeric_columns=frozenset({0, 1}))
 
 
+def _layers_text(report: VramReport) -> str:
+    """The layers offloaded; without a GPU, the --ngl asked for (the assumption line's -1) and
+    that none of them is offloaded, so the two never seem to disagree."""
+    total = report.n_layer + 1
+    if report.gpus:
+        return f"{report.resolved_gpu_layers} of {total} (blocks + output head)"
+    asked = report.config.n_gpu_layers
+    return (f"{'all (-1)' if asked < 0 else asked}, but 0 of {total} offloaded: no GPU "
+            "(CPU only)")
+
+
 def config_rows(report: VramReport) -> list[tuple[str, str]]:
     context = report.prediction.context
     config = report.config
@@ -170,7 +181,7 @@ def config_rows(report: VramReport) -> list[tuple[str, str]]:
         ("sequences", f"{context.n_seq_max}" + (" (unified KV)" if context.kv_unified else "")),
         ("KV cache types", f"{context.type_k} / {context.type_v}"),
         ("flash attention", f"{config.flash_attn} -> {'on' if context.flash_attn else 'off'}"),
-        ("--ngl", f"{report.resolved_gpu_layers} of {report.n_layer + 1}"),
+        ("--ngl", _layers_text(report)),
         ("mmap", "on" if config.use_mmap else "off"),
         ("headroom", format_mib(report.headroom_bytes)),
     ]

@@ -198,8 +198,9 @@ def _estimate_check(quantity: str, n_bytes: int | None, sizes: list[PrintedSize]
     runtime = sum(size.value * (GIB if size.unit == "GiB" else MIB) for size in sizes) / MIB
     predicted = n_bytes / MIB
     difference = (predicted - runtime) / runtime if runtime else 0.0
+    # Rounded first, plus 0.0: a difference under 0.05% reads +0.0%, never -0.0%.
     return Check(quantity, "MiB", round(predicted, 4), round(runtime, 4), ESTIMATE,
-                 f"{difference:+.1%}")
+                 f"{round(difference, 3) + 0.0:+.1%}")
 
 
 def _buffers_of(prediction: MemoryPrediction, kind: str) -> dict[str, int]:

@@ -14,6 +14,8 @@ from gguf_inspect.reports.embed.report import CrossFileCosine, Exploration, RowD
 from gguf_inspect.reports.embed.stats import EXAMPLES, StatsPass
 from gguf_inspect.reports.embed.words import QueryError
 
+UNMOVED_TOLERANCE = 1e-12  # cosines this close to 1 are rounding, not movement
+
 
 def why_not_comparable(primary: EmbeddingModel, other: EmbeddingModel) -> str | None:
     """Why rows of the two files cannot be compared id by id (None when they can)."""
@@ -65,7 +67,9 @@ class DriftPass:
         values = cosines[measured]
         if values.size == 0:
             raise QueryError("no row has a direction in both files (all rows zero)")
-        ids = np.flatnonzero(measured)
+        # A row moved when its cosine is below 1 by more than float64 rounding of the
+        # cosine of two identical rows (a few ulps); identical files list none.
+        ids = np.flatnonzero(measured & (cosines < 1 - UNMOVED_TOLERANCE))
         order = ids[np.lexsort((ids, cosines[ids]))][:EXAMPLES]
         moved = tuple(CrossFileCosine(int(i), self.primary.vocabulary.token(int(i)),
                                       float(cosines[i])) for i in order)

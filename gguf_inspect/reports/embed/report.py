@@ -100,7 +100,7 @@ class RowDrift:
     mean: float
     minimum: float
     percentile_1: float
-    moved_most: tuple[CrossFileCosine, ...]  # lowest cosine first
+    moved_most: tuple[CrossFileCosine, ...]  # lowest cosine first; rows with cosine 1 left out
 
 
 @dataclass(frozen=True)
