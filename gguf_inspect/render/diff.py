@@ -123,7 +123,7 @@ def _metadata_text(side: MetadataSide | None) -> str:
     if side is None:
         return "-"
     value = side.value
-    single = side.type_name.endswith("float32")  # also "array[float32]"
+    single = "float32" in side.type_name  # also "array[float32]"
     if isinstance(value, ArrayDigest):
         return f"{value.count} x {value.item_type}, sha256 {value.sha256[:DIGEST_SHOWN]}"
     if isinstance(value, tuple):  # cut like inspect's --metadata: a cell stays one line

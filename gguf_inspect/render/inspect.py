@@ -95,7 +95,7 @@ def embeddings_sections(report: EmbeddingReport) -> list[Section]:
 def _metadata_value(item: MetadataItem, full: bool) -> str:
     """The value cell: cut to about VALUE_LIMIT characters (its length said) unless ``full``."""
     limit = None if full else VALUE_LIMIT
-    single = item.type_name.endswith("float32")  # also "array[float32]"
+    single = "float32" in item.type_name  # also "array[float32]"
     if item.count is None:
         return value_text(item.value, limit, single)
     return f"[{item.count}] {items_text(item.value, item.count, limit, single)}"
