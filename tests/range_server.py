@@ -9,7 +9,8 @@ another server, as the Hub redirects to its CDN), demand a token, answer slowly,
 answer until the test ends (a server that never answers), or hold the first answers until N
 requests are in flight at once (a deterministic overlap: no test waits on a clock to see
 concurrency); and, as a hostile server would, trickle its headers or body a byte at a time, send
-a garbage status line, or redirect ``/loop/NAME`` to itself forever.
+a garbage status line, redirect ``/loop/NAME`` to itself forever, send a body that never ends, or
+redirect ``/redirect/NAME`` to another server (another host, for the credential tests).
 It counts what it really sent and how many requests it served at once, an oracle independent
 of the client's own counters.
 """
@@ -118,7 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_empty(302, {"Location": f"{config.cdn}/files/{hub_path['name']}"})
             return
         if path.startswith("/redirect/"):
-            self._send_empty(302, {"Location": "/files/" + path[len("/redirect/"):]})
+            base = config.elsewhere or ""  # another server: a redirect to another host
+            self._send_empty(302, {"Location": f"{base}/files/" + path[len("/redirect/"):]})
             return
         target = self._target(path)
         if target is None or not target.is_file():
@@ -155,6 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_body(self, status: int, body: bytes, headers: dict[str, str],
                    broken: bool = False) -> None:
+        if self.server.config.endless:
+            self._send_endless(status, body, headers)
+            return
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -187,6 +192,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+    def _send_endless(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        """A body that never ends: no Content-Length, the bytes asked for, then zeros until the
+        client hangs up (or the test ends)."""
+        self.close_connection = True
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        zeros = bytes(64 << 10)
+        try:
+            self.wfile.write(body)
+            while not self.server.stopping:
+                self.wfile.write(zeros)
+        except OSError:  # the client stopped reading
+            pass
+
+
 @dataclass
 class ServerConfig:
     root: Path
@@ -199,6 +222,8 @@ class ServerConfig:
     slow_headers: float = 0.0  # seconds between the bytes of an endless header (0: off)
     bad_status: bool = False  # answer every request with a malformed status line
     silent: bool = False  # answer nothing until the server closes
+    endless: bool = False  # bodies without Content-Length that never end
+    elsewhere: str | None = None  # redirect /redirect/NAME to this base URL's /files/NAME
     overlap: int = 0  # hold each answer until this many requests have been in flight at once
 
 

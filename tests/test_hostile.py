@@ -349,3 +349,117 @@ def test_timeout_option_is_accepted_by_every_command_reading_a_location() -> Non
         result = run(*command, str(FIXTURE), "--timeout", "5")
         assert result.rc == 0, result.stderr
     assert time.monotonic() - started < 20
+
+
+# ---- issue 18 item 9: special inputs never hang or exhaust memory; credentials never follow ------
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+@pytest.mark.parametrize("command", [["validate"], ["vram"], ["embed", "--stats"], ["diff"],
+                                     ["audit"]])
+def test_every_command_refuses_a_fifo_and_dev_zero(tmp_path: Path, special: str,
+                                                   command: list[str]) -> None:
+    if special == "fifo":  # a FIFO nobody writes to: opening it for reading blocks for ever
+        special = str(tmp_path / "p.gguf")
+        os.mkfifo(special)
+    result = run(*command, special, *([str(FIXTURE)] if command == ["diff"] else []))
+    assert result.rc == 4
+    assert result.one_line_error() == f"error: {special}: not a regular file"
+    assert result.seconds < 10 and result.peak_kib < CEILING_KIB
+
+
+def _mixed_folder(root: Path) -> tuple[int, int]:
+    """2,000 entries: models (hard links to the fixtures), empty, random, lying and cut files
+    named .gguf, other files, and what is not a regular file (FIFOs, links to /dev/zero, links
+    to themselves, a directory named .gguf, a link back up the tree). Returns (models, damaged)."""
+    import random
+    import struct
+
+    fixtures = sorted(FIXTURES.glob("*.gguf"))
+    rng = random.Random(18)
+    sub = root / "sub"
+    sub.mkdir()
+    models = damaged = 0
+    for index in range(2000):
+        kind, folder = index % 10, sub if index % 7 == 0 else root
+        name = folder / f"m{index:04d}.gguf"
+        source = fixtures[index % len(fixtures)]
+        if kind == 0:
+            os.link(source, name)
+            models += 1
+        elif kind <= 5:
+            damaged += 1
+            name.write_bytes([
+                b"", rng.randbytes(rng.randrange(1, 4096)),
+                b"GGUF" + struct.pack("<IQQ", 3, 2**60, 2**60),  # absurd counts
+                b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**62) + b"k",  # a 4 EiB key
+                source.read_bytes()[:rng.randrange(source.stat().st_size)],  # cut
+            ][kind - 1])
+        elif kind == 6:
+            (folder / f"notes{index}.txt").write_text("not a model")
+        elif kind == 7:
+            os.mkfifo(name)
+        elif kind == 8:
+            os.symlink("/dev/zero", name)
+        else:
+            os.symlink(name, name)
+    (sub / "folder.gguf").mkdir()
+    os.symlink("..", sub / "up")  # --recursive must not walk this cycle
+    return models, damaged
+
+
+def test_a_folder_of_2000_mixed_files_scans_in_bounded_time_and_memory(tmp_path: Path) -> None:
+    models, damaged = _mixed_folder(tmp_path)
+    result = run("scan", str(tmp_path), "--recursive", "--json")
+    assert result.rc in (3, 4)  # damaged files are listed failures
+    document = json.loads(result.stdout)
+    # Every model once (the cycle is not followed), every damaged regular file listed; what is
+    # not a regular file is left out of a folder's expansion, never opened or waited on.
+    assert len(document["models"]) == models
+    assert len(document["failures"]) == damaged
+    assert len({row["location"] for row in document["models"]}) == models
+    assert result.seconds < 30 and result.peak_kib < CEILING_KIB
+
+
+@pytest.mark.parametrize("honour_range", [False, True])
+def test_a_body_that_never_ends_is_cut_off(honour_range: bool) -> None:
+    with RangeServer(FIXTURES, endless=True, honour_range=honour_range) as server:
+        result = run(server.url(FIXTURE.name), "--timeout", "30")
+    assert result.rc == 4
+    line = result.one_line_error()
+    if honour_range:  # a 206 whose body runs past the range asked for
+        assert "the server sent more than the 65536 bytes asked for" in line
+    else:  # a 200 with no size: never more than the whole-body cap is read
+        assert "ignores HTTP Range requests and does not say the file's size" in line
+    assert result.seconds < 15 and result.peak_kib < CEILING_KIB
+
+
+def test_url_credentials_do_not_follow_a_redirect_to_another_host() -> None:
+    import base64
+
+    with RangeServer(FIXTURES) as other:
+        elsewhere = other.base.replace("127.0.0.1", "localhost")
+        with RangeServer(FIXTURES, elsewhere=elsewhere) as first:
+            location = first.url(FIXTURE.name, redirect=True).replace(
+                "http://", "http://alice:s3cretpw@")
+            result = run(location, "--metadata")
+            first_seen = [seen.authorization for seen in first.log.requests]
+            other_seen = [seen.authorization for seen in other.log.requests]
+    assert result.rc == 0, result.stderr
+    assert first_seen == ["Basic " + base64.b64encode(b"alice:s3cretpw").decode()]
+    assert other_seen and all(seen is None for seen in other_seen)
+    for secret in ("s3cretpw", "alice", base64.b64encode(b"alice:s3cretpw").decode()):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_hf_token_does_not_follow_to_another_port_of_the_same_host() -> None:
+    token = "hf_secret_same_host_789"
+    with RangeServer(FIXTURES) as cdn:  # 127.0.0.1 as the hub, another port: another server
+        with RangeServer(FIXTURES, token=token, cdn=cdn.base) as hub:
+            result = run(f"hf://owner/repo/{FIXTURE.name}", "--metadata",
+                         env={"HF_ENDPOINT": hub.base, "HF_TOKEN": token})
+            hub_seen = [seen.authorization for seen in hub.log.requests]
+            cdn_seen = [seen.authorization for seen in cdn.log.requests]
+    assert result.rc == 0, result.stderr
+    assert hub_seen == [f"Bearer {token}"]
+    assert cdn_seen and all(seen is None for seen in cdn_seen)
+    assert token not in result.stdout + result.stderr
