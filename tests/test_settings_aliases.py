@@ -39,11 +39,11 @@ def _vram_json(*arguments: str) -> dict:
     return json.loads(result.output)
 
 
-LONG = ["--ctx", "1000", "--ngl", "3", "--batch", "256", "--ubatch", "128", "--parallel", "2",
+LONG = ["--ctx", "1024", "--ngl", "3", "--batch", "256", "--ubatch", "128", "--parallel", "2",
         "--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "on",
         "--kv-unified", "--n-cpu-moe", "1", "--override-tensor", "ffn_down=CPU",
         "--tensor-split", "3,1", "--split-mode", "layer", "--main-gpu", "1", "--no-kv-offload"]
-SHORT = ["-c", "1000", "-ngl", "3", "-b", "256", "-ub", "128", "-np", "2", "-ctk", "q8_0",
+SHORT = ["-c", "1024", "-ngl", "3", "-b", "256", "-ub", "128", "-np", "2", "-ctk", "q8_0",
          "-ctv", "q8_0", "-fa", "on", "-kvu", "-ncmoe", "1", "-ot", "ffn_down=CPU", "-ts", "3,1",
          "-sm", "layer", "-mg", "1", "-nkvo"]
 
@@ -54,7 +54,7 @@ def test_short_flags_give_the_same_audit_as_the_long_ones() -> None:
     config = short["config"]
     assert (config["n_ctx"], config["n_batch"], config["n_ubatch"], config["n_parallel"],
             config["kv_unified"], config["tensor_split"], config["offload_kqv"]) == (
-        1000, 256, 128, 2, True, "3,1", False)
+        1024, 256, 128, 2, True, "3,1", False)
     assert short != _vram_json()  # the flags did something
 
 
