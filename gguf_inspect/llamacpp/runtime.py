@@ -21,7 +21,7 @@ from typing import Any
 from gguf_inspect.llamacpp.load_log import LogRecord, join_fragments
 from gguf_inspect.core.constants import ggml_type_from_name
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError, UsageError
-from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides
+from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides, parse_tensor_split
 
 # What is missing is llama-cpp-python at the version pinned in pyproject.toml's "runtime" extra.
 # Never "pip install gguf-inspect": that name on PyPI is an unrelated project; this one installs
@@ -152,7 +152,25 @@ def _overrides(llama_cpp: Any, config: LlamaSettings) -> Any:
     return array
 
 
-def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None) -> Any:
+def _tensor_split(llama_cpp: Any, config: LlamaSettings) -> Any:
+    """``--tensor-split`` as common/arg.cpp hands it over: llama_max_devices() floats, the
+    shares first and zeros after (None when not given: split by free memory). As arg.cpp, it
+    refuses as many shares as llama_max_devices() or more. A CPU-only build has no GPU device,
+    so llama_model::load_tensors never reads it there."""
+    shares = parse_tensor_split(config.tensor_split)
+    if not shares:
+        return None
+    max_devices = llama_cpp.llama_max_devices()
+    if len(shares) >= max_devices:
+        raise UsageError(f"--tensor-split: got {len(shares)} input configs, but system only has "
+                         f"{max_devices} devices (llama.cpp's own limit)")
+    return (ctypes.c_float * max_devices)(*shares)
+
+
+def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None,
+                  tensor_split: Any = None) -> Any:
+    """llama_model_params for ``config``; ``overrides`` and ``tensor_split`` are arrays the
+    caller keeps alive until the load returns (llama.cpp borrows them)."""
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = config.n_gpu_layers
     params.load_mode = LOAD_MODE_MMAP if config.use_mmap else LOAD_MODE_NONE
@@ -161,6 +179,8 @@ def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None) 
     params.main_gpu = config.main_gpu
     if overrides is not None:  # the array outlives the load: the caller holds it
         params.tensor_buft_overrides = ctypes.cast(overrides, ctypes.c_void_p)
+    if tensor_split is not None:
+        params.tensor_split = ctypes.cast(tensor_split, ctypes.POINTER(ctypes.c_float))
     return params
 
 
@@ -242,8 +262,9 @@ def capture_load(path: str, config: LlamaSettings, loras: tuple[tuple[str, float
     with catcher:
         llama_cpp.llama_backend_init()
         overrides = _overrides(llama_cpp, config)
+        tensor_split = _tensor_split(llama_cpp, config)
         model = llama_cpp.llama_model_load_from_file(
-            path.encode(), _model_params(llama_cpp, config, overrides))
+            path.encode(), _model_params(llama_cpp, config, overrides, tensor_split))
         if not model:
             raise _refusal(path, "load the model", catcher.fragments)
         try:
