@@ -227,6 +227,7 @@ def runtime_command(
         "--from-log", metavar="FILE",
         help="Compare with a saved load log instead (no llama-cpp-python needed).")] = None,
     lora: LoraOption = None, mmproj: MmprojOption = None,
+    model_draft: DraftOption = None, gpu_layers_draft: DraftLayersOption = None,
     output: OutputChoice = None,  # type: ignore[assignment]  # --json --markdown ...
 ) -> None:
     """Load the model with llama.cpp (no generation) and check our figures against its log."""
@@ -238,7 +239,8 @@ def runtime_command(
         from gguf_inspect.commands.runtime import run_runtime
 
         return run_runtime(model, output_format, settings, log_path=log_file,
-                           from_log=from_log, lora=lora, mmproj=mmproj)
+                           from_log=from_log, lora=lora, mmproj=mmproj,
+                           model_draft=model_draft, gpu_layers_draft=gpu_layers_draft)
 
     guarded(cli_context, run, output)
 
