@@ -171,7 +171,16 @@ class GraphShape:
     ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
     ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
-    residual: str = "sequential"  # or "falcon" / "neox": parallel attention and FFN
+    residual: str = "sequential"  # or "falcon" / "cohere" / "neox": parallel attention and FFN
+    norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
+    pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
+    post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
+    # "": none; "full": build_norm on the whole Qcur/Kcur before the reshape (olmo2); "rope": a
+    # weightless RMS_NORM after ROPE on the rope layers (llama4 use_kq_norm)
+    qk_norm: str = ""
+    rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
+    attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
+    logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
 
 
 @dataclass(frozen=True)
@@ -223,7 +232,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         """build_norm: RMS_NORM (in place) or NORM (never), the weight, the bias."""
         op = "NORM" if layer else "RMS_NORM"
         out = add("norm_w", "MUL", width * rows, add("norm", op, width * rows, x), weight)
-        return add("norm_b", "ADD", width * rows, out, weight) if layer else out
+        if layer and shape.norm_bias:
+            return add("norm_b", "ADD", width * rows, out, weight)
+        return out
 
     def biased(x: Node, width: int, rows: int = tokens) -> Node:
         return add(x.name + "_b", "ADD", width * rows, x, weight) if shape.bias else x
@@ -234,13 +245,16 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
     n_layer = len(shape.n_head)
     iswa = any(shape.is_swa)  # two caches: build_attn_inp_kv_iswa and its build_attn
+    # build_inp_attn_scale (llama-graph.cpp): one float per token
+    attn_scale = Node("inp_attn_scale", "NONE", 4 * tokens, is_input=True)
+    post_norm = shape.gemma or shape.post_norm
     for il in range(n_layer):
         cache_inputs = caches[shape.is_swa[il]]
         k_rot, v_rot = cache_inputs.k_rot, cache_inputs.v_rot
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
-        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm)
+        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
         if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
             qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
                              attn_in), q_width + k_width + v_width)
@@ -249,16 +263,27 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
             k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
             v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
+        rope = not shape.rope_layers or shape.rope_layers[il]
+        if shape.qk_norm == "full":  # models/olmo2.cpp: on the matmuls, before the reshape
+            q, k_mat = norm(q, q_width), norm(k_mat, k_width)
         if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
             q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
             q = add("Qscaled", "SCALE", q_width * tokens, q)
-        else:  # ROPE on the reshaped Qcur (a view: never in place)
+        elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
             q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-        q = rotate(q, k_rot, q_width)
+        elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
+            q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
+        else:
+            q = view(q)
         k = view(k_mat)
         if shape.gemma:
             k = norm(k, k_width)
-        k = rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
+        if rope:
+            k = add("Krope", "ROPE", k_width * tokens, k, inp_pos)
+        if rope and shape.qk_norm == "rope":  # llama4: ggml_rms_norm, no weight, in place
+            q = add("Qcur_normed", "RMS_NORM", q_width * tokens, q)
+            k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
+        q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
         v = rotate(v_mat, v_rot, v_width)
         # build_attn expands q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa)
         # and q, v, k for the plain one (llm_graph_input_attn_kv), then the two cache writes
@@ -293,15 +318,17 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
 
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
-        if shape.gemma:  # attn_post_norm, on the output rows
+        if post_norm:  # attn_post_norm, on the output rows
             cur = norm(cur, shape.n_embd, rows)
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
-        if shape.residual == "falcon":  # models/falcon.cpp: the FFN reads attn_norm
+        if shape.residual in ("falcon", "cohere"):  # the FFN reads attn_norm
             if last:
                 attn_in = add("norm_rows", "GET_ROWS", shape.n_embd * rows, attn_in, out_ids)
-            cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), cur)
-            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, inp_l)
+            # models/falcon.cpp: (ffn + attn) + inpL; models/cohere2.cpp: (ffn + inpL) + attn
+            first, second = (cur, inp_l) if shape.residual == "falcon" else (inp_l, cur)
+            cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), first)
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, second)
             continue
         if shape.residual == "neox":  # models/gptneox.cpp, use_par_res
             ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm))
@@ -309,13 +336,16 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
             continue
         residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
-        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm))
-        if shape.gemma:
+        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm) if shape.pre_norm
+                  else residual)
+        if post_norm:
             cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
     result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
+    if shape.logit_scale:  # t_logits is the SCALE (in place over the matmul)
+        logits = add("result_scaled", "SCALE", shape.n_vocab * shape.n_outputs, logits)
     logits.is_output = True
     graph.expand(logits)
     inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)

@@ -30,6 +30,13 @@ class GraphLayout:
     ffn_fused: bool = False
     fused_qkv: bool = False
     residual: str = "sequential"
+    norm_bias: bool = True
+    pre_norm: bool = True
+    post_norm: bool = False
+    qk_norm: str = ""
+    rope_layers: tuple[bool, ...] = ()
+    attn_scale: bool = False
+    logit_scale: bool = False
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -40,6 +47,8 @@ DENSE = {
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
     "phi3": GraphLayout(fused_qkv=True, ffn_fused=True),
+    # models/olmo2.cpp: no pre-norms; Q and K normed whole before the reshape; post-norms
+    "olmo2": GraphLayout(pre_norm=False, post_norm=True, qk_norm="full"),
 }
 
 
@@ -53,6 +62,14 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     arch, n_layer = hparams.arch, hparams.n_layer_main
     if arch in DENSE:
         return DENSE[arch]
+    if arch == "cohere2":
+        # models/cohere2.cpp: bias-free LayerNorm, FFN beside attention on attn_norm, ROPE on
+        # the sliding-window layers only, the logits scaled when logit_scale is set
+        return GraphLayout(layer_norm=True, norm_bias=False, residual="cohere",
+                           rope_layers=hparams.is_swa[:n_layer],
+                           logit_scale=bool(gguf.arch_value("logit_scale", 0.0)))
+    if arch == "llama4":
+        return _llama4(gguf, hparams)
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
@@ -82,3 +99,23 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
             n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
             w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True))
     return GraphLayout()
+
+
+def _llama4(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/llama4.cpp: every n_moe_layer_step-th layer MoE (sigmoid gating, weights applied
+    before the experts, a shared expert n_ff_exp wide); every n_no_rope_layer_step-th layer
+    (4, or n_layer when sliding_window is 0) without rope, its Q scaled by inp_attn_scale
+    instead; use_kq_norm (weightless RMS_NORM after rope) unless the 128-expert model."""
+    n_layer = hparams.n_layer_main
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    step = uint32_key(gguf, "interleave_moe_layer_step") or 0
+    moe = tuple(bool(n_expert) and step > 0 and (il + 1) % step == 0 for il in range(n_layer))
+    no_rope_step = n_layer if gguf.arch_value("attention.sliding_window") == 0 else 4
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    layout = MoeLayout(n_expert, uint32_key(gguf, "expert_used_count") or 0, n_ff_exp,
+                       n_ff_shexp=n_ff_exp, gating="sigmoid", norm_w=False,
+                       w_scale=_scaled(gguf), weight_before_ffn=True) if n_expert else None
+    return GraphLayout(moe if n_expert else (), layout,
+                       qk_norm="rope" if n_expert != 128 else "",
+                       rope_layers=tuple((il + 1) % no_rope_step != 0 for il in range(n_layer)),
+                       attn_scale=True)
