@@ -181,6 +181,12 @@ class GraphShape:
     rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
     attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
     logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
+    # models/bert.cpp: attention over the batch (build_attn_inp_no_cache), LayerNorm after each
+    # residual, no output head (t_embd is the result); the input adds the token-type row and,
+    # for BERT itself, the learned position embeddings, then tok_norm
+    encoder: bool = False
+    type_embd: bool = False
+    pos_embd: bool = False
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,13 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     graph.expand(inp_l)  # build_inp_embd
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
+    if shape.type_embd:  # the first row of type_embd, a view of the weight
+        inp_l = add("inp_typed", "ADD", shape.n_embd * tokens, inp_l, view(weight))
+    if shape.pos_embd:
+        positions = add("pos_embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_pos)
+        inp_l = add("inp_embd", "ADD", shape.n_embd * tokens, positions, inp_l)
+    if shape.encoder:  # tok_norm
+        inp_l = norm(inp_l, shape.n_embd, layer=True)
     n_layer = len(shape.n_head)
     iswa = any(shape.is_swa)  # two caches: build_attn_inp_kv_iswa and its build_attn
     # build_inp_attn_scale (llama-graph.cpp): one float per token
@@ -285,23 +298,34 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
         q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
         v = rotate(v_mat, v_rot, v_width)
-        # build_attn expands q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa)
-        # and q, v, k for the plain one (llm_graph_input_attn_kv), then the two cache writes
-        for part in (q, k, v) if iswa else (q, v, k):
-            graph.expand(part)
-        graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
-                         view_of=cache))
-        graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
-                         view_of=cache))
+        keys = values = cache
+        if shape.encoder:  # build_attn (no cache): K and V are the batch's own
+            for part in (q, k, v):
+                graph.expand(part)
+            if shape.flash_attn:  # build_attn_mha: ggml_cast of K and V to F16 (half the bytes)
+                keys = add("k_f16", "CPY", k_width * tokens // 2, view(k))
+                values = add("v_f16", "CPY", v_width * tokens // 2, view(v))
+            else:  # V is not transposed: ggml_cont of its transpose
+                keys, values = view(k), add("v_cont", "CONT", v_width * tokens, view(v))
+        else:
+            # build_attn expands q, k, v for the sliding-window input
+            # (llm_graph_input_attn_kv_iswa) and q, v, k for the plain one
+            # (llm_graph_input_attn_kv), then the two cache writes
+            for part in (q, k, v) if iswa else (q, v, k):
+                graph.expand(part)
+            graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
+                             view_of=cache))
+            graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                             view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
         if shape.flash_attn:
-            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), cache, cache, mask)
+            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values, mask)
         else:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
-            kq = add("kq", "MUL_MAT", scores, cache, view(q))
+            kq = add("kq", "MUL_MAT", scores, keys, view(q))
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
-            kqv = add("kqv", "MUL_MAT", heads_out * tokens, cache, kq)
+            kqv = add("kqv", "MUL_MAT", heads_out * tokens, values, kq)
             attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
         graph.expand(attn)  # build_attn_mha expands its result before the output projection
         attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
@@ -330,6 +354,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), first)
             inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, second)
             continue
+        if shape.encoder:  # models/bert.cpp: LayerNorm after each residual add
+            cur = add("attn_res", "ADD", shape.n_embd * rows, cur, inp_l)
+            residual = norm(cur, shape.n_embd, rows, layer=True)
+            cur = add("ffn_res", "ADD", shape.n_embd * rows, ffn(residual), residual)
+            inp_l = norm(cur, shape.n_embd, rows, layer=True)
+            continue
         if shape.residual == "neox":  # models/gptneox.cpp, use_par_res
             ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm))
             ffn_out = add("ffn_out", "ADD", shape.n_embd * rows, ffn_out, inp_l)
@@ -341,6 +371,11 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         if post_norm:
             cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
+    inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
+    if shape.encoder:  # no output head: t_embd is the last layer's output
+        inp_l.is_output = True
+        graph.expand(inp_l)
+        return graph.nodes, (inp_embd,)
     result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
@@ -348,7 +383,6 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         logits = add("result_scaled", "SCALE", shape.n_vocab * shape.n_outputs, logits)
     logits.is_output = True
     graph.expand(logits)
-    inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
     return graph.nodes, (inp_embd,)
 
 

@@ -37,6 +37,9 @@ class GraphLayout:
     rope_layers: tuple[bool, ...] = ()
     attn_scale: bool = False
     logit_scale: bool = False
+    encoder: bool = False
+    type_embd: bool = False
+    pos_embd: bool = False
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -70,6 +73,14 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                            logit_scale=bool(gguf.arch_value("logit_scale", 0.0)))
     if arch == "llama4":
         return _llama4(gguf, hparams)
+    if arch in ("bert", "nomic-bert"):
+        # models/bert.cpp: BERT has biases everywhere, an ungated GELU FFN and learned
+        # positions; nomic-bert a fused wqkv without biases, rope and a SwiGLU FFN
+        bert = arch == "bert"
+        return GraphLayout(layer_norm=True, bias=bert, ffn_gated=not bert, fused_qkv=not bert,
+                           rope_layers=(not bert,) * n_layer, encoder=True, pre_norm=False,
+                           type_embd=any(t.name == "token_types.weight" for t in gguf.tensors),
+                           pos_embd=bert)
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
