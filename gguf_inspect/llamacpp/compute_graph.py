@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
+from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
@@ -187,6 +188,7 @@ class GraphShape:
     encoder: bool = False
     type_embd: bool = False
     pos_embd: bool = False
+    mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
 
 
 @dataclass(frozen=True)
@@ -249,8 +251,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     graph.expand(inp_l)  # build_inp_embd
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
-    if shape.type_embd:  # the first row of type_embd, a view of the weight
-        inp_l = add("inp_typed", "ADD", shape.n_embd * tokens, inp_l, view(weight))
+    if shape.type_embd:  # the first row of type_embd (a view of the weight: no memory here)
+        inp_l = add("inp_typed", "ADD", shape.n_embd * tokens, inp_l, weight)
     if shape.pos_embd:
         positions = add("pos_embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_pos)
         inp_l = add("inp_embd", "ADD", shape.n_embd * tokens, positions, inp_l)
@@ -268,36 +270,40 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
         attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
-        if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
-            qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
-                             attn_in), q_width + k_width + v_width)
-            q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
+        if shape.mla is not None:  # models/deepseek2.cpp, is_mla
+            q, k, v = mla_qkv(graph, attn_in, shape.mla, shape.n_head[il], tokens, inp_pos,
+                              norm)
         else:
-            q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
-            k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
-            v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
-        rope = not shape.rope_layers or shape.rope_layers[il]
-        if shape.qk_norm == "full":  # models/olmo2.cpp: on the matmuls, before the reshape
-            q, k_mat = norm(q, q_width), norm(k_mat, k_width)
-        if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
-            q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
-            q = add("Qscaled", "SCALE", q_width * tokens, q)
-        elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
-            q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-        elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
-            q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
-        else:
-            q = view(q)
-        k = view(k_mat)
-        if shape.gemma:
-            k = norm(k, k_width)
-        if rope:
-            k = add("Krope", "ROPE", k_width * tokens, k, inp_pos)
-        if rope and shape.qk_norm == "rope":  # llama4: ggml_rms_norm, no weight, in place
-            q = add("Qcur_normed", "RMS_NORM", q_width * tokens, q)
-            k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
-        q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
-        v = rotate(v_mat, v_rot, v_width)
+            if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
+                qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
+                                 attn_in), q_width + k_width + v_width)
+                q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
+            else:
+                q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
+                k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
+                v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
+            rope = not shape.rope_layers or shape.rope_layers[il]
+            if shape.qk_norm == "full":  # models/olmo2.cpp: on the matmuls, before the reshape
+                q, k_mat = norm(q, q_width), norm(k_mat, k_width)
+            if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
+                q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
+                q = add("Qscaled", "SCALE", q_width * tokens, q)
+            elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
+                q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+            elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
+                q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
+            else:
+                q = view(q)
+            k = view(k_mat)
+            if shape.gemma:
+                k = norm(k, k_width)
+            if rope:
+                k = add("Krope", "ROPE", k_width * tokens, k, inp_pos)
+            if rope and shape.qk_norm == "rope":  # llama4: ggml_rms_norm, no weight, in place
+                q = add("Qcur_normed", "RMS_NORM", q_width * tokens, q)
+                k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
+            q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
+            v = rotate(v_mat, v_rot, v_width)
         keys = values = cache
         if shape.encoder:  # build_attn (no cache): K and V are the batch's own
             for part in (q, k, v):
@@ -315,20 +321,32 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 graph.expand(part)
             graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
                              view_of=cache))
-            graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
-                             view_of=cache))
+            if shape.mla is None:  # MLA's build_attn_inp_k: the K cache only
+                graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                                 view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
+        # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
+        out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
         if shape.flash_attn:
             attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values, mask)
+            if shape.mla is not None:
+                attn = add("fattn_mla", "MUL_MAT", out_width * tokens, weight, view(attn))
+                attn = add("fattn_mla_cont", "CONT", out_width * tokens, view(attn))
         else:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
+            if shape.mla is not None:  # V, a view of the K cache, is not transposed: the
+                # ggml_cont of its transpose keeps the cache's type (F16: half f32's bytes)
+                values = add("v_cont", "CONT",
+                             shape.head_v[il] * shape.n_kv[il] * shape.n_stream // 2, view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
             kqv = add("kqv", "MUL_MAT", heads_out * tokens, values, kq)
-            attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
+            if shape.mla is not None:
+                kqv = add("kqv_mla", "MUL_MAT", out_width * tokens, weight, kqv)
+            attn = add("kqv_out", "CONT", out_width * tokens, view(kqv))
         graph.expand(attn)  # build_attn_mha expands its result before the output projection
-        attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
+        attn = rotate(attn, v_rot, out_width)  # undo the V rotation on the attention output
         cur = biased(add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn)),
                      shape.n_embd)
         last = il == n_layer - 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
+from gguf_inspect.llamacpp.graph_mla import MlaShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
@@ -40,6 +41,7 @@ class GraphLayout:
     encoder: bool = False
     type_embd: bool = False
     pos_embd: bool = False
+    mla: MlaShape | None = None
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -81,6 +83,8 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                            rope_layers=(not bert,) * n_layer, encoder=True, pre_norm=False,
                            type_embd=any(t.name == "token_types.weight" for t in gguf.tensors),
                            pos_embd=bert)
+    if arch == "deepseek2":
+        return _deepseek2(gguf, hparams)
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
@@ -95,15 +99,8 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return GraphLayout((True,) * n_layer, MoeLayout(
             n_expert, used, width, n_ff_shexp=shared, w_scale=_scaled(gguf)))
     if arch == "glm4moe":
-        # models/glm4-moe.cpp: layers from n_layer_dense_lead on; sigmoid gating by default,
-        # exp_probs_b, expert_weights_norm; shared expert n_ff_exp * n_expert_shared wide
-        lead = uint32_key(gguf, "leading_dense_block_count") or 0
-        gating = GATING.get(uint32_key(gguf, "expert_gating_func") or 2, "sigmoid")
-        norm_w = bool(gguf.arch_value("expert_weights_norm", False))
-        shared = n_ff_exp * (uint32_key(gguf, "expert_shared_count") or 0)
-        return GraphLayout(tuple(il >= lead for il in range(n_layer)), MoeLayout(
-            n_expert, used, n_ff_exp, n_ff_shexp=shared, gating=gating, norm_w=norm_w,
-            w_scale=_scaled(gguf), probs_bias=True))
+        # models/glm4-moe.cpp: sigmoid gating by default, exp_probs_b always
+        return GraphLayout(*_lead_moe(gguf, n_layer, default_gating=2))
     if arch == "gpt-oss":
         # models/openai-moe.cpp: router and expert biases, softmax over the chosen weights
         return GraphLayout((True,) * n_layer, MoeLayout(
@@ -130,3 +127,38 @@ def _llama4(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                        qk_norm="rope" if n_expert != 128 else "",
                        rope_layers=tuple((il + 1) % no_rope_step != 0 for il in range(n_layer)),
                        attn_scale=True)
+
+
+def _lead_moe(gguf: GGUFFile, n_layer: int, default_gating: int
+              ) -> tuple[tuple[bool, ...], MoeLayout | None]:
+    """glm4-moe.cpp and deepseek2.cpp: MoE from layer n_layer_dense_lead on, gating from
+    expert_gating_func, expert_weights_norm, a shared expert n_ff_exp * n_expert_shared wide,
+    exp_probs_b when the file has it."""
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    if not n_expert or not used:
+        return (), None
+    lead = uint32_key(gguf, "leading_dense_block_count") or 0
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    gating = GATING.get(uint32_key(gguf, "expert_gating_func") or default_gating, "softmax")
+    norm_w = bool(gguf.arch_value("expert_weights_norm", False))
+    shared = n_ff_exp * (uint32_key(gguf, "expert_shared_count") or 0)
+    probs_bias = any(t.name.endswith(".exp_probs_b.bias") for t in gguf.tensors)
+    return tuple(il >= lead for il in range(n_layer)), MoeLayout(
+        n_expert, used, n_ff_exp, n_ff_shexp=shared, gating=gating, norm_w=norm_w,
+        w_scale=_scaled(gguf), probs_bias=probs_bias)
+
+
+def _deepseek2(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/deepseek2.cpp: softmax gating by default; with is_mla the latent attention of
+    graph_mla (without it the decompressed K/V go through the ordinary cache: modelled as the
+    llama attention)."""
+    moe, layout = _lead_moe(gguf, hparams.n_layer_main, default_gating=1)
+    mla = None
+    if hparams.is_mla:
+        mla = MlaShape(n_lora_q=uint32_key(gguf, "attention.q_lora_rank") or 0,
+                       n_lora_kv=uint32_key(gguf, "attention.kv_lora_rank") or 0,
+                       n_rot=uint32_key(gguf, "rope.dimension_count") or 0,
+                       head_k=uint32_key(gguf, "attention.key_length_mla") or 0,
+                       head_v=uint32_key(gguf, "attention.value_length_mla") or 0)
+    return GraphLayout(moe, layout, mla=mla)
