@@ -9,8 +9,9 @@ feed-forward blocks node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump list
 order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the allocator
 follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place reuse of a
 parent the allocator placed itself, never of a view: ``ggml_gallocr_is_own``) and
-``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Architectures not yet
-modelled (MLA, the encoders, recurrent and hybrid mixers, llama4, olmo2, cohere2) reuse the
+``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). MLA's Q/K/V come from
+``graph_mla``; encoders (models/bert.cpp) attend without a cache and have no output head.
+Recurrent and hybrid mixers (build_rs, ssm_conv, ssm_scan) are not modelled yet and reuse the
 llama graph, so for them the figure is rougher. It stays an estimate either way.
 """
 

@@ -3,8 +3,10 @@ the way each model's ``load_arch_hparams`` reads it (src/models/<arch>.cpp): the
 experts ``build_moe_ffn`` is called with (gating, weight normalisation, biases, shared experts)
 and the layers that call it (leading dense blocks, interleaved MoE layers).
 
-Only architectures whose graph was compared node by node against llama.cpp's own
-(``GGML_SCHED_DEBUG=2``) are listed; the others keep the dense llama graph.
+Also the attention and norm placement each model's graph uses (olmo2, cohere2, llama4, the
+bert encoders, deepseek2's MLA). Only architectures whose graph was compared node by node
+against llama.cpp's own (``GGML_SCHED_DEBUG=2``, benchmarks/graph_dump.py) are listed; the
+others keep the dense llama graph.
 """
 
 from __future__ import annotations
