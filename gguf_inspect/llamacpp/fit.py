@@ -40,6 +40,7 @@ from gguf_inspect.llamacpp.fit_layers import (
     convert_to_full_layers,
     fill_dense_layers,
     layer_choice,
+    mib,
 )
 from gguf_inspect.llamacpp.hparams import read_hyperparameters, uint32_key
 from gguf_inspect.llamacpp.memory import predict_memory
@@ -202,11 +203,11 @@ class _Fit:
     def _step1(self, used: list[int]) -> bool:
         """Step 1: are the margins kept with the initial parameters?"""
         short = [self.names[i] for i in range(self.nd) if self.free[i] - used[i] < self.margins[i]]
-        state = "; ".join(f"{name} {used[i] // MIB} MiB used of {self.free[i] // MIB} MiB free, "
-                          f"target {self.margins[i] // MIB} MiB free"
+        state = "; ".join(f"{name} {mib(used[i])} used of {mib(self.free[i])} free, "
+                          f"target {mib(self.margins[i])} free"
                           for i, name in enumerate(self.names))
         verdict = ("no changes needed" if not short
-                   else f"changes needed ({', '.join(short)} short of its target)")
+                   else f"changes needed (short of the target: {', '.join(short)})")
         self.note(1, f"measure at n_ctx {self.settings.n_ctx}, --ngl "
                      f"{self._ngl_text()}", f"{state}: {verdict}")
         return not short
@@ -239,7 +240,7 @@ class _Fit:
         used_min = sum(self.meter.used(self.settings)[0])
         if sum_used_target <= used_min:
             self.note(2, f"measure at the minimum context {n_ctx_min}",
-                      f"{used_min // MIB} MiB used, target {sum_used_target // MIB} MiB: "
+                      f"{mib(used_min)} used, target {mib(sum_used_target)}: "
                       f"context {n_ctx_min}, layers must move too")
             return False
         n_ctx = n_ctx_min + c_div((n_ctx_max - n_ctx_min) * (sum_used_target - used_min),
@@ -248,8 +249,8 @@ class _Fit:
         n_ctx = max(n_ctx - n_ctx % align, n_ctx_min)
         self.settings = replace(self.settings, n_ctx=n_ctx)
         self.note(2, f"measure at the minimum context {n_ctx_min}; interpolate",
-                  f"{used_min // MIB} MiB at {n_ctx_min}, {sum(used) // MIB} MiB at "
-                  f"{n_ctx_max}, target {sum_used_target // MIB} MiB: n_ctx {n_ctx} "
+                  f"{mib(used_min)} at {n_ctx_min}, {mib(sum(used))} at "
+                  f"{n_ctx_max}, target {mib(sum_used_target)}: n_ctx {n_ctx} "
                   f"(aligned down to {align})"
                   + (": fits by the context alone" if self.nd <= 1 else ""))
         return True
@@ -290,7 +291,7 @@ class _Fit:
             surplus_cpu_moe = sum(self.free) - sum(used) - sum(self.margins)
             self.note(3, "measure with every MoE expert tensor in host memory",
                       f"{'surplus' if surplus_cpu_moe > 0 else 'deficit'} of "
-                      f"{abs(surplus_cpu_moe) // MIB} MiB with only dense weights on the GPUs")
+                      f"{mib(abs(surplus_cpu_moe))} with only dense weights on the GPUs")
         note3: Callable[[str, str], None] = lambda action, outcome: self.note(3, action, outcome)
         shares, mem = fill_dense_layers(self.nd, self.hp_ngl, moe, targets, self._measure, note3)
         overflow = [CPU_BUFFER] * self.nd
@@ -380,7 +381,7 @@ def assumed_free(gpus: tuple[GPU, ...]) -> tuple[tuple[int, ...], tuple[str, ...
         if gpu.name in KNOWN_GPUS_MIB:
             free.append(gpu.capacity_bytes - CUDA_CONTEXT_RESERVE_MIB * MIB)
             lines.append(f"fit: gpu{index} ({gpu.name}) has {free[-1] // MIB} MiB free: "
-                         f"{gpu.capacity_bytes // MIB} MiB total less {CUDA_CONTEXT_RESERVE_MIB}"
+                         f"{mib(gpu.capacity_bytes)} total less {CUDA_CONTEXT_RESERVE_MIB}"
                          " MiB the CUDA context takes before llama.cpp measures (headless card; "
                          "give --gpu a size for what nvidia-smi shows free)")
         else:

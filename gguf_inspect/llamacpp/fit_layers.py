@@ -159,9 +159,13 @@ def fill_dense_layers(nd: int, hp_ngl: int, moe: bool, targets: list[int],
     return shares, mem
 
 
+def mib(n_bytes: int) -> str:
+    """A size for the fit's step lines: MiB as llama.cpp logs them, one decimal."""
+    return f"{n_bytes / (1 << 20):.1f} MiB"
+
+
 def _used(mem: list[int], id_: int, targets: list[int], verdict: str) -> str:
-    mib = 1 << 20
-    return (f"{mem[id_] // mib} MiB used vs. target {targets[id_] // mib} MiB: {verdict}")
+    return f"{mib(mem[id_])} used vs. target {mib(targets[id_])}: {verdict}"
 
 
 def convert_to_full_layers(shares: list[LayerShare], mem: list[int], targets: list[int],
@@ -241,11 +245,13 @@ def _one_more_layer(id_: int, shares: list[LayerShare], mem: list[int], dense_st
                     ) -> tuple[list[LayerShare], list[str], list[int], int]:
     nd = len(shares)
     test = list(shares)
-    if test[dense_start].n_part == 0:  # the C++ would wrap around; refuse instead
-        raise FitError("no dense-only layer left to convert")
+    # uint32_t arithmetic: on one device (id == id_dense_start) the -1 and +1 cancel even from 0
     test[dense_start] = replace(test[dense_start], n_layer=test[dense_start].n_layer - 1,
-                                n_part=test[dense_start].n_part - 1)
-    test[id_] = replace(test[id_], n_layer=test[id_].n_layer + 1, n_part=test[id_].n_part + 1)
+                                n_part=as_uint32(test[dense_start].n_part - 1))
+    test[id_] = replace(test[id_], n_layer=test[id_].n_layer + 1,
+                        n_part=as_uint32(test[id_].n_part + 1))
+    if any(share.n_part > share.n_layer for share in test):
+        raise FitError("no dense-only layer left to convert (the layer counts would wrap)")
     test_start = dense_start + 1 if test[dense_start].n_part == 0 else dense_start
     overflow_test = list(overflow)
     if id_ < nd - 1:
