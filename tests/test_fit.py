@@ -296,3 +296,16 @@ def test_cli_fit_json(tmp_path, llama8b, monkeypatch):
     assert "fit" not in json.loads(plain.output)  # off by default
     bad = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "16GiB", "--fit", "maybe"])
     assert bad.exit_code == 2
+
+
+def test_a_draft_model_is_fitted_alongside(llama8b):
+    """common_fit_extra_model: the draft follows the main context and competes for the same
+    memory, so the interpolated context is shorter than without it."""
+    from gguf_inspect.llamacpp.extras import ExtraFiles
+
+    alone = fit_params(llama8b, one_gpu(24 * GIB))
+    with_draft = fit_params(llama8b, replace(one_gpu(24 * GIB),
+                                             extras=ExtraFiles(draft=llama8b)))
+    assert alone.n_ctx == 131072 and 4096 < with_draft.n_ctx < 131072
+    assert with_draft.n_ctx % 256 == 0 and with_draft.fits
+    assert "-md" in with_draft.command
