@@ -186,8 +186,6 @@ class _Fit:
         self.steps.append(FitStep(step, action, outcome))
 
     def run(self) -> None:
-        if self.settings.split_mode == "tensor":  # not a mode this tool models; for the record
-            raise FitAbort("llama_params_fit is not implemented for SPLIT_MODE_TENSOR, abort")
         n_ctx_max = min(self.hp_nct * self.n_streams, UINT32_MAX)
         n_ctx_min = min(self.request.n_ctx_min * self.n_streams, UINT32_MAX)
         if self.n_ctx_auto:  # resolved before measuring anything
