@@ -65,3 +65,52 @@ def small_moe() -> GGUFFile:
              "qwen3moe.expert_feed_forward_length": n_ff, "qwen3moe.attention.key_length": 128,
              "qwen3moe.attention.value_length": 128}
     return synthetic("qwen3moe", shape["n_layer"], n_embd, shape["n_vocab"], extra, tensors)
+
+
+def qwen2(shape: dict) -> GGUFFile:
+    """A Qwen2 shape (biased q/k/v, tied output head: no output.weight) from a public log's
+    own metadata lines (tests/data/cuda_load_logs.json); Q4_K_M-like types, which the KV,
+    output and full-offload compute buffers do not depend on."""
+    n_embd, n_ff, n_kv = shape["n_embd"], shape["n_ff"], 128 * shape["n_head_kv"]
+    tensors = [("token_embd.weight", (n_embd, shape["n_vocab"]), "q4_K")]
+    for block in range(shape["n_layer"]):
+        prefix = f"blk.{block}."
+        tensors += [(prefix + "attn_norm.weight", (n_embd,), "f32"),
+                    (prefix + "attn_q.weight", (n_embd, n_embd), "q4_K"),
+                    (prefix + "attn_q.bias", (n_embd,), "f32"),
+                    (prefix + "attn_k.weight", (n_embd, n_kv), "q4_K"),
+                    (prefix + "attn_k.bias", (n_kv,), "f32"),
+                    (prefix + "attn_v.weight", (n_embd, n_kv), "q6_K"),
+                    (prefix + "attn_v.bias", (n_kv,), "f32"),
+                    (prefix + "attn_output.weight", (n_embd, n_embd), "q4_K"),
+                    (prefix + "ffn_norm.weight", (n_embd,), "f32"),
+                    (prefix + "ffn_gate.weight", (n_embd, n_ff), "q4_K"),
+                    (prefix + "ffn_up.weight", (n_embd, n_ff), "q4_K"),
+                    (prefix + "ffn_down.weight", (n_ff, n_embd), "q6_K")]
+    tensors += [("output_norm.weight", (n_embd,), "f32")]
+    extra = {"qwen2.context_length": 32_768, "qwen2.attention.head_count": shape["n_head"],
+             "qwen2.attention.head_count_kv": shape["n_head_kv"],
+             "qwen2.feed_forward_length": n_ff, "qwen2.attention.layer_norm_rms_epsilon": 1e-6}
+    return synthetic("qwen2", shape["n_layer"], n_embd, shape["n_vocab"], extra, tensors)
+
+
+def mha(n_layer: int, n_embd: int, n_vocab: int = 32_000) -> GGUFFile:
+    """A plain multi-head llama shape (as many KV heads as heads, 128 wide)."""
+    n_head = n_embd // 128
+    tensors = [("token_embd.weight", (n_embd, n_vocab), "q8_0")]
+    for block in range(n_layer):
+        prefix = f"blk.{block}."
+        tensors += [(prefix + "attn_norm.weight", (n_embd,), "f32"),
+                    (prefix + "attn_q.weight", (n_embd, n_embd), "q8_0"),
+                    (prefix + "attn_k.weight", (n_embd, n_embd), "q8_0"),
+                    (prefix + "attn_v.weight", (n_embd, n_embd), "q8_0"),
+                    (prefix + "attn_output.weight", (n_embd, n_embd), "q8_0"),
+                    (prefix + "ffn_norm.weight", (n_embd,), "f32"),
+                    (prefix + "ffn_gate.weight", (n_embd, 256), "q8_0"),
+                    (prefix + "ffn_up.weight", (n_embd, 256), "q8_0"),
+                    (prefix + "ffn_down.weight", (256, n_embd), "q8_0")]
+    tensors += [("output_norm.weight", (n_embd,), "f32"),
+                ("output.weight", (n_embd, n_vocab), "q8_0")]
+    extra = {"llama.attention.head_count": n_head, "llama.attention.head_count_kv": n_head,
+             "llama.feed_forward_length": 256, "llama.rope.dimension_count": 128}
+    return synthetic("llama", n_layer, n_embd, n_vocab, extra, tensors)

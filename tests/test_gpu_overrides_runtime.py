@@ -63,3 +63,43 @@ def test_a_buffer_this_build_lacks_is_refused() -> None:
     """common/arg.cpp lists only the devices present: CUDA0 on a CPU-only build is unknown."""
     with pytest.raises(UsageError, match="unknown buffer type CUDA0"):
         capture_load(str(UNTIED), LlamaSettings(n_ctx=512, override_tensor="ffn_down=CUDA0"))
+
+
+# ---- --tensor-split on a real load -------------------------------------------------------------
+
+LAYER_DEVICE = re.compile(r"load_tensors: layer +(\d+) assigned to device (\S+),")
+
+
+def test_tensor_split_reaches_the_model_params() -> None:
+    """common/arg.cpp's layout: llama_max_devices() floats, the shares first, zeros after."""
+    import llama_cpp
+
+    from gguf_inspect.llamacpp.runtime import _model_params, _tensor_split
+
+    split = _tensor_split(llama_cpp, LlamaSettings(tensor_split="3,1"))
+    params = _model_params(llama_cpp, LlamaSettings(tensor_split="3,1"), None, split)
+    max_devices = llama_cpp.llama_max_devices()
+    assert [params.tensor_split[i] for i in range(max_devices)] == [3.0, 1.0] + [0.0] * (
+        max_devices - 2)
+    assert _tensor_split(llama_cpp, LlamaSettings()) is None  # not given: split by free memory
+
+
+def test_tensor_split_on_a_cpu_build_changes_nothing() -> None:
+    """Without a GPU device llama_model::load_tensors has no split points to compute: every
+    layer and the output are "assigned to device CPU" and the buffers match the prediction,
+    which (no GPU) ignores the shares too. What a CPU load can show is only that."""
+    capture = capture_load(str(UNTIED), LlamaSettings(n_ctx=512, tensor_split="3,1"))
+    devices = {int(match.group(1)): match.group(2) for record in capture.records
+               for match in [LAYER_DEVICE.search(record.text)] if match}
+    n_layer = read_hyperparameters(read_gguf(str(UNTIED))).n_layer
+    assert devices == {layer: "CPU" for layer in range(n_layer + 1)}  # + the output layer
+    assert differing(comparison_for(UNTIED, {"n_ctx": 512, "tensor_split": "3,1"})) == []
+
+
+def test_as_many_shares_as_llama_max_devices_are_refused() -> None:
+    """common/arg.cpp: "got N input configs, but system only has M devices" for N >= M."""
+    import llama_cpp
+
+    shares = ",".join(["1"] * llama_cpp.llama_max_devices())
+    with pytest.raises(UsageError, match="input configs"):
+        capture_load(str(UNTIED), LlamaSettings(n_ctx=512, tensor_split=shares))

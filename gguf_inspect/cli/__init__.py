@@ -237,6 +237,7 @@ def runtime_command(
         "--from-log", metavar="FILE",
         help="Compare with a saved load log instead (no llama-cpp-python needed).")] = None,
     lora: LoraOption = None, mmproj: MmprojOption = None,
+    model_draft: DraftOption = None, gpu_layers_draft: DraftLayersOption = None,
     output: OutputChoice = None,  # type: ignore[assignment]  # --json --markdown ...
 ) -> None:
     """Load the model with llama.cpp (no generation) and check our figures against its log."""
@@ -248,7 +249,8 @@ def runtime_command(
         from gguf_inspect.commands.runtime import run_runtime
 
         return run_runtime(model, output_format, settings, log_path=log_file,
-                           from_log=from_log, lora=lora, mmproj=mmproj)
+                           from_log=from_log, lora=lora, mmproj=mmproj,
+                           model_draft=model_draft, gpu_layers_draft=gpu_layers_draft)
 
     guarded(cli_context, run, output)
 
@@ -273,6 +275,16 @@ def vram_command(
     lora: LoraOption = None, mmproj: MmprojOption = None,
     model_draft: DraftOption = None, gpu_layers_draft: DraftLayersOption = None,
     no_mmproj_offload: NoMmprojOffload = False,
+    fit: Annotated[str, typer.Option(
+        "--fit", "-fit", metavar="on|off",
+        help="Also replay llama-server's automatic fit (on by default in llama-server) for "
+             "the --gpu cards and print the command line that pins it.")] = "off",
+    fit_target: Annotated[Optional[str], typer.Option(
+        "--fit-target", "-fitt", metavar="MiB0,MiB1,...", show_default=False,
+        help="Memory --fit keeps free per GPU; one value for all (default 1024).")] = None,
+    fit_ctx: Annotated[Optional[int], typer.Option(
+        "--fit-ctx", "-fitc", metavar="N", min=0, show_default=False,
+        help="Shortest context --fit may set (default 4096).")] = None,
     output: OutputChoice = None,  # type: ignore[assignment]  # --json --markdown ...
 ) -> None:
     """Will it fit? Memory per device before deploying; exit 0 fits, 1 does not."""
@@ -284,7 +296,8 @@ def vram_command(
         options = VramOptions(gpu=gpu, headroom=headroom, plan=plan, settings=settings,
                               lora=lora, model_draft=model_draft,
                               gpu_layers_draft=gpu_layers_draft, mmproj=mmproj,
-                              mmproj_offload=not no_mmproj_offload)
+                              mmproj_offload=not no_mmproj_offload, fit=fit,
+                              fit_target=fit_target, fit_ctx=fit_ctx)
         return run_vram(model, output_format, options)  # a bad --gpu: UsageError, exit 2
 
     guarded(cli_context, run, output)

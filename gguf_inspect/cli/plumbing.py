@@ -136,7 +136,8 @@ def _checked_by(check: Callable[[str], str]) -> Callable[[Optional[str]], Option
 def _setting_parameter(row: Setting) -> inspect.Parameter:
     """One typer option for a row of llama.cpp's settings table (llamacpp/settings.py)."""
     if row.off_switch:
-        annotation: object = Annotated[bool, typer.Option(row.option, help=row.help_text())]
+        annotation: object = Annotated[bool, typer.Option(row.option, *row.aliases,
+                                                          help=row.help_text())]
         return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=False,
                                  annotation=annotation)
     kind: type = bool if isinstance(row.default, bool) else type(row.default)
@@ -148,7 +149,7 @@ def _setting_parameter(row: Setting) -> inspect.Parameter:
     if row.check is not None:
         extra["callback"] = _checked_by(row.check)
     annotation = Annotated[Optional[kind], typer.Option(  # type: ignore[valid-type]
-        row.option, help=row.help_text(), show_default=False, **extra)]
+        row.option, *row.aliases, help=row.help_text(), show_default=False, **extra)]
     return inspect.Parameter(row.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=annotation)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from gguf_inspect.core.model import GGUFFile
-from gguf_inspect.llamacpp.adapters import parse_lora_option
+from gguf_inspect.llamacpp.adapters import draft_settings, parse_lora_option
 from gguf_inspect.llamacpp.extras import ExtraFiles, extra_loads
 from gguf_inspect.llamacpp.memory import predict_memory
-from gguf_inspect.reports.runtime_extras import extras_checks
+from gguf_inspect.reports.runtime_extras import draft_checks, extras_checks
 from gguf_inspect.llamacpp.settings import LlamaSettings, given_settings, resolve_settings
 from gguf_inspect.reports.runtime import (
     ExactFigures,
@@ -28,9 +28,11 @@ from gguf_inspect.llamacpp.load_log import LoadLog, parse_load_log, split_log_te
 from gguf_inspect.llamacpp.summary import summarize
 from gguf_inspect.commands import render_sections
 from gguf_inspect.core.constants import ExitCode
-from gguf_inspect.core.errors import GGUFError, RuntimeUnavailableError, SourceError
+from gguf_inspect.core.errors import GGUFError, RuntimeUnavailableError, SourceError, UsageError
 from gguf_inspect.gguf.open import read_gguf
 
+if TYPE_CHECKING:
+    from gguf_inspect.llamacpp.runtime import RuntimeCapture
 
 # A load log is tens of KiB (a few MiB with every tensor listed); past this it is not one, and
 # parsing it would take long. Only a regular file is read: a FIFO or /dev/zero never ends.
@@ -79,13 +81,19 @@ def _from_saved_log(log_file: str, settings: Mapping[str, Any]
     return log, config, notes
 
 
+def _exact_figures(capture: "RuntimeCapture") -> ExactFigures:
+    return ExactFigures(capture.model_size, capture.model_n_params, capture.n_ctx,
+                        capture.n_ctx_seq, capture.n_batch, capture.n_ubatch, capture.n_seq_max)
+
+
 def _from_live_load(location: str, config: LlamaSettings, log_path: str | None,
                     loras: tuple[tuple[str, float], ...] = (), mmproj: str | None = None,
-                    ) -> tuple[LoadLog, ExactFigures, str, str]:
+                    draft: tuple[str, LlamaSettings] | None = None,
+                    ) -> tuple[LoadLog, ExactFigures, str, str, "RuntimeCapture | None"]:
     from gguf_inspect.llamacpp.runtime import capture_load
 
     try:
-        capture = capture_load(location, config, loras, mmproj)
+        capture = capture_load(location, config, loras, mmproj, draft)
     except RuntimeUnavailableError as error:
         raw_log = getattr(error, "raw_log", None)
         if log_path and raw_log:
@@ -93,29 +101,37 @@ def _from_live_load(location: str, config: LlamaSettings, log_path: str | None,
         raise
     if log_path:
         _write_text(log_path, capture.raw_log)
-    exact = ExactFigures(capture.model_size, capture.model_n_params, capture.n_ctx,
-                         capture.n_ctx_seq, capture.n_batch, capture.n_ubatch, capture.n_seq_max)
-    return parse_load_log(capture.records), exact, capture.library, capture.extras_log
+    return (parse_load_log(capture.records), _exact_figures(capture), capture.library,
+            capture.extras_log, capture.draft)
 
 
 def compare_runtime(location: str, settings: Mapping[str, Any], log_path: str | None = None,
                     from_log: str | None = None, lora: str | None = None,
-                    mmproj: str | None = None) -> RuntimeComparison:
+                    mmproj: str | None = None, model_draft: str | None = None,
+                    gpu_layers_draft: int | None = None) -> RuntimeComparison:
     """Load (or read the saved log of) ``location`` with ``settings`` (LlamaSettings fields
     given by the user; None or absent: not given) and compare every figure with the memory
     model's prediction. A live load takes the defaults table's values for the rest, as
     ``vram`` assumes them: llama.cpp's C API defaults (every layer offloaded, n_gpu_layers -1
-    from llama_model_default_params; no effect on a CPU-only build) and n_ctx 4096."""
+    from llama_model_default_params; no effect on a CPU-only build) and n_ctx 4096.
+    ``model_draft``: a draft model loaded after it, as a second model with the target's
+    context (-ngld ``gpu_layers_draft``), compared the same way (checks named ``draft ...``)."""
     gguf = read_gguf(location)
     loras = parse_lora_option(lora or "")
+    if from_log is not None and model_draft is not None:
+        raise UsageError("--model-draft needs a live load: a saved log holds one model's load")
+    draft_gguf = read_gguf(model_draft) if model_draft is not None else None
+    draft_capture = None
     if from_log is not None:
         log, config, notes = _from_saved_log(from_log, settings)
         exact, runtime = None, f"log {from_log}"
         extras_log = _read_text(from_log) if loras or mmproj else ""
     else:
         config, notes = resolve_settings(settings)[0], []
-        log, exact, runtime, extras_log = _from_live_load(location, config, log_path, loras,
-                                                          mmproj)
+        draft = None if draft_gguf is None else (
+            draft_gguf.path, draft_settings(config, gguf, gpu_layers_draft))
+        log, exact, runtime, extras_log, draft_capture = _from_live_load(
+            location, config, log_path, loras, mmproj, draft)
         devices, device_notes = device_settings_from_log(log)
         if "gpu_capacities" in devices:
             # A GPU build: predict for the devices llama.cpp used, as the log names them.
@@ -125,7 +141,25 @@ def compare_runtime(location: str, settings: Mapping[str, Any], log_path: str | 
     comparison = replace(comparison, notes=tuple(notes) + comparison.notes)
     if loras or mmproj:
         comparison = _with_extras(comparison, gguf, config, loras, mmproj, extras_log)
+    if draft_gguf is not None and draft_capture is not None:
+        comparison = _with_draft(comparison, gguf, draft_gguf, config, gpu_layers_draft,
+                                 draft_capture)
     return comparison
+
+
+def _with_draft(comparison: RuntimeComparison, gguf: GGUFFile, draft: GGUFFile,
+                config: LlamaSettings, gpu_layers_draft: int | None,
+                capture: "RuntimeCapture") -> RuntimeComparison:
+    """The draft model's checks after the main model's, made as for the main model: its
+    prediction under the draft's settings (the target's context, -ngld) beside its own load."""
+    draft_config = draft_settings(config, gguf, gpu_layers_draft)
+    log = parse_load_log(capture.records)
+    own = compare(summarize(draft), predict_memory(draft, draft_config), log,
+                  _exact_figures(capture), capture.library)
+    note = (f"draft {draft.path}: loaded as a second model with its own context (n_ctx "
+            f"{capture.n_ctx}, the target's; -ngld {draft_config.n_gpu_layers})")
+    return replace(comparison, checks=comparison.checks + draft_checks(own),
+                   notes=comparison.notes + (note,))
 
 
 def _with_extras(comparison: RuntimeComparison, gguf: GGUFFile, config: LlamaSettings,
@@ -141,9 +175,12 @@ def _with_extras(comparison: RuntimeComparison, gguf: GGUFFile, config: LlamaSet
 
 def run_runtime(location: str, output_format: str, settings: Mapping[str, Any],
                 log_path: str | None = None, from_log: str | None = None,
-                lora: str | None = None, mmproj: str | None = None) -> tuple[str, int]:
+                lora: str | None = None, mmproj: str | None = None,
+                model_draft: str | None = None, gpu_layers_draft: int | None = None,
+                ) -> tuple[str, int]:
     """The ``runtime`` command: rendered comparison and its exit code (0 all exact match)."""
-    comparison = compare_runtime(location, settings, log_path, from_log, lora, mmproj)
+    comparison = compare_runtime(location, settings, log_path, from_log, lora, mmproj,
+                                 model_draft, gpu_layers_draft)
     code = ExitCode.OK if comparison.all_match else ExitCode.DIFFERS
     if output_format == "json":
         from gguf_inspect.render.runtime import runtime_json

@@ -8,13 +8,20 @@ From Python:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from gguf_inspect.llamacpp.adapters import parse_lora_option
 from gguf_inspect.llamacpp.devices import parse_gpus, parse_size
 from gguf_inspect.llamacpp.extras import ExtraFiles
-from gguf_inspect.llamacpp.settings import context_refusal, resolve_settings
+from gguf_inspect.llamacpp.fit import (
+    DEFAULT_MIN_CTX,
+    UINT32_MAX,
+    FitRequest,
+    assumed_free,
+    parse_fit_target,
+)
+from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal, resolve_settings
 from gguf_inspect.reports.vram import VramReport, audit
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.core.errors import UsageError
@@ -24,6 +31,11 @@ from gguf_inspect.gguf.open import read_gguf
 HEADROOM_DEFAULT = "0"
 HEADROOM_ASSUMPTION = (f"headroom = {HEADROOM_DEFAULT} (no memory kept free beyond the buffers; "
                        "the CUDA context takes a few hundred MiB per GPU, add it with --headroom)")
+
+
+# common/arg.cpp is_truthy / is_falsey
+FIT_ON = ("on", "enabled", "true", "1")
+FIT_OFF = ("off", "disabled", "false", "0")
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,10 @@ class VramOptions:
     gpu_layers_draft: int | None = None
     mmproj: str | None = None
     mmproj_offload: bool = True
+    # llama.cpp's automatic fit (common/arg.cpp --fit, --fit-target, --fit-ctx)
+    fit: str = "off"  # on | off
+    fit_target: str | None = None  # MiB[,MiB...]
+    fit_ctx: int | None = None
 
 
 def read_extras(options: VramOptions) -> ExtraFiles | None:
@@ -68,8 +84,10 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
         if options.plan:
             assumed += ("--plan needs --gpu: no plan made",)
     gguf = read_gguf(location)
+    extras = read_extras(options)
+    request, fit_lines = fit_request(options, settings, gpus, extras)
     report = audit(gguf, settings, gpus, headroom, plan=options.plan and bool(gpus),
-                   assumptions=assumed, extras=read_extras(options))
+                   assumptions=assumed + fit_lines, extras=extras, fit=request)
     if output_format == "json":
         from gguf_inspect.render.vram import vram_json
 
@@ -81,6 +99,42 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
         text = render_sections(vram_sections(report, bars=output_format == "table"),
                                output_format)
     return text, ExitCode.DIFFERS if _cannot_be_shown_to_fit(report) else ExitCode.OK
+
+
+def fit_request(options: VramOptions, settings: LlamaSettings, gpus: tuple,
+                extras: ExtraFiles | None) -> tuple[FitRequest | None, tuple[str, ...]]:
+    """What llama-server's common_fit_params would be given: the parameters as set, n_ctx 0
+    (llama-server's default: the trained context) unless --ctx was given, and -c 0 turning the
+    context reduction off (common/arg.cpp sets fit_params_min_ctx to UINT32_MAX)."""
+    switch = options.fit.lower()
+    if switch not in FIT_ON + FIT_OFF:
+        raise UsageError(f"--fit: expected on or off, got {options.fit!r}")
+    if switch in FIT_OFF:
+        return None, ()
+    if not gpus:
+        return None, ("--fit needs --gpu: llama.cpp fits to the GPUs' free memory; no fit made",)
+    try:
+        margins = parse_fit_target(options.fit_target, len(gpus))
+    except ValueError as error:
+        raise UsageError(f"--fit-target: {error}") from None
+    given = {name for name, value in options.settings.items() if value is not None}
+    n_ctx = options.settings.get("n_ctx")
+    free, lines = assumed_free(gpus)
+    n_ctx_min = (UINT32_MAX if n_ctx == 0 else DEFAULT_MIN_CTX if options.fit_ctx is None
+                 else options.fit_ctx)
+    lines += (f"fit: target {', '.join(str(m >> 20) for m in margins)} MiB free per GPU "
+              "(--fit-target, common_params fit_params_target), minimum context "
+              + ("none: -c 0 asks for the full context" if n_ctx == 0 else str(n_ctx_min))
+              + " (--fit-ctx); --headroom plays no part in the fit",)
+    if n_ctx is None:
+        lines += ("fit: n_ctx unset: llama-server's default 0, the trained context, which the "
+                  "fit may lower (the audit above keeps --ctx's default)",)
+    if extras is not None and extras.loras:
+        lines += ("fit: LoRA adapters load after the fit (common_init_result) and are not "
+                  "counted by it",)
+    request = FitRequest(settings if n_ctx is not None else replace(settings, n_ctx=0), free,
+                         margins, n_ctx_min, "n_gpu_layers" in given, extras)
+    return request, lines
 
 
 def _cannot_be_shown_to_fit(report: VramReport) -> bool:

@@ -9,8 +9,9 @@ feed-forward blocks node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump list
 order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the allocator
 follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place reuse of a
 parent the allocator placed itself, never of a view: ``ggml_gallocr_is_own``) and
-``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). Architectures not yet
-modelled (MLA, the encoders, recurrent and hybrid mixers, llama4, olmo2, cohere2) reuse the
+``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). MLA's Q/K/V come from
+``graph_mla``; encoders (models/bert.cpp) attend without a cache and have no output head.
+Recurrent and hybrid mixers (build_rs, ssm_conv, ssm_scan) are not modelled yet and reuse the
 llama graph, so for them the figure is rougher. It stays an estimate either way.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
+from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
@@ -171,7 +173,23 @@ class GraphShape:
     ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
     ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
-    residual: str = "sequential"  # or "falcon" / "neox": parallel attention and FFN
+    residual: str = "sequential"  # or "falcon" / "cohere" / "neox": parallel attention and FFN
+    norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
+    pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
+    post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
+    # "": none; "full": build_norm on the whole Qcur/Kcur before the reshape (olmo2); "rope": a
+    # weightless RMS_NORM after ROPE on the rope layers (llama4 use_kq_norm)
+    qk_norm: str = ""
+    rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
+    attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
+    logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
+    # models/bert.cpp: attention over the batch (build_attn_inp_no_cache), LayerNorm after each
+    # residual, no output head (t_embd is the result); the input adds the token-type row and,
+    # for BERT itself, the learned position embeddings, then tok_norm
+    encoder: bool = False
+    type_embd: bool = False
+    pos_embd: bool = False
+    mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
 
 
 @dataclass(frozen=True)
@@ -223,7 +241,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         """build_norm: RMS_NORM (in place) or NORM (never), the weight, the bias."""
         op = "NORM" if layer else "RMS_NORM"
         out = add("norm_w", "MUL", width * rows, add("norm", op, width * rows, x), weight)
-        return add("norm_b", "ADD", width * rows, out, weight) if layer else out
+        if layer and shape.norm_bias:
+            return add("norm_b", "ADD", width * rows, out, weight)
+        return out
 
     def biased(x: Node, width: int, rows: int = tokens) -> Node:
         return add(x.name + "_b", "ADD", width * rows, x, weight) if shape.bias else x
@@ -232,54 +252,102 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     graph.expand(inp_l)  # build_inp_embd
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
+    if shape.type_embd:  # the first row of type_embd (a view of the weight: no memory here)
+        inp_l = add("inp_typed", "ADD", shape.n_embd * tokens, inp_l, weight)
+    if shape.pos_embd:
+        positions = add("pos_embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_pos)
+        inp_l = add("inp_embd", "ADD", shape.n_embd * tokens, positions, inp_l)
+    if shape.encoder:  # tok_norm
+        inp_l = norm(inp_l, shape.n_embd, layer=True)
     n_layer = len(shape.n_head)
     iswa = any(shape.is_swa)  # two caches: build_attn_inp_kv_iswa and its build_attn
+    # build_inp_attn_scale (llama-graph.cpp): one float per token
+    attn_scale = Node("inp_attn_scale", "NONE", 4 * tokens, is_input=True)
+    post_norm = shape.gemma or shape.post_norm
     for il in range(n_layer):
         cache_inputs = caches[shape.is_swa[il]]
         k_rot, v_rot = cache_inputs.k_rot, cache_inputs.v_rot
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
-        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm)
-        if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
-            qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
-                             attn_in), q_width + k_width + v_width)
-            q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
+        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
+        if shape.mla is not None:  # models/deepseek2.cpp, is_mla
+            q, k, v = mla_qkv(graph, attn_in, shape.mla, shape.n_head[il], tokens, inp_pos,
+                              norm)
         else:
-            q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
-            k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
-            v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
-        if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
-            q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
-            q = add("Qscaled", "SCALE", q_width * tokens, q)
-        else:  # ROPE on the reshaped Qcur (a view: never in place)
-            q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-        q = rotate(q, k_rot, q_width)
-        k = view(k_mat)
-        if shape.gemma:
-            k = norm(k, k_width)
-        k = rotate(add("Krope", "ROPE", k_width * tokens, k, inp_pos), k_rot, k_width)
-        v = rotate(v_mat, v_rot, v_width)
-        # build_attn expands q, k, v for the sliding-window input (llm_graph_input_attn_kv_iswa)
-        # and q, v, k for the plain one (llm_graph_input_attn_kv), then the two cache writes
-        for part in (q, k, v) if iswa else (q, v, k):
-            graph.expand(part)
-        graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
-                         view_of=cache))
-        graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
-                         view_of=cache))
+            if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
+                qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
+                                 attn_in), q_width + k_width + v_width)
+                q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
+            else:
+                q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
+                k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
+                v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
+            rope = not shape.rope_layers or shape.rope_layers[il]
+            if shape.qk_norm == "full":  # models/olmo2.cpp: on the matmuls, before the reshape
+                q, k_mat = norm(q, q_width), norm(k_mat, k_width)
+            if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
+                q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
+                q = add("Qscaled", "SCALE", q_width * tokens, q)
+            elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
+                q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+            elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
+                q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
+            else:
+                q = view(q)
+            k = view(k_mat)
+            if shape.gemma:
+                k = norm(k, k_width)
+            if rope:
+                k = add("Krope", "ROPE", k_width * tokens, k, inp_pos)
+            if rope and shape.qk_norm == "rope":  # llama4: ggml_rms_norm, no weight, in place
+                q = add("Qcur_normed", "RMS_NORM", q_width * tokens, q)
+                k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
+            q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
+            v = rotate(v_mat, v_rot, v_width)
+        keys = values = cache
+        if shape.encoder:  # build_attn (no cache): K and V are the batch's own
+            for part in (q, k, v):
+                graph.expand(part)
+            if shape.flash_attn:  # build_attn_mha: ggml_cast of K and V to F16 (half the bytes)
+                keys = add("k_f16", "CPY", k_width * tokens // 2, view(k))
+                values = add("v_f16", "CPY", v_width * tokens // 2, view(v))
+            else:  # V is not transposed: ggml_cont of its transpose
+                keys, values = view(k), add("v_cont", "CONT", v_width * tokens, view(v))
+        else:
+            # build_attn expands q, k, v for the sliding-window input
+            # (llm_graph_input_attn_kv_iswa) and q, v, k for the plain one
+            # (llm_graph_input_attn_kv), then the two cache writes
+            for part in (q, k, v) if iswa else (q, v, k):
+                graph.expand(part)
+            graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
+                             view_of=cache))
+            if shape.mla is None:  # MLA's build_attn_inp_k: the K cache only
+                graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                                 view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
+        # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
+        out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
         if shape.flash_attn:
-            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), cache, cache, mask)
+            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values, mask)
+            if shape.mla is not None:
+                attn = add("fattn_mla", "MUL_MAT", out_width * tokens, weight, view(attn))
+                attn = add("fattn_mla_cont", "CONT", out_width * tokens, view(attn))
         else:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
-            kq = add("kq", "MUL_MAT", scores, cache, view(q))
+            if shape.mla is not None:  # V, a view of the K cache, is not transposed: the
+                # ggml_cont of its transpose keeps the cache's type (F16: half f32's bytes)
+                values = add("v_cont", "CONT",
+                             shape.head_v[il] * shape.n_kv[il] * shape.n_stream // 2, view(cache))
+            kq = add("kq", "MUL_MAT", scores, keys, view(q))
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
-            kqv = add("kqv", "MUL_MAT", heads_out * tokens, cache, kq)
-            attn = add("kqv_out", "CONT", heads_out * tokens, view(kqv))
+            kqv = add("kqv", "MUL_MAT", heads_out * tokens, values, kq)
+            if shape.mla is not None:
+                kqv = add("kqv_mla", "MUL_MAT", out_width * tokens, weight, kqv)
+            attn = add("kqv_out", "CONT", out_width * tokens, view(kqv))
         graph.expand(attn)  # build_attn_mha expands its result before the output projection
-        attn = rotate(attn, v_rot, heads_out)  # undo the V rotation on the attention output
+        attn = rotate(attn, v_rot, out_width)  # undo the V rotation on the attention output
         cur = biased(add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn)),
                      shape.n_embd)
         last = il == n_layer - 1
@@ -293,15 +361,23 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
 
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
-        if shape.gemma:  # attn_post_norm, on the output rows
+        if post_norm:  # attn_post_norm, on the output rows
             cur = norm(cur, shape.n_embd, rows)
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
-        if shape.residual == "falcon":  # models/falcon.cpp: the FFN reads attn_norm
+        if shape.residual in ("falcon", "cohere"):  # the FFN reads attn_norm
             if last:
                 attn_in = add("norm_rows", "GET_ROWS", shape.n_embd * rows, attn_in, out_ids)
-            cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), cur)
-            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, inp_l)
+            # models/falcon.cpp: (ffn + attn) + inpL; models/cohere2.cpp: (ffn + inpL) + attn
+            first, second = (cur, inp_l) if shape.residual == "falcon" else (inp_l, cur)
+            cur = add("ffn_inp", "ADD", shape.n_embd * rows, ffn(attn_in), first)
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, second)
+            continue
+        if shape.encoder:  # models/bert.cpp: LayerNorm after each residual add
+            cur = add("attn_res", "ADD", shape.n_embd * rows, cur, inp_l)
+            residual = norm(cur, shape.n_embd, rows, layer=True)
+            cur = add("ffn_res", "ADD", shape.n_embd * rows, ffn(residual), residual)
+            inp_l = norm(cur, shape.n_embd, rows, layer=True)
             continue
         if shape.residual == "neox":  # models/gptneox.cpp, use_par_res
             ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm))
@@ -309,16 +385,23 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
             continue
         residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
-        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm))
-        if shape.gemma:
+        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm) if shape.pre_norm
+                  else residual)
+        if post_norm:
             cur = norm(cur, shape.n_embd, rows)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
+    inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
+    if shape.encoder:  # no output head: t_embd is the last layer's output
+        inp_l.is_output = True
+        graph.expand(inp_l)
+        return graph.nodes, (inp_embd,)
     result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
+    if shape.logit_scale:  # t_logits is the SCALE (in place over the matmul)
+        logits = add("result_scaled", "SCALE", shape.n_vocab * shape.n_outputs, logits)
     logits.is_output = True
     graph.expand(logits)
-    inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
     return graph.nodes, (inp_embd,)
 
 

@@ -28,6 +28,9 @@ class MoeLayout:
     gate_inp_bias: bool = False  # router bias (ADD on the logits)
     expert_bias: bool = False  # up/gate/down expert biases (ADD_ID)
     gated: bool = True  # gate experts present (GLU), else a plain activation
+    # LLM_ARCH_LLAMA4: experts chosen from the logits (not the sigmoid), and the input repeated
+    # per chosen expert and weighted before the expert matmuls instead of after them
+    weight_before_ffn: bool = False
 
 
 def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool = True,
@@ -63,7 +66,7 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     probs = {"softmax": lambda: graph.add("ffn_moe_probs", "SOFT_MAX", n_expert * rows, logits),
              "sigmoid": lambda: graph.add("ffn_moe_probs", "UNARY", n_expert * rows, logits),
              }.get(layout.gating, lambda: logits)()
-    selection = probs
+    selection = logits if layout.weight_before_ffn else probs
     if layout.probs_bias:
         selection = graph.add("ffn_moe_probs_biased", "ADD", n_expert * rows, probs,
                               graph.weight)
@@ -83,6 +86,9 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
         weights = graph.add("ffn_moe_weights_scaled", "SCALE", used * rows, weights)
     graph.expand(weights)
     cur = graph.view(x)
+    if layout.weight_before_ffn:  # ggml_repeat_4d to [n_embd, used, rows], then MUL
+        repeated = graph.add("ffn_moe_repeat", "REPEAT", n_embd * used * rows, cur)
+        cur = graph.add("ffn_moe_weighted", "MUL", n_embd * used * rows, repeated, weights)
     width = layout.n_ff_exp * used * rows
     up = graph.add("ffn_moe_up", "MUL_MAT_ID", width, graph.weight, cur, topk)
     if layout.expert_bias:
@@ -99,7 +105,8 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     if layout.expert_bias:
         experts = graph.add("ffn_moe_down_biased", "ADD_ID", n_embd * used * rows, experts,
                             graph.weight, topk)
-    experts = graph.add("ffn_moe_weighted", "MUL", n_embd * used * rows, experts, weights)
+    if not layout.weight_before_ffn:
+        experts = graph.add("ffn_moe_weighted", "MUL", n_embd * used * rows, experts, weights)
     graph.expand(experts)
     slices = [graph.view(experts) for _ in range(used)]
     for piece in slices:  # "order the views before the adds"

@@ -3,8 +3,10 @@ the way each model's ``load_arch_hparams`` reads it (src/models/<arch>.cpp): the
 experts ``build_moe_ffn`` is called with (gating, weight normalisation, biases, shared experts)
 and the layers that call it (leading dense blocks, interleaved MoE layers).
 
-Only architectures whose graph was compared node by node against llama.cpp's own
-(``GGML_SCHED_DEBUG=2``) are listed; the others keep the dense llama graph.
+Also the attention and norm placement each model's graph uses (olmo2, cohere2, llama4, the
+bert encoders, deepseek2's MLA). Only architectures whose graph was compared node by node
+against llama.cpp's own (``GGML_SCHED_DEBUG=2``, benchmarks/graph_dump.py) are listed; the
+others keep the dense llama graph.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
+from gguf_inspect.llamacpp.graph_mla import MlaShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
@@ -30,6 +33,17 @@ class GraphLayout:
     ffn_fused: bool = False
     fused_qkv: bool = False
     residual: str = "sequential"
+    norm_bias: bool = True
+    pre_norm: bool = True
+    post_norm: bool = False
+    qk_norm: str = ""
+    rope_layers: tuple[bool, ...] = ()
+    attn_scale: bool = False
+    logit_scale: bool = False
+    encoder: bool = False
+    type_embd: bool = False
+    pos_embd: bool = False
+    mla: MlaShape | None = None
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -40,6 +54,8 @@ DENSE = {
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
     "phi3": GraphLayout(fused_qkv=True, ffn_fused=True),
+    # models/olmo2.cpp: no pre-norms; Q and K normed whole before the reshape; post-norms
+    "olmo2": GraphLayout(pre_norm=False, post_norm=True, qk_norm="full"),
 }
 
 
@@ -53,6 +69,24 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     arch, n_layer = hparams.arch, hparams.n_layer_main
     if arch in DENSE:
         return DENSE[arch]
+    if arch == "cohere2":
+        # models/cohere2.cpp: bias-free LayerNorm, FFN beside attention on attn_norm, ROPE on
+        # the sliding-window layers only, the logits scaled when logit_scale is set
+        return GraphLayout(layer_norm=True, norm_bias=False, residual="cohere",
+                           rope_layers=hparams.is_swa[:n_layer],
+                           logit_scale=bool(gguf.arch_value("logit_scale", 0.0)))
+    if arch == "llama4":
+        return _llama4(gguf, hparams)
+    if arch in ("bert", "nomic-bert"):
+        # models/bert.cpp: BERT has biases everywhere, an ungated GELU FFN and learned
+        # positions; nomic-bert a fused wqkv without biases, rope and a SwiGLU FFN
+        bert = arch == "bert"
+        return GraphLayout(layer_norm=True, bias=bert, ffn_gated=not bert, fused_qkv=not bert,
+                           rope_layers=(not bert,) * n_layer, encoder=True, pre_norm=False,
+                           type_embd=any(t.name == "token_types.weight" for t in gguf.tensors),
+                           pos_embd=bert)
+    if arch == "deepseek2":
+        return _deepseek2(gguf, hparams)
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
@@ -67,18 +101,66 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return GraphLayout((True,) * n_layer, MoeLayout(
             n_expert, used, width, n_ff_shexp=shared, w_scale=_scaled(gguf)))
     if arch == "glm4moe":
-        # models/glm4-moe.cpp: layers from n_layer_dense_lead on; sigmoid gating by default,
-        # exp_probs_b, expert_weights_norm; shared expert n_ff_exp * n_expert_shared wide
-        lead = uint32_key(gguf, "leading_dense_block_count") or 0
-        gating = GATING.get(uint32_key(gguf, "expert_gating_func") or 2, "sigmoid")
-        norm_w = bool(gguf.arch_value("expert_weights_norm", False))
-        shared = n_ff_exp * (uint32_key(gguf, "expert_shared_count") or 0)
-        return GraphLayout(tuple(il >= lead for il in range(n_layer)), MoeLayout(
-            n_expert, used, n_ff_exp, n_ff_shexp=shared, gating=gating, norm_w=norm_w,
-            w_scale=_scaled(gguf), probs_bias=True))
+        # models/glm4-moe.cpp: sigmoid gating by default, exp_probs_b always
+        return GraphLayout(*_lead_moe(gguf, n_layer, default_gating=2))
     if arch == "gpt-oss":
         # models/openai-moe.cpp: router and expert biases, softmax over the chosen weights
         return GraphLayout((True,) * n_layer, MoeLayout(
             n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
             w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True))
     return GraphLayout()
+
+
+def _llama4(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/llama4.cpp: every n_moe_layer_step-th layer MoE (sigmoid gating, weights applied
+    before the experts, a shared expert n_ff_exp wide); every n_no_rope_layer_step-th layer
+    (4, or n_layer when sliding_window is 0) without rope, its Q scaled by inp_attn_scale
+    instead; use_kq_norm (weightless RMS_NORM after rope) unless the 128-expert model."""
+    n_layer = hparams.n_layer_main
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    step = uint32_key(gguf, "interleave_moe_layer_step") or 0
+    moe = tuple(bool(n_expert) and step > 0 and (il + 1) % step == 0 for il in range(n_layer))
+    no_rope_step = n_layer if gguf.arch_value("attention.sliding_window") == 0 else 4
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    layout = MoeLayout(n_expert, uint32_key(gguf, "expert_used_count") or 0, n_ff_exp,
+                       n_ff_shexp=n_ff_exp, gating="sigmoid", norm_w=False,
+                       w_scale=_scaled(gguf), weight_before_ffn=True) if n_expert else None
+    return GraphLayout(moe if n_expert else (), layout,
+                       qk_norm="rope" if n_expert != 128 else "",
+                       rope_layers=tuple((il + 1) % no_rope_step != 0 for il in range(n_layer)),
+                       attn_scale=True)
+
+
+def _lead_moe(gguf: GGUFFile, n_layer: int, default_gating: int
+              ) -> tuple[tuple[bool, ...], MoeLayout | None]:
+    """glm4-moe.cpp and deepseek2.cpp: MoE from layer n_layer_dense_lead on, gating from
+    expert_gating_func, expert_weights_norm, a shared expert n_ff_exp * n_expert_shared wide,
+    exp_probs_b when the file has it."""
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    if not n_expert or not used:
+        return (), None
+    lead = uint32_key(gguf, "leading_dense_block_count") or 0
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    gating = GATING.get(uint32_key(gguf, "expert_gating_func") or default_gating, "softmax")
+    norm_w = bool(gguf.arch_value("expert_weights_norm", False))
+    shared = n_ff_exp * (uint32_key(gguf, "expert_shared_count") or 0)
+    probs_bias = any(t.name.endswith(".exp_probs_b.bias") for t in gguf.tensors)
+    return tuple(il >= lead for il in range(n_layer)), MoeLayout(
+        n_expert, used, n_ff_exp, n_ff_shexp=shared, gating=gating, norm_w=norm_w,
+        w_scale=_scaled(gguf), probs_bias=probs_bias)
+
+
+def _deepseek2(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/deepseek2.cpp: softmax gating by default; with is_mla the latent attention of
+    graph_mla (without it the decompressed K/V go through the ordinary cache: modelled as the
+    llama attention)."""
+    moe, layout = _lead_moe(gguf, hparams.n_layer_main, default_gating=1)
+    mla = None
+    if hparams.is_mla:
+        mla = MlaShape(n_lora_q=uint32_key(gguf, "attention.q_lora_rank") or 0,
+                       n_lora_kv=uint32_key(gguf, "attention.kv_lora_rank") or 0,
+                       n_rot=uint32_key(gguf, "rope.dimension_count") or 0,
+                       head_k=uint32_key(gguf, "attention.key_length_mla") or 0,
+                       head_v=uint32_key(gguf, "attention.value_length_mla") or 0)
+    return GraphLayout(moe, layout, mla=mla)

@@ -15,7 +15,7 @@ Nothing here touches bytes or formats text: input is a parsed ``GGUFFile`` and a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.compute_graph import (
@@ -100,10 +100,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff[:trunk],
         n_head=hparams.n_head[:trunk], n_head_kv=hparams.n_head_kv[:trunk],
         head_k=hparams.head_k[:trunk], head_v=hparams.head_v[:trunk], n_vocab=hparams.n_vocab,
-        n_kv=n_kv, is_swa=is_swa, moe=layout.moe, moe_layout=layout.moe_layout,
-        layer_norm=layout.layer_norm, bias=layout.bias, ffn_gated=layout.ffn_gated,
-        ffn_fused=layout.ffn_fused,
-        fused_qkv=layout.fused_qkv, residual=layout.residual,
+        n_kv=n_kv, is_swa=is_swa,
+        **{field.name: getattr(layout, field.name) for field in fields(GraphLayout)},
         n_stream=1 if context.kv_unified else context.n_seq_max, n_seqs=context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
         v_width_max=max(hparams.n_embd_v_gqa, default=0),

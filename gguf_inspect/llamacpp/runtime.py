@@ -21,7 +21,7 @@ from typing import Any
 from gguf_inspect.llamacpp.load_log import LogRecord, join_fragments
 from gguf_inspect.core.constants import ggml_type_from_name
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError, UsageError
-from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides
+from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides, parse_tensor_split
 
 # What is missing is llama-cpp-python at the version pinned in pyproject.toml's "runtime" extra.
 # Never "pip install gguf-inspect": that name on PyPI is an unrelated project; this one installs
@@ -53,6 +53,9 @@ class RuntimeCapture:
     # What loading the extra files (LoRA adapters, a projector) logged, kept apart from the
     # model's load log: mtmd's "compute buffer size" lines are not the context's.
     extras_log: str = ""
+    # The draft model's own load (--model-draft), captured the same way; its log is not in
+    # raw_log (a saved log holds one model's load).
+    draft: "RuntimeCapture | None" = None
 
 
 def import_llama_cpp() -> Any:
@@ -152,7 +155,25 @@ def _overrides(llama_cpp: Any, config: LlamaSettings) -> Any:
     return array
 
 
-def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None) -> Any:
+def _tensor_split(llama_cpp: Any, config: LlamaSettings) -> Any:
+    """``--tensor-split`` as common/arg.cpp hands it over: llama_max_devices() floats, the
+    shares first and zeros after (None when not given: split by free memory). As arg.cpp, it
+    refuses as many shares as llama_max_devices() or more. A CPU-only build has no GPU device,
+    so llama_model::load_tensors never reads it there."""
+    shares = parse_tensor_split(config.tensor_split)
+    if not shares:
+        return None
+    max_devices = llama_cpp.llama_max_devices()
+    if len(shares) >= max_devices:
+        raise UsageError(f"--tensor-split: got {len(shares)} input configs, but system only has "
+                         f"{max_devices} devices (llama.cpp's own limit)")
+    return (ctypes.c_float * max_devices)(*shares)
+
+
+def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None,
+                  tensor_split: Any = None) -> Any:
+    """llama_model_params for ``config``; ``overrides`` and ``tensor_split`` are arrays the
+    caller keeps alive until the load returns (llama.cpp borrows them)."""
     params = llama_cpp.llama_model_default_params()
     params.n_gpu_layers = config.n_gpu_layers
     params.load_mode = LOAD_MODE_MMAP if config.use_mmap else LOAD_MODE_NONE
@@ -161,6 +182,8 @@ def _model_params(llama_cpp: Any, config: LlamaSettings, overrides: Any = None) 
     params.main_gpu = config.main_gpu
     if overrides is not None:  # the array outlives the load: the caller holds it
         params.tensor_buft_overrides = ctypes.cast(overrides, ctypes.c_void_p)
+    if tensor_split is not None:
+        params.tensor_split = ctypes.cast(tensor_split, ctypes.POINTER(ctypes.c_float))
     return params
 
 
@@ -227,10 +250,70 @@ def _load_extras(llama_cpp: Any, model: Any, loras: tuple[tuple[str, float], ...
     mtmd_cpp.mtmd_free(context)
 
 
+def _load_model(llama_cpp: Any, path: str, config: LlamaSettings,
+                fragments: list[tuple[int, str]]) -> Any:
+    """llama_model_load_from_file with ``config``'s model parameters; the refusal on failure."""
+    if not os.path.isfile(path):  # llama.cpp reads local files only
+        raise SourceError("no such file (the runtime needs a local file)", path=path)
+    overrides = _overrides(llama_cpp, config)
+    tensor_split = _tensor_split(llama_cpp, config)
+    model = llama_cpp.llama_model_load_from_file(
+        path.encode(), _model_params(llama_cpp, config, overrides, tensor_split))
+    if not model:
+        raise _refusal(path, "load the model", fragments)
+    return model
+
+
+def _context_sizes(llama_cpp: Any, model: Any, path: str, config: LlamaSettings,
+                   fragments: list[tuple[int, str]]) -> tuple[int, ...]:
+    """Create one context (its buffers are logged), read its sizes and free it: n_ctx,
+    n_ctx_seq, n_batch, n_ubatch, n_seq_max."""
+    context = llama_cpp.llama_init_from_model(model, _context_params(llama_cpp, config))
+    if not context:
+        raise _refusal(path, "create the context", fragments)
+    sizes = (llama_cpp.llama_n_ctx(context), llama_cpp.llama_n_ctx_seq(context),
+             llama_cpp.llama_n_batch(context), llama_cpp.llama_n_ubatch(context),
+             llama_cpp.llama_n_seq_max(context))
+    # Freeing the context logs the compute buffers again, with four decimals.
+    llama_cpp.llama_free(context)
+    return sizes
+
+
+def _capture(llama_cpp: Any, fragments: list[tuple[int, str]], start: int, end: int,
+             model_figures: tuple[int, int], sizes: tuple[int, ...], extras_end: int,
+             draft: "RuntimeCapture | None" = None) -> RuntimeCapture:
+    return RuntimeCapture(
+        raw_log="".join(text for _level, text in fragments[start:extras_end]),
+        records=join_fragments(fragments[start:end]),
+        model_size=model_figures[0], model_n_params=model_figures[1],
+        n_ctx=sizes[0], n_ctx_seq=sizes[1], n_batch=sizes[2], n_ubatch=sizes[3],
+        n_seq_max=sizes[4],
+        library=f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')}",
+        extras_log="".join(text for _level, text in fragments[end:extras_end]), draft=draft)
+
+
+def _load_draft(llama_cpp: Any, draft: tuple[str, LlamaSettings],
+                fragments: list[tuple[int, str]]) -> RuntimeCapture:
+    """The draft model as llama-server loads it (common_speculative_init_from_params): a second
+    model with its own context, under the draft's settings."""
+    path, config = draft
+    start = len(fragments)
+    model = _load_model(llama_cpp, path, config, fragments)
+    try:
+        sizes = _context_sizes(llama_cpp, model, path, config, fragments)
+        figures = (llama_cpp.llama_model_size(model), llama_cpp.llama_model_n_params(model))
+    finally:
+        llama_cpp.llama_model_free(model)
+    end = len(fragments)
+    return _capture(llama_cpp, fragments, start, end, figures, sizes, end)
+
+
 def capture_load(path: str, config: LlamaSettings, loras: tuple[tuple[str, float], ...] = (),
-                 mmproj: str | None = None) -> RuntimeCapture:
+                 mmproj: str | None = None, draft: tuple[str, LlamaSettings] | None = None,
+                 ) -> RuntimeCapture:
     """Load ``path`` and one context as ``config`` says (then the LoRA adapters and the
-    projector, if given), free everything, and return the whole log.
+    projector, if given), free everything, and return the whole log; then the ``draft`` model
+    (its path and settings), if given, with its own context, as ``RuntimeCapture.draft``.
 
     Raises RuntimeUnavailableError when llama-cpp-python is missing or llama.cpp refuses the
     model or the context (the message carries llama.cpp's own error line).
@@ -241,35 +324,19 @@ def capture_load(path: str, config: LlamaSettings, loras: tuple[tuple[str, float
     catcher = LogCatcher(llama_cpp)
     with catcher:
         llama_cpp.llama_backend_init()
-        overrides = _overrides(llama_cpp, config)
-        model = llama_cpp.llama_model_load_from_file(
-            path.encode(), _model_params(llama_cpp, config, overrides))
-        if not model:
-            raise _refusal(path, "load the model", catcher.fragments)
+        model = _load_model(llama_cpp, path, config, catcher.fragments)
         try:
-            context = llama_cpp.llama_init_from_model(model, _context_params(llama_cpp, config))
-            if not context:
-                raise _refusal(path, "create the context", catcher.fragments)
-            sizes = (llama_cpp.llama_n_ctx(context), llama_cpp.llama_n_ctx_seq(context),
-                     llama_cpp.llama_n_batch(context), llama_cpp.llama_n_ubatch(context),
-                     llama_cpp.llama_n_seq_max(context))
-            # Freeing the context logs the compute buffers again, with four decimals.
-            llama_cpp.llama_free(context)
+            sizes = _context_sizes(llama_cpp, model, path, config, catcher.fragments)
             main_end = len(catcher.fragments)
             _load_extras(llama_cpp, model, loras, mmproj, catcher.fragments)
-            model_size = llama_cpp.llama_model_size(model)
-            model_n_params = llama_cpp.llama_model_n_params(model)
+            figures = (llama_cpp.llama_model_size(model), llama_cpp.llama_model_n_params(model))
         finally:
             llama_cpp.llama_model_free(model)
-    return RuntimeCapture(
-        raw_log="".join(text for _level, text in catcher.fragments),
-        records=join_fragments(catcher.fragments[:main_end]),
-        model_size=model_size, model_n_params=model_n_params,
-        n_ctx=sizes[0], n_ctx_seq=sizes[1], n_batch=sizes[2], n_ubatch=sizes[3],
-        n_seq_max=sizes[4],
-        library=f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')}",
-        extras_log="".join(text for _level, text in catcher.fragments[main_end:]),
-    )
+        extras_end = len(catcher.fragments)
+        draft_capture = None if draft is None else _load_draft(llama_cpp, draft,
+                                                               catcher.fragments)
+    return _capture(llama_cpp, catcher.fragments, 0, main_end, figures, sizes, extras_end,
+                    draft_capture)
 
 
 class RuntimeTokenizer:

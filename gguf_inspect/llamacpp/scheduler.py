@@ -51,7 +51,11 @@ OFFLOAD_MIN_BATCH = 32  # op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH),
 NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their small weights
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
 WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
-                "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down"}
+                "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
+                # multi-head latent attention (graph_mla)
+                "q_a": "attn_q_a", "q": "attn_q_b", "q_lite": "attn_q",
+                "kv_cmpr_pe": "attn_kv_a_mqa",
+                "q_nope_absorbed": "attn_k_b", "fattn_mla": "attn_v_b", "kqv_mla": "attn_v_b"}
 LLAMA_NORMS = ("attn_norm", "ffn_norm")
 GEMMA_NORMS = ("attn_norm", "attn_q_norm", "attn_k_norm", "post_attention_norm", "ffn_norm",
                "post_ffw_norm")

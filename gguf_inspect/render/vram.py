@@ -10,6 +10,7 @@ from gguf_inspect.reports.vram import DeviceUsage, VramReport
 from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Section, Table
 from gguf_inspect.render.text import format_mib, json_text
+from gguf_inspect.render.vram_fit import fit_json, fit_sections, start_line
 
 BAR_WIDTH = 40
 # one letter per share of the bar: Weights, KV cache, Output, Compute; '.' is free capacity
@@ -152,7 +153,8 @@ def plan_section(report: VramReport) -> Table:
     total = report.n_layer + 1
     rows = [[str(row.n_ctx), "-" if row.max_gpu_layers is None else f"{row.max_gpu_layers}/{total}",
              "yes" if row.fits_full_offload else "no"] for row in report.plan or ()]
-    return Table("plan (largest --ngl that fits per context)",
+    fitted = f"; llama-server --fit: {start_line(report.fit)}" if report.fit else ""
+    return Table(f"plan (largest --ngl that fits per context{fitted})",
                  ["n_ctx", "max --ngl", "full offload"], rows,
                  numeric_columns=frozenset({0, 1}))
 
@@ -194,9 +196,13 @@ def vram_sections(report: VramReport, bars: bool = True) -> list[Section]:
         sections.append(bars_section(report))
     sections += [buffers_section(report), kv_section(report),
                  KeyValues("verdict", verdict_rows(report) + (
-                     [("warning", report.context_warning)] if report.context_warning else []))]
+                     [("warning", report.context_warning)] if report.context_warning else [])
+                     + ([("llama-server --fit", f"would start with {start_line(report.fit)}")]
+                        if report.fit else []))]
     if report.plan is not None:
         sections.append(plan_section(report))
+    if report.fit is not None:
+        sections += fit_sections(report.fit)
     sections.append(Table("assumptions", ["assumption"],
                           [[line] for line in report.assumptions]))
     return sections
@@ -275,4 +281,6 @@ def vram_json(report: VramReport) -> str:
     if report.plan is not None:
         document["plan"] = [{"n_ctx": row.n_ctx, "max_gpu_layers": row.max_gpu_layers,
                              "fits_full_offload": row.fits_full_offload} for row in report.plan]
+    if report.fit is not None:
+        document["fit"] = fit_json(report.fit)
     return json_text(document)

@@ -1,5 +1,7 @@
-"""``runtime --lora / --mmproj``: the extra files' predicted buffers beside what llama.cpp and
-mtmd logged for them, as comparison checks (sizes as the log prints them, MiB to two decimals).
+"""``runtime --lora / --mmproj / --model-draft``: the extra files' predicted buffers beside what
+llama.cpp and mtmd logged for them, as comparison checks (sizes as the log prints them, MiB to
+two decimals). A draft model is a second model: its checks are the main model's kind, named
+``draft ...``.
 
 LoRA buffers are exact; the projector's model size is exact (mtmd logs the sum of ggml_nbytes);
 its compute buffer is an estimate, accepted within 1% (shown as ``estimate``), else ``differs``.
@@ -7,10 +9,12 @@ its compute buffer is an estimate, accepted within 1% (shown as ``estimate``), e
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.extras import ExtraLoad
 from gguf_inspect.llamacpp.extras_log import parse_extras_log
-from gguf_inspect.reports.runtime import Check
+from gguf_inspect.reports.runtime import Check, RuntimeComparison
 
 MIB = 1024 * 1024
 COMPUTE_TOLERANCE = 0.01
@@ -49,3 +53,9 @@ def extras_checks(loads: tuple[ExtraLoad, ...], mmproj: GGUFFile | None,
                                 "estimate" if within else "differs",
                                 "the vision graph's allocator peak, within 1%"))
     return checks
+
+
+def draft_checks(draft: RuntimeComparison) -> tuple[Check, ...]:
+    """The draft model's own comparison (facts, model, KV and compute buffers), each quantity
+    named ``draft ...`` so that it reads apart from the main model's."""
+    return tuple(replace(check, quantity=f"draft {check.quantity}") for check in draft.checks)

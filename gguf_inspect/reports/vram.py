@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from gguf_inspect.llamacpp.devices import GPU
 from gguf_inspect.llamacpp.extras import ExtraFiles, ExtraLoad, extra_buffers, extra_loads
+from gguf_inspect.llamacpp.fit import FitPlan, FitRequest, fit_params, projector_margins
 from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.kv_cache import CTX_PAD
 from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
@@ -74,6 +75,7 @@ class VramReport:
     assumptions: tuple[str, ...]
     extras: tuple[ExtraLoad, ...] = ()  # files loaded beside the model
     context_warning: str | None = None  # the context is longer than the model was trained on
+    fit: FitPlan | None = None  # what llama-server's --fit would change (vram --fit on)
 
     @property
     def resolved_gpu_layers(self) -> int:
@@ -200,10 +202,10 @@ def context_warning(gguf: GGUFFile, n_ctx_seq: int, n_ctx_train: int | None) -> 
 
 def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom: int = 0,
           plan: bool = False, assumptions: tuple[str, ...] = (),
-          extras: ExtraFiles | None = None) -> VramReport:
+          extras: ExtraFiles | None = None, fit: FitRequest | None = None) -> VramReport:
     """The whole audit for one configuration; searches run only when GPUs are given. ``extras``
     (LoRA adapters, a draft model, a projector) count on the devices they load on, in the fit
-    verdict and in every search."""
+    verdict and in every search. ``fit``: also replay llama.cpp's automatic fit (``--fit``)."""
     config = replace(config, gpu_capacities=tuple(gpu.capacity_bytes for gpu in gpus))
     hparams = read_hyperparameters(gguf)
     prediction = predict_memory(gguf, config)
@@ -223,6 +225,9 @@ def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom
         if plan:
             grid = plan_grid(gguf, config, gpus, headroom, hparams.n_layer, hparams.n_ctx_train,
                              extras)
+    fitted = None
+    if fit is not None and gpus and prediction.unmodelled is None:
+        fitted = fit_params(gguf, replace(fit, margins=projector_margins(fit.margins, loads)))
     return VramReport(
         path=gguf.path, architecture=gguf.architecture, n_layer=hparams.n_layer, config=config,
         gpus=gpus, headroom_bytes=headroom, prediction=prediction,
@@ -231,4 +236,4 @@ def audit(gguf: GGUFFile, config: LlamaSettings, gpus: tuple[GPU, ...], headroom
         assumptions=tuple(assumptions) + prediction.notes
         + tuple(note for load in loads for note in load.notes), extras=loads,
         context_warning=context_warning(gguf, prediction.context.n_ctx_seq,
-                                        hparams.n_ctx_train))
+                                        hparams.n_ctx_train), fit=fitted)

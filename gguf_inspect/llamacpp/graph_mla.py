@@ -1,0 +1,49 @@
+"""Multi-head latent attention's Q, K and V as ``models/deepseek2.cpp`` builds them when the
+cache holds the compressed latent (``is_mla``: the absorption optimisation), node by node on
+``compute_graph``'s ``GraphBuilder``.
+
+Q is projected through a low-rank bottleneck (``wq_a``, its norm, ``wq_b``; one ``wq`` for the
+lite models), split into a no-rope and a rope part; the no-rope part is absorbed into the latent
+space by ``wk_b``. K is the normed latent ``kv_cmpr`` joined to its roped part; V is the latent
+itself (a view of the K cache in ``build_attn``, decompressed after attention by ``wv_b``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+
+
+@dataclass(frozen=True)
+class MlaShape:
+    """The MLA widths (llama_hparams n_lora_q, n_lora_kv, n_rot, n_embd_head_k_mla/_v_mla)."""
+
+    n_lora_q: int  # 0: a lite model, one wq matmul
+    n_lora_kv: int
+    n_rot: int
+    head_k: int  # n_embd_head_k_mla: no-rope plus rope part of each Q head
+    head_v: int  # n_embd_head_v_mla: each head's width after wv_b
+
+
+def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: int,
+            inp_pos: Node, norm: Callable[[Node, int], Node]) -> tuple[Node, Node, Node]:
+    """Qcur, Kcur and Vcur of one layer (models/deepseek2.cpp, the ``is_mla`` branch)."""
+    add, view, weight = graph.add, graph.view, graph.weight
+    if mla.n_lora_q:
+        q = add("q_a", "MUL_MAT", mla.n_lora_q * tokens, weight, x)
+        q = add("q", "MUL_MAT", mla.head_k * n_head * tokens, weight, norm(q, mla.n_lora_q))
+    else:
+        q = add("q_lite", "MUL_MAT", mla.head_k * n_head * tokens, weight, x)  # wq
+    latent = mla.n_lora_kv + mla.n_rot
+    kv_cmpr_pe = add("kv_cmpr_pe", "MUL_MAT", latent * tokens, weight, x)
+    k_pe = add("k_pe", "ROPE", mla.n_rot * tokens, view(kv_cmpr_pe), inp_pos)
+    kv_cmpr = norm(view(kv_cmpr_pe), mla.n_lora_kv)  # RMS_NORM of a view: never in place
+    q_pe = add("q_pe", "ROPE", mla.n_rot * n_head * tokens, view(q), inp_pos)
+    absorbed = add("q_nope_absorbed", "MUL_MAT", mla.n_lora_kv * n_head * tokens, weight,
+                   view(q))
+    q_cur = add("Qcur", "CONCAT", latent * n_head * tokens, view(absorbed), q_pe)
+    v_cur = view(kv_cmpr, "Vcur")
+    k_cur = add("Kcur", "CONCAT", latent * tokens, v_cur, k_pe)
+    return q_cur, k_cur, v_cur

@@ -1,0 +1,311 @@
+"""llama.cpp's automatic fit (common_params_fit_impl, common/fit.cpp) replayed on the memory model.
+
+Each expectation restates fit.cpp's rule by hand on top of ``predict_memory`` (the memory
+measurement that llama.cpp's no-alloc load makes, tested elsewhere): the interpolation of
+step 2, the back-to-front layer filling of step 3, the MoE expert overrides, the margins and
+what the user set. No GPU is needed; nothing here was run against llama.cpp's own fit (it lives
+in common/, which llama-cpp-python does not expose).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB
+from gguf_inspect.llamacpp.extras import ExtraLoad
+from gguf_inspect.llamacpp.fit import (
+    UINT32_MAX,
+    FitRequest,
+    assumed_free,
+    fit_params,
+    parse_fit_target,
+    projector_margins,
+)
+from gguf_inspect.llamacpp.fit_layers import (
+    LayerShare,
+    UP,
+    as_uint32,
+    c_div,
+    layer_choice,
+)
+from gguf_inspect.llamacpp.memory import predict_memory
+from gguf_inspect.llamacpp.placement import BufferEstimate
+from gguf_inspect.llamacpp.settings import LlamaSettings
+from tests.gpu_shapes import llama31_8b, small_moe
+
+MIB, GIB = 1 << 20, 1 << 30
+TARGET = 1024 * MIB  # common_params::fit_params_target's default
+
+
+@pytest.fixture(scope="module")
+def llama8b():
+    return llama31_8b()
+
+
+def gpu_used(gguf, settings: LlamaSettings, device: str = "gpu0") -> int:
+    """What the no-alloc load reports for a device: model + context + compute."""
+    return predict_memory(gguf, settings).device_total(device)
+
+
+def one_gpu(free: int, **given) -> FitRequest:
+    settings = LlamaSettings(**{"n_ctx": 0, **given})
+    return FitRequest(settings, (free,), (TARGET,), gpu_layers_set="n_gpu_layers" in given)
+
+
+# ---- the issue's three cases on the Llama-3.1-8B shape ------------------------------------------
+
+
+def test_24gib_needs_no_change(llama8b):
+    plan = fit_params(llama8b, one_gpu(24 * GIB))
+    at_max = gpu_used(llama8b, LlamaSettings(n_ctx=131072, gpu_capacities=(24 * GIB,)))
+    assert 24 * GIB - at_max >= TARGET  # step 1: already leaves the margin
+    assert (plan.status, plan.n_ctx, plan.n_gpu_layers) == ("success", 131072, 33)
+    assert [step.step for step in plan.steps] == [1]
+    assert plan.command[:7] == ("llama-server", "-m", llama8b.path, "-c", "131072", "-ngl",
+                                "33")
+
+
+def test_16gib_lowers_the_context_by_linear_interpolation(llama8b):
+    free = 16 * GIB
+    plan = fit_params(llama8b, one_gpu(free))
+    caps = (free,)
+    used_max = gpu_used(llama8b, LlamaSettings(n_ctx=131072, gpu_capacities=caps))
+    used_min = gpu_used(llama8b, LlamaSettings(n_ctx=4096, gpu_capacities=caps))
+    target = free - TARGET
+    n_ctx = 4096 + (131072 - 4096) * (target - used_min) // (used_max - used_min)
+    n_ctx -= n_ctx % 256  # aligned down to 256 x n_streams
+    assert 4096 < n_ctx < 131072
+    assert (plan.n_ctx, plan.n_gpu_layers, plan.status) == (n_ctx, 33, "success")
+    assert [step.step for step in plan.steps] == [1, 2]  # one GPU: the context alone decides
+    assert "-c" in plan.command and plan.command[plan.command.index("-c") + 1] == str(n_ctx)
+
+
+def test_4gib_keeps_the_minimum_context_and_lowers_the_layers(llama8b):
+    free = 4 * GIB
+    plan = fit_params(llama8b, one_gpu(free))
+
+    def leaves_margin(ngl: int) -> bool:
+        settings = LlamaSettings(n_ctx=4096, n_gpu_layers=ngl, gpu_capacities=(free,))
+        return free - gpu_used(llama8b, settings) >= TARGET
+
+    most = max(ngl for ngl in range(34) if leaves_margin(ngl))
+    assert not leaves_margin(33)  # the minimum context alone is not enough
+    assert (plan.n_ctx, plan.n_gpu_layers) == (4096, most)
+    assert 0 < most < 33 and not leaves_margin(most + 1)
+    assert plan.fits and plan.devices[0].projected_free >= TARGET
+    assert "3" in {str(step.step) for step in plan.steps}
+
+
+def test_the_context_follows_the_streams_alignment(llama8b):
+    """n_ctx_max is the trained context times the streams, and the result is a multiple of
+    256 x n_streams (non-unified KV with two sequences)."""
+    free = 16 * GIB
+    plan = fit_params(llama8b, one_gpu(free, n_parallel=2))
+    caps = (free,)
+    used_max = gpu_used(llama8b, LlamaSettings(n_ctx=262144, n_parallel=2, gpu_capacities=caps))
+    used_min = gpu_used(llama8b, LlamaSettings(n_ctx=8192, n_parallel=2, gpu_capacities=caps))
+    n_ctx = 8192 + (262144 - 8192) * (free - TARGET - used_min) // (used_max - used_min)
+    assert plan.n_ctx == n_ctx - n_ctx % 512 and plan.n_ctx % 512 == 0
+
+
+# ---- what the user set ----------------------------------------------------------------------
+
+
+def test_a_given_context_is_not_changed(llama8b):
+    plan = fit_params(llama8b, one_gpu(4 * GIB, n_ctx=8192))
+    assert plan.n_ctx == 8192 and plan.n_gpu_layers < 33
+    assert any("set by the user to 8192" in step.outcome for step in plan.steps)
+
+
+def test_minus_c_0_asks_for_the_full_context(llama8b):
+    request = replace(one_gpu(16 * GIB), n_ctx_min=UINT32_MAX)
+    plan = fit_params(llama8b, request)
+    assert plan.n_ctx == 131072 and plan.n_gpu_layers < 33  # layers go instead
+
+
+def test_given_layers_stop_the_fit_after_the_context(llama8b):
+    plan = fit_params(llama8b, one_gpu(4 * GIB, n_gpu_layers=30))
+    assert plan.status == "failure"
+    assert plan.message == "n_gpu_layers already set by user to 30, abort"
+    assert (plan.n_ctx, plan.n_gpu_layers) == (4096, 30)  # step 2 had already run
+
+
+def test_given_layers_that_fit_by_the_context_alone(llama8b):
+    """One GPU: when the shorter context is enough, the fit returns before looking at -ngl."""
+    plan = fit_params(llama8b, one_gpu(4 * GIB, n_gpu_layers=10))
+    assert plan.status == "success" and plan.n_gpu_layers == 10 and 4096 < plan.n_ctx
+
+
+def test_given_overrides_stop_the_fit(llama8b):
+    plan = fit_params(llama8b, one_gpu(4 * GIB, override_tensor=r"blk\.0\.ffn_up=CPU"))
+    assert plan.status == "failure" and "tensor_buft_overrides already set" in plan.message
+    assert ("-ot", r"blk\.0\.ffn_up=CPU") == plan.command[plan.command.index("-ot"):][:2]
+
+
+def test_a_given_split_stops_the_fit_on_two_gpus(llama8b):
+    settings = LlamaSettings(n_ctx=4096, tensor_split="1,1")
+    plan = fit_params(llama8b, FitRequest(settings, (3 * GIB, 3 * GIB), (TARGET, TARGET)))
+    assert plan.status == "failure" and "tensor_split already set" in plan.message
+
+
+# ---- several GPUs ---------------------------------------------------------------------------
+
+
+def test_unequal_gpus_are_filled_back_to_front(llama8b):
+    free = (6 * GIB, 3 * GIB)
+    plan = fit_params(llama8b, FitRequest(LlamaSettings(n_ctx=4096), free, (TARGET, TARGET)))
+    first, last = plan.tensor_split
+    assert first + last == plan.n_gpu_layers and plan.status == "success"
+
+    def last_gpu_fits(n: int) -> bool:  # step 3 measures the last GPU alone first
+        settings = LlamaSettings(n_ctx=4096, n_gpu_layers=n, tensor_split=f"0,{n}",
+                                 gpu_capacities=free)
+        return gpu_used(llama8b, settings, "gpu1") <= free[1] - TARGET
+
+    assert last_gpu_fits(last) and not last_gpu_fits(last + 1)
+    assert plan.n_gpu_layers == 33  # the rest fits the larger card
+    # each search checks only the device it fills (mem_high[id] <= targets[id]): the first
+    # GPU is within its target; the last one was measured with nothing on the first
+    assert plan.devices[0].used_bytes <= plan.devices[0].free_bytes - TARGET
+    assert ("-ts", f"{first},{last}") == plan.command[plan.command.index("-ts"):][:2]
+
+
+def test_two_gpus_keep_a_safety_term_in_the_context(llama8b):
+    """Step 2 on several GPUs subtracts (nd + 1) x model per layer / 2 (dense) from the
+    target: whole layers waste about half a layer per device."""
+    free = (6 * GIB, 3 * GIB)
+    plan = fit_params(llama8b, FitRequest(LlamaSettings(n_ctx=0), free, (TARGET, TARGET)))
+    full = LlamaSettings(n_ctx=131072, gpu_capacities=free)
+    least = LlamaSettings(n_ctx=4096, gpu_capacities=free)
+    prediction = predict_memory(llama8b, full)
+    model = sum(prediction.device_total(d, "model") for d in ("gpu0", "gpu1"))
+    used_max = sum(prediction.device_total(d) for d in ("gpu0", "gpu1"))
+    used_min = sum(gpu_used(llama8b, least, d) for d in ("gpu0", "gpu1"))
+    target = sum(free) - 2 * TARGET - (3 * (model // 32)) // 2
+    n_ctx = 4096 + (131072 - 4096) * (target - used_min) // (used_max - used_min)
+    assert plan.n_ctx == max(n_ctx - n_ctx % 256, 4096)
+
+
+# ---- MoE ------------------------------------------------------------------------------------
+
+EXPERT_PATTERN = re.compile(r"blk\\\.(\d+)\\\.ffn_")
+
+
+def test_moe_experts_go_to_the_host_first():
+    moe = small_moe()
+    caps = (60 * MIB,)
+    full = gpu_used(moe, LlamaSettings(n_ctx=4096, gpu_capacities=caps))
+    dense = gpu_used(moe, LlamaSettings(n_ctx=4096, gpu_capacities=caps,
+                                        override_tensor=r"blk\.\d+\.ffn_(up|down|gate_up|gate)"
+                                                        r"_(ch|)exps=CPU"))
+    margin = 10 * MIB
+    assert dense <= caps[0] - margin < full  # the dense weights fit, the experts do not
+    plan = fit_params(moe, FitRequest(LlamaSettings(n_ctx=4096), caps, (margin,)))
+    assert plan.status == "success" and plan.fits
+    assert "expert tensor in host memory" in plan.steps[2].action  # before any layer search
+    assert {step.step for step in plan.steps} >= {3, 4}
+    assert plan.overrides and all(buffer == "CPU" for _, buffer in plan.overrides)
+    assert any(pattern.endswith("_(ch|)exps") for pattern, _ in plan.overrides)
+    assert all(EXPERT_PATTERN.match(pattern) for pattern, _ in plan.overrides)
+    assert "-ot" in plan.command
+
+
+def test_moe_on_the_zoo_fixture():
+    """One byte short at full offload: every layer stays on the GPU and part of the expert
+    FFN goes to the host through -ot overrides (step 4's partial layer)."""
+    from gguf_inspect.gguf.open import read_gguf
+
+    moe = read_gguf("fixtures/zoo/qwen3moe.gguf")
+    caps = (64 * MIB,)
+    whole = gpu_used(moe, LlamaSettings(n_ctx=4096, gpu_capacities=caps))
+    for short_by in (1, 20_000):
+        plan = fit_params(moe, FitRequest(LlamaSettings(n_ctx=4096), caps,
+                                          (caps[0] - whole + short_by,)))
+        assert plan.status == "success" and plan.fits, short_by
+        assert plan.n_gpu_layers == moe.value("qwen3moe.block_count") + 1
+        assert plan.devices[0].used_bytes < whole and plan.overrides
+        assert all(EXPERT_PATTERN.match(pattern) for pattern, _ in plan.overrides)
+    # further short, a whole layer leaves the GPU and the plan still keeps the margin
+    plan = fit_params(moe, FitRequest(LlamaSettings(n_ctx=4096), caps,
+                                      (caps[0] - whole + 60_000,)))
+    assert plan.status == "success" and plan.fits
+
+
+# ---- the pieces of the replay ---------------------------------------------------------------
+
+
+def test_c_arithmetic():
+    assert c_div(-7, 2) == -3 and c_div(7, 2) == 3  # truncation towards zero
+    assert as_uint32(-1) == 0xFFFFFFFF  # int64 -> uint32 wraps around
+
+
+def test_overrides_of_partial_layers():
+    """set_ngl_tensor_split_tbo for one device, 4 blocks + output, 5 layers, 3 partial, the
+    first partial one keeping attention + up: blocks 2, 3 and the output index 4."""
+    choice = layer_choice([LayerShare(5, 3, UP)], ["CPU"], hp_ngl=4)
+    assert choice.n_gpu_layers == 5 and choice.tensor_split == ()
+    assert choice.overrides == (
+        (r"blk\.2\.ffn_(gate|gate_up|down).*", "CPU"),
+        (r"blk\.3\.ffn_(up|down|gate_up|gate)_(ch|)exps", "CPU"),
+        (r"blk\.4\.ffn_(up|down|gate_up|gate)_(ch|)exps", "CPU"))
+
+
+def test_fit_target_parsing():
+    assert parse_fit_target(None, 2) == (TARGET, TARGET)
+    assert parse_fit_target("2048", 3) == (2048 * MIB,) * 3  # broadcast
+    assert parse_fit_target("2048/512", 3) == (2048 * MIB, 512 * MIB, TARGET)
+    with pytest.raises(ValueError):
+        parse_fit_target("lots", 1)
+
+
+def test_named_cards_lose_the_cuda_context():
+    free, lines = assumed_free((GPU("rtx4090", KNOWN_GPUS_MIB["rtx4090"] * MIB),
+                                GPU("20GiB", 20 * GIB)))
+    assert free == ((24564 - 512) * MIB, 20 * GIB) and len(lines) == 1
+
+
+def test_the_projector_raises_its_gpus_target():
+    loads = (ExtraLoad("mmproj", "p.gguf", (BufferEstimate("gpu0", "CUDA0", "mmproj", 5, True),
+                                            BufferEstimate("host", "CPU", "mmproj", 7, True))),)
+    assert projector_margins((100, 100), loads) == (105, 100)
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+
+def test_cli_fit_json(tmp_path, llama8b, monkeypatch):
+    from typer.testing import CliRunner
+
+    import gguf_inspect.commands.vram as command
+    from gguf_inspect.cli import app
+
+    monkeypatch.setattr(command, "read_gguf", lambda location: llama8b)
+    result = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "16GiB", "-fit", "on",
+                                      "-fitt", "2048", "-fitc", "8192", "--json"])
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.output)["fit"]
+    assert fit["status"] == "success" and fit["devices"][0]["target_bytes"] == 2048 * MIB
+    assert fit["n_ctx"] % 256 == 0 and 8192 <= fit["n_ctx"] < 131072
+    assert fit["command"][:2] == ["llama-server", "-m"] and fit["steps"][0]["step"] == 1
+    assert fit["command_line"].endswith("-fit off")
+    plain = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "16GiB", "--json"])
+    assert "fit" not in json.loads(plain.output)  # off by default
+    bad = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "16GiB", "--fit", "maybe"])
+    assert bad.exit_code == 2
+
+
+def test_a_draft_model_is_fitted_alongside(llama8b):
+    """common_fit_extra_model: the draft follows the main context and competes for the same
+    memory, so the interpolated context is shorter than without it."""
+    from gguf_inspect.llamacpp.extras import ExtraFiles
+
+    alone = fit_params(llama8b, one_gpu(24 * GIB))
+    with_draft = fit_params(llama8b, replace(one_gpu(24 * GIB),
+                                             extras=ExtraFiles(draft=llama8b)))
+    assert alone.n_ctx == 131072 and 4096 < with_draft.n_ctx < 131072
+    assert with_draft.n_ctx % 256 == 0 and with_draft.fits
+    assert "-md" in with_draft.command
