@@ -67,4 +67,5 @@ def test_no_kvu_turns_the_unified_cache_off() -> None:
 def test_the_short_flags_are_in_the_help(command: str) -> None:
     text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
     for flag in ("-ngl", "-ot", "-ts", "-ncmoe", "-nkvo", "-fa", "-ctk", "-sm", "-mg"):
-        assert f" {flag} " in text, flag
+        # click's plain help writes "-ngl, --ngl" (issue 18: rich's table cut help at 80 columns)
+        assert f" {flag} " in text or f" {flag}, " in text, flag
