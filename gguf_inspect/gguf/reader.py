@@ -153,6 +153,9 @@ class _Layout:
         self.u32 = struct.Struct(order + "I").unpack_from
         self.scalars = {value_type: struct.Struct(order + fmt)
                         for value_type, fmt in _FAST_SCALARS.items()}
+        self.shapes = [struct.Struct(f"{order}{n_dims}Q").unpack_from
+                       for n_dims in range(MAX_DIMS + 1)]
+        self.type_and_offset = struct.Struct(order + "IQ").unpack_from
 
 
 def _fast_entry(cursor: Cursor, layout: _Layout) -> tuple[str, int, Any] | None:
@@ -269,15 +272,14 @@ def _fast_tensor_info(cursor: Cursor, layout: _Layout) -> tuple[str, tuple[int, 
     end = name_end + 4 + 8 * n_dims + 12
     if n_dims > MAX_DIMS or end > size:
         return None
-    ne = tuple(layout.u64(buffer, name_end + 4 + 8 * axis)[0] for axis in range(n_dims))
-    if not all(0 < dim < 1 << 63 for dim in ne):
+    ne = layout.shapes[n_dims](buffer, name_end + 4)
+    if ne and not (min(ne) > 0 and max(ne) < 1 << 63):
         return None
     try:
         name = buffer[local + 8:name_end].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    type_id = layout.u32(buffer, end - 12)[0]
-    relative = layout.u64(buffer, end - 8)[0]
+    type_id, relative = layout.type_and_offset(buffer, end - 12)
     cursor.position = cursor.buffer_start + end
     return name, ne, type_id, relative
 
