@@ -257,7 +257,8 @@ class _RawTensor(NamedTuple):
     label: str  # how messages name it (see _label)
 
 
-def _fast_tensor_info(cursor: Cursor, layout: _Layout) -> tuple[str, tuple[int, ...], int, int] | None:
+def _fast_tensor_info(cursor: Cursor, layout: _Layout,
+                      ) -> tuple[str, tuple[int, ...], int, int] | None:
     """One tensor info (name, ne, type, relative offset) straight from the buffer when it is
     whole there and has nothing to report (UTF-8 name, n_dims <= 4, every ne a positive int64);
     None sends it the careful way."""

@@ -56,9 +56,9 @@ from gguf_inspect.reports.diff.values import sample_rows, value_diff
 __all__ = [
     "ArrayDigest", "DiffOptions", "DiffReport", "HashProgress", "MetadataChange", "MetadataSide",
     "ProgressCallback", "ProgressEvent", "RoleGroup", "SideFacts", "TensorChange",
-    "TemplateDiff", "TensorProgress", "TensorSide", "ValueDiff", "ValueSkip", "ValuesProgress", "array_digest",
-    "diff_models", "metadata_diff", "sample_rows", "tensor_changes", "tensor_data_diff",
-    "value_diff",
+    "TemplateDiff", "TensorProgress", "TensorSide", "ValueDiff", "ValueSkip", "ValuesProgress",
+    "array_digest", "diff_models", "metadata_diff", "sample_rows", "tensor_changes",
+    "tensor_data_diff", "template_diff", "value_diff",
 ]
 
 
