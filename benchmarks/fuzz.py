@@ -17,6 +17,11 @@ Anything else is a finding: its exception, the stage, and the mutated file writt
 ``--slow-seconds`` are findings too. Run from the repository root:
 
     python benchmarks/fuzz.py --cases 100000 --seed 1 --workers 2
+
+``--hparams`` fuzzes hyperparameter values and rendering through the commands instead, with the
+time and peak memory of every command recorded (benchmarks/fuzz_hparams.py):
+
+    python benchmarks/fuzz.py --hparams --cases 3000 --seed 1 --workers 2
 """
 
 from __future__ import annotations
@@ -283,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--slow-seconds", type=float, default=1.0)
+    parser.add_argument("--hparams", action="store_true",
+                        help="fuzz hyperparameter values and rendering through the commands")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.hparams:
+        return hparams_main(args)
     started = time.perf_counter()
     share = -(-args.cases // args.workers)
     jobs = [(args.seed, start, min(share, args.cases - start), args.slow_seconds)
@@ -307,6 +316,39 @@ def main(argv: list[str] | None = None) -> int:
     FINDINGS_DIR.mkdir(parents=True, exist_ok=True)
     for number, (finding, hits) in enumerate(total.findings.most_common()):
         replay = FINDINGS_DIR / f"finding-{number}.gguf"
+        replay.write_bytes(total.examples[finding])
+        print(f"  {hits:6d} x {finding}  (replay: {replay.relative_to(ROOT)})")
+    return 1 if total.findings else 0
+
+
+def hparams_main(args: argparse.Namespace) -> int:
+    """The hyperparameter and rendering fuzz: per-command peak memory and time, findings."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import fuzz_hparams
+
+    started = time.perf_counter()
+    share = -(-args.cases // args.workers)
+    jobs = [(args.seed, start, min(share, args.cases - start))
+            for start in range(0, args.cases, share)]
+    if args.workers == 1:
+        tallies = [fuzz_hparams.hparam_range(*job) for job in jobs]
+    else:
+        with multiprocessing.Pool(args.workers) as pool:
+            tallies = pool.starmap(fuzz_hparams.hparam_range, jobs)
+    total = fuzz_hparams.merge(tallies)
+    elapsed = time.perf_counter() - started
+    print(f"hparams cases: {total.cases:,} ({total.commands:,} commands) in {elapsed:.1f} s, "
+          f"seed {args.seed}, {args.workers} worker(s); largest file "
+          f"{total.largest_file / 2**20:.1f} MiB")
+    print(f"highest peak of one command (growth of the resident set): "
+          f"{total.max_peak[0] / 2**20:.1f} MiB ({total.max_peak[1]}); slowest command: "
+          f"{total.max_seconds[0]:.2f} s ({total.max_seconds[1]}); highest resident set "
+          f"of a worker during a command: {total.resident / 2**20:.0f} MiB")
+    print(f"findings: {sum(total.findings.values())}")
+    FINDINGS_DIR.mkdir(parents=True, exist_ok=True)
+    ranked = sorted(total.findings.items(), key=lambda item: -item[1])
+    for number, (finding, hits) in enumerate(ranked):
+        replay = FINDINGS_DIR / f"hparams-finding-{number}.gguf"
         replay.write_bytes(total.examples[finding])
         print(f"  {hits:6d} x {finding}  (replay: {replay.relative_to(ROOT)})")
     return 1 if total.findings else 0

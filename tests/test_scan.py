@@ -91,7 +91,8 @@ def test_rows_of_the_fixtures() -> None:
     assert set(document["models"][0]) == {
         "location", "architecture", "name", "n_params", "file_type", "embedding_type",
         "embedding_bytes", "embedding_f16_bytes", "embedding_ratio_to_f16", "tied_output",
-        "kv_cache_bytes_per_1k_tokens", "tensor_bytes", "file_size", "n_shards"}
+        "kv_cache_bytes_per_1k_tokens", "tensor_bytes", "file_size", "n_shards", "template",
+        "template_error"}
 
 
 def test_bad_files_are_listed_and_the_scan_goes_on(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from gguf_inspect.core.constants import (
 )
 from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
 from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
-from gguf_inspect.gguf.cursor import Cursor, Problems, display_label
+from gguf_inspect.gguf.cursor import MAX_LABEL, Cursor, Problems, display_label
 from gguf_inspect.gguf.source import ByteSource
 
 PREVIEW_ITEMS = 8
@@ -139,27 +139,92 @@ def _read_header(cursor: Cursor, path: str) -> tuple[int, str, int, int]:
     return version, byte_order, n_tensors, n_kv
 
 
+# Scalar value types decoded straight from the buffer on the fast path (bool is checked for
+# 0/1 and goes the careful way).
+_FAST_SCALARS = {value_type: fmt for value_type, (_, fmt) in VALUE_TYPES.items()
+                 if fmt is not None and value_type != 7}
+
+
+class _Layout:
+    """Compiled structs of one byte order for the fast paths."""
+
+    def __init__(self, order: str) -> None:
+        self.u64 = struct.Struct(order + "Q").unpack_from
+        self.u32 = struct.Struct(order + "I").unpack_from
+        self.scalars = {value_type: struct.Struct(order + fmt)
+                        for value_type, fmt in _FAST_SCALARS.items()}
+        self.shapes = [struct.Struct(f"{order}{n_dims}Q").unpack_from
+                       for n_dims in range(MAX_DIMS + 1)]
+        self.type_and_offset = struct.Struct(order + "IQ").unpack_from
+
+
+def _fast_entry(cursor: Cursor, layout: _Layout) -> tuple[str, int, Any] | None:
+    """One KV entry with a numeric or string value, decoded straight from the read-ahead
+    buffer; None when it is anything else (an array, a bool, bad UTF-8, not whole in the
+    buffer), which the careful path then reads with its checks and messages.
+
+    Why: a header of 10^6 keys spent most of its time building field labels for messages that
+    are never shown. Nothing moves until the whole entry is known to be good."""
+    buffer, local = cursor.buffer, cursor.position - cursor.buffer_start
+    size = len(buffer)
+    if local < 0 or local + 12 > size:
+        return None
+    key_end = local + 8 + layout.u64(buffer, local)[0]
+    if key_end + 4 > size:
+        return None
+    value_type = layout.u32(buffer, key_end)[0]
+    value_at = key_end + 4
+    scalar = layout.scalars.get(value_type)
+    try:
+        if scalar is not None:
+            end = value_at + scalar.size
+            if end > size:
+                return None
+            value: Any = scalar.unpack_from(buffer, value_at)[0]
+        elif value_type == VALUE_TYPE_STRING and value_at + 8 <= size:
+            end = value_at + 8 + layout.u64(buffer, value_at)[0]
+            if end > size:
+                return None
+            value = buffer[value_at + 8:end].decode("utf-8")
+        else:
+            return None
+        key = buffer[local + 8:key_end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    cursor.position = cursor.buffer_start + end
+    return key, value_type, value
+
+
+def _careful_entry(cursor: Cursor, index: int) -> tuple[str, int, Any]:
+    """One KV entry read field by field, each problem named and placed."""
+    key = cursor.string(f"kv[{index}].key")
+    label = display_label(key, f"kv[{index}]")
+    type_offset = cursor.position
+    value_type = cursor.unpack("I", f"{label} value type")
+    _value_format(value_type, f"{label} value type", type_offset)
+    if value_type == VALUE_TYPE_ARRAY:
+        value: Any = _read_array(cursor, label)
+        if value.item_type == VALUE_TYPE_ARRAY:
+            # llama.cpp's gguf_init_from_file_impl (ggml/src/gguf.cpp) takes one array level
+            # and fails on an array item type: "key '%s' has invalid GGUF type 9". Refused
+            # the same way here, by every command (validate lists it among the others).
+            cursor.problems.report(FormatError(
+                "array of arrays: llama.cpp refuses nested arrays", offset=type_offset,
+                field=label))
+    else:
+        value = _read_scalar(cursor, value_type, label)
+    return key, value_type, value
+
+
 def _read_metadata(cursor: Cursor, n_kv: int) -> dict[str, MetadataEntry]:
     metadata: dict[str, MetadataEntry] = {}
+    layout = _Layout(cursor.order)
     for index in range(n_kv):
         offset = cursor.position
-        key = cursor.string(f"kv[{index}].key")
-        label = display_label(key, f"kv[{index}]")
-        type_offset = cursor.position
-        value_type = cursor.unpack("I", f"{label} value type")
-        _value_format(value_type, f"{label} value type", type_offset)
-        if value_type == VALUE_TYPE_ARRAY:
-            value: Any = _read_array(cursor, label)
-            if value.item_type == VALUE_TYPE_ARRAY:
-                # llama.cpp's gguf_init_from_file_impl (ggml/src/gguf.cpp) takes one array level
-                # and fails on an array item type: "key '%s' has invalid GGUF type 9". Refused
-                # the same way here, by every command (validate lists it among the others).
-                cursor.problems.report(FormatError(
-                    "array of arrays: llama.cpp refuses nested arrays", offset=type_offset,
-                    field=label))
-        else:
-            value = _read_scalar(cursor, value_type, label)
+        key, value_type, value = (_fast_entry(cursor, layout)
+                                  or _careful_entry(cursor, index))
         if key in metadata:  # the first one wins, as in gguf-py
+            label = display_label(key, f"kv[{index}]")
             cursor.problems.report(
                 FormatError(f"duplicate metadata key {label!r}", offset=offset, field=label))
             continue
@@ -192,12 +257,51 @@ class _RawTensor(NamedTuple):
     label: str  # how messages name it (see _label)
 
 
+def _fast_tensor_info(cursor: Cursor, layout: _Layout,
+                      ) -> tuple[str, tuple[int, ...], int, int] | None:
+    """One tensor info (name, ne, type, relative offset) straight from the buffer when it is
+    whole there and has nothing to report (UTF-8 name, n_dims <= 4, every ne a positive int64);
+    None sends it the careful way."""
+    buffer, local = cursor.buffer, cursor.position - cursor.buffer_start
+    size = len(buffer)
+    if local < 0 or local + 12 > size:
+        return None
+    name_end = local + 8 + layout.u64(buffer, local)[0]
+    if name_end + 4 > size:
+        return None
+    n_dims = layout.u32(buffer, name_end)[0]
+    end = name_end + 4 + 8 * n_dims + 12
+    if n_dims > MAX_DIMS or end > size:
+        return None
+    ne = layout.shapes[n_dims](buffer, name_end + 4)
+    if ne and not (min(ne) > 0 and max(ne) < 1 << 63):
+        return None
+    try:
+        name = buffer[local + 8:name_end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    type_id, relative = layout.type_and_offset(buffer, end - 12)
+    cursor.position = cursor.buffer_start + end
+    return name, ne, type_id, relative
+
+
 def _read_tensor_infos(cursor: Cursor, n_tensors: int) -> list[_RawTensor]:
     infos = []
     names: set[str] = set()
     report = cursor.problems.report
+    layout = _Layout(cursor.order)
     for index in range(n_tensors):
         offset = cursor.position
+        fast = _fast_tensor_info(cursor, layout)
+        if fast is not None:
+            name, ne, type_id, relative = fast
+            label = name if len(name) <= MAX_LABEL else f"tensor[{index}]"  # display_label
+            if name in names:
+                report(FormatError(f"duplicate tensor name {label!r}", offset=offset,
+                                   field=label))
+            names.add(name)
+            infos.append(_RawTensor(name, ne, type_id, relative, offset, label))
+            continue
         name = cursor.string(f"tensor[{index}].name")
         label = display_label(name, f"tensor[{index}]")
         if name in names:

@@ -178,14 +178,22 @@ def uint32_key(gguf: GGUFFile, suffix: str) -> int | None:
     return _checked(gguf, f"{gguf.architecture}.{suffix}", value)
 
 
+PER_LAYER_ITEM_TYPES = frozenset({4, 5, 7})  # uint32, int32, bool (GGUF value type ids)
+
+
 def _per_layer(gguf: GGUFFile, suffix: str, n_layer: int,
                default: tuple[int, ...]) -> tuple[int, ...]:
     """llama_model_loader::get_key_or_arr: a scalar for every layer, or one value per layer."""
     value = gguf.arch_value(suffix)
     if isinstance(value, ArrayValue):
         items = value.items if value.items is not None else ()
+        key = f"{gguf.architecture}.{suffix}"
+        if value.item_type not in PER_LAYER_ITEM_TYPES:
+            # llama_model_loader::get_arr (src/llama-model-loader.cpp) takes bool, uint32 and
+            # int32 items for a uint32 array and throws on any other type (a float32 NaN too).
+            raise FormatError(f"{key} has wrong array element type {value.item_type_name}",
+                              path=gguf.path, offset=gguf.metadata[key].offset, field=key)
         if len(items) != n_layer:  # llama.cpp refuses the model the same way
-            key = f"{gguf.architecture}.{suffix}"
             raise FormatError(f"{len(items)} entries where llama.cpp expects one per layer "
                               f"({n_layer})", path=gguf.path, offset=gguf.metadata[key].offset,
                               field=key)

@@ -20,6 +20,8 @@ from gguf_inspect.reports.diff import (
     ValueDiff,
     ValuesProgress,
 )
+from gguf_inspect.reports.diff.template import TemplateDiff, TemplateSide
+from gguf_inspect.reports.findings import SEVERITIES
 from gguf_inspect.llamacpp.names import role_label
 from gguf_inspect.core.constants import SCHEMA_VERSION
 from gguf_inspect.render.document import KeyValues, Paragraph, Section, Table
@@ -185,11 +187,34 @@ def diff_sections(report: DiffReport, show_all: bool = False) -> list[Section]:
         if report.values_skipped:
             sections.append(Table("values not compared", ["tensor", "reason"],
                                   [[skip.name, skip.reason] for skip in report.values_skipped]))
+    sections += _template_sections(report.template)
     sections.append(KeyValues("verdict", [
         ("differs", "yes" if report.differs else "no"),
         ("tensor data", _data_verdict(report)),
         ("tensor bytes B - A", _size_change(report.tensor_bytes_delta)),
     ]))
+    return sections
+
+
+def _template_cell(side: TemplateSide | None) -> str:
+    if side is None:
+        return "-"
+    return f"{side.known_as or 'custom'}, sha256 {side.sha256[:DIGEST_SHOWN]}"
+
+
+def _template_sections(template: TemplateDiff | None) -> list[Section]:
+    """How the chat templates differ, and the audit's findings on B's."""
+    if template is None:
+        return []
+    sections: list[Section] = [Table(
+        "chat template (normalised: layout folded)", ["key", "change", "A", "B"],
+        [[cut_text(c.key), c.change, _template_cell(c.a), _template_cell(c.b)]
+         for c in template.changes])]
+    ordered = sorted(template.b_findings, key=lambda f: SEVERITIES.index(f.severity))
+    if ordered:
+        sections.append(Table("chat template findings on B (as gguf-inspect audit)",
+                              ["severity", "id", "where", "finding"],
+                              [[f.severity, f.id, f.where, f.message] for f in ordered]))
     return sections
 
 
@@ -243,6 +268,18 @@ def _value_json(value: ValueDiff) -> dict[str, Any]:
             "rows": value.rows, "total_rows": value.total_rows, "identical": value.identical}
 
 
+def _template_json(template: TemplateDiff | None) -> dict[str, Any] | None:
+    if template is None:
+        return None
+    side = (lambda s: None if s is None else {"sha256": s.sha256, "length": s.length,
+            "normalised_sha256": s.normalised_sha256, "known_as": s.known_as})
+    return {"changes": [{"key": c.key, "change": c.change, "a": side(c.a), "b": side(c.b)}
+                        for c in template.changes],
+            "b_findings": [{"id": f.id, "severity": f.severity, "where": f.where,
+                            "message": f.message, "reference": f.reference}
+                           for f in template.b_findings]}
+
+
 def diff_json(report: DiffReport, show_all: bool = False) -> str:
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -266,5 +303,6 @@ def diff_json(report: DiffReport, show_all: bool = False) -> str:
         "values": [_value_json(v) for v in report.values],
         "values_skipped": [{"name": s.name, "reason": s.reason} for s in report.values_skipped],
         "differs": report.differs,
+        "template": _template_json(report.template),
     }
     return json_text(document)

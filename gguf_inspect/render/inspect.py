@@ -34,6 +34,8 @@ def _optional(value: Any) -> str:
 
 def _per_layer(values: tuple[int, ...]) -> str:
     """A per-layer array shown compactly: one value when uniform, else min..max per layer."""
+    if not values:  # an empty array in a hostile header: nothing per layer to show
+        return "[] (empty per-layer array)"
     if len(set(values)) == 1:
         return f"{values[0]} (per layer)"
     return f"{min(values)}..{max(values)} per layer ({', '.join(map(str, values[:8]))}" + (

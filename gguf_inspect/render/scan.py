@@ -16,7 +16,7 @@ from gguf_inspect.render.text import (
 )
 
 HEADERS = ["model", "arch", "params", "file type", "embd type", "embd bytes", "embd vs f16",
-           "tied", f"KV f16 / {KV_TOKENS} ctx", "tensor bytes"]
+           "tied", f"KV f16 / {KV_TOKENS} ctx", "tensor bytes", "template"]
 NUMERIC = frozenset({2, 5, 6, 8, 9})
 
 
@@ -37,6 +37,7 @@ def _row(row: ScanRow) -> list[str]:
         _maybe(row.tied_output, lambda tied: "yes" if tied else "no"),
         _maybe(row.kv_cache_bytes_per_1k_tokens, format_mib),
         format_mib(row.tensor_bytes),
+        row.template + (" (error: see audit)" if row.template_error else ""),
     ]
 
 
@@ -71,6 +72,7 @@ def _row_json(row: ScanRow) -> dict[str, Any]:
         "embedding_ratio_to_f16": row.embedding_ratio_to_f16, "tied_output": row.tied_output,
         "kv_cache_bytes_per_1k_tokens": row.kv_cache_bytes_per_1k_tokens,
         "tensor_bytes": row.tensor_bytes, "file_size": row.file_size, "n_shards": row.n_shards,
+        "template": row.template, "template_error": row.template_error,
     }
 
 

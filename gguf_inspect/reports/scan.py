@@ -5,6 +5,10 @@ figure follows llama.cpp's ``llama_hparams::n_embd_k_gqa`` / ``n_embd_v_gqa``
 (src/llama-hparams.cpp), read by the memory model's ``hparams``: per layer, head size x that
 layer's KV head count, for K and for V, in f16 (2 bytes), per 1,024 tokens of context
 (``KV_TOKENS``), the default cache type of ``llama_context``.
+
+The template column is the audit's analysis of ``tokenizer.chat_template`` (reports/template.py,
+parsed and never rendered) without the vocabulary, which scan does not read: every error finding
+of the audit is still found (a missing special token is only a warning).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from gguf_inspect.llamacpp.summary import summarize
 from gguf_inspect.core.constants import OUTPUT, TOKEN_EMBD
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.hparams import NO_OUTPUT_HEAD_ARCHS, read_hyperparameters
+from gguf_inspect.reports.findings import ERROR
+from gguf_inspect.reports.template import analyse_template
 
 KV_TOKENS = 1024
 KV_F16_BYTES = 2
@@ -40,6 +46,8 @@ class ScanRow:
     tensor_bytes: int
     file_size: int
     n_shards: int
+    template: str = "none"  # the known template it is, "custom", or "none"
+    template_error: bool | None = None  # an audit error finding in it; None without a template
 
 
 @dataclass(frozen=True)
@@ -96,12 +104,24 @@ def kv_cache_bytes(gguf: GGUFFile, n_tokens: int = KV_TOKENS) -> int | None:
     return values_per_token * KV_F16_BYTES * n_tokens
 
 
+def template_facts(gguf: GGUFFile) -> tuple[str, bool | None]:
+    """The template column: which known template tokenizer.chat_template is ("custom" when none,
+    "none" without one), and whether the audit has an error finding on it."""
+    template = gguf.value("tokenizer.chat_template")
+    if not isinstance(template, str):
+        return "none", None
+    report = analyse_template(template)
+    return (report.known_as or "custom",
+            any(finding.severity == ERROR for finding in report.findings))
+
+
 def scan_row(location: str, gguf: GGUFFile) -> ScanRow:
     """The row of one parsed model (a split model arrives already merged)."""
     summary = summarize(gguf)
     embedding = gguf.tensor(TOKEN_EMBD)
     facts = matrix_facts(embedding, summary.tensor_bytes) if embedding is not None else None
     n_shards = _int(gguf.value("split.count")) or 1
+    template, template_error = template_facts(gguf)
     return ScanRow(
         location=location,
         architecture=summary.architecture,
@@ -118,6 +138,8 @@ def scan_row(location: str, gguf: GGUFFile) -> ScanRow:
         tensor_bytes=summary.tensor_bytes,
         file_size=gguf.file_size,
         n_shards=n_shards,
+        template=template,
+        template_error=template_error,
     )
 
 

@@ -10,6 +10,7 @@ relative to A. The layers:
   so it is skipped by default for remote files);
 * ``metadata``: keys added, removed and changed; large arrays (the tokenizer) compared by item
   count and a SHA-256 of their items;
+* ``template``: whether the chat templates differ, and the audit's template findings on B;
 * ``values``: dequantize both sides and measure RMSE, max abs error, per-row cosine similarity
   and relative error, one row chunk at a time.
 
@@ -49,14 +50,15 @@ from gguf_inspect.reports.diff.structure import (
     tied_head_notes,
     type_count_pairs,
 )
+from gguf_inspect.reports.diff.template import TemplateDiff, template_diff
 from gguf_inspect.reports.diff.values import sample_rows, value_diff
 
 __all__ = [
     "ArrayDigest", "DiffOptions", "DiffReport", "HashProgress", "MetadataChange", "MetadataSide",
     "ProgressCallback", "ProgressEvent", "RoleGroup", "SideFacts", "TensorChange",
-    "TensorProgress", "TensorSide", "ValueDiff", "ValueSkip", "ValuesProgress", "array_digest",
-    "diff_models", "metadata_diff", "sample_rows", "tensor_changes", "tensor_data_diff",
-    "value_diff",
+    "TemplateDiff", "TensorProgress", "TensorSide", "ValueDiff", "ValueSkip", "ValuesProgress",
+    "array_digest", "diff_models", "metadata_diff", "sample_rows", "tensor_changes",
+    "tensor_data_diff", "template_diff", "value_diff",
 ]
 
 
@@ -79,4 +81,5 @@ def diff_models(a: Model, b: Model, options: DiffOptions = DiffOptions(),
         notes=tied_head_notes(a.file, b.file) + data_notes,
         a=side_facts(a.file), b=side_facts(b.file), type_counts=type_count_pairs(a.file, b.file),
         tensors=changes, data_hashed=data_hashed, groups=role_groups(changes),
-        metadata=metadata_diff(a, b), values=values, values_skipped=skipped, options=options)
+        metadata=metadata_diff(a, b), values=values, values_skipped=skipped, options=options,
+        template=template_diff(a, b))

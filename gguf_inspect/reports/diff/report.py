@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Union
 
 from gguf_inspect.core.model import Scalar
+from gguf_inspect.reports.diff.template import TemplateDiff
 
 DEFAULT_VALUE_CHUNK_BYTES = 16 << 20  # float32 bytes of both sides together per row chunk
 DEFAULT_HASH_CHUNK_BYTES = 8 << 20  # tensor bytes read and hashed at a time
@@ -225,6 +226,7 @@ class DiffReport:
     values: tuple[ValueDiff, ...]
     values_skipped: tuple[ValueSkip, ...]
     options: DiffOptions
+    template: TemplateDiff | None = None  # None when neither file has a chat template
 
     @property
     def tensor_bytes_delta(self) -> int:

@@ -50,8 +50,13 @@ def rank_by_cosine(matrix: EmbeddingMatrix, target: np.ndarray, top_k: int,
     still in memory, and only those exact scores compete across chunks.
     """
     target64 = target.astype(np.float64)
+    # Non-finite values first: a NaN row's norm is NaN, which is not "all zero".
+    non_finite = int(np.count_nonzero(~np.isfinite(target64)))
+    if non_finite:
+        raise QueryError(f"the query vector has {non_finite} non-finite value(s) (NaN or "
+                         "infinity), so no direction to compare with")
     length = float(np.linalg.norm(target64))
-    if length == 0.0 or not np.isfinite(length):
+    if length == 0.0:
         raise QueryError("the query vector is all zero, so no direction to compare with")
     unit64 = target64 / length
     unit32 = unit64.astype(np.float32)
