@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from gguf_inspect.cli import app
 from gguf_inspect.core.errors import SourceError
 from gguf_inspect.gguf.open import read_gguf
-from gguf_inspect.gguf.reader import read_gguf_source, read_tensor_bytes
+from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf.tensor_data import read_tensor_bytes
 from gguf_inspect.gguf.remote import (
     HTTPOptions,
     HTTPRangeSource,

@@ -18,7 +18,7 @@ from gguf_inspect.reports.validate import validate_file
 from gguf_inspect.cli import app
 from gguf_inspect.core.errors import FormatError
 from gguf_inspect.gguf.open import open_source, read_gguf, read_header
-from gguf_inspect.gguf.reader import read_tensor_bytes
+from gguf_inspect.gguf.tensor_data import read_tensor_bytes
 from gguf_inspect.gguf.split import SplitError, parse_shard_name, shard_group
 from tests.conftest import fixture_path
 from tests.range_server import RangeServer

@@ -14,7 +14,7 @@ import numpy as np
 from gguf_inspect.core.constants import GGML_TYPES
 from gguf_inspect.core.errors import FormatError
 from gguf_inspect.core.model import TensorInfo
-from gguf_inspect.gguf.reader import read_tensor_bytes
+from gguf_inspect.gguf.tensor_data import read_tensor_bytes
 from gguf_inspect.gguf.source import ByteSource
 
 DEFAULT_CHUNK_BYTES = 16 << 20  # dequantized float32 bytes per chunk

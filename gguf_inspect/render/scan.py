@@ -16,7 +16,8 @@ from gguf_inspect.render.text import (
 )
 
 HEADERS = ["model", "arch", "params", "file type", "embd type", "embd bytes", "embd vs f16",
-           "tied", f"KV f16 / {KV_TOKENS} ctx", "tensor bytes", "template"]
+           "tied", f"KV f16 / {KV_TOKENS} ctx", "tensor bytes"]
+TEMPLATE_HEADER = "template"
 NUMERIC = frozenset({2, 5, 6, 8, 9})
 
 
@@ -37,18 +38,26 @@ def _row(row: ScanRow) -> list[str]:
         _maybe(row.tied_output, lambda tied: "yes" if tied else "no"),
         _maybe(row.kv_cache_bytes_per_1k_tokens, format_mib),
         format_mib(row.tensor_bytes),
-        row.template + (" (error: see audit)" if row.template_error else ""),
     ]
+
+
+def _template_cell(row: ScanRow) -> str:
+    return row.template + (" (error: see audit)" if row.template_error else "")
 
 
 def scan_sections(report: ScanReport) -> list[Section]:
     order = f"sorted by {report.sort_key}{' (reversed)' if report.reverse else ''}"
     headers, rows = HEADERS, [_row(row) for row in report.rows]
     numeric = NUMERIC
+    # The template column only when a model has one: a shelf without templates keeps the table
+    # within 100 columns (JSON always carries the key).
+    if any(row.template != "none" or row.template_error for row in report.rows):
+        headers = [*headers, TEMPLATE_HEADER]
+        rows = [[*cells, _template_cell(row)] for cells, row in zip(rows, report.rows)]
     if report.sort_key == "file-size":  # the only key without a column: show what sorts
-        headers = [*HEADERS, "size"]  # short: a number column's header is cut to its values
+        headers = [*headers, "size"]  # short: a number column's header is cut to its values
         rows = [[*cells, format_mib(row.file_size)] for cells, row in zip(rows, report.rows)]
-        numeric = NUMERIC | {len(HEADERS)}
+        numeric = NUMERIC | {len(headers) - 1}
     sections: list[Section] = []
     if report.rows:  # no models: the failures or the note say so, not an empty table
         sections.append(Table(f"models ({len(report.rows)}, {order})", headers, rows,

@@ -24,7 +24,8 @@ from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
 from gguf_inspect.core.model import ArrayValue, GGUFFile, TensorInfo
 from gguf_inspect.gguf.open import open_source, read_header
 from gguf_inspect.gguf.cursor import MAX_LABEL
-from gguf_inspect.gguf.reader import invalid_strings, read_tensor_bytes
+from gguf_inspect.gguf.reader import invalid_strings
+from gguf_inspect.gguf.tensor_data import read_tensor_bytes
 from gguf_inspect.gguf.source import ByteSource
 
 ERROR = "error"

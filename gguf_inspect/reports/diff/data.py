@@ -9,7 +9,7 @@ from typing import Callable
 
 from gguf_inspect.core.model import GGUFFile, TensorInfo
 from gguf_inspect.gguf.open import Model, same_file
-from gguf_inspect.gguf.reader import read_tensor_bytes
+from gguf_inspect.gguf.tensor_data import read_tensor_bytes
 from gguf_inspect.gguf.source import ByteSource, is_remote
 from gguf_inspect.reports.diff.report import (
     DEFAULT_HASH_CHUNK_BYTES,
