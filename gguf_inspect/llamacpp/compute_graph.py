@@ -184,6 +184,7 @@ class GraphShape:
     rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
     attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
     logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
+    q_scale: bool = False  # a SCALE of Q after rope (phi3)
     # models/bert.cpp: attention over the batch (build_attn_inp_no_cache), LayerNorm after each
     # residual, no output head (t_embd is the result); the input adds the token-type row and,
     # for BERT itself, the learned position embeddings, then tok_norm
@@ -299,6 +300,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 q = add("Qscaled", "SCALE", q_width * tokens, q)
             elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
                 q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+                if shape.q_scale:  # models/phi3.cpp: Q scaled by 1/sqrt(head) after rope
+                    q = add("Qscaled", "SCALE", q_width * tokens, q)
             elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
                 q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
             else:

@@ -41,6 +41,7 @@ class GraphLayout:
     rope_layers: tuple[bool, ...] = ()
     attn_scale: bool = False
     logit_scale: bool = False
+    q_scale: bool = False
     encoder: bool = False
     type_embd: bool = False
     pos_embd: bool = False
@@ -57,7 +58,7 @@ DENSE = {
     "falcon": GraphLayout(layer_norm=True, ffn_gated=False, fused_qkv=True, residual="falcon"),
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
-    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True),
+    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True, q_scale=True),
     # models/olmo2.cpp: no pre-norms; Q and K normed whole before the reshape; post-norms
     "olmo2": GraphLayout(pre_norm=False, post_norm=True, qk_norm="full"),
 }
