@@ -11,8 +11,8 @@ follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-pl
 parent the allocator placed itself, never of a view: ``ggml_gallocr_is_own``) and
 ``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). MLA's Q/K/V come from
 ``graph_mla``; encoders (models/bert.cpp) attend without a cache and have no output head.
-Recurrent and hybrid mixers (build_rs, ssm_conv, ssm_scan) are not modelled yet and reuse the
-llama graph, so for them the figure is rougher. It stays an estimate either way.
+Mamba and Mamba2 mixers (build_rs, ssm_conv, ssm_scan) come from ``graph_ssm``, chosen per
+layer for hybrids. It stays an estimate either way.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
            "build_graph", "estimate_compute_bytes", "estimate_split_compute_bytes",
@@ -183,6 +184,7 @@ class GraphShape:
     rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
     attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
     logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
+    q_scale: bool = False  # a SCALE of Q after rope (phi3)
     # models/bert.cpp: attention over the batch (build_attn_inp_no_cache), LayerNorm after each
     # residual, no output head (t_embd is the result); the input adds the token-type row and,
     # for BERT itself, the learned position embeddings, then tok_norm
@@ -190,6 +192,11 @@ class GraphShape:
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
+    # per layer: "" for attention, "mamba" / "mamba2" for graph_ssm's mixers (empty: all
+    # attention); ssm the widths those read; ffn False where layers have no FFN (mamba)
+    mixers: tuple[str, ...] = ()
+    ssm: SsmShape | None = None
+    ffn: bool = True
 
 
 @dataclass(frozen=True)
@@ -264,13 +271,15 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     # build_inp_attn_scale (llama-graph.cpp): one float per token
     attn_scale = Node("inp_attn_scale", "NONE", 4 * tokens, is_input=True)
     post_norm = shape.gemma or shape.post_norm
-    for il in range(n_layer):
+    # build_rs_inp (llama-graph.cpp): the recurrent memory's one input, when a layer reads it
+    state = state_inputs(shape.ssm) if shape.ssm is not None and any(shape.mixers) else None
+    def attention(il: int, attn_in: Node) -> Node:
+        """build_qkv, rope, the cache writes and build_attn up to the output projection."""
         cache_inputs = caches[shape.is_swa[il]]
         k_rot, v_rot = cache_inputs.k_rot, cache_inputs.v_rot
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
-        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
         if shape.mla is not None:  # models/deepseek2.cpp, is_mla
             q, k, v = mla_qkv(graph, attn_in, shape.mla, shape.n_head[il], tokens, inp_pos,
                               norm)
@@ -291,6 +300,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 q = add("Qscaled", "SCALE", q_width * tokens, q)
             elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
                 q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
+                if shape.q_scale:  # models/phi3.cpp: Q scaled by 1/sqrt(head) after rope
+                    q = add("Qscaled", "SCALE", q_width * tokens, q)
             elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
                 q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
             else:
@@ -350,6 +361,15 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         attn = rotate(attn, v_rot, out_width)  # undo the V rotation on the attention output
         cur = biased(add("attn_out", "MUL_MAT", shape.n_embd * tokens, weight, view(attn)),
                      shape.n_embd)
+        return cur
+
+    for il in range(n_layer):
+        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
+        mixer = shape.mixers[il] if shape.mixers else ""
+        if mixer and shape.ssm is not None and state is not None:  # graph_ssm
+            cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state, norm)
+        else:
+            cur = attention(il, attn_in)
         last = il == n_layer - 1
         rows = shape.n_outputs if last else tokens
 
@@ -365,6 +385,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = norm(cur, shape.n_embd, rows)
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
+        if not shape.ffn:  # models/mamba.cpp: the mixer's output plus the residual, no FFN
+            inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, inp_l)
+            continue
         if shape.residual in ("falcon", "cohere"):  # the FFN reads attn_norm
             if last:
                 attn_in = add("norm_rows", "GET_ROWS", shape.n_embd * rows, attn_in, out_ids)

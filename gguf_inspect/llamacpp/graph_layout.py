@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
 from gguf_inspect.llamacpp.graph_mla import MlaShape
+from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SsmShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
@@ -40,10 +41,14 @@ class GraphLayout:
     rope_layers: tuple[bool, ...] = ()
     attn_scale: bool = False
     logit_scale: bool = False
+    q_scale: bool = False
     encoder: bool = False
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None
+    mixers: tuple[str, ...] = ()
+    ssm: SsmShape | None = None
+    ffn: bool = True
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -53,7 +58,7 @@ DENSE = {
     "falcon": GraphLayout(layer_norm=True, ffn_gated=False, fused_qkv=True, residual="falcon"),
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
-    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True),
+    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True, q_scale=True),
     # models/olmo2.cpp: no pre-norms; Q and K normed whole before the reshape; post-norms
     "olmo2": GraphLayout(pre_norm=False, post_norm=True, qk_norm="full"),
 }
@@ -87,19 +92,25 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                            pos_embd=bert)
     if arch == "deepseek2":
         return _deepseek2(gguf, hparams)
+    if arch in (MAMBA, MAMBA2):  # models/mamba.cpp: the mixer and the residual, no FFN
+        return GraphLayout(mixers=(arch,) * n_layer, ssm=_ssm_shape(gguf, hparams), ffn=False)
+    if arch == "granitehybrid":
+        # models/granite-hybrid.cpp: Mamba2 on the recurrent layers, attention on the others,
+        # then granite's FFN (build_layer_ffn: dense, or softmax MoE with a shared expert)
+        mixers = tuple(MAMBA2 if recurrent else "" for recurrent in hparams.is_recurrent)
+        moe, layout = _granite_moe(gguf, hparams)
+        return GraphLayout(moe, layout, mixers=mixers[:n_layer], ssm=_ssm_shape(gguf, hparams))
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
         return GraphLayout()
     n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
-    if arch in ("qwen3moe", "granitemoe"):
-        # models/qwen3moe.cpp, granite.cpp: softmax gating, weights normalised; granitemoe's
-        # experts are feed_forward_length wide, optional shared expert
-        width = n_ff_exp if arch == "qwen3moe" else hparams.n_ff[0]
-        shared = (uint32_key(gguf, "expert_shared_feed_forward_length") or 0
-                  if arch == "granitemoe" else 0)
+    if arch == "granitemoe":
+        return GraphLayout(*_granite_moe(gguf, hparams))
+    if arch == "qwen3moe":
+        # models/qwen3moe.cpp: softmax gating, weights normalised
         return GraphLayout((True,) * n_layer, MoeLayout(
-            n_expert, used, width, n_ff_shexp=shared, w_scale=_scaled(gguf)))
+            n_expert, used, n_ff_exp, w_scale=_scaled(gguf)))
     if arch == "glm4moe":
         # models/glm4-moe.cpp: sigmoid gating by default, exp_probs_b always
         return GraphLayout(*_lead_moe(gguf, n_layer, default_gating=2))
@@ -164,3 +175,29 @@ def _deepseek2(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                        head_k=uint32_key(gguf, "attention.key_length_mla") or 0,
                        head_v=uint32_key(gguf, "attention.value_length_mla") or 0)
     return GraphLayout(moe, layout, mla=mla)
+
+
+def _granite_moe(gguf: GGUFFile, hparams: Hyperparameters
+                 ) -> tuple[tuple[bool, ...], MoeLayout | None]:
+    """models/granite.cpp and granite-hybrid.cpp: softmax gating, weights normalised, experts
+    feed_forward_length wide, an optional shared expert; none without experts."""
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    if not n_expert or not used:
+        return (), None
+    shared = uint32_key(gguf, "expert_shared_feed_forward_length") or 0
+    return (True,) * hparams.n_layer_main, MoeLayout(
+        n_expert, used, hparams.n_ff[0], n_ff_shexp=shared, w_scale=_scaled(gguf))
+
+
+def _ssm_shape(gguf: GGUFFile, hparams: Hyperparameters) -> SsmShape:
+    """The ssm.* keys load_arch_hparams reads (mamba.cpp, mamba2.cpp, granite-hybrid.cpp);
+    n_rs, the memory's size, is the context's (compute_buffers sets it)."""
+    return SsmShape(d_conv=uint32_key(gguf, "ssm.conv_kernel") or 0,
+                    d_inner=uint32_key(gguf, "ssm.inner_size") or 0,
+                    d_state=uint32_key(gguf, "ssm.state_size") or 0,
+                    dt_rank=uint32_key(gguf, "ssm.time_step_rank") or 0,
+                    n_group=uint32_key(gguf, "ssm.group_count") or 1,
+                    n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1,
+                    dt_b_c_rms=bool(gguf.arch_value("ssm.dt_b_c_rms", False)),
+                    ssm_norm=any(t.name.endswith(".ssm_norm.weight") for t in gguf.tensors))

@@ -15,7 +15,7 @@ Nothing here touches bytes or formats text: input is a parsed ``GGUFFile`` and a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.compute_graph import (
@@ -96,6 +96,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
     trunk = hparams.n_layer_main  # the graph skips NextN/MTP blocks (llama_hparams::n_layer())
     is_swa = hparams.is_swa[:trunk]
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in is_swa)
+    if layout.ssm is not None:  # llama_memory_recurrent: mem_size = max(1, n_seq_max) rows
+        layout = replace(layout, ssm=replace(layout.ssm, n_rs=max(1, context.n_seq_max)))
     shape = GraphShape(
         n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff[:trunk],
         n_head=hparams.n_head[:trunk], n_head_kv=hparams.n_head_kv[:trunk],

@@ -225,6 +225,8 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
             split_copies, split_nodes = [], []
         cache_reads = 0
         for src in node.srcs:
+            if src.view_src is not None and src.view_src.external:  # a view of a state cache
+                src = src.view_src  # (graph_ssm's build_rs reads): placed like the KV cache
             if src.external:
                 size, where = _external_source(src, node, weights, layers, plan, cache_reads)
                 cache_reads += src.name == "cache"

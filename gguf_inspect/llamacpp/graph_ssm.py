@@ -1,0 +1,170 @@
+"""The state-space mixers of llama.cpp's recurrent and hybrid graphs, node by node on
+``compute_graph``'s ``GraphBuilder``: ``build_mamba_layer`` and ``build_mamba2_layer``
+(src/models/mamba-base.cpp) with the state reads and writes of ``build_rs``
+(src/llama-graph.cpp), sized as ``ggml_ssm_conv`` and ``ggml_ssm_scan`` (ggml/src/ggml.c) size
+their results.
+
+At ``sched_reserve`` the recurrent memory is a full context (``llama_memory_recurrent_context``
+with ``is_full``): ``n_rs`` is the whole state size, the head 0 and ``rs_z`` 0, so each
+``build_rs`` zeroes one row in place, gathers the ubatch's ``n_seqs`` rows and copies the
+other ``n_rs - n_seqs`` back (GET_ROWS, then a CPY into the cache: a view that owns nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+
+MAMBA, MAMBA2 = "mamba", "mamba2"
+
+
+@dataclass(frozen=True)
+class SsmShape:
+    """The SSM widths (llama_hparams ssm_d_conv, ssm_d_inner, ssm_d_state, ssm_dt_rank,
+    ssm_n_group; for Mamba2 the time-step rank is the head count) and the state rows."""
+
+    d_conv: int
+    d_inner: int
+    d_state: int
+    dt_rank: int
+    n_group: int
+    n_embd_r: int  # llama_hparams::n_embd_r: the conv state row
+    n_embd_s: int  # llama_hparams::n_embd_s: the ssm state row
+    n_rs: int  # the recurrent memory's size (mem_size): rows build_rs reads and writes back
+    dt_b_c_rms: bool = False  # Mamba1 variants (FalconMamba) norm dt, B and C
+    ssm_norm: bool = True  # Mamba2's grouped RMS norm (ssm_norm present)
+
+
+@dataclass(frozen=True)
+class StateInputs:
+    """build_rs_inp_impl: one i32 input ``rs_s_copy`` of n_rs rows; the main and extra
+    copies are views of it."""
+
+    s_copy: Node
+
+
+def state_inputs(ssm: SsmShape) -> StateInputs:
+    return StateInputs(Node("rs_s_copy", "NONE", 4 * ssm.n_rs, is_input=True))
+
+
+def _read_states(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node,
+                 width: int, n_seqs: int, gather: Callable[[Node, Node], Node]) -> Node:
+    """build_rs: zero one row (ggml_scale_inplace on a view of the cache), gather the
+    ubatch's rows (``gather``: GET_ROWS, or SSM_SCAN for the ssm states), copy the rest."""
+    states = graph.view(cache, "states")
+    graph.expand(graph.add("state_zero", "SCALE", 0, graph.view(states), view_of=cache))
+    main = graph.view(inputs.s_copy, "s_copy_main")
+    rows = gather(states, main)
+    graph.expand(rows)
+    extra = graph.add("states_extra", "GET_ROWS", width * (ssm.n_rs - n_seqs), states,
+                      graph.view(inputs.s_copy, "s_copy_extra"))
+    graph.expand(graph.add("states_extra_cpy", "CPY", 0, extra, graph.view(cache),
+                           view_of=cache))
+    return rows
+
+
+def _state_caches() -> tuple[Node, Node]:
+    """The layer's r (conv) and s (ssm) state tensors: in the RS buffers, not the graph's
+    (named "cache" like the KV cache, which the scheduler places the same way)."""
+    return (Node("cache", "NONE", 0, external=True), Node("cache", "NONE", 0, external=True))
+
+
+def _store(graph: GraphBuilder, source: Node, cache: Node) -> None:
+    """ggml_cpy of a view into a view of the state cache, expanded at once."""
+    graph.expand(graph.add("state_store", "CPY", 0, graph.view(source), graph.view(cache),
+                           view_of=cache))
+
+
+def ssm_mixer(graph: GraphBuilder, x: Node, ssm: SsmShape, kind: str, tokens: int,
+              n_seqs: int, inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
+    """One Mamba (``kind`` "mamba") or Mamba2 ("mamba2") mixer over ``tokens`` rows of the
+    normed input ``x``: the layer's output, n_embd x tokens."""
+    if kind == MAMBA2:
+        return _mamba2(graph, x, ssm, tokens, n_seqs, inputs, norm)
+    return _mamba(graph, x, ssm, tokens, n_seqs, inputs, norm)
+
+
+def _conv(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, xin: Node,
+          width: int, tokens: int, n_seqs: int) -> Node:
+    """The conv state joined to the ubatch's columns (CONCAT), the last d_conv - 1 columns
+    stored back, ggml_ssm_conv ({width, n_seq_tokens, n_seqs}), its bias and SILU."""
+    gathered = _read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,
+                            lambda states, ids: graph.add("conv_states", "GET_ROWS",
+                                                          ssm.n_embd_r * n_seqs, states, ids))
+    per_seq = tokens // n_seqs
+    conv_x = graph.add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
+                       graph.view(gathered), graph.view(xin))
+    _store(graph, conv_x, cache)
+    out = graph.add("ssm_conv", "SSM_CONV", width * tokens, conv_x, graph.weight)
+    out = graph.add("ssm_conv_b", "ADD", width * tokens, out, graph.weight)
+    return graph.add("ssm_conv_silu", "UNARY", width * tokens, out)
+
+
+def _scan(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, x: Node,
+          dt: Node, b: Node, c: Node, tokens: int, n_seqs: int) -> Node:
+    """ggml_ssm_scan through build_rs: y and the final states in one f32 tensor
+    (d_inner per token, then d_state * d_inner per sequence, K = 1), the states stored."""
+    floats = ssm.d_inner * tokens + ssm.d_state * ssm.d_inner * n_seqs
+    y_ssm = _read_states(graph, ssm, inputs, cache, ssm.n_embd_s, n_seqs,
+                         lambda states, ids: graph.add("ssm_scan", "SSM_SCAN", floats,
+                                                       graph.view(states), x, dt,
+                                                       graph.weight, b, c, ids))
+    _store(graph, y_ssm, cache)
+    return y_ssm
+
+
+def _mamba(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int,
+           inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
+    """build_mamba_layer: x and z halves of ssm_in, dt, B and C from ssm_x (dt made
+    contiguous, or the three normed), dt through ssm_dt."""
+    add, view, weight = graph.add, graph.view, graph.weight
+    conv_cache, ssm_cache = _state_caches()
+    d_inner = ssm.d_inner
+    xz = add("ssm_in", "MUL_MAT", 2 * d_inner * tokens, weight, view(x))
+    conv = _conv(graph, ssm, inputs, conv_cache, view(xz, "x"), d_inner, tokens, n_seqs)
+    x_db = add("ssm_x", "MUL_MAT", (ssm.dt_rank + 2 * ssm.d_state) * tokens, weight, conv)
+    b, c = view(x_db, "B"), view(x_db, "C")
+    if ssm.dt_b_c_rms:  # build_norm of the views (never in place)
+        dt = norm(view(x_db, "dt"), ssm.dt_rank)
+        b, c = norm(b, ssm.d_state), norm(c, ssm.d_state)
+    else:
+        dt = add("dt_cont", "CONT", ssm.dt_rank * tokens, view(x_db, "dt"))
+    dt = add("ssm_dt", "MUL_MAT", d_inner * tokens, weight, dt)
+    dt = add("ssm_dt_b", "ADD", d_inner * tokens, dt, weight)
+    y_ssm = _scan(graph, ssm, inputs, ssm_cache, view(conv), dt, b, c, tokens, n_seqs)
+    y = _gate(graph, y_ssm, conv, view(xz, "z"), d_inner, tokens)
+    out = add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight, y)
+    return view(out)  # ggml_reshape_2d back to {n_embd, n_tokens}
+
+
+def _mamba2(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int,
+            inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
+    """build_mamba2_layer: z, xBC and dt from one ssm_in; heads of d_inner / dt_rank; the
+    grouped RMS norm before ssm_out."""
+    add, view, weight = graph.add, graph.view, graph.weight
+    conv_cache, ssm_cache = _state_caches()
+    d_inner, n_head = ssm.d_inner, ssm.dt_rank
+    xbc_width = d_inner + 2 * ssm.n_group * ssm.d_state
+    zxbcdt = add("ssm_in", "MUL_MAT", (d_inner + xbc_width + n_head) * tokens, weight, x)
+    xbc = _conv(graph, ssm, inputs, conv_cache, view(zxbcdt, "xBC"), xbc_width, tokens, n_seqs)
+    x_heads, b, c = view(xbc, "x"), view(xbc, "B"), view(xbc, "C")
+    dt = add("dt_cont", "CONT", n_head * tokens, view(zxbcdt, "dt"))
+    dt = add("ssm_dt_b", "ADD", n_head * tokens, dt, weight)
+    y_ssm = _scan(graph, ssm, inputs, ssm_cache, x_heads, dt, b, c, tokens, n_seqs)
+    y = _gate(graph, y_ssm, x_heads, view(zxbcdt, "z"), d_inner, tokens)
+    if ssm.ssm_norm:  # grouped RMS norm of a reshape: never in place
+        y = norm(view(y), d_inner)
+    return add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight, view(y))
+
+
+def _gate(graph: GraphBuilder, y_ssm: Node, x: Node, z: Node, d_inner: int,
+          tokens: int) -> Node:
+    """y + x * D, then ggml_swiglu_split(ggml_cont(z), y): the CONT is the GLU's first
+    source, so it is listed before the MUL and ADD."""
+    add = graph.add
+    z_cont = add("z_cont", "CONT", d_inner * tokens, z)
+    skip = add("y_skip", "MUL", d_inner * tokens, x, graph.weight)
+    y = add("y_add_d", "ADD", d_inner * tokens, graph.view(y_ssm, "y"), skip)
+    return add("y_gated", "GLU", d_inner * tokens, z_cont, y)
