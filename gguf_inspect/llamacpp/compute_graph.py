@@ -175,6 +175,12 @@ class GraphShape:
     ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
     residual: str = "sequential"  # or "falcon" / "cohere" / "neox": parallel attention and FFN
+    # the FFN's residual ADD takes the residual as its first source (models/phi3.cpp): in-place
+    # reuse tries the first source first, so the order moves where the sum lands
+    residual_first: bool = False
+    # the output rows gathered after the stack, the last layer run on every token, whose
+    # output is t_h_nextn (models/openai-moe.cpp: embeddings_nextn_masked is false by default)
+    late_out_rows: bool = False
     norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
     pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
     post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
@@ -370,7 +376,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state, norm)
         else:
             cur = attention(il, attn_in)
-        last = il == n_layer - 1
+        last = il == n_layer - 1 and not shape.late_out_rows
         rows = shape.n_outputs if last else tokens
 
         def ffn(x: Node) -> Node:
@@ -412,7 +418,11 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                   else residual)
         if post_norm:
             cur = norm(cur, shape.n_embd, rows)
-        inp_l = add("l_out", "ADD", shape.n_embd * rows, cur, residual)
+        first, second = (residual, cur) if shape.residual_first else (cur, residual)
+        inp_l = add("l_out", "ADD", shape.n_embd * rows, first, second)
+    if shape.late_out_rows:  # the stack's output is t_h_nextn, an output (set_outputs)
+        inp_l.is_output = True
+        inp_l = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, inp_l, out_ids)
     inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
     if shape.encoder:  # no output head: t_embd is the last layer's output
         inp_l.is_output = True

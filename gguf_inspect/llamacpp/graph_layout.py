@@ -34,6 +34,8 @@ class GraphLayout:
     ffn_fused: bool = False
     fused_qkv: bool = False
     residual: str = "sequential"
+    residual_first: bool = False
+    late_out_rows: bool = False
     norm_bias: bool = True
     pre_norm: bool = True
     post_norm: bool = False
@@ -58,7 +60,8 @@ DENSE = {
     "falcon": GraphLayout(layer_norm=True, ffn_gated=False, fused_qkv=True, residual="falcon"),
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
-    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True, q_scale=True),
+    # models/phi3.cpp: the FFN's residual add reads the residual first (ggml_add(residual, cur))
+    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True, q_scale=True, residual_first=True),
     # models/olmo2.cpp: no pre-norms; Q and K normed whole before the reshape; post-norms
     "olmo2": GraphLayout(pre_norm=False, post_norm=True, qk_norm="full"),
 }
@@ -115,10 +118,14 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         # models/glm4-moe.cpp: sigmoid gating by default, exp_probs_b always
         return GraphLayout(*_lead_moe(gguf, n_layer, default_gating=2))
     if arch == "gpt-oss":
-        # models/openai-moe.cpp: router and expert biases, softmax over the chosen weights
+        # models/openai-moe.cpp: router and expert biases, softmax over the chosen weights;
+        # q/k/v and output biases when present (build_qkv); the output rows gathered after
+        # the whole stack (embeddings_nextn_masked is false by default, llama-context.cpp)
         return GraphLayout((True,) * n_layer, MoeLayout(
             n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
-            w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True))
+            w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True),
+            bias=any(t.name.endswith(".attn_q.bias") for t in gguf.tensors),
+            late_out_rows=True)
     return GraphLayout()
 
 
