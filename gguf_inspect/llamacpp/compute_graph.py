@@ -175,9 +175,11 @@ class GraphShape:
     ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
     residual: str = "sequential"  # or "falcon" / "cohere" / "neox": parallel attention and FFN
-    # the FFN's residual ADD takes the residual as its first source (models/phi3.cpp): in-place
-    # reuse tries the first source first, so the order moves where the sum lands
-    residual_first: bool = False
+    # the residual ADD after attention / after the FFN takes the residual as its first source
+    # (models/lfm2.cpp both, models/phi3.cpp the FFN's): in-place reuse tries the first source
+    # first, so the order moves where the sum lands
+    attn_residual_first: bool = False
+    ffn_residual_first: bool = False
     # the output rows gathered after the stack, the last layer run on every token, whose
     # output is t_h_nextn (models/openai-moe.cpp: embeddings_nextn_masked is false by default)
     late_out_rows: bool = False
@@ -198,7 +200,7 @@ class GraphShape:
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
-    # per layer: "" for attention, "mamba" / "mamba2" for graph_ssm's mixers (empty: all
+    # per layer: "" for attention, "mamba" / "mamba2" / "shortconv" for graph_ssm's mixers (empty: all
     # attention); ssm the widths those read; ffn False where layers have no FFN (mamba)
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
@@ -413,12 +415,13 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             ffn_out = add("ffn_out", "ADD", shape.n_embd * rows, ffn_out, inp_l)
             inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
             continue
-        residual = add("ffn_inp", "ADD", shape.n_embd * rows, cur, inp_l)
+        residual = add("ffn_inp", "ADD", shape.n_embd * rows,
+                       *((inp_l, cur) if shape.attn_residual_first else (cur, inp_l)))
         cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm) if shape.pre_norm
                   else residual)
         if post_norm:
             cur = norm(cur, shape.n_embd, rows)
-        first, second = (residual, cur) if shape.residual_first else (cur, residual)
+        first, second = (residual, cur) if shape.ffn_residual_first else (cur, residual)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, first, second)
     if shape.late_out_rows:  # the stack's output is t_h_nextn, an output (set_outputs)
         inp_l.is_output = True

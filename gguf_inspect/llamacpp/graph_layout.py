@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
 from gguf_inspect.llamacpp.graph_mla import MlaShape
-from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SsmShape
+from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SHORTCONV, SsmShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
@@ -34,7 +34,8 @@ class GraphLayout:
     ffn_fused: bool = False
     fused_qkv: bool = False
     residual: str = "sequential"
-    residual_first: bool = False
+    attn_residual_first: bool = False
+    ffn_residual_first: bool = False
     late_out_rows: bool = False
     norm_bias: bool = True
     pre_norm: bool = True
@@ -61,7 +62,8 @@ DENSE = {
     "gptneox": GraphLayout(layer_norm=True, bias=True, ffn_gated=False, fused_qkv=True,
                            residual="neox"),
     # models/phi3.cpp: the FFN's residual add reads the residual first (ggml_add(residual, cur))
-    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True, q_scale=True, residual_first=True),
+    "phi3": GraphLayout(fused_qkv=True, ffn_fused=True, q_scale=True,
+                        ffn_residual_first=True),
     # models/olmo2.cpp: no pre-norms; Q and K normed whole before the reshape; post-norms
     "olmo2": GraphLayout(pre_norm=False, post_norm=True, qk_norm="full"),
 }
@@ -97,6 +99,15 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return _deepseek2(gguf, hparams)
     if arch in (MAMBA, MAMBA2):  # models/mamba.cpp: the mixer and the residual, no FFN
         return GraphLayout(mixers=(arch,) * n_layer, ssm=_ssm_shape(gguf, hparams), ffn=False)
+    if arch == "lfm2":
+        # models/lfm2.cpp: short convolutions on the recurrent layers, attention on the others;
+        # both residual ADDs read the residual first
+        mixers = tuple(SHORTCONV if recurrent else "" for recurrent in hparams.is_recurrent)
+        l_cache = uint32_key(gguf, "shortconv.l_cache") or 0
+        ssm = SsmShape(d_conv=l_cache, d_inner=hparams.n_embd, d_state=0, dt_rank=0, n_group=1,
+                       n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
+        return GraphLayout(mixers=mixers[:n_layer], ssm=ssm, attn_residual_first=True,
+                           ffn_residual_first=True)
     if arch == "granitehybrid":
         # models/granite-hybrid.cpp: Mamba2 on the recurrent layers, attention on the others,
         # then granite's FFN (build_layer_ffn: dense, or softmax MoE with a shared expert)

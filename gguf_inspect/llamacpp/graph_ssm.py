@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
 
-MAMBA, MAMBA2 = "mamba", "mamba2"
+MAMBA, MAMBA2, SHORTCONV = "mamba", "mamba2", "shortconv"
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,8 @@ def ssm_mixer(graph: GraphBuilder, x: Node, ssm: SsmShape, kind: str, tokens: in
     normed input ``x``: the layer's output, n_embd x tokens."""
     if kind == MAMBA2:
         return _mamba2(graph, x, ssm, tokens, n_seqs, inputs, norm)
+    if kind == SHORTCONV:
+        return _shortconv(graph, x, ssm, tokens, n_seqs, inputs)
     return _mamba(graph, x, ssm, tokens, n_seqs, inputs, norm)
 
 
@@ -168,3 +170,26 @@ def _gate(graph: GraphBuilder, y_ssm: Node, x: Node, z: Node, d_inner: int,
     skip = add("y_skip", "MUL", d_inner * tokens, x, graph.weight)
     y = add("y_add_d", "ADD", d_inner * tokens, graph.view(y_ssm, "y"), skip)
     return add("y_gated", "GLU", d_inner * tokens, z_cont, y)
+
+
+def _shortconv(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int,
+               inputs: StateInputs) -> Node:
+    """build_shortconv_block (models/lfm2.cpp): b, c and x thirds of in_proj; b * x joined to
+    the conv state (CONCAT, the last l_cache - 1 columns stored back: one slot, n_rs_seq 0),
+    ggml_ssm_conv, c times it (in place over the conv) and out_proj."""
+    add, view, weight = graph.add, graph.view, graph.weight
+    width = ssm.d_inner  # n_embd
+    bcx = add("in_proj", "MUL_MAT", 3 * width * tokens, weight, view(x))
+    b, c, x_part = view(bcx, "b"), view(bcx, "c"), view(bcx, "x")
+    bx = add("bx", "MUL", width * tokens, b, x_part)
+    cache = Node("cache", "NONE", 0, external=True)
+    conv_rs = _read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,
+                           lambda states, ids: graph.add("conv_states", "GET_ROWS",
+                                                         ssm.n_embd_r * n_seqs, states, ids))
+    per_seq = tokens // n_seqs
+    joined = add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
+                 view(conv_rs), view(bx))
+    _store(graph, joined, cache)
+    conv = add("conv", "SSM_CONV", width * tokens, joined, weight)
+    y = add("conv_gated", "MUL", width * tokens, c, conv)
+    return view(add("out_proj", "MUL_MAT", graph.n_embd * tokens, weight, y))
