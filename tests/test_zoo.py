@@ -54,7 +54,8 @@ def test_the_zoo_covers_the_issue_architectures() -> None:
     for stem in ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "deepseek2-mla", "glm4moe",
                  "glm4moe-mtp", "gemma2", "gemma3", "llama4", "mistral3", "granite",
                  "granitemoe", "olmo2", "olmo2-swa", "cohere2", "starcoder2", "gptneox",
-                 "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid"):
+                 "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid",
+                 "nemotron_h"):
         assert stem in stems, f"fixtures/zoo/{stem}.gguf missing: run python fixtures/zoo.py"
 
 
@@ -86,7 +87,8 @@ def test_every_exact_quantity_matches_llama_cpp(model: Path, configuration: str)
 NODE_BY_NODE = ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "glm4moe", "glm4moe-mtp",
                 "gemma2", "gemma3", "mistral3", "granite", "granitemoe", "starcoder2",
                 "gptneox", "falcon", "lfm2", "olmo2", "olmo2-swa", "cohere2", "llama4",
-                "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid")
+                "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid",
+                "nemotron_h")
 ROUGH_TOLERANCE: dict[str, float] = {}
 
 
@@ -116,7 +118,7 @@ def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
     assert any(q.endswith("model buffer") for q in quantities)
     assert any(q.endswith("output buffer") for q in quantities)
     assert any(q.endswith("compute buffer") for q in quantities)
-    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid")
+    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid", "nemotron_h")
     attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert")
     assert any(q.endswith("RS buffer") for q in quantities) == recurrent
     assert any("KV cache" in q for q in quantities) == attention

@@ -180,9 +180,11 @@ class GraphShape:
     # first, so the order moves where the sum lands
     attn_residual_first: bool = False
     ffn_residual_first: bool = False
-    # the output rows gathered after the stack, the last layer run on every token, whose
-    # output is t_h_nextn (models/openai-moe.cpp: embeddings_nextn_masked is false by default)
-    late_out_rows: bool = False
+    # the output rows gathered after the stack, the last layer run on every token
+    # (embeddings_nextn_masked is false by default): "stack" gathers the stack's output, which
+    # is t_h_nextn, an output (models/openai-moe.cpp); "norm" the output norm's, t_h_nextn then
+    # (models/nemotron-h.cpp); "" the last layer gathers them (build_inp_out_ids)
+    late_out_rows: str = ""
     norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
     pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
     post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
@@ -200,7 +202,8 @@ class GraphShape:
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
-    # per layer: "" for attention, "mamba" / "mamba2" / "shortconv" for graph_ssm's mixers (empty: all
+    # per layer: "" for attention, "mamba" / "mamba2" / "shortconv" for graph_ssm's mixers,
+    # "ffn" for a layer that is only an ungated FFN (nemotron_h) (empty: all
     # attention); ssm the widths those read; ffn False where layers have no FFN (mamba)
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
@@ -374,7 +377,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     for il in range(n_layer):
         attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
         mixer = shape.mixers[il] if shape.mixers else ""
-        if mixer and shape.ssm is not None and state is not None:  # graph_ssm
+        if mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
+            cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, False, shape.bias, False)
+        elif mixer and shape.ssm is not None and state is not None:  # graph_ssm
             cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state, norm)
         else:
             cur = attention(il, attn_in)
@@ -423,7 +428,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = norm(cur, shape.n_embd, rows)
         first, second = (residual, cur) if shape.ffn_residual_first else (cur, residual)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, first, second)
-    if shape.late_out_rows:  # the stack's output is t_h_nextn, an output (set_outputs)
+    if shape.late_out_rows == "stack":  # the stack's output is t_h_nextn (set_outputs)
         inp_l.is_output = True
         inp_l = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, inp_l, out_ids)
     inp_embd = Node("inp_embd", "NONE", 4 * shape.n_embd * tokens, is_input=True)
@@ -431,7 +436,13 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         inp_l.is_output = True
         graph.expand(inp_l)
         return graph.nodes, (inp_embd,)
-    result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
+    if shape.late_out_rows == "norm":  # the norm over every token is t_h_nextn, an output
+        h_nextn = norm(inp_l, shape.n_embd, tokens, shape.layer_norm)
+        h_nextn.is_output = True
+        result_norm = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, h_nextn,
+                          out_ids)
+    else:
+        result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     if shape.logit_scale:  # t_logits is the SCALE (in place over the matmul)

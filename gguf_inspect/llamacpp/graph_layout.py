@@ -36,7 +36,7 @@ class GraphLayout:
     residual: str = "sequential"
     attn_residual_first: bool = False
     ffn_residual_first: bool = False
-    late_out_rows: bool = False
+    late_out_rows: str = ""
     norm_bias: bool = True
     pre_norm: bool = True
     post_norm: bool = False
@@ -108,6 +108,14 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                        n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
         return GraphLayout(mixers=mixers[:n_layer], ssm=ssm, attn_residual_first=True,
                            ffn_residual_first=True)
+    if arch == "nemotron_h" and not (uint32_key(gguf, "expert_count") or 0):
+        # models/nemotron-h.cpp: each layer is Mamba2, attention without rope, or an ungated
+        # ReLU^2 FFN alone, then the residual ADD; the output norm over every token, then
+        # the output rows
+        mixers = tuple(MAMBA2 if recurrent else "" if not n_ff else "ffn"
+                       for recurrent, n_ff in zip(hparams.is_recurrent, hparams.n_ff))
+        return GraphLayout(mixers=mixers[:n_layer], ssm=_ssm_shape(gguf, hparams), ffn=False,
+                           rope_layers=(False,) * n_layer, late_out_rows="norm")
     if arch == "granitehybrid":
         # models/granite-hybrid.cpp: Mamba2 on the recurrent layers, attention on the others,
         # then granite's FFN (build_layer_ffn: dense, or softmax MoE with a shared expert)
@@ -136,7 +144,7 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
             n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
             w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True),
             bias=any(t.name.endswith(".attn_q.bias") for t in gguf.tensors),
-            late_out_rows=True)
+            late_out_rows="stack")
     return GraphLayout()
 
 
