@@ -1,8 +1,12 @@
-"""Shared test helpers: where the committed fixtures live, and small builders of GGUF bytes."""
+"""Shared test helpers: where the committed fixtures live, small builders of GGUF bytes, and
+the loader of the scripts in benchmarks/ and fixtures/."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,6 +26,16 @@ def write_gguf(writer: gguf.GGUFWriter) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+def load_script(name: str, path: Path) -> ModuleType:
+    """benchmarks/ and fixtures/ hold scripts, not packages: load one by path as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def fixture_path(name: str) -> Path:
