@@ -10,6 +10,7 @@ every file type quantizes without one.
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import gguf
@@ -73,9 +74,28 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[int, bool], 
     return paths
 
 
+# benchmarks/mutation.py reruns these tests once per mutant of recipe.py: the quantizer's
+# answers do not depend on our code, so it keeps them in this folder (one file per case) and the
+# quantizer runs once per case instead of once per mutant.
+ANSWERS = os.environ.get("GGUF_INSPECT_QUANTIZER_ANSWERS")
+
+
 def quantized_embedding_type(source: Path, file_type: int, pure: bool = False) -> str | None:
     """The type llama_model_quantize gives token_embd.weight (ggml's lower-case name); None when
     the quantizer refuses (tensor_type_fallback has no fallback for q1_0 and nvfp4)."""
+    if ANSWERS is None:
+        return _quantize(source, file_type, pure)
+    saved = Path(ANSWERS) / f"{llama_cpp.__version__}-{source.stem}-{file_type}-{int(pure)}"
+    if saved.exists():
+        return saved.read_text() or None
+    written = _quantize(source, file_type, pure)
+    partial = saved.with_suffix(f".{os.getpid()}")
+    partial.write_text(written or "")
+    partial.replace(saved)  # atomic: parallel runs never read half an answer
+    return written
+
+
+def _quantize(source: Path, file_type: int, pure: bool) -> str | None:
     target = source.with_name(f"{source.stem}-{file_type}-{int(pure)}.gguf")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = file_type
