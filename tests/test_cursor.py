@@ -134,7 +134,25 @@ def test_a_source_shorter_than_it_says_is_truncated() -> None:
     with pytest.raises(TruncatedError) as raised:
         Cursor(source).take(5, "x")
     assert raised.value.message == "file ends before 5 byte(s) of x"
-    assert raised.value.offset == 0
+    assert (raised.value.offset, raised.value.field) == (0, "x")
+    source = Recorded(struct.pack("<Q", 5) + b"ab")
+    source.size = 20
+    with pytest.raises(TruncatedError) as raised:
+        Cursor(source).raw_string("key")
+    assert (raised.value.offset, raised.value.field) == (8, "key")
+
+
+def test_a_known_truncation_reads_nothing() -> None:
+    """The cursor never reads past what the source has: the size is checked first."""
+    source = Recorded(b"abcdef", (4, 4))
+    with pytest.raises(TruncatedError):
+        Cursor(source).take(7, "field")
+    assert source.reads == []
+
+
+def test_the_first_byte_is_read_like_any_other() -> None:
+    assert Cursor(Recorded(b"\x07rest")).take(1, "a") == b"\x07"
+    assert Cursor(Recorded(b"\x07rest")).unpack("B", "a") == 7
 
 
 def test_skip_to_the_end_works_and_past_it_is_truncated() -> None:
@@ -178,6 +196,18 @@ def test_the_default_read_ahead_is_one_mib_then_four() -> None:
     assert [length >> 20 for _, length in source.reads] == [1, 2, 4, 4]
 
 
+def test_what_is_buffered_is_not_read_again() -> None:
+    source = Recorded(bytes(range(64)), (16, 16))
+    cursor = Cursor(source)
+    assert cursor.take(8, "a") + cursor.take(8, "b") == bytes(range(16))
+    assert source.reads == [(0, 16)]  # the second take fits exactly: no read
+    source = Recorded(bytes(range(64)), (16, 16))
+    cursor = Cursor(source)
+    values = [cursor.unpack("I", "v") for _ in range(16)]
+    assert values == list(struct.unpack("<16I", bytes(range(64))))
+    assert source.reads == [(0, 16), (16, 16), (32, 16), (48, 16)]
+
+
 def test_a_large_take_reads_what_it_needs_at_once() -> None:
     source = Recorded(bytes(1000), (16, 64))
     assert len(Cursor(source).take(500, "x")) == 500
@@ -189,8 +219,8 @@ def test_read_ahead_stops_at_the_readable_end() -> None:
     cursor = Cursor(source)
     assert cursor.take(4, "a") == bytes(range(4))
     assert source.reads == [(0, 40)]
-    assert cursor.take(60, "b") == bytes(range(4, 64))  # needed wins over the readable end
-    assert source.reads[1] == (40, 24)
+    assert cursor.take(40, "b") == bytes(range(4, 44))  # needed wins over the readable end
+    assert source.reads[1] == (40, 4)
 
 
 # ---- strings ---------------------------------------------------------------------------------
@@ -234,6 +264,45 @@ def test_a_string_longer_than_the_file_is_truncated_at_its_prefix() -> None:
     cursor = Cursor(Recorded(data[:-1] + b"5!"))
     cursor.take(3, "pad")
     assert cursor.raw_string("key") == (3, b"12345!")  # exactly to the end is fine
+
+
+def test_a_cut_length_prefix_names_the_length() -> None:
+    with pytest.raises(TruncatedError) as raised:
+        Cursor(Recorded(b"abc")).raw_string("key")
+    assert raised.value.message == "file ends before 8 byte(s) of key length"
+    assert (raised.value.offset, raised.value.field) == (0, "key length")
+
+
+HUGE = 2 ** 63 + 5  # a u64 length that a signed read would see as negative
+
+
+def test_lengths_are_unsigned() -> None:
+    data = struct.pack("<Q", HUGE) + b"xyz"
+    with pytest.raises(TruncatedError) as raised:
+        Cursor(Recorded(data)).raw_string("key")
+    assert raised.value.message == f"string length {HUGE} exceeds the 3 byte(s) left"
+    data = packed(b"ab") + struct.pack("<Q", HUGE) + b"xyz"
+    for read_signed_first in (False, True):  # "q" already used for an int64 value
+        for run in ("raw_strings", "skip_strings"):
+            cursor = Cursor(Recorded(struct.pack("<q", -1) + data))
+            if read_signed_first:
+                assert cursor.unpack("q", "int64") == -1
+            else:
+                cursor.take(8, "pad")
+            with pytest.raises(TruncatedError) as raised:
+                if run == "raw_strings":
+                    list(cursor.raw_strings(2, "tokens"))
+                else:
+                    cursor.skip_strings(2, "tokens")
+            assert raised.value.field == "tokens[1]", run
+
+
+def test_raw_strings_stop_at_the_count() -> None:
+    data = packed(b"a", b"bc", b"def", b"ghij")
+    cursor = Cursor(Recorded(data))
+    assert [raw for _, raw in cursor.raw_strings(2, "t")] == [b"a", b"bc"]
+    assert cursor.position == 9 + 10
+    assert cursor.raw_string("t") == (19, b"def")
 
 
 @pytest.mark.parametrize("read_ahead", SMALL_CHUNKS)
@@ -296,8 +365,9 @@ def test_skip_strings_names_the_item_that_runs_past_the_end(read_ahead: tuple[in
     assert raised.value.message == "string length 100 exceeds the 3 byte(s) left"
 
 
-def test_skip_strings_ending_exactly_at_the_end_is_fine() -> None:
-    data = packed(b"ab", b"cde")
+@pytest.mark.parametrize("last", [b"cde", b""])
+def test_skip_strings_ending_exactly_at_the_end_is_fine(last: bytes) -> None:
+    data = packed(b"ab", last)
     cursor = Cursor(Recorded(data, (8, 8)))
     cursor.skip_strings(2, "t")
     assert cursor.remaining() == 0
@@ -320,3 +390,12 @@ def test_ensure_refills_only_when_needed() -> None:
     cursor.take(10, "a")
     cursor.ensure(8, "a")  # 7 left: keep them, read up to the chunk
     assert source.reads[2] == (17, 16 - 7)
+    cursor.ensure(16, "a")  # the buffer now starts at 10 and holds 16: nothing to read
+    assert len(source.reads) == 3
+
+
+def test_strings_name_the_item_that_runs_past_the_end() -> None:
+    data = packed(b"ok") + struct.pack("<Q", 9) + b"abc"
+    with pytest.raises(TruncatedError) as raised:
+        list(Cursor(Recorded(data)).strings(2, "tokens"))
+    assert (raised.value.field, raised.value.offset) == ("tokens[1]", 10)
