@@ -33,11 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     # llama.cpp's quantizer is the oracle; its answers are kept between mutants (see ANSWERS)
     "gguf_inspect/llamacpp/recipe.py": ["tests/test_recipe_quantizer.py", "tests/test_embeddings.py"],
-    # the memory rules: hand-derived figures and llama.cpp's source (test_memory*), the saved
-    # real-load logs and GPU layouts (test_gpu_deployments); the full real-load sweep
-    # (test_runtime_compare, test_zoo) is too slow to run once per mutant
-    "gguf_inspect/llamacpp/cpu_buffers.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
-    "gguf_inspect/llamacpp/kv_cache.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
+    # the memory rules: hand-derived figures and llama.cpp's source (test_memory*), real loads
+    # of every fixture (test_runtime_compare: llama.cpp's captures are kept between mutants,
+    # see RUNTIME_ANSWERS), GPU layouts (test_gpu_deployments). test_zoo's 26 architectures
+    # would judge them further but cost a minute per mutant.
+    "gguf_inspect/llamacpp/cpu_buffers.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
+                                             "tests/test_runtime_compare.py"],
+    "gguf_inspect/llamacpp/kv_cache.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
+                                          "tests/test_runtime_compare.py"],
     "gguf_inspect/llamacpp/placement.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                            "tests/test_gpu_deployments.py"],
     "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
@@ -59,6 +62,8 @@ RESULT = re.compile(r"^\s*(?P<name>\S+):\s*(?P<status>[a-z ]+?)\s*$")
 SCORES = ROOT / "benchmarks" / "mutation-scores.json"
 # llama.cpp's quantizer answers for tests/test_recipe_quantizer.py, kept across mutants and runs
 ANSWERS = Path(tempfile.gettempdir()) / "gguf-inspect-quantizer-answers"
+# llama.cpp's real-load captures for the runtime comparisons (tests/conftest.py keeps them)
+RUNTIME_ANSWERS = Path(tempfile.gettempdir()) / "gguf-inspect-runtime-answers"
 
 
 def _scratch_copy(module: str, tests: list[str], into: Path) -> None:
@@ -98,8 +103,10 @@ def run_module(module: str, tests: list[str], children: int, show: bool,
 def _mutmut(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # mutmut imports the package from mutants/; name it first, ahead of any installed copy
     ANSWERS.mkdir(exist_ok=True)
+    RUNTIME_ANSWERS.mkdir(exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(where / "mutants"),
-               GGUF_INSPECT_QUANTIZER_ANSWERS=str(ANSWERS))
+               GGUF_INSPECT_QUANTIZER_ANSWERS=str(ANSWERS),
+               GGUF_INSPECT_RUNTIME_ANSWERS=str(RUNTIME_ANSWERS))
     return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=where, env=env,
                           capture_output=True, text=True)
 
@@ -126,7 +133,8 @@ def _judge(module: str, tests: list[str], children: int, show: bool, where: Path
     statuses = _statuses(where)
     survivors = sorted(n for n, s in statuses.items() if s in ("survived", "no tests"))
     diffs = {name: _mutmut(where, "show", name).stdout for name in survivors} if show else {}
-    killed = sum(1 for s in statuses.values() if s == "killed")
+    # a mutant that makes the tests run past mutmut's time limit (an endless loop) is caught too
+    killed = sum(1 for s in statuses.values() if s in ("killed", "timeout"))
     total = len(statuses)
     if not total:
         print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)

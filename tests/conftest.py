@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 ALL_FIXTURES = sorted(FIXTURES.glob("*.gguf"))
+
+
+def _keep_runtime_captures(folder: Path) -> None:
+    """Make ``capture_load`` keep each real load's capture in ``folder``, keyed by the file's
+    bytes and the settings llama.cpp was given (all a capture depends on).
+
+    benchmarks/mutation.py sets GGUF_INSPECT_RUNTIME_ANSWERS: it reruns the real-load
+    comparisons once per mutant of a memory module, and llama.cpp's answers do not change with
+    our code. A mutant of the settings changes the settings given, so it misses the folder and
+    llama.cpp loads the file again.
+    """
+    from gguf_inspect.llamacpp import runtime
+
+    real = runtime.capture_load
+
+    def kept(path: str, config: Any, *args: Any, **kwargs: Any) -> Any:
+        extras = [Path(extra).read_bytes() for extra in map(str, (*args, *kwargs.values()))
+                  if Path(extra).is_file()]
+        key = hashlib.sha256(repr((config, args, sorted(kwargs.items()))).encode()
+                             + Path(path).read_bytes() + b"".join(extras)).hexdigest()
+        saved = folder / key
+        if saved.exists():
+            return pickle.loads(saved.read_bytes())
+        capture = real(path, config, *args, **kwargs)
+        partial = saved.with_suffix(f".{os.getpid()}")
+        partial.write_bytes(pickle.dumps(capture))
+        partial.replace(saved)  # atomic: parallel runs never read half a capture
+        return capture
+
+    runtime.capture_load = kept
+
+
+if os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS"):
+    _keep_runtime_captures(Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"]))
 
 
 def fixture_path(name: str) -> Path:

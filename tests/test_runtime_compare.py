@@ -89,6 +89,16 @@ def test_every_exact_quantity_matches_the_runtime(model: Path, settings: dict[st
     assert {"n_embd", "n_vocab", "n_layer", "n_ctx_train", "file type", "model params",
             "tensor bytes (llama_model_size)", "n_ctx", "KV cache cells", "KV cache K",
             "KV cache V", "KV cache CPU buffer", "CPU output buffer"} <= quantities(comparison)
+    # Exact bytes where llama.cpp's C API gives them: llama_model_size (tensor bytes) and
+    # llama_model_n_params. Every buffer (model, KV, output, compute) exists only as a log
+    # line in MiB with two decimals (llama-model.cpp load_tensors, llama-kv-cache.cpp,
+    # llama-context.cpp "%8.2f MiB"): no C API returns a buffer's bytes, and
+    # llama_state_get_size counts only used cells. Those rows compare at that precision.
+    by_quantity = {c.quantity: c for c in comparison.checks}
+    size = by_quantity["tensor bytes (llama_model_size)"]
+    assert size.unit == "B" and size.predicted == size.runtime and size.runtime > 0
+    params = by_quantity["model params (llama_model_n_params)"]
+    assert params.predicted == params.runtime > 0
     model_buffers = [c for c in comparison.checks if c.quantity.endswith("model buffer")]
     assert model_buffers and all(c.runtime is not None for c in model_buffers)
     (compute,) = [c for c in comparison.checks if c.quantity == "CPU compute buffer"]
