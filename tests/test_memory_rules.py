@@ -107,3 +107,52 @@ def test_swa_layers_use_key_length_swa() -> None:
     assert caches["SWA"].layers == 1 and caches["SWA"].cells == 1024
     assert caches["SWA"].k_bytes == 128 * 1 * 1024 * 2
     assert caches[""].k_bytes == 256 * 1 * 1024 * 2
+
+
+def test_host_flags_are_what_the_native_build_compiled_in() -> None:
+    """A native build compiles in this CPU's features; llama_print_system_info (llama.h) lists
+    them: "AVX512 = 1" is ggml_cpu_has_avx512 (__AVX512F__), "AMX_INT8 = 1" ggml_cpu_has_amx_int8
+    (__AMX_INT8__, which the AMX buffer type also needs __AVX512VNNI__ for: "AVX512_VNNI = 1")."""
+    import pytest
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from gguf_inspect.llamacpp.cpu_buffers import host_has_amx, host_has_avx512
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert host_has_avx512() == ("AVX512 = 1" in info)
+    assert host_has_amx() == ("AMX_INT8 = 1" in info and "AVX512_VNNI = 1" in info)
+
+
+def _tensor(ne: tuple[int, ...], type_name: str = "q4_0"):
+    from gguf_inspect.core.constants import GGML_TYPES, row_bytes
+    from gguf_inspect.core.model import TensorInfo
+
+    (type_id,) = [i for i, t in GGML_TYPES.items() if t.name == type_name]
+    rows = 1
+    for size in ne[1:]:
+        rows *= size
+    return TensorInfo("w", ne, type_id, 0, row_bytes(type_id, ne[0]) * rows, 0)
+
+
+def test_repack_counts_dimensions_like_ggml_n_dims() -> None:
+    """ggml_n_dims (ggml.c) ignores trailing dimensions of size 1, and the CPU_REPACK
+    buffer's supports_op (ggml-cpu/repack.cpp, extra_buffer_type::supports_op) wants
+    ggml_n_dims(op->src[0]) == 2 for MUL_MAT and == 3 for MUL_MAT_ID; a tensor that is no
+    MUL_MAT weight (matmul_dims None: token_embd's GET_ROWS) is never repacked."""
+    from gguf_inspect.llamacpp.cpu_buffers import repacks
+
+    assert repacks(_tensor((64, 16)), 2, avx512=False)
+    assert not repacks(_tensor((64, 16)), None, avx512=False)
+    assert repacks(_tensor((64, 16, 1)), 2, avx512=False)  # ne[2] == 1: 2-D
+    assert not repacks(_tensor((64, 16, 1)), 3, avx512=False)  # one expert: not 3-D
+    assert repacks(_tensor((64, 16, 2)), 3, avx512=False)  # two experts: 3-D
+    assert not repacks(_tensor((64, 16, 2)), 2, avx512=False)
+
+
+def test_amx_sizes_are_whole_bytes() -> None:
+    """ggml_backend_amx_get_alloc_size (ggml-cpu/amx/mmq.cpp): ne[1] rows of
+    get_row_size(ne[0]) = (ne[0] / block) * (type size + extra) bytes; q4_0 has no extra."""
+    from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size
+
+    size = amx_alloc_size(_tensor((64, 32)))
+    assert size == 32 * 2 * 18 and type(size) is int
