@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,23 @@ def _keep_runtime_captures(folder: Path) -> None:
 
 if os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS"):
     _keep_runtime_captures(Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"]))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutmut, forget every memoized result before the tests run.
+
+    mutmut forks each mutant's run from a process that already ran the tests unmutated: a
+    functools cache in a test module (one real load per model and settings) or in the package
+    would hand the mutant's tests the unmutated answers, and the mutant would survive.
+    """
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("tests", "gguf_inspect") and module is not None:
+            for value in list(vars(module).values()):
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
 
 
 def fixture_path(name: str) -> Path:
