@@ -35,12 +35,13 @@ MODULES: dict[str, list[str]] = {
     "gguf_inspect/llamacpp/recipe.py": ["tests/test_recipe_quantizer.py", "tests/test_embeddings.py"],
     # the memory rules: hand-derived figures and llama.cpp's source (test_memory*), real loads
     # of every fixture (test_runtime_compare: llama.cpp's captures are kept between mutants,
-    # see RUNTIME_ANSWERS), GPU layouts (test_gpu_deployments). test_zoo's 26 architectures
-    # would judge them further but cost a minute per mutant.
+    # see RUNTIME_ANSWERS), the 26 architectures of the zoo (test_zoo: hybrids, MLA, NextN),
+    # GPU layouts (test_gpu_deployments).
     "gguf_inspect/llamacpp/cpu_buffers.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                              "tests/test_runtime_compare.py"],
     "gguf_inspect/llamacpp/kv_cache.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
-                                          "tests/test_runtime_compare.py"],
+                                          "tests/test_runtime_compare.py", "tests/test_zoo.py",
+                                          "tests/test_gpu_deployments.py"],
     "gguf_inspect/llamacpp/placement.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                            "tests/test_gpu_deployments.py"],
     "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],

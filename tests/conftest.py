@@ -59,8 +59,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] in ("tests", "gguf_inspect") and module is not None:
+    ours = (str(ROOT / "tests"), str(ROOT / "gguf_inspect"))
+    for module in list(sys.modules.values()):
+        # test modules are imported by file name ("test_zoo"), so match where they live
+        if str(getattr(module, "__file__", None) or "").startswith(ours):
             for value in list(vars(module).values()):
                 clear = getattr(value, "cache_clear", None)
                 if callable(clear):

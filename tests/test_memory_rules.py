@@ -156,3 +156,62 @@ def test_amx_sizes_are_whole_bytes() -> None:
 
     size = amx_alloc_size(_tensor((64, 32)))
     assert size == 32 * 2 * 18 and type(size) is int
+
+
+def test_no_context_length_and_no_n_ctx_is_refused_naming_the_key() -> None:
+    """llama.cpp takes n_ctx 0 as "the trained context" (llama_context::llama_context); with no
+    trained context either there is nothing to size the cache with."""
+    import pytest
+
+    from gguf_inspect.core.errors import FormatError
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+
+    hparams = read_hyperparameters(synthetic(extra={"llama.context_length": 0}))
+    with pytest.raises(FormatError) as raised:
+        resolve_context(hparams, LlamaSettings(n_ctx=0))
+    assert raised.value.message == "n_ctx is 0 and the model has no context_length"
+    assert raised.value.field == "context_length"
+
+
+def test_the_resolved_context_is_whole_numbers_and_passes_the_settings_on() -> None:
+    """n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256) in integer arithmetic (uint32_t,
+    llama_context::llama_context): 5000 -> 5120, 5120 / 3 = 1706 -> 1792 cells."""
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+
+    hparams = read_hyperparameters(synthetic())
+    context = resolve_context(hparams, LlamaSettings(n_ctx=5000, n_parallel=3))
+    assert (context.n_ctx_seq, context.n_ctx) == (1792, 5376)
+    assert all(type(value) is int for value in (context.n_ctx, context.n_ctx_seq,
+                                                context.n_batch, context.n_ubatch))
+    assert context.n_ctx_train == 4096
+    assert resolve_context(hparams, LlamaSettings(kv_unified=True)).kv_unified is True
+
+
+def test_an_encoder_keeps_its_batch_size() -> None:
+    """llama_context::llama_context: "with causal attention, the batch size is limited by the
+    context size" (cparams.n_batch = causal_attn ? min(n_ctx, n_batch) : n_batch)."""
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+
+    causal = read_hyperparameters(synthetic())
+    encoder = read_hyperparameters(synthetic(extra={"llama.attention.causal": False}))
+    assert not encoder.causal_attn
+    settings = LlamaSettings(n_ctx=512, n_batch=2048, n_ubatch=4096)
+    assert resolve_context(causal, settings).n_batch == 512
+    assert (resolve_context(encoder, settings).n_batch,
+            resolve_context(encoder, settings).n_ubatch) == (2048, 2048)
+
+
+def test_kv_and_output_buffers_are_exact_and_kv_buffers_come_in_name_order() -> None:
+    """The KV cache and the output buffer are sized, not estimated. llama_kv_cache keeps one
+    context per buffer type in a std::map ordered by ggml_backend_buft_comparator (strcmp of
+    the names, llama-kv-cache.cpp), so "CPU" comes before "CUDA0" whatever the layers' order.
+    ngl 2 of 2 layers + output: layer 0 stays on the CPU (i_gpu_start = n_layer + 1 - ngl)."""
+    model = synthetic()
+    cpu = predict_memory(model, CPU_ONLY)
+    for buffer in cpu.buffers:
+        if buffer.kind in ("kv", "output"):
+            assert buffer.exact is True and buffer.device == "host", buffer
+    split = predict_memory(model, LlamaSettings(n_gpu_layers=2, gpu_capacities=(24 * GIB,),
+                                                cpu_avx512=False, cpu_amx=False))
+    kv = [(b.device, b.buffer) for b in split.buffers if b.kind == "kv"]
+    assert kv == [("host", "CPU"), ("gpu0", "CUDA0")]
