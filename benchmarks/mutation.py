@@ -42,8 +42,11 @@ MODULES: dict[str, list[str]] = {
     "gguf_inspect/llamacpp/kv_cache.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                           "tests/test_runtime_compare.py", "tests/test_zoo.py",
                                           "tests/test_gpu_deployments.py"],
+    # placement, hparams, settings: too many mutants to run the real-load comparisons on each;
+    # a fast first run, then its survivors again with --also tests/test_runtime_compare.py
+    # tests/test_zoo.py --rerun-survivors
     "gguf_inspect/llamacpp/placement.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
-                                           "tests/test_gpu_deployments.py"],
+                                           "tests/test_gpu_deployments.py", "tests/test_vram.py"],
     "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
     "gguf_inspect/llamacpp/settings.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
     "gguf_inspect/llamacpp/memory.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
@@ -154,8 +157,11 @@ def main() -> None:
                         "mutants already judged keep their result")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="with --keep: judge the earlier survivors again (after new tests)")
+    parser.add_argument("--also", action="append", default=[], metavar="TESTS",
+                        help="add these test files to the module's (e.g. a slow oracle for "
+                             "the survivors of a first, fast run: with --rerun-survivors)")
     args = parser.parse_args()
-    chosen = {m: t for m, t in MODULES.items()
+    chosen = {m: t + args.also for m, t in MODULES.items()
               if not args.only or any(m.endswith(o) for o in args.only)}
     previous = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for module, tests in chosen.items():
