@@ -215,3 +215,28 @@ def test_kv_and_output_buffers_are_exact_and_kv_buffers_come_in_name_order() -> 
                                                 cpu_avx512=False, cpu_amx=False))
     kv = [(b.device, b.buffer) for b in split.buffers if b.kind == "kv"]
     assert kv == [("host", "CPU"), ("gpu0", "CUDA0")]
+
+
+def test_an_mla_cache_has_no_v_bytes() -> None:
+    """llama_kv_cache::llama_kv_cache (llama-kv-cache.cpp): `has_v = !is_mla`, so an MLA model
+    (deepseek2 with kv_lora_rank) creates K tensors only: V is 0 bytes, not a padded stub
+    (the log's "V (f16): 0.00 MiB" cannot tell 1 byte from none)."""
+    prediction = predict_memory(load("zoo/deepseek2-mla.gguf"), CPU_ONLY)
+    assert [cache.v_bytes for cache in prediction.kv_caches] == [0]
+    assert prediction.kv_caches[0].k_bytes > 0
+
+
+def test_a_quantized_cache_on_cuda_pads_k_and_v_rows() -> None:
+    """ggml_backend_cuda_buffer_type_get_alloc_size (ggml-cuda.cu): a quantized tensor whose
+    ne[0] is not a multiple of MATRIX_ROW_PADDING (512) gets ggml_row_size(type, 512 - ne0 %
+    512) more bytes, once per tensor; the CUDA buffer aligns each tensor to 128 bytes.
+    K and V of each layer are [256, 1024 cells] q8_0 (n_embd 256, 4 heads, 4 KV heads):
+    272 bytes a row (8 blocks of 34), + 272 padding, rounded up to 128."""
+    settings = LlamaSettings(n_ctx=1024, n_gpu_layers=99, gpu_capacities=(24 * GIB,),
+                             cache_type_k="q8_0", cache_type_v="q8_0", flash_attn="on",
+                             cpu_avx512=False, cpu_amx=False)
+    prediction = predict_memory(synthetic(extra={"llama.attention.head_count_kv": 4}),
+                                settings)
+    per_tensor = (272 * 1024 + 272 + 127) // 128 * 128
+    kv = {b.buffer: b.n_bytes for b in prediction.buffers if b.kind == "kv"}
+    assert kv == {"CUDA0": 2 * 2 * per_tensor}

@@ -50,6 +50,13 @@ SWA_CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "no-swa-full-2-sequences": {"swa_full": False, "n_parallel": 2},
     "no-swa-full-unified": {"swa_full": False, "n_parallel": 2, "kv_unified": True},
     "no-swa-full-small-ubatch": {"swa_full": False, "n_ubatch": 100, "n_ctx": 2000},
+    # n_swa 128, n_ubatch 64: 128 * 1 + 64 -> 256 cells per stream, 128 * 3 + 64 -> 512 when
+    # the three sequences share one unified cache (the window times n_seq_max)
+    "no-swa-full-3-sequences-small-ubatch": {"swa_full": False, "n_parallel": 3, "n_ubatch": 64,
+                                             "n_ctx": 6144},
+    "no-swa-full-3-sequences-unified-small-ubatch": {"swa_full": False, "n_parallel": 3,
+                                                     "n_ubatch": 64, "n_ctx": 6144,
+                                                     "kv_unified": True},
     "no-swa-full-q8_0-flash-off": {"swa_full": False, "cache_type_k": "q8_0", "flash_attn": "off"},
     # Small contexts without flash attention: the attention phase no longer dominates the
     # compute buffer, so the per-cache k/v index inputs (one set per cache) and gemma3's in-place
