@@ -240,3 +240,123 @@ def test_a_quantized_cache_on_cuda_pads_k_and_v_rows() -> None:
     per_tensor = (272 * 1024 + 272 + 127) // 128 * 128
     kv = {b.buffer: b.n_bytes for b in prediction.buffers if b.kind == "kv"}
     assert kv == {"CUDA0": 2 * 2 * per_tensor}
+
+
+# ---- placement (llama_model_base::load_tensors, llama_model_loader::create_tensor) -----------
+
+NO_EXTRA_CPU = LlamaSettings(cpu_avx512=False, cpu_amx=False)
+
+
+def _buffers_of(model, settings: LlamaSettings) -> dict[str, str]:
+    """tensor name -> buffer type (the duplicate of a tied head as "name (output)")."""
+    from gguf_inspect.llamacpp.placement import place_tensors, placement_for
+
+    hparams = read_hyperparameters(model)
+    placed = place_tensors(model, hparams, placement_for(hparams.n_layer, settings), settings)
+    return {p.tensor.name + (" (output)" if p.duplicate else ""): p.buffer for p in placed}
+
+
+def test_only_matmul_weights_repack() -> None:
+    """CPU_REPACK's supports_op (ggml-cpu/repack.cpp) takes MUL_MAT on a 2-D weight and
+    MUL_MAT_ID on a 3-D one: a norm (GGML_OP_MUL) or a bias (GGML_OP_ADD) stays in the mapped
+    buffer even when it is a q4_0 matrix; experts ([ne0, ne1, n_expert], MUL_MAT_ID) repack."""
+    model = synthetic(tensors=[("blk.0.attn_q.weight", (64, 16), "q4_0"),
+                               ("blk.0.attn_norm.weight", (64, 16), "q4_0"),
+                               ("blk.0.attn_k.norm.weight", (64, 16), "q4_0"),
+                               ("blk.0.attn_q.bias", (64, 16), "q4_0"),
+                               ("blk.0.ffn_up_exps.weight", (64, 16, 4), "q4_0")])
+    assert _buffers_of(model, NO_EXTRA_CPU) == {
+        "blk.0.attn_q.weight": "CPU_REPACK", "blk.0.attn_norm.weight": "CPU_Mapped",
+        "blk.0.attn_k.norm.weight": "CPU_Mapped", "blk.0.attn_q.bias": "CPU_Mapped",
+        "blk.0.ffn_up_exps.weight": "CPU_REPACK"}
+
+
+def test_q2_k_repacks_only_where_the_build_has_avx512() -> None:
+    """ggml_repack_get_optimal_repack_type (x86): q2_K needs AVX512; unset, the setting is the
+    native build's, i.e. this CPU's (pinned to llama_print_system_info above)."""
+    from gguf_inspect.llamacpp.cpu_buffers import host_has_avx512
+
+    model = synthetic(tensors=[("blk.0.attn_q.weight", (256, 16), "q2_K")])
+    expected = "CPU_REPACK" if host_has_avx512() else "CPU_Mapped"
+    assert _buffers_of(model, LlamaSettings(cpu_amx=False)) == {"blk.0.attn_q.weight": expected}
+    assert _buffers_of(model, NO_EXTRA_CPU) == {"blk.0.attn_q.weight": "CPU_Mapped"}
+
+
+def test_rope_freqs_lives_with_layer_0() -> None:
+    """llama-model.cpp creates rope_freqs for layer 0 and marks the other layers' use
+    TENSOR_DUPLICATED, so it takes layer 0's buffer: with ngl 2 of 2 layers (+ output) layer 0
+    is on the CPU and layer 1 on the GPU."""
+    model = synthetic(tensors=[("rope_freqs.weight", (32,), "f32"),
+                               ("blk.1.attn_q.weight", (256, 256), "f16")])
+    settings = LlamaSettings(n_gpu_layers=2, gpu_capacities=(24 * GIB,), cpu_amx=False)
+    assert _buffers_of(model, settings) == {"rope_freqs.weight": "CPU_Mapped",
+                                            "blk.1.attn_q.weight": "CUDA0"}
+
+
+def test_cuda_host_aligns_like_the_cpu() -> None:
+    """ggml_backend_cuda_host_buffer_type takes the CPU buffer type's get_alignment
+    (TENSOR_ALIGNMENT 32, ggml-cuda.cu), not the device's 128: a 160-byte norm takes 160."""
+    model = synthetic(tensors=[("blk.0.attn_norm.weight", (40,), "f32")])
+    prediction = predict_memory(model, LlamaSettings(use_mmap=False, n_gpu_layers=0,
+                                                     gpu_capacities=(24 * GIB,)))
+    assert model_buffers(prediction) == {"CUDA_Host": 160}
+
+
+def test_a_tied_head_in_the_same_buffer_is_not_copied() -> None:
+    """llama_model_loader::create_tensor with TENSOR_DUPLICATED returns the tensor already in
+    that buffer type's context; a copy is made only in another buffer type (here CPU_REPACK,
+    whose device is the host)."""
+    q6 = synthetic(tensors=[("token_embd.weight", (256, 512), "q6_K")])
+    no_mmap = LlamaSettings(use_mmap=False, cpu_avx512=False, cpu_amx=False)
+    assert _buffers_of(q6, no_mmap) == {"token_embd.weight": "CPU"}
+    assert model_buffers(predict_memory(q6, no_mmap)) == {"CPU": 210 * 512}  # one 210-byte q6_K block a row, once
+    q4 = synthetic(tensors=[("token_embd.weight", (256, 512), "q4_0")])
+    assert _buffers_of(q4, no_mmap) == {"token_embd.weight": "CPU",
+                                        "token_embd.weight (output)": "CPU_REPACK"}
+    repack = [b for b in predict_memory(q4, no_mmap).buffers if b.buffer == "CPU_REPACK"]
+    assert [(b.device, b.n_bytes, b.exact) for b in repack] == [("host", 18 * 8 * 512, True)]
+
+
+def test_pad_is_ggml_pad() -> None:
+    """GGML_PAD(x, n) = ((x + n - 1) / n) * n (ggml.h)."""
+    from gguf_inspect.llamacpp.placement import pad
+
+    assert [pad(value, 32) for value in (0, 1, 32, 33, 63, 64)] == [0, 32, 32, 64, 64, 64]
+
+
+def test_an_override_is_the_first_pattern_that_matches() -> None:
+    """llama_model_loader::create_tensor tries every override in order (std::regex_search) and
+    the first match wins; a CUDA device that is not there is refused (common/arg.cpp lists the
+    buffer types of the devices present)."""
+    import pytest
+
+    from gguf_inspect.llamacpp.placement import override_device
+
+    overrides = (("attn", "CUDA0"), ("ffn", "CPU"), ("up", "CUDA0"))
+    assert override_device("blk.0.ffn_up.weight", overrides, 1) == "host"
+    assert override_device("blk.0.output.weight", overrides, 1) is None
+    with pytest.raises(ValueError) as raised:
+        override_device("blk.0.ffn_up.weight", (("ffn", "CUDA1"),), 1)
+    assert str(raised.value) == "unknown buffer type CUDA1 (--override-tensor): 1 GPU(s) given"
+
+
+def test_layer_split_follows_llama_cpp() -> None:
+    """load_tensors (llama-model.cpp): act_gpu_layers = min(ngl, n_layer + 1); layer il goes to
+    upper_bound(splits, float(il - i_gpu_start) / act_gpu_layers); an all-zero --tensor-split
+    means "by free memory", missing trailing shares are 0; --split-mode none puts the offloaded
+    layers on main_gpu, which must exist ("invalid value for main_gpu", src/llama.cpp)."""
+    import pytest
+
+    from gguf_inspect.llamacpp.placement import place_layers
+
+    two = (8 * GIB, 8 * GIB)
+    # 3 layers + output, all offloaded: 0/4, 1/4 < 0.5 <= 2/4, 3/4
+    assert place_layers(3, 99, two).layer_device == ("gpu0", "gpu0", "gpu1", "gpu1")
+    assert place_layers(3, 99, two, tensor_split=(0.0, 0.0)).layer_device == (
+        "gpu0", "gpu0", "gpu1", "gpu1")
+    assert place_layers(3, 99, two, tensor_split=(1.0,)).layer_device == ("gpu0",) * 4
+    assert place_layers(2, 1, two, split_mode="none", main_gpu=1).layer_device == (
+        "host", "host", "gpu1")
+    with pytest.raises(ValueError) as raised:
+        place_layers(2, 99, (8 * GIB,), split_mode="none", main_gpu=1)
+    assert str(raised.value) == "--main-gpu 1: there are 1 GPU(s)"
