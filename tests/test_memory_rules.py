@@ -360,3 +360,13 @@ def test_layer_split_follows_llama_cpp() -> None:
     with pytest.raises(ValueError) as raised:
         place_layers(2, 99, (8 * GIB,), split_mode="none", main_gpu=1)
     assert str(raised.value) == "--main-gpu 1: there are 1 GPU(s)"
+
+
+def test_a_skipped_nextn_tensor_does_not_end_the_loading() -> None:
+    """load_arch_tensors flags the NextN/MTP block TENSOR_SKIP (ml.load_mtp is false by
+    default); the loader finds tensors by name, so a skipped one first in the file says
+    nothing about the ones after it."""
+    model = synthetic("glm4moe", extra={"glm4moe.nextn_predict_layers": 1},
+                      tensors=[("blk.1.attn_q.weight", (256, 256), "f16"),
+                               ("blk.0.attn_q.weight", (256, 256), "f16")])
+    assert _buffers_of(model, NO_EXTRA_CPU) == {"blk.0.attn_q.weight": "CPU_Mapped"}
