@@ -9,6 +9,9 @@ writes the figures to ``benchmarks/mutation-scores.json``.
     python benchmarks/mutation.py                       # every module in MODULES
     python benchmarks/mutation.py recipe.py text.py     # modules whose path ends so
     python benchmarks/mutation.py --show-survivors      # also print each survivor's diff
+    python benchmarks/mutation.py hparams.py --keep /tmp/mutation      # resumable
+    python benchmarks/mutation.py hparams.py --keep /tmp/mutation --rerun-survivors \
+        --also tests/test_zoo.py                        # the survivors against a slow oracle
 
 The table below is the only list to edit when a module is split or added.
 """
