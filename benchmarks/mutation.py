@@ -9,6 +9,9 @@ writes the figures to ``benchmarks/mutation-scores.json``.
     python benchmarks/mutation.py                       # every module in MODULES
     python benchmarks/mutation.py recipe.py text.py     # modules whose path ends so
     python benchmarks/mutation.py --show-survivors      # also print each survivor's diff
+    python benchmarks/mutation.py hparams.py --keep /tmp/mutation      # resumable
+    python benchmarks/mutation.py hparams.py --keep /tmp/mutation --rerun-survivors \
+        --also tests/test_zoo.py                        # the survivors against a slow oracle
 
 The table below is the only list to edit when a module is split or added.
 """
@@ -27,29 +30,53 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# module -> the test files that pin it (a glob each, relative to the repository root)
+# module -> the test files that pin it (a glob each, relative to the repository root). Each list
+# is the fastest set that still judges the module against an independent oracle: mutmut runs,
+# per mutant, only the tests of these files that reached the mutated function.
 MODULES: dict[str, list[str]] = {
+    # llama.cpp's quantizer is the oracle; its answers are kept between mutants (see ANSWERS)
     "gguf_inspect/llamacpp/recipe.py": ["tests/test_recipe_quantizer.py", "tests/test_embeddings.py"],
-    "gguf_inspect/llamacpp/memory.py": ["tests/test_memory.py", "tests/test_memory_rules.py"],
+    # the memory rules: hand-derived figures and llama.cpp's source (test_memory*), real loads
+    # of every fixture (test_runtime_compare: llama.cpp's captures are kept between mutants,
+    # see RUNTIME_ANSWERS), the 26 architectures of the zoo (test_zoo: hybrids, MLA, NextN),
+    # GPU layouts (test_gpu_deployments).
+    "gguf_inspect/llamacpp/cpu_buffers.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
+                                             "tests/test_runtime_compare.py"],
+    "gguf_inspect/llamacpp/kv_cache.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
+                                          "tests/test_runtime_compare.py", "tests/test_zoo.py",
+                                          "tests/test_gpu_deployments.py"],
+    # placement, hparams, settings: too many mutants to run the real-load comparisons on each;
+    # a fast first run, then its survivors again with --also tests/test_runtime_compare.py
+    # tests/test_zoo.py --rerun-survivors
+    "gguf_inspect/llamacpp/placement.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
+                                           "tests/test_gpu_deployments.py", "tests/test_vram.py"],
+    "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
+    "gguf_inspect/llamacpp/settings.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
+    "gguf_inspect/llamacpp/memory.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
     "gguf_inspect/llamacpp/compute_graph.py": ["tests/test_memory.py"],
     "gguf_inspect/llamacpp/names.py": ["tests/test_roles.py"],
     "gguf_inspect/llamacpp/summary.py": ["tests/test_summary.py"],
     "gguf_inspect/llamacpp/load_log.py": ["tests/test_runtime_log.py"],
     "gguf_inspect/llamacpp/devices.py": ["tests/test_vram.py"],
-    "gguf_inspect/gguf/reader.py": ["tests/test_reader.py", "tests/test_reader_malformed.py",
-                                    "tests/test_reader_bounds.py"],
-    "gguf_inspect/gguf/cursor.py": ["tests/test_reader.py", "tests/test_reader_malformed.py",
-                                    "tests/test_reader_bounds.py"],
+    "gguf_inspect/gguf/reader.py": ["tests/test_reader_bounds.py", "tests/test_reader_malformed.py",
+                                    "tests/test_reader.py"],
+    # the cursor on its own bytes; the reader's bound tests drive it through real headers
+    "gguf_inspect/gguf/cursor.py": ["tests/test_cursor.py", "tests/test_reader_bounds.py"],
     "gguf_inspect/render/text.py": ["tests/test_escaping.py", "tests/test_safe_output.py"],
 }
 COPIED = ("gguf_inspect", "tests", "fixtures", "benchmarks", "pyproject.toml", "README.md")
 RESULT = re.compile(r"^\s*(?P<name>\S+):\s*(?P<status>[a-z ]+?)\s*$")
 SCORES = ROOT / "benchmarks" / "mutation-scores.json"
+# llama.cpp's quantizer answers for tests/test_recipe_quantizer.py, kept across mutants and runs
+ANSWERS = Path(tempfile.gettempdir()) / "gguf-inspect-quantizer-answers"
+# llama.cpp's real-load captures for the runtime comparisons (tests/conftest.py keeps them)
+RUNTIME_ANSWERS = Path(tempfile.gettempdir()) / "gguf-inspect-runtime-answers"
 
 
 def _scratch_copy(module: str, tests: list[str], into: Path) -> None:
     for name in COPIED:
         source = ROOT / name
+        shutil.rmtree(into / name, ignore_errors=True)  # a kept folder gets today's files
         if source.is_dir():
             shutil.copytree(source, into / name,
                             ignore=shutil.ignore_patterns("__pycache__", "mutants", "*.pyc"))
@@ -69,30 +96,52 @@ def _scratch_copy(module: str, tests: list[str], into: Path) -> None:
     (into / "pyproject.toml").write_text(text)
 
 
-def run_module(module: str, tests: list[str], children: int, show: bool) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
-        where = Path(scratch)
-        _scratch_copy(module, tests, where)
-        # mutmut imports the package from mutants/; name it first, ahead of any installed copy
-        env = dict(os.environ, PYTHONPATH=str(where / "mutants"))
-        (where / "mutants").mkdir()  # made now: Python skips a sys.path entry missing at start
-        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                              str(children)], cwd=where, env=env, capture_output=True, text=True)
-        listing = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
-                                 cwd=where, env=env, capture_output=True, text=True).stdout
-        statuses: dict[str, str] = {}
-        for line in listing.splitlines():
-            match = RESULT.match(line)
-            if match:
-                statuses[match["name"]] = match["status"]
-        survivors = sorted(n for n, s in statuses.items() if s in ("survived", "no tests"))
-        diffs = {}
-        if show:
-            for name in survivors:
-                diffs[name] = subprocess.run([sys.executable, "-m", "mutmut", "show", name],
-                                             cwd=where, env=env, capture_output=True,
-                                             text=True).stdout
-    killed = sum(1 for s in statuses.values() if s == "killed")
+def run_module(module: str, tests: list[str], children: int, show: bool,
+               keep: Path | None, rerun_survivors: bool) -> dict[str, object]:
+    """Mutate ``module`` in a scratch folder (``keep``/<module> to resume there) and judge it."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+            return _judge(module, tests, children, show, Path(scratch), False)
+    where = keep / module.replace("/", "-")
+    where.mkdir(parents=True, exist_ok=True)
+    return _judge(module, tests, children, show, where, rerun_survivors)
+
+
+def _mutmut(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # mutmut imports the package from mutants/; name it first, ahead of any installed copy
+    ANSWERS.mkdir(exist_ok=True)
+    RUNTIME_ANSWERS.mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(where / "mutants"),
+               GGUF_INSPECT_QUANTIZER_ANSWERS=str(ANSWERS),
+               GGUF_INSPECT_RUNTIME_ANSWERS=str(RUNTIME_ANSWERS))
+    return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=where, env=env,
+                          capture_output=True, text=True)
+
+
+def _statuses(where: Path) -> dict[str, str]:
+    statuses: dict[str, str] = {}
+    for line in _mutmut(where, "results", "--all", "true").stdout.splitlines():
+        match = RESULT.match(line)
+        if match:
+            statuses[match["name"]] = match["status"]
+    return statuses
+
+
+def _judge(module: str, tests: list[str], children: int, show: bool, where: Path,
+           rerun_survivors: bool) -> dict[str, object]:
+    earlier = _statuses(where) if (where / "mutants").exists() else {}
+    _scratch_copy(module, tests, where)
+    # which tests reach which function is measured again: tests may have been added since
+    (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    (where / "mutants").mkdir(exist_ok=True)  # made now: Python skips a missing sys.path entry
+    again = sorted(n for n, s in earlier.items() if s in ("survived", "no tests", "timeout"))
+    run = _mutmut(where, "run", "--max-children", str(children),
+                  *(again if rerun_survivors else []))
+    statuses = _statuses(where)
+    survivors = sorted(n for n, s in statuses.items() if s in ("survived", "no tests"))
+    diffs = {name: _mutmut(where, "show", name).stdout for name in survivors} if show else {}
+    # a mutant that makes the tests run past mutmut's time limit (an endless loop) is caught too
+    killed = sum(1 for s in statuses.values() if s in ("killed", "timeout"))
     total = len(statuses)
     if not total:
         print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
@@ -107,12 +156,20 @@ def main() -> None:
     parser.add_argument("only", nargs="*", help="run the modules whose path ends with these")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant runs")
     parser.add_argument("--show-survivors", action="store_true")
+    parser.add_argument("--keep", type=Path, help="work in DIR/<module> and resume there: "
+                        "mutants already judged keep their result")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="with --keep: judge the earlier survivors again (after new tests)")
+    parser.add_argument("--also", action="append", default=[], metavar="TESTS",
+                        help="add these test files to the module's (e.g. a slow oracle for "
+                             "the survivors of a first, fast run: with --rerun-survivors)")
     args = parser.parse_args()
-    chosen = {m: t for m, t in MODULES.items()
+    chosen = {m: t + args.also for m, t in MODULES.items()
               if not args.only or any(m.endswith(o) for o in args.only)}
     previous = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for module, tests in chosen.items():
-        result = run_module(module, tests, args.children, args.show_survivors)
+        result = run_module(module, tests, args.children, args.show_survivors, args.keep,
+                            args.rerun_survivors)
         print(f"{module}: {result['killed']}/{result['mutants']} killed "
               f"(score {result['score']}), survivors: {len(result['survivors'])}", flush=True)
         for name in result["survivors"]:

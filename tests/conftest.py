@@ -3,11 +3,14 @@ the loader of the scripts in benchmarks/ and fixtures/."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import pickle
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -36,6 +39,59 @@ def load_script(name: str, path: Path) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def _keep_runtime_captures(folder: Path) -> None:
+    """Make ``capture_load`` keep each real load's capture in ``folder``, keyed by the file's
+    bytes and the settings llama.cpp was given (all a capture depends on).
+
+    benchmarks/mutation.py sets GGUF_INSPECT_RUNTIME_ANSWERS: it reruns the real-load
+    comparisons once per mutant of a memory module, and llama.cpp's answers do not change with
+    our code. A mutant of the settings changes the settings given, so it misses the folder and
+    llama.cpp loads the file again.
+    """
+    from gguf_inspect.llamacpp import runtime
+
+    real = runtime.capture_load
+
+    def kept(path: str, config: Any, *args: Any, **kwargs: Any) -> Any:
+        extras = [Path(extra).read_bytes() for extra in map(str, (*args, *kwargs.values()))
+                  if Path(extra).is_file()]
+        key = hashlib.sha256(repr((config, args, sorted(kwargs.items()))).encode()
+                             + Path(path).read_bytes() + b"".join(extras)).hexdigest()
+        saved = folder / key
+        if saved.exists():
+            return pickle.loads(saved.read_bytes())
+        capture = real(path, config, *args, **kwargs)
+        partial = saved.with_suffix(f".{os.getpid()}")
+        partial.write_bytes(pickle.dumps(capture))
+        partial.replace(saved)  # atomic: parallel runs never read half a capture
+        return capture
+
+    runtime.capture_load = kept
+
+
+if os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS"):
+    _keep_runtime_captures(Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"]))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutmut, forget every memoized result before the tests run.
+
+    mutmut forks each mutant's run from a process that already ran the tests unmutated: a
+    functools cache in a test module (one real load per model and settings) or in the package
+    would hand the mutant's tests the unmutated answers, and the mutant would survive.
+    """
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    ours = (str(ROOT / "tests"), str(ROOT / "gguf_inspect"))
+    for module in list(sys.modules.values()):
+        # test modules are imported by file name ("test_zoo"), so match where they live
+        if str(getattr(module, "__file__", None) or "").startswith(ours):
+            for value in list(vars(module).values()):
+                clear = getattr(value, "cache_clear", None)
+                if callable(clear):
+                    clear()
 
 
 def fixture_path(name: str) -> Path:

@@ -152,3 +152,39 @@ def test_a_file_without_token_embd_is_reported(tmp_path: Path) -> None:
     write_gguf(writer)
     with pytest.raises(NoEmbeddingError, match="no token_embd.weight"):
         analyze_embeddings(read_gguf(path))
+
+
+HEAD = ("with no output.weight the embedding doubles as the output head, so llama.cpp "
+        "quantizes it like the head: ")
+
+
+@pytest.mark.parametrize("file_type, tied, n_embd, architecture, expected", [
+    (1, False, 256, "llama", ("f16", "a F16 file keeps every matrix in f16")),
+    (38, True, 256, "llama", ("q8_0", HEAD + "MXFP4 MoE files give the output head q8_0")),
+    (15, True, 256, "falcon", ("q8_0", HEAD + "falcon's output head is always q8_0")),
+    (15, True, 640, "llama", ("q8_0", HEAD + "n_embd 640 is not a multiple of the 256-wide "
+                                            "q4_K block, so the head rule picks q8_0")),
+    (19, True, 256, "llama", ("q5_K", HEAD + "IQ2_XXS - 2.0625 bpw gives the output head q5_K")),
+    (15, True, 256, "llama", ("q6_K", HEAD + "the output head is kept at q6_K")),
+    (7, True, 256, "llama", ("q8_0", HEAD + "the output head keeps the base type q8_0")),
+    (7, True, 48, "llama", ("f16", HEAD + "n_embd 48 is not a multiple of the 32-wide q8_0 "
+                                          "block, so the head rule picks q8_0; n_embd 48 is "
+                                          "not a multiple of q8_0's 32-wide block, so it falls "
+                                          "back to f16")),
+    (38, False, 256, "llama", ("q8_0", "MXFP4 MoE files give every matrix but the experts q8_0")),
+    (19, False, 256, "llama", ("q2_K", "IQ2_XXS - 2.0625 bpw gives the embedding q2_K")),
+    (28, False, 256, "llama", ("iq3_s", "IQ2_S - 2.5 bpw gives the embedding iq3_s")),
+    (36, False, 256, "llama", ("q4_K", "TQ1_0 - 1.69 bpw ternary gives the embedding q4_K")),
+    (15, False, 256, "llama", ("q4_K", "an untied embedding takes the file's base type q4_K")),
+    (15, False, 640, "llama", ("q5_0", "an untied embedding takes the file's base type q4_K; "
+                                       "n_embd 640 is not a multiple of q4_K's 256-wide block, "
+                                       "so it falls back to q5_0")),
+])
+def test_each_recipe_branch_says_why(file_type: int, tied: bool, n_embd: int,
+                                     architecture: str, expected: tuple[str, str]) -> None:
+    """The reason shown to the user names the branch of llama_tensor_get_type_impl
+    (src/llama-quant.cpp) that chose the type, with the file type in llama.cpp's words
+    (llama_model_ftype_name); the types themselves are checked against the quantizer in
+    test_recipe_quantizer.py."""
+    result = expected_embedding_type(file_type, tied, n_embd, architecture)
+    assert (result.type, result.reason) == expected

@@ -122,8 +122,14 @@ def test_runtime_matches_llama_cpp_for_lora_and_projector() -> None:
     comparison = compare_runtime(MODEL, {}, lora=LORA, mmproj=MMPROJ)
     extra = {c.quantity: c for c in comparison.checks
              if c.quantity.startswith(("LoRA", "projector"))}
+    # Only MiB lines exist for these: the LoRA buffer is "%8.2f MiB" (llama-adapter.cpp,
+    # llama_adapter_lora_init_impl) and the projector's size "%.2f MiB" (tools/mtmd/clip.cpp,
+    # clip_model_loader); neither llama.h nor mtmd.h returns their bytes. The model's own
+    # bytes are exact (llama_model_size).
     assert extra["LoRA buffer CPU (tiny-llama-untied-lora-f16.gguf)"].status == "match"
     assert extra["projector model size (sum of tensor bytes)"].status == "match"
+    size = {c.quantity: c for c in comparison.checks}["tensor bytes (llama_model_size)"]
+    assert size.unit == "B" and size.predicted == size.runtime > 0
     compute = extra["projector compute buffer CPU"]
     assert compute.runtime is not None and abs(compute.predicted - compute.runtime) <= 0.01 * compute.runtime
     assert comparison.all_match

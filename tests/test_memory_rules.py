@@ -107,3 +107,266 @@ def test_swa_layers_use_key_length_swa() -> None:
     assert caches["SWA"].layers == 1 and caches["SWA"].cells == 1024
     assert caches["SWA"].k_bytes == 128 * 1 * 1024 * 2
     assert caches[""].k_bytes == 256 * 1 * 1024 * 2
+
+
+def test_host_flags_are_what_the_native_build_compiled_in() -> None:
+    """A native build compiles in this CPU's features; llama_print_system_info (llama.h) lists
+    them: "AVX512 = 1" is ggml_cpu_has_avx512 (__AVX512F__), "AMX_INT8 = 1" ggml_cpu_has_amx_int8
+    (__AMX_INT8__, which the AMX buffer type also needs __AVX512VNNI__ for: "AVX512_VNNI = 1")."""
+    import pytest
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from gguf_inspect.llamacpp.cpu_buffers import host_has_amx, host_has_avx512
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert host_has_avx512() == ("AVX512 = 1" in info)
+    assert host_has_amx() == ("AMX_INT8 = 1" in info and "AVX512_VNNI = 1" in info)
+
+
+def _tensor(ne: tuple[int, ...], type_name: str = "q4_0"):
+    from gguf_inspect.core.constants import GGML_TYPES, row_bytes
+    from gguf_inspect.core.model import TensorInfo
+
+    (type_id,) = [i for i, t in GGML_TYPES.items() if t.name == type_name]
+    rows = 1
+    for size in ne[1:]:
+        rows *= size
+    return TensorInfo("w", ne, type_id, 0, row_bytes(type_id, ne[0]) * rows, 0)
+
+
+def test_repack_counts_dimensions_like_ggml_n_dims() -> None:
+    """ggml_n_dims (ggml.c) ignores trailing dimensions of size 1, and the CPU_REPACK
+    buffer's supports_op (ggml-cpu/repack.cpp, extra_buffer_type::supports_op) wants
+    ggml_n_dims(op->src[0]) == 2 for MUL_MAT and == 3 for MUL_MAT_ID; a tensor that is no
+    MUL_MAT weight (matmul_dims None: token_embd's GET_ROWS) is never repacked."""
+    from gguf_inspect.llamacpp.cpu_buffers import repacks
+
+    assert repacks(_tensor((64, 16)), 2, avx512=False)
+    assert not repacks(_tensor((64, 16)), None, avx512=False)
+    assert repacks(_tensor((64, 16, 1)), 2, avx512=False)  # ne[2] == 1: 2-D
+    assert not repacks(_tensor((64, 16, 1)), 3, avx512=False)  # one expert: not 3-D
+    assert repacks(_tensor((64, 16, 2)), 3, avx512=False)  # two experts: 3-D
+    assert not repacks(_tensor((64, 16, 2)), 2, avx512=False)
+
+
+def test_amx_sizes_are_whole_bytes() -> None:
+    """ggml_backend_amx_get_alloc_size (ggml-cpu/amx/mmq.cpp): ne[1] rows of
+    get_row_size(ne[0]) = (ne[0] / block) * (type size + extra) bytes; q4_0 has no extra."""
+    from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size
+
+    size = amx_alloc_size(_tensor((64, 32)))
+    assert size == 32 * 2 * 18 and type(size) is int
+
+
+def test_no_context_length_and_no_n_ctx_is_refused_naming_the_key() -> None:
+    """llama.cpp takes n_ctx 0 as "the trained context" (llama_context::llama_context); with no
+    trained context either there is nothing to size the cache with."""
+    import pytest
+
+    from gguf_inspect.core.errors import FormatError
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+
+    hparams = read_hyperparameters(synthetic(extra={"llama.context_length": 0}))
+    with pytest.raises(FormatError) as raised:
+        resolve_context(hparams, LlamaSettings(n_ctx=0))
+    assert raised.value.message == "n_ctx is 0 and the model has no context_length"
+    assert raised.value.field == "context_length"
+
+
+def test_the_resolved_context_is_whole_numbers_and_passes_the_settings_on() -> None:
+    """n_ctx_seq = GGML_PAD(n_ctx / n_seq_max, 256) in integer arithmetic (uint32_t,
+    llama_context::llama_context): 5000 -> 5120, 5120 / 3 = 1706 -> 1792 cells."""
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+
+    hparams = read_hyperparameters(synthetic())
+    context = resolve_context(hparams, LlamaSettings(n_ctx=5000, n_parallel=3))
+    assert (context.n_ctx_seq, context.n_ctx) == (1792, 5376)
+    assert all(type(value) is int for value in (context.n_ctx, context.n_ctx_seq,
+                                                context.n_batch, context.n_ubatch))
+    assert context.n_ctx_train == 4096
+    assert resolve_context(hparams, LlamaSettings(kv_unified=True)).kv_unified is True
+
+
+def test_an_encoder_keeps_its_batch_size() -> None:
+    """llama_context::llama_context: "with causal attention, the batch size is limited by the
+    context size" (cparams.n_batch = causal_attn ? min(n_ctx, n_batch) : n_batch)."""
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+
+    causal = read_hyperparameters(synthetic())
+    encoder = read_hyperparameters(synthetic(extra={"llama.attention.causal": False}))
+    assert not encoder.causal_attn
+    settings = LlamaSettings(n_ctx=512, n_batch=2048, n_ubatch=4096)
+    assert resolve_context(causal, settings).n_batch == 512
+    assert (resolve_context(encoder, settings).n_batch,
+            resolve_context(encoder, settings).n_ubatch) == (2048, 2048)
+
+
+def test_kv_and_output_buffers_are_exact_and_kv_buffers_come_in_name_order() -> None:
+    """The KV cache and the output buffer are sized, not estimated. llama_kv_cache keeps one
+    context per buffer type in a std::map ordered by ggml_backend_buft_comparator (strcmp of
+    the names, llama-kv-cache.cpp), so "CPU" comes before "CUDA0" whatever the layers' order.
+    ngl 2 of 2 layers + output: layer 0 stays on the CPU (i_gpu_start = n_layer + 1 - ngl)."""
+    model = synthetic()
+    cpu = predict_memory(model, CPU_ONLY)
+    for buffer in cpu.buffers:
+        if buffer.kind in ("kv", "output"):
+            assert buffer.exact is True and buffer.device == "host", buffer
+    split = predict_memory(model, LlamaSettings(n_gpu_layers=2, gpu_capacities=(24 * GIB,),
+                                                cpu_avx512=False, cpu_amx=False))
+    kv = [(b.device, b.buffer) for b in split.buffers if b.kind == "kv"]
+    assert kv == [("host", "CPU"), ("gpu0", "CUDA0")]
+
+
+def test_an_mla_cache_has_no_v_bytes() -> None:
+    """llama_kv_cache::llama_kv_cache (llama-kv-cache.cpp): `has_v = !is_mla`, so an MLA model
+    (deepseek2 with kv_lora_rank) creates K tensors only: V is 0 bytes, not a padded stub
+    (the log's "V (f16): 0.00 MiB" cannot tell 1 byte from none)."""
+    prediction = predict_memory(load("zoo/deepseek2-mla.gguf"), CPU_ONLY)
+    assert [cache.v_bytes for cache in prediction.kv_caches] == [0]
+    assert prediction.kv_caches[0].k_bytes > 0
+
+
+def test_a_quantized_cache_on_cuda_pads_k_and_v_rows() -> None:
+    """ggml_backend_cuda_buffer_type_get_alloc_size (ggml-cuda.cu): a quantized tensor whose
+    ne[0] is not a multiple of MATRIX_ROW_PADDING (512) gets ggml_row_size(type, 512 - ne0 %
+    512) more bytes, once per tensor; the CUDA buffer aligns each tensor to 128 bytes.
+    K and V of each layer are [256, 1024 cells] q8_0 (n_embd 256, 4 heads, 4 KV heads):
+    272 bytes a row (8 blocks of 34), + 272 padding, rounded up to 128."""
+    settings = LlamaSettings(n_ctx=1024, n_gpu_layers=99, gpu_capacities=(24 * GIB,),
+                             cache_type_k="q8_0", cache_type_v="q8_0", flash_attn="on",
+                             cpu_avx512=False, cpu_amx=False)
+    prediction = predict_memory(synthetic(extra={"llama.attention.head_count_kv": 4}),
+                                settings)
+    per_tensor = (272 * 1024 + 272 + 127) // 128 * 128
+    kv = {b.buffer: b.n_bytes for b in prediction.buffers if b.kind == "kv"}
+    assert kv == {"CUDA0": 2 * 2 * per_tensor}
+
+
+# ---- placement (llama_model_base::load_tensors, llama_model_loader::create_tensor) -----------
+
+NO_EXTRA_CPU = LlamaSettings(cpu_avx512=False, cpu_amx=False)
+
+
+def _buffers_of(model, settings: LlamaSettings) -> dict[str, str]:
+    """tensor name -> buffer type (the duplicate of a tied head as "name (output)")."""
+    from gguf_inspect.llamacpp.placement import place_tensors, placement_for
+
+    hparams = read_hyperparameters(model)
+    placed = place_tensors(model, hparams, placement_for(hparams.n_layer, settings), settings)
+    return {p.tensor.name + (" (output)" if p.duplicate else ""): p.buffer for p in placed}
+
+
+def test_only_matmul_weights_repack() -> None:
+    """CPU_REPACK's supports_op (ggml-cpu/repack.cpp) takes MUL_MAT on a 2-D weight and
+    MUL_MAT_ID on a 3-D one: a norm (GGML_OP_MUL) or a bias (GGML_OP_ADD) stays in the mapped
+    buffer even when it is a q4_0 matrix; experts ([ne0, ne1, n_expert], MUL_MAT_ID) repack."""
+    model = synthetic(tensors=[("blk.0.attn_q.weight", (64, 16), "q4_0"),
+                               ("blk.0.attn_norm.weight", (64, 16), "q4_0"),
+                               ("blk.0.attn_k.norm.weight", (64, 16), "q4_0"),
+                               ("blk.0.attn_q.bias", (64, 16), "q4_0"),
+                               ("blk.0.ffn_up_exps.weight", (64, 16, 4), "q4_0")])
+    assert _buffers_of(model, NO_EXTRA_CPU) == {
+        "blk.0.attn_q.weight": "CPU_REPACK", "blk.0.attn_norm.weight": "CPU_Mapped",
+        "blk.0.attn_k.norm.weight": "CPU_Mapped", "blk.0.attn_q.bias": "CPU_Mapped",
+        "blk.0.ffn_up_exps.weight": "CPU_REPACK"}
+
+
+def test_q2_k_repacks_only_where_the_build_has_avx512() -> None:
+    """ggml_repack_get_optimal_repack_type (x86): q2_K needs AVX512; unset, the setting is the
+    native build's, i.e. this CPU's (pinned to llama_print_system_info above)."""
+    from gguf_inspect.llamacpp.cpu_buffers import host_has_avx512
+
+    model = synthetic(tensors=[("blk.0.attn_q.weight", (256, 16), "q2_K")])
+    expected = "CPU_REPACK" if host_has_avx512() else "CPU_Mapped"
+    assert _buffers_of(model, LlamaSettings(cpu_amx=False)) == {"blk.0.attn_q.weight": expected}
+    assert _buffers_of(model, NO_EXTRA_CPU) == {"blk.0.attn_q.weight": "CPU_Mapped"}
+
+
+def test_rope_freqs_lives_with_layer_0() -> None:
+    """llama-model.cpp creates rope_freqs for layer 0 and marks the other layers' use
+    TENSOR_DUPLICATED, so it takes layer 0's buffer: with ngl 2 of 2 layers (+ output) layer 0
+    is on the CPU and layer 1 on the GPU."""
+    model = synthetic(tensors=[("rope_freqs.weight", (32,), "f32"),
+                               ("blk.1.attn_q.weight", (256, 256), "f16")])
+    settings = LlamaSettings(n_gpu_layers=2, gpu_capacities=(24 * GIB,), cpu_amx=False)
+    assert _buffers_of(model, settings) == {"rope_freqs.weight": "CPU_Mapped",
+                                            "blk.1.attn_q.weight": "CUDA0"}
+
+
+def test_cuda_host_aligns_like_the_cpu() -> None:
+    """ggml_backend_cuda_host_buffer_type takes the CPU buffer type's get_alignment
+    (TENSOR_ALIGNMENT 32, ggml-cuda.cu), not the device's 128: a 160-byte norm takes 160."""
+    model = synthetic(tensors=[("blk.0.attn_norm.weight", (40,), "f32")])
+    prediction = predict_memory(model, LlamaSettings(use_mmap=False, n_gpu_layers=0,
+                                                     gpu_capacities=(24 * GIB,)))
+    assert model_buffers(prediction) == {"CUDA_Host": 160}
+
+
+def test_a_tied_head_in_the_same_buffer_is_not_copied() -> None:
+    """llama_model_loader::create_tensor with TENSOR_DUPLICATED returns the tensor already in
+    that buffer type's context; a copy is made only in another buffer type (here CPU_REPACK,
+    whose device is the host)."""
+    q6 = synthetic(tensors=[("token_embd.weight", (256, 512), "q6_K")])
+    no_mmap = LlamaSettings(use_mmap=False, cpu_avx512=False, cpu_amx=False)
+    assert _buffers_of(q6, no_mmap) == {"token_embd.weight": "CPU"}
+    assert model_buffers(predict_memory(q6, no_mmap)) == {"CPU": 210 * 512}  # one 210-byte q6_K block a row, once
+    q4 = synthetic(tensors=[("token_embd.weight", (256, 512), "q4_0")])
+    assert _buffers_of(q4, no_mmap) == {"token_embd.weight": "CPU",
+                                        "token_embd.weight (output)": "CPU_REPACK"}
+    repack = [b for b in predict_memory(q4, no_mmap).buffers if b.buffer == "CPU_REPACK"]
+    assert [(b.device, b.n_bytes, b.exact) for b in repack] == [("host", 18 * 8 * 512, True)]
+
+
+def test_pad_is_ggml_pad() -> None:
+    """GGML_PAD(x, n) = ((x + n - 1) / n) * n (ggml.h)."""
+    from gguf_inspect.llamacpp.placement import pad
+
+    assert [pad(value, 32) for value in (0, 1, 32, 33, 63, 64)] == [0, 32, 32, 64, 64, 64]
+
+
+def test_an_override_is_the_first_pattern_that_matches() -> None:
+    """llama_model_loader::create_tensor tries every override in order (std::regex_search) and
+    the first match wins; a CUDA device that is not there is refused (common/arg.cpp lists the
+    buffer types of the devices present)."""
+    import pytest
+
+    from gguf_inspect.llamacpp.placement import override_device
+
+    overrides = (("attn", "CUDA0"), ("ffn", "CPU"), ("up", "CUDA0"))
+    assert override_device("blk.0.ffn_up.weight", overrides, 1) == "host"
+    assert override_device("blk.0.output.weight", overrides, 1) is None
+    with pytest.raises(ValueError) as raised:
+        override_device("blk.0.ffn_up.weight", (("ffn", "CUDA1"),), 1)
+    assert str(raised.value) == "unknown buffer type CUDA1 (--override-tensor): 1 GPU(s) given"
+
+
+def test_layer_split_follows_llama_cpp() -> None:
+    """load_tensors (llama-model.cpp): act_gpu_layers = min(ngl, n_layer + 1); layer il goes to
+    upper_bound(splits, float(il - i_gpu_start) / act_gpu_layers); an all-zero --tensor-split
+    means "by free memory", missing trailing shares are 0; --split-mode none puts the offloaded
+    layers on main_gpu, which must exist ("invalid value for main_gpu", src/llama.cpp)."""
+    import pytest
+
+    from gguf_inspect.llamacpp.placement import place_layers
+
+    two = (8 * GIB, 8 * GIB)
+    # 3 layers + output, all offloaded: 0/4, 1/4 < 0.5 <= 2/4, 3/4
+    assert place_layers(3, 99, two).layer_device == ("gpu0", "gpu0", "gpu1", "gpu1")
+    assert place_layers(3, 99, two, tensor_split=(0.0, 0.0)).layer_device == (
+        "gpu0", "gpu0", "gpu1", "gpu1")
+    assert place_layers(3, 99, two, tensor_split=(1.0,)).layer_device == ("gpu0",) * 4
+    assert place_layers(2, 1, two, split_mode="none", main_gpu=1).layer_device == (
+        "host", "host", "gpu1")
+    with pytest.raises(ValueError) as raised:
+        place_layers(2, 99, (8 * GIB,), split_mode="none", main_gpu=1)
+    assert str(raised.value) == "--main-gpu 1: there are 1 GPU(s)"
+
+
+def test_a_skipped_nextn_tensor_does_not_end_the_loading() -> None:
+    """load_arch_tensors flags the NextN/MTP block TENSOR_SKIP (ml.load_mtp is false by
+    default); the loader finds tensors by name, so a skipped one first in the file says
+    nothing about the ones after it."""
+    model = synthetic("glm4moe", extra={"glm4moe.nextn_predict_layers": 1},
+                      tensors=[("blk.1.attn_q.weight", (256, 256), "f16"),
+                               ("blk.0.attn_q.weight", (256, 256), "f16")])
+    assert _buffers_of(model, NO_EXTRA_CPU) == {"blk.0.attn_q.weight": "CPU_Mapped"}

@@ -10,6 +10,7 @@ every file type quantizes without one.
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import gguf
@@ -31,17 +32,20 @@ FILE_TYPES = sorted(set(FILE_TYPE_DEFAULT_TENSOR_TYPE) - NOT_QUANTIZABLE)
 # IQ2_M and IQ1_M (iq2_s, iq1_m) quantize without one, but take 15-25 s: left out too.
 PURE_NEEDS_IMATRIX = {19, 20, 24, 28, 29, 31}
 # 2880 only tied: untied it adds nothing 640 does not show, and costs a second per file type.
-SHAPES = [(256, False), (640, False), (256, True), (640, True), (2880, True)]
+SHAPES = [(256, False), (640, False), (256, True), (640, True), (2880, True), (48, False),
+          (48, True)]
 # Row lengths: a multiple of every block (256); of 32 but not 256 (640: the k-quants fall
 # back); of 64 but not 256 (2880: gpt-oss's width, where the tied-head rule and the fallback
-# can hide each other, and q1_0's 128-wide block has no fallback).
+# can hide each other, and q1_0's 128-wide block has no fallback); of no block but f16's (48:
+# a 32-wide type has nothing smaller to demote to, tensor_type_fallback's `qk_k <= 32` case,
+# and a demoted type that still does not fit becomes f16).
 
 
-def _write_model(path: Path, n_embd: int, tied: bool) -> None:
+def _write_model(path: Path, n_embd: int, tied: bool, architecture: str = "llama") -> None:
     from fixtures.build import add_tokenizer
 
     rng = np.random.default_rng(n_embd)
-    writer = gguf.GGUFWriter(str(path), "llama")
+    writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_file_type(1)
     writer.add_context_length(256)
     writer.add_embedding_length(n_embd)
@@ -49,7 +53,10 @@ def _write_model(path: Path, n_embd: int, tied: bool) -> None:
     writer.add_feed_forward_length(n_embd)
     writer.add_head_count(1)
     writer.add_head_count_kv(1)
-    writer.add_layer_norm_rms_eps(1e-5)
+    if architecture == "falcon":
+        writer.add_layer_norm_eps(1e-5)
+    else:
+        writer.add_layer_norm_rms_eps(1e-5)
     add_tokenizer(writer, N_VOCAB)
     matrix = (rng.standard_normal((N_VOCAB, n_embd)) * 0.05).astype(np.float16)
     writer.add_tensor("token_embd.weight", matrix)
@@ -73,9 +80,35 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[int, bool], 
     return paths
 
 
+@pytest.fixture(scope="module")
+def falcon_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("recipe-falcon") / "source-falcon-256-tied.gguf"
+    _write_model(path, 256, True, "falcon")
+    return path
+
+
+# benchmarks/mutation.py reruns these tests once per mutant of recipe.py: the quantizer's
+# answers do not depend on our code, so it keeps them in this folder (one file per case) and the
+# quantizer runs once per case instead of once per mutant.
+ANSWERS = os.environ.get("GGUF_INSPECT_QUANTIZER_ANSWERS")
+
+
 def quantized_embedding_type(source: Path, file_type: int, pure: bool = False) -> str | None:
     """The type llama_model_quantize gives token_embd.weight (ggml's lower-case name); None when
     the quantizer refuses (tensor_type_fallback has no fallback for q1_0 and nvfp4)."""
+    if ANSWERS is None:
+        return _quantize(source, file_type, pure)
+    saved = Path(ANSWERS) / f"{llama_cpp.__version__}-{source.stem}-{file_type}-{int(pure)}"
+    if saved.exists():
+        return saved.read_text() or None
+    written = _quantize(source, file_type, pure)
+    partial = saved.with_suffix(f".{os.getpid()}")
+    partial.write_text(written or "")
+    partial.replace(saved)  # atomic: parallel runs never read half an answer
+    return written
+
+
+def _quantize(source: Path, file_type: int, pure: bool) -> str | None:
     target = source.with_name(f"{source.stem}-{file_type}-{int(pure)}.gguf")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = file_type
@@ -108,4 +141,13 @@ def test_the_recipe_replay_is_what_the_quantizer_writes(
         file_type: int, n_embd: int, tied: bool, sources: dict[tuple[int, bool], Path]) -> None:
     written = quantized_embedding_type(sources[(n_embd, tied)], file_type)
     expected = expected_embedding_type(file_type, tied, n_embd, "llama")
+    assert (expected.type if expected is not None else None) == written, expected
+
+
+@pytest.mark.parametrize("file_type", FILE_TYPES)
+def test_a_tied_falcon_head_is_q8_0(file_type: int, falcon_source: Path) -> None:
+    """llama_tensor_get_type_impl: `arch == LLM_ARCH_FALCON || nx % qk_k != 0` gives the
+    output head (the tied embedding) q8_0, even where the row length fits the block."""
+    written = quantized_embedding_type(falcon_source, file_type)
+    expected = expected_embedding_type(file_type, True, 256, "falcon")
     assert (expected.type if expected is not None else None) == written, expected

@@ -50,6 +50,13 @@ SWA_CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "no-swa-full-2-sequences": {"swa_full": False, "n_parallel": 2},
     "no-swa-full-unified": {"swa_full": False, "n_parallel": 2, "kv_unified": True},
     "no-swa-full-small-ubatch": {"swa_full": False, "n_ubatch": 100, "n_ctx": 2000},
+    # n_swa 128, n_ubatch 64: 128 * 1 + 64 -> 256 cells per stream, 128 * 3 + 64 -> 512 when
+    # the three sequences share one unified cache (the window times n_seq_max)
+    "no-swa-full-3-sequences-small-ubatch": {"swa_full": False, "n_parallel": 3, "n_ubatch": 64,
+                                             "n_ctx": 6144},
+    "no-swa-full-3-sequences-unified-small-ubatch": {"swa_full": False, "n_parallel": 3,
+                                                     "n_ubatch": 64, "n_ctx": 6144,
+                                                     "kv_unified": True},
     "no-swa-full-q8_0-flash-off": {"swa_full": False, "cache_type_k": "q8_0", "flash_attn": "off"},
     # Small contexts without flash attention: the attention phase no longer dominates the
     # compute buffer, so the per-cache k/v index inputs (one set per cache) and gemma3's in-place
@@ -89,6 +96,16 @@ def test_every_exact_quantity_matches_the_runtime(model: Path, settings: dict[st
     assert {"n_embd", "n_vocab", "n_layer", "n_ctx_train", "file type", "model params",
             "tensor bytes (llama_model_size)", "n_ctx", "KV cache cells", "KV cache K",
             "KV cache V", "KV cache CPU buffer", "CPU output buffer"} <= quantities(comparison)
+    # Exact bytes where llama.cpp's C API gives them: llama_model_size (tensor bytes) and
+    # llama_model_n_params. Every buffer (model, KV, output, compute) exists only as a log
+    # line in MiB with two decimals (llama-model.cpp load_tensors, llama-kv-cache.cpp,
+    # llama-context.cpp "%8.2f MiB"): no C API returns a buffer's bytes, and
+    # llama_state_get_size counts only used cells. Those rows compare at that precision.
+    by_quantity = {c.quantity: c for c in comparison.checks}
+    size = by_quantity["tensor bytes (llama_model_size)"]
+    assert size.unit == "B" and size.predicted == size.runtime and size.runtime > 0
+    params = by_quantity["model params (llama_model_n_params)"]
+    assert params.predicted == params.runtime > 0
     model_buffers = [c for c in comparison.checks if c.quantity.endswith("model buffer")]
     assert model_buffers and all(c.runtime is not None for c in model_buffers)
     (compute,) = [c for c in comparison.checks if c.quantity == "CPU compute buffer"]

@@ -77,6 +77,10 @@ def test_zoo_rebuilds_byte_identical(tmp_path: Path) -> None:
 def test_every_exact_quantity_matches_llama_cpp(model: Path, configuration: str) -> None:
     comparison = _comparison(model, configuration)
     assert not _differing(comparison), "\n".join(_differing(comparison))
+    # exact bytes where the C API has them (llama_model_size); the buffers exist only as
+    # "%8.2f MiB" log lines and are compared at that precision
+    size = {c.quantity: c for c in comparison.checks}["tensor bytes (llama_model_size)"]
+    assert size.unit == "B" and size.predicted == size.runtime > 0
     assert not any("CANNOT TELL" in note or "not modelled, KV cache" in note
                    for note in comparison.notes)
 

@@ -83,7 +83,9 @@ def _replay(file_type: int, tied: bool, n_cols: int,
         block = GGML_TYPES[base_id].block_size
         if file_type == _FTYPE_MXFP4_MOE:
             chosen, why = "q8_0", "MXFP4 MoE files give the output head q8_0"
-        elif architecture == "falcon" or n_cols % block:
+        elif architecture == "falcon":
+            chosen, why = "q8_0", "falcon's output head is always q8_0"
+        elif n_cols % block:
             chosen, why = "q8_0", (f"n_embd {n_cols} is not a multiple of the {block}-wide "
                                    f"{base} block, so the head rule picks q8_0")
         elif file_type in _FTYPES_OUTPUT_Q5_K:
