@@ -1,0 +1,79 @@
+"""benchmarks/alloc_trace.py's pure parts on a committed excerpt of ggml-alloc.c's AT_PRINTF trace
+(tests/data/alloc-trace-sample.txt: the first lines of the three graphs llama.cpp reserved for
+fixtures/zoo/qwen2.gguf at the defaults, from a real load under the traced library). Building
+the library and loading under it need a compiler, the sdist and llama.cpp, and are not tested."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import alloc_trace  # noqa: E402
+
+SAMPLE = (Path(__file__).resolve().parent / "data" / "alloc-trace-sample.txt").read_text()
+
+
+def test_the_trace_is_normalised_to_one_event_a_line() -> None:
+    events = alloc_trace.normalise_c_trace(SAMPLE)
+    # the sample's first lines, read by eye
+    assert events[:3] == ["alloc inp_tokens 2048 @ 0", "alloc inp_embd 131072 @ 2048",
+                          "alloc inp_pos 2048 @ 133120"]
+    assert "free inp_tokens @ 0 (2048)" in events
+    assert "inplace attn_norm-0 <- norm-0" in events
+    # "not reusing parent ..." is a refusal, not a reuse; exec/parent/view_src lines are dropped
+    assert not any("inp_pos" in event and "inplace" in event for event in events)
+    assert all(event.split()[0] in ("alloc", "free", "inplace") for event in events)
+
+
+def test_the_trace_splits_into_the_graphs_reserved() -> None:
+    graphs = alloc_trace.split_graphs(alloc_trace.normalise_c_trace(SAMPLE))
+    assert len(graphs) == 3
+    # the second reserve is the one-token graph: its first input is 32 bytes, not 2048
+    assert [graph[0] for graph in graphs] == ["alloc inp_tokens 2048 @ 0",
+                                              "alloc inp_tokens 32 @ 0",
+                                              "alloc inp_tokens 2048 @ 0"]
+    assert graphs[2][1] == "alloc inp_embd 131072 @ 2048"
+
+
+def test_zero_byte_tensors_take_no_place() -> None:
+    events = ["alloc a 0 @ 0", "alloc b 64 @ 0", "free a @ 0 (0)", "free b @ 0 (64)",
+              "inplace c <- b"]
+    assert [(e.kind, e.offset) for e in alloc_trace.placements(events)] == [("alloc", 0),
+                                                                          ("free", 0)]
+    assert alloc_trace.peak(["alloc a 64 @ 0", "alloc b 32 @ 64", "free a @ 0 (64)"]) == 96
+
+
+def test_identical_traces_agree_whatever_the_names() -> None:
+    graph = alloc_trace.split_graphs(alloc_trace.normalise_c_trace(SAMPLE))[2]
+    renamed = [event.replace("attn_inp_k_idxs", "k_idxs") for event in graph]
+    verdict = alloc_trace.first_divergence(graph, renamed)
+    assert verdict.startswith("same: ")
+    assert f"peak {alloc_trace.peak(graph)} vs {alloc_trace.peak(graph)}" in verdict
+
+
+def test_the_first_offset_that_differs_is_shown_in_context() -> None:
+    graph = alloc_trace.split_graphs(alloc_trace.normalise_c_trace(SAMPLE))[2]
+    moved = list(graph)
+    index = moved.index("alloc attn_inp_kq_mask 4194304 @ 143360")
+    moved[index] = "alloc attn_inp_kq_mask 4194304 @ 147456"
+    verdict = alloc_trace.first_divergence(graph, moved).splitlines()
+    assert verdict[0] == f"diverge at event {index} (llama.cpp | ours)"
+    marked = [line for line in verdict if line.startswith(">")]
+    assert len(marked) == 1 and "@ 143360" in marked[0] and "@ 147456" in marked[0]
+
+
+def test_a_shorter_trace_is_reported() -> None:
+    graph = ["alloc a 64 @ 0", "free a @ 0 (64)"]
+    assert alloc_trace.first_divergence(graph, graph[:1]).startswith("same prefix, different")
+
+
+def test_the_debug_source_turns_the_trace_on() -> None:
+    release = "#include <stdio.h>\n//#define AT_PRINTF(...) X\n#define AT_PRINTF(...)\nint x;\n"
+    debug = alloc_trace.debug_source(release)
+    assert "#define AT_PRINTF(...) fprintf(stderr, __VA_ARGS__)\n" in debug
+    assert debug.count("AT_PRINTF") == 2 and debug.endswith("int x;\n")
+    with pytest.raises(ValueError):
+        alloc_trace.debug_source("#define AT_PRINTF(...) printf(__VA_ARGS__)\n")
