@@ -55,7 +55,7 @@ def test_the_zoo_covers_the_issue_architectures() -> None:
                  "glm4moe-mtp", "gemma2", "gemma3", "llama4", "mistral3", "granite",
                  "granitemoe", "olmo2", "olmo2-swa", "cohere2", "starcoder2", "gptneox",
                  "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid",
-                 "nemotron_h"):
+                 "nemotron_h", "rwkv7", "qwen3next", "gemma3n"):
         assert stem in stems, f"fixtures/zoo/{stem}.gguf missing: run python fixtures/zoo.py"
 
 
@@ -89,7 +89,8 @@ NODE_BY_NODE = ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "glm4moe", "glm
                 "gptneox", "falcon", "lfm2", "olmo2", "olmo2-swa", "cohere2", "llama4",
                 "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid",
                 "nemotron_h")
-ROUGH_TOLERANCE: dict[str, float] = {}
+# Measured with benchmarks/zoo_compute.py, worst configuration, rounded up (README's zoo table).
+ROUGH_TOLERANCE: dict[str, float] = {"rwkv7": 1.27, "qwen3next": 0.11, "gemma3n": 0.69}
 
 
 def test_every_zoo_model_has_a_compute_tolerance() -> None:
