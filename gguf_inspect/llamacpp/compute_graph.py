@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_rwkv import RwkvShape, build_rwkv7_graph
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
@@ -208,6 +209,7 @@ class GraphShape:
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
+    rwkv: RwkvShape | None = None  # models/rwkv7.cpp: its own graph (graph_rwkv)
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     # reserve ubatch holds n_tokens / n_seqs tokens per sequence); n_outputs stays as given
     n_seqs = shape.n_seqs or shape.n_stream
     tokens = -(-shape.n_tokens // n_seqs) * n_seqs
+    if shape.rwkv is not None and shape.ssm is not None:
+        return build_rwkv7_graph(shape.n_embd, shape.n_vocab, len(shape.n_head), tokens, n_seqs,
+                                 shape.n_outputs, shape.rwkv, shape.ssm)
     graph = GraphBuilder(shape.n_embd)
     add, view, weight = graph.add, graph.view, graph.weight
     cache = Node("cache", "NONE", 0, external=True)

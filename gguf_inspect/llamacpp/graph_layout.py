@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
 from gguf_inspect.llamacpp.graph_mla import MlaShape
+from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SHORTCONV, SsmShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 
@@ -52,6 +53,7 @@ class GraphLayout:
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
+    rwkv: RwkvShape | None = None
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -99,6 +101,8 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return _deepseek2(gguf, hparams)
     if arch in (MAMBA, MAMBA2):  # models/mamba.cpp: the mixer and the residual, no FFN
         return GraphLayout(mixers=(arch,) * n_layer, ssm=_ssm_shape(gguf, hparams), ffn=False)
+    if arch == "rwkv7" and hparams.n_embd_s:
+        return _rwkv7(gguf, hparams)
     if arch == "lfm2":
         # models/lfm2.cpp: short convolutions on the recurrent layers, attention on the others;
         # both residual ADDs read the residual first
@@ -227,3 +231,18 @@ def _ssm_shape(gguf: GGUFFile, hparams: Hyperparameters) -> SsmShape:
                     n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1,
                     dt_b_c_rms=bool(gguf.arch_value("ssm.dt_b_c_rms", False)),
                     ssm_norm=any(t.name.endswith(".ssm_norm.weight") for t in gguf.tensors))
+
+
+def _rwkv7(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/rwkv7.cpp: its own graph (graph_rwkv); the state rows are the token shift (r)
+    and the wkv state (s), n_rs set by compute_buffers like the SSMs'."""
+    rwkv = RwkvShape(head_size=uint32_key(gguf, "wkv.head_size") or 0,
+                     n_lora_decay=uint32_key(gguf, "attention.decay_lora_rank") or 0,
+                     n_lora_iclr=uint32_key(gguf, "attention.iclr_lora_rank") or 0,
+                     n_lora_value_res_mix=uint32_key(
+                         gguf, "attention.value_residual_mix_lora_rank") or 0,
+                     n_lora_gate=uint32_key(gguf, "attention.gate_lora_rank") or 0,
+                     n_ff=hparams.n_ff[0] if hparams.n_ff else 0)
+    ssm = SsmShape(d_conv=0, d_inner=0, d_state=0, dt_rank=0, n_group=1,
+                   n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
+    return GraphLayout(ssm=ssm, ffn=False, rwkv=rwkv)
