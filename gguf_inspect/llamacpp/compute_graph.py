@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_qwen3next import (AttentionShape, DeltaNetShape,
+                                                   build_qwen3next_graph)
 from gguf_inspect.llamacpp.graph_rwkv import RwkvShape, build_rwkv7_graph
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
@@ -210,6 +212,7 @@ class GraphShape:
     ssm: SsmShape | None = None
     ffn: bool = True
     rwkv: RwkvShape | None = None  # models/rwkv7.cpp: its own graph (graph_rwkv)
+    delta: DeltaNetShape | None = None  # models/qwen3next.cpp: its own graph (graph_qwen3next)
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,14 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     if shape.rwkv is not None and shape.ssm is not None:
         return build_rwkv7_graph(shape.n_embd, shape.n_vocab, len(shape.n_head), tokens, n_seqs,
                                  shape.n_outputs, shape.rwkv, shape.ssm)
+    if shape.delta is not None and shape.ssm is not None and shape.moe_layout is not None:
+        il = next((il for il, mixer in enumerate(shape.mixers) if not mixer), 0)
+        attention = AttentionShape(shape.n_head[il], shape.n_head_kv[il], shape.head_k[il],
+                                   shape.n_kv[il], shape.n_stream, shape.flash_attn,
+                                   shape.v_width_max)
+        return build_qwen3next_graph(shape.n_embd, shape.n_vocab, tokens, n_seqs,
+                                     shape.n_outputs, tuple(map(bool, shape.mixers)), attention,
+                                     shape.delta, shape.ssm, shape.moe_layout)
     graph = GraphBuilder(shape.n_embd)
     add, view, weight = graph.add, graph.view, graph.weight
     cache = Node("cache", "NONE", 0, external=True)

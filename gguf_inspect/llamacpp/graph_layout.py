@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
 from gguf_inspect.llamacpp.graph_mla import MlaShape
+from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
 from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SHORTCONV, SsmShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
@@ -54,6 +55,7 @@ class GraphLayout:
     ssm: SsmShape | None = None
     ffn: bool = True
     rwkv: RwkvShape | None = None
+    delta: DeltaNetShape | None = None
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -103,6 +105,8 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return GraphLayout(mixers=(arch,) * n_layer, ssm=_ssm_shape(gguf, hparams), ffn=False)
     if arch == "rwkv7" and hparams.n_embd_s:
         return _rwkv7(gguf, hparams)
+    if arch == "qwen3next" and hparams.n_embd_s:
+        return _qwen3next(gguf, hparams)
     if arch == "lfm2":
         # models/lfm2.cpp: short convolutions on the recurrent layers, attention on the others;
         # both residual ADDs read the residual first
@@ -246,3 +250,22 @@ def _rwkv7(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     ssm = SsmShape(d_conv=0, d_inner=0, d_state=0, dt_rank=0, n_group=1,
                    n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
     return GraphLayout(ssm=ssm, ffn=False, rwkv=rwkv)
+
+
+def _qwen3next(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/qwen3next.cpp: its own graph (graph_qwen3next); softmax gating with the weights
+    normalised, the shared expert expert_shared_feed_forward_length wide (else n_ff)."""
+    n_layer = hparams.n_layer_main
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    if not n_expert or not used:  # load_arch_tensors refuses a model without experts
+        return GraphLayout()
+    shared = uint32_key(gguf, "expert_shared_feed_forward_length") or hparams.n_ff[0]
+    ssm = _ssm_shape(gguf, hparams)
+    delta = DeltaNetShape(head_dim=ssm.d_state, n_k_heads=ssm.n_group,
+                          n_v_heads=ssm.dt_rank, d_conv=ssm.d_conv, n_ff_shexp=shared)
+    mixers = tuple("delta" if recurrent else "" for recurrent in hparams.is_recurrent)
+    return GraphLayout((True,) * n_layer, MoeLayout(n_expert, used, n_ff_exp,
+                                                    w_scale=_scaled(gguf)),
+                       mixers=mixers[:n_layer], ssm=ssm, delta=delta)
