@@ -89,8 +89,7 @@ NODE_BY_NODE = ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "glm4moe", "glm
                 "gptneox", "falcon", "lfm2", "olmo2", "olmo2-swa", "cohere2", "llama4",
                 "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid",
                 "nemotron_h")
-# Measured with benchmarks/zoo_compute.py, worst configuration, rounded up (README's zoo table).
-ROUGH_TOLERANCE: dict[str, float] = {"gemma3n": 0.69}
+ROUGH_TOLERANCE: dict[str, float] = {}
 
 
 def test_every_zoo_model_has_a_compute_tolerance() -> None:

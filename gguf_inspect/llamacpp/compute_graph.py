@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
-from gguf_inspect.llamacpp.graph_qwen3next import (AttentionShape, DeltaNetShape,
-                                                   build_qwen3next_graph)
-from gguf_inspect.llamacpp.graph_rwkv import RwkvShape, build_rwkv7_graph
+from gguf_inspect.llamacpp.graph_arch import own_graph
+from gguf_inspect.llamacpp.graph_gemma3n import Gemma3nShape
+from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
+from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
@@ -213,6 +214,7 @@ class GraphShape:
     ffn: bool = True
     rwkv: RwkvShape | None = None  # models/rwkv7.cpp: its own graph (graph_rwkv)
     delta: DeltaNetShape | None = None  # models/qwen3next.cpp: its own graph (graph_qwen3next)
+    gemma3n: Gemma3nShape | None = None  # models/gemma3n.cpp: its own graph (graph_gemma3n)
 
 
 @dataclass(frozen=True)
@@ -236,17 +238,6 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     # reserve ubatch holds n_tokens / n_seqs tokens per sequence); n_outputs stays as given
     n_seqs = shape.n_seqs or shape.n_stream
     tokens = -(-shape.n_tokens // n_seqs) * n_seqs
-    if shape.rwkv is not None and shape.ssm is not None:
-        return build_rwkv7_graph(shape.n_embd, shape.n_vocab, len(shape.n_head), tokens, n_seqs,
-                                 shape.n_outputs, shape.rwkv, shape.ssm)
-    if shape.delta is not None and shape.ssm is not None and shape.moe_layout is not None:
-        il = next((il for il, mixer in enumerate(shape.mixers) if not mixer), 0)
-        attention = AttentionShape(shape.n_head[il], shape.n_head_kv[il], shape.head_k[il],
-                                   shape.n_kv[il], shape.n_stream, shape.flash_attn,
-                                   shape.v_width_max)
-        return build_qwen3next_graph(shape.n_embd, shape.n_vocab, tokens, n_seqs,
-                                     shape.n_outputs, tuple(map(bool, shape.mixers)), attention,
-                                     shape.delta, shape.ssm, shape.moe_layout)
     graph = GraphBuilder(shape.n_embd)
     add, view, weight = graph.add, graph.view, graph.weight
     cache = Node("cache", "NONE", 0, external=True)
@@ -264,6 +255,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         v_rot=Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None)
         for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
     out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
+    own = own_graph(shape, tokens, n_seqs, caches)  # rwkv7, qwen3next, gemma3n (graph_arch)
+    if own is not None:
+        return own
 
     def rotate(x: Node, rot: Node | None, width: int) -> Node:
         """llama_mul_mat_hadamard (llama-impl.h): a matmul by the rotation input."""
