@@ -82,13 +82,14 @@ def test_every_exact_quantity_matches_llama_cpp(model: Path, configuration: str)
 
 
 # The compute estimate's error bound per zoo model, over the four configurations. 1% where the
-# graph is modelled node by node (compute_graph, graph_ffn, graph_layout); the rest reuse the
-# llama graph and are bounded by the error measured with benchmarks/zoo_compute.py (README).
+# graph is modelled node by node (compute_graph, graph_ffn, graph_layout, graph_arch); the
+# rest reuse the llama graph and are bounded by the error measured with
+# benchmarks/zoo_compute.py (README).
 NODE_BY_NODE = ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "glm4moe", "glm4moe-mtp",
                 "gemma2", "gemma3", "mistral3", "granite", "granitemoe", "starcoder2",
                 "gptneox", "falcon", "lfm2", "olmo2", "olmo2-swa", "cohere2", "llama4",
                 "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid",
-                "nemotron_h")
+                "nemotron_h", "rwkv7", "qwen3next", "gemma3n")
 ROUGH_TOLERANCE: dict[str, float] = {}
 
 
@@ -118,8 +119,9 @@ def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
     assert any(q.endswith("model buffer") for q in quantities)
     assert any(q.endswith("output buffer") for q in quantities)
     assert any(q.endswith("compute buffer") for q in quantities)
-    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid", "nemotron_h")
-    attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert")
+    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid", "nemotron_h",
+                               "rwkv7", "qwen3next")
+    attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert", "rwkv7")
     assert any(q.endswith("RS buffer") for q in quantities) == recurrent
     assert any("KV cache" in q for q in quantities) == attention
 
