@@ -19,19 +19,16 @@ Graph = tuple[list[Node], tuple[Node, ...]]
 
 
 def own_graph(shape: Any, tokens: int, n_seqs: int, caches: dict[bool, Any]) -> Graph | None:
-    """The architecture's own graph, or None where the llama graph's variants apply. A
-    quantized cache's Hadamard rotations (k_rot, v_rot) are not in these graphs: the shared
-    builder, which has them, is used then."""
+    """The architecture's own graph, or None where the llama graph's variants apply."""
     if shape.rwkv is not None and shape.ssm is not None:
         return build_rwkv7_graph(shape.n_embd, shape.n_vocab, len(shape.n_head), tokens,
                                  n_seqs, shape.n_outputs, shape.rwkv, shape.ssm)
-    if shape.k_rot or shape.v_rot:
-        return None
     if shape.delta is not None and shape.ssm is not None and shape.moe_layout is not None:
         il = next((il for il, mixer in enumerate(shape.mixers) if not mixer), 0)
+        cache = caches[False]
         attention = AttentionShape(shape.n_head[il], shape.n_head_kv[il], shape.head_k[il],
-                                   shape.n_kv[il], shape.n_stream, shape.flash_attn,
-                                   shape.v_width_max)
+                                   shape.n_kv[il], shape.flash_attn, cache.k_idxs,
+                                   cache.v_idxs, cache.mask, cache.k_rot, cache.v_rot)
         return build_qwen3next_graph(shape.n_embd, shape.n_vocab, tokens, n_seqs,
                                      shape.n_outputs, tuple(map(bool, shape.mixers)), attention,
                                      shape.delta, shape.ssm, shape.moe_layout)
@@ -40,7 +37,8 @@ def own_graph(shape: Any, tokens: int, n_seqs: int, caches: dict[bool, Any]) -> 
                                  kv_width=shape.head_k[il] * shape.n_head_kv[il],
                                  n_head=shape.n_head[il], n_kv=shape.n_kv[il],
                                  k_idxs=caches[swa].k_idxs, v_idxs=caches[swa].v_idxs,
-                                 mask=caches[swa].mask)
+                                 mask=caches[swa].mask, k_rot=caches[swa].k_rot,
+                                 v_rot=caches[swa].v_rot)
                   for il, swa in enumerate(shape.is_swa)]
         return build_gemma3n_graph(shape.n_embd, shape.n_vocab, tokens, shape.n_outputs,
                                    shape.gemma3n, layers, shape.flash_attn)

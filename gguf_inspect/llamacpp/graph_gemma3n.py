@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard
 
 N_LAYER_SPARSITY = 10  # llama_model_gemma3n::graph::n_layer_sparsity (models/models.h)
 
@@ -40,6 +40,8 @@ class LayerAttention:
     k_idxs: Node
     v_idxs: Node
     mask: Node
+    k_rot: Node | None
+    v_rot: Node | None
 
 
 def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
@@ -169,8 +171,9 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
 
 def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Node,
                tokens: int, flash_attn: bool) -> Node:
-    """build_qkv, Q and K normed then roped, V RMS-normed without a weight, build_attn (the
-    sliding-window input: q, k, v expanded, then the cache writes) and wo."""
+    """build_qkv, Q and K normed then roped, V RMS-normed without a weight, build_attn (a
+    quantized cache's rotations; the sliding-window input: q, k, v expanded, then the cache
+    writes) and wo."""
     add, view, weight = graph.add, graph.view, graph.weight
     q = add("Qcur", "MUL_MAT", layer.q_width * tokens, weight, x)
     k = add("Kcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
@@ -180,6 +183,9 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
     k = add("Krope", "ROPE", layer.kv_width * tokens,
             _rms_norm(graph, view(k), layer.kv_width * tokens), inp_pos)
     v = _rms_norm(graph, view(v), layer.kv_width * tokens, weighted=False)
+    q = hadamard(graph, q, layer.k_rot, layer.q_width * tokens)
+    k = hadamard(graph, k, layer.k_rot, layer.kv_width * tokens)
+    v = hadamard(graph, v, layer.v_rot, layer.kv_width * tokens)
     cache = Node("cache", "NONE", 0, external=True)
     for part in (q, k, v):
         graph.expand(part)
@@ -195,6 +201,7 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
         attn = add("kqv_out", "CONT", layer.q_width * tokens,
                    view(add("kqv", "MUL_MAT", layer.q_width * tokens, cache, kq)))
     graph.expand(attn)
+    attn = hadamard(graph, attn, layer.v_rot, layer.q_width * tokens)
     return add("attn_out", "MUL_MAT", graph.n_embd * tokens, weight, view(attn))
 
 

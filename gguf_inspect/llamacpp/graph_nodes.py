@@ -62,3 +62,11 @@ class GraphBuilder:
                 stack.append((node.srcs[index], 0))
             elif node.op != "NONE":
                 self.nodes.append(node)
+
+
+def hadamard(graph: GraphBuilder, x: Node, rot: Node | None, floats: int) -> Node:
+    """llama_mul_mat_hadamard (llama-impl.h): a quantized cache's rotation, the input ``rot``
+    times ``x`` reshaped (x is contiguous wherever it is used); without ``rot``, x itself."""
+    if rot is None:
+        return x
+    return graph.add(x.name + "_rot", "MUL_MAT", floats, rot, graph.view(x))

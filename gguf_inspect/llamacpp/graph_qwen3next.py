@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, StateInputs, _read_states, _store, \
     state_inputs
 
@@ -32,15 +32,19 @@ class DeltaNetShape:
 
 @dataclass(frozen=True)
 class AttentionShape:
-    """One full-attention layer's widths and the cache it reads (n_kv cells, n_stream)."""
+    """One full-attention layer's widths and its cache's inputs (build_inp_mem_hybrid: row
+    indices, the mask over n_kv cells, a quantized cache's rotations)."""
 
     n_head: int
     n_head_kv: int
     head_dim: int
     n_kv: int
-    n_stream: int
     flash_attn: bool
-    v_width_max: int
+    k_idxs: Node
+    v_idxs: Node
+    mask: Node
+    k_rot: Node | None
+    v_rot: Node | None
 
 
 def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n_outputs: int,
@@ -51,7 +55,7 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
     graph = GraphBuilder(n_embd)
     add = graph.add
     inp_tokens = Node("inp_tokens", "NONE", 4 * tokens, is_input=True)
-    inputs = _AttentionInputs(tokens, attention)
+    inp_pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
     out_ids = Node("out_ids", "NONE", 4 * n_outputs, is_input=True)
     inp_l = add("embd", "GET_ROWS", n_embd * tokens, graph.weight, inp_tokens)
     graph.expand(inp_l)  # build_inp_embd
@@ -62,7 +66,7 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
         if is_recurrent:
             cur = graph.view(_delta_net(graph, attn_norm, delta, ssm, state, tokens, n_seqs))
         else:
-            cur = _gated_attention(graph, attn_norm, attention, inputs, tokens)
+            cur = _gated_attention(graph, attn_norm, attention, inp_pos, tokens)
         residual = add("attn_residual", "ADD", n_embd * tokens, cur, inp_l)
         ffn_out = _ffn(graph, _rms_norm(graph, residual, n_embd * tokens), moe, delta, tokens)
         inp_l = add("l_out", "ADD", n_embd * tokens, ffn_out, residual)
@@ -82,22 +86,10 @@ def _rms_norm(graph: GraphBuilder, x: Node, floats: int) -> Node:
                      graph.weight)
 
 
-class _AttentionInputs:
-    """build_inp_mem_hybrid's attention inputs (k/v row indices, the mask) and inp_pos."""
-
-    def __init__(self, tokens: int, attention: AttentionShape) -> None:
-        v_rows = tokens if attention.flash_attn else tokens * attention.v_width_max
-        self.k_idxs = Node("k_idxs", "NONE", 8 * tokens, is_input=True)
-        self.v_idxs = Node("v_idxs", "NONE", 8 * v_rows, is_input=True)
-        mask_bytes = 2 if attention.flash_attn else 4
-        self.mask = Node("kq_mask", "NONE", mask_bytes * attention.n_kv * tokens, is_input=True)
-        self.pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
-
-
-def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape,
-                     inputs: _AttentionInputs, tokens: int) -> Node:
-    """build_layer_attn: Q+gate, K and V matmuls; Q and K normed then roped; build_attn; the
-    attention times sigmoid(gate), then wo."""
+def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_pos: Node,
+                     tokens: int) -> Node:
+    """build_layer_attn: Q+gate, K and V matmuls; Q and K normed then roped; build_attn (with
+    a quantized cache's rotations); the attention times sigmoid(gate), then wo."""
     add, view, weight = graph.add, graph.view, graph.weight
     q_width = shape.head_dim * shape.n_head
     kv_width = shape.head_dim * shape.n_head_kv
@@ -105,25 +97,30 @@ def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape,
     k = add("Kcur", "MUL_MAT", kv_width * tokens, weight, x)
     v = add("Vcur", "MUL_MAT", kv_width * tokens, weight, x)
     q = add("Qrope", "ROPE", q_width * tokens, _rms_norm(graph, view(q_full), q_width * tokens),
-            inputs.pos)
+            inp_pos)
     k = add("Krope", "ROPE", kv_width * tokens, _rms_norm(graph, view(k), kv_width * tokens),
-            inputs.pos)
+            inp_pos)
+    q = hadamard(graph, q, shape.k_rot, q_width * tokens)
+    k = hadamard(graph, k, shape.k_rot, kv_width * tokens)
+    v = hadamard(graph, v, shape.v_rot, kv_width * tokens)
     cache = Node("cache", "NONE", 0, external=True)
     for part in (q, v, k):  # llm_graph_input_attn_kv: q, v, k expanded, then the writes
         graph.expand(part)
-    graph.expand(add("set_k", "SET_ROWS", 0, view(k), inputs.k_idxs, cache, view_of=cache))
-    graph.expand(add("set_v", "SET_ROWS", 0, view(v), inputs.v_idxs, cache, view_of=cache))
+    graph.expand(add("set_k", "SET_ROWS", 0, view(k), shape.k_idxs, cache, view_of=cache))
+    graph.expand(add("set_v", "SET_ROWS", 0, view(v), shape.v_idxs, cache, view_of=cache))
     if shape.flash_attn:
         attn = add("fattn", "FLASH_ATTN_EXT", q_width * tokens, view(q), cache, cache,
-                   inputs.mask)
+                   shape.mask)
     else:
         scores = shape.n_kv * tokens * shape.n_head
         kq = add("kq", "MUL_MAT", scores, cache, view(q))
-        kq = add("kq_soft_max", "SOFT_MAX", scores, kq, inputs.mask)
+        kq = add("kq_soft_max", "SOFT_MAX", scores, kq, shape.mask)
         attn = add("kqv_out", "CONT", q_width * tokens,
                    view(add("kqv", "MUL_MAT", q_width * tokens, cache, kq)))
     graph.expand(attn)
-    if shape.flash_attn:  # build_attn_mha reshapes the flash-attention result (a view)
+    if shape.v_rot is not None:  # the rotation undone: a reshape of its matmul
+        attn = view(hadamard(graph, attn, shape.v_rot, q_width * tokens))
+    elif shape.flash_attn:  # build_attn_mha reshapes the flash-attention result (a view)
         attn = view(attn)
     gate = add("gate", "UNARY", q_width * tokens,
                add("gate_cont", "CONT", q_width * tokens, view(q_full)))
