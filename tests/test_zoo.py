@@ -227,3 +227,31 @@ def test_encoders_have_no_cache_and_no_head_in_the_graph() -> None:
     assert not any(node.op == "SET_ROWS" for node in nodes)
     assert nodes[-1].is_output and nodes[-1].op == "ADD"  # the LayerNorm's bias
     assert not any(node.name == "result_output" for node in nodes)
+
+
+# ---- quantized caches: the architectures with graph modules of their own ----------------------
+
+@needs_runtime
+@pytest.mark.parametrize("stem", ["gemma3n-e2b", "qwen3next-80b-a3b"])
+@pytest.mark.parametrize("cache", ["q8_0", "q4_0"])
+def test_own_graphs_follow_a_quantized_cache(stem: str, cache: str, tmp_path: Path) -> None:
+    """A quantized K/V cache adds Hadamard rotations around build_attn (llama_mul_mat_hadamard);
+    graph_gemma3n and graph_qwen3next have them. Checked on real-width twins
+    (benchmarks/real_width_probe.py): the zoo's 16-wide heads cannot be stored in 32-value
+    blocks, which llama.cpp refuses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import real_width_probe
+
+    twin = real_width_probe.TWINS[stem]()
+    if stem.startswith("qwen3next"):  # 16 experts of the 512: the same graph, less to map
+        twin.keys["expert_count"] = 16
+        twin.tensors = {name: ne[:-1] + (16,) if "_exps" in name or "gate_inp.weight" in name
+                        else ne for name, ne in twin.tensors.items()}
+    path = tmp_path / f"{stem}.gguf"
+    real_width_probe.write_twin(twin, path)
+    comparison = compare_runtime(str(path), {"cache_type_k": cache, "cache_type_v": "q8_0",
+                                             "flash_attn": "on"})
+    assert not _differing(comparison), "\n".join(_differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    # exact at the log's 0.0001 MiB (the llama graph's rotations miss these by 0.8-1.4%)
+    assert abs(compute.predicted - compute.runtime) < 0.00015, compute.note
