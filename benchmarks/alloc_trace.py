@@ -210,12 +210,14 @@ def our_trace(model: str, settings: dict) -> list[str]:
         nodes, unused_inputs = compute_graph.build_graph(shape)
         return compute_graph.peak_bytes(nodes, alignment, unused_inputs)
 
+    estimate = memory.estimate_compute_bytes
     compute_graph._allocate, compute_graph._free = traced_allocate, traced_free
     memory.estimate_compute_bytes = traced_estimate
     try:
         memory.predict_memory(read_gguf(model), LlamaSettings(**settings))
     finally:
         compute_graph._allocate, compute_graph._free = allocate, free
+        memory.estimate_compute_bytes = estimate
     return list(events)
 
 

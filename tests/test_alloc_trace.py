@@ -77,3 +77,24 @@ def test_the_debug_source_turns_the_trace_on() -> None:
     assert debug.count("AT_PRINTF") == 2 and debug.endswith("int x;\n")
     with pytest.raises(ValueError):
         alloc_trace.debug_source("#define AT_PRINTF(...) printf(__VA_ARGS__)\n")
+
+
+def test_our_trace_peaks_at_the_compute_estimate() -> None:
+    """``ours`` (no compiler, no llama.cpp): compute_graph's placements for a zoo model, whose
+    highest end is the compute buffer predict_memory reports; the allocator is restored."""
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp import compute_graph
+    from gguf_inspect.llamacpp.memory import predict_memory
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+
+    model = str(Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "rwkv7.gguf")
+    from gguf_inspect.llamacpp import memory
+
+    allocate, estimate = compute_graph._allocate, memory.estimate_compute_bytes
+    events = alloc_trace.our_trace(model, {"n_parallel": 2})
+    assert compute_graph._allocate is allocate and memory.estimate_compute_bytes is estimate
+    assert events[0].startswith("alloc inp_tokens ") and events[0].endswith(" @ 0")
+    assert any(event.startswith("inplace ") for event in events)
+    (compute,) = [b for b in predict_memory(read_gguf(model), LlamaSettings(n_parallel=2)).buffers
+                  if b.kind == "compute"]
+    assert alloc_trace.peak(events) == compute.n_bytes
