@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard
-from gguf_inspect.llamacpp.graph_ssm import SsmShape, StateInputs, _read_states, _store, \
-    state_inputs
+from gguf_inspect.llamacpp.graph_ssm import (SsmShape, StateInputs, read_states, state_inputs,
+                                             store_state)
 
 
 @dataclass(frozen=True)
@@ -143,14 +143,14 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
     alpha = add("alpha_b", "ADD", heads, add("a", "CONT", heads, view(ba)), weight)
     gate = add("gate", "MUL", heads, add("a_softplus", "UNARY", heads, alpha), weight)
     conv_cache, ssm_cache = (Node("cache", "NONE", 0, external=True) for _ in range(2))
-    conv_states = _read_states(graph, ssm, state, conv_cache, ssm.n_embd_r, n_seqs,
+    conv_states = read_states(graph, ssm, state, conv_cache, ssm.n_embd_r, n_seqs,
                                lambda states, ids: add("conv_states", "GET_ROWS",
                                                        ssm.n_embd_r * n_seqs, states, ids))
     per_seq = tokens // n_seqs
     conv_input = add("conv_input", "CONCAT", (delta.d_conv - 1 + per_seq) * conv_dim * n_seqs,
                      view(conv_states), view(qkv))
-    _store(graph, conv_input, conv_cache)
-    states = _read_states(graph, ssm, state, ssm_cache, ssm.n_embd_s, n_seqs,
+    store_state(graph, conv_input, conv_cache)
+    states = read_states(graph, ssm, state, ssm_cache, ssm.n_embd_s, n_seqs,
                           lambda rows, ids: add("ssm_states", "GET_ROWS",
                                                 ssm.n_embd_s * n_seqs, rows, ids))
     conv = add("conv_silu", "UNARY", conv_dim * tokens,
@@ -162,7 +162,7 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
     out = add("gated_delta_net", "GATED_DELTA_NET",
               value_dim * tokens + delta.head_dim * value_dim * n_seqs,
               view(q), view(k), view(conv), view(gate), view(beta), view(states))
-    _store(graph, out, ssm_cache)
+    store_state(graph, out, ssm_cache)
     normed = _rms_norm(graph, view(out), value_dim * tokens)
     gated = add("norm_gated", "MUL", value_dim * tokens, normed,
                 add("z_silu", "UNARY", value_dim * tokens, view(z)))

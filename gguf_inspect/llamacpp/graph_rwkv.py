@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
-from gguf_inspect.llamacpp.graph_ssm import SsmShape, StateInputs, _read_states, state_inputs
+from gguf_inspect.llamacpp.graph_ssm import SsmShape, StateInputs, read_states, state_inputs
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _load(graph: GraphBuilder, ssm: SsmShape, state: StateInputs, width: int, n_
           name: str) -> Node:
     """build_rs over one state tensor of the layer: its ubatch rows gathered (GET_ROWS)."""
     cache = Node("cache", "NONE", 0, external=True)
-    return _read_states(graph, ssm, state, cache, width, n_seqs,
+    return read_states(graph, ssm, state, cache, width, n_seqs,
                         lambda states, ids: graph.add(name, "GET_ROWS", width * n_seqs,
                                                       states, ids))
 
