@@ -357,10 +357,10 @@ def qwen3next_80b_a3b() -> Twin:
     return twin
 
 
-def gemma3n_e2b() -> Twin:
+def gemma3n_e2b(n_layer: int = 5) -> Twin:
     """Gemma-3n-E2B: 2048 wide, 8/2 heads of 256, FFN 8192, per-layer inputs of 256, sliding
-    window 512 on four layers of five, 262,400 tokens; 5 blocks."""
-    n_embd, n_layer, per_layer = 2048, 5, 256
+    window 512 on four layers of five, 262,400 tokens; 5 blocks (from 21, later layers share KV)."""
+    n_embd, per_layer = 2048, 256
     twin = Twin("gemma3n-e2b", "gemma3n", 262_400, **_keys(
         n_layer, n_embd, 8192, 8, 2, 32_768, 256, **{
             "attention.key_length": 256, "attention.value_length": 256,

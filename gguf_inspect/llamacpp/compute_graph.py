@@ -89,9 +89,13 @@ class DynamicAllocator:
 
 
 def graph_inputs(nodes: list[Node], unused_inputs: tuple[Node, ...] = ()) -> list[Node]:
-    """The graph's inputs, each once, in the order ggml_gallocr allocates them before any node:
-    first-use order, with the unused ones after the first."""
-    leafs = [src for node in nodes for src in node.srcs if src.is_input]
+    """The graph's inputs, each once, in the order ggml_gallocr allocates them before any node
+    (the graph's leafs, as the depth-first walk first visited them: a matmul's rotation input
+    before the positions its other source's subtree reads), with the unused ones after the
+    first; first-use order for nodes no GraphBuilder walked."""
+    leafs = list(dict.fromkeys(src for node in nodes for src in node.srcs if src.is_input))
+    if all(leaf.visit >= 0 for leaf in leafs):
+        leafs.sort(key=lambda leaf: leaf.visit)
     leafs[1:1] = unused_inputs
     return list(dict.fromkeys(leafs))
 

@@ -38,7 +38,8 @@ def own_graph(shape: Any, tokens: int, n_seqs: int, caches: dict[bool, Any]) -> 
                                  n_head=shape.n_head[il], n_kv=shape.n_kv[il],
                                  k_idxs=caches[swa].k_idxs, v_idxs=caches[swa].v_idxs,
                                  mask=caches[swa].mask, k_rot=caches[swa].k_rot,
-                                 v_rot=caches[swa].v_rot)
+                                 v_rot=caches[swa].v_rot,
+                                 has_kv=not 0 <= shape.gemma3n.n_layer_kv_from_start <= il)
                   for il, swa in enumerate(shape.is_swa)]
         return build_gemma3n_graph(shape.n_embd, shape.n_vocab, tokens, shape.n_outputs,
                                    shape.gemma3n, layers, shape.flash_attn)

@@ -6,8 +6,8 @@ normed attention over the sliding-window / full caches, the FFN with activation 
 (``gaussian_topk`` on the first ``n_layer_sparsity`` layers, models/models.h) and the
 soft-capped logits. Shapes as the ggml ops size them (ggml/src/ggml.c).
 
-Written for the layers that hold their own KV (``hparams.has_kv``: every layer below
-``n_layer_kv_from_start``, 20); later layers, which reuse a cache, are not modelled here.
+Layers from ``n_layer_kv_from_start`` (20) on hold no KV of their own (``hparams.has_kv``):
+they compute Q alone and attend over the cache of their kind (sliding-window or full).
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ N_LAYER_SPARSITY = 10  # llama_model_gemma3n::graph::n_layer_sparsity (models/mo
 
 @dataclass(frozen=True)
 class Gemma3nShape:
-    """llama_hparams' fixed gemma3n widths (n_altup, n_embd_altup, laurel_rank) and n_ff."""
+    """llama_hparams' fixed gemma3n widths (n_altup, n_embd_altup, laurel_rank), n_ff and the
+    first layer that reuses an earlier layer's KV (n_layer_kv_from_start)."""
 
     n_altup: int
     n_embd_altup: int
     laurel_rank: int
     n_ff: int
+    n_layer_kv_from_start: int
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class LayerAttention:
     mask: Node
     k_rot: Node | None
     v_rot: Node | None
+    has_kv: bool = True  # il < n_layer_kv_from_start: the layer writes its own K and V
 
 
 def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
@@ -176,21 +179,24 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
     writes) and wo."""
     add, view, weight = graph.add, graph.view, graph.weight
     q = add("Qcur", "MUL_MAT", layer.q_width * tokens, weight, x)
-    k = add("Kcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
-    v = add("Vcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
     q = add("Qrope", "ROPE", layer.q_width * tokens,
             _rms_norm(graph, view(q), layer.q_width * tokens), inp_pos)
-    k = add("Krope", "ROPE", layer.kv_width * tokens,
-            _rms_norm(graph, view(k), layer.kv_width * tokens), inp_pos)
-    v = _rms_norm(graph, view(v), layer.kv_width * tokens, weighted=False)
     q = hadamard(graph, q, layer.k_rot, layer.q_width * tokens)
-    k = hadamard(graph, k, layer.k_rot, layer.kv_width * tokens)
-    v = hadamard(graph, v, layer.v_rot, layer.kv_width * tokens)
     cache = Node("cache", "NONE", 0, external=True)
-    for part in (q, k, v):
-        graph.expand(part)
-    graph.expand(add("set_k", "SET_ROWS", 0, view(k), layer.k_idxs, cache, view_of=cache))
-    graph.expand(add("set_v", "SET_ROWS", 0, view(v), layer.v_idxs, cache, view_of=cache))
+    if layer.has_kv:
+        k = add("Kcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
+        v = add("Vcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
+        k = add("Krope", "ROPE", layer.kv_width * tokens,
+                _rms_norm(graph, view(k), layer.kv_width * tokens), inp_pos)
+        v = _rms_norm(graph, view(v), layer.kv_width * tokens, weighted=False)
+        k = hadamard(graph, k, layer.k_rot, layer.kv_width * tokens)
+        v = hadamard(graph, v, layer.v_rot, layer.kv_width * tokens)
+        for part in (q, k, v):
+            graph.expand(part)
+        graph.expand(add("set_k", "SET_ROWS", 0, view(k), layer.k_idxs, cache, view_of=cache))
+        graph.expand(add("set_v", "SET_ROWS", 0, view(v), layer.v_idxs, cache, view_of=cache))
+    else:  # Q alone, over the cache an earlier layer of the same kind wrote
+        graph.expand(q)
     if flash_attn:
         attn = add("fattn", "FLASH_ATTN_EXT", layer.q_width * tokens, view(q), cache, cache,
                    layer.mask)

@@ -25,10 +25,8 @@ from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
 # 3 softmax_weight
 GATING = {1: "softmax", 2: "sigmoid", 3: "softmax_weight"}
-# llama_model_gemma3n::load_arch_hparams: n_layer_kv_from_start = 20 (layers from there on
-# reuse an earlier layer's KV); n_altup 4, n_embd_altup 256, laurel_rank 64 are llama_hparams'
-# fixed defaults (llama-hparams.h), read from no key
-GEMMA3N_KV_LAYERS = 20
+# gemma3n's n_altup 4, n_embd_altup 256 and laurel_rank 64 are llama_hparams' fixed defaults
+# (llama-hparams.h), read from no key; n_layer_kv_from_start (20) is hparams'
 
 
 @dataclass(frozen=True)
@@ -113,11 +111,11 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return _rwkv7(gguf, hparams)
     if arch == "qwen3next" and hparams.n_embd_s:
         return _qwen3next(gguf, hparams)
-    if arch == "gemma3n" and 0 <= n_layer <= GEMMA3N_KV_LAYERS:
-        # models/gemma3n.cpp: its own graph (graph_gemma3n), for models whose every layer
-        # holds its own KV (has_kv: il < n_layer_kv_from_start)
-        return GraphLayout(gemma3n=Gemma3nShape(n_altup=4, n_embd_altup=256, laurel_rank=64,
-                                                n_ff=hparams.n_ff[0] if hparams.n_ff else 0))
+    if arch == "gemma3n":  # models/gemma3n.cpp: its own graph (graph_gemma3n)
+        return GraphLayout(gemma3n=Gemma3nShape(
+            n_altup=4, n_embd_altup=256, laurel_rank=64,
+            n_ff=hparams.n_ff[0] if hparams.n_ff else 0,
+            n_layer_kv_from_start=hparams.n_layer_kv_from_start))
     if arch == "lfm2":
         # models/lfm2.cpp: short convolutions on the recurrent layers, attention on the others;
         # both residual ADDs read the residual first
