@@ -232,17 +232,22 @@ def test_encoders_have_no_cache_and_no_head_in_the_graph() -> None:
 # ---- quantized caches: the architectures with graph modules of their own ----------------------
 
 @needs_runtime
-@pytest.mark.parametrize("stem", ["gemma3n-e2b", "qwen3next-80b-a3b"])
-@pytest.mark.parametrize("cache", ["q8_0", "q4_0"])
+@pytest.mark.parametrize(("stem", "cache"), [
+    ("gemma3n-e2b", "q8_0"), ("gemma3n-e2b", "q4_0"), ("qwen3next-80b-a3b", "q8_0"),
+    ("qwen3next-80b-a3b", "q4_0"), ("gemma3n-e2b-22", "q8_0")])
 def test_own_graphs_follow_a_quantized_cache(stem: str, cache: str, tmp_path: Path) -> None:
     """A quantized K/V cache adds Hadamard rotations around build_attn (llama_mul_mat_hadamard);
     graph_gemma3n and graph_qwen3next have them. Checked on real-width twins
     (benchmarks/real_width_probe.py): the zoo's 16-wide heads cannot be stored in 32-value
-    blocks, which llama.cpp refuses."""
+    blocks, which llama.cpp refuses. ``gemma3n-e2b-22`` has 22 blocks: the last two hold no
+    KV of their own (n_layer_kv_from_start 20) and attend over the caches of earlier ones."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import real_width_probe
 
-    twin = real_width_probe.TWINS[stem]()
+    if stem == "gemma3n-e2b-22":
+        twin = real_width_probe.gemma3n_e2b(n_layer=22)
+    else:
+        twin = real_width_probe.TWINS[stem]()
     if stem.startswith("qwen3next"):  # 16 experts of the 512: the same graph, less to map
         twin.keys["expert_count"] = 16
         twin.tensors = {name: ne[:-1] + (16,) if "_exps" in name or "gate_inp.weight" in name
