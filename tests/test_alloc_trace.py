@@ -98,3 +98,17 @@ def test_our_trace_peaks_at_the_compute_estimate() -> None:
     (compute,) = [b for b in predict_memory(read_gguf(model), LlamaSettings(n_parallel=2)).buffers
                   if b.kind == "compute"]
     assert alloc_trace.peak(events) == compute.n_bytes
+
+
+def test_a_fused_qkv_copies_v_for_the_transposed_cache() -> None:
+    """llama_kv_cache::cpy_v: without flash attention the V cache is transposed and V, a
+    strided view of the fused wqkv (phi3), is made contiguous first (ggml_cont_2d), once per
+    layer; with flash attention it is written as it is. ggml-alloc's own trace lists those
+    copies (``Vcur-0 (cont)``), which is how the difference was found."""
+    model = str(Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "phi3.gguf")
+    copies = [e for e in alloc_trace.our_trace(model, {"flash_attn": "off"})
+              if e.startswith("alloc v_cont ")]
+    # phi3 zoo model: 2 layers, V 2 KV heads x 16 = 32 floats per token, 512 tokens
+    assert [int(e.split()[2]) for e in copies] == [32 * 4 * 512] * 2
+    assert not [e for e in alloc_trace.our_trace(model, {"flash_attn": "on"})
+                if e.startswith("alloc v_cont ")]

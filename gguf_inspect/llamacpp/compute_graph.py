@@ -340,6 +340,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 q = add("Qcur_normed", "RMS_NORM", q_width * tokens, q)
                 k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
             q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
+            if shape.fused_qkv and v_rot is not None:  # a view of wqkv is not contiguous:
+                v_mat = add("v_cont", "CONT", v_width * tokens, view(v_mat))  # hadamard copies
             v = rotate(v_mat, v_rot, v_width)
         keys = values = cache
         if shape.encoder:  # build_attn (no cache): K and V are the batch's own
@@ -359,7 +361,10 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
                              view_of=cache))
             if shape.mla is None:  # MLA's build_attn_inp_k: the K cache only
-                graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                v_rows = view(v)  # cpy_v copies a strided V into the transposed cache
+                if shape.fused_qkv and v_rot is None and not shape.flash_attn:
+                    v_rows = add("v_cont", "CONT", v_width * tokens, v_rows)
+                graph.expand(add("set_v", "SET_ROWS", 0, v_rows, cache_inputs.v_idxs, cache,
                                  view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]
