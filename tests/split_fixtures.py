@@ -7,6 +7,8 @@ from pathlib import Path
 
 import gguf
 
+from tests.conftest import write_gguf
+
 
 def write_split(fixture: Path, out_dir: Path, max_tensors: int, stem: str | None = None,
                 ) -> list[Path]:
@@ -23,8 +25,5 @@ def write_split(fixture: Path, out_dir: Path, max_tensors: int, stem: str | None
         writer.add_key_value(field.name, field.contents(), field.types[0], item_type)
     for tensor in reader.tensors:
         writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return sorted(out_dir.glob(f"{stem}-*-of-*.gguf"))

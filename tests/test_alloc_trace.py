@@ -5,13 +5,14 @@ the library and loading under it need a compiler, the sdist and llama.cpp, and a
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import alloc_trace  # noqa: E402
+from tests.conftest import load_script
+
+ROOT = Path(__file__).resolve().parent.parent
+alloc_trace = load_script("alloc_trace", ROOT / "benchmarks" / "alloc_trace.py")
 
 SAMPLE = (Path(__file__).resolve().parent / "data" / "alloc-trace-sample.txt").read_text()
 
@@ -87,7 +88,7 @@ def test_our_trace_peaks_at_the_compute_estimate() -> None:
     from gguf_inspect.llamacpp.memory import predict_memory
     from gguf_inspect.llamacpp.settings import LlamaSettings
 
-    model = str(Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "rwkv7.gguf")
+    model = str(ROOT / "fixtures" / "zoo" / "rwkv7.gguf")
     from gguf_inspect.llamacpp import memory
 
     allocate, estimate = compute_graph._allocate, memory.estimate_compute_bytes
@@ -105,7 +106,7 @@ def test_a_fused_qkv_copies_v_for_the_transposed_cache() -> None:
     strided view of the fused wqkv (phi3), is made contiguous first (ggml_cont_2d), once per
     layer; with flash attention it is written as it is. ggml-alloc's own trace lists those
     copies (``Vcur-0 (cont)``), which is how the difference was found."""
-    model = str(Path(__file__).resolve().parent.parent / "fixtures" / "zoo" / "phi3.gguf")
+    model = str(ROOT / "fixtures" / "zoo" / "phi3.gguf")
     copies = [e for e in alloc_trace.our_trace(model, {"flash_attn": "off"})
               if e.startswith("alloc v_cont ")]
     # phi3 zoo model: 2 layers, V 2 KV heads x 16 = 32 floats per token, 512 tokens

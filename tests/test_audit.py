@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from gguf_inspect.cli import app
 from gguf_inspect.commands.audit import run_audit
 from gguf_inspect.llamacpp.chat_template import detect_builtin
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 RUNNER = CliRunner()
 SOURCE = fixture_path("tiny-llama-untied-f16.gguf")
@@ -70,10 +70,7 @@ def _copy(out: Path, template: str | None = None,
         writer.add_key_value(key, value, value_type, item_type)
     for tensor in reader.tensors:
         writer.add_tensor(tensor.name, np.array(tensor.data), raw_dtype=tensor.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return out
 
 

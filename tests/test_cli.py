@@ -11,7 +11,7 @@ import gguf
 import numpy as np
 import pytest
 
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 UNTIED = fixture_path("tiny-llama-untied-q4_k_m.gguf")
 TIED = fixture_path("tiny-llama-tied-q4_k_m.gguf")
@@ -108,10 +108,7 @@ def test_control_characters_from_metadata_are_escaped(tmp_path: Path) -> None:
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("evil\x1b[2J\x1b]0;pwned\x07name\u202e")
     writer.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     for fmt in ([], ["--markdown"]):
         result = run_cli(str(path), "--embeddings", "--metadata", *fmt)
         assert result.returncode == 0

@@ -43,7 +43,7 @@ from gguf_inspect.render.diff import diff_json, diff_sections
 from gguf_inspect.render.document import draw_markdown, draw_terminal
 from gguf_inspect.core.model import TensorInfo
 from gguf_inspect.gguf.source import ByteSource, LocalFileSource
-from tests.conftest import FIXTURES, fixture_path
+from tests.conftest import FIXTURES, fixture_path, write_gguf
 from tests.range_server import RangeServer
 
 # (elements per block, bytes per block) from ggml-common.h: q8_0 is a f16 scale + 32 int8,
@@ -188,7 +188,7 @@ def test_different_architectures_warn(tmp_path: Path) -> None:
     other = tmp_path / "qwen2.gguf"
     writer = gguf.GGUFWriter(str(other), "qwen2")
     writer.add_tensor("token_embd.weight", np.zeros((N_VOCAB, N_EMBD), dtype=np.float16))
-    write_out(writer)
+    write_gguf(writer)
     report = diff_paths(fixture_path("tiny-llama-untied-f16.gguf"), other)
     assert report.warnings[0] == "architectures differ: A is llama, B is qwen2"
     assert next(c for c in report.tensors if c.name == "output.weight").change == "removed"
@@ -210,19 +210,12 @@ def test_each_warning_and_skip_reason_is_drawn_on_its_own() -> None:
 
 # ---- metadata ---------------------------------------------------------------------------------
 
-def write_out(writer: gguf.GGUFWriter) -> None:
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
 def write_vocab(path: Path, tokens: list[str], name: str = "m") -> Path:
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
     writer.add_token_list(tokens)
     writer.add_array("test.small", [1, 2, 3])
-    write_out(writer)
+    write_gguf(writer)
     return path
 
 
@@ -265,7 +258,7 @@ def write_arrays(path: Path, endian: gguf.GGUFEndian) -> Path:
     writer.add_token_types([index % 6 for index in range(300)])
     writer.add_array("test.ints", [(index - 25) * 100_003 for index in range(50)])
     writer.add_array("test.flags", [index % 3 == 0 for index in range(50)])
-    write_out(writer)
+    write_gguf(writer)
     return path
 
 
@@ -331,7 +324,7 @@ def test_identical_hash_tensors_are_reported_identical_without_values(
         writer = gguf.GGUFWriter(str(tmp_path / name), "llama")
         writer.add_tensor("token_embd.weight", rows)
         writer.add_tensor("output.weight", output)
-        write_out(writer)
+        write_gguf(writer)
         paths.append(tmp_path / name)
     read = dequant.read_row_set
     dequantized_names: list[str] = []
@@ -469,7 +462,7 @@ def test_same_file_has_no_differences_and_zero_error() -> None:
 def write_matrix(path: Path, rows: np.ndarray) -> Path:
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tensor("token_embd.weight", rows.astype(np.float32))
-    write_out(writer)
+    write_gguf(writer)
     return path
 
 

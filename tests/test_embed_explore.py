@@ -40,6 +40,7 @@ from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.gguf import open as gguf_open
 from gguf_inspect.llamacpp.runtime import RuntimeTokenizer
 from gguf_inspect.render.embed import embed_json, embed_sections
+from tests.conftest import write_gguf
 
 PLANTED_F16 = "tiny-llama-planted-f16.gguf"
 PLANTED_Q8_0 = "tiny-llama-planted-q8_0.gguf"
@@ -259,10 +260,7 @@ def write_vocab_file(path: Path, tokens: list[str], tokenizer: str, matrix: np.n
     writer.add_bos_token_id(0)
     writer.add_eos_token_id(0)
     writer.add_tensor("token_embd.weight", matrix)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
 
 
 @pytest.fixture
@@ -348,10 +346,7 @@ def test_file_without_vocabulary_answers_by_id_only(tmp_path: Path, open_model) 
     path = tmp_path / "novocab.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tensor("token_embd.weight", np.eye(4, 32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     model = open_model(path, use_tokenizer=False)
     assert model.resolve("2").token is None
     with pytest.raises(QueryError, match="no tokenizer.ggml.tokens"):

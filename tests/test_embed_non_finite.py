@@ -16,6 +16,7 @@ from gguf_inspect.cli import app
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.gguf.open import open_model
 from gguf_inspect.reports.embed import QueryError, nearest, open_embedding_model
+from tests.conftest import write_gguf
 
 ARRAY = gguf.GGUFValueType.ARRAY
 
@@ -34,10 +35,7 @@ def _with_bad_rows(out: Path) -> Path:
             data[300, 7] = np.nan
             data[301, 0] = np.inf
         writer.add_tensor(tensor.name, data, raw_dtype=tensor.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return out
 
 

@@ -13,21 +13,13 @@ import pytest
 from gguf_inspect.llamacpp.recipe import expected_embedding_type
 from gguf_inspect.reports.embeddings import NoEmbeddingError, analyze_embeddings
 from gguf_inspect.gguf.open import read_gguf
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 N_VOCAB = 384
 QUANTIZED_BY_LLAMA_CPP = [
     "tiny-llama-untied-q8_0.gguf", "tiny-llama-untied-q4_k_m.gguf", "tiny-llama-tied-q8_0.gguf",
     "tiny-llama-tied-q4_k_m.gguf", "tiny-llama-e320-q4_k_m.gguf",
 ]
-
-
-def finish(writer: gguf.GGUFWriter) -> None:
-    """Write header, metadata and tensors, and close: the end of every GGUFWriter fixture."""
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
 
 
 @pytest.mark.parametrize("name, n_embd, emb_type, emb_bytes, out_type, out_bytes", [
@@ -99,7 +91,7 @@ def test_an_override_is_called_out(tmp_path: Path) -> None:
                                      gguf.GGMLQuantizationType.Q8_0)
     writer.add_tensor("token_embd.weight", embedding, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
     writer.add_tensor("output.weight", np.zeros((8, 256), dtype=np.float16))
-    finish(writer)
+    write_gguf(writer)
     report = analyze_embeddings(read_gguf(path))
     assert report.embedding.type == "q8_0" and report.expected.type == "q4_K"
     assert "explicit override" in report.verdict
@@ -112,7 +104,7 @@ def test_mismatched_metadata_is_warned_about(tmp_path: Path) -> None:
     writer.add_vocab_size(99)
     writer.add_token_list([f"t{i}" for i in range(7)])
     writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
-    finish(writer)
+    write_gguf(writer)
     warnings = analyze_embeddings(read_gguf(path)).warnings
     assert any("7 tokens" in w and "8 rows" in w for w in warnings)
     assert any("vocab_size is 99" in w for w in warnings)
@@ -125,7 +117,7 @@ def test_keys_of_the_wrong_type_are_warned_about_not_silently_ignored(tmp_path: 
     writer.add_string("llama.embedding_length", "256")
     writer.add_string("llama.vocab_size", "8")
     writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
-    finish(writer)
+    write_gguf(writer)
     warnings = analyze_embeddings(read_gguf(path)).warnings
     assert any("llama.embedding_length is str '256', not an integer" in w for w in warnings)
     assert any("llama.vocab_size is str '8', not an integer" in w for w in warnings)
@@ -135,7 +127,7 @@ def test_an_architecture_that_is_not_a_string_is_warned_about(tmp_path: Path) ->
     path = tmp_path / "numeric-arch.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tensor("token_embd.weight", np.zeros((8, 256), dtype=np.float16))
-    finish(writer)
+    write_gguf(writer)
     # Swap the architecture's string value for a uint32 in place (fields found with gguf-py),
     # then re-pad the shorter header to the alignment before the unchanged data.
     reader = gguf.GGUFReader(path)
@@ -157,6 +149,6 @@ def test_a_file_without_token_embd_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "projector.gguf"
     writer = gguf.GGUFWriter(str(path), "clip")
     writer.add_tensor("v.patch_embd.weight", np.zeros((4, 32), dtype=np.float16))
-    finish(writer)
+    write_gguf(writer)
     with pytest.raises(NoEmbeddingError, match="no token_embd.weight"):
         analyze_embeddings(read_gguf(path))

@@ -4,20 +4,14 @@ quantizer included): rebuilding into a temporary folder gives byte-identical fil
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, load_script
 
 
-def _load_build_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("fixtures_build", FIXTURES / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+def _build(out: Path) -> list[Path]:
+    """Run fixtures/build.py into ``out``; the files it wrote."""
+    return load_script("fixtures_build", FIXTURES / "build.py").build(out)
 
 
 def _digest(path: Path) -> str:
@@ -25,7 +19,7 @@ def _digest(path: Path) -> str:
 
 
 def test_rebuilding_the_fixtures_gives_identical_bytes(tmp_path: Path) -> None:
-    written = _load_build_script().build(tmp_path)
+    written = _build(tmp_path)
     assert written, "the build script wrote nothing"
     for path in written:
         committed = FIXTURES / path.relative_to(tmp_path)  # companions/ keeps its folder
@@ -34,6 +28,6 @@ def test_rebuilding_the_fixtures_gives_identical_bytes(tmp_path: Path) -> None:
 
 
 def test_every_committed_model_is_built_by_the_script(tmp_path: Path) -> None:
-    built = {path.name for path in _load_build_script().build(tmp_path)}
+    built = {path.name for path in _build(tmp_path)}
     committed = {path.name for path in FIXTURES.glob("*.gguf")}
     assert committed <= built, f"committed but not built by fixtures/build.py: {committed - built}"

@@ -14,30 +14,17 @@ CI replays the same 250 seeded cases every run. To explore new cases, opt in wit
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_harness() -> ModuleType:
-    """benchmarks/fuzz.py is a script, not a package: load it by path."""
-    spec = importlib.util.spec_from_file_location("gguf_fuzz", ROOT / "benchmarks" / "fuzz.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load_harness()
+HARNESS = load_script("gguf_fuzz", ROOT / "benchmarks" / "fuzz.py")
 SEEDS = HARNESS.load_seeds()
 INTERESTING = st.sampled_from(HARNESS.INTERESTING) | st.integers(0, (1 << 64) - 1)
 

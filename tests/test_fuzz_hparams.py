@@ -10,12 +10,9 @@ array crashed the summary's renderer (``min()`` of nothing).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from gguf_inspect.commands.inspect import run_inspect
 from gguf_inspect.commands.scan import run_scan
@@ -25,19 +22,10 @@ from gguf_inspect.core.errors import FormatError
 
 import pytest
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load("fuzz_hparams")
+HARNESS = load_script("fuzz_hparams", ROOT / "benchmarks" / "fuzz_hparams.py")
 SEEDS = {seed.path.name: seed for seed in HARNESS.load_header_seeds()}
 
 

@@ -3,27 +3,16 @@ machine (the GPU run itself is never part of the suite)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
+
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_script(name: str, path: Path) -> ModuleType:
-    """benchmarks/ holds scripts, not packages: load one by path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_dry_run_writes_a_prediction_for_every_setting(tmp_path: Path, capsys) -> None:
-    kit = _load_script("gpu_proof", ROOT / "benchmarks" / "gpu_proof.py")
+    kit = load_script("gpu_proof", ROOT / "benchmarks" / "gpu_proof.py")
     assert kit.main(["--dry-run", "--shapes", "swa-gemma3-270m", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "-DGGML_CUDA=ON" in printed and "-DCMAKE_CUDA_ARCHITECTURES=90" in printed
@@ -46,6 +35,6 @@ def test_dry_run_writes_a_prediction_for_every_setting(tmp_path: Path, capsys) -
 
 
 def test_the_moe_shape_adds_n_cpu_moe() -> None:
-    kit = _load_script("gpu_proof", ROOT / "benchmarks" / "gpu_proof.py")
+    kit = load_script("gpu_proof", ROOT / "benchmarks" / "gpu_proof.py")
     assert ("n-cpu-moe-4", ["--n-cpu-moe", "4"]) in kit.settings_for("moe-30b-a3b")
     assert ("half", ["--ngl", "16"]) in kit.settings_for("dense-8b")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from gguf_inspect.gguf.remote import token_allowed
-from tests.conftest import FIXTURES, fixture_path
+from tests.conftest import FIXTURES, fixture_path, write_gguf
 from tests.range_server import RangeServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +80,7 @@ def write_model(path: Path, metadata: dict[str, object] | None = None,
             writer.add_uint32(key, int(value))  # type: ignore[call-overload]
     writer.add_tensor("token_embd.weight",
                       rows if rows is not None else np.ones((16, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return path
 
 

@@ -20,6 +20,8 @@ import gguf
 import numpy as np
 import pytest
 
+from tests.conftest import write_gguf
+
 U64_MAX = (1 << 64) - 1
 I64_MIN = -(1 << 63)
 FAST_SECONDS = 10  # a refused header is a few milliseconds of work; start-up is the rest
@@ -40,10 +42,7 @@ def write_model(path: Path, overrides: dict[str, tuple[str, object]], arch: str 
     writer.add_tensor("token_embd.weight", np.zeros((32, 64), dtype=np.float32))
     writer.add_tensor("blk.0.attn_q.weight", np.zeros((64, 64), dtype=np.float32))
     writer.add_tensor("blk.1.attn_q.weight", np.zeros((64, 64), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return path
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gguf_inspect.cli import app
 from gguf_inspect.llamacpp import runtime
-from tests.conftest import FIXTURES, fixture_path
+from tests.conftest import FIXTURES, fixture_path, write_gguf
 
 MODEL = fixture_path("tiny-llama-tied-q8_0.gguf")
 OTHER = fixture_path("tiny-llama-tied-q4_k_m.gguf")
@@ -73,10 +73,7 @@ def test_python_http_server_serves_a_header(tmp_path: Path) -> None:
     big = tmp_path / "model.gguf"  # a small header, then 8 MiB of data: past the 4 MiB kept
     writer = gguf.GGUFWriter(big, "llama")
     writer.add_tensor("blob.weight", np.zeros((2048, 1024), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
                                "127.0.0.1", "--directory", str(tmp_path)],

@@ -19,7 +19,7 @@ from gguf_inspect.cli import app
 from gguf_inspect.llamacpp.load_log import PrintedSize
 from gguf_inspect.render.embed import edge_labels, format_drift
 from gguf_inspect.reports.runtime import _estimate_check
-from tests.conftest import FIXTURES, fixture_path
+from tests.conftest import FIXTURES, fixture_path, write_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = fixture_path("tiny-llama-tied-q8_0.gguf")
@@ -49,10 +49,7 @@ def write_model(path: Path, rows: np.ndarray, extra: dict[str, object] | None = 
         else:
             writer.add_float32(key, float(value))  # type: ignore[arg-type]
     writer.add_tensor("token_embd.weight", rows.astype(np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return path
 
 

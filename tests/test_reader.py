@@ -20,6 +20,7 @@ from gguf_inspect.gguf.reader import (
 )
 from gguf_inspect.gguf.open import open_source, read_gguf
 from gguf_inspect.gguf.source import LocalFileSource
+from tests.conftest import write_gguf
 
 
 def _oracle_value(field: gguf.ReaderField) -> object:
@@ -88,10 +89,7 @@ def test_small_numeric_arrays_are_decoded_and_large_ones_stay_lazy(tmp_path: Pat
     writer.add_array("llama.attention.head_count_kv", [8, 8, 4, 4])
     writer.add_array("big", list(range(5000)))
     writer.add_array("words", [f"w{i}" for i in range(3000)])
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     gguf_file = read_gguf(path)
     assert gguf_file.arch_value("attention.head_count_kv").items == (8, 8, 4, 4)
     big = gguf_file.value("big")
@@ -113,10 +111,7 @@ def test_a_vocabulary_larger_than_one_read_chunk_is_skipped_exactly(tmp_path: Pa
     writer.add_token_list(tokens)
     writer.add_uint32("after.vocab", 1234)
     writer.add_tensor("token_embd.weight", np.zeros((3, 32), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     gguf_file = read_gguf(path)
     assert gguf_file.value("after.vocab") == 1234
     assert gguf_file.value("tokenizer.ggml.tokens").count == 300_000
@@ -165,10 +160,7 @@ def test_a_vocabulary_spanning_several_reads_decodes_like_gguf_py(
     writer = gguf.GGUFWriter(str(path), "llama", endianess=endian)
     writer.add_array("tokenizer.ggml.tokens", tokens)
     writer.add_uint32("after.vocab", 1234)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     expected = _oracle_value(gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"])
     assert expected[0] == "t0" and expected[4] == "\\xff\\xfe4"  # the oracle escapes as we do
     gguf_file = read_gguf(path)
@@ -184,10 +176,7 @@ def _write_vocabulary(path: Path, tokens: list) -> None:
     """A header-only GGUF whose one key is the token list."""
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_array("tokenizer.ggml.tokens", tokens)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
 
 
 def test_strings_straddling_every_read_edge_decode_exactly(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from gguf_inspect.cli import app
 from gguf_inspect.core.errors import FormatError, TruncatedError
 from gguf_inspect.gguf.open import read_gguf
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 BASE = fixture_path("tiny-llama-untied-q8_0.gguf")
 RUNNER = CliRunner()
@@ -352,10 +352,7 @@ def _write_tiny(path: Path, endianess: gguf.GGUFEndian) -> None:
     values = np.arange(3 * 64, dtype=np.float32).reshape(3, 64) / 7
     writer.add_tensor("token_embd.weight", values)
     writer.add_tensor("output_norm.weight", np.ones(64, dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
 
 
 def test_big_endian_file_reads_like_its_little_endian_twin(tmp_path: Path) -> None:
@@ -413,10 +410,7 @@ def test_a_huge_key_is_named_by_position_so_the_error_stays_one_short_line(
     path = tmp_path / "huge-key.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_uint32("k" * 5000, 1)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     data = bytearray(path.read_bytes())
     type_at = data.index(b"k" * 5000) + 5000
     struct.pack_into("<I", data, type_at, 13)

@@ -26,7 +26,7 @@ from gguf_inspect.gguf.remote import (
     redact_url,
     resolve_url,
 )
-from tests.conftest import FIXTURES, fixture_path
+from tests.conftest import FIXTURES, fixture_path, write_gguf
 from tests.range_server import RangeServer
 
 MIB = 1 << 20
@@ -46,10 +46,7 @@ def big_header_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writer.add_token_scores([0.0] * BIG_VOCAB)
     writer.add_token_types([1] * BIG_VOCAB)
     writer.add_tensor("blob.weight", np.zeros((1024, 1024), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return path
 
 

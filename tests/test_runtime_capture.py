@@ -14,7 +14,7 @@ import gguf
 import numpy as np
 import pytest
 
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 from gguf_inspect.llamacpp.cpu_buffers import host_has_amx
 from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError
@@ -90,10 +90,7 @@ def test_a_refused_model_reports_llama_cpps_own_error_line(tmp_path: Path) -> No
     writer = gguf.GGUFWriter(str(path), "nonesuch")
     writer.add_block_count(1)
     writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     with pytest.raises(RuntimeUnavailableError) as caught:
         capture_load(str(path), LlamaSettings())
     assert "error loading model: unknown model architecture: 'nonesuch'" in str(caught.value)

@@ -12,16 +12,14 @@ at init) and for the logits that the compute buffer must hold.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
 from gguf_inspect.commands.runtime import compare_runtime
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 N_VOCAB = 100_000  # not a power of two: the printed MiB are rounded, not exact
@@ -37,21 +35,11 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _load_script(name: str, path: Path) -> ModuleType:
-    """benchmarks/ and fixtures/ hold scripts, not packages: load one by path."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def large_vocab_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-block llama with 100,000 tokens, untied (token_embd and output both vocab-sized)."""
-    bench = _load_script("header_bench", ROOT / "benchmarks" / "header_bench.py")
-    build = _load_script("fixtures_build", ROOT / "fixtures" / "build.py")
+    bench = load_script("header_bench", ROOT / "benchmarks" / "header_bench.py")
+    build = load_script("fixtures_build", ROOT / "fixtures" / "build.py")
     q8_0 = bench.Q.Q8_0
     shape = bench.Shape("large-vocab", "llama", N_VOCAB, N_EMBD, n_layer=2, n_ff=512, n_head=2,
                         n_head_kv=1, tokenizer="llama", n_merges=0, weight_type=q8_0,

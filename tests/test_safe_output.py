@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gguf_inspect.cli import app
+from tests.conftest import write_gguf
 
 RUNNER = CliRunner()
 # A colour change, a window-title OSC ended by BEL, a C1 CSI that clears the screen, a
@@ -41,10 +42,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writer.add_array("evil.list", [HOSTILE, "x|y", "`z`"])
     writer.add_tensor("token_embd.weight", np.zeros((3, 32), dtype=np.float32))
     writer.add_tensor(TENSOR, np.zeros(32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return path
 
 

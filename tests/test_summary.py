@@ -9,7 +9,7 @@ import numpy as np
 
 from gguf_inspect.llamacpp.summary import guess_file_type, summarize, type_counts
 from gguf_inspect.gguf.open import read_gguf
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 N_VOCAB, N_EMBD, N_FF, N_LAYER = 384, 256, 256, 2
 
@@ -54,10 +54,7 @@ def test_file_type_is_guessed_like_llama_cpp_when_the_key_is_missing(tmp_path: P
     writer.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float16))
     writer.add_tensor("blk.0.attn_q.weight", np.zeros((32, 32), dtype=np.float16))
     writer.add_tensor("output_norm.weight", np.zeros(32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     summary = summarize(read_gguf(path))
     assert summary.file_type == "(guessed) F16" and summary.file_type_guessed
 

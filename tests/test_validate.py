@@ -16,7 +16,7 @@ from gguf_inspect.reports.validate import ERROR, WARNING, validate_file
 from gguf_inspect.cli import app
 from gguf_inspect.core.errors import FormatError
 from gguf_inspect.gguf.open import read_gguf
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 RUNNER = CliRunner()
 BASE = fixture_path("tiny-llama-untied-q8_0.gguf")
@@ -172,10 +172,7 @@ def _write_poisoned(path: Path) -> dict[str, tuple[int, int, int]]:
     writer.add_tensor("f16.weight", f16)
     writer.add_tensor("clean.weight", clean)
     writer.add_tensor("q8.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return {"f32.weight": (3, 0, 5), "f16.weight": (0, 2, 2), "q8.weight": (32, 0, 1)}
 
 
@@ -243,10 +240,7 @@ def test_missing_architecture_is_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "noarch.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_tensor("x", np.zeros(32, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     data = bytearray(path.read_bytes())
     at = data.index(b"general.architecture")
     data[at:at + 20] = b"general.architecturX"
@@ -260,10 +254,7 @@ def _write_many_tensors(path: Path, count: int, name_length: int = 8) -> None:
     writer = gguf.GGUFWriter(str(path), "llama")
     for index in range(count):
         writer.add_tensor(f"t{index}".ljust(name_length, "x"), np.zeros(8, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
 
 
 def test_collecting_stops_after_100_problems(tmp_path: Path) -> None:
@@ -298,10 +289,7 @@ def test_bad_vocabulary_items_are_errors_listed_up_to_ten_then_counted(tmp_path:
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_array("tokenizer.ggml.tokens", tokens)
     writer.add_tensor("token_embd.weight", np.zeros((40, 32), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     field = gguf.GGUFReader(path).fields["tokenizer.ggml.tokens"]
     starts, position = [], int(field.offset)
     for part in field.parts:
@@ -367,10 +355,7 @@ def test_nan_and_inf_counts_match_numpy_over_gguf_py_dequantization(tmp_path: Pa
     for name, (raw, qtype) in tensors.items():
         writer.add_tensor(name, raw, raw_dtype=qtype)
     writer.add_tensor("f16.weight", f16)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     for chunk_bytes in (None, 4096):
         report = validate_file(str(path), data=True, chunk_bytes=chunk_bytes)
         checks = {check.name: check for check in report.tensors}

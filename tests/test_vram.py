@@ -15,7 +15,7 @@ from gguf_inspect.reports.vram import audit
 from gguf_inspect.cli import app
 from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.gguf.source import LocalFileSource
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, write_gguf
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -187,10 +187,7 @@ def _recurrent_model(path) -> str:
     writer.add_tensor("token_embd.weight", np.zeros((128, 64), dtype=np.float16))
     for block in range(2):
         writer.add_tensor(f"blk.{block}.ssm_in.weight", np.zeros((256, 64), dtype=np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_gguf(writer)
     return str(path)
 
 

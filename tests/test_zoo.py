@@ -22,7 +22,7 @@ import pytest
 
 from gguf_inspect.commands.runtime import compare_runtime
 from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, load_script
 
 ZOO = FIXTURES / "zoo"
 ZOO_MODELS = sorted(ZOO.glob("*.gguf"))
@@ -241,9 +241,8 @@ def test_own_graphs_follow_a_quantized_cache(stem: str, cache: str, tmp_path: Pa
     (benchmarks/real_width_probe.py): the zoo's 16-wide heads cannot be stored in 32-value
     blocks, which llama.cpp refuses. ``gemma3n-e2b-22`` has 22 blocks: the last two hold no
     KV of their own (n_layer_kv_from_start 20) and attend over the caches of earlier ones."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    import real_width_probe
-
+    real_width_probe = load_script("real_width_probe",
+                                   FIXTURES.parent / "benchmarks" / "real_width_probe.py")
     if stem == "gemma3n-e2b-22":
         twin = real_width_probe.gemma3n_e2b(n_layer=22)
     else:

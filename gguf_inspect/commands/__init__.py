@@ -1,7 +1,7 @@
 """Command bodies, one module per subcommand, all under one contract: open the model(s), build
 the report, render it in the asked ``OutputFormat``, and return ``(text, exit code)``.
 
-``cli.py`` only parses arguments, calls these with the ``Streams`` it was given once (progress
+The CLI (``cli/``) only parses arguments, calls these with the ``Streams`` it was given once (progress
 and diagnostics go to ``streams.stderr``; the returned text is printed to ``streams.stdout``)
 and maps a raised error to its exit code (``core.errors.exit_code_for``). The same calls work
 from Python: ``run_inspect("model.gguf", OutputFormat.JSON)``.

@@ -112,7 +112,6 @@ FILE_TYPE_NAMES: dict[int, str] = {
     31: "IQ1_M - 1.75 bpw", 32: "BF16", 36: "TQ1_0 - 1.69 bpw ternary",
     37: "TQ2_0 - 2.06 bpw ternary", 38: "MXFP4 MoE", 39: "NVFP4", 40: "Q1_0", 41: "Q2_0",
 }
-FILE_TYPE_GUESSED_FLAG = 1024
 
 # The file type llama.cpp guesses from the most common tensor type when general.file_type is
 # missing (llama_model_loader's constructor, the switch on type_max).

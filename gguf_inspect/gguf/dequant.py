@@ -1,6 +1,6 @@
 """Dequantize tensor rows to float32 in bounded chunks, with gguf-py's own dequantizers.
 
-Shared by every analysis that looks at weight values (diff --values, embed, validate --data).
+Shared by every report that looks at weight values (diff --values, embed, validate --data).
 Imports numpy and gguf: never import this from the header-only path.
 """
 

@@ -2,8 +2,8 @@
 of each model buffer.
 
 Follows ``llama_model_base::load_tensors`` (src/llama-model.cpp: ``get_layer_buft_list``, the
-float32 split over free memory), ``llama_model_loader::create_tensor`` (``buft_for_tensor``),
-ggml-cpu/repack.cpp (which weights the CPU_REPACK buffer takes on x86), the CUDA backend's
+float32 split over free memory), ``llama_model_loader::create_tensor`` (``buft_for_tensor``; which weights the CPU's
+AMX and CPU_REPACK buffers take is ``cpu_buffers``), the CUDA backend's
 alignment and row padding (ggml-cuda.cu) and ``ggml_backend_alloc_ctx_tensors_from_buft``
 (ggml-alloc.c). Also the small shared helpers of the memory model (GGML_PAD, float32, the
 ``BufferEstimate`` record).

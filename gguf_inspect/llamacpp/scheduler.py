@@ -56,9 +56,6 @@ WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out"
                 "q_a": "attn_q_a", "q": "attn_q_b", "q_lite": "attn_q",
                 "kv_cmpr_pe": "attn_kv_a_mqa",
                 "q_nope_absorbed": "attn_k_b", "fattn_mla": "attn_v_b", "kqv_mla": "attn_v_b"}
-LLAMA_NORMS = ("attn_norm", "ffn_norm")
-GEMMA_NORMS = ("attn_norm", "attn_q_norm", "attn_k_norm", "post_attention_norm", "ffn_norm",
-               "post_ffw_norm")
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,9 @@ def _summary_rows(report: ValidationReport) -> list[tuple[str, str]]:
         rows[2:2] = [("GGUF version", f"v{report.version}"),
                      ("tensors / metadata keys", f"{report.n_tensors} / {report.n_kv}")]
     if report.data_checked:
-        checked = [check for check in report.tensors if check.checked]
-        rows += [("tensors decoded", f"{len(checked)} of {len(report.tensors)}"),
-                 ("values decoded", f"{sum(check.n_elements for check in checked):,}"),
-                 ("NaN / Inf values", f"{sum(c.nan for c in checked):,} / "
-                                      f"{sum(c.inf for c in checked):,}")]
+        rows += [("tensors decoded", f"{len(report.decoded)} of {len(report.tensors)}"),
+                 ("values decoded", f"{report.values_decoded:,}"),
+                 ("NaN / Inf values", f"{report.nan_values:,} / {report.inf_values:,}")]
     return rows
 
 
@@ -92,10 +90,10 @@ def validate_json(report: ValidationReport) -> str:
     }
     if report.data_checked:
         document["data"] = {
-            "tensors_decoded": sum(check.checked for check in report.tensors),
-            "values_decoded": sum(c.n_elements for c in report.tensors if c.checked),
-            "nan": sum(check.nan for check in report.tensors),
-            "inf": sum(check.inf for check in report.tensors),
+            "tensors_decoded": len(report.decoded),
+            "values_decoded": report.values_decoded,
+            "nan": report.nan_values,
+            "inf": report.inf_values,
             "tensors": [{"name": c.name, "type": c.type, "n_elements": c.n_elements,
                          "n_bytes": c.n_bytes, "decoded": c.checked, "nan": c.nan,
                          "inf": c.inf, "first_bad_row": c.first_bad_row, "note": c.note or None}

@@ -17,10 +17,6 @@ BAR_WIDTH = 40
 BAR_PARTS = (("W", "weights_bytes"), ("K", "kv_bytes"), ("O", "output_bytes"),
              ("C", "compute_bytes"), ("X", "extra_bytes"))
 # Which column of the per-device table each extra file's buffer kind adds to.
-EXTRA_COLUMNS = {"lora": 0, "mmproj": 0, "draft_model": 0, "draft_kv": 1, "draft_output": 2,
-                 "draft_compute": 3, "mmproj_compute": 3}
-
-
 def _size(n_bytes: int | None) -> str:
     return "-" if n_bytes is None else format_mib(n_bytes)
 
@@ -50,17 +46,9 @@ def devices_section(report: VramReport) -> Table:
 def _extra_rows(report: VramReport, device: str) -> list[list[str]]:
     """One row per extra file with buffers on ``device``, its bytes in the matching columns
     (they are already in the device's total above)."""
-    rows = []
-    for load in report.extras:
-        parts = [0, 0, 0, 0]
-        on_device = [item for item in load.buffers if item.device == device]
-        for item in on_device:
-            parts[EXTRA_COLUMNS.get(item.kind, 0)] += item.n_bytes
-        if on_device:
-            rows.append([f"  + {load.role} {load.path.rsplit('/', 1)[-1]}",
-                         *(_size(part) for part in parts),
-                         _size(sum(parts)), "", ""])
-    return rows
+    return [[f"  + {load.role} {load.path.rsplit('/', 1)[-1]}", _size(usage.weights_bytes),
+             _size(usage.kv_bytes), _size(usage.output_bytes), _size(usage.compute_bytes),
+             _size(usage.total_bytes), "", ""] for load, usage in report.extra_usages(device)]
 
 
 def bar(usage: DeviceUsage) -> str:
@@ -116,8 +104,7 @@ def verdict_rows(report: VramReport) -> list[tuple[str, str]]:
         return [("verdict", f"no --gpu given: host memory only (no layer offloaded), at n_ctx "
                             f"{context.n_ctx}")]
     headroom = format_mib(report.headroom_bytes)
-    gpu_usages = [u for u in report.devices if u.capacity_bytes is not None]
-    tightest = min(gpu_usages, key=lambda u: u.free_bytes(report.headroom_bytes) or 0)
+    tightest = report.tightest_gpu
     free = tightest.free_bytes(report.headroom_bytes) or 0
     if report.fits:
         rows = [("verdict", f"FITS at {what}"),
@@ -239,13 +226,10 @@ def _device_json(usage: DeviceUsage) -> dict[str, Any]:
 
 
 def _kv_json(report: VramReport) -> dict[str, Any]:
-    caches = report.prediction.kv_caches
+    caches, totals = report.prediction.kv_caches, report.kv_totals
     return {
-        "bytes": sum(cache.n_bytes for cache in caches),
-        "k_bytes": sum(cache.k_bytes for cache in caches),
-        "v_bytes": sum(cache.v_bytes for cache in caches),
-        "cells": caches[0].cells if caches else 0,
-        "layers": sum(cache.layers for cache in caches),
+        "bytes": totals.n_bytes, "k_bytes": totals.k_bytes, "v_bytes": totals.v_bytes,
+        "cells": totals.cells, "layers": totals.layers,
         "caches": [{"name": cache.name, "cells": cache.cells, "layers": cache.layers,
                     "n_seqs": cache.n_seqs, "type_k": cache.type_k, "type_v": cache.type_v,
                     "k_bytes": cache.k_bytes, "v_bytes": cache.v_bytes,

@@ -98,6 +98,23 @@ class ValidationReport:
     def valid(self) -> bool:
         return self.n_errors == 0
 
+    @property
+    def decoded(self) -> tuple[TensorCheck, ...]:
+        """The tensors whose values were decoded (``--data``); only these can hold NaN/Inf."""
+        return tuple(check for check in self.tensors if check.checked)
+
+    @property
+    def values_decoded(self) -> int:
+        return sum(check.n_elements for check in self.decoded)
+
+    @property
+    def nan_values(self) -> int:
+        return sum(check.nan for check in self.decoded)
+
+    @property
+    def inf_values(self) -> int:
+        return sum(check.inf for check in self.decoded)
+
 
 def _from_error(error: GGUFError, file: str, severity: str = ERROR) -> Problem:
     """The problem an error describes; ``file`` when the error does not name its own."""

@@ -51,6 +51,22 @@ class DeviceUsage:
         return self.capacity_bytes - headroom - self.total_bytes
 
 
+# The usage column each buffer of a file loaded beside the model counts in (its own row).
+EXTRA_KIND_COLUMN = {"draft_kv": "kv", "draft_output": "output", "draft_compute": "compute",
+                     "mmproj_compute": "compute"}  # anything else: weights
+
+
+@dataclass(frozen=True)
+class KVCacheTotals:
+    """Every KV cache together (a sliding-window model has two): the JSON's ``kv_cache``."""
+
+    n_bytes: int
+    k_bytes: int
+    v_bytes: int
+    cells: int  # the first (main) cache's
+    layers: int
+
+
 @dataclass(frozen=True)
 class PlanRow:
     n_ctx: int
@@ -85,6 +101,35 @@ class VramReport:
             return 0
         ngl = self.config.n_gpu_layers
         return self.n_layer + 1 if ngl < 0 else min(ngl, self.n_layer + 1)
+
+    @property
+    def tightest_gpu(self) -> DeviceUsage:
+        """The GPU with the least memory left after the headroom: the one the verdict names."""
+        gpus = [usage for usage in self.devices if usage.capacity_bytes is not None]
+        return min(gpus, key=lambda usage: usage.free_bytes(self.headroom_bytes) or 0)
+
+    def extra_usages(self, device: str) -> list[tuple[ExtraLoad, DeviceUsage]]:
+        """Each file loaded beside the model that has buffers on ``device``, with those buffers
+        summed per column (they are already in the device's own total)."""
+        usages = []
+        for load in self.extras:
+            parts = {"weights": 0, "kv": 0, "output": 0, "compute": 0}
+            on_device = [item for item in load.buffers if item.device == device]
+            for item in on_device:
+                parts[EXTRA_KIND_COLUMN.get(item.kind, "weights")] += item.n_bytes
+            if on_device:
+                usages.append((load, DeviceUsage(device, None, parts["weights"], parts["kv"],
+                                                 parts["output"], parts["compute"])))
+        return usages
+
+    @property
+    def kv_totals(self) -> KVCacheTotals:
+        caches = self.prediction.kv_caches
+        return KVCacheTotals(sum(cache.n_bytes for cache in caches),
+                             sum(cache.k_bytes for cache in caches),
+                             sum(cache.v_bytes for cache in caches),
+                             caches[0].cells if caches else 0,
+                             sum(cache.layers for cache in caches))
 
 
 def device_usage(prediction: MemoryPrediction, gpus: tuple[GPU, ...],
