@@ -42,7 +42,7 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
 # tensors stored f32 whatever the file type (norms, SSM parameters, routers, MLA's k_b/v_b,
 # which the CPU backend multiplies only as floats)
 F32_PARTS = ("norm.weight", "ssm_conv1d", "ssm_a", "ssm_d", "ssm_dt.bias", "gate_inp",
-             "exp_probs_b", ".bias", "attn_k_b", "attn_v_b", "sinks")
+             "exp_probs_b", ".bias", "attn_k_b", "attn_v_b", "sinks", "_lerp")
 
 
 class Twin:
@@ -289,10 +289,110 @@ def gpt_oss_20b() -> Twin:
     return twin
 
 
+def rwkv7_1_5b() -> Twin:
+    """RWKV7-World3-1.5B: 2048 wide, wkv heads of 64, FFN 8192, LoRA ranks 96/96/64/256 (decay,
+    in-context learning rate, value residual, gate), 65,536 tokens; 2 blocks."""
+    n_embd, lora = 2048, {"decay": 96, "iclr": 96, "value_residual_mix": 64, "gate": 256}
+    twin = Twin("rwkv7-1.5b", "rwkv7", 65_536, **{
+        "context_length": 1_048_576, "embedding_length": n_embd, "block_count": 2,
+        "feed_forward_length": 8192, "attention.head_count": 0,
+        "attention.layer_norm_epsilon": 1e-5, "wkv.head_size": 64, "token_shift_count": 2,
+        **{f"attention.{name}_lora_rank": rank for name, rank in lora.items()}})
+    _head(twin, n_embd)
+    for name in ("output_norm.bias", "token_embd_norm.weight", "token_embd_norm.bias"):
+        twin.add(name, n_embd)
+    for i in range(2):
+        p = f"blk.{i}."
+        for name in ("attn_norm", "attn_norm_2", "time_mix_ln"):
+            for part in ("weight", "bias"):
+                twin.add(f"{p}{name}.{part}", n_embd)
+        for letter, rank in (("w", lora["decay"]), ("a", lora["iclr"]),
+                             ("v", lora["iclr"] if i == 0 else lora["value_residual_mix"])):
+            twin.add(p + f"time_mix_{letter}0.weight", n_embd)
+            twin.add(p + f"time_mix_{letter}1.weight", n_embd, rank)
+            twin.add(p + f"time_mix_{letter}2.weight", rank, n_embd)
+        twin.add(p + "time_mix_g1.weight", n_embd, lora["gate"])
+        twin.add(p + "time_mix_g2.weight", lora["gate"], n_embd)
+        twin.add(p + "time_mix_lerp_fused.weight", n_embd, 1, 1, 6)
+        for name in ("k_k", "k_a", "r_k"):
+            twin.add(p + f"time_mix_{name}.weight", n_embd)
+        for name in ("key", "value", "receptance", "output"):
+            twin.add(p + f"time_mix_{name}.weight", n_embd, n_embd)
+        twin.add(p + "channel_mix_lerp_k.weight", n_embd, 1, 1)
+        twin.add(p + "channel_mix_key.weight", n_embd, 8192)
+        twin.add(p + "channel_mix_value.weight", 8192, n_embd)
+    return twin
+
+
+def qwen3next_80b_a3b() -> Twin:
+    """Qwen3-Next-80B-A3B: 2048 wide, attention 16/2 heads of 256, delta net 16/32 heads of 128,
+    512 experts (10 used) of 512, shared 512, 151,936 tokens; 2 blocks, one of each kind."""
+    n_embd, n_expert, head, k_heads, v_heads = 2048, 512, 128, 16, 32
+    key_dim, value_dim = head * k_heads, head * v_heads
+    twin = Twin("qwen3next-80b-a3b", "qwen3next", 151_936, **_keys(
+        2, n_embd, 5120, 16, 2, 262_144, 64, expert_count=n_expert, expert_used_count=10,
+        expert_feed_forward_length=512, expert_shared_feed_forward_length=512,
+        full_attention_interval=2, **{
+            "attention.key_length": 256, "attention.value_length": 256,
+            "ssm.conv_kernel": 4, "ssm.inner_size": value_dim, "ssm.state_size": head,
+            "ssm.time_step_rank": v_heads, "ssm.group_count": k_heads}))
+    _head(twin, n_embd)
+    for i in range(2):
+        p = f"blk.{i}."
+        for name in ("attn_norm", "post_attention_norm"):
+            twin.add(p + name + ".weight", n_embd)
+        if i == 1:
+            _attention(twin, i, n_embd, 2 * 16 * 256, 2 * 256, qk_norm=256)
+            twin.tensors[p + "attn_output.weight"] = (16 * 256, n_embd)
+        else:
+            conv = 2 * key_dim + value_dim
+            for name, ne in (("attn_qkv.weight", (n_embd, conv)),
+                             ("attn_gate.weight", (n_embd, value_dim)),
+                             ("ssm_conv1d.weight", (4, conv)), ("ssm_dt.bias", (v_heads,)),
+                             ("ssm_a", (v_heads,)), ("ssm_ba.weight", (n_embd, 2 * v_heads)),
+                             ("ssm_norm.weight", (head,)), ("ssm_out.weight", (value_dim, n_embd))):
+                twin.add(p + name, *ne)
+        _experts(twin, i, n_embd, n_expert, 512, shared=512)
+        twin.add(p + "ffn_gate_inp_shexp.weight", n_embd)
+    return twin
+
+
+def gemma3n_e2b(n_layer: int = 5) -> Twin:
+    """Gemma-3n-E2B: 2048 wide, 8/2 heads of 256, FFN 8192, per-layer inputs of 256, sliding
+    window 512 on four layers of five, 262,400 tokens; 5 blocks (from 21, later layers share KV)."""
+    n_embd, per_layer = 2048, 256
+    twin = Twin("gemma3n-e2b", "gemma3n", 262_400, **_keys(
+        n_layer, n_embd, 8192, 8, 2, 32_768, 256, **{
+            "attention.key_length": 256, "attention.value_length": 256,
+            "attention.sliding_window": 512, "final_logit_softcapping": 30.0}))
+    _head(twin, n_embd, output=False)
+    for name in ("altup_proj", "altup_unembd_proj"):
+        twin.add(name + ".weight", n_embd, n_embd, 3)
+    twin.add("per_layer_token_embd.weight", per_layer * n_layer, twin.n_vocab)
+    twin.add("per_layer_model_proj.weight", n_embd, per_layer * n_layer)
+    twin.add("per_layer_proj_norm.weight", per_layer)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        for name in ("attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm",
+                     "post_norm", "altup_correct_scale", "altup_router_norm",
+                     "laurel_post_norm"):
+            twin.add(p + name + ".weight", n_embd)
+        _attention(twin, i, n_embd, 8 * 256, 2 * 256, qk_norm=256)
+        _ffn(twin, i, n_embd, 8192)
+        twin.add(p + "inp_gate.weight", n_embd, per_layer)
+        twin.add(p + "proj.weight", per_layer, n_embd)
+        for name, ne in (("altup_correct_coef", (4, 4)), ("altup_predict_coef", (4, 16)),
+                         ("altup_router", (n_embd, 4)), ("laurel_l", (n_embd, 64)),
+                         ("laurel_r", (64, n_embd))):
+            twin.add(p + name + ".weight", *ne)
+    return twin
+
+
 TWINS: dict[str, Callable[[], Twin]] = {
     "llama31-8b": llama31_8b, "qwen3-30b-a3b": qwen3_30b_a3b, "gemma3-1b": gemma3_1b,
     "deepseek2-lite": deepseek2_lite, "bert-base": bert_base, "mamba2-2.7b": mamba2_2_7b,
-    "phi3-mini": phi3_mini, "gpt-oss-20b": gpt_oss_20b}
+    "phi3-mini": phi3_mini, "gpt-oss-20b": gpt_oss_20b, "rwkv7-1.5b": rwkv7_1_5b,
+    "qwen3next-80b-a3b": qwen3next_80b_a3b, "gemma3n-e2b": gemma3n_e2b}
 
 
 def _add_key(writer: gguf.GGUFWriter, key: str, value: Any) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from gguf_inspect.commands.runtime import compare_runtime
 from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, load_script
 
 ZOO = FIXTURES / "zoo"
 ZOO_MODELS = sorted(ZOO.glob("*.gguf"))
@@ -55,7 +55,7 @@ def test_the_zoo_covers_the_issue_architectures() -> None:
                  "glm4moe-mtp", "gemma2", "gemma3", "llama4", "mistral3", "granite",
                  "granitemoe", "olmo2", "olmo2-swa", "cohere2", "starcoder2", "gptneox",
                  "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid",
-                 "nemotron_h"):
+                 "nemotron_h", "rwkv7", "qwen3next", "gemma3n"):
         assert stem in stems, f"fixtures/zoo/{stem}.gguf missing: run python fixtures/zoo.py"
 
 
@@ -86,13 +86,14 @@ def test_every_exact_quantity_matches_llama_cpp(model: Path, configuration: str)
 
 
 # The compute estimate's error bound per zoo model, over the four configurations. 1% where the
-# graph is modelled node by node (compute_graph, graph_ffn, graph_layout); the rest reuse the
-# llama graph and are bounded by the error measured with benchmarks/zoo_compute.py (README).
+# graph is modelled node by node (compute_graph, graph_ffn, graph_layout, graph_arch); the
+# rest reuse the llama graph and are bounded by the error measured with
+# benchmarks/zoo_compute.py (README).
 NODE_BY_NODE = ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "glm4moe", "glm4moe-mtp",
                 "gemma2", "gemma3", "mistral3", "granite", "granitemoe", "starcoder2",
                 "gptneox", "falcon", "lfm2", "olmo2", "olmo2-swa", "cohere2", "llama4",
                 "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid",
-                "nemotron_h")
+                "nemotron_h", "rwkv7", "qwen3next", "gemma3n")
 ROUGH_TOLERANCE: dict[str, float] = {}
 
 
@@ -122,8 +123,9 @@ def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
     assert any(q.endswith("model buffer") for q in quantities)
     assert any(q.endswith("output buffer") for q in quantities)
     assert any(q.endswith("compute buffer") for q in quantities)
-    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid", "nemotron_h")
-    attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert")
+    recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid", "nemotron_h",
+                               "rwkv7", "qwen3next")
+    attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert", "rwkv7")
     assert any(q.endswith("RS buffer") for q in quantities) == recurrent
     assert any("KV cache" in q for q in quantities) == attention
 
@@ -229,3 +231,35 @@ def test_encoders_have_no_cache_and_no_head_in_the_graph() -> None:
     assert not any(node.op == "SET_ROWS" for node in nodes)
     assert nodes[-1].is_output and nodes[-1].op == "ADD"  # the LayerNorm's bias
     assert not any(node.name == "result_output" for node in nodes)
+
+
+# ---- quantized caches: the architectures with graph modules of their own ----------------------
+
+@needs_runtime
+@pytest.mark.parametrize(("stem", "cache"), [
+    ("gemma3n-e2b", "q8_0"), ("gemma3n-e2b", "q4_0"), ("qwen3next-80b-a3b", "q8_0"),
+    ("qwen3next-80b-a3b", "q4_0"), ("gemma3n-e2b-22", "q8_0")])
+def test_own_graphs_follow_a_quantized_cache(stem: str, cache: str, tmp_path: Path) -> None:
+    """A quantized K/V cache adds Hadamard rotations around build_attn (llama_mul_mat_hadamard);
+    graph_gemma3n and graph_qwen3next have them. Checked on real-width twins
+    (benchmarks/real_width_probe.py): the zoo's 16-wide heads cannot be stored in 32-value
+    blocks, which llama.cpp refuses. ``gemma3n-e2b-22`` has 22 blocks: the last two hold no
+    KV of their own (n_layer_kv_from_start 20) and attend over the caches of earlier ones."""
+    real_width_probe = load_script("real_width_probe",
+                                   FIXTURES.parent / "benchmarks" / "real_width_probe.py")
+    if stem == "gemma3n-e2b-22":
+        twin = real_width_probe.gemma3n_e2b(n_layer=22)
+    else:
+        twin = real_width_probe.TWINS[stem]()
+    if stem.startswith("qwen3next"):  # 16 experts of the 512: the same graph, less to map
+        twin.keys["expert_count"] = 16
+        twin.tensors = {name: ne[:-1] + (16,) if "_exps" in name or "gate_inp.weight" in name
+                        else ne for name, ne in twin.tensors.items()}
+    path = tmp_path / f"{stem}.gguf"
+    real_width_probe.write_twin(twin, path)
+    comparison = compare_runtime(str(path), {"cache_type_k": cache, "cache_type_v": "q8_0",
+                                             "flash_attn": "on"})
+    assert not _differing(comparison), "\n".join(_differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    # exact at the log's 0.0001 MiB (the llama graph's rotations miss these by 0.8-1.4%)
+    assert abs(compute.predicted - compute.runtime) < 0.00015, compute.note

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_arch import own_graph
+from gguf_inspect.llamacpp.graph_gemma3n import Gemma3nShape
+from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
+from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
@@ -85,9 +89,13 @@ class DynamicAllocator:
 
 
 def graph_inputs(nodes: list[Node], unused_inputs: tuple[Node, ...] = ()) -> list[Node]:
-    """The graph's inputs, each once, in the order ggml_gallocr allocates them before any node:
-    first-use order, with the unused ones after the first."""
-    leafs = [src for node in nodes for src in node.srcs if src.is_input]
+    """The graph's inputs, each once, in the order ggml_gallocr allocates them before any node
+    (the graph's leafs, as the depth-first walk first visited them: a matmul's rotation input
+    before the positions its other source's subtree reads), with the unused ones after the
+    first; first-use order for nodes no GraphBuilder walked."""
+    leafs = list(dict.fromkeys(src for node in nodes for src in node.srcs if src.is_input))
+    if all(leaf.visit >= 0 for leaf in leafs):
+        leafs.sort(key=lambda leaf: leaf.visit)
     leafs[1:1] = unused_inputs
     return list(dict.fromkeys(leafs))
 
@@ -208,6 +216,9 @@ class GraphShape:
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
+    rwkv: RwkvShape | None = None  # models/rwkv7.cpp: its own graph (graph_rwkv)
+    delta: DeltaNetShape | None = None  # models/qwen3next.cpp: its own graph (graph_qwen3next)
+    gemma3n: Gemma3nShape | None = None  # models/gemma3n.cpp: its own graph (graph_gemma3n)
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         v_rot=Node("v_rot", "NONE", 4 * shape.v_rot**2, is_input=True) if shape.v_rot else None)
         for swa, n_kv in dict(zip(shape.is_swa, shape.n_kv)).items()}
     out_ids = Node("out_ids", "NONE", 4 * shape.n_outputs, is_input=True)
+    own = own_graph(shape, tokens, n_seqs, caches)  # rwkv7, qwen3next, gemma3n (graph_arch)
+    if own is not None:
+        return own
 
     def rotate(x: Node, rot: Node | None, width: int) -> Node:
         """llama_mul_mat_hadamard (llama-impl.h): a matmul by the rotation input."""
@@ -326,6 +340,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 q = add("Qcur_normed", "RMS_NORM", q_width * tokens, q)
                 k = add("Kcur_normed", "RMS_NORM", k_width * tokens, k)
             q, k = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width)
+            if shape.fused_qkv and v_rot is not None:  # a view of wqkv is not contiguous:
+                v_mat = add("v_cont", "CONT", v_width * tokens, view(v_mat))  # hadamard copies
             v = rotate(v_mat, v_rot, v_width)
         keys = values = cache
         if shape.encoder:  # build_attn (no cache): K and V are the batch's own
@@ -345,7 +361,10 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             graph.expand(add("set_k", "SET_ROWS", 0, view(k), cache_inputs.k_idxs, cache,
                              view_of=cache))
             if shape.mla is None:  # MLA's build_attn_inp_k: the K cache only
-                graph.expand(add("set_v", "SET_ROWS", 0, view(v), cache_inputs.v_idxs, cache,
+                v_rows = view(v)  # cpy_v copies a strided V into the transposed cache
+                if shape.fused_qkv and v_rot is None and not shape.flash_attn:
+                    v_rows = add("v_cont", "CONT", v_width * tokens, v_rows)
+                graph.expand(add("set_v", "SET_ROWS", 0, v_rows, cache_inputs.v_idxs, cache,
                                  view_of=cache))
         mask = cache_inputs.mask
         heads_out = shape.head_v[il] * shape.n_head[il]

@@ -15,13 +15,18 @@ from dataclasses import dataclass
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
+from gguf_inspect.llamacpp.graph_gemma3n import Gemma3nShape
 from gguf_inspect.llamacpp.graph_mla import MlaShape
+from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
+from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SHORTCONV, SsmShape
 from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
 
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
 # 3 softmax_weight
 GATING = {1: "softmax", 2: "sigmoid", 3: "softmax_weight"}
+# gemma3n's n_altup 4, n_embd_altup 256 and laurel_rank 64 are llama_hparams' fixed defaults
+# (llama-hparams.h), read from no key; n_layer_kv_from_start (20) is hparams'
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class GraphLayout:
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
+    rwkv: RwkvShape | None = None
+    delta: DeltaNetShape | None = None
+    gemma3n: Gemma3nShape | None = None
 
 
 # Dense graphs that differ from llama's (models/<arch>.cpp): LayerNorm with biases, ungated GELU
@@ -99,6 +107,15 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         return _deepseek2(gguf, hparams)
     if arch in (MAMBA, MAMBA2):  # models/mamba.cpp: the mixer and the residual, no FFN
         return GraphLayout(mixers=(arch,) * n_layer, ssm=_ssm_shape(gguf, hparams), ffn=False)
+    if arch == "rwkv7" and hparams.n_embd_s:
+        return _rwkv7(gguf, hparams)
+    if arch == "qwen3next" and hparams.n_embd_s:
+        return _qwen3next(gguf, hparams)
+    if arch == "gemma3n":  # models/gemma3n.cpp: its own graph (graph_gemma3n)
+        return GraphLayout(gemma3n=Gemma3nShape(
+            n_altup=4, n_embd_altup=256, laurel_rank=64,
+            n_ff=hparams.n_ff[0] if hparams.n_ff else 0,
+            n_layer_kv_from_start=hparams.n_layer_kv_from_start))
     if arch == "lfm2":
         # models/lfm2.cpp: short convolutions on the recurrent layers, attention on the others;
         # both residual ADDs read the residual first
@@ -227,3 +244,37 @@ def _ssm_shape(gguf: GGUFFile, hparams: Hyperparameters) -> SsmShape:
                     n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1,
                     dt_b_c_rms=bool(gguf.arch_value("ssm.dt_b_c_rms", False)),
                     ssm_norm=any(t.name.endswith(".ssm_norm.weight") for t in gguf.tensors))
+
+
+def _rwkv7(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/rwkv7.cpp: its own graph (graph_rwkv); the state rows are the token shift (r)
+    and the wkv state (s), n_rs set by compute_buffers like the SSMs'."""
+    rwkv = RwkvShape(head_size=uint32_key(gguf, "wkv.head_size") or 0,
+                     n_lora_decay=uint32_key(gguf, "attention.decay_lora_rank") or 0,
+                     n_lora_iclr=uint32_key(gguf, "attention.iclr_lora_rank") or 0,
+                     n_lora_value_res_mix=uint32_key(
+                         gguf, "attention.value_residual_mix_lora_rank") or 0,
+                     n_lora_gate=uint32_key(gguf, "attention.gate_lora_rank") or 0,
+                     n_ff=hparams.n_ff[0] if hparams.n_ff else 0)
+    ssm = SsmShape(d_conv=0, d_inner=0, d_state=0, dt_rank=0, n_group=1,
+                   n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
+    return GraphLayout(ssm=ssm, ffn=False, rwkv=rwkv)
+
+
+def _qwen3next(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/qwen3next.cpp: its own graph (graph_qwen3next); softmax gating with the weights
+    normalised, the shared expert expert_shared_feed_forward_length wide (else n_ff)."""
+    n_layer = hparams.n_layer_main
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
+    if not n_expert or not used:  # load_arch_tensors refuses a model without experts
+        return GraphLayout()
+    shared = uint32_key(gguf, "expert_shared_feed_forward_length") or hparams.n_ff[0]
+    ssm = _ssm_shape(gguf, hparams)
+    delta = DeltaNetShape(head_dim=ssm.d_state, n_k_heads=ssm.n_group,
+                          n_v_heads=ssm.dt_rank, d_conv=ssm.d_conv, n_ff_shexp=shared)
+    mixers = tuple("delta" if recurrent else "" for recurrent in hparams.is_recurrent)
+    return GraphLayout((True,) * n_layer, MoeLayout(n_expert, used, n_ff_exp,
+                                                    w_scale=_scaled(gguf)),
+                       mixers=mixers[:n_layer], ssm=ssm, delta=delta)

@@ -23,6 +23,8 @@ class Node:
     n_views: int = field(default=0, repr=False)
     allocated: bool = field(default=False, repr=False)
     offset: int = field(default=-1, repr=False)
+    # an input's place in the graph's leafs (ggml_visit_parents: first visited, first listed)
+    visit: int = field(default=-1, repr=False)
 
 
 
@@ -37,6 +39,7 @@ class GraphBuilder:
         self.nodes: list[Node] = []
         self.weight = Node("weight", "NONE", 0, external=True)
         self._seen: set[int] = set()
+        self._leafs = 0
 
     def add(self, name: str, op: str, floats: int, *srcs: Node,
             view_of: Node | None = None) -> Node:
@@ -62,3 +65,13 @@ class GraphBuilder:
                 stack.append((node.srcs[index], 0))
             elif node.op != "NONE":
                 self.nodes.append(node)
+            elif node.is_input and node.visit < 0:
+                node.visit, self._leafs = self._leafs, self._leafs + 1
+
+
+def hadamard(graph: GraphBuilder, x: Node, rot: Node | None, floats: int) -> Node:
+    """llama_mul_mat_hadamard (llama-impl.h): a quantized cache's rotation, the input ``rot``
+    times ``x`` reshaped (x is contiguous wherever it is used); without ``rot``, x itself."""
+    if rot is None:
+        return x
+    return graph.add(x.name + "_rot", "MUL_MAT", floats, rot, graph.view(x))

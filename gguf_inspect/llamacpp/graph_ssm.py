@@ -49,7 +49,7 @@ def state_inputs(ssm: SsmShape) -> StateInputs:
     return StateInputs(Node("rs_s_copy", "NONE", 4 * ssm.n_rs, is_input=True))
 
 
-def _read_states(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node,
+def read_states(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node,
                  width: int, n_seqs: int, gather: Callable[[Node, Node], Node]) -> Node:
     """build_rs: zero one row (ggml_scale_inplace on a view of the cache), gather the
     ubatch's rows (``gather``: GET_ROWS, or SSM_SCAN for the ssm states), copy the rest."""
@@ -71,7 +71,7 @@ def _state_caches() -> tuple[Node, Node]:
     return (Node("cache", "NONE", 0, external=True), Node("cache", "NONE", 0, external=True))
 
 
-def _store(graph: GraphBuilder, source: Node, cache: Node) -> None:
+def store_state(graph: GraphBuilder, source: Node, cache: Node) -> None:
     """ggml_cpy of a view into a view of the state cache, expanded at once."""
     graph.expand(graph.add("state_store", "CPY", 0, graph.view(source), graph.view(cache),
                            view_of=cache))
@@ -92,13 +92,13 @@ def _conv(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
           width: int, tokens: int, n_seqs: int) -> Node:
     """The conv state joined to the ubatch's columns (CONCAT), the last d_conv - 1 columns
     stored back, ggml_ssm_conv ({width, n_seq_tokens, n_seqs}), its bias and SILU."""
-    gathered = _read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,
+    gathered = read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,
                             lambda states, ids: graph.add("conv_states", "GET_ROWS",
                                                           ssm.n_embd_r * n_seqs, states, ids))
     per_seq = tokens // n_seqs
     conv_x = graph.add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
                        graph.view(gathered), graph.view(xin))
-    _store(graph, conv_x, cache)
+    store_state(graph, conv_x, cache)
     out = graph.add("ssm_conv", "SSM_CONV", width * tokens, conv_x, graph.weight)
     out = graph.add("ssm_conv_b", "ADD", width * tokens, out, graph.weight)
     return graph.add("ssm_conv_silu", "UNARY", width * tokens, out)
@@ -109,11 +109,11 @@ def _scan(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
     """ggml_ssm_scan through build_rs: y and the final states in one f32 tensor
     (d_inner per token, then d_state * d_inner per sequence, K = 1), the states stored."""
     floats = ssm.d_inner * tokens + ssm.d_state * ssm.d_inner * n_seqs
-    y_ssm = _read_states(graph, ssm, inputs, cache, ssm.n_embd_s, n_seqs,
+    y_ssm = read_states(graph, ssm, inputs, cache, ssm.n_embd_s, n_seqs,
                          lambda states, ids: graph.add("ssm_scan", "SSM_SCAN", floats,
                                                        graph.view(states), x, dt,
                                                        graph.weight, b, c, ids))
-    _store(graph, y_ssm, cache)
+    store_state(graph, y_ssm, cache)
     return y_ssm
 
 
@@ -183,13 +183,13 @@ def _shortconv(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs:
     b, c, x_part = view(bcx, "b"), view(bcx, "c"), view(bcx, "x")
     bx = add("bx", "MUL", width * tokens, b, x_part)
     cache = Node("cache", "NONE", 0, external=True)
-    conv_rs = _read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,
+    conv_rs = read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,
                            lambda states, ids: graph.add("conv_states", "GET_ROWS",
                                                          ssm.n_embd_r * n_seqs, states, ids))
     per_seq = tokens // n_seqs
     joined = add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
                  view(conv_rs), view(bx))
-    _store(graph, joined, cache)
+    store_state(graph, joined, cache)
     conv = add("conv", "SSM_CONV", width * tokens, joined, weight)
     y = add("conv_gated", "MUL", width * tokens, c, conv)
     return view(add("out_proj", "MUL_MAT", graph.n_embd * tokens, weight, y))

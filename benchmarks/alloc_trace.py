@@ -1,0 +1,253 @@
+"""llama.cpp's own graph allocator, traced, against the compute estimate's, for debugging a
+compute-buffer difference down to the first tensor placed at a different offset.
+
+ggml-alloc.c (ggml_gallocr, the allocator that sizes every compute buffer) prints each placement,
+reuse and free through ``AT_PRINTF``, a macro compiled out in release builds. ``build`` recompiles
+that one file from the source vendored in the pinned llama-cpp-python's sdist with the macro
+pointed at stderr, as a small shared library; ``runtime`` loads a model for real with that
+library ``LD_PRELOAD``ed ahead of libggml-base (its ggml_gallocr_* symbols win) and keeps the
+trace of the last graph reserved (the prompt-processing graph that sizes the buffer); ``ours``
+prints the same trace from ``compute_graph.peak_bytes`` (``DynamicAllocator``); ``compare`` runs
+both and shows where they first place or free at different offsets::
+
+    python benchmarks/alloc_trace.py build --source /tmp/sdist/llama_cpp_python-0.3.36
+    PYTHONPATH=. python benchmarks/alloc_trace.py compare fixtures/zoo/lfm2.gguf '{"n_parallel": 8}'
+    PYTHONPATH=. python benchmarks/alloc_trace.py runtime fixtures/zoo/lfm2.gguf > /tmp/c.txt
+    PYTHONPATH=. python benchmarks/alloc_trace.py ours fixtures/zoo/lfm2.gguf > /tmp/ours.txt
+
+Traces are normalised to one event a line: ``alloc NAME BYTES @ OFFSET`` (BYTES aligned, as
+ggml_dyn_tallocr_alloc prints them), ``inplace NAME <- PARENT`` (a node reusing its parent's
+memory: ggml_gallocr_allocate_node) and ``free NAME @ OFFSET (BYTES)``. Only allocs and frees
+are compared, by kind and offset: tensor names differ (ours name inputs by role, not as
+llama.cpp's graph builders do). ``build`` needs a C compiler and the unpacked sdist
+(``pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36``); ``runtime`` and
+``compare`` need llama-cpp-python. Linux only (``LD_PRELOAD``). The parsing and comparison are
+pure functions, tested on a committed trace sample (tests/test_alloc_trace.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+LIBRARY = OUT / "libggml-alloc-trace.so"
+ALLOC_SOURCE = Path("vendor/llama.cpp/ggml/src/ggml-alloc.c")
+QUIET_PRINTF = "#define AT_PRINTF(...)\n"
+LOUD_PRINTF = "#define AT_PRINTF(...) fprintf(stderr, __VA_ARGS__)\n"
+
+_ALLOCATING = re.compile(r"ggml_dyn_tallocr_alloc: allocating (.*) \((\d+) bytes\) - "
+                         r"block -?\d+, offset (\d+)")
+_REUSING = re.compile(r"reusing (?:view )?parent (\S+) .*?for (\S+)$")
+_FREEING = re.compile(r"ggml_gallocr_free_node: freeing (.*) at \{chunk=\d+, offset=(\d+)\} "
+                      r"\((\d+) bytes")
+
+
+# ---- pure parts: parse, split, compare ---------------------------------------------------------
+
+
+def debug_source(release_source: str) -> str:
+    """ggml-alloc.c with its AT_PRINTF trace on (the release build defines it empty)."""
+    if QUIET_PRINTF not in release_source:
+        raise ValueError("ggml-alloc.c no longer defines AT_PRINTF(...) empty: update the tool")
+    return release_source.replace(QUIET_PRINTF, LOUD_PRINTF, 1)
+
+
+def normalise_c_trace(text: str) -> list[str]:
+    """ggml-alloc.c's AT_PRINTF lines as normalised events, every graph of the run in order."""
+    events = []
+    for line in text.splitlines():
+        if match := _ALLOCATING.match(line):
+            events.append(f"alloc {match[1]} {match[2]} @ {match[3]}")
+        elif match := _REUSING.match(line):
+            events.append(f"inplace {match[2]} <- {match[1]}")
+        elif match := _FREEING.match(line):
+            events.append(f"free {match[1]} @ {match[2]} ({match[3]})")
+    return events
+
+
+def split_graphs(events: list[str]) -> list[list[str]]:
+    """The events cut into one list per reserved graph. Every graph starts from an empty
+    allocator (ggml_dyn_tallocr_reset) with the same first input, so a graph begins at each
+    allocation of the run's first tensor name at offset 0."""
+    if not events:
+        return []
+    first = events[0].split()[1]
+    starts = [index for index, event in enumerate(events)
+              if event.startswith(f"alloc {first} ") and event.endswith(" @ 0")]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return [events[start:end] for start, end in zip(starts, [*starts[1:], len(events)])]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One placement or free, reduced to what two traces are compared on."""
+    kind: str  # "alloc" or "free"
+    offset: int
+    line: str
+
+
+def placements(events: list[str]) -> list[Event]:
+    """The allocs and frees that move memory (zero-byte tensors take no room and are dropped)."""
+    kept = []
+    for line in events:
+        kind = line.split()[0]
+        if kind == "alloc" and not line.split()[-3] == "0":
+            kept.append(Event(kind, int(line.rsplit("@ ", 1)[1]), line))
+        elif kind == "free" and not line.endswith("(0)"):
+            kept.append(Event(kind, int(re.search(r"@ (\d+)", line)[1]), line))
+    return kept
+
+
+def peak(events: list[str]) -> int:
+    """The highest end of any allocation: the compute buffer the graph needs."""
+    ends = [int(line.rsplit("@ ", 1)[1]) + int(line.split()[-3])
+            for line in events if line.startswith("alloc ")]
+    return max(ends, default=0)
+
+
+def first_divergence(runtime: list[str], ours: list[str], context: int = 8) -> str:
+    """Where the two traces first place or free at a different offset, side by side with the
+    events around it; or that they agree, with the counts and both peaks."""
+    left, right = placements(runtime), placements(ours)
+    for index, (a, b) in enumerate(zip(left, right)):
+        if (a.kind, a.offset) != (b.kind, b.offset):
+            rows = [f"diverge at event {index} (llama.cpp | ours)"]
+            for row in range(max(0, index - context), min(len(left), len(right), index + 6)):
+                mark = ">" if row == index else " "
+                rows.append(f"{mark} {left[row].line:60} | {right[row].line}")
+            return "\n".join(rows)
+    verdict = "same" if len(left) == len(right) else "same prefix, different lengths"
+    return (f"{verdict}: {len(left)} vs {len(right)} events; peak {peak(runtime)} vs "
+            f"{peak(ours)} bytes")
+
+
+# ---- the steps that need a compiler, the sdist or llama.cpp ----------------------------------
+
+
+def installed_library_folder() -> Path:
+    """Where llama-cpp-python keeps libggml-base.so (found without importing llama_cpp)."""
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or spec.origin is None:
+        raise SystemExit("llama-cpp-python is not installed in this Python")
+    return Path(spec.origin).parent / "lib"
+
+
+def build(source: Path, compiler: str = "cc") -> Path:
+    """Compile the traced ggml-alloc.c from the sdist at ``source`` into LIBRARY, linked
+    against the installed libggml-base.so (the ggml and backend functions it calls)."""
+    ggml = source / "vendor" / "llama.cpp" / "ggml"
+    installed = installed_library_folder()
+    OUT.mkdir(parents=True, exist_ok=True)
+    traced = OUT / "ggml-alloc-trace.c"
+    traced.write_text(debug_source((source / ALLOC_SOURCE).read_text()))
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", f"-I{ggml / 'include'}",
+                    f"-I{ggml / 'src'}", str(traced), "-o", str(LIBRARY), f"-L{installed}",
+                    "-lggml-base", f"-Wl,-rpath,{installed}"], check=True)
+    return LIBRARY
+
+
+def runtime_trace(model: str, settings: dict) -> list[str]:
+    """The last graph llama.cpp reserves for ``model``, traced by the preloaded allocator."""
+    if not LIBRARY.exists():
+        raise SystemExit(f"{LIBRARY} missing: run `python {__file__} build --source SDIST`")
+    environment = {**os.environ, "LD_PRELOAD": str(LIBRARY)}
+    loaded = subprocess.run([sys.executable, __file__, "load", model, json.dumps(settings)],
+                            env=environment, capture_output=True, text=True, check=True)
+    graphs = split_graphs(normalise_c_trace(loaded.stderr))
+    if not graphs:
+        raise SystemExit("no allocator trace on stderr: was the library preloaded?")
+    print(f"{len(graphs)} graphs reserved; {loaded.stdout.strip()}", file=sys.stderr)
+    return graphs[-1]
+
+
+def load(model: str, settings: dict) -> None:
+    """The real load (run under LD_PRELOAD by runtime_trace); prints the logged compute buffer."""
+    from gguf_inspect.llamacpp.runtime import capture_load
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+
+    log = capture_load(model, LlamaSettings(**settings)).raw_log
+    print(" ".join(line.strip() for line in log.splitlines() if "compute buffer size" in line))
+
+
+def our_trace(model: str, settings: dict) -> list[str]:
+    """compute_graph.peak_bytes's placements for the graph predict_memory estimates."""
+    import gguf_inspect.llamacpp.compute_graph as compute_graph
+    import gguf_inspect.llamacpp.memory as memory
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+
+    events: list[str] = []
+    allocate, free = compute_graph._allocate, compute_graph._free
+
+    def traced_allocate(allocator: compute_graph.DynamicAllocator, node) -> None:
+        was_allocated = node.allocated
+        allocate(allocator, node)
+        if was_allocated or not node.allocated:
+            return
+        parent = next((p for p in node.srcs if p.offset == node.offset and not p.allocated
+                       and p.view_src is None and p.offset >= 0), None)
+        if parent is not None and node.op in compute_graph.INPLACE_OPS:
+            events.append(f"inplace {node.name} <- {parent.name}")
+        else:
+            events.append(f"alloc {node.name} {allocator.aligned(node.n_bytes)} @ {node.offset}")
+
+    def traced_free(allocator: compute_graph.DynamicAllocator, node) -> None:
+        if not node.is_output:
+            events.append(f"free {node.name} @ {node.offset} ({allocator.aligned(node.n_bytes)})")
+        free(allocator, node)
+
+    def traced_estimate(shape: compute_graph.GraphShape, alignment: int) -> int:
+        events.clear()
+        nodes, unused_inputs = compute_graph.build_graph(shape)
+        return compute_graph.peak_bytes(nodes, alignment, unused_inputs)
+
+    estimate = memory.estimate_compute_bytes
+    compute_graph._allocate, compute_graph._free = traced_allocate, traced_free
+    memory.estimate_compute_bytes = traced_estimate
+    try:
+        memory.predict_memory(read_gguf(model), LlamaSettings(**settings))
+    finally:
+        compute_graph._allocate, compute_graph._free = allocate, free
+        memory.estimate_compute_bytes = estimate
+    return list(events)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    built = steps.add_parser("build", help="compile the traced ggml-alloc.c into benchmarks/out/")
+    built.add_argument("--source", type=Path, default=Path("/tmp/sdist/llama_cpp_python-0.3.36"),
+                       help="the unpacked llama-cpp-python sdist (holds vendor/llama.cpp)")
+    built.add_argument("--compiler", default="cc")
+    for name in ("compare", "runtime", "ours", "load"):
+        step = steps.add_parser(name)
+        step.add_argument("model")
+        step.add_argument("settings", nargs="?", default="{}",
+                          help="LlamaSettings fields as JSON, e.g. '{\"n_parallel\": 8}'")
+    arguments = parser.parse_args()
+    if arguments.step == "build":
+        print(build(arguments.source, arguments.compiler))
+        return
+    settings = json.loads(arguments.settings)
+    if arguments.step == "load":
+        load(arguments.model, settings)
+    elif arguments.step == "runtime":
+        print("\n".join(runtime_trace(arguments.model, settings)))
+    elif arguments.step == "ours":
+        print("\n".join(our_trace(arguments.model, settings)))
+    else:
+        print(first_divergence(runtime_trace(arguments.model, settings),
+                               our_trace(arguments.model, settings)))
+
+
+if __name__ == "__main__":
+    main()
