@@ -32,6 +32,22 @@ ROOT = Path(__file__).resolve().parent.parent
 from gguf_inspect.commands.runtime import compare_runtime  # noqa: E402
 from gguf_inspect.reports.runtime import ESTIMATE, MATCH  # noqa: E402
 
+
+def _load_zoo() -> Any:
+    """fixtures/zoo.py (a script, not a package): its metadata typing and vocabulary are the
+    ones the twins share with the zoo."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo", ROOT / "fixtures" / "zoo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["zoo"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+ZOO = _load_zoo()
+
 Q = gguf.GGMLQuantizationType
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -395,23 +411,10 @@ TWINS: dict[str, Callable[[], Twin]] = {
     "qwen3next-80b-a3b": qwen3next_80b_a3b, "gemma3n-e2b": gemma3n_e2b}
 
 
-def _add_key(writer: gguf.GGUFWriter, key: str, value: Any) -> None:
-    if isinstance(value, bool):
-        writer.add_bool(key, value)
-    elif isinstance(value, int):
-        writer.add_uint32(key, value)
-    elif isinstance(value, float):
-        writer.add_float32(key, value)
-    else:
-        writer.add_array(key, value)
-
-
 def _add_tokenizer(writer: gguf.GGUFWriter, n_vocab: int) -> None:
     """fixtures/zoo.py's SentencePiece-style vocabulary at the real size: specials, 256 byte
     tokens, <|endoftext|> (llama_vocab::impl::load looks it up for phi3), then words."""
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{byte:02X}>" for byte in range(256)]
-    tokens += ["<|endoftext|>"]
-    tokens += [f"\u2581w{index}" for index in range(n_vocab - len(tokens))]
+    tokens = ZOO.vocabulary(n_vocab)
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores([-float(index) for index in range(n_vocab)])
@@ -430,10 +433,10 @@ def write_twin(twin: Twin, path: Path) -> int:
     writer.add_name(twin.stem)
     writer.add_file_type(15)  # MOSTLY_Q4_K_M
     for suffix, value in twin.keys.items():
-        _add_key(writer, f"{twin.arch}.{suffix}", value)
+        ZOO.add_key(writer, f"{twin.arch}.{suffix}", value)
     _add_tokenizer(writer, twin.n_vocab)
     for key, value in twin.extra_keys.items():
-        _add_key(writer, key, value)
+        ZOO.add_key(writer, key, value)
     data = 0
     for name, ne in twin.tensors.items():
         qtype = _type(name, ne)
