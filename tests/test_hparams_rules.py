@@ -1,0 +1,198 @@
+"""read_hyperparameters against llama.cpp's loader, in process (issue 21: hparams.py's mutants).
+
+The CLI-level tests of test_hostile_hparams run in a subprocess, which a mutation tool cannot
+trace to the mutated function; these call the reader directly. Expected values come from
+llama.cpp's source (vendored in llama-cpp-python 0.3.36), cited per test: files are written by
+gguf-py's GGUFWriter and offsets are gguf-py's own (``ReaderField.offset``, the key's start).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import pytest
+
+from gguf_inspect.core.errors import FormatError
+from gguf_inspect.gguf.reader import read_gguf_source
+from gguf_inspect.gguf.source import LocalFileSource
+from gguf_inspect.llamacpp.hparams import Hyperparameters, read_hyperparameters
+from tests.test_hostile_hparams import write_model
+from tests.test_memory import array, synthetic
+
+UINT32_MAX = (1 << 32) - 1
+
+
+def _read(path: Path):
+    source = LocalFileSource(str(path))
+    try:
+        return read_gguf_source(source)
+    finally:
+        source.close()
+
+
+def _refusal(path: Path) -> FormatError:
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(_read(path))
+    return caught.value
+
+
+def _key_offset(path: Path, key: str) -> int:
+    return gguf.GGUFReader(str(path)).fields[key].offset
+
+
+# llama_model_loader::get_key<uint32_t> (src/llama-model-loader.cpp) throws on a value that is
+# not a uint32: the refusal names the file, the key, the value and the key's offset.
+@pytest.mark.parametrize(("key", "kind", "value"), [
+    ("llama.embedding_length", "uint64", 1 << 32),
+    ("llama.attention.head_count_kv", "int32", -1),
+    ("llama.attention.key_length", "uint64", 1 << 32),
+    ("llama.context_length", "int64", -7),
+])
+def test_a_key_out_of_uint32_range_is_refused_with_file_key_value_offset(
+        tmp_path: Path, key: str, kind: str, value: int) -> None:
+    path = write_model(tmp_path / "bad.gguf", {key: (kind, value)})
+    error = _refusal(path)
+    assert error.path == str(path)
+    assert error.offset == _key_offset(path, key)
+    assert error.message.startswith(f"{key} = {value}: llama.cpp reads this key as a uint32 ")
+    assert "(llama_model_loader::get_key) and refuses the model" in error.message
+
+
+def test_a_per_layer_array_item_out_of_range_is_refused(tmp_path: Path) -> None:
+    """get_key_or_arr -> get_arr: each item is taken as a uint32 (int32 -1 is not one)."""
+    path = tmp_path / "bad.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
+        writer.add_uint32(f"llama.{key}", value)
+    writer.add_array("llama.attention.head_count_kv", [2, -1])  # gguf-py: int32 items
+    write_gguf_header_only(writer)
+    error = _refusal(path)
+    assert error.path == str(path)
+    assert error.offset == _key_offset(path, "llama.attention.head_count_kv")
+    assert error.message.startswith("llama.attention.head_count_kv = -1: ")
+
+
+def write_gguf_header_only(writer: gguf.GGUFWriter) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_the_largest_uint32_is_accepted() -> None:
+    """2^32-1 is a uint32: get_key takes it (the allocation fails later, not the loader)."""
+    hparams = read_hyperparameters(synthetic(extra={"llama.attention.key_length": UINT32_MAX,
+                                                    "llama.embedding_length": UINT32_MAX}))
+    assert hparams.head_k == (UINT32_MAX, UINT32_MAX) and hparams.n_embd == UINT32_MAX
+
+
+@pytest.mark.parametrize("kind, value", [("bool", True), ("string", "2")])
+def test_a_block_count_that_is_not_an_integer_is_refused(tmp_path: Path, kind: str,
+                                                         value: object) -> None:
+    """get_key<uint32_t> throws on a key of another type ("key ... has wrong type")."""
+    path = write_model(tmp_path / "bad.gguf", {"llama.block_count": (kind, value)})
+    error = _refusal(path)
+    assert error.field == "llama.block_count" and error.path == str(path)
+    assert "missing" in error.message
+
+
+def test_a_missing_embedding_length_names_its_key(tmp_path: Path) -> None:
+    """load_hparams: get_key(LLM_KV_EMBEDDING_LENGTH, hparams.n_embd) is required."""
+    model = synthetic()
+    del model.metadata["llama.embedding_length"]
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(model)
+    assert caught.value.field == "llama.embedding_length"
+    assert caught.value.path == "synthetic.gguf"
+    assert caught.value.message.startswith("missing, zero or negative")
+
+
+def test_more_layers_than_llama_max_layers_names_file_and_key() -> None:
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(synthetic(n_layer=513))
+    assert caught.value.field == "llama.block_count" and caught.value.path == "synthetic.gguf"
+    assert caught.value.message == ("block_count 513 is more than llama.cpp's LLAMA_MAX_LAYERS "
+                                    "(512)")
+
+
+def test_nextn_layers_may_equal_but_not_exceed_block_count(tmp_path: Path) -> None:
+    """load_hparams: GGML_ASSERT(hparams.n_layer_nextn <= hparams.n_layer_all)
+    (src/llama-model.cpp:1330)."""
+    equal = read_hyperparameters(synthetic(extra={"llama.nextn_predict_layers": 2}))
+    assert equal.n_layer_nextn == 2 and equal.n_layer_main == 0
+    path = write_model(tmp_path / "bad.gguf", {"llama.nextn_predict_layers": ("uint32", 3)})
+    error = _refusal(path)
+    assert error.path == str(path)
+    assert error.offset == _key_offset(path, "llama.nextn_predict_layers")
+    assert error.message.startswith("llama.nextn_predict_layers = 3: more than block_count (2)")
+
+
+# ---- shapes (load_hparams, src/llama-model.cpp:1432-1458) ---------------------------------------
+
+def test_head_size_is_the_integer_quotient_and_zero_without_heads() -> None:
+    """n_embd_head_k_full = n_embd / n_head() in uint32 arithmetic; with no heads both head
+    sizes are 0 even when key_length is set (the else branch, line 1457)."""
+    odd = read_hyperparameters(synthetic(n_embd=250))
+    assert odd.head_k == (62, 62) and odd.head_v == (62, 62)
+    assert all(type(size) is int for size in odd.head_k + odd.head_v)
+    headless = synthetic(extra={"llama.attention.key_length": 32,
+                                "llama.attention.value_length": 32})
+    del headless.metadata["llama.attention.head_count"]
+    hparams = read_hyperparameters(headless)
+    assert hparams.n_head == (0, 0) and hparams.head_k == (0, 0) and hparams.head_v == (0, 0)
+
+
+def test_feed_forward_length_per_layer_and_its_default() -> None:
+    """get_key_or_arr(LLM_KV_FEED_FORWARD_LENGTH, n_ff_arr, n_layer, false): 0 when absent."""
+    assert read_hyperparameters(synthetic()).n_ff == (256, 256)
+    per_layer = synthetic(extra={"llama.feed_forward_length": array((100, 200))})
+    assert read_hyperparameters(per_layer).n_ff == (100, 200)
+    absent = synthetic()
+    del absent.metadata["llama.feed_forward_length"]
+    assert read_hyperparameters(absent).n_ff == (0, 0)
+
+
+def test_swa_layers_take_the_swa_head_sizes() -> None:
+    """n_embd_head_k/v(il) = is_swa(il) ? *_swa : *_full (llama-hparams.cpp); gemma2's pattern
+    is 2 (models/gemma2.cpp: every other layer is SWA, the last of each pair full)."""
+    hparams = read_hyperparameters(synthetic("gemma2", n_layer=4, extra={
+        "gemma2.attention.key_length": 64, "gemma2.attention.value_length": 48,
+        "gemma2.attention.key_length_swa": 32, "gemma2.attention.value_length_swa": 16}))
+    assert hparams.is_swa == (True, False, True, False)
+    assert hparams.head_k == (32, 64, 32, 64) and hparams.head_v == (16, 48, 16, 48)
+
+
+def test_mla_needs_both_head_lengths() -> None:
+    """is_mla(): n_embd_head_k_mla_impl != 0 && n_embd_head_v_mla_impl != 0 (llama-hparams)."""
+    both = {"llama.attention.key_length_mla": 192, "llama.attention.value_length_mla": 128}
+    assert read_hyperparameters(synthetic(extra=both)).is_mla
+    for key in both:
+        assert not read_hyperparameters(synthetic(extra={key: both[key]})).is_mla
+
+
+def test_non_causal_architectures_are_not_causal() -> None:
+    """models/dream.cpp sets hparams.causal_attn = false whatever the header says."""
+    assert not read_hyperparameters(synthetic("dream")).causal_attn
+    assert read_hyperparameters(synthetic("llama")).causal_attn
+
+
+# ---- which layers have KV (llama_hparams::has_kv, src/llama-hparams.cpp:321) --------------------
+
+def test_gemma4_shares_the_kv_of_its_last_layers() -> None:
+    """models/gemma4.cpp:11: n_layer_kv_from_start = n_layer_all - shared_kv_layers (default 0)."""
+    shared = read_hyperparameters(synthetic("gemma4", n_layer=6, extra={
+        "gemma4.attention.shared_kv_layers": 2}))
+    assert shared.n_layer_kv_from_start == 4
+    assert [shared.has_kv(il) for il in range(6)] == [True] * 4 + [False] * 2
+    assert read_hyperparameters(synthetic("gemma4", n_layer=6)).n_layer_kv_from_start == 6
+    assert read_hyperparameters(synthetic("llama")).has_kv(1)
+
+
+def test_kv_from_start_zero_means_no_layer_has_kv() -> None:
+    """has_kv: n_layer_kv_from_start >= 0 and il >= it -> false, so 0 leaves no KV layer."""
+    every = read_hyperparameters(synthetic("gemma4", n_layer=2, extra={
+        "gemma4.attention.shared_kv_layers": 2}))
+    assert every.n_layer_kv_from_start == 0
+    assert not every.has_kv(0) and not every.has_kv(1)
+    assert isinstance(every, Hyperparameters)
