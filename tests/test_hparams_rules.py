@@ -14,6 +14,7 @@ import gguf
 import pytest
 
 from gguf_inspect.core.errors import FormatError
+from gguf_inspect.core.model import ArrayValue
 from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.gguf.source import LocalFileSource
 from gguf_inspect.llamacpp.hparams import Hyperparameters, read_hyperparameters
@@ -196,3 +197,92 @@ def test_kv_from_start_zero_means_no_layer_has_kv() -> None:
     assert every.n_layer_kv_from_start == 0
     assert not every.has_kv(0) and not every.has_kv(1)
     assert isinstance(every, Hyperparameters)
+
+
+# ---- sliding-window layers (llama_hparams::set_swa_pattern, src/llama-hparams.cpp:8-22, and
+# llama_model_base::load_swa_pattern, src/llama-model.cpp:3434) -----------------------------------
+
+def _swa(arch: str, n_layer: int, extra: dict) -> tuple[tuple[bool, ...], int]:
+    hparams = read_hyperparameters(synthetic(arch, n_layer=n_layer, extra=extra))
+    return hparams.is_swa, hparams.n_swa
+
+
+@pytest.mark.parametrize(("arch", "pattern", "expected"), [
+    # not dense-first: is_swa = n_pattern == 0 || il % n_pattern < n_pattern - 1
+    ("gemma2", 3, (True, True, False, True, True, False)),
+    ("gemma2", 1, (False,) * 6),
+    ("gemma2", 0, (True,) * 6),
+    # dense-first (cohere2moe): is_swa = n_pattern == 0 || il % n_pattern != 0
+    ("cohere2moe", 1, (False,) * 6),
+    ("cohere2moe", 0, (True,) * 6),
+    ("cohere2moe", 3, (False, True, True, False, True, True)),
+])
+def test_the_header_pattern_replaces_the_architecture_default(
+        arch: str, pattern: int, expected: tuple[bool, ...]) -> None:
+    """load_swa_pattern: get_key(SLIDING_WINDOW_PATTERN, n_pattern, false) overrides the
+    architecture's n_pattern before set_swa_pattern."""
+    flags, window = _swa(arch, 6, {f"{arch}.attention.sliding_window": 512,
+                                   f"{arch}.attention.sliding_window_pattern": pattern})
+    assert flags == expected and window == 512
+
+
+def test_nextn_layers_are_never_swa() -> None:
+    """set_swa_pattern, lines 19-21: layers n_layer() .. n_layer_all are not SWA."""
+    flags, _ = _swa("gemma2", 3, {"gemma2.nextn_predict_layers": 1})
+    assert flags == (True, False, False)  # pattern 2 over the 2 main layers, then the NextN one
+
+
+@pytest.mark.parametrize(("n_layer", "n_nextn", "on"), [(64, 0, True), (65, 1, True),
+                                                        (32, 0, False), (64, 1, False)])
+def test_exaone4_has_swa_only_with_64_main_layers(n_layer: int, n_nextn: int, on: bool) -> None:
+    """models/exaone4.cpp:4: ``if (hparams.n_layer() == 64)`` (n_layer() excludes NextN)."""
+    flags, window = _swa("exaone4", n_layer, {"exaone4.nextn_predict_layers": n_nextn})
+    assert any(flags) is on and window == (4096 if on else 0)
+
+
+def test_gemma4_takes_its_swa_layers_from_the_array() -> None:
+    """models/gemma4.cpp:6: get_arr(SLIDING_WINDOW_PATTERN, is_swa_impl)."""
+    pattern = ArrayValue(item_type=7, count=4, offset=0, end=0, items=(True, False, True, True))
+    flags, window = _swa("gemma4", 4, {"gemma4.attention.sliding_window": 1024,
+                                       "gemma4.attention.sliding_window_pattern": pattern})
+    assert flags == (True, False, True, True) and window == 1024
+
+
+@pytest.mark.parametrize(("arch", "extra"), [
+    ("llama", {"llama.attention.sliding_window": 512}),  # no window rule for llama
+    ("gemma3", {}),  # models/gemma3.cpp: SWA only with a window key
+    ("gemma2", {"gemma2.attention.sliding_window": 0}),  # a zero window
+    ("exaone4", {}),  # 2 layers, not 64
+])
+def test_no_swa_means_a_zero_window(arch: str, extra: dict) -> None:
+    flags, window = _swa(arch, 2, extra)
+    assert flags == (False, False) and window == 0
+
+
+# ---- n_vocab (llama_vocab, src/llama-vocab.cpp: uint32 token counts) ----------------------------
+
+def test_an_out_of_range_vocab_size_is_refused(tmp_path: Path) -> None:
+    path = write_model(tmp_path / "bad.gguf", {"llama.vocab_size": ("uint64", 1 << 32)})
+    error = _refusal(path)
+    assert error.offset == _key_offset(path, "llama.vocab_size")
+    assert error.message.startswith(f"llama.vocab_size = {1 << 32}: ")
+
+
+def test_no_vocabulary_is_zero_tokens() -> None:
+    model = synthetic()
+    del model.metadata["llama.vocab_size"]
+    assert read_hyperparameters(model).n_vocab == 0
+
+
+def test_more_tokens_than_a_uint32_is_refused() -> None:
+    """The token array's count is what llama_vocab takes; 2^32-1 tokens still fit a uint32."""
+    def with_tokens(count: int):
+        tokens = ArrayValue(item_type=8, count=count, offset=0, end=0)
+        model = synthetic(extra={"tokenizer.ggml.tokens": tokens})
+        return model
+    assert read_hyperparameters(with_tokens(UINT32_MAX)).n_vocab == UINT32_MAX
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(with_tokens(1 << 32))
+    assert caught.value.path == "synthetic.gguf"
+    assert caught.value.message == (f"tokenizer.ggml.tokens = {1 << 32} tokens: llama.cpp counts "
+                                    "tokens in a uint32 and refuses the vocabulary")
