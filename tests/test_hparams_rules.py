@@ -286,3 +286,82 @@ def test_more_tokens_than_a_uint32_is_refused() -> None:
     assert caught.value.path == "synthetic.gguf"
     assert caught.value.message == (f"tokenizer.ggml.tokens = {1 << 32} tokens: llama.cpp counts "
                                     "tokens in a uint32 and refuses the vocabulary")
+
+
+# ---- per-layer arrays (llama_model_loader::get_key_or_arr, src/llama-model-loader.cpp) ----------
+
+def test_a_per_layer_array_of_the_wrong_length_is_refused(tmp_path: Path) -> None:
+    """get_key_or_arr throws when the array does not have n_layer entries."""
+    path = tmp_path / "bad.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
+        writer.add_uint32(f"llama.{key}", value)
+    writer.add_array("llama.attention.head_count_kv", [2, 2, 2])
+    write_gguf_header_only(writer)
+    error = _refusal(path)
+    assert error.path == str(path) and error.field == "llama.attention.head_count_kv"
+    assert error.offset == _key_offset(path, "llama.attention.head_count_kv")
+    assert error.message == "3 entries where llama.cpp expects one per layer (2)"
+
+
+# ---- recurrent layers and state (llama_hparams::is_recr, n_embd_r, n_embd_s:
+# src/llama-hparams.cpp:208-258; each architecture's load_arch_hparams) ----------------------------
+
+def _per_layer_array(items: tuple[int, ...]) -> ArrayValue:
+    return array(items)
+
+
+@pytest.mark.parametrize("arch", ["mamba", "rwkv6", "falcon-h1"])
+def test_recurrent_and_falcon_h1_layers_are_all_recurrent(arch: str) -> None:
+    """models/falcon-h1.cpp:14 fills is_recr_impl with true; RECURRENT archs are recurrent."""
+    assert read_hyperparameters(synthetic(arch, n_layer=3)).is_recurrent == (True,) * 3
+
+
+def test_nemotron_h_recurrent_layers_have_no_kv_heads_and_no_ffn() -> None:
+    """models/nemotron-h.cpp:15: i < n_layer() && n_head_kv(i) == 0 && n_ff(i) == 0."""
+    hparams = read_hyperparameters(synthetic("nemotron_h", n_layer=5, extra={
+        "nemotron_h.nextn_predict_layers": 1,
+        "nemotron_h.attention.head_count_kv": _per_layer_array((0, 2, 0, 0, 0)),
+        "nemotron_h.feed_forward_length": _per_layer_array((0, 0, 64, 0, 0))}))
+    assert hparams.is_recurrent == (True, False, False, True, False)
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    # full_attn_interval defaults to 4 (models/qwen3next.cpp:18); the NextN layer is not recurrent
+    ({}, (True, True, True, False, True, True, True, False, False)),
+    ({"qwen3next.full_attention_interval": 3},
+     (True, True, False, True, True, False, True, True, False)),
+    # the per-layer key wins when present (get_key_or_arr, line 17)
+    ({"qwen3next.attention.recurrent_layers": ArrayValue(
+        item_type=7, count=9, offset=0, end=0, items=(False, True) * 4 + (True,))},
+     (False, True) * 4 + (True,)),
+])
+def test_qwen3next_recurrent_layers(extra: dict, expected: tuple[bool, ...]) -> None:
+    hparams = read_hyperparameters(synthetic("qwen3next", n_layer=9, extra={
+        "qwen3next.nextn_predict_layers": 1, **extra}))
+    assert hparams.is_recurrent == expected
+
+
+@pytest.mark.parametrize(("extra", "n_embd_r", "n_embd_s"), [
+    # RWKV: token_shift_count (default 2, llama-hparams.h:143) * n_embd; n_embd * wkv_head_size
+    ({"rwkv6.wkv.head_size": 16}, 2 * 64, 64 * 16),
+    ({"rwkv6.wkv.head_size": 16, "rwkv6.token_shift_count": 1}, 64, 64 * 16),
+])
+def test_rwkv_state_rows(extra: dict, n_embd_r: int, n_embd_s: int) -> None:
+    hparams = read_hyperparameters(synthetic("rwkv6", n_embd=64, extra=extra))
+    assert (hparams.n_embd_r, hparams.n_embd_s) == (n_embd_r, n_embd_s)
+
+
+@pytest.mark.parametrize(("extra", "n_embd_r", "n_embd_s"), [
+    # Mamba: (d_conv - 1) * (d_inner + 2 * n_group * d_state); d_state * d_inner
+    ({"conv_kernel": 4, "inner_size": 128, "state_size": 16, "group_count": 1},
+     3 * (128 + 2 * 16), 16 * 128),
+    ({"conv_kernel": 4, "inner_size": 128, "state_size": 16}, 3 * 128, 16 * 128),
+    ({"conv_kernel": 4, "state_size": 16, "group_count": 1}, 3 * 32, 0),
+    ({"conv_kernel": 4, "inner_size": 128, "group_count": 1}, 3 * 128, 0),
+    ({"inner_size": 128, "state_size": 16}, 0, 16 * 128),  # no conv: ssm_d_conv 0 -> 0 rows
+])
+def test_mamba_state_rows(extra: dict, n_embd_r: int, n_embd_s: int) -> None:
+    hparams = read_hyperparameters(synthetic("mamba", n_embd=64, extra={
+        f"mamba.ssm.{key}": value for key, value in extra.items()}))
+    assert (hparams.n_embd_r, hparams.n_embd_s) == (n_embd_r, n_embd_s)
