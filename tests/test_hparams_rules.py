@@ -365,3 +365,11 @@ def test_mamba_state_rows(extra: dict, n_embd_r: int, n_embd_s: int) -> None:
     hparams = read_hyperparameters(synthetic("mamba", n_embd=64, extra={
         f"mamba.ssm.{key}": value for key, value in extra.items()}))
     assert (hparams.n_embd_r, hparams.n_embd_s) == (n_embd_r, n_embd_s)
+
+
+def test_nemotron_h_without_feed_forward_length_has_no_ffn() -> None:
+    """n_ff_arr is zero-filled (llama_hparams) and get_key_or_arr(..., false) leaves it so."""
+    model = synthetic("nemotron_h", n_layer=2, extra={
+        "nemotron_h.attention.head_count_kv": _per_layer_array((0, 2))})
+    del model.metadata["nemotron_h.feed_forward_length"]
+    assert read_hyperparameters(model).is_recurrent == (True, False)
