@@ -57,7 +57,7 @@ def test_a_key_out_of_uint32_range_is_refused_with_file_key_value_offset(
     assert error.path == str(path)
     assert error.offset == _key_offset(path, key)
     assert error.message.startswith(f"{key} = {value}: llama.cpp reads this key as a uint32 ")
-    assert "(llama_model_loader::get_key) and refuses the model" in error.message
+    assert error.message.endswith("(llama_model_loader::get_key) and refuses the model")
 
 
 def test_a_per_layer_array_item_out_of_range_is_refused(tmp_path: Path) -> None:
@@ -373,3 +373,31 @@ def test_nemotron_h_without_feed_forward_length_has_no_ffn() -> None:
         "nemotron_h.attention.head_count_kv": _per_layer_array((0, 2))})
     del model.metadata["nemotron_h.feed_forward_length"]
     assert read_hyperparameters(model).is_recurrent == (True, False)
+
+
+def test_a_long_per_layer_array_is_refused_with_its_count(tmp_path: Path) -> None:
+    """2000 entries (more than the reader decodes eagerly) for 2 layers: get_key_or_arr throws
+    (n > N_MAX); the refusal counts the array's entries."""
+    path = tmp_path / "bad.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
+        writer.add_uint32(f"llama.{key}", value)
+    writer.add_array("llama.attention.head_count_kv", [2] * 2000)
+    write_gguf_header_only(writer)
+    error = _refusal(path)
+    assert error.message == "2000 entries where llama.cpp expects one per layer (2)"
+
+
+def test_a_per_layer_array_of_floats_is_refused(tmp_path: Path) -> None:
+    """get_arr (src/llama-model-loader.cpp) takes bool, uint32 and int32 items for a uint32
+    array and throws on any other element type."""
+    path = tmp_path / "bad.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
+        writer.add_uint32(f"llama.{key}", value)
+    writer.add_array("llama.attention.head_count_kv", [2.0, 2.0])
+    write_gguf_header_only(writer)
+    error = _refusal(path)
+    assert error.path == str(path) and error.field == "llama.attention.head_count_kv"
+    assert error.offset == _key_offset(path, "llama.attention.head_count_kv")
+    assert error.message == "llama.attention.head_count_kv has wrong array element type float32"
