@@ -1,0 +1,74 @@
+"""Each field of the GGUF header named and placed when the file ends in it or holds a value out
+of range (issue 21: reader.py's mutants of ``_read_header`` and ``_read_array``).
+
+Offsets follow the GGUF layout (docs/gguf.md of ggml): magic 0-4, version u32 4-8, tensor count
+u64 8-16, metadata kv count u64 16-24, then each key (u64 length + bytes), its u32 value type,
+and for an array its u32 item type and u64 count. Counts are unsigned 64-bit (gguf.md), so
+2^64-1 is a count far past the file, never -1.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from gguf_inspect.core.errors import FormatError, GGUFError, TruncatedError
+from gguf_inspect.gguf.open import read_gguf
+
+U64_MAX = (1 << 64) - 1
+U32_MAX = (1 << 32) - 1
+# one key "test.arr": an array of two uint32 (item type 4)
+FULL = (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 8) + b"test.arr"
+        + struct.pack("<I", 9) + struct.pack("<IQ", 4, 2) + struct.pack("<II", 1, 2))
+
+
+def _error(tmp_path: Path, data: bytes) -> GGUFError:
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(data)
+    with pytest.raises(GGUFError) as caught:
+        read_gguf(path)
+    return caught.value
+
+
+@pytest.mark.parametrize(("cut", "offset", "field", "size"), [
+    (2, 0, "magic", 4), (6, 4, "version", 4), (12, 8, "tensor count", 8),
+    (20, 16, "metadata kv count", 8),
+    (46, 44, "test.arr item type", 4), (50, 48, "test.arr count", 8),
+])
+def test_a_file_cut_inside_a_field_names_that_field(tmp_path: Path, cut: int, offset: int,
+                                                    field: str, size: int) -> None:
+    error = _error(tmp_path, FULL[:cut])
+    assert isinstance(error, TruncatedError)
+    assert (error.offset, error.field) == (offset, field)
+    assert error.message == f"file ends before {size} byte(s) of {field}"
+
+
+@pytest.mark.parametrize(("counts", "offset", "field", "what"), [
+    ((U64_MAX, 0), 8, "tensor count", "tensor count"),
+    ((0, U64_MAX), 16, "metadata kv count", "metadata count"),
+])
+def test_a_count_of_two_to_the_64_minus_one_is_refused_not_read_as_minus_one(
+        tmp_path: Path, counts: tuple[int, int], offset: int, field: str, what: str) -> None:
+    error = _error(tmp_path, b"GGUF" + struct.pack("<IQQ", 3, *counts))
+    assert isinstance(error, FormatError) and (error.offset, error.field) == (offset, field)
+    assert error.message == f"{what} {U64_MAX} exceeds what the 0 remaining byte(s) can hold"
+
+
+def test_an_array_count_of_two_to_the_64_minus_one_is_refused(tmp_path: Path) -> None:
+    error = _error(tmp_path, FULL[:48] + struct.pack("<Q", U64_MAX))
+    assert isinstance(error, TruncatedError) and error.offset == 48
+    assert error.message == f"array count {U64_MAX} needs more than the 0 byte(s) left"
+
+
+def test_an_array_item_type_is_unsigned(tmp_path: Path) -> None:
+    error = _error(tmp_path, FULL[:44] + struct.pack("<IQ", U32_MAX, 2))
+    assert (error.offset, error.field) == (44, "test.arr item type")
+    assert error.message == f"unknown metadata value type {U32_MAX}"
+
+
+def test_a_version_is_unsigned(tmp_path: Path) -> None:
+    error = _error(tmp_path, b"GGUF" + struct.pack("<IQQ", U32_MAX, 0, 0))
+    assert (error.offset, error.field) == (4, "version")
+    assert error.message == f"unsupported GGUF version {U32_MAX} (supported: 2, 3)"
