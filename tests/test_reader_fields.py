@@ -72,3 +72,15 @@ def test_a_version_is_unsigned(tmp_path: Path) -> None:
     error = _error(tmp_path, b"GGUF" + struct.pack("<IQQ", U32_MAX, 0, 0))
     assert (error.offset, error.field) == (4, "version")
     assert error.message == f"unsupported GGUF version {U32_MAX} (supported: 2, 3)"
+
+
+@pytest.mark.parametrize(("counts", "field", "what"), [
+    ((2, 0), "tensor count", "tensor count"), ((0, 2), "metadata kv count", "metadata count")])
+def test_a_small_count_that_the_bytes_left_cannot_hold_is_refused_at_once(
+        tmp_path: Path, counts: tuple[int, int], field: str, what: str) -> None:
+    """A KV entry is at least a u64 key length, a u32 type and a 1-byte value; a tensor info at
+    least a u64 name length, u32 n_dims, u32 type and u64 offset: two of either need more than
+    10 bytes, so the count is refused before anything is read."""
+    error = _error(tmp_path, b"GGUF" + struct.pack("<IQQ", 3, *counts) + bytes(10))
+    assert isinstance(error, FormatError) and error.field == field
+    assert error.message == f"{what} 2 exceeds what the 10 remaining byte(s) can hold"
