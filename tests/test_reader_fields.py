@@ -84,3 +84,24 @@ def test_a_small_count_that_the_bytes_left_cannot_hold_is_refused_at_once(
     error = _error(tmp_path, b"GGUF" + struct.pack("<IQQ", 3, *counts) + bytes(10))
     assert isinstance(error, FormatError) and error.field == field
     assert error.message == f"{what} 2 exceeds what the 10 remaining byte(s) can hold"
+
+
+def _one_key(key: str, value_type: int, value: bytes) -> bytes:
+    return (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key.encode()
+            + struct.pack("<I", value_type) + value)
+
+
+def test_a_bool_byte_is_unsigned_and_named(tmp_path: Path) -> None:
+    """gguf.md: a bool is one byte, 0 or 1; 0xFF is 255, not -1. The value sits after the
+    24-byte head, the 8+9-byte key and the 4-byte type: offset 45."""
+    error = _error(tmp_path, _one_key("test.flag", 7, bytes([255])))
+    assert isinstance(error, FormatError) and (error.offset, error.field) == (45, "test.flag")
+    assert error.message == "bool value 255 is neither 0 nor 1"
+
+
+@pytest.mark.parametrize(("value_type", "value", "size"), [(4, b"\x01\x02", 4), (7, b"", 1)])
+def test_a_file_cut_inside_a_scalar_names_its_key(tmp_path: Path, value_type: int, value: bytes,
+                                                  size: int) -> None:
+    error = _error(tmp_path, _one_key("test.k", value_type, value))
+    assert isinstance(error, TruncatedError) and (error.offset, error.field) == (42, "test.k")
+    assert error.message == f"file ends before {size} byte(s) of test.k"
