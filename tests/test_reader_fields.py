@@ -105,3 +105,34 @@ def test_a_file_cut_inside_a_scalar_names_its_key(tmp_path: Path, value_type: in
     error = _error(tmp_path, _one_key("test.k", value_type, value))
     assert isinstance(error, TruncatedError) and (error.offset, error.field) == (42, "test.k")
     assert error.message == f"file ends before {size} byte(s) of test.k"
+
+
+def _three_tensor_file(path: Path) -> list[tuple[int, int, int]]:
+    """a, b, c: float32 tensors of 128, 256 and 64 bytes; returns gguf-py's (info offset, data
+    start, data end) of each."""
+    import gguf
+    import numpy as np
+    from tests.conftest import write_gguf
+    writer = gguf.GGUFWriter(str(path), "llama")
+    for name, count in (("a", 32), ("b", 64), ("c", 16)):
+        writer.add_tensor(name, np.ones(count, dtype=np.float32))
+    write_gguf(writer)
+    return [(int(t.field.offset), int(t.data_offset), int(t.data_offset) + int(t.n_bytes))
+            for t in gguf.GGUFReader(str(path)).tensors]
+
+
+@pytest.mark.parametrize(("past", "suffix"), [(2, " (and 1 more of the 3 tensors)"), (1, "")])
+def test_a_cut_file_names_the_first_tensor_past_its_end(tmp_path: Path, past: int,
+                                                        suffix: str) -> None:
+    """One problem for all the tensors the cut leaves short: the first of them (its data range
+    and its info entry), how many more, and the size the header implies (gguf-py's offsets)."""
+    full = tmp_path / "full.gguf"
+    spans = _three_tensor_file(full)
+    info_offset, start, end = spans[3 - past]
+    cut = start + 10
+    error = _error(tmp_path, full.read_bytes()[:cut])
+    assert isinstance(error, FormatError) and error.offset == info_offset
+    assert error.field == f"{'abc'[3 - past]} offset"
+    assert error.message == (f"truncated: {cut:,} of {spans[-1][2]:,} bytes (the size the header "
+                             f"implies): tensor data [{start}, {end}){suffix} runs past the end "
+                             "of the file")
