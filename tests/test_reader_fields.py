@@ -136,3 +136,21 @@ def test_a_cut_file_names_the_first_tensor_past_its_end(tmp_path: Path, past: in
     assert error.message == (f"truncated: {cut:,} of {spans[-1][2]:,} bytes (the size the header "
                              f"implies): tensor data [{start}, {end}){suffix} runs past the end "
                              "of the file")
+
+
+def test_the_first_tensor_past_the_end_is_the_first_in_the_file_not_in_the_header(
+        tmp_path: Path) -> None:
+    """Tensor infos may list data out of order (gguf.md: offsets are per tensor): x's data
+    follows y's, so a cut inside y names y, the second entry of the header."""
+    infos = b""
+    info_offsets = []
+    head = b"GGUF" + struct.pack("<IQQ", 3, 2, 0)
+    for name, relative in ((b"x", 64), (b"y", 0)):  # 16 float32 each (type 0), 64 bytes
+        info_offsets.append(len(head) + len(infos))
+        infos += struct.pack("<Q", 1) + name + struct.pack("<IQIQ", 1, 16, 0, relative)
+    header = head + infos
+    data_offset = (len(header) + 31) // 32 * 32  # general.alignment defaults to 32
+    cut = data_offset + 10
+    error = _error(tmp_path, (header + bytes(data_offset - len(header) + 128))[:cut])
+    assert (error.offset, error.field) == (info_offsets[1], "y offset")
+    assert f"tensor data [{data_offset}, {data_offset + 64}) (and 1 more of the 2" in error.message
