@@ -154,3 +154,27 @@ def test_the_first_tensor_past_the_end_is_the_first_in_the_file_not_in_the_heade
     error = _error(tmp_path, (header + bytes(data_offset - len(header) + 128))[:cut])
     assert (error.offset, error.field) == (info_offsets[1], "y offset")
     assert f"tensor data [{data_offset}, {data_offset + 64}) (and 1 more of the 2" in error.message
+
+
+def _one_tensor_header() -> tuple[bytes, int]:
+    """One float32 tensor "x" of 16 items at relative offset 0; the header and data_offset."""
+    header = (b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"x"
+              + struct.pack("<IQIQ", 1, 16, 0, 0))
+    return header, (len(header) + 31) // 32 * 32
+
+
+def test_a_file_cut_in_the_padding_before_the_data_is_refused_there(tmp_path: Path) -> None:
+    header, data_offset = _one_tensor_header()
+    error = _error(tmp_path, header + bytes(3))
+    assert isinstance(error, TruncatedError) and error.field == "data section"
+    assert error.offset == len(header) and str(tmp_path / "bad.gguf") == error.path
+    assert error.message.startswith(f"truncated: {len(header) + 3:,} of at least "
+                                    f"{data_offset:,} bytes (the size the header implies)")
+
+
+def test_a_file_cut_exactly_where_the_data_starts_names_the_tensor(tmp_path: Path) -> None:
+    """The data section starts inside the file (empty): the problem is the tensor's data."""
+    header, data_offset = _one_tensor_header()
+    error = _error(tmp_path, header + bytes(data_offset - len(header)))
+    assert error.field == "x offset"
+    assert error.message.startswith(f"truncated: {data_offset:,} of {data_offset + 64:,} bytes")
