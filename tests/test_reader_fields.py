@@ -178,3 +178,49 @@ def test_a_file_cut_exactly_where_the_data_starts_names_the_tensor(tmp_path: Pat
     error = _error(tmp_path, header + bytes(data_offset - len(header)))
     assert error.field == "x offset"
     assert error.message.startswith(f"truncated: {data_offset:,} of {data_offset + 64:,} bytes")
+
+
+def _string_array_file(path: Path) -> Path:
+    """One key "test.s": an array of strings ["ok", b"\\xff!"]: the bad byte is the first of the
+    second item, at 24 + 8+6 (key) + 4 (type) + 4+8 (item type, count) + 8+2 (item 0) + 8."""
+    items = struct.pack("<Q", 2) + b"ok" + struct.pack("<Q", 2) + b"\xff!"
+    path.write_bytes(_one_key("test.s", 9, struct.pack("<IQ", 8, 2) + items))
+    return path
+
+
+@pytest.mark.parametrize("shift", [0, 100])
+def test_invalid_strings_offsets_count_inside_the_file_that_holds_the_array(
+        tmp_path: Path, shift: int) -> None:
+    """``start`` is where the file begins in the source (a split model's shard)."""
+    from gguf_inspect.gguf.reader import invalid_strings
+    from gguf_inspect.gguf.source import LocalFileSource
+    plain = _string_array_file(tmp_path / "plain.gguf")
+    array = read_gguf(plain).metadata["test.s"].value
+    shifted = tmp_path / "shifted.bin"
+    shifted.write_bytes(bytes(shift) + plain.read_bytes())
+    source = LocalFileSource(str(shifted))
+    try:
+        (error,) = invalid_strings(source, array, "test.s", start=shift)
+    finally:
+        source.close()
+    assert (error.offset, error.field) == (24 + 14 + 4 + 12 + 10 + 8, "test.s[1]")
+
+
+def test_iter_array_reads_little_endian_by_default_and_refuses_nested_arrays(
+        tmp_path: Path) -> None:
+    from gguf_inspect.core.model import ArrayValue
+    from gguf_inspect.gguf.reader import iter_array
+    from gguf_inspect.gguf.source import LocalFileSource
+    path = tmp_path / "arr.gguf"
+    path.write_bytes(FULL)
+    array = read_gguf(path).metadata["test.arr"].value
+    source = LocalFileSource(str(path))
+    try:
+        assert list(iter_array(source, array)) == [1, 2]
+        nested = ArrayValue(item_type=9, count=1, offset=56, end=64)
+        with pytest.raises(FormatError) as caught:
+            list(iter_array(source, nested))
+    finally:
+        source.close()
+    assert (caught.value.message, caught.value.offset, caught.value.field) == (
+        "nested arrays are not decoded", 56, "array")
