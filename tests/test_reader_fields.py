@@ -224,3 +224,29 @@ def test_iter_array_reads_little_endian_by_default_and_refuses_nested_arrays(
         source.close()
     assert (caught.value.message, caught.value.offset, caught.value.field) == (
         "nested arrays are not decoded", 56, "array")
+
+
+def test_an_array_of_arrays_is_refused_at_its_value_type(tmp_path: Path) -> None:
+    """gguf_init_from_file_impl (ggml/src/gguf.cpp) takes one array level; the refusal points
+    at the value type (24 + 8+9 for the key = 41)."""
+    nested = struct.pack("<IQ", 9, 1) + struct.pack("<IQ", 4, 1) + struct.pack("<I", 7)
+    error = _error(tmp_path, _one_key("test.nest", 9, nested))
+    assert (error.message, error.offset, error.field) == (
+        "array of arrays: llama.cpp refuses nested arrays", 41, "test.nest")
+
+
+def test_a_tensor_with_more_than_four_dimensions_is_refused_at_n_dims(tmp_path: Path) -> None:
+    """GGML_MAX_DIMS is 4 (ggml.h); n_dims follows the 8+1-byte name: offset 24 + 9 = 33."""
+    data = (b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"x"
+            + struct.pack("<I", 5) + bytes(60))
+    error = _error(tmp_path, data)
+    assert (error.message, error.offset, error.field) == ("n_dims 5 exceeds 4", 33, "x n_dims")
+
+
+def test_a_file_cut_inside_n_dims_names_it(tmp_path: Path) -> None:
+    """A 20-byte name, so that the bytes left pass the tensor-count bound (24 per tensor)."""
+    name = b"t" * 20
+    data = b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 20) + name + b"\x01\x00"
+    error = _error(tmp_path, data)
+    assert isinstance(error, TruncatedError)
+    assert (error.offset, error.field) == (24 + 8 + 20, f"{name.decode()} n_dims")
