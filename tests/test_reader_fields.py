@@ -250,3 +250,18 @@ def test_a_file_cut_inside_n_dims_names_it(tmp_path: Path) -> None:
     error = _error(tmp_path, data)
     assert isinstance(error, TruncatedError)
     assert (error.offset, error.field) == (24 + 8 + 20, f"{name.decode()} n_dims")
+
+
+def test_an_unknown_type_is_sized_by_the_gap_to_the_next_tensor_data(tmp_path: Path) -> None:
+    """Type 99 is no ggml type: its bytes are those up to the next tensor's data in the file (in
+    data order, not header order), or up to the end of the file; z and w share an offset, so z
+    has 0 bytes."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, 4, 0)
+    infos = b"".join(struct.pack("<Q", 1) + name + struct.pack("<IQIQ", 1, 8, 99, relative)
+                     for name, relative in ((b"x", 64), (b"y", 0), (b"z", 32), (b"w", 32)))
+    header = head + infos
+    data_offset = (len(header) + 31) // 32 * 32
+    path = tmp_path / "unknown.gguf"
+    path.write_bytes(header + bytes(data_offset - len(header) + 100))
+    sizes = {tensor.name: tensor.n_bytes for tensor in read_gguf(path).tensors}
+    assert sizes == {"x": 100 - 64, "y": 32, "z": 0, "w": 64 - 32}
