@@ -265,3 +265,34 @@ def test_an_unknown_type_is_sized_by_the_gap_to_the_next_tensor_data(tmp_path: P
     path.write_bytes(header + bytes(data_offset - len(header) + 100))
     sizes = {tensor.name: tensor.n_bytes for tensor in read_gguf(path).tensors}
     assert sizes == {"x": 100 - 64, "y": 32, "z": 0, "w": 64 - 32}
+
+
+def _one_tensor(ne: tuple[int, ...], type_id: int) -> bytes:
+    header = (b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"x"
+              + struct.pack("<I", len(ne)) + struct.pack(f"<{len(ne)}Q", *ne)
+              + struct.pack("<IQ", type_id, 0))
+    return header + bytes((len(header) + 31) // 32 * 32 - len(header) + 200)
+
+
+@pytest.mark.parametrize(("ne", "type_id", "message"), [
+    # q8_0 (type 8): blocks of 32 values (ggml.c type_traits); a 0-dim tensor's row is 1 value
+    ((16,), 8, "row length 16 is not a multiple of the q8_0 block size 32"),
+    ((), 8, "row length 1 is not a multiple of the q8_0 block size 32"),
+    # ggml's ne are int64: 2^31 * 2^32 = 2^63 elements is one too many
+    ((1 << 31, 1 << 32), 0, f"element count {1 << 63} overflows int64"),
+])
+def test_a_known_type_shape_llama_cpp_refuses_is_refused_at_its_entry(
+        tmp_path: Path, ne: tuple[int, ...], type_id: int, message: str) -> None:
+    error = _error(tmp_path, _one_tensor(ne, type_id))
+    assert (error.message, error.offset, error.field) == (message, 24, "x")
+
+
+def test_a_known_type_size_is_whole_blocks_in_bytes(tmp_path: Path) -> None:
+    """64 q8_0 values are 2 blocks of 34 bytes (ggml_row_size)."""
+    path = tmp_path / "ok.gguf"
+    path.write_bytes(_one_tensor((64,), 8))
+    (tensor,) = read_gguf(path).tensors
+    assert tensor.n_bytes == 68 and type(tensor.n_bytes) is int
+    ok = tmp_path / "edge.gguf"
+    ok.write_bytes(_one_tensor((1 << 31, (1 << 32) - 1), 0)[:200])  # 2^63 - 2^31: in range
+    assert "overflows" not in _error(tmp_path, ok.read_bytes()).message
