@@ -50,7 +50,8 @@ MODULES: dict[str, list[str]] = {
     # tests/test_zoo.py --rerun-survivors
     "gguf_inspect/llamacpp/placement.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                            "tests/test_gpu_deployments.py", "tests/test_vram.py"],
-    "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
+    "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
+                                         "tests/test_hparams_rules.py"],
     "gguf_inspect/llamacpp/settings.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
     "gguf_inspect/llamacpp/memory.py": ["tests/test_memory_rules.py", "tests/test_memory.py"],
     "gguf_inspect/llamacpp/compute_graph.py": ["tests/test_memory.py"],
@@ -59,7 +60,7 @@ MODULES: dict[str, list[str]] = {
     "gguf_inspect/llamacpp/load_log.py": ["tests/test_runtime_log.py"],
     "gguf_inspect/llamacpp/devices.py": ["tests/test_vram.py"],
     "gguf_inspect/gguf/reader.py": ["tests/test_reader_bounds.py", "tests/test_reader_malformed.py",
-                                    "tests/test_reader.py"],
+                                    "tests/test_reader.py", "tests/test_reader_fields.py"],
     # the cursor on its own bytes; the reader's bound tests drive it through real headers
     "gguf_inspect/gguf/cursor.py": ["tests/test_cursor.py", "tests/test_reader_bounds.py"],
     "gguf_inspect/render/text.py": ["tests/test_escaping.py", "tests/test_safe_output.py"],

@@ -193,8 +193,10 @@ def _per_layer(gguf: GGUFFile, suffix: str, n_layer: int,
             # int32 items for a uint32 array and throws on any other type (a float32 NaN too).
             raise FormatError(f"{key} has wrong array element type {value.item_type_name}",
                               path=gguf.path, offset=gguf.metadata[key].offset, field=key)
-        if len(items) != n_layer:  # llama.cpp refuses the model the same way
-            raise FormatError(f"{len(items)} entries where llama.cpp expects one per layer "
+        if value.count != n_layer:  # llama.cpp refuses the model the same way
+            # the count, not the decoded items: an array longer than the reader decodes
+            # eagerly has no items, and was reported as "0 entries"
+            raise FormatError(f"{value.count} entries where llama.cpp expects one per layer "
                               f"({n_layer})", path=gguf.path, offset=gguf.metadata[key].offset,
                               field=key)
         key = f"{gguf.architecture}.{suffix}"
