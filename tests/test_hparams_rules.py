@@ -180,20 +180,35 @@ def test_non_causal_architectures_are_not_causal() -> None:
 
 # ---- which layers have KV (llama_hparams::has_kv, src/llama-hparams.cpp:321) --------------------
 
+def _gemma4_pattern(n_layer: int) -> dict[str, ArrayValue]:
+    """The per-layer window array gemma4 cannot load without (models/gemma4.cpp:6)."""
+    return {"gemma4.attention.sliding_window_pattern": ArrayValue(
+        item_type=7, count=n_layer, offset=0, end=0, items=(False,) * n_layer)}
+
+
+def test_gemma4_without_its_window_array_is_refused() -> None:
+    """models/gemma4.cpp:6: ml.get_arr(LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN, is_swa_impl) is
+    required, so llama.cpp throws on a gemma4 header without it; so do we."""
+    with pytest.raises(FormatError, match="sliding_window_pattern"):
+        read_hyperparameters(synthetic("gemma4", n_layer=4, extra={
+            "gemma4.attention.sliding_window": 1024}))
+
+
 def test_gemma4_shares_the_kv_of_its_last_layers() -> None:
     """models/gemma4.cpp:11: n_layer_kv_from_start = n_layer_all - shared_kv_layers (default 0)."""
     shared = read_hyperparameters(synthetic("gemma4", n_layer=6, extra={
-        "gemma4.attention.shared_kv_layers": 2}))
+        "gemma4.attention.shared_kv_layers": 2, **_gemma4_pattern(6)}))
     assert shared.n_layer_kv_from_start == 4
     assert [shared.has_kv(il) for il in range(6)] == [True] * 4 + [False] * 2
-    assert read_hyperparameters(synthetic("gemma4", n_layer=6)).n_layer_kv_from_start == 6
+    assert read_hyperparameters(synthetic("gemma4", n_layer=6, extra=_gemma4_pattern(6))
+                                ).n_layer_kv_from_start == 6
     assert read_hyperparameters(synthetic("llama")).has_kv(1)
 
 
 def test_kv_from_start_zero_means_no_layer_has_kv() -> None:
     """has_kv: n_layer_kv_from_start >= 0 and il >= it -> false, so 0 leaves no KV layer."""
     every = read_hyperparameters(synthetic("gemma4", n_layer=2, extra={
-        "gemma4.attention.shared_kv_layers": 2}))
+        "gemma4.attention.shared_kv_layers": 2, **_gemma4_pattern(2)}))
     assert every.n_layer_kv_from_start == 0
     assert not every.has_kv(0) and not every.has_kv(1)
     assert isinstance(every, Hyperparameters)

@@ -213,6 +213,12 @@ def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int,
     pattern = gguf.arch_value("attention.sliding_window_pattern")
     none = (False,) * n_layer
     if arch in SWA_ARRAY_ARCHS:
+        if not isinstance(pattern, ArrayValue):
+            # models/gemma4.cpp load_arch_hparams: ml.get_arr(SLIDING_WINDOW_PATTERN, ...) is
+            # required, so llama.cpp refuses a header without the per-layer array
+            key = f"{arch}.attention.sliding_window_pattern"
+            raise FormatError("missing: llama.cpp requires this per-layer array for "
+                              f"{arch} (get_arr in load_arch_hparams)", path=gguf.path, field=key)
         rule: SwaRule | None = SwaRule(0)
     else:
         rule = SWA_RULES.get(arch)
