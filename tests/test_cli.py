@@ -161,3 +161,17 @@ def test_the_header_only_path_stays_light() -> None:
     # the run succeeded (exit 0) and loaded none of the heavy modules
     assert result.stderr.strip().endswith("(0, [])"), result.stderr
     assert "token_embd" in result.stdout
+
+
+def test_the_header_only_path_loads_neither_the_memory_model_nor_the_http_code() -> None:
+    """The summary needs the reader and the renderers: not the compute graph simulation, the
+    LoRA/projector sizing, nor gguf/remote.py (whose ssl and http imports cost ~30 ms)."""
+    probe = ("import sys\nfrom gguf_inspect.cli import main\n"
+             f"try:\n    main([{str(UNTIED)!r}, '--embeddings'])\nexcept SystemExit:\n    pass\n"
+             "names = ('gguf_inspect.llamacpp.memory', 'gguf_inspect.llamacpp.compute_graph', "
+             "'gguf_inspect.llamacpp.adapters', 'gguf_inspect.llamacpp.projector', "
+             "'gguf_inspect.gguf.remote', 'ssl', 'jinja2')\n"
+             "sys.stderr.write(repr(sorted(m for m in names if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stderr.strip().endswith("[]"), result.stderr

@@ -14,9 +14,9 @@ import pytest
 from gguf_inspect.commands.runtime import compare_runtime
 from gguf_inspect.commands.vram import VramOptions, run_vram
 from gguf_inspect.gguf.open import read_gguf
-from gguf_inspect.llamacpp.adapters import parse_lora_option, read_lora
-from gguf_inspect.llamacpp.extras import ExtraFiles, describe_companion, extra_loads
-from gguf_inspect.llamacpp.projector import read_projector, vision_graph
+from gguf_inspect.llamacpp.companions import describe_companion, parse_lora_option, read_lora, read_projector
+from gguf_inspect.llamacpp.extras import ExtraFiles, extra_loads
+from gguf_inspect.llamacpp.projector import vision_graph
 from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.reports.vram import audit
 from gguf_inspect.llamacpp.devices import parse_gpus

@@ -71,11 +71,11 @@ class OptionalValueCommand(TyperCommand):
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 MarkdownOption = Annotated[bool, typer.Option("--markdown", help="Markdown tables.")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="Show the stack on errors.")]
-DEFAULT_TIMEOUT = 120.0  # gguf/remote.py's DEFAULT_DEADLINE; the README states it
+DEFAULT_TIMEOUT = 120.0  # gguf/source.py's DEFAULT_DEADLINE; the README states it
 
 
 def _use_timeout(seconds: float) -> float:
-    from gguf_inspect.gguf.remote import set_deadline
+    from gguf_inspect.gguf.source import set_deadline
 
     set_deadline(seconds)
     return seconds

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from gguf_inspect.core.model import GGUFFile
-from gguf_inspect.llamacpp.adapters import draft_settings, parse_lora_option
+from gguf_inspect.llamacpp.adapters import draft_settings
+from gguf_inspect.llamacpp.companions import parse_lora_option
 from gguf_inspect.llamacpp.extras import ExtraFiles, extra_loads
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.reports.runtime_extras import draft_checks, extras_checks

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from gguf_inspect.llamacpp.adapters import parse_lora_option
+from gguf_inspect.llamacpp.companions import parse_lora_option
 from gguf_inspect.llamacpp.devices import parse_gpus, parse_size
 from gguf_inspect.llamacpp.extras import ExtraFiles
 from gguf_inspect.llamacpp.fit import (

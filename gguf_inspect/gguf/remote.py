@@ -35,7 +35,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from gguf_inspect.core.errors import SourceError
 from gguf_inspect.gguf.network_errors import LOOPBACK_HOSTS, explain
-from gguf_inspect.gguf.source import redact_url
+from gguf_inspect.gguf.source import redact_url, remote_deadline
 
 __all__ = ["HTTPOptions", "HTTPRangeSource", "RemoteFileMissingError", "redact_url",
            "resolve_url"]
@@ -45,7 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 HF_HOSTS = frozenset({"huggingface.co", "hf.co"})
-DEFAULT_DEADLINE = 120.0  # seconds for everything read from one location (the CLI's --timeout)
 FIRST_READ = 64 << 10
 LARGEST_READ = 1 << 20  # the most the reader may over-read past a header
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -68,15 +67,6 @@ class HTTPOptions:
     # seconds for the whole location, every request and retry; None: the process-wide one
     deadline: float | None = None
 
-
-_deadline_seconds = DEFAULT_DEADLINE
-
-
-def set_deadline(seconds: float) -> None:
-    """The deadline of every location opened from now on without its own (the CLI's
-    ``--timeout``)."""
-    global _deadline_seconds
-    _deadline_seconds = float(seconds)
 
 
 class RemoteFileMissingError(SourceError):
@@ -172,7 +162,7 @@ class HTTPRangeSource:
         self._auth_host = urlsplit(resolved.url).netloc.lower() if token else None
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = requests.Session()
-        self._seconds = self.options.deadline or _deadline_seconds
+        self._seconds = self.options.deadline or remote_deadline()
         self._deadline = time.monotonic() + self._seconds
         self.bytes_fetched = 0
         self.requests_made = 0

@@ -105,6 +105,22 @@ def redact_url(location: str) -> str:
 
 
 REMOTE_PREFIXES = ("http://", "https://", "hf://")
+DEFAULT_DEADLINE = 120.0  # seconds for everything read from one remote location (--timeout)
+
+# Here, not in remote.py: the CLI sets it on every run, and the local-file path must not import
+# the HTTP code to do so.
+_deadline_seconds = DEFAULT_DEADLINE
+
+
+def set_deadline(seconds: float) -> None:
+    """The deadline of every remote location opened from now on without its own (the CLI's
+    ``--timeout``)."""
+    global _deadline_seconds
+    _deadline_seconds = float(seconds)
+
+
+def remote_deadline() -> float:
+    return _deadline_seconds
 
 
 def is_remote(location: str | os.PathLike[str]) -> bool:

@@ -19,9 +19,10 @@ and compute buffers (``predict_memory`` on the draft file).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from gguf_inspect.core.model import GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.companions import LoraAdapter
 from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.kv_cache import resolve_context
 from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
@@ -39,63 +40,6 @@ from gguf_inspect.llamacpp.settings import LlamaSettings
 CPU_EXTRA_BUFFERS = frozenset({"AMX", "CPU_REPACK"})  # ggml_backend_dev_get_extra_bufts (CPU)
 HOST_BUFFERS = frozenset({"CPU", "CPU_Mapped"})
 DRAFT_GPU_LAYERS = -1  # common_params_speculative draft.n_gpu_layers (common/common.h)
-
-
-@dataclass(frozen=True)
-class LoraAdapter:
-    path: str
-    architecture: str | None
-    scale: float
-    alpha: float
-    targets: tuple[str, ...]  # the model tensors patched, in file order
-    pairs: tuple[tuple[TensorInfo, TensorInfo], ...]  # (lora_a, lora_b) per target
-
-
-def is_adapter(gguf: GGUFFile) -> bool:
-    return gguf.value("general.type") == "adapter"
-
-
-def parse_lora_option(value: str) -> tuple[tuple[str, float], ...]:
-    """``FILE[:SCALE][,FILE[:SCALE]...]`` into (path, scale) pairs (scale 1.0 as --lora;
-    --lora-scaled in common/arg.cpp takes FILE:SCALE)."""
-    adapters = []
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        path, _, scale = item.rpartition(":") if _has_scale(item) else (item, "", "")
-        adapters.append((path, float(scale) if scale else 1.0))
-    return tuple(adapters)
-
-
-def _has_scale(item: str) -> bool:
-    head, sep, tail = item.rpartition(":")
-    if not sep or not head:
-        return False
-    try:
-        float(tail)
-    except ValueError:
-        return False
-    return True
-
-
-def read_lora(gguf: GGUFFile, scale: float = 1.0) -> LoraAdapter:
-    """The adapter's pairs; ValueError with llama.cpp's own reason when it would refuse it."""
-    if gguf.value("general.type") != "adapter":
-        raise ValueError("expect general.type to be 'adapter', but got: "
-                         f"{gguf.value('general.type', '')}")
-    if gguf.value("adapter.type") != "lora":
-        raise ValueError("expect adapter.type to be 'lora', but got: "
-                         f"{gguf.value('adapter.type', '')}")
-    halves: dict[str, dict[str, TensorInfo]] = {}
-    for tensor in gguf.tensors:
-        for suffix in (".lora_a", ".lora_b"):
-            if tensor.name.endswith(suffix):
-                halves.setdefault(tensor.name[: -len(suffix)], {})[suffix] = tensor
-    pairs = []
-    for name, half in halves.items():
-        if len(half) != 2:
-            raise ValueError(f"LoRA tensor pair for '{name}' is missing one component")
-        pairs.append((half[".lora_a"], half[".lora_b"]))
-    alpha = float(gguf.value("adapter.lora.alpha", 0.0) or 0.0)
-    return LoraAdapter(gguf.path, gguf.architecture, scale, alpha, tuple(halves), tuple(pairs))
 
 
 def lora_buffers(model: GGUFFile, adapter: LoraAdapter,

@@ -12,14 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.core.model import GGUFFile
-from gguf_inspect.llamacpp.adapters import draft_buffers, draft_settings, lora_buffers, read_lora
+from gguf_inspect.llamacpp.adapters import draft_buffers, draft_settings, lora_buffers
+from gguf_inspect.llamacpp.companions import read_lora, read_projector
 from gguf_inspect.llamacpp.placement import BufferEstimate
-from gguf_inspect.llamacpp.projector import (
-    projector_compute,
-    projector_notes,
-    projector_weights,
-    read_projector,
-)
+from gguf_inspect.llamacpp.projector import projector_compute, projector_notes, projector_weights
 from gguf_inspect.llamacpp.settings import LlamaSettings
 
 
@@ -78,48 +74,3 @@ def extra_loads(model: GGUFFile, settings: LlamaSettings,
 
 def extra_buffers(loads: tuple[ExtraLoad, ...]) -> tuple[BufferEstimate, ...]:
     return tuple(item for load in loads for item in load.buffers)
-
-
-@dataclass(frozen=True)
-class Companion:
-    """A file that loads beside a model rather than as one (``inspect`` says so)."""
-
-    kind: str  # general.type: "adapter" | "mmproj"
-    facts: tuple[tuple[str, str], ...]
-
-
-def describe_companion(gguf: GGUFFile) -> Companion | None:
-    """A LoRA adapter (general.type "adapter": llama_adapter_lora_init loads it onto a model of
-    its architecture) or a projector (general.architecture "clip": mtmd loads it); None for a
-    model."""
-    from gguf_inspect.llamacpp.adapters import is_adapter
-    from gguf_inspect.llamacpp.projector import is_projector
-
-    if is_adapter(gguf):
-        facts = [("adapter type", str(gguf.value("adapter.type", "-"))),
-                 ("targets", f"{gguf.architecture or '-'} models (loads with --lora)")]
-        try:
-            adapter = read_lora(gguf)
-            facts += [("LoRA alpha", f"{adapter.alpha:g}"),
-                      ("tensors patched", f"{len(adapter.targets)}: "
-                       + ", ".join(adapter.targets[:6]) + (" ..." if len(adapter.targets) > 6
-                                                            else ""))]
-        except ValueError as error:
-            facts.append(("llama.cpp refuses it", str(error)))
-        return Companion("adapter", tuple(facts))
-    if is_projector(gguf):
-        facts = [("projector type", str(gguf.value("clip.projector_type")
-                                        or gguf.value("clip.vision.projector_type") or "-")),
-                 ("encoders", ", ".join(name for name in ("vision", "audio")
-                                        if gguf.value(f"clip.has_{name}_encoder")) or "-"),
-                 ("loads with", "--mmproj, beside a language model (mtmd)")]
-        try:
-            shape = read_projector(gguf)
-            facts += [("image size / patch", f"{shape.image_size} / {shape.patch_size} "
-                       f"({shape.n_patches} patches)"),
-                      ("vision blocks / width", f"{shape.n_layer} / {shape.n_embd}"),
-                      ("projects to", str(gguf.value("clip.vision.projection_dim", "-")))]
-        except ValueError as error:
-            facts.append(("mtmd refuses it", str(error)))
-        return Companion("mmproj", tuple(facts))
-    return None

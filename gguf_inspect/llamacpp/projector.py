@@ -15,9 +15,8 @@ projector types it is an approximation, and says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from gguf_inspect.core.model import GGUFFile
+from gguf_inspect.llamacpp.companions import ProjectorShape
 from gguf_inspect.llamacpp.compute_graph import Node, peak_bytes
 from gguf_inspect.llamacpp.placement import (
     CPU_ALIGNMENT,
@@ -30,75 +29,6 @@ from gguf_inspect.llamacpp.placement import (
 
 F32, F16 = 4, 2
 LLAVA_TYPES = frozenset({"mlp"})  # the projector types whose graph is simulated node by node
-
-
-@dataclass(frozen=True)
-class ProjectorShape:
-    """What the vision graph's tensor sizes depend on (clip.cpp load_hparams)."""
-
-    projector_type: str
-    image_size: int
-    patch_size: int
-    n_embd: int
-    n_ff: int
-    n_head: int
-    n_layer: int
-    has_class_embd: bool
-    has_pre_ln: bool
-    has_post_ln: bool
-    has_patch_bias: bool
-    has_biases: bool
-    mm_widths: tuple[int, ...]  # output widths of mm.0 and mm.2 (the LLaVA MLP)
-    feature_layers: tuple[int, ...]
-
-    @property
-    def n_patches(self) -> int:
-        side = self.image_size // self.patch_size
-        return side * side
-
-
-def is_projector(gguf: GGUFFile) -> bool:
-    """general.architecture "clip" (clip.cpp reads only ``clip.*`` keys; general.type "mmproj")."""
-    return gguf.architecture == "clip" or gguf.value("general.type") == "mmproj"
-
-
-def _int(gguf: GGUFFile, key: str) -> int:
-    return int(gguf.value(key))
-
-
-def _ints(gguf: GGUFFile, key: str) -> tuple[int, ...]:
-    """An integer array key, () when absent (ArrayValue keeps small numeric arrays in ``items``)."""
-    value = gguf.value(key)
-    items = getattr(value, "items", value) or ()
-    return tuple(int(item) for item in items)
-
-
-def read_projector(gguf: GGUFFile) -> ProjectorShape:
-    """The vision hyperparameters clip.cpp load_hparams reads; ValueError when one it requires is
-    missing (clip.cpp throws "key not found")."""
-    required = ("clip.vision.image_size", "clip.vision.patch_size", "clip.vision.embedding_length",
-                "clip.vision.feed_forward_length", "clip.vision.attention.head_count",
-                "clip.vision.block_count")
-    missing = [key for key in required if key not in gguf.metadata]
-    if missing:
-        raise ValueError(f"not a vision projector mtmd loads: missing {', '.join(missing)}")
-    names = {tensor.name for tensor in gguf.tensors}
-    widths = tuple(gguf.tensor_index[f"mm.{index}.weight"].dim(1)
-                   for index in (0, 2) if f"mm.{index}.weight" in names)
-    projector_type = str(gguf.value("clip.projector_type")
-                         or gguf.value("clip.vision.projector_type") or "unknown")
-    return ProjectorShape(
-        projector_type=projector_type,
-        image_size=_int(gguf, "clip.vision.image_size"),
-        patch_size=_int(gguf, "clip.vision.patch_size"),
-        n_embd=_int(gguf, "clip.vision.embedding_length"),
-        n_ff=_int(gguf, "clip.vision.feed_forward_length"),
-        n_head=_int(gguf, "clip.vision.attention.head_count"),
-        n_layer=_int(gguf, "clip.vision.block_count"),
-        has_class_embd="v.class_embd" in names, has_pre_ln="v.pre_ln.weight" in names,
-        has_post_ln="v.post_ln.weight" in names, has_patch_bias="v.patch_embd.bias" in names,
-        has_biases="v.blk.0.attn_q.bias" in names, mm_widths=widths,
-        feature_layers=_ints(gguf, "clip.vision.feature_layer"))
 
 
 def projector_weights(gguf: GGUFFile, offload: bool, gpu_index: int = 0) -> BufferEstimate:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from gguf_inspect.reports.embeddings import EmbeddingReport, analyze_embeddings
 from gguf_inspect.reports.listing import MetadataItem, list_metadata, list_tensors
-from gguf_inspect.llamacpp.extras import Companion, describe_companion
+from gguf_inspect.llamacpp.companions import Companion, describe_companion
 from gguf_inspect.llamacpp.summary import ModelSummary, summarize
 from gguf_inspect.core.model import TensorInfo
 from gguf_inspect.gguf.open import Model
