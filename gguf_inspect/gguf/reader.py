@@ -158,6 +158,19 @@ class _Layout:
         self.type_and_offset = struct.Struct(order + "IQ").unpack_from
 
 
+def _buffered_name(cursor: Cursor, layout: _Layout) -> tuple[bytes, int, int] | None:
+    """Where the entry at the cursor starts: (buffer, its start in the buffer, the end of its
+    length-prefixed name), when the name and the 4 bytes after it are whole in the buffer;
+    None otherwise. The first step of both fast paths (a KV key, a tensor name)."""
+    buffer, local = cursor.buffer, cursor.position - cursor.buffer_start
+    if local < 0 or local + 12 > len(buffer):
+        return None
+    name_end = local + 8 + layout.u64(buffer, local)[0]
+    if name_end + 4 > len(buffer):
+        return None
+    return buffer, local, name_end
+
+
 def _fast_entry(cursor: Cursor, layout: _Layout) -> tuple[str, int, Any] | None:
     """One KV entry with a numeric or string value, decoded straight from the read-ahead
     buffer; None when it is anything else (an array, a bool, bad UTF-8, not whole in the
@@ -165,13 +178,11 @@ def _fast_entry(cursor: Cursor, layout: _Layout) -> tuple[str, int, Any] | None:
 
     Why: a header of 10^6 keys spent most of its time building field labels for messages that
     are never shown. Nothing moves until the whole entry is known to be good."""
-    buffer, local = cursor.buffer, cursor.position - cursor.buffer_start
+    found = _buffered_name(cursor, layout)
+    if found is None:
+        return None
+    buffer, local, key_end = found
     size = len(buffer)
-    if local < 0 or local + 12 > size:
-        return None
-    key_end = local + 8 + layout.u64(buffer, local)[0]
-    if key_end + 4 > size:
-        return None
     value_type = layout.u32(buffer, key_end)[0]
     value_at = key_end + 4
     scalar = layout.scalars.get(value_type)
@@ -262,13 +273,11 @@ def _fast_tensor_info(cursor: Cursor, layout: _Layout,
     """One tensor info (name, ne, type, relative offset) straight from the buffer when it is
     whole there and has nothing to report (UTF-8 name, n_dims <= 4, every ne a positive int64);
     None sends it the careful way."""
-    buffer, local = cursor.buffer, cursor.position - cursor.buffer_start
+    found = _buffered_name(cursor, layout)
+    if found is None:
+        return None
+    buffer, local, name_end = found
     size = len(buffer)
-    if local < 0 or local + 12 > size:
-        return None
-    name_end = local + 8 + layout.u64(buffer, local)[0]
-    if name_end + 4 > size:
-        return None
     n_dims = layout.u32(buffer, name_end)[0]
     end = name_end + 4 + 8 * n_dims + 12
     if n_dims > MAX_DIMS or end > size:
