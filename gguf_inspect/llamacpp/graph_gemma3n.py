@@ -80,7 +80,7 @@ def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
     cur = add("unembd_merged", "SCALE", width, cur)
     out_ids = Node("out_ids", "NONE", 4 * n_outputs, is_input=True)
     cur = add("out_rows", "GET_ROWS", n_embd * n_outputs, cur, out_ids)
-    result_norm = _rms_norm(graph, cur, n_embd * n_outputs)
+    result_norm = graph.rms_norm(cur, n_embd * n_outputs)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", n_vocab * n_outputs, weight, result_norm)
     for op in ("SCALE", "UNARY", "SCALE"):  # final logit soft-capping: scale, tanh, scale
@@ -88,12 +88,6 @@ def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
     logits.is_output = True
     graph.expand(logits)
     return graph.nodes, (Node("inp_embd", "NONE", 4 * width, is_input=True),)
-
-
-def _rms_norm(graph: GraphBuilder, x: Node, floats: int, weighted: bool = True) -> Node:
-    """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL)."""
-    out = graph.add("norm", "RMS_NORM", floats, x)
-    return graph.add("norm_w", "MUL", floats, out, graph.weight) if weighted else out
 
 
 def _magnitude(graph: GraphBuilder, x: Node, rows: int) -> Node:
@@ -114,7 +108,7 @@ def _per_layer_inputs(graph: GraphBuilder, inp_l: Node, gemma: Gemma3nShape, n_l
     graph.expand(selected)
     projected = add("per_layer_proj", "SCALE", floats,
                     add("per_layer_mm", "MUL_MAT", floats, graph.weight, inp_l))
-    projected = _rms_norm(graph, view(projected), floats)
+    projected = graph.rms_norm(view(projected), floats)
     summed = add("inp_per_layer", "SCALE", floats,
                  add("inp_per_layer_sum", "ADD", floats, projected, selected))
     return add("inp_per_layer_cont", "CONT", floats, view(summed))
@@ -123,7 +117,7 @@ def _per_layer_inputs(graph: GraphBuilder, inp_l: Node, gemma: Gemma3nShape, n_l
 def _modalities(graph: GraphBuilder, x: Node, altups: int, tokens: int) -> Node:
     """altup_compute_router_modalities: tanh(router @ (rms_norm(x) * w / n_embd))."""
     scaled = graph.add("router_scaled", "SCALE", graph.n_embd * tokens,
-                       _rms_norm(graph, x, graph.n_embd * tokens))
+                       graph.rms_norm(x, graph.n_embd * tokens))
     routed = graph.add("router", "MUL_MAT", altups * tokens, graph.weight, scaled)
     return graph.add("modalities", "UNARY", altups * tokens, routed)
 
@@ -141,17 +135,17 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     predictions = add("predictions", "ADD", width * altups,
                       add("predictions_cont", "CONT", width * altups, view(predictions)), inp_l)
     active = view(predictions)
-    cur = _rms_norm(graph, active, width)
+    cur = graph.rms_norm(active, width)
     laurel = add("laurel_r", "MUL_MAT", width, weight,
                  add("laurel_l", "MUL_MAT", gemma.laurel_rank * tokens, weight, cur))
-    laurel = add("laurel_out", "ADD", width, _rms_norm(graph, laurel, width), cur)
+    laurel = add("laurel_out", "ADD", width, graph.rms_norm(laurel, width), cur)
     cur = _attention(graph, cur, layer, inp_pos, tokens, flash_attn)
-    cur = add("attn_gated", "ADD", width, _rms_norm(graph, cur, width), view(predictions))
+    cur = add("attn_gated", "ADD", width, graph.rms_norm(cur, width), view(predictions))
     attn_laurel = add("attn_laurel", "SCALE", width, add("attn_laurel", "ADD", width, cur,
                                                          laurel))
-    cur = _ffn(graph, _rms_norm(graph, attn_laurel, width), gemma.n_ff, tokens,
+    cur = _ffn(graph, graph.rms_norm(attn_laurel, width), gemma.n_ff, tokens,
                il < N_LAYER_SPARSITY)
-    activated = add("attn_ffw_laurel_gated", "ADD", width, _rms_norm(graph, cur, width),
+    activated = add("attn_ffw_laurel_gated", "ADD", width, graph.rms_norm(cur, width),
                     attn_laurel)
     # altup_correct
     modalities = _modalities(graph, activated, altups, tokens)
@@ -167,7 +161,7 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     first = add("first_gelu", "UNARY", gemma.n_embd_altup * tokens,
                 add("inp_gate", "MUL_MAT", gemma.n_embd_altup * tokens, weight, first))
     first = add("first_scaled", "MUL", gemma.n_embd_altup * tokens, first, view(per_layer))
-    first = _rms_norm(graph, add("per_layer_proj", "MUL_MAT", width, weight, first), width)
+    first = graph.rms_norm(add("per_layer_proj", "MUL_MAT", width, weight, first), width)
     rest = add("corrected_rest", "ADD", width * (altups - 1), view(corrected), first)
     return add("l_out", "CONCAT", width * altups, view(corrected), rest)
 
@@ -180,15 +174,15 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
     add, view, weight = graph.add, graph.view, graph.weight
     q = add("Qcur", "MUL_MAT", layer.q_width * tokens, weight, x)
     q = add("Qrope", "ROPE", layer.q_width * tokens,
-            _rms_norm(graph, view(q), layer.q_width * tokens), inp_pos)
+            graph.rms_norm(view(q), layer.q_width * tokens), inp_pos)
     q = hadamard(graph, q, layer.k_rot, layer.q_width * tokens)
     cache = Node("cache", "NONE", 0, external=True)
     if layer.has_kv:
         k = add("Kcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
         v = add("Vcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
         k = add("Krope", "ROPE", layer.kv_width * tokens,
-                _rms_norm(graph, view(k), layer.kv_width * tokens), inp_pos)
-        v = _rms_norm(graph, view(v), layer.kv_width * tokens, weighted=False)
+                graph.rms_norm(view(k), layer.kv_width * tokens), inp_pos)
+        v = graph.rms_norm(view(v), layer.kv_width * tokens, weighted=False)
         k = hadamard(graph, k, layer.k_rot, layer.kv_width * tokens)
         v = hadamard(graph, v, layer.v_rot, layer.kv_width * tokens)
         for part in (q, k, v):

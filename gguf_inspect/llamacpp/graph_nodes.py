@@ -46,6 +46,12 @@ class GraphBuilder:
         return Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
                     view_src=view_of)
 
+    def rms_norm(self, x: Node, floats: int, weighted: bool = True) -> Node:
+        """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL) unless ``weighted`` is
+        off (gemma3n's V norm)."""
+        out = self.add("norm", "RMS_NORM", floats, x)
+        return self.add("norm_w", "MUL", floats, out, self.weight) if weighted else out
+
     def view(self, node: Node, name: str | None = None) -> Node:
         """A view, reshape or permute: a node that owns no memory; its view_src is the
         tensor that does (ggml_view_impl follows a view of a view to its base)."""

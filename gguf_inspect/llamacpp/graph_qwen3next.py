@@ -61,16 +61,16 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
     graph.expand(inp_l)  # build_inp_embd
     state = state_inputs(ssm)
     for is_recurrent in recurrent:
-        attn_norm = _rms_norm(graph, inp_l, n_embd * tokens)
+        attn_norm = graph.rms_norm(inp_l, n_embd * tokens)
         graph.expand(attn_norm)
         if is_recurrent:
             cur = graph.view(_delta_net(graph, attn_norm, delta, ssm, state, tokens, n_seqs))
         else:
             cur = _gated_attention(graph, attn_norm, attention, inp_pos, tokens)
         residual = add("attn_residual", "ADD", n_embd * tokens, cur, inp_l)
-        ffn_out = _ffn(graph, _rms_norm(graph, residual, n_embd * tokens), moe, delta, tokens)
+        ffn_out = _ffn(graph, graph.rms_norm(residual, n_embd * tokens), moe, delta, tokens)
         inp_l = add("l_out", "ADD", n_embd * tokens, ffn_out, residual)
-    h_nextn = _rms_norm(graph, inp_l, n_embd * tokens)
+    h_nextn = graph.rms_norm(inp_l, n_embd * tokens)
     h_nextn.is_output = True
     result_norm = add("result_norm", "GET_ROWS", n_embd * n_outputs, h_nextn, out_ids)
     result_norm.is_output = True
@@ -78,12 +78,6 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
     logits.is_output = True
     graph.expand(logits)
     return graph.nodes, (Node("inp_embd", "NONE", 4 * n_embd * tokens, is_input=True),)
-
-
-def _rms_norm(graph: GraphBuilder, x: Node, floats: int) -> Node:
-    """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL)."""
-    return graph.add("norm_w", "MUL", floats, graph.add("norm", "RMS_NORM", floats, x),
-                     graph.weight)
 
 
 def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_pos: Node,
@@ -96,9 +90,9 @@ def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_po
     q_full = add("Qcur_full", "MUL_MAT", 2 * q_width * tokens, weight, x)
     k = add("Kcur", "MUL_MAT", kv_width * tokens, weight, x)
     v = add("Vcur", "MUL_MAT", kv_width * tokens, weight, x)
-    q = add("Qrope", "ROPE", q_width * tokens, _rms_norm(graph, view(q_full), q_width * tokens),
+    q = add("Qrope", "ROPE", q_width * tokens, graph.rms_norm(view(q_full), q_width * tokens),
             inp_pos)
-    k = add("Krope", "ROPE", kv_width * tokens, _rms_norm(graph, view(k), kv_width * tokens),
+    k = add("Krope", "ROPE", kv_width * tokens, graph.rms_norm(view(k), kv_width * tokens),
             inp_pos)
     q = hadamard(graph, q, shape.k_rot, q_width * tokens)
     k = hadamard(graph, k, shape.k_rot, kv_width * tokens)
@@ -163,7 +157,7 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
               value_dim * tokens + delta.head_dim * value_dim * n_seqs,
               view(q), view(k), view(conv), view(gate), view(beta), view(states))
     store_state(graph, out, ssm_cache)
-    normed = _rms_norm(graph, view(out), value_dim * tokens)
+    normed = graph.rms_norm(view(out), value_dim * tokens)
     gated = add("norm_gated", "MUL", value_dim * tokens, normed,
                 add("z_silu", "UNARY", value_dim * tokens, view(z)))
     return add("linear_attn_out", "MUL_MAT", graph.n_embd * tokens, weight, view(gated))
