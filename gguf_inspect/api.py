@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Iterator, Union
 
 from gguf_inspect.core.model import GGUFFile
@@ -64,8 +65,6 @@ def predict_memory(model: ModelLike, settings: LlamaSettings | None = None,
     output and compute buffers. ``settings`` (default: llama.cpp's defaults, n_ctx 4096) with
     ``changes`` laid over it, by ``LlamaSettings`` field name (``n_ctx=8192``,
     ``gpu_capacities=(24 << 30,)`` for one 24 GiB GPU, ``n_gpu_layers=20`` ...)."""
-    from dataclasses import replace
-
     chosen = replace(settings or LlamaSettings(), **changes)
     return _predict_memory(_header(model), chosen)
 
