@@ -14,7 +14,7 @@ import gguf
 import pytest
 
 from gguf_inspect.core.errors import FormatError
-from gguf_inspect.core.model import ArrayValue
+from gguf_inspect.core.model import ArrayValue, MetadataEntry
 from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.gguf.source import LocalFileSource
 from gguf_inspect.llamacpp.hparams import Hyperparameters, read_hyperparameters
@@ -107,6 +107,22 @@ def test_a_missing_embedding_length_names_its_key(tmp_path: Path) -> None:
     assert caught.value.field == "llama.embedding_length"
     assert caught.value.path == "synthetic.gguf"
     assert caught.value.message.startswith("missing, zero or negative")
+
+
+@pytest.mark.parametrize("architecture", [None, ""])
+def test_a_missing_or_empty_architecture_is_refused(architecture: str | None) -> None:
+    """llama_model_create (src/llama-model.cpp): LLM_ARCH_UNKNOWN -> "unknown model
+    architecture: ''"; named by its own key, not by a key built from an empty prefix."""
+    model = synthetic()
+    if architecture is None:
+        del model.metadata["general.architecture"]
+    else:
+        model.metadata["general.architecture"] = MetadataEntry("general.architecture", 8, "", 0)
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(model)
+    assert caught.value.field == "general.architecture"
+    assert caught.value.path == "synthetic.gguf"
+    assert "unknown model architecture" in caught.value.message
 
 
 def test_more_layers_than_llama_max_layers_names_file_and_key() -> None:

@@ -9,6 +9,7 @@ BufferEstimate/KVCacheEstimate results), so the tests survive the module's split
 from __future__ import annotations
 
 import gguf
+import pytest
 
 from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.memory import predict_memory
@@ -370,3 +371,24 @@ def test_a_skipped_nextn_tensor_does_not_end_the_loading() -> None:
                       tensors=[("blk.1.attn_q.weight", (256, 256), "f16"),
                                ("blk.0.attn_q.weight", (256, 256), "f16")])
     assert _buffers_of(model, NO_EXTRA_CPU) == {"blk.0.attn_q.weight": "CPU_Mapped"}
+
+
+def test_a_block_past_n_layer_is_in_no_buffer_for_any_architecture(tmp_path) -> None:
+    """n_layer() = block_count - nextn_predict_layers for every architecture (load_hparams reads
+    the key for all, src/llama-model.cpp; LLAMA_LOAD_LOCALS). llama's load_arch_tensors loops
+    only to n_layer(), so the last block's tensors are never created: in no buffer, and the
+    real load refuses the file for the tensors it did not create."""
+    from gguf_inspect.core.errors import RuntimeUnavailableError
+    from gguf_inspect.llamacpp.runtime import capture_load
+    from tests.test_audit import _copy
+
+    model = synthetic("llama", extra={"llama.nextn_predict_layers": 1},
+                      tensors=[("blk.1.attn_q.weight", (256, 256), "f16"),
+                               ("blk.0.attn_q.weight", (256, 256), "f16")])
+    assert _buffers_of(model, NO_EXTRA_CPU) == {"blk.0.attn_q.weight": "CPU_Mapped"}
+
+    path = _copy(tmp_path / "nextn.gguf", overrides={
+        "llama.nextn_predict_layers": (1, gguf.GGUFValueType.UINT32, None)})
+    with pytest.raises(RuntimeUnavailableError) as refused:
+        capture_load(str(path), LlamaSettings())
+    assert "wrong number of tensors" in str(refused.value)

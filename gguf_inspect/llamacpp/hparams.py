@@ -41,12 +41,6 @@ NO_OUTPUT_HEAD_ARCHS = frozenset({
 # load_hparams (llama-model.cpp) reads {arch}.attention.causal (default true); these
 # architectures' load_arch_hparams force it off (src/models/dream.cpp, llada.cpp, ...).
 NON_CAUSAL_ARCHS = frozenset({"dream", "gemma-embedding", "llada", "llada-moe"})
-# Architectures whose load_arch_tensors flags the NextN/MTP blocks TENSOR_SKIP unless the loader
-# was asked for them (``ml.load_mtp``, false in llama_model_default_params): those tensors are
-# never loaded into a model buffer.
-MTP_SKIP_ARCHS = frozenset({
-    "bailingmoe3", "cohere2moe", "deepseek2", "deepseek32", "deepseek4", "glm-dsa", "glm4moe",
-    "glm5-next", "hy-v3", "mimo2", "nemotron_h", "qwen35", "qwen35moe", "qwen3next", "step35"})
 # Hybrids whose recurrent layers are those without KV heads (is_recr_impl[il] = n_head_kv(il)
 # == 0 in models/lfm2.cpp, lfm2moe.cpp, granite-hybrid.cpp, jamba.cpp, plamo2.cpp).
 HYBRID_BY_KV_HEADS = frozenset({"lfm2", "lfm2moe", "granitehybrid", "jamba", "plamo2"})
@@ -250,7 +244,10 @@ def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int,
 
 def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
     """The attention shape per layer, as ``llama_model_base::load_hparams`` fills it."""
-    arch = gguf.architecture or ""
+    arch = gguf.architecture
+    if not arch:  # llama_model_create: "unknown model architecture: ''" (src/llama-model.cpp)
+        raise FormatError("missing or empty: llama.cpp refuses an unknown model architecture",
+                          path=gguf.path, field="general.architecture")
     n_layer = _int(gguf.arch_value("block_count"))
     n_embd = _int(gguf.arch_value("embedding_length"))
     for suffix, value in (("block_count", n_layer), ("embedding_length", n_embd)):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from gguf_inspect.core.constants import GGML_TYPES, row_bytes
 from gguf_inspect.core.model import GGUFFile, TensorInfo
 from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size, amx_supports, host_has_amx, host_has_avx512, repacks
-from gguf_inspect.llamacpp.hparams import MTP_SKIP_ARCHS, NO_OUTPUT_HEAD_ARCHS, Hyperparameters
+from gguf_inspect.llamacpp.hparams import NO_OUTPUT_HEAD_ARCHS, Hyperparameters
 from gguf_inspect.llamacpp.names import base_name, layer_index
 from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides, parse_tensor_split
 
@@ -238,9 +238,12 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
 
 
 def skipped_by_loader(tensor: TensorInfo, hparams: Hyperparameters) -> bool:
-    """A NextN/MTP block's tensor that load_arch_tensors flags TENSOR_SKIP (``ml.load_mtp`` is
-    false by default, llama_model_default_params): never loaded, in no buffer."""
-    if hparams.arch not in MTP_SKIP_ARCHS or not hparams.n_layer_nextn:
+    """A tensor of a block at or past n_layer() = n_layer_all - n_layer_nextn: in no buffer.
+    The MTP architectures' load_arch_tensors flag those blocks TENSOR_SKIP (``ml.load_mtp`` is
+    false by default, llama_model_default_params); every other architecture's loop stops at
+    n_layer() (LLAMA_LOAD_LOCALS, src/llama-model.h) and never creates them, and its load then
+    fails ("wrong number of tensors", llama_model_loader::done_getting_tensors)."""
+    if not hparams.n_layer_nextn:
         return False
     layer = layer_index(tensor.name)
     return layer is not None and layer >= hparams.n_layer_main
