@@ -10,7 +10,7 @@ import json
 import pytest
 
 from gguf_inspect.cli import main
-from gguf_inspect.commands import OutputFormat, Streams, render
+from gguf_inspect.commands import OutputFormat, Streams, render, terminal_width, writing_to
 from gguf_inspect.commands.audit import run_audit
 from gguf_inspect.commands.diff import run_diff
 from gguf_inspect.commands.embed import run_embed
@@ -77,6 +77,38 @@ def test_main_writes_only_to_the_streams_it_is_given(capsys: pytest.CaptureFixtu
     assert err.getvalue().startswith("error: no-such-file.gguf") and err.getvalue().count("\n") == 1
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "")
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal of 150 columns."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 1
+
+
+def test_tables_fit_the_stream_they_are_printed_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The width follows the Streams' stdout given to main, not the process's sys.stdout: a
+    pipe-like stream gets whole lines although the process's stdout is a 150-column terminal,
+    and a terminal stream gets its own width."""
+    import os
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((150, 40)))
+    monkeypatch.setattr("sys.stdout", _Terminal())
+    assert terminal_width() == 150
+    with writing_to(io.StringIO()):
+        assert terminal_width() is None
+    with writing_to(_Terminal()):
+        assert terminal_width() == 150
+    widths = {}
+    for name, out in (("pipe", io.StringIO()), ("terminal", _Terminal())):
+        with pytest.raises(SystemExit):
+            main([MODEL, "--metadata"], Streams(out, io.StringIO()))
+        widths[name] = max(len(line) for line in out.getvalue().splitlines())
+    assert widths["terminal"] <= 150 < widths["pipe"]  # the pipe's lines are whole
 
 
 @pytest.mark.parametrize("error, code", [

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from gguf_inspect.commands import OutputFormat, Streams
+from gguf_inspect.commands import OutputFormat, Streams, writing_to
 from gguf_inspect.core.errors import GGUFError, error_message, exit_code_for
 from gguf_inspect.llamacpp.settings import SETTINGS, Setting
 
@@ -98,7 +98,8 @@ def guarded(cli_context: typer.Context, action: Callable[[Streams], tuple[str, i
     or print one ``error:`` line for a failure and exit with that failure's code."""
     streams = streams_of(cli_context)
     try:
-        text, code = action(streams)
+        with writing_to(streams.stdout):
+            text, code = action(streams)
     except (GGUFError, LookupError, OSError) as error:
         if output.show_traceback:
             traceback_module.print_exc(file=streams.stderr)

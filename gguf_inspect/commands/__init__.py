@@ -10,9 +10,11 @@ from Python: ``run_inspect("model.gguf", OutputFormat.JSON)``.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Sequence, TextIO, TypeVar
+from typing import Callable, Iterator, Sequence, TextIO, TypeVar
 
 from gguf_inspect.render.document import Section
 
@@ -42,6 +44,21 @@ class Streams:
         return cls(sys.stdout, sys.stderr)
 
 
+# The stream the returned text will be printed to, set by the caller for the run (a context
+# variable, so the run_* signatures stay (arguments) -> (text, code) for library callers).
+_OUTPUT_STREAM: ContextVar[TextIO | None] = ContextVar("output_stream", default=None)
+
+
+@contextmanager
+def writing_to(stream: TextIO) -> Iterator[None]:
+    """Fit tables to ``stream`` (the Streams' stdout) rather than the process's sys.stdout."""
+    token = _OUTPUT_STREAM.set(stream)
+    try:
+        yield
+    finally:
+        _OUTPUT_STREAM.reset(token)
+
+
 # Default tables are fitted to the terminal but never narrower than this: below it the tables
 # would be mostly ellipses. COLUMNS (or the real width) above it is used as it is.
 MIN_TERMINAL_WIDTH = 100
@@ -49,17 +66,18 @@ MIN_TERMINAL_WIDTH = 100
 
 def terminal_width() -> int | None:
     """The width to fit tables to: COLUMNS when set, else the real terminal's width when
-    stdout is a terminal, never under MIN_TERMINAL_WIDTH. None (no fitting) when output goes
+    the output stream is a terminal, never under MIN_TERMINAL_WIDTH. None (no fitting) when output goes
     to a pipe or file and COLUMNS is unset: ``| grep`` sees whole lines, as with ``ls``."""
     import os
 
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return max(MIN_TERMINAL_WIDTH, int(columns))
+    stream = _OUTPUT_STREAM.get() or sys.stdout
     try:
-        if not sys.stdout.isatty():
+        if not stream.isatty():
             return None
-        return max(MIN_TERMINAL_WIDTH, os.get_terminal_size(sys.stdout.fileno()).columns)
+        return max(MIN_TERMINAL_WIDTH, os.get_terminal_size(stream.fileno()).columns)
     except (AttributeError, ValueError, OSError):  # a replaced or closed stdout
         return None
 
