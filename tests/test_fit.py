@@ -298,6 +298,27 @@ def test_cli_fit_json(tmp_path, llama8b, monkeypatch):
     assert bad.exit_code == 2
 
 
+def test_cli_exit_code_follows_the_fitted_start(llama8b, monkeypatch):
+    """A 4 GiB card cannot hold the 8B shape at the given settings (exit 1 without --fit), but
+    llama-server fits itself to it (18 layers, 1 GiB kept free): with --fit on the gate passes.
+    A card too small to keep the target free even at zero layers still fails."""
+    from typer.testing import CliRunner
+
+    import gguf_inspect.commands.vram as command
+    from gguf_inspect.cli import app
+
+    monkeypatch.setattr(command, "read_gguf", lambda location: llama8b)
+    given = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "4GiB", "--json"])
+    assert given.exit_code == 1 and json.loads(given.output)["fits"] is False
+    fitted = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "4GiB", "--fit", "on",
+                                      "--json"])
+    fit = json.loads(fitted.output)["fit"]
+    assert (fitted.exit_code, fit["fits"], fit["n_gpu_layers"]) == (0, True, 18)
+    tiny = CliRunner().invoke(app, ["vram", "model.gguf", "--gpu", "1GiB", "--fit", "on",
+                                    "--json"])
+    assert tiny.exit_code == 1 and json.loads(tiny.output)["fit"]["fits"] is False
+
+
 def test_a_draft_model_is_fitted_alongside(llama8b):
     """common_fit_extra_model: the draft follows the main context and competes for the same
     memory, so the interpolated context is shorter than without it."""

@@ -1,6 +1,6 @@
 """``gguf-inspect vram`` body: resolve the options against llama.cpp's defaults, run the audit,
 render it, and pick the exit code (0 fits or no GPU given, 1 does not fit or cannot be shown
-to fit).
+to fit; with --fit on, whether llama-server's fitted start keeps its target free).
 
 From Python:
 ``run_vram("model.gguf", "json", VramOptions(gpu="rtx4090", settings={"n_ctx": 8192}))``.
@@ -139,5 +139,11 @@ def fit_request(options: VramOptions, settings: LlamaSettings, gpus: tuple,
 
 def _cannot_be_shown_to_fit(report: VramReport) -> bool:
     """A CI gate fails closed: "does not fit", and "cannot tell" on a GPU (memory the audit
-    does not model, e.g. recurrent state) both exit 1."""
-    return report.fits is False or (bool(report.gpus) and report.fits is None)
+    does not model, e.g. recurrent state) both exit 1. With ``--fit on`` the deployment is
+    what llama-server starts with after fitting, so its result decides instead of the settings
+    as given: exit 1 when a GPU would not keep its --fit-target free."""
+    if report.gpus and report.fits is None:
+        return True
+    if report.fit is not None:
+        return not report.fit.fits
+    return report.fits is False
