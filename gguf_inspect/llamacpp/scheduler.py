@@ -11,7 +11,8 @@ graph copy it hands to ggml-alloc (each copy allocated at the start of its split
 alive by a view, ``input_dep``, so never freed). With pipeline parallelism (``n_copies`` =
 ``GGML_SCHED_MAX_COPIES`` = 4) every graph input and every copy is made four times, flagged
 input and output, allocated first and never freed. ``ggml_backend_cuda_device_offload_op``
-(ggml-cuda.cu) offloads an op whose batch is at least 32 rows, never a GET_ROWS.
+(ggml-cuda.cu) offloads an op whose batch is at least 32 rows, never a GET_ROWS; an RPC device
+has no offload_op, so nothing is offloaded to it (llamacpp/backends.py).
 
 The graph itself is ``compute_graph.build_graph``; this module only assigns and allocates.
 """
@@ -31,10 +32,15 @@ from gguf_inspect.llamacpp.compute_graph import (
     build_graph,
     graph_inputs,
 )
+from gguf_inspect.llamacpp.backends import (
+    CPU_ALIGNMENT,
+    device_alignment,
+    device_buffer,
+    host_buffer,
+    offloads_ops,
+)
 from gguf_inspect.llamacpp.hparams import Hyperparameters
 from gguf_inspect.llamacpp.placement import (
-    CPU_ALIGNMENT,
-    CUDA_ALIGNMENT,
     HOST,
     BufferEstimate,
     Placement,
@@ -70,6 +76,11 @@ class DevicePlan:
     first_gpu: str  # backend 0: op_offload's target
     op_offload: bool = True
     n_copies: int = 1
+    # each device's buffer type name (CUDA0, RPC0[host:port]) and their alignment; the CPU
+    # backend's compute buffer type (CUDA_Host on a CUDA build, else CPU)
+    device_buffers: dict[str, str] = field(default_factory=dict)
+    device_alignment: int = 128
+    host_buffer: str = "CUDA_Host"
 
 
 @dataclass(eq=False)
@@ -289,10 +300,12 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
     if settings.split_mode == "none":
         gpu_devices = [f"gpu{settings.main_gpu}"]
     weights: dict[str, tuple[str, int]] = {}
+    # a host weight is copied to the first device by op_offload, at that device's size
+    first_buffer = device_buffer(settings, gpu_devices[0])
     for item in placed:
         name = "output:tied" if item.duplicate else item.tensor.name
         weights[name] = (item.device, alloc_size(item.tensor, item.buffer
-                                                 if item.device != HOST else "CUDA0"))
+                                                 if item.device != HOST else first_buffer))
     if "output.weight" not in weights and "output:tied" not in weights:
         if "token_embd.weight" in weights:
             weights["output:tied"] = weights["token_embd.weight"]
@@ -312,16 +325,21 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                                  settings.split_mode, settings.offload_kqv,
                                  bool(all_overrides(settings)))
     return DevicePlan(placement.layer_device, kv_device, tuple(views), weights, gpu_devices[0],
-                      op_offload=settings.op_offload,
-                      n_copies=SCHED_MAX_COPIES if parallel else 1)
+                      op_offload=settings.op_offload and offloads_ops(settings),
+                      n_copies=SCHED_MAX_COPIES if parallel else 1,
+                      device_buffers={device: device_buffer(settings, device)
+                                      for device in gpu_devices},
+                      device_alignment=device_alignment(settings),
+                      host_buffer=host_buffer(settings) or "CPU")
 
 
 def gpu_compute_buffers(shape: GraphShape, plan: DevicePlan) -> list[BufferEstimate]:
-    """One compute buffer per GPU the graph runs on (CUDA<i>), then the CPU backend's, whose
-    buffer type on a CUDA build is the host buffer (CUDA_Host)."""
-    peaks = split_compute_bytes(shape, plan, CUDA_ALIGNMENT, CPU_ALIGNMENT)
+    """One compute buffer per device the graph runs on (CUDA<i>, RPC0[host:port]), then the
+    CPU backend's, whose buffer type is the first device's host buffer (CUDA_Host) when it has
+    one (llama_context::llama_context's backend_buft), else CPU (RPC)."""
+    peaks = split_compute_bytes(shape, plan, plan.device_alignment, CPU_ALIGNMENT)
     gpus = sorted((device for device in peaks if device != HOST), key=lambda d: int(d[3:]))
-    buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", peaks[gpu], False)
-               for gpu in gpus]
-    buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", peaks.get(HOST, 0), False))
+    buffers = [BufferEstimate(gpu, plan.device_buffers.get(gpu, f"CUDA{gpu[3:]}"), "compute",
+                              peaks[gpu], False) for gpu in gpus]
+    buffers.append(BufferEstimate(HOST, plan.host_buffer, "compute", peaks.get(HOST, 0), False))
     return buffers
