@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,13 +116,23 @@ class BufferOverride(ctypes.Structure):
 
 def _libggml() -> Any:
     """The libggml that libllama uses: beside it when LLAMA_CPP_LIB_PATH points llama-cpp-python
-    at another build (a CUDA one), else llama-cpp-python's own. A buffer type from another copy
-    of the library would never equal ggml_backend_cpu_buffer_type() in create_tensor."""
+    at another build (a CUDA one), else the copy libllama loaded, found by its soname
+    (RTLD_NOLOAD: only an already loaded library). llama-cpp-python's own handle (``_ggml``)
+    opens libggml.so, a separate copy of the file in its wheel, with its own device registry:
+    RPC servers registered there would never reach the model load."""
     override = os.environ.get("LLAMA_CPP_LIB_PATH")
     if override:
         return ctypes.CDLL(os.path.join(override, "libggml.so"))
+    import_llama_cpp()  # loads libllama, and with it its libggml
     from llama_cpp import _ggml  # llama-cpp-python's handle on libggml (not re-exported)
 
+    folder = os.path.dirname(_ggml.libggml._name)
+    for name in sorted(os.listdir(folder)):
+        if re.fullmatch(r"libggml\.so\.\d+", name):
+            try:
+                return ctypes.CDLL(name, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+            except OSError:
+                break
     return _ggml.libggml
 
 

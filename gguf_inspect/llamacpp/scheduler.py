@@ -93,6 +93,8 @@ class Placed:
     keep: bool = False  # a graph input, an output, or a copy's source (input_dep)
     n_children: int = 0
     offset: int = -1
+    view_of: Placed | None = None  # a view's base (which owns the memory)
+    n_views: int = 0  # views of this base not yet done with
 
 
 def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
@@ -112,17 +114,34 @@ def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
 
     for leaf in leafs:
         leaf.offset = allocator(leaf.device).alloc(leaf.node.n_bytes)
-    for item in order:
+    for item in order:  # ggml_gallocr_alloc_graph_impl's counts: children, and views per base
+        if item.view_of is not None:
+            item.view_of.n_views += 1
         for src in item.srcs:
             src.n_children += 1
     for item in order:
-        _allocate(item, allocator(item.device))
+        if item.node.view_src is None:  # a view owns no memory (ggml_gallocr_allocate_node)
+            _allocate(item, allocator(item.device))
         for src in item.srcs:
             src.n_children -= 1
-            if src.n_children == 0 and not src.keep and src.offset >= 0:
-                allocator(src.device).free(src.offset, src.node.n_bytes)
-                src.offset = -2  # freed
+            if src.n_children or src.n_views:
+                continue
+            # a view done with: its base is freed once no view and no child holds it
+            base = src.view_of
+            if base is not None:
+                base.n_views -= 1
+                if base.n_views == 0 and base.n_children == 0:
+                    _free(base, allocator(base.device))
+            elif src.node.view_src is None:
+                _free(src, allocator(src.device))
     return {device: alloc.max_size for device, alloc in allocators.items()}
+
+
+def _free(item: Placed, allocator: DynamicAllocator) -> None:
+    """ggml_gallocr_free_node: never an input, an output or a kept copy source."""
+    if not item.keep and item.offset >= 0:
+        allocator.free(item.offset, item.node.n_bytes)
+        item.offset = -2  # freed
 
 
 def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
@@ -133,7 +152,7 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
         for parent in item.srcs:
             if (parent.offset >= 0 and not parent.keep and parent.device == item.device
                     and parent.node.n_bytes == item.node.n_bytes and parent.n_children == 1
-                    and parent.node.view_src is None):
+                    and parent.n_views == 0 and parent.node.view_src is None):
                 item.offset, parent.offset = parent.offset, -3  # taken over
                 return
     item.offset = allocator.alloc(item.node.n_bytes)
@@ -222,15 +241,23 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
     order: list[Placed] = []
     split_copies: list[Placed] = []  # allocated at the start of the split (before its nodes)
     split_nodes: list[Placed] = []
+    split_device = None
     for node in nodes:
         device = devices[id(node)]
         item = Placed(node, device, keep=node.is_output)
         placed[id(node)] = item
-        if node.op == "VIEW":
+        if node.op == "VIEW":  # in the split it falls in, on its base's device (pass 4)
+            base = node.view_src
+            if base is not None and not base.external:
+                item.view_of = placed[id(base)]
+                item.srcs += [placed[id(src)] for src in node.srcs
+                              if not src.external and placed[id(src)].device == device]
+            split_nodes.append(item)
             continue
-        if split_nodes and split_nodes[-1].device != device:  # pass 5: a new split
+        if split_device is not None and split_device != device:  # pass 5: a new split
             order += split_copies + split_nodes
             split_copies, split_nodes = [], []
+        split_device = device
         cache_reads = 0
         for src in node.srcs:
             if src.view_src is not None and src.view_src.external:  # a view of a state cache
@@ -246,7 +273,7 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                 base = src.view_src if src.op == "VIEW" and src.view_src is not None else src
                 source = placed[id(base)]
                 if source.device == device:
-                    item.srcs.append(source)
+                    item.srcs.append(placed[id(src)])  # the view itself: it holds its base
                     continue
                 size, key = base.n_bytes, ("node", id(base), device)
             if key not in copies:
