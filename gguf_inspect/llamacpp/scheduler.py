@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from gguf_inspect.llamacpp.kv_cache import KVCacheEstimate, ResolvedContext
 
 SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp
+PIN_NORMS_BELOW = 32  # ubatch.n_tokens < 32 in llama_context::graph_get_cb
 OFFLOAD_MIN_BATCH = 32  # op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH), ggml-cuda.cu
 NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their small weights
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
@@ -81,6 +82,9 @@ class DevicePlan:
     device_buffers: dict[str, str] = field(default_factory=dict)
     device_alignment: int = 128
     host_buffer: str = "CUDA_Host"
+    # llama_context::graph_get_cb pins each layer's "norm" to the layer's device when every
+    # layer is offloaded (or the batch is under 32 tokens)
+    pin_norms: bool = False
 
 
 @dataclass(eq=False)
@@ -195,7 +199,12 @@ def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[
             plan: DevicePlan, n_tokens: int) -> dict[int, str]:
     """Passes 1, 2 and 4 of ggml_backend_sched_split_graph."""
     devices: dict[int, str] = {}
+    n_layer = len(plan.layer_device) - 1
     for node in nodes:
+        layer = layers[id(node)]
+        if plan.pin_norms and node.name == "norm" and 0 <= layer < n_layer:
+            devices[id(node)] = plan.layer_device[layer]  # ggml_backend_sched_set_tensor_backend
+            continue
         if node.view_src is not None and node.op != "VIEW":  # SET_ROWS into the cache
             devices[id(node)] = plan.kv_device[layers[id(node)]]
             continue
@@ -348,6 +357,9 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                       row_bytes(type_v.type_id, v_width) * n_kv * n_stream))
     kv_device = tuple(placement.device_of_layer(il) if settings.offload_kqv else HOST
                       for il in range(hparams.n_layer))
+    # graph_get_cb's full_offload: model.n_gpu_layers() > n_layer_all
+    offloaded = settings.n_gpu_layers < 0 or settings.n_gpu_layers > hparams.n_layer
+    n_tokens = min(context.n_ctx, context.n_ubatch)  # the reserved worst-case batch
     parallel = pipeline_parallel(len(gpu_devices), settings.n_gpu_layers, hparams.n_layer,
                                  settings.split_mode, settings.offload_kqv,
                                  bool(all_overrides(settings)))
@@ -357,7 +369,8 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                       device_buffers={device: device_buffer(settings, device)
                                       for device in gpu_devices},
                       device_alignment=device_alignment(settings),
-                      host_buffer=host_buffer(settings) or "CPU")
+                      host_buffer=host_buffer(settings) or "CPU",
+                      pin_norms=offloaded or n_tokens < PIN_NORMS_BELOW)
 
 
 def gpu_compute_buffers(shape: GraphShape, plan: DevicePlan) -> list[BufferEstimate]:
