@@ -333,11 +333,12 @@ def test_an_override_is_the_first_pattern_that_matches() -> None:
 
     from gguf_inspect.llamacpp.placement import override_device
 
+    one_gpu = LlamaSettings(gpu_capacities=(1,))
     overrides = (("attn", "CUDA0"), ("ffn", "CPU"), ("up", "CUDA0"))
-    assert override_device("blk.0.ffn_up.weight", overrides, 1) == "host"
-    assert override_device("blk.0.output.weight", overrides, 1) is None
+    assert override_device("blk.0.ffn_up.weight", overrides, one_gpu) == "host"
+    assert override_device("blk.0.output.weight", overrides, one_gpu) is None
     with pytest.raises(ValueError) as raised:
-        override_device("blk.0.ffn_up.weight", (("ffn", "CUDA1"),), 1)
+        override_device("blk.0.ffn_up.weight", (("ffn", "CUDA1"),), one_gpu)
     assert str(raised.value) == "unknown buffer type CUDA1 (--override-tensor): 1 GPU(s) given"
 
 

@@ -17,13 +17,19 @@ from gguf_inspect.llamacpp.companions import parse_lora_option
 from gguf_inspect.llamacpp.extras import ExtraFiles, extra_loads
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.reports.runtime_extras import draft_checks, extras_checks
-from gguf_inspect.llamacpp.settings import LlamaSettings, given_settings, resolve_settings
+from gguf_inspect.llamacpp.settings import (
+    LlamaSettings,
+    given_settings,
+    resolve_settings,
+    rpc_servers,
+)
 from gguf_inspect.reports.runtime import (
     ExactFigures,
     RuntimeComparison,
     compare,
     config_from_log,
     device_settings_from_log,
+    rpc_capacities,
 )
 from gguf_inspect.llamacpp.load_log import LoadLog, parse_load_log, split_log_text
 from gguf_inspect.llamacpp.summary import summarize
@@ -134,7 +140,11 @@ def compare_runtime(location: str, settings: Mapping[str, Any], log_path: str | 
         log, exact, runtime, extras_log, draft_capture = _from_live_load(
             location, config, log_path, loras, mmproj, draft)
         devices, device_notes = device_settings_from_log(log)
-        if "gpu_capacities" in devices:
+        if config.rpc:  # the servers asked for, each with the free memory it reported
+            config = replace(config, gpu_capacities=rpc_capacities(
+                log, rpc_servers(config.rpc)))
+            notes += device_notes
+        elif "gpu_capacities" in devices:
             # A GPU build: predict for the devices llama.cpp used, as the log names them.
             config = replace(config, gpu_capacities=devices["gpu_capacities"])
             notes += device_notes

@@ -21,7 +21,12 @@ from gguf_inspect.llamacpp.fit import (
     assumed_free,
     parse_fit_target,
 )
-from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal, resolve_settings
+from gguf_inspect.llamacpp.settings import (
+    LlamaSettings,
+    context_refusal,
+    resolve_settings,
+    rpc_servers,
+)
 from gguf_inspect.reports.vram import VramReport, audit
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.core.errors import UsageError
@@ -78,6 +83,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
         assumed += (HEADROOM_ASSUMPTION,)
     headroom = parse_size(options.headroom or HEADROOM_DEFAULT)
     gpus = parse_gpus(options.gpu) if options.gpu else ()
+    _check_rpc(settings, gpus, options)
     if not gpus:
         assumed += ("no --gpu given: CPU-only build (CPU_REPACK rules of this machine's CPU), "
                     "nothing to fit",)
@@ -99,6 +105,20 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
         text = render_sections(vram_sections(report, bars=output_format == "table"),
                                output_format)
     return text, ExitCode.DIFFERS if _cannot_be_shown_to_fit(report) else ExitCode.OK
+
+
+def _check_rpc(settings: LlamaSettings, gpus: tuple, options: VramOptions) -> None:
+    """``--rpc`` servers are the devices: ``--gpu`` names each one's free memory (what llama.cpp
+    splits the layers by and what must hold them), one size per server, in the same order."""
+    servers = rpc_servers(settings.rpc)
+    if not servers:
+        return
+    if len(gpus) != len(servers):
+        raise UsageError(f"--rpc names {len(servers)} server(s): give each one's free memory "
+                         f"with --gpu, one size per server (e.g. --gpu "
+                         f"{','.join(['24GiB'] * len(servers))}); got {len(gpus)}")
+    if options.fit.lower() in FIT_ON:
+        raise UsageError("--fit on replays the CUDA build's fit; it is not modelled with --rpc")
 
 
 def fit_request(options: VramOptions, settings: LlamaSettings, gpus: tuple,

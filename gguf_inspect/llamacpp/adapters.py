@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gguf_inspect.core.model import GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.backends import is_device_buffer
 from gguf_inspect.llamacpp.companions import LoraAdapter
 from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.kv_cache import resolve_context
@@ -60,7 +61,7 @@ def lora_buffers(model: GGUFFile, adapter: LoraAdapter,
         buffer = placed.buffer
         if buffer in CPU_EXTRA_BUFFERS or buffer in HOST_BUFFERS:
             buffer = "CPU"
-        key = (placed.device if buffer.startswith("CUDA") else HOST, buffer)
+        key = (placed.device if is_device_buffer(buffer) else HOST, buffer)
         sizes[key] = sizes.get(key, 0) + sum(_lora_alloc(t, buffer) for t in pair)
     return [BufferEstimate(device, buffer, "lora", size, True)
             for (device, buffer), size in sizes.items()]

@@ -14,6 +14,7 @@ from typing import Callable
 
 from gguf_inspect.core.constants import ggml_type_from_name, row_bytes
 from gguf_inspect.core.errors import FormatError
+from gguf_inspect.llamacpp.backends import device_buffer, host_buffer
 from gguf_inspect.llamacpp.hparams import Hyperparameters
 from gguf_inspect.llamacpp.placement import (
     HOST,
@@ -135,11 +136,13 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
             k_bytes = row_bytes(type_k.type_id, k_width) * size * n_stream
             v_bytes = row_bytes(type_v.type_id, v_width) * size * n_stream if has_v else 0
             device = placement.device_of_layer(il) if settings.offload_kqv else HOST
-            buffer = "CPU" if device == HOST else f"CUDA{device[3:]}"
+            buffer = "CPU" if device == HOST else device_buffer(settings, device)
             alignment = buffer_alignment(buffer)
-            k_alloc = k_bytes + (cuda_row_padding(type_k.type_id, k_width) if device != HOST else 0)
+            # CUDA pads quantized rows; an RPC server's CPU buffer type does not
+            cuda = buffer.startswith("CUDA")
+            k_alloc = k_bytes + (cuda_row_padding(type_k.type_id, k_width) if cuda else 0)
             v_alloc = v_bytes + (cuda_row_padding(type_v.type_id, v_width)
-                                 if device != HOST and has_v else 0)
+                                 if cuda and has_v else 0)
             key = (device, buffer)
             padded = pad(k_alloc, alignment) + pad(v_alloc, alignment)
             per_buffer[key] = per_buffer.get(key, 0) + padded
@@ -161,12 +164,13 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
 def output_buffer(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
                   settings: LlamaSettings) -> BufferEstimate:
     """At init: ``output_reserve(n_seq_max)`` floats for n_vocab logits (+ n_embd embeddings
-    when requested) per output, in the output device's host buffer (CUDA_Host) or CPU."""
+    when requested) per output, in the output device's host buffer (CUDA_Host) or CPU (also
+    for an RPC device, which has no host buffer type)."""
     n_outputs = context.n_seq_max
     embeddings = hparams.n_embd * n_outputs if settings.embeddings else 0
     floats = hparams.n_vocab * n_outputs + embeddings
-    on_gpu = placement.output_device != HOST
-    return BufferEstimate(HOST, "CUDA_Host" if on_gpu else "CPU", "output", 4 * floats, True)
+    pinned = host_buffer(settings) if placement.output_device != HOST else None
+    return BufferEstimate(HOST, pinned or "CPU", "output", 4 * floats, True)
 
 
 # ---- the rotation around a quantized cache (also sized into the compute graph) ---------------

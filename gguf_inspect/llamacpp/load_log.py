@@ -102,6 +102,16 @@ class LoggedContext:
 
 
 @dataclass(frozen=True)
+class LoggedDevice:
+    """One ``using device RPC0 (127.0.0.1:50052) (unknown id) - 1234 MiB free`` line
+    (llama_prepare_model_devices, src/llama.cpp): the model's devices, in their order."""
+
+    name: str  # CUDA0, RPC0 ...
+    description: str  # the card's name; an RPC server's endpoint
+    free_mib: int
+
+
+@dataclass(frozen=True)
 class LoadLog:
     """Everything the comparison uses from one load log."""
 
@@ -122,6 +132,7 @@ class LoadLog:
     recurrent_buffers: tuple[LoggedBuffer, ...]
     context: LoggedContext
     errors: tuple[str, ...]
+    devices: tuple[LoggedDevice, ...] = ()
 
 
 # ---- lines ------------------------------------------------------------------------------------
@@ -202,6 +213,8 @@ _FLASH_RESOLVED = re.compile(r"Flash Attention (?:was auto, set to )?(?P<state>e
                              r"|Flash Attention not supported, set to (?P<off>disabled)")
 _FLASH_FORCED = re.compile(r"enabling flash_attn since")
 _LOAD_MODE = re.compile(r"\((?:load_mode|mmap) = (?P<mode>\w+)\)")
+_DEVICE = re.compile(r"^using device (?P<name>\S+) \((?P<description>.*?)\)(?: \([^()]*\))?"
+                     r" - (?P<free>\d+) MiB free$")
 _OFFLOADED = re.compile(r"^offloaded (?P<done>\d+)/(?P<total>\d+) layers to GPU")
 
 _BUFFER_KINDS = {None: "model", "model": "model", "KV": "kv", "output": "output",
@@ -244,6 +257,7 @@ class _State:
     kv_pending_buffers: list[LoggedBuffer] = field(default_factory=list)
     kv_pending_shape: tuple[int, int] | None = None
     context: LoggedContext = field(default_factory=LoggedContext)
+    devices: list[LoggedDevice] = field(default_factory=list)
 
 
 def _read_context_setting(state: _State, key: str, value: str) -> None:
@@ -330,6 +344,9 @@ def _read_line(state: _State, prefix: str, body: str) -> None:
         state.context = replace(state.context, swa_full=True)
     elif mode := _LOAD_MODE.search(body):
         state.context = replace(state.context, use_mmap=mode["mode"] in ("mmap", "true"))
+    elif device := _DEVICE.match(body):
+        state.devices.append(LoggedDevice(device["name"], device["description"],
+                                          int(device["free"])))
     elif offloaded := _OFFLOADED.match(body):
         state.context = replace(state.context,
                                 gpu_layers=(int(offloaded["done"]), int(offloaded["total"])))
@@ -371,5 +388,5 @@ def parse_load_log(records: Iterable[LogRecord]) -> LoadLog:
         kv_caches=tuple(state.kv_caches), output_buffers=tuple(state.buffers["output"]),
         compute_buffers=tuple(state.buffers["compute"]),
         recurrent_buffers=tuple(state.buffers["recurrent"]),
-        context=state.context, errors=error_lines(records),
+        context=state.context, errors=error_lines(records), devices=tuple(state.devices),
     )

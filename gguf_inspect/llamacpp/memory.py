@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from gguf_inspect.core.model import GGUFFile
+from gguf_inspect.llamacpp.backends import offloads_ops, uses_rpc, with_rpc_devices
 from gguf_inspect.llamacpp.compute_graph import (
     GraphShape,
     estimate_compute_bytes,
@@ -129,6 +130,7 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings,
     """Every buffer llama.cpp would allocate for this model under ``settings``; without
     ``with_compute`` only the exact ones (weights, KV cache, output), which is much cheaper: a
     lower bound that ``vram``'s searches use to rule settings out."""
+    settings = with_rpc_devices(settings)
     hparams = read_hyperparameters(gguf)
     context = resolve_context(hparams, settings)
     placement = placement_for(hparams.n_layer, settings)
@@ -181,13 +183,18 @@ def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
         notes.append("flash_attn auto resolved to on (the CPU and CUDA backends support it)")
     if hparams.arch in ("gemma3n", "gemma4"):
         notes.append("layers that reuse another layer's KV cache hold none of their own")
-    if settings.gpu_capacities:
+    if settings.gpu_capacities and uses_rpc(settings):
+        notes.append("the devices are RPC servers each serving one CPU device (32-byte "
+                     "alignment, no row padding, no pinned host buffer, no op_offload: "
+                     "ggml-rpc.cpp); a server backed by CUDA would follow CUDA's rules")
+    elif settings.gpu_capacities:
         notes.append("GPU buffers follow the CUDA backend's rules (128-byte alignment, "
                      "quantized rows padded to 512); other backends differ")
+    if settings.gpu_capacities:
         notes.append("each GPU's compute buffer is its share of the graph as ggml_backend_sched "
                      "splits it (the CUDA context itself, a few hundred MiB, is not counted: "
                      "use --headroom)")
-        if settings.op_offload:
+        if settings.op_offload and offloads_ops(settings):
             notes.append("weights left on the host have their large-batch matmuls run on the "
                          "first GPU (op_offload), which holds a copy of each: GPU memory is "
                          "not monotone in --ngl")

@@ -18,13 +18,18 @@ from dataclasses import dataclass
 
 from gguf_inspect.core.constants import GGML_TYPES, row_bytes
 from gguf_inspect.core.model import GGUFFile, TensorInfo
+from gguf_inspect.llamacpp.backends import (
+    CPU_ALIGNMENT,
+    CUDA_ALIGNMENT,
+    buffer_device,
+    device_buffer,
+    host_buffer,
+)
 from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size, amx_supports, host_has_amx, host_has_avx512, repacks
 from gguf_inspect.llamacpp.hparams import NO_OUTPUT_HEAD_ARCHS, Hyperparameters
 from gguf_inspect.llamacpp.names import base_name, layer_index
 from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides, parse_tensor_split
 
-CPU_ALIGNMENT = 32  # TENSOR_ALIGNMENT, ggml-impl.h; CPU and CPU_REPACK buffer types
-CUDA_ALIGNMENT = 128  # ggml_backend_cuda_buffer_type_get_alignment, ggml-cuda.cu
 CUDA_MATRIX_ROW_PADDING = 512  # MATRIX_ROW_PADDING, ggml-cuda/common.cuh
 HOST = "host"
 
@@ -165,21 +170,14 @@ def placement_for(n_layer: int, settings: LlamaSettings) -> Placement:
 
 
 def override_device(name: str, overrides: tuple[tuple[str, str], ...],
-                    n_gpus: int) -> str | None:
+                    settings: LlamaSettings) -> str | None:
     """The device a tensor buffer override sends ``name`` to, None when none matches: the
     first pattern found by ``std::regex_search`` wins (llama_model_loader::create_tensor).
     Buffer names are the devices' own (parse_tensor_buffer_overrides, common/arg.cpp lists
     only the devices present: a CUDA buffer on a CPU-only build is refused)."""
     for pattern, buffer in overrides:
-        if re.search(pattern, name) is None:
-            continue
-        if buffer == "CPU":
-            return HOST
-        index = int(buffer[4:])
-        if index >= n_gpus:
-            raise ValueError(f"unknown buffer type {buffer} (--override-tensor): "
-                             f"{n_gpus} GPU(s) given")
-        return f"gpu{index}"
+        if re.search(pattern, name) is not None:
+            return buffer_device(buffer, settings)
     return None
 
 
@@ -188,9 +186,10 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     """The buffer type of every weight (llama_model_loader::create_tensor's ``buft_for_tensor``).
 
     CPU-only build: the CPU list is [AMX, CPU_REPACK, CPU] (make_cpu_buft_list; AMX only on a
-    CPU that has it); a GPU build puts the
+    CPU that has it); a CUDA build puts the
     first GPU's host buffer (CUDA_Host) first, which with mmap is swapped for plain CPU ("avoid
-    using a host buffer when using mmap"), so repacking never happens there. A tied embedding
+    using a host buffer when using mmap"), so repacking never happens there. RPC devices have
+    no host buffer type: their host weights are placed as on a CPU-only build. A tied embedding
     (no output.weight) is requested again as the output head (TENSOR_DUPLICATED): it costs a
     second copy only when that lands in a different buffer type.
 
@@ -198,22 +197,21 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     (``select_weight_buft(..., buft_list_cpu)``, so on a CPU-only build it changes nothing);
     to a GPU it takes that GPU's buffer."""
     overrides = all_overrides(settings)
-    n_gpus = len(settings.gpu_capacities)
     avx512 = host_has_avx512() if settings.cpu_avx512 is None else settings.cpu_avx512
     amx = host_has_amx() if settings.cpu_amx is None else settings.cpu_amx
-    gpu_build = bool(settings.gpu_capacities)
+    pinned = host_buffer(settings)
     # use_extra_bufts: ggml_backend_cpu_get_extra_buffer_types lists AMX before CPU_REPACK.
-    use_repack = settings.cpu_repack and not gpu_build
+    use_repack = settings.cpu_repack and pinned is None
 
     def buffer_for(tensor: TensorInfo, device: str, matmul_dims: int | None) -> str:
         if device != HOST:
-            return f"CUDA{device[3:]}"
+            return device_buffer(settings, device)
         if use_repack and amx and amx_supports(tensor, matmul_dims):
             return "AMX"
         if use_repack and repacks(tensor, matmul_dims, avx512):
             return "CPU_REPACK"
-        if gpu_build and not settings.use_mmap:
-            return "CUDA_Host"
+        if pinned is not None and not settings.use_mmap:
+            return pinned
         return "CPU_Mapped" if settings.use_mmap else "CPU"
 
     placed = []
@@ -223,7 +221,7 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
         layer = _layer_of(tensor, hparams.n_layer)
         device = HOST if layer < 0 else placement.device_of_layer(min(layer, hparams.n_layer))
         if overrides:
-            device = override_device(tensor.name, overrides, n_gpus) or device
+            device = override_device(tensor.name, overrides, settings) or device
         buffer = buffer_for(tensor, device, _matmul_dims(tensor))
         placed.append(TensorPlacement(tensor, device, buffer))
     embedding = gguf.tensor("token_embd.weight")
@@ -251,7 +249,9 @@ def skipped_by_loader(tensor: TensorInfo, hparams: Hyperparameters) -> bool:
 
 def alloc_size(tensor: TensorInfo, buffer: str) -> int:
     """ggml_backend_buft_get_alloc_size: ggml_nbytes, plus for CUDA the quantized-row padding
-    (ggml_backend_cuda_buffer_type_get_alloc_size, ggml-cuda.cu); AMX's packed layout."""
+    (ggml_backend_cuda_buffer_type_get_alloc_size, ggml-cuda.cu); AMX's packed layout. An RPC
+    buffer asks its server (ggml_backend_rpc_buffer_type_get_alloc_size), and a CPU server
+    answers ggml_nbytes."""
     if buffer == "AMX":
         return amx_alloc_size(tensor)
     size = tensor.n_bytes
@@ -269,6 +269,8 @@ def cuda_row_padding(type_id: int, ne0: int) -> int:
 
 
 def buffer_alignment(buffer: str) -> int:
+    """CUDA's 128 for a CUDA device buffer; 32 for the host buffers and for an RPC server's
+    CPU buffer type (rpc_server::get_alignment answers TENSOR_ALIGNMENT)."""
     return CUDA_ALIGNMENT if buffer.startswith("CUDA") and buffer != "CUDA_Host" else CPU_ALIGNMENT
 
 

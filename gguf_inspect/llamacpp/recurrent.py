@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 from gguf_inspect.core.constants import ggml_type_from_name, row_bytes
+from gguf_inspect.llamacpp.backends import device_buffer
 from gguf_inspect.llamacpp.hparams import HYBRID_ARCHS, MODELLED_RECURRENT, Hyperparameters
 from gguf_inspect.llamacpp.kv_cache import ResolvedContext
 from gguf_inspect.llamacpp.placement import HOST, BufferEstimate, Placement, buffer_alignment, pad
@@ -72,7 +73,7 @@ def recurrent_buffers(hparams: Hyperparameters, context: ResolvedContext, placem
         if not keep(il):
             continue
         device = placement.device_of_layer(il) if settings.offload_kqv else HOST
-        buffer = "CPU" if device == HOST else f"CUDA{device[3:]}"
+        buffer = "CPU" if device == HOST else device_buffer(settings, device)
         alignment = buffer_alignment(buffer)
         size = sum(pad(row_bytes(state_type, width) * n_rows, alignment)
                    for width in (hparams.n_embd_r, hparams.n_embd_s))

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from gguf_inspect.llamacpp.load_log import LogRecord, join_fragments
 from gguf_inspect.core.constants import ggml_type_from_name
 from gguf_inspect.core.errors import RuntimeUnavailableError, SourceError, UsageError
-from gguf_inspect.llamacpp.settings import LlamaSettings, all_overrides, parse_tensor_split
+from gguf_inspect.llamacpp.settings import (
+    LlamaSettings,
+    all_overrides,
+    parse_tensor_split,
+    rpc_servers,
+)
 
 # What is missing is llama-cpp-python at the version pinned in pyproject.toml's "runtime" extra.
 # Never "pip install gguf-inspect": that name on PyPI is an unrelated project; this one installs
@@ -110,19 +116,30 @@ class BufferOverride(ctypes.Structure):
 
 def _libggml() -> Any:
     """The libggml that libllama uses: beside it when LLAMA_CPP_LIB_PATH points llama-cpp-python
-    at another build (a CUDA one), else llama-cpp-python's own. A buffer type from another copy
-    of the library would never equal ggml_backend_cpu_buffer_type() in create_tensor."""
+    at another build (a CUDA one), else the copy libllama loaded, found by its soname
+    (RTLD_NOLOAD: only an already loaded library). llama-cpp-python's own handle (``_ggml``)
+    opens libggml.so, a separate copy of the file in its wheel, with its own device registry:
+    RPC servers registered there would never reach the model load."""
     override = os.environ.get("LLAMA_CPP_LIB_PATH")
     if override:
         return ctypes.CDLL(os.path.join(override, "libggml.so"))
+    import_llama_cpp()  # loads libllama, and with it its libggml
     from llama_cpp import _ggml  # llama-cpp-python's handle on libggml (not re-exported)
 
+    folder = os.path.dirname(_ggml.libggml._name)
+    for name in sorted(os.listdir(folder)):
+        if re.fullmatch(r"libggml\.so\.\d+", name):
+            try:
+                return ctypes.CDLL(name, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+            except OSError:
+                break
     return _ggml.libggml
 
 
 def _buffer_types() -> dict[str, int]:
     """Each device's buffer type by name, as parse_tensor_buffer_overrides (common/arg.cpp)
-    lists them: ``CPU`` on a CPU-only build, ``CUDA0`` ... with CUDA."""
+    lists them: ``CPU`` on a CPU-only build, ``CUDA0`` ... with CUDA, ``RPC0[host:port]`` for
+    each registered RPC server."""
     ggml = _libggml()
     ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
     ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
@@ -137,6 +154,68 @@ def _buffer_types() -> dict[str, int]:
         if buft:
             types[ggml.ggml_backend_buft_name(buft).decode()] = buft
     return types
+
+
+def rpc_supported() -> bool:
+    """Whether this llama-cpp-python was built with the RPC backend (llama_supports_rpc)."""
+    return bool(import_llama_cpp().llama_supports_rpc())
+
+
+_REGISTERED_RPC: set[str] = set()  # endpoints registered in this process (never undone)
+GGML_BACKEND_DEVICE_TYPE_CPU = 0  # enum ggml_backend_dev_type
+
+
+def _rpc_proc(ggml: Any, name: str, signature: Any) -> Any:
+    """A function of the RPC backend by ggml_backend_reg_get_proc_address, as common/arg.cpp
+    finds them; RuntimeUnavailableError when this build has no RPC backend."""
+    ggml.ggml_backend_reg_by_name.argtypes = [ctypes.c_char_p]
+    ggml.ggml_backend_reg_by_name.restype = ctypes.c_void_p
+    ggml.ggml_backend_reg_get_proc_address.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    ggml.ggml_backend_reg_get_proc_address.restype = ctypes.c_void_p
+    registry = ggml.ggml_backend_reg_by_name(b"RPC")
+    address = registry and ggml.ggml_backend_reg_get_proc_address(registry, name.encode())
+    if not address:
+        raise RuntimeUnavailableError("this llama-cpp-python has no RPC backend: reinstall it "
+                                      "with CMAKE_ARGS=\"-DGGML_RPC=ON\" and --no-cache-dir")
+    return signature(address)
+
+
+def add_rpc_devices(servers: tuple[str, ...]) -> None:
+    """Register each server's devices, as add_rpc_devices (common/arg.cpp) does for --rpc:
+    ggml_backend_rpc_add_server, then ggml_backend_register, before the model loads. Once per
+    endpoint and process (registering twice would list its devices twice); it cannot be undone,
+    so every later load in this process sees them. An unreachable server is refused here:
+    ggml-rpc aborts the process on a failed connection."""
+    import socket
+
+    ggml = _libggml()
+    add_server = _rpc_proc(ggml, "ggml_backend_rpc_add_server",
+                           ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p))
+    ggml.ggml_backend_register.argtypes = [ctypes.c_void_p]
+    for server in (server for server in servers if server not in _REGISTERED_RPC):
+        host, _colon, port = server.partition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as error:
+            raise RuntimeUnavailableError(f"RPC server {server} unreachable: {error}") from None
+        registry = add_server(server.encode())
+        if not registry:
+            raise RuntimeUnavailableError(f"RPC server {server} reports no device")
+        ggml.ggml_backend_register(registry)
+        _REGISTERED_RPC.add(server)
+
+
+def serve_rpc(endpoint: str, n_threads: int = 1) -> None:
+    """Serve this machine's CPU device on ``endpoint`` (host:port) as llama.cpp's rpc-server
+    does, through ggml_backend_rpc_start_server (ggml-rpc.h); never returns."""
+    ggml = _libggml()
+    start = _rpc_proc(ggml, "ggml_backend_rpc_start_server", ctypes.CFUNCTYPE(
+        None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_void_p)))
+    ggml.ggml_backend_dev_by_type.argtypes = [ctypes.c_int]
+    ggml.ggml_backend_dev_by_type.restype = ctypes.c_void_p
+    devices = (ctypes.c_void_p * 1)(ggml.ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU))
+    start(endpoint.encode(), None, n_threads, 1, devices)
 
 
 def _overrides(llama_cpp: Any, config: LlamaSettings) -> Any:
@@ -255,6 +334,8 @@ def _load_model(llama_cpp: Any, path: str, config: LlamaSettings,
     """llama_model_load_from_file with ``config``'s model parameters; the refusal on failure."""
     if not os.path.isfile(path):  # llama.cpp reads local files only
         raise SourceError("no such file (the runtime needs a local file)", path=path)
+    if config.rpc:
+        add_rpc_devices(rpc_servers(config.rpc))
     overrides = _overrides(llama_cpp, config)
     tensor_split = _tensor_split(llama_cpp, config)
     model = llama_cpp.llama_model_load_from_file(

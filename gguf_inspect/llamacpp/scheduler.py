@@ -11,7 +11,8 @@ graph copy it hands to ggml-alloc (each copy allocated at the start of its split
 alive by a view, ``input_dep``, so never freed). With pipeline parallelism (``n_copies`` =
 ``GGML_SCHED_MAX_COPIES`` = 4) every graph input and every copy is made four times, flagged
 input and output, allocated first and never freed. ``ggml_backend_cuda_device_offload_op``
-(ggml-cuda.cu) offloads an op whose batch is at least 32 rows, never a GET_ROWS.
+(ggml-cuda.cu) offloads an op whose batch is at least 32 rows, never a GET_ROWS; an RPC device
+has no offload_op, so nothing is offloaded to it (llamacpp/backends.py).
 
 The graph itself is ``compute_graph.build_graph``; this module only assigns and allocates.
 """
@@ -31,10 +32,15 @@ from gguf_inspect.llamacpp.compute_graph import (
     build_graph,
     graph_inputs,
 )
+from gguf_inspect.llamacpp.backends import (
+    CPU_ALIGNMENT,
+    device_alignment,
+    device_buffer,
+    host_buffer,
+    offloads_ops,
+)
 from gguf_inspect.llamacpp.hparams import Hyperparameters
 from gguf_inspect.llamacpp.placement import (
-    CPU_ALIGNMENT,
-    CUDA_ALIGNMENT,
     HOST,
     BufferEstimate,
     Placement,
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from gguf_inspect.llamacpp.kv_cache import KVCacheEstimate, ResolvedContext
 
 SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp
+PIN_NORMS_BELOW = 32  # ubatch.n_tokens < 32 in llama_context::graph_get_cb
 OFFLOAD_MIN_BATCH = 32  # op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH), ggml-cuda.cu
 NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their small weights
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
@@ -70,6 +77,14 @@ class DevicePlan:
     first_gpu: str  # backend 0: op_offload's target
     op_offload: bool = True
     n_copies: int = 1
+    # each device's buffer type name (CUDA0, RPC0[host:port]) and their alignment; the CPU
+    # backend's compute buffer type (CUDA_Host on a CUDA build, else CPU)
+    device_buffers: dict[str, str] = field(default_factory=dict)
+    device_alignment: int = 128
+    host_buffer: str = "CUDA_Host"
+    # llama_context::graph_get_cb pins each layer's "norm" to the layer's device when every
+    # layer is offloaded (or the batch is under 32 tokens)
+    pin_norms: bool = False
 
 
 @dataclass(eq=False)
@@ -82,6 +97,8 @@ class Placed:
     keep: bool = False  # a graph input, an output, or a copy's source (input_dep)
     n_children: int = 0
     offset: int = -1
+    view_of: Placed | None = None  # a view's base (which owns the memory)
+    n_views: int = 0  # views of this base not yet done with
 
 
 def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
@@ -101,17 +118,34 @@ def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
 
     for leaf in leafs:
         leaf.offset = allocator(leaf.device).alloc(leaf.node.n_bytes)
-    for item in order:
+    for item in order:  # ggml_gallocr_alloc_graph_impl's counts: children, and views per base
+        if item.view_of is not None:
+            item.view_of.n_views += 1
         for src in item.srcs:
             src.n_children += 1
     for item in order:
-        _allocate(item, allocator(item.device))
+        if item.node.view_src is None:  # a view owns no memory (ggml_gallocr_allocate_node)
+            _allocate(item, allocator(item.device))
         for src in item.srcs:
             src.n_children -= 1
-            if src.n_children == 0 and not src.keep and src.offset >= 0:
-                allocator(src.device).free(src.offset, src.node.n_bytes)
-                src.offset = -2  # freed
+            if src.n_children or src.n_views:
+                continue
+            # a view done with: its base is freed once no view and no child holds it
+            base = src.view_of
+            if base is not None:
+                base.n_views -= 1
+                if base.n_views == 0 and base.n_children == 0:
+                    _free(base, allocator(base.device))
+            elif src.node.view_src is None:
+                _free(src, allocator(src.device))
     return {device: alloc.max_size for device, alloc in allocators.items()}
+
+
+def _free(item: Placed, allocator: DynamicAllocator) -> None:
+    """ggml_gallocr_free_node: never an input, an output or a kept copy source."""
+    if not item.keep and item.offset >= 0:
+        allocator.free(item.offset, item.node.n_bytes)
+        item.offset = -2  # freed
 
 
 def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
@@ -122,7 +156,7 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
         for parent in item.srcs:
             if (parent.offset >= 0 and not parent.keep and parent.device == item.device
                     and parent.node.n_bytes == item.node.n_bytes and parent.n_children == 1
-                    and parent.node.view_src is None):
+                    and parent.n_views == 0 and parent.node.view_src is None):
                 item.offset, parent.offset = parent.offset, -3  # taken over
                 return
     item.offset = allocator.alloc(item.node.n_bytes)
@@ -165,7 +199,12 @@ def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[
             plan: DevicePlan, n_tokens: int) -> dict[int, str]:
     """Passes 1, 2 and 4 of ggml_backend_sched_split_graph."""
     devices: dict[int, str] = {}
+    n_layer = len(plan.layer_device) - 1
     for node in nodes:
+        layer = layers[id(node)]
+        if plan.pin_norms and node.name == "norm" and 0 <= layer < n_layer:
+            devices[id(node)] = plan.layer_device[layer]  # ggml_backend_sched_set_tensor_backend
+            continue
         if node.view_src is not None and node.op != "VIEW":  # SET_ROWS into the cache
             devices[id(node)] = plan.kv_device[layers[id(node)]]
             continue
@@ -211,15 +250,23 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
     order: list[Placed] = []
     split_copies: list[Placed] = []  # allocated at the start of the split (before its nodes)
     split_nodes: list[Placed] = []
+    split_device = None
     for node in nodes:
         device = devices[id(node)]
         item = Placed(node, device, keep=node.is_output)
         placed[id(node)] = item
-        if node.op == "VIEW":
+        if node.op == "VIEW":  # in the split it falls in, on its base's device (pass 4)
+            base = node.view_src
+            if base is not None and not base.external:
+                item.view_of = placed[id(base)]
+                item.srcs += [placed[id(src)] for src in node.srcs
+                              if not src.external and placed[id(src)].device == device]
+            split_nodes.append(item)
             continue
-        if split_nodes and split_nodes[-1].device != device:  # pass 5: a new split
+        if split_device is not None and split_device != device:  # pass 5: a new split
             order += split_copies + split_nodes
             split_copies, split_nodes = [], []
+        split_device = device
         cache_reads = 0
         for src in node.srcs:
             if src.view_src is not None and src.view_src.external:  # a view of a state cache
@@ -235,7 +282,7 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                 base = src.view_src if src.op == "VIEW" and src.view_src is not None else src
                 source = placed[id(base)]
                 if source.device == device:
-                    item.srcs.append(source)
+                    item.srcs.append(placed[id(src)])  # the view itself: it holds its base
                     continue
                 size, key = base.n_bytes, ("node", id(base), device)
             if key not in copies:
@@ -289,10 +336,12 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
     if settings.split_mode == "none":
         gpu_devices = [f"gpu{settings.main_gpu}"]
     weights: dict[str, tuple[str, int]] = {}
+    # a host weight is copied to the first device by op_offload, at that device's size
+    first_buffer = device_buffer(settings, gpu_devices[0])
     for item in placed:
         name = "output:tied" if item.duplicate else item.tensor.name
         weights[name] = (item.device, alloc_size(item.tensor, item.buffer
-                                                 if item.device != HOST else "CUDA0"))
+                                                 if item.device != HOST else first_buffer))
     if "output.weight" not in weights and "output:tied" not in weights:
         if "token_embd.weight" in weights:
             weights["output:tied"] = weights["token_embd.weight"]
@@ -308,20 +357,29 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                       row_bytes(type_v.type_id, v_width) * n_kv * n_stream))
     kv_device = tuple(placement.device_of_layer(il) if settings.offload_kqv else HOST
                       for il in range(hparams.n_layer))
+    # graph_get_cb's full_offload: model.n_gpu_layers() > n_layer_all
+    offloaded = settings.n_gpu_layers < 0 or settings.n_gpu_layers > hparams.n_layer
+    n_tokens = min(context.n_ctx, context.n_ubatch)  # the reserved worst-case batch
     parallel = pipeline_parallel(len(gpu_devices), settings.n_gpu_layers, hparams.n_layer,
                                  settings.split_mode, settings.offload_kqv,
                                  bool(all_overrides(settings)))
     return DevicePlan(placement.layer_device, kv_device, tuple(views), weights, gpu_devices[0],
-                      op_offload=settings.op_offload,
-                      n_copies=SCHED_MAX_COPIES if parallel else 1)
+                      op_offload=settings.op_offload and offloads_ops(settings),
+                      n_copies=SCHED_MAX_COPIES if parallel else 1,
+                      device_buffers={device: device_buffer(settings, device)
+                                      for device in gpu_devices},
+                      device_alignment=device_alignment(settings),
+                      host_buffer=host_buffer(settings) or "CPU",
+                      pin_norms=offloaded or n_tokens < PIN_NORMS_BELOW)
 
 
 def gpu_compute_buffers(shape: GraphShape, plan: DevicePlan) -> list[BufferEstimate]:
-    """One compute buffer per GPU the graph runs on (CUDA<i>), then the CPU backend's, whose
-    buffer type on a CUDA build is the host buffer (CUDA_Host)."""
-    peaks = split_compute_bytes(shape, plan, CUDA_ALIGNMENT, CPU_ALIGNMENT)
+    """One compute buffer per device the graph runs on (CUDA<i>, RPC0[host:port]), then the
+    CPU backend's, whose buffer type is the first device's host buffer (CUDA_Host) when it has
+    one (llama_context::llama_context's backend_buft), else CPU (RPC)."""
+    peaks = split_compute_bytes(shape, plan, plan.device_alignment, CPU_ALIGNMENT)
     gpus = sorted((device for device in peaks if device != HOST), key=lambda d: int(d[3:]))
-    buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", peaks[gpu], False)
-               for gpu in gpus]
-    buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", peaks.get(HOST, 0), False))
+    buffers = [BufferEstimate(gpu, plan.device_buffers.get(gpu, f"CUDA{gpu[3:]}"), "compute",
+                              peaks[gpu], False) for gpu in gpus]
+    buffers.append(BufferEstimate(HOST, plan.host_buffer, "compute", peaks.get(HOST, 0), False))
     return buffers

@@ -83,14 +83,34 @@ def parse_overrides(value: str) -> tuple[tuple[str, str], ...]:
         pattern, equals, buffer = item.partition("=")
         if not equals:
             raise ValueError(f"expected PATTERN=BUFFER, got {item!r}")
-        if buffer != "CPU" and re.fullmatch(r"CUDA\d+", buffer) is None:
-            raise ValueError(f"unknown buffer type {buffer!r} (CPU, CUDA0, CUDA1 ...)")
+        if buffer != "CPU" and re.fullmatch(r"CUDA\d+|RPC\d+\[[^\]]+\]", buffer) is None:
+            raise ValueError(f"unknown buffer type {buffer!r} (CPU, CUDA0, CUDA1 ..., "
+                             "RPC0[host:port] with --rpc)")
         try:
             re.compile(pattern)
         except re.error as error:
             raise ValueError(f"not a regular expression: {pattern!r} ({error})") from None
         overrides.append((pattern, buffer))
     return tuple(overrides)
+
+
+def rpc_servers(value: str) -> tuple[str, ...]:
+    """``--rpc host:port,...`` split on commas as add_rpc_devices (common/arg.cpp) splits it;
+    empty entries are dropped. An empty string: no RPC server."""
+    return tuple(server.strip() for server in value.split(",") if server.strip())
+
+
+def check_rpc(value: str) -> str:
+    """Each server a ``host:port`` (parse_endpoint, ggml-rpc.cpp: the host before the first
+    colon, a port number after it); ValueError otherwise."""
+    servers = rpc_servers(value)
+    if not servers:
+        raise ValueError("no RPC servers specified")
+    for server in servers:
+        host, colon, port = server.partition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {server!r}")
+    return ",".join(servers)
 
 
 def check_overrides(value: str) -> str:
@@ -188,8 +208,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("override_tensor", "--override-tensor", "-ot, --override-tensor", "",
             "common_params tensor_buft_overrides",
             "PATTERN=BUFFER[,...]: tensors whose name matches the regex go to BUFFER "
-            "(CPU, CUDA0, CUDA1 ...)", help_default="none", metavar="PATTERN=BUFFER,...",
+            "(CPU, CUDA0, CUDA1 ..., RPC0[host:port] with --rpc)", help_default="none",
+            metavar="PATTERN=BUFFER,...",
             check=check_overrides, assumed_by_default=False, aliases=("-ot",)),
+    # The devices are the RPC servers' (one CPU device each); --gpu then gives each server's
+    # free memory, in the same order (what llama.cpp splits the layers by).
+    Setting("rpc", "--rpc", "--rpc", "", "common_params (no RPC server)",
+            "Comma-separated RPC servers (host:port), each serving one CPU device, that take the "
+            "offloaded layers as llama.cpp's --rpc; --gpu gives each server's free memory",
+            help_default="none", metavar="SERVERS", check=check_rpc, assumed_by_default=False),
     Setting("tensor_split", "--tensor-split", "-ts, --tensor-split", "",
             "llama_model_default_params tensor_split (split by free memory)",
             "Share of the layers per GPU, e.g. 3,1", help_default="by GPU memory",
@@ -242,6 +269,7 @@ class LlamaSettings:
     n_gpu_layers: int = _default("n_gpu_layers")  # -1 = all
     n_cpu_moe: int = _default("n_cpu_moe")
     override_tensor: str = _default("override_tensor")  # PATTERN=BUFFER,...
+    rpc: str = _default("rpc")  # "host:port,..."; "" uses the build's own GPUs
     tensor_split: str = _default("tensor_split")  # "3,1"; "" splits by GPU memory
     split_mode: str = _default("split_mode")  # none | layer | row
     main_gpu: int = _default("main_gpu")

@@ -366,20 +366,42 @@ def config_from_log(log: LoadLog, base: LlamaSettings) -> tuple[LlamaSettings, l
 
 def device_settings_from_log(log: LoadLog) -> tuple[dict[str, Any], list[str]]:
     """Where the weights went, as far as a log tells: GPUs present (their buffers), layers
-    offloaded, and whether CPU weights were repacked (a property of the build and the CPU)."""
+    offloaded, and whether CPU weights were repacked (a property of the build and the CPU).
+    RPC devices are the servers the log's ``using device`` lines name (their endpoints), with
+    the free memory those lines print."""
     gpus = sorted({b.buffer for b in log.model_buffers if _is_gpu_buffer(b.buffer)})
+    servers = tuple(device.description for device in log.devices
+                    if device.name.startswith("RPC"))
+    if servers:
+        changes: dict[str, Any] = {"rpc": ",".join(servers),
+                                   "gpu_capacities": rpc_capacities(log, servers)}
+        if log.context.gpu_layers is not None:
+            changes["n_gpu_layers"] = log.context.gpu_layers[0]
+        return changes, [f"{len(servers)} RPC server(s) in the log ({', '.join(servers)}): "
+                         "layers split by the free memory each reported"]
     if not gpus:
         # The CPU's extra buffer types (AMX, then CPU_REPACK) are a property of the build and
         # the CPU: read them off the buffers the log names.
         names = {b.buffer for b in log.model_buffers}
         return {"cpu_repack": bool(names & {"CPU_REPACK", "AMX"}), "cpu_amx": "AMX" in names}, []
-    changes: dict[str, Any] = {"gpu_capacities": (1,) * len(gpus)}
+    changes = {"gpu_capacities": (1,) * len(gpus)}
     if log.context.gpu_layers is not None:
         changes["n_gpu_layers"] = log.context.gpu_layers[0]
     notes = [f"{len(gpus)} GPU buffer(s) in the log ({', '.join(gpus)})"
              + (": layers split evenly between them (the log does not say how much memory "
                 "each GPU had free)" if len(gpus) > 1 else "")]
     return changes, notes
+
+
+def rpc_capacities(log: LoadLog, servers: tuple[str, ...]) -> tuple[int, ...]:
+    """Each RPC server's free memory as its ``using device`` line prints it (MiB), what
+    load_tensors splits the layers by; equal shares when the log does not list every server
+    (``--split-mode none`` lists only the main one, and then no split is made)."""
+    free = {device.description: device.free_mib * MIB for device in log.devices
+            if device.name.startswith("RPC")}
+    if all(server in free for server in servers):
+        return tuple(free[server] for server in servers)
+    return (1,) * len(servers)
 
 
 _GPU_BUFFER = re.compile(r"^(?:CUDA|ROCm|Vulkan|SYCL|MUSA|CANN)\d+$|^Metal$")

@@ -1,0 +1,102 @@
+"""RPC servers on 127.0.0.1 for the tests: each a child process serving this machine's CPU
+device through llama.cpp's RPC backend (gguf_inspect.llamacpp.runtime.serve_rpc), so a CPU-only
+machine gets "GPUs" whose real load log can be compared with the memory model.
+
+Registering RPC servers is permanent for a process (ggml's device registry has no removal), and
+every later load in that process would use them; so the loads run in one spawned worker
+process (``RpcLoader``), never in the test process itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the kernel's pick for port 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+class RpcServers:
+    """``count`` servers started at once; ``endpoints`` in start order; ``stop`` ends them."""
+
+    def __init__(self, count: int) -> None:
+        self.endpoints: list[str] = []
+        self._processes: list[subprocess.Popen[bytes]] = []
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        for _ in range(count):
+            endpoint = f"127.0.0.1:{free_port()}"
+            code = ("from gguf_inspect.llamacpp.runtime import serve_rpc; "
+                    f"serve_rpc({endpoint!r})")
+            self._processes.append(subprocess.Popen(
+                [sys.executable, "-c", code], cwd=ROOT, env=environment,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.endpoints.append(endpoint)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for endpoint, process in zip(self.endpoints, self._processes):
+            port = int(endpoint.rpartition(":")[2])
+            while not _listening(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"RPC server {endpoint} did not start")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self._processes:  # only the processes started here, by their id
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _capture(path: str, settings: Any) -> Any:
+    """In the worker: one load through the registered servers; an error travels as text."""
+    from gguf_inspect.llamacpp.runtime import capture_load
+
+    try:
+        return capture_load(path, settings)
+    except Exception as error:  # pickling a project error may lose its fields: send the text
+        return f"{type(error).__name__}: {error}"
+
+
+class RpcLoader:
+    """One spawned worker process that makes every RPC load of a test module."""
+
+    def __init__(self) -> None:
+        self._pool = multiprocessing.get_context("spawn").Pool(1)
+
+    def capture(self, path: str, settings: Any) -> Any:
+        """The RuntimeCapture of loading ``path`` under ``settings`` (``settings.rpc`` names
+        the servers); AssertionError with llama.cpp's reason when the load fails."""
+        result = self._pool.apply(_capture, (path, settings))
+        assert not isinstance(result, str), result
+        return result
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()

@@ -1,0 +1,264 @@
+"""The multi-device memory model against real llama.cpp loads on this CPU-only machine: two RPC
+servers on 127.0.0.1, each serving the CPU device (ggml-rpc.cpp), are two "GPUs" to
+llama_model_load (type GPU, async and events: pipeline parallelism; supports_op true for every
+op; offload_op NULL; no host buffer type). Every buffer the load log prints (the model per
+device, the KV cache per device, the output buffer, the compute buffer of every device and of
+the host) is compared with predict_memory to the log's printed precision.
+
+Needs llama-cpp-python built with CMAKE_ARGS="-DGGML_RPC=ON"; without it these tests skip,
+except under CI (env CI set), where they fail: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, Iterator
+
+import pytest
+
+from gguf_inspect.core.errors import RuntimeUnavailableError, UsageError
+from gguf_inspect.gguf.open import read_gguf
+from gguf_inspect.llamacpp.load_log import LoadLog, parse_load_log, split_log_text
+from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
+from gguf_inspect.llamacpp.settings import LlamaSettings, check_rpc, parse_overrides
+from gguf_inspect.reports.runtime import device_settings_from_log, rpc_capacities
+from tests.conftest import fixture_path
+from tests.rpc_servers import RpcLoader, RpcServers
+
+MIB = 1 << 20
+E320 = fixture_path("tiny-llama-e320-q4_k_m.gguf")  # rows of 320: CUDA would pad them
+UNTIED = fixture_path("tiny-llama-untied-q4_k_m.gguf")
+SWA = fixture_path("tiny-gemma3-swa-q4_k_m.gguf")
+MOE = fixture_path("zoo/qwen3moe.gguf")
+
+
+def _rpc_available() -> str | None:
+    """Why the RPC loads cannot run here, None when they can."""
+    try:
+        from gguf_inspect.llamacpp.runtime import rpc_supported
+
+        if rpc_supported():
+            return None
+        return ("llama-cpp-python was built without the RPC backend (reinstall with "
+                "CMAKE_ARGS=\"-DGGML_RPC=ON\" and --no-cache-dir)")
+    except RuntimeUnavailableError as error:
+        return str(error)
+
+
+@pytest.fixture(scope="module")
+def rpc() -> Iterator[tuple[RpcServers, RpcLoader]]:
+    """Two servers and the worker that loads through them, once for the module."""
+    reason = _rpc_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the RPC tests: {reason}")
+        pytest.skip(reason)
+    servers = RpcServers(2)
+    loader = RpcLoader()
+    try:
+        yield servers, loader
+    finally:
+        loader.close()
+        servers.stop()
+
+
+def load(rpc: tuple[RpcServers, RpcLoader], path: Any, **fields: Any
+         ) -> tuple[LoadLog, str, MemoryPrediction]:
+    """Load ``path`` through both servers; the parsed log, the raw log and the prediction for
+    the same settings (each server's capacity the free memory its log line reports)."""
+    servers, loader = rpc
+    settings = LlamaSettings(rpc=",".join(servers.endpoints), **{"n_ctx": 512, **fields})
+    capture = loader.capture(str(path), settings)
+    log = parse_load_log(capture.records)
+    capacities = rpc_capacities(log, tuple(servers.endpoints))
+    prediction = predict_memory(read_gguf(str(path)), replace(settings,
+                                                              gpu_capacities=capacities))
+    return log, capture.raw_log, prediction
+
+
+def logged(log: LoadLog) -> dict[tuple[str, str], tuple[float, float]]:
+    """Every buffer line of the log in MiB by (kind, buffer name), with the rounding of the
+    printed figures (half a unit of the last decimal); KV lines (one per cache) summed."""
+    found: dict[tuple[str, str], tuple[float, float]] = {}
+    lines = [*log.model_buffers, *log.output_buffers, *log.compute_buffers,
+             *(buffer for cache in log.kv_caches for buffer in cache.buffers)]
+    for buffer in lines:
+        scale = 1024 if buffer.size.unit == "GiB" else 1
+        total, rounding = found.get((buffer.kind, buffer.buffer), (0.0, 0.0))
+        found[(buffer.kind, buffer.buffer)] = (total + buffer.size.value * scale,
+                                               rounding + 0.5 * 10 ** -buffer.size.decimals * scale)
+    return found
+
+
+def predicted(prediction: MemoryPrediction) -> dict[tuple[str, str], float]:
+    found: dict[tuple[str, str], int] = {}
+    for buffer in prediction.buffers:
+        key = (buffer.kind, buffer.buffer)
+        found[key] = found.get(key, 0) + buffer.n_bytes
+    return {key: n_bytes / MIB for key, n_bytes in found.items()}
+
+
+def assert_every_buffer_matches(log: LoadLog, prediction: MemoryPrediction) -> None:
+    """The same buffers on both sides, each within the log's rounding (0.005 MiB a line; a
+    compute buffer is compared with its four-decimal teardown line: 0.00005 MiB)."""
+    ours, theirs = predicted(prediction), logged(log)
+    assert set(ours) == set(theirs), (sorted(ours), sorted(theirs))
+    differences = {key: (round(ours[key], 4), theirs[key][0]) for key in theirs
+                   if abs(ours[key] - theirs[key][0]) > theirs[key][1] + 1e-9}
+    assert differences == {}
+
+
+def compute(log: LoadLog) -> dict[str, float]:
+    return {buffer.buffer: buffer.size.value for buffer in log.compute_buffers}
+
+
+# ---- the matrix -------------------------------------------------------------------------------
+
+CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "e320-full": (E320, {}),
+    "e320-full-flash-off": (E320, {"flash_attn": "off"}),
+    "untied-full": (UNTIED, {}),
+    "untied-full-flash-off": (UNTIED, {"flash_attn": "off"}),
+    "untied-2-sequences": (UNTIED, {"n_ctx": 1024, "n_parallel": 2}),
+    "swa-full": (SWA, {}),
+    "swa-no-swa-full-flash-off": (SWA, {"swa_full": False, "flash_attn": "off"}),
+    "e320-ngl-1": (E320, {"n_gpu_layers": 1}),
+    "e320-ngl-2": (E320, {"n_gpu_layers": 2}),
+    "untied-ngl-0": (UNTIED, {"n_gpu_layers": 0}),
+    "e320-tensor-split-3-1": (E320, {"tensor_split": "3,1"}),
+    "e320-tensor-split-1-3": (E320, {"tensor_split": "1,3"}),
+    "e320-split-none-main-1": (E320, {"split_mode": "none", "main_gpu": 1}),
+    "e320-no-kv-offload": (E320, {"offload_kqv": False}),
+    "e320-no-mmap": (E320, {"use_mmap": False}),
+    "e320-ot-cpu": (E320, {"override_tensor": r"blk\.1\.ffn_.*=CPU"}),
+    "moe-full": (MOE, {}),
+    "moe-n-cpu-moe-1": (MOE, {"n_cpu_moe": 1}),
+    "moe-n-cpu-moe-1-flash-off": (MOE, {"n_cpu_moe": 1, "flash_attn": "off"}),
+}
+
+
+# Open gaps, compute buffers only (every model, KV and output buffer matches): with the KV cache
+# on the host, the host compute buffer is predicted 0.25 MiB high (1.7637 logged) and RPC0[A]'s
+# 0.375 MiB high (3.1270 logged); with blk.1's FFN on the CPU, the host's 1.14 MiB high (2.2520);
+# --n-cpu-moe 1 (flash attention on): RPC0[A] 1.1367 predicted, 1.1348 logged.
+OPEN_GAPS = {"e320-no-kv-offload", "e320-ot-cpu", "moe-n-cpu-moe-1"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="open compute-buffer gap"))
+    if case in OPEN_GAPS else case for case in sorted(CASES)])
+def test_every_buffer_of_an_rpc_load_is_predicted(rpc: tuple[RpcServers, RpcLoader],
+                                                  case: str) -> None:
+    path, fields = CASES[case]
+    log, _raw, prediction = load(rpc, path, **fields)
+    assert_every_buffer_matches(log, prediction)
+
+
+def test_an_override_to_the_second_server(rpc: tuple[RpcServers, RpcLoader]) -> None:
+    """-ot with the second server's buffer type name, as parse_tensor_buffer_overrides lists it
+    (ggml_backend_rpc_buffer_type: RPC<device on the server>[endpoint]): every buffer but the
+    compute ones matches; those are an open gap (blk.0's FFN on B: A 4.2617 predicted, 3.0117
+    logged; B 2.625 predicted, 2.25 logged)."""
+    second = rpc[0].endpoints[1]
+    log, raw, prediction = load(rpc, E320, override_tensor=rf"blk\.0\.ffn_.*=RPC0[{second}]")
+    assert f"buffer type overridden to RPC0[{second}]" in raw
+    ours, theirs = predicted(prediction), logged(log)
+    assert set(ours) == set(theirs)
+    for key, (value, rounding) in theirs.items():
+        if key[0] != "compute":
+            assert abs(ours[key] - value) <= rounding + 1e-9, key
+
+
+def test_two_devices_at_full_offload_enable_pipeline_parallelism(
+        rpc: tuple[RpcServers, RpcLoader]) -> None:
+    """llama_context: more than one device, every layer offloaded, layer split, KV offloaded,
+    no override, every device async with events (RPC's caps): n_copies = 4. Each split input
+    is then allocated four times, so the two devices' compute buffers together exceed the one
+    device's (split-mode none keeps one device: no pipeline parallelism)."""
+    two, raw_two, prediction_two = load(rpc, UNTIED)
+    one, raw_one, prediction_one = load(rpc, UNTIED, split_mode="none")
+    assert "pipeline parallelism enabled" in raw_two
+    assert "pipeline parallelism enabled" not in raw_one
+    assert_every_buffer_matches(two, prediction_two)
+    assert_every_buffer_matches(one, prediction_one)
+    first, second = (f"RPC0[{endpoint}]" for endpoint in rpc[0].endpoints)
+    assert set(compute(two)) == {first, second, "CPU"}
+    assert compute(two)[first] + compute(two)[second] > compute(one)[first]
+
+
+def test_pipeline_parallelism_is_off_with_an_override_or_partial_offload(
+        rpc: tuple[RpcServers, RpcLoader]) -> None:
+    for fields in ({"n_gpu_layers": 2}, {"override_tensor": r"blk\.1\.ffn_.*=CPU"},
+                   {"offload_kqv": False}):
+        log, raw, prediction = load(rpc, E320, **fields)
+        assert "pipeline parallelism enabled" not in raw, fields
+        # the model, KV and output buffers match even where the compute buffers do not
+        ours, theirs = predicted(prediction), logged(log)
+        assert {key: round(value, 2) for key, value in ours.items() if key[0] != "compute"} == {
+            key: pytest.approx(value[0], abs=value[1] + 1e-9)
+            for key, value in theirs.items() if key[0] != "compute"}
+
+
+def test_no_op_offload_to_an_rpc_device(rpc: tuple[RpcServers, RpcLoader]) -> None:
+    """Host weights' matmuls stay on the CPU (RPC's offload_op is NULL), so --no-op-offload
+    changes no buffer of a partial offload."""
+    with_offload, _raw, _prediction = load(rpc, E320, n_gpu_layers=1)
+    without, _raw, _prediction = load(rpc, E320, n_gpu_layers=1, op_offload=False)
+    assert logged(with_offload) == logged(without)
+
+
+# ---- without a runtime ------------------------------------------------------------------------
+
+def test_rpc_servers_are_checked_as_host_port() -> None:
+    assert check_rpc(" 10.0.0.2:50052, 10.0.0.3:50052 ") == "10.0.0.2:50052,10.0.0.3:50052"
+    for bad in ("", "10.0.0.2", "10.0.0.2:port", ":50052"):
+        with pytest.raises(ValueError):
+            check_rpc(bad)
+
+
+def test_an_rpc_buffer_name_is_an_override_target() -> None:
+    assert parse_overrides("ffn=RPC0[10.0.0.2:50052]") == (("ffn", "RPC0[10.0.0.2:50052]"),)
+    with pytest.raises(ValueError):
+        parse_overrides("ffn=RPC0")
+
+
+def test_rpc_buffers_follow_the_cpu_servers_rules_not_cudas() -> None:
+    """Two servers: the model buffers are named RPC0[endpoint] (ggml_backend_rpc_buffer_type),
+    rows of 320 q4_K are not padded to 512 (a CPU server answers ggml_nbytes), the output and
+    host compute buffers are plain CPU (no host buffer type), and CUDA's figures differ."""
+    model = read_gguf(str(E320))
+    servers = "10.0.0.2:50052,10.0.0.3:50052"
+    rpc = predict_memory(model, LlamaSettings(n_ctx=512, rpc=servers))
+    cuda = predict_memory(model, LlamaSettings(n_ctx=512, gpu_capacities=(1, 1)))
+    names = {(b.kind, b.buffer) for b in rpc.buffers}
+    assert ("model", "RPC0[10.0.0.2:50052]") in names and ("model", "RPC0[10.0.0.3:50052]") in names
+    assert ("output", "CPU") in names and ("compute", "CPU") in names
+    assert not any("CUDA" in name for _kind, name in names)
+    rpc_model = rpc.device_total("gpu0", "model") + rpc.device_total("gpu1", "model")
+    cuda_model = cuda.device_total("gpu0", "model") + cuda.device_total("gpu1", "model")
+    assert rpc_model < cuda_model  # CUDA pads each 320-wide quantized row to 512
+    with pytest.raises(ValueError, match="one --gpu size"):
+        predict_memory(model, LlamaSettings(rpc=servers, gpu_capacities=(1,)))
+
+
+def test_the_log_names_the_rpc_servers_and_their_free_memory() -> None:
+    text = ("llama_prepare_model_devices: using device RPC0 (127.0.0.1:50052) (unknown id) - "
+            "1000 MiB free\nllama_prepare_model_devices: using device RPC1 (127.0.0.1:50053) "
+            "(unknown id) - 3000 MiB free\n")
+    log = parse_load_log(split_log_text(text))
+    assert [(d.name, d.description, d.free_mib) for d in log.devices] == [
+        ("RPC0", "127.0.0.1:50052", 1000), ("RPC1", "127.0.0.1:50053", 3000)]
+    changes, _notes = device_settings_from_log(log)
+    assert changes["rpc"] == "127.0.0.1:50052,127.0.0.1:50053"
+    assert changes["gpu_capacities"] == (1000 * MIB, 3000 * MIB)
+
+
+def test_vram_with_rpc_needs_one_gpu_size_per_server() -> None:
+    from gguf_inspect.commands.vram import VramOptions, run_vram
+
+    options = VramOptions(gpu="8GiB", settings={"rpc": "10.0.0.2:1,10.0.0.3:1"})
+    with pytest.raises(UsageError, match="one size per server"):
+        run_vram(str(E320), "json", options)
+    text, _code = run_vram(str(E320), "json", replace(options, gpu="8GiB,8GiB"))
+    assert "RPC0[10.0.0.3:1]" in text
