@@ -29,7 +29,7 @@ from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
-           "build_graph", "estimate_compute_bytes", "estimate_split_compute_bytes",
+           "build_graph", "estimate_compute_bytes",
            "graph_inputs", "peak_bytes"]
 
 # ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
@@ -474,23 +474,3 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
 def estimate_compute_bytes(shape: GraphShape, alignment: int) -> int:
     nodes, unused_inputs = build_graph(shape)
     return peak_bytes(nodes, alignment, unused_inputs)
-
-
-def estimate_split_compute_bytes(shape: GraphShape, gpu_alignment: int,
-                                 host_alignment: int) -> tuple[int, int]:
-    """``(per GPU, host)`` when layers run on GPUs, from one graph.
-
-    Each GPU holding layers reserves the whole graph's peak. The host's share is the CPU
-    backend's (its buffer is the GPU's host buffer, CUDA_Host): ggml_backend_sched puts every
-    graph input on the last backend, the CPU (``GGML_TENSOR_FLAG_INPUT`` in
-    ggml_backend_sched_backend_id_from_cur, ggml-backend.cpp), and runs the first GET_ROWS
-    there, next to the host-resident token_embd (CUDA never takes a GET_ROWS by op_offload).
-    Inputs are allocated first and live through the graph, so the host's peak is their sum plus
-    the gathered rows; every other node runs on a GPU.
-    """
-    nodes, unused_inputs = build_graph(shape)
-    host_allocator = DynamicAllocator(host_alignment)
-    token_rows = next(node for node in nodes if node.op == "GET_ROWS")
-    host = sum(host_allocator.aligned(leaf.n_bytes)
-               for leaf in [*graph_inputs(nodes, unused_inputs), token_rows])
-    return peak_bytes(nodes, gpu_alignment, unused_inputs), host

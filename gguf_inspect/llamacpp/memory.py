@@ -19,11 +19,7 @@ from dataclasses import dataclass, fields, replace
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.backends import offloads_ops, uses_rpc, with_rpc_devices
-from gguf_inspect.llamacpp.compute_graph import (
-    GraphShape,
-    estimate_compute_bytes,
-    estimate_split_compute_bytes,
-)
+from gguf_inspect.llamacpp.compute_graph import GraphShape, estimate_compute_bytes
 from gguf_inspect.llamacpp.graph_layout import GraphLayout, graph_layout
 from gguf_inspect.llamacpp.hparams import (
     GEMMA_GRAPH_ARCHS,
@@ -43,7 +39,6 @@ from gguf_inspect.llamacpp.kv_cache import (
 )
 from gguf_inspect.llamacpp.placement import (
     CPU_ALIGNMENT,
-    CUDA_ALIGNMENT,
     HOST,
     BufferEstimate,
     Placement,
@@ -82,14 +77,13 @@ class MemoryPrediction:
         return tuple(sorted(seen, key=lambda d: (d != "host", int(d[3:]) if d != "host" else 0)))
 
 
-def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placement: Placement,
+def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
                     caches: list[KVCacheEstimate],
                     plan: DevicePlan | None = None,
                     layout: GraphLayout = GraphLayout()) -> list[BufferEstimate]:
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
-    With GPUs each GPU holding layers gets one such buffer (CUDA<i>), and the host keeps a
-    CUDA_Host buffer for the graph inputs and the token rows gathered on the CPU."""
+    On a GPU build each backend gets its own share of the split graph (llamacpp/scheduler)."""
     n_tokens = min(context.n_ctx, context.n_ubatch)
     cells = {cache.name: cache.cells for cache in caches}
     # Without a memory module (encoders) attention spans the ubatch itself (build_attn_no_cache)
@@ -110,16 +104,10 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext, placemen
         v_width_max=max(hparams.n_embd_v_gqa, default=0),
         k_rot=rotation_size(context.type_k, hparams.head_k, largest=True),
         v_rot=rotation_size(context.type_v, hparams.head_v, largest=False))
-    gpus = sorted({d for d in placement.layer_device if d != HOST})
     if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
         return gpu_compute_buffers(shape, plan)
-    if not gpus:
-        return [BufferEstimate(HOST, "CPU", "compute",
-                               estimate_compute_bytes(shape, CPU_ALIGNMENT), False)]
-    on_gpu, host_part = estimate_split_compute_bytes(shape, CUDA_ALIGNMENT, CPU_ALIGNMENT)
-    buffers = [BufferEstimate(gpu, f"CUDA{gpu[3:]}", "compute", on_gpu, False) for gpu in gpus]
-    buffers.append(BufferEstimate(HOST, "CUDA_Host", "compute", host_part, False))
-    return buffers
+    return [BufferEstimate(HOST, "CPU", "compute", estimate_compute_bytes(shape, CPU_ALIGNMENT),
+                           False)]
 
 
 # ---- the whole prediction ---------------------------------------------------------------------
@@ -155,7 +143,7 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings,
     buffers.append(output_buffer(hparams, context, placement, settings))
     if with_compute:
         plan = device_plan(hparams, context, placement, caches, placed, settings)
-        buffers += compute_buffers(hparams, context, placement, caches, plan,
+        buffers += compute_buffers(hparams, context, caches, plan,
                                    graph_layout(gguf, hparams))
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled,
                             hparams.n_layer_main)
