@@ -73,7 +73,7 @@ MODULES: dict[str, list[str]] = {
                                     "tests/test_reader.py", "tests/test_reader_fields.py",
                                     "tests/test_reader_fast_path.py"],
     # tensor bytes of one file, of a split model's shards and of a remote file
-    "gguf_inspect/gguf/tensor_data.py": ["tests/test_split.py", "tests/test_remote.py",
+    "gguf_inspect/gguf/tensor_data.py": ["tests/test_tensor_data.py", "tests/test_split.py", "tests/test_remote.py",
                                          "tests/test_dequant.py", "tests/test_reader_malformed.py"],
     # the cursor on its own bytes; the reader's bound tests drive it through real headers
     "gguf_inspect/gguf/cursor.py": ["tests/test_cursor.py", "tests/test_reader_bounds.py"],
