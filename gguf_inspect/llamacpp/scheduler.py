@@ -63,6 +63,9 @@ NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their smal
 WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
                 "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
                 "attn_norm": "attn_norm", "ffn_norm": "ffn_norm",
+                # build_moe_ffn (graph_ffn.moe_ffn): the router and the expert matmuls
+                "ffn_moe_logits": "ffn_gate_inp", "ffn_moe_gate": "ffn_gate_exps",
+                "ffn_moe_up": "ffn_up_exps", "ffn_moe_down": "ffn_down_exps",
                 # multi-head latent attention (graph_mla)
                 "q_a": "attn_q_a", "q": "attn_q_b", "q_lite": "attn_q",
                 "kv_cmpr_pe": "attn_kv_a_mqa",
