@@ -269,10 +269,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             return x
         return add(x.name + "_rot", "MUL_MAT", width * tokens, rot, view(x))
 
-    def norm(x: Node, width: int, rows: int = tokens, layer: bool = False) -> Node:
-        """build_norm: RMS_NORM (in place) or NORM (never), the weight, the bias."""
+    def norm(x: Node, width: int, rows: int = tokens, layer: bool = False,
+             role: str = "norm_w") -> Node:
+        """build_norm: RMS_NORM (in place) or NORM (never), the weight (its MUL named by the
+        weight's role, which the scheduler places it by), the bias."""
         op = "NORM" if layer else "RMS_NORM"
-        out = add("norm_w", "MUL", width * rows, add("norm", op, width * rows, x), weight)
+        out = add(role, "MUL", width * rows, add("norm", op, width * rows, x), weight)
         if layer and shape.norm_bias:
             return add("norm_b", "ADD", width * rows, out, weight)
         return out
@@ -394,7 +396,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         return cur
 
     for il in range(n_layer):
-        attn_in = norm(inp_l, shape.n_embd, layer=shape.layer_norm) if shape.pre_norm else inp_l
+        attn_in = (norm(inp_l, shape.n_embd, layer=shape.layer_norm, role="attn_norm")
+                   if shape.pre_norm else inp_l)
         mixer = shape.mixers[il] if shape.mixers else ""
         if mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
             cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, False, shape.bias, False)
@@ -441,8 +444,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             continue
         residual = add("ffn_inp", "ADD", shape.n_embd * rows,
                        *((inp_l, cur) if shape.attn_residual_first else (cur, inp_l)))
-        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm) if shape.pre_norm
-                  else residual)
+        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm, role="ffn_norm")
+                  if shape.pre_norm else residual)
         if post_norm:
             cur = norm(cur, shape.n_embd, rows)
         first, second = (residual, cur) if shape.ffn_residual_first else (cur, residual)

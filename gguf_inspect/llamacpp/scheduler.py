@@ -5,10 +5,13 @@ Follows ``ggml_backend_sched_split_graph`` (ggml/src/ggml-backend.cpp): pass 1
 (``ggml_backend_sched_backend_id_from_cur``: graph inputs on the CPU, ops next to their weights,
 a host weight's large-batch op offloaded to the first GPU when ``op_offload`` is on, writes into
 the KV cache on the cache's device), pass 2 (expand GPU assignments down then up, skipping the
-CPU, then any assignment down and up), pass 5 (a split per run of one device; a source on
-another device is copied into the split's device once per backend, ``tensor_id_copy``), and the
-graph copy it hands to ggml-alloc (each copy allocated at the start of its split; the source kept
-alive by a view, ``input_dep``, so never freed). With pipeline parallelism (``n_copies`` =
+CPU, then any assignment down and up), pass 5 (a split per run of one device, and a new one
+at a weight on another device once the split has inputs; a source on another device is copied
+into the split's device once per backend, ``tensor_id_copy``), and the graph copy it hands to
+ggml-alloc (each copy allocated at the start of its split, after an op-NONE ``input_dep`` that
+reads its source: ggml-alloc counts no view of an op-NONE node, so the source is freed there
+unless a later node reads it; graph inputs are freed after their last reader, as nodes are,
+unless pipelined). With pipeline parallelism (``n_copies`` =
 ``GGML_SCHED_MAX_COPIES`` = 4) every graph input and every copy is made four times, flagged
 input and output, allocated first and never freed. ``ggml_backend_cuda_device_offload_op``
 (ggml-cuda.cu) offloads an op whose batch is at least 32 rows, never a GET_ROWS; an RPC device
@@ -59,6 +62,10 @@ NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their smal
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
 WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
                 "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
+                "attn_norm": "attn_norm", "ffn_norm": "ffn_norm",
+                # build_moe_ffn (graph_ffn.moe_ffn): the router and the expert matmuls
+                "ffn_moe_logits": "ffn_gate_inp", "ffn_moe_gate": "ffn_gate_exps",
+                "ffn_moe_up": "ffn_up_exps", "ffn_moe_down": "ffn_down_exps",
                 # multi-head latent attention (graph_mla)
                 "q_a": "attn_q_a", "q": "attn_q_b", "q_lite": "attn_q",
                 "kv_cmpr_pe": "attn_kv_a_mqa",
@@ -94,7 +101,7 @@ class Placed:
     node: Node
     device: str
     srcs: list[Placed] = field(default_factory=list)
-    keep: bool = False  # a graph input, an output, or a copy's source (input_dep)
+    keep: bool = False  # an output (with n_copies > 1 also every input and copy): never freed
     n_children: int = 0
     offset: int = -1
     view_of: Placed | None = None  # a view's base (which owns the memory)
@@ -243,7 +250,9 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
     leafs: list[Placed] = []
     pipelined = plan.n_copies > 1
     for leaf in graph_inputs(nodes, unused_inputs):
-        placed[id(leaf)] = item = Placed(leaf, HOST, keep=True)
+        # an input is an output too only with n_copies > 1 (pass 6's ggml_set_output); else
+        # ggml_gallocr frees it after its last reader, as any node
+        placed[id(leaf)] = item = Placed(leaf, HOST, keep=pipelined)
         leafs.append(item)
         leafs += [Placed(leaf, HOST, keep=True) for _ in range(plan.n_copies - 1)]
     copies: dict[tuple[object, ...], Placed] = {}
@@ -251,6 +260,7 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
     split_copies: list[Placed] = []  # allocated at the start of the split (before its nodes)
     split_nodes: list[Placed] = []
     split_device = None
+    split_inputs = 0
     for node in nodes:
         device = devices[id(node)]
         item = Placed(node, device, keep=node.is_output)
@@ -263,9 +273,14 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                               if not src.external and placed[id(src)].device == device]
             split_nodes.append(item)
             continue
-        if split_device is not None and split_device != device:  # pass 5: a new split
+        weight = weights[id(node)]
+        # pass 5: a new split on a change of device, or, once the split has inputs, at a node
+        # whose weight lives on another device ("need_new_split": the weight copies of the
+        # earlier split can then be freed before this one's are allocated)
+        if split_device is not None and (split_device != device or (
+                split_inputs and weight is not None and weight[0] != device)):
             order += split_copies + split_nodes
-            split_copies, split_nodes = [], []
+            split_copies, split_nodes, split_inputs = [], [], 0
         split_device = device
         cache_reads = 0
         for src in node.srcs:
@@ -288,8 +303,9 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
             if key not in copies:
                 copy = Placed(Node(f"{device}#copy", "NONE", size), device, keep=pipelined)
                 copies[key] = copy
-                if source is not None:
-                    source.keep = True  # input_dep: a view of the source keeps it alive
+                split_inputs += 1
+                if source is not None:  # input_dep: holds the source until the split starts
+                    split_copies.append(_input_dependency(placed[id(src)]))
                 if pipelined:
                     leafs += [copy] + [Placed(copy.node, device, keep=True)
                                        for _ in range(plan.n_copies - 1)]
@@ -298,6 +314,15 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
             item.srcs.append(copies[key])
         split_nodes.append(item)
     return order + split_copies + split_nodes, leafs
+
+
+def _input_dependency(source: Placed) -> Placed:
+    """ggml_backend_sched_split_graph's ``input_dep``: a GGML_OP_NONE view of a split input,
+    added to the graph copy just before the input's copy, with the input as its source. It owns
+    no memory, and ggml_gallocr_alloc_graph_impl counts no view of an op-NONE node
+    (``ggml_impl_is_view(node) && node->op != GGML_OP_NONE``): the input is one more child
+    that is done with when the split starts, then freed unless a later node still reads it."""
+    return Placed(Node("input_dep", "NONE", 0, view_src=source.node), source.device, [source])
 
 
 def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] | None],
