@@ -65,6 +65,9 @@ MODULES: dict[str, list[str]] = {
                                            "tests/test_cuda_public_logs.py", "tests/test_memory.py",
                                            "tests/test_fit.py", "tests/test_vram.py",
                                            "tests/test_rpc_devices.py"],
+    # the RPC device kind (buffer names, alignment, no host buffer, no op_offload)
+    "gguf_inspect/llamacpp/backends.py": ["tests/test_rpc_devices.py", "tests/test_memory_rules.py",
+                                          "tests/test_gpu_deployments.py"],
     "gguf_inspect/llamacpp/names.py": ["tests/test_roles.py"],
     "gguf_inspect/llamacpp/summary.py": ["tests/test_summary.py"],
     "gguf_inspect/llamacpp/load_log.py": ["tests/test_runtime_log.py"],
