@@ -81,7 +81,7 @@ def _long_first_key(path: Path) -> None:
     path.write_bytes(data)
 
 
-@pytest.mark.parametrize("first", list(range(16, 200, 3))  # 64 among them)
+@pytest.mark.parametrize("first", list(range(16, 200, 3)))  # 64 among them
 @pytest.mark.parametrize("build", [_mixed_header, _long_first_key])
 def test_every_read_ahead_reads_the_same_header(tmp_path: Path, build: Callable[[Path], None],
                                                 first: int) -> None:
