@@ -443,3 +443,14 @@ def test_collected_problems_let_the_rest_be_read_and_name_the_file() -> None:
     assert {key: entry.value for key, entry in read.metadata.items()} == {"a": 1, "b": 3}
     assert [(p.message, p.offset, p.field, p.path) for p in problems] == [
         ("duplicate metadata key 'a'", 38, "a", "mem.gguf")]
+
+
+@pytest.mark.parametrize(("count", "decoded"), [(1024, True), (1025, False)])
+def test_numeric_arrays_up_to_1024_items_are_decoded_at_once(count: int, decoded: bool) -> None:
+    """EAGER_ARRAY_LIMIT: an array of at most 1024 numbers (per-layer values) is decoded with
+    the header; a longer one keeps its first 8 items as a preview and is read on demand."""
+    values = list(range(count))
+    data = _one_key("test.n", 9, struct.pack(f"<IQ{count}I", 4, count, *values))
+    array = _read(data).metadata["test.n"].value
+    assert array.items == (tuple(values) if decoded else None)
+    assert array.preview == tuple(values[:8])
