@@ -98,7 +98,7 @@ def test_a_power_of_two_uint32_alignment_places_the_data(tmp_path: Path, alignme
     (10, struct.pack("<Q", 32), "32"),  # a uint64 32: a power of two, but not a uint32
     (8, struct.pack("<Q", 2) + b"32", "a string"),
     (6, struct.pack("<f", 32.0), "a float32"),
-])
+], ids=["uint64", "string", "float32"])
 def test_an_alignment_of_another_type_is_refused(tmp_path: Path, value_type: int, value: bytes,
                                                  shown: str) -> None:
     """gguf.cpp refuses a general.alignment whose type is not GGUF_TYPE_UINT32 ("alignment key
@@ -129,7 +129,8 @@ def _error(data: bytes, path: str) -> FormatError:
     return caught.value
 
 
-@pytest.mark.parametrize(("length", "label"), [(128, "n" * 128), (129, "tensor[0]")])
+@pytest.mark.parametrize(("length", "label"), [(128, "n" * 128), (129, "tensor[0]")],
+                         ids=["128", "129"])
 @pytest.mark.parametrize("path", ["fast", "careful"])
 def test_a_tensor_name_longer_than_128_is_named_by_position(path: str, length: int,
                                                             label: str) -> None:
@@ -183,7 +184,8 @@ def test_a_data_offset_is_unsigned(path: str) -> None:
 
 
 @pytest.mark.parametrize(("cut", "offset", "field", "size"), [
-    (49, 45, "x ne[1]", 8), (55, 53, "x type", 4), (61, 57, "x offset", 8)])
+    (49, 45, "x ne[1]", 8), (55, 53, "x type", 4), (61, 57, "x offset", 8)],
+    ids=["ne1", "type", "offset"])
 @pytest.mark.parametrize("path", ["fast", "careful"])
 def test_a_file_cut_inside_a_tensor_info_names_the_field(path: str, cut: int, offset: int,
                                                          field: str, size: int) -> None:

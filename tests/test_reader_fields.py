@@ -348,7 +348,7 @@ def test_an_array_of_empty_strings_that_ends_the_file_is_read() -> None:
 @pytest.mark.parametrize(("count", "message"), [
     (2, "array of arrays: llama.cpp refuses nested arrays"),
     (3, "array count 3 needs more than the 24 byte(s) left"),
-])
+], ids=["fits", "too-many"])
 def test_an_array_of_arrays_count_is_checked_at_twelve_bytes_an_item(count: int,
                                                                      message: str) -> None:
     """An empty inner array is its u32 item type and u64 count: 12 bytes. Two fill the 24 bytes
@@ -397,7 +397,7 @@ def test_a_version_whose_low_half_is_zero_is_read_big_endian(tmp_path: Path) -> 
 @pytest.mark.parametrize(("value_type", "tail", "message"), [
     (None, b"\x08\x00", "file ends before 4 byte(s) of test.k value type"),
     (U32_MAX, bytes(8), f"unknown metadata value type {U32_MAX}"),
-])
+], ids=["cut", "u32-max"])
 @pytest.mark.parametrize("path", ["fast", "careful"])
 def test_a_value_type_is_unsigned_and_named(path: str, value_type: int | None, tail: bytes,
                                             message: str) -> None:
@@ -408,7 +408,8 @@ def test_a_value_type_is_unsigned_and_named(path: str, value_type: int | None, t
     assert (error.message, error.offset, error.field) == (message, 38, "test.k value type")
 
 
-@pytest.mark.parametrize(("counts", "field"), [((0, 1), "kv[0].key"), ((1, 0), "tensor[0].name")])
+@pytest.mark.parametrize(("counts", "field"), [((0, 1), "kv[0].key"), ((1, 0), "tensor[0].name")],
+                         ids=["key", "tensor-name"])
 @pytest.mark.parametrize("path", ["fast", "careful"])
 def test_a_name_length_of_two_to_the_63_is_a_length_past_the_end(
         path: str, counts: tuple[int, int], field: str) -> None:
