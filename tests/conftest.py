@@ -31,6 +31,31 @@ def write_gguf(writer: gguf.GGUFWriter) -> None:
     writer.close()
 
 
+
+# Read-aheads for ``BytesSource``: the default one (entries decoded straight from the buffer,
+# reader._fast_entry / _fast_tensor_info) and one of a byte, which refills the buffer with
+# exactly each field read, so that no entry is ever whole in it and every one goes the careful
+# field-by-field way (_careful_entry and the rest of _read_tensor_infos).
+READ_PATHS = {"fast": None, "careful": (1, 1)}
+
+
+class BytesSource:
+    """GGUF bytes in memory as a reader ``ByteSource`` named ``name``, with an optional
+    ``read_ahead`` (first and largest read)."""
+
+    def __init__(self, data: bytes, read_ahead: tuple[int, int] | None = None,
+                 name: str = "mem.gguf") -> None:
+        self.data, self.size, self.name = data, len(data), name
+        if read_ahead is not None:
+            self.read_ahead = read_ahead
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
+
+    def close(self) -> None:
+        pass
+
+
 def load_script(name: str, path: Path) -> ModuleType:
     """benchmarks/ and fixtures/ hold scripts, not packages: load one by path as module ``name``."""
     spec = importlib.util.spec_from_file_location(name, path)

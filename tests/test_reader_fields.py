@@ -296,3 +296,162 @@ def test_a_known_type_size_is_whole_blocks_in_bytes(tmp_path: Path) -> None:
     ok = tmp_path / "edge.gguf"
     ok.write_bytes(_one_tensor((1 << 31, (1 << 32) - 1), 0)[:200])  # 2^63 - 2^31: in range
     assert "overflows" not in _error(tmp_path, ok.read_bytes()).message
+
+
+# ---- issue 21, reader.py's surviving mutants: each bound at its edge, each field named --------
+
+def _read(data: bytes, path: str | None = None, problems: list | None = None) -> object:
+    """``data`` read through the reader (``path``: a READ_PATHS key, or None for the default)."""
+    from gguf_inspect.gguf.reader import read_gguf_source
+    from tests.conftest import READ_PATHS, BytesSource
+    return read_gguf_source(BytesSource(data, READ_PATHS[path or "fast"], name="mem.gguf"),
+                            problems)
+
+
+def _read_error(data: bytes, path: str | None = None) -> GGUFError:
+    with pytest.raises(GGUFError) as caught:
+        _read(data, path)
+    return caught.value
+
+
+def _nested(depth: int) -> bytes:
+    """A value of ``depth`` arrays one inside the other (count 1 each), the innermost an empty
+    uint32 array: 12 bytes a level (u32 item type, u64 count)."""
+    return struct.pack("<IQ", 9, 1) * (depth - 1) + struct.pack("<IQ", 4, 0)
+
+
+def test_arrays_nested_eight_deep_are_read_then_refused_as_nested() -> None:
+    """MAX_ARRAY_DEPTH is 8: eight levels are read to their end (the file's), and only the
+    llama.cpp rule refuses them, at the value type (24 + 8+9 for the key = 41)."""
+    problems: list = []
+    data = _one_key("test.nest", 9, _nested(8))
+    array = _read(data, problems=problems).metadata["test.nest"].value
+    assert (array.item_type, array.count, array.end) == (9, 1, len(data))
+    assert [(p.message, p.offset, p.field) for p in problems] == [
+        ("array of arrays: llama.cpp refuses nested arrays", 41, "test.nest")]
+
+
+def test_arrays_nested_nine_deep_are_refused_at_the_ninth_level() -> None:
+    """The ninth level's item type follows the value type (41) by 4 + 8 * 12 bytes."""
+    error = _read_error(_one_key("test.nest", 9, _nested(9)))
+    assert (error.message, error.offset, error.field) == (
+        "arrays nested more than 8 deep", 41 + 4 + 8 * 12, "test.nest" + "[0]" * 8)
+
+
+def test_an_array_of_empty_strings_that_ends_the_file_is_read() -> None:
+    """An empty string is its 8-byte length alone (gguf.md): three of them fill 24 bytes."""
+    data = _one_key("test.s", 9, struct.pack("<IQ", 8, 3) + bytes(24))
+    array = _read(data).metadata["test.s"].value
+    assert (array.count, array.preview, array.end) == (3, ("", "", ""), len(data))
+
+
+@pytest.mark.parametrize(("count", "message"), [
+    (2, "array of arrays: llama.cpp refuses nested arrays"),
+    (3, "array count 3 needs more than the 24 byte(s) left"),
+], ids=["fits", "too-many"])
+def test_an_array_of_arrays_count_is_checked_at_twelve_bytes_an_item(count: int,
+                                                                     message: str) -> None:
+    """An empty inner array is its u32 item type and u64 count: 12 bytes. Two fill the 24 bytes
+    left and are read (then refused as nested, at the value type, 41); three cannot fit and
+    are refused at the count (41 + 4 + 4)."""
+    data = _one_key("test.nest", 9, struct.pack("<IQ", 9, count) + struct.pack("<IQ", 4, 0) * 2)
+    error = _read_error(data)
+    assert (error.message, error.offset) == (message, 41 if count == 2 else 49)
+
+
+def test_the_smallest_gguf_file_is_read(tmp_path: Path) -> None:
+    """24 bytes: magic, version 3, no tensors, no keys; gguf-py reads it too."""
+    import gguf
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    read = _read(data)
+    assert (read.version, read.metadata, read.tensors) == (3, {}, ())
+    (tmp_path / "min.gguf").write_bytes(data)
+    oracle = gguf.GGUFReader(tmp_path / "min.gguf")
+    assert len(oracle.tensors) == 0
+    assert not [name for name in oracle.fields if not name.startswith("GGUF.")]
+
+
+def test_a_smallest_tensor_info_that_ends_the_file_passes_the_count_bound() -> None:
+    """An empty name, n_dims 0, type and offset: 24 bytes, exactly what is left. The count is
+    accepted; the file then ends before its data section (at 48, aligned up to 64)."""
+    data = (b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<QI", 0, 0)
+            + struct.pack("<IQ", 0, 0))
+    error = _read_error(data)
+    assert isinstance(error, TruncatedError) and (error.offset, error.field) == (48, "data section")
+    assert error.message.startswith("truncated: 48 of at least 64 bytes")
+
+
+def test_a_version_whose_low_half_is_zero_is_read_big_endian(tmp_path: Path) -> None:
+    """Bytes 00 00 00 80: little-endian 2^31, low 16 bits zero, so the file is big-endian
+    (gguf-py's rule) and its version is 128, which gguf-py names too."""
+    import gguf
+    data = b"GGUF" + bytes([0, 0, 0, 0x80]) + bytes(16)
+    error = _read_error(data)
+    assert (error.message, error.offset, error.field) == (
+        "unsupported GGUF version 128 (supported: 2, 3)", 4, "version")
+    (tmp_path / "v128.gguf").write_bytes(data)
+    with pytest.raises(ValueError, match="version 128 "):
+        gguf.GGUFReader(tmp_path / "v128.gguf")
+
+
+@pytest.mark.parametrize(("value_type", "tail", "message"), [
+    (None, b"\x08\x00", "file ends before 4 byte(s) of test.k value type"),
+    (U32_MAX, bytes(8), f"unknown metadata value type {U32_MAX}"),
+], ids=["cut", "u32-max"])
+@pytest.mark.parametrize("path", ["fast", "careful"])
+def test_a_value_type_is_unsigned_and_named(path: str, value_type: int | None, tail: bytes,
+                                            message: str) -> None:
+    """The value type follows the 24-byte head and the 8+6-byte key: offset 38."""
+    head = _one_key("test.k", 0, b"")[:-4]
+    data = head + (tail if value_type is None else struct.pack("<I", value_type) + tail)
+    error = _read_error(data, path)
+    assert (error.message, error.offset, error.field) == (message, 38, "test.k value type")
+
+
+@pytest.mark.parametrize(("counts", "field"), [((0, 1), "kv[0].key"), ((1, 0), "tensor[0].name")],
+                         ids=["key", "tensor-name"])
+@pytest.mark.parametrize("path", ["fast", "careful"])
+def test_a_name_length_of_two_to_the_63_is_a_length_past_the_end(
+        path: str, counts: tuple[int, int], field: str) -> None:
+    """A key or tensor name length is a u64 (gguf.md): 2^63 is far past the 32 bytes left."""
+    data = b"GGUF" + struct.pack("<IQQ", 3, *counts) + struct.pack("<Q", 1 << 63) + bytes(32)
+    error = _read_error(data, path)
+    assert isinstance(error, TruncatedError) and (error.offset, error.field) == (24, field)
+    assert error.message == f"string length {1 << 63} exceeds the 32 byte(s) left"
+
+
+def _entries(*entries: tuple[str, int]) -> bytes:
+    """A file of uint8 keys (8-byte length, key, u32 type 0, 1-byte value)."""
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, len(entries))
+    for key, value in entries:
+        data += struct.pack("<Q", len(key)) + key.encode() + struct.pack("<IB", 0, value)
+    return data
+
+
+@pytest.mark.parametrize("path", ["fast", "careful"])
+def test_a_duplicate_huge_key_is_named_by_its_position(path: str) -> None:
+    """The second 200-byte key starts after the first entry: 24 + 8+200+4+1 = 237."""
+    error = _read_error(_entries(("k" * 200, 1), ("k" * 200, 2)), path)
+    assert (error.message, error.offset, error.field) == (
+        "duplicate metadata key 'kv[1]'", 237, "kv[1]")
+
+
+def test_collected_problems_let_the_rest_be_read_and_name_the_file() -> None:
+    """With a problems list, a duplicate key is listed (path attached) and reading goes on:
+    the first "a" wins and "b" after it is read. The second "a" starts at 24 + 14 = 38."""
+    problems: list = []
+    read = _read(_entries(("a", 1), ("a", 2), ("b", 3)), problems=problems)
+    assert {key: entry.value for key, entry in read.metadata.items()} == {"a": 1, "b": 3}
+    assert [(p.message, p.offset, p.field, p.path) for p in problems] == [
+        ("duplicate metadata key 'a'", 38, "a", "mem.gguf")]
+
+
+@pytest.mark.parametrize(("count", "decoded"), [(1024, True), (1025, False)])
+def test_numeric_arrays_up_to_1024_items_are_decoded_at_once(count: int, decoded: bool) -> None:
+    """EAGER_ARRAY_LIMIT: an array of at most 1024 numbers (per-layer values) is decoded with
+    the header; a longer one keeps its first 8 items as a preview and is read on demand."""
+    values = list(range(count))
+    data = _one_key("test.n", 9, struct.pack(f"<IQ{count}I", 4, count, *values))
+    array = _read(data).metadata["test.n"].value
+    assert array.items == (tuple(values) if decoded else None)
+    assert array.preview == tuple(values[:8])
