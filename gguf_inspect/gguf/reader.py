@@ -113,7 +113,7 @@ def _decode_numeric(raw: bytes, item_type: int, count: int, order: str) -> tuple
     return values
 
 
-def _read_header(cursor: Cursor, path: str) -> tuple[int, str, int, int]:
+def _read_header(cursor: Cursor) -> tuple[int, str, int, int]:
     magic = cursor.take(4, "magic")
     if magic != GGUF_MAGIC:
         raise FormatError(f"not a GGUF file (magic {magic!r})", offset=0, field="magic")
@@ -420,7 +420,7 @@ def read_gguf_source(source: ByteSource, problems: list[GGUFError] | None = None
     collector = Problems(problems)
     cursor = Cursor(source, problems=collector)
     try:
-        version, byte_order, n_tensors, n_kv = _read_header(cursor, source.name)
+        version, byte_order, n_tensors, n_kv = _read_header(cursor)
         metadata = _read_metadata(cursor, n_kv)
         alignment = _alignment(metadata, collector)
         raw_infos = _read_tensor_infos(cursor, n_tensors)
