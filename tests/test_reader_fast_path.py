@@ -13,29 +13,21 @@ import gguf
 import pytest
 
 from gguf_inspect.gguf.reader import read_gguf_source
+from tests.conftest import BytesSource
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FILES = sorted(FIXTURES.glob("*.gguf")) + sorted((FIXTURES / "zoo").glob("*.gguf"))
 
 
-class FileSource:
-    def __init__(self, path: Path, read_ahead: tuple[int, int] | None = None) -> None:
-        self.data = path.read_bytes()
-        self.size, self.name = len(self.data), str(path)
-        if read_ahead is not None:
-            self.read_ahead = read_ahead
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self.data[offset:offset + length]
-
-    def close(self) -> None:
-        pass
+def file_source(path: Path, read_ahead: tuple[int, int] | None = None) -> BytesSource:
+    """A fixture's bytes in memory, named by its path."""
+    return BytesSource(path.read_bytes(), read_ahead, name=str(path))
 
 
 @pytest.mark.parametrize("path", FILES, ids=[path.name for path in FILES])
 def test_fast_and_careful_paths_agree(path: Path) -> None:
-    fast = read_gguf_source(FileSource(path))
-    careful = read_gguf_source(FileSource(path, read_ahead=(24, 24)))
+    fast = read_gguf_source(file_source(path))
+    careful = read_gguf_source(file_source(path, read_ahead=(24, 24)))
     assert fast.metadata == careful.metadata
     assert fast.tensors == careful.tensors and fast.data_offset == careful.data_offset
     oracle = gguf.GGUFReader(path)
@@ -90,7 +82,7 @@ def test_every_read_ahead_reads_the_same_header(tmp_path: Path, build: Callable[
     at its edge somewhere; every reading must equal gguf-py's."""
     path = tmp_path / "mixed.gguf"
     build(path)
-    read = read_gguf_source(FileSource(path, read_ahead=(first, 1 << 20)))
+    read = read_gguf_source(file_source(path, read_ahead=(first, 1 << 20)))
     oracle = gguf.GGUFReader(path)
     fields = {name: f for name, f in oracle.fields.items() if not name.startswith("GGUF.")}
     assert list(read.metadata) == list(fields)
