@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # module -> the test files that pin it (a glob each, relative to the repository root). Each list
 # is the fastest set that still judges the module against an independent oracle: mutmut runs,
 # per mutant, only the tests of these files that reached the mutated function.
+# the zoo's real-load comparisons (every architecture, four configurations; llama.cpp's answers
+# kept between mutants: seconds, unlike test_zoo's graph-dump tests, which build llama.cpp)
+ZOO_LOADS = ["tests/test_zoo.py::test_every_exact_quantity_matches_llama_cpp",
+             "tests/test_zoo.py::test_compute_estimate_within_its_tolerance"]
 MODULES: dict[str, list[str]] = {
     # llama.cpp's quantizer is the oracle; its answers are kept between mutants (see ANSWERS)
     "gguf_inspect/llamacpp/recipe.py": ["tests/test_recipe_quantizer.py", "tests/test_embeddings.py"],
@@ -59,7 +63,8 @@ MODULES: dict[str, list[str]] = {
     # --also tests/test_rpc_devices.py tests/test_cuda_public_logs.py
     # tests/test_runtime_compare.py --rerun-survivors (real loads: RPC devices and the CPU)
     "gguf_inspect/llamacpp/memory.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
-                                        "tests/test_gpu_deployments.py", "tests/test_vram.py"],
+                                        "tests/test_gpu_deployments.py", "tests/test_vram.py",
+                                        *ZOO_LOADS],
     "gguf_inspect/llamacpp/compute_graph.py": ["tests/test_memory.py"],
     # the per-device compute buffers (ggml_backend_sched): GPU layouts from llama.cpp's source
     "gguf_inspect/llamacpp/scheduler.py": ["tests/test_gpu_deployments.py",
