@@ -15,7 +15,7 @@ from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.settings import LlamaSettings
 from tests.conftest import fixture_path
-from tests.test_memory import load, synthetic
+from tests.test_memory import array, load, synthetic
 
 GIB = 1 << 30
 CPU_ONLY = LlamaSettings(cpu_avx512=False, cpu_amx=False)
@@ -393,3 +393,46 @@ def test_a_block_past_n_layer_is_in_no_buffer_for_any_architecture(tmp_path) -> 
     with pytest.raises(RuntimeUnavailableError) as refused:
         capture_load(str(path), LlamaSettings())
     assert "wrong number of tensors" in str(refused.value)
+
+
+ESTIMATE = "compute buffer is an estimate of the graph allocator's peak (not exact)"
+AUTO_FA = "flash_attn auto resolved to on (the CPU and CUDA backends support it)"
+CUDA_RULES = ("GPU buffers follow the CUDA backend's rules (128-byte alignment, quantized rows "
+              "padded to 512); other backends differ")
+RPC_RULES = ("the devices are RPC servers each serving one CPU device (32-byte alignment, no row "
+             "padding, no pinned host buffer, no op_offload: ggml-rpc.cpp); a server backed by "
+             "CUDA would follow CUDA's rules")
+SPLIT = ("each GPU's compute buffer is its share of the graph as ggml_backend_sched splits it "
+         "(the CUDA context itself, a few hundred MiB, is not counted: use --headroom)")
+OP_OFFLOAD = ("weights left on the host have their large-batch matmuls run on the first GPU "
+              "(op_offload), which holds a copy of each in turn: GPU memory is not monotone in "
+              "--ngl")
+SHARED_KV = "layers that reuse another layer's KV cache hold none of their own"
+
+
+@pytest.mark.parametrize("arch, settings, expected", [
+    ("llama", LlamaSettings(flash_attn="on", cpu_amx=False), [ESTIMATE]),
+    ("llama", LlamaSettings(cpu_amx=False), [ESTIMATE, AUTO_FA]),
+    ("llama", LlamaSettings(flash_attn="off", cache_type_v="q8_0", cpu_amx=False),
+     [ESTIMATE, "a quantized V cache needs flash attention: llama.cpp refuses this context"]),
+    ("gemma3n", LlamaSettings(flash_attn="on", cpu_amx=False), [ESTIMATE, SHARED_KV]),
+    ("gemma4", LlamaSettings(flash_attn="on", cpu_amx=False), [ESTIMATE, SHARED_KV]),
+    ("llama", LlamaSettings(flash_attn="on", gpu_capacities=(GIB,)),
+     [ESTIMATE, CUDA_RULES, SPLIT, OP_OFFLOAD]),
+    ("llama", LlamaSettings(flash_attn="on", op_offload=False, gpu_capacities=(GIB,)),
+     [ESTIMATE, CUDA_RULES, SPLIT]),
+    ("llama", LlamaSettings(flash_attn="on", rpc="127.0.0.1:1", gpu_capacities=(GIB,)),
+     [ESTIMATE, RPC_RULES, SPLIT]),
+    ("llama", LlamaSettings(flash_attn="on", rpc="127.0.0.1:1", cpu_amx=False), [ESTIMATE]),
+])
+def test_the_notes_say_what_the_prediction_assumes(arch, settings, expected) -> None:
+    """One note per assumption, only when it applies: the estimate, flash attention's auto
+    resolution, llama_context's refusal, gemma3n/gemma4's shared KV layers, the device kind's
+    rules (CUDA or RPC: ggml-rpc.cpp), the scheduler's split and, on CUDA only (RPC's
+    offload_op is NULL), op_offload."""
+    from gguf_inspect.llamacpp import memory
+
+    extra = {"gemma4.attention.sliding_window_pattern": array((True, False))} \
+        if arch == "gemma4" else {}
+    hparams = read_hyperparameters(synthetic(arch, extra=extra))
+    assert memory._notes(hparams, settings) == expected

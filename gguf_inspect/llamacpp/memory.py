@@ -184,6 +184,6 @@ def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
                      "use --headroom)")
         if settings.op_offload and offloads_ops(settings):
             notes.append("weights left on the host have their large-batch matmuls run on the "
-                         "first GPU (op_offload), which holds a copy of each: GPU memory is "
-                         "not monotone in --ngl")
+                         "first GPU (op_offload), which holds a copy of each in turn: GPU "
+                         "memory is not monotone in --ngl")
     return notes
