@@ -98,6 +98,8 @@ def test_rpc_servers_are_host_and_port() -> None:
     assert refusal(check_rpc, "host") == "expected host:port, got 'host'"
     assert refusal(check_rpc, ":50052") == "expected host:port, got ':50052'"
     assert refusal(check_rpc, "host:port") == "expected host:port, got 'host:port'"
+    # parse_endpoint (ggml-rpc.cpp) splits at the FIRST colon: "a:b:1" has the port "b:1"
+    assert refusal(check_rpc, "a:b:1") == "expected host:port, got 'a:b:1'"
 
 
 def test_a_quantized_v_cache_needs_flash_attention() -> None:
