@@ -9,8 +9,10 @@ process (``RpcLoader``), never in the test process itself.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -40,13 +42,13 @@ def _listening(port: int) -> bool:
 class RpcServers:
     """``count`` servers started at once; ``endpoints`` in start order; ``stop`` ends them."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, endpoints: list[str] | None = None) -> None:
         self.endpoints: list[str] = []
         self._processes: list[subprocess.Popen[bytes]] = []
         environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-        for _ in range(count):
-            endpoint = f"127.0.0.1:{free_port()}"
+        for index in range(count):
+            endpoint = endpoints[index] if endpoints else f"127.0.0.1:{free_port()}"
             code = ("from gguf_inspect.llamacpp.runtime import serve_rpc; "
                     f"serve_rpc({endpoint!r})")
             self._processes.append(subprocess.Popen(
@@ -100,3 +102,53 @@ class RpcLoader:
     def close(self) -> None:
         self._pool.terminate()
         self._pool.join()
+
+
+class RpcSession:
+    """Two RPC servers and the worker that loads through them, started on the first load.
+
+    With ``answers`` (a folder: GGUF_INSPECT_RUNTIME_ANSWERS, set by benchmarks/mutation.py)
+    each capture is kept there, keyed by the file's bytes and the settings (the endpoints
+    included), and the endpoints themselves are kept too, so a later run (the next mutant)
+    asks the same questions and gets llama.cpp's answers without starting a server: llama.cpp's
+    answers do not depend on our code."""
+
+    def __init__(self, answers: Path | None = None, count: int = 2) -> None:
+        self.answers, self.count = answers, count
+        self._servers: RpcServers | None = None
+        self._loader: RpcLoader | None = None
+        saved = answers / "rpc-endpoints" if answers is not None else None
+        if saved is not None and saved.exists():
+            self.endpoints = saved.read_text().split()
+        else:
+            self.endpoints = [f"127.0.0.1:{free_port()}" for _ in range(count)]
+            if saved is not None:
+                saved.write_text(" ".join(self.endpoints))
+
+    def capture(self, path: str, settings: Any) -> Any:
+        """llama.cpp's RuntimeCapture of loading ``path`` under ``settings``."""
+        kept = self._kept(path, settings)
+        if kept is not None and kept.exists():
+            return pickle.loads(kept.read_bytes())
+        if self._servers is None:
+            self._servers = RpcServers(self.count, self.endpoints)
+            self._loader = RpcLoader()
+        assert self._loader is not None
+        capture = self._loader.capture(path, settings)
+        if kept is not None:
+            partial = kept.with_suffix(f".{os.getpid()}")
+            partial.write_bytes(pickle.dumps(capture))
+            partial.replace(kept)
+        return capture
+
+    def _kept(self, path: str, settings: Any) -> Path | None:
+        if self.answers is None:
+            return None
+        key = hashlib.sha256(b"rpc" + repr(settings).encode() + Path(path).read_bytes())
+        return self.answers / key.hexdigest()
+
+    def close(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+        if self._servers is not None:
+            self._servers.stop()

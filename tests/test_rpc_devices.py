@@ -12,6 +12,7 @@ except under CI (env CI set), where they fail: CI must run them.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import replace
 from typing import Any, Iterator
 
@@ -24,7 +25,7 @@ from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
 from gguf_inspect.llamacpp.settings import LlamaSettings, check_rpc, parse_overrides
 from gguf_inspect.reports.runtime import device_settings_from_log, rpc_capacities
 from tests.conftest import fixture_path
-from tests.rpc_servers import RpcLoader, RpcServers
+from tests.rpc_servers import RpcSession
 
 MIB = 1 << 20
 E320 = fixture_path("tiny-llama-e320-q4_k_m.gguf")  # rows of 320: CUDA would pad them
@@ -47,31 +48,30 @@ def _rpc_available() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def rpc() -> Iterator[tuple[RpcServers, RpcLoader]]:
-    """Two servers and the worker that loads through them, once for the module."""
+def rpc() -> Iterator[RpcSession]:
+    """Two servers and the worker that loads through them, once for the module (started on the
+    first load; under benchmarks/mutation.py llama.cpp's answers are kept between mutants)."""
     reason = _rpc_available()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the RPC tests: {reason}")
         pytest.skip(reason)
-    servers = RpcServers(2)
-    loader = RpcLoader()
+    answers = os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS")
+    session = RpcSession(Path(answers) if answers else None)
     try:
-        yield servers, loader
+        yield session
     finally:
-        loader.close()
-        servers.stop()
+        session.close()
 
 
-def load(rpc: tuple[RpcServers, RpcLoader], path: Any, **fields: Any
+def load(rpc: RpcSession, path: Any, **fields: Any
          ) -> tuple[LoadLog, str, MemoryPrediction]:
     """Load ``path`` through both servers; the parsed log, the raw log and the prediction for
     the same settings (each server's capacity the free memory its log line reports)."""
-    servers, loader = rpc
-    settings = LlamaSettings(rpc=",".join(servers.endpoints), **{"n_ctx": 512, **fields})
-    capture = loader.capture(str(path), settings)
+    settings = LlamaSettings(rpc=",".join(rpc.endpoints), **{"n_ctx": 512, **fields})
+    capture = rpc.capture(str(path), settings)
     log = parse_load_log(capture.records)
-    capacities = rpc_capacities(log, tuple(servers.endpoints))
+    capacities = rpc_capacities(log, tuple(rpc.endpoints))
     prediction = predict_memory(read_gguf(str(path)), replace(settings,
                                                               gpu_capacities=capacities))
     return log, capture.raw_log, prediction
@@ -139,19 +139,19 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_buffer_of_an_rpc_load_is_predicted(rpc: tuple[RpcServers, RpcLoader],
+def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
     path, fields = CASES[case]
     log, _raw, prediction = load(rpc, path, **fields)
     assert_every_buffer_matches(log, prediction)
 
 
-def test_an_override_to_the_second_server(rpc: tuple[RpcServers, RpcLoader]) -> None:
+def test_an_override_to_the_second_server(rpc: RpcSession) -> None:
     """-ot with the second server's buffer type name, as parse_tensor_buffer_overrides lists it
     (ggml_backend_rpc_buffer_type: RPC<device on the server>[endpoint]): every buffer matches,
     the compute ones too (blk.0's FFN runs on B between two splits on A: A 3.0117 MiB, B 2.25
     MiB logged; each split input is freed on its own device once its split starts)."""
-    second = rpc[0].endpoints[1]
+    second = rpc.endpoints[1]
     log, raw, prediction = load(rpc, E320, override_tensor=rf"blk\.0\.ffn_.*=RPC0[{second}]")
     assert f"buffer type overridden to RPC0[{second}]" in raw
     assert_every_buffer_matches(log, prediction)
@@ -162,7 +162,7 @@ def test_an_override_to_the_second_server(rpc: tuple[RpcServers, RpcLoader]) -> 
 
 
 def test_two_devices_at_full_offload_enable_pipeline_parallelism(
-        rpc: tuple[RpcServers, RpcLoader]) -> None:
+        rpc: RpcSession) -> None:
     """llama_context: more than one device, every layer offloaded, layer split, KV offloaded,
     no override, every device async with events (RPC's caps): n_copies = 4. Each split input
     is then allocated four times, so the two devices' compute buffers together exceed the one
@@ -173,13 +173,13 @@ def test_two_devices_at_full_offload_enable_pipeline_parallelism(
     assert "pipeline parallelism enabled" not in raw_one
     assert_every_buffer_matches(two, prediction_two)
     assert_every_buffer_matches(one, prediction_one)
-    first, second = (f"RPC0[{endpoint}]" for endpoint in rpc[0].endpoints)
+    first, second = (f"RPC0[{endpoint}]" for endpoint in rpc.endpoints)
     assert set(compute(two)) == {first, second, "CPU"}
     assert compute(two)[first] + compute(two)[second] > compute(one)[first]
 
 
 def test_pipeline_parallelism_is_off_with_an_override_or_partial_offload(
-        rpc: tuple[RpcServers, RpcLoader]) -> None:
+        rpc: RpcSession) -> None:
     for fields in ({"n_gpu_layers": 2}, {"override_tensor": r"blk\.1\.ffn_.*=CPU"},
                    {"offload_kqv": False}):
         log, raw, prediction = load(rpc, E320, **fields)
@@ -187,7 +187,7 @@ def test_pipeline_parallelism_is_off_with_an_override_or_partial_offload(
         assert_every_buffer_matches(log, prediction)  # one copy of each split input
 
 
-def test_no_op_offload_to_an_rpc_device(rpc: tuple[RpcServers, RpcLoader]) -> None:
+def test_no_op_offload_to_an_rpc_device(rpc: RpcSession) -> None:
     """Host weights' matmuls stay on the CPU (RPC's offload_op is NULL), so --no-op-offload
     changes no buffer of a partial offload."""
     with_offload, _raw, _prediction = load(rpc, E320, n_gpu_layers=1)
