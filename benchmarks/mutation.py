@@ -47,13 +47,15 @@ MODULES: dict[str, list[str]] = {
     "gguf_inspect/llamacpp/cpu_buffers.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                              "tests/test_runtime_compare.py"],
     "gguf_inspect/llamacpp/kv_cache.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
-                                          "tests/test_runtime_compare.py", "tests/test_zoo.py",
-                                          "tests/test_gpu_deployments.py"],
+                                          "tests/test_runtime_compare.py", *ZOO_LOADS,
+                                          "tests/test_gpu_deployments.py",
+                                          "tests/test_rpc_devices.py"],
     # placement, hparams, settings: too many mutants to run the real-load comparisons on each;
     # a fast first run, then its survivors again with --also tests/test_runtime_compare.py
     # tests/test_zoo.py --rerun-survivors
     "gguf_inspect/llamacpp/placement.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
-                                           "tests/test_gpu_deployments.py", "tests/test_vram.py"],
+                                           "tests/test_gpu_deployments.py", "tests/test_vram.py",
+                                           "tests/test_rpc_devices.py"],
     "gguf_inspect/llamacpp/hparams.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                          "tests/test_hparams_rules.py"],
     "gguf_inspect/llamacpp/settings.py": ["tests/test_settings.py", "tests/test_memory_rules.py",
