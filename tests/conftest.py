@@ -100,15 +100,7 @@ if os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS"):
     _keep_runtime_captures(Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"]))
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under mutmut, forget every memoized result before the tests run.
-
-    mutmut forks each mutant's run from a process that already ran the tests unmutated: a
-    functools cache in a test module (one real load per model and settings) or in the package
-    would hand the mutant's tests the unmutated answers, and the mutant would survive.
-    """
-    if not os.environ.get("MUTANT_UNDER_TEST"):
-        return
+def _forget_memoized_results() -> None:
     ours = (str(ROOT / "tests"), str(ROOT / "gguf_inspect"))
     for module in list(sys.modules.values()):
         # test modules are imported by file name ("test_zoo"), so match where they live
@@ -117,6 +109,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 clear = getattr(value, "cache_clear", None)
                 if callable(clear):
                     clear()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under mutmut, forget every memoized result before each test.
+
+    mutmut forks each mutant's run from a process that already ran the tests unmutated: a
+    functools cache in a test module (one real load per model and settings) or in the package
+    would hand the mutant's tests the unmutated answers, and the mutant would survive. And
+    mutmut's first run records which tests reach which function: a test that found its
+    comparison already cached by an earlier test would not be recorded, and would then never
+    run against that function's mutants. So under mutmut every test computes its own.
+    """
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        _forget_memoized_results()
 
 
 def fixture_path(name: str) -> Path:
