@@ -161,6 +161,11 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         "n_ctx": 1024, "n_parallel": 2, "offload_kqv": False, "kv_unified": True}),
     "untied-2-sequences-unified": (UNTIED, {"n_ctx": 1024, "n_parallel": 2, "kv_unified": True}),
     "moe-no-kv-offload": (MOE, {"offload_kqv": False}),
+    # without flash attention build_attn_mha pins the attention output to the CPU as well
+    "e320-no-kv-offload-flash-off": (E320, {"offload_kqv": False, "flash_attn": "off"}),
+    "swa-no-swa-full-no-kv-offload-flash-off": (SWA, {"offload_kqv": False, "swa_full": False,
+                                                      "flash_attn": "off"}),
+    "moe-no-kv-offload-flash-off": (MOE, {"offload_kqv": False, "flash_attn": "off"}),
     # the head's weights on the host, one by one
     "e320-ot-output-cpu": (E320, {"override_tensor": r"output\.weight=CPU"}),
     "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
