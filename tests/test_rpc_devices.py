@@ -135,6 +135,42 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "moe-full": (MOE, {}),
     "moe-n-cpu-moe-1": (MOE, {"n_cpu_moe": 1}),
     "moe-n-cpu-moe-1-flash-off": (MOE, {"n_cpu_moe": 1, "flash_attn": "off"}),
+    # the zoo's architectures whose graphs the scheduler model follows: MLA's weight roles,
+    # sliding windows, experts, the untied and tied heads, biases
+    **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in (
+        "deepseek2-mla", "gemma2", "gemma3", "glm4moe", "gpt-oss", "llama4", "mistral3", "phi3",
+        "qwen2", "qwen3")},
+    **{f"zoo-{stem}-ngl-1": (fixture_path(f"zoo/{stem}.gguf"), {"n_gpu_layers": 1})
+       for stem in ("deepseek2-mla", "gemma3", "falcon")},
+    # graph_get_cb pins each layer's norm below 32 tokens: 31 and 32 on either side
+    "e320-ubatch-31-ngl-1": (E320, {"n_ubatch": 31, "n_gpu_layers": 1}),
+    "e320-ubatch-32-ngl-1": (E320, {"n_ubatch": 32, "n_gpu_layers": 1}),
+    "e320-ubatch-16-ngl-1": (E320, {"n_ubatch": 16, "n_gpu_layers": 1}),
+    "e320-ngl-0": (E320, {"n_gpu_layers": 0}),
+    "e320-ngl-3": (E320, {"n_gpu_layers": 3}),
+    # a device without layers: no compute buffer of its own
+    "e320-tensor-split-1-0": (E320, {"tensor_split": "1,0"}),
+    "e320-tensor-split-0-1": (E320, {"tensor_split": "0,1"}),
+    "e320-split-none-main-0": (E320, {"split_mode": "none", "main_gpu": 0}),
+    # the KV cache on the host: its views are copied to the layer's device
+    "e320-ngl-1-no-kv-offload": (E320, {"n_gpu_layers": 1, "offload_kqv": False}),
+    "swa-no-swa-full-no-kv-offload": (SWA, {"offload_kqv": False, "swa_full": False}),
+    "untied-2-sequences-no-kv-offload": (UNTIED, {"n_ctx": 1024, "n_parallel": 2,
+                                                  "offload_kqv": False}),
+    "untied-2-sequences-unified-no-kv-offload": (UNTIED, {
+        "n_ctx": 1024, "n_parallel": 2, "offload_kqv": False, "kv_unified": True}),
+    "untied-2-sequences-unified": (UNTIED, {"n_ctx": 1024, "n_parallel": 2, "kv_unified": True}),
+    "moe-no-kv-offload": (MOE, {"offload_kqv": False}),
+    # without flash attention build_attn_mha pins the attention output to the CPU as well
+    "e320-no-kv-offload-flash-off": (E320, {"offload_kqv": False, "flash_attn": "off"}),
+    "swa-no-swa-full-no-kv-offload-flash-off": (SWA, {"offload_kqv": False, "swa_full": False,
+                                                      "flash_attn": "off"}),
+    "moe-no-kv-offload-flash-off": (MOE, {"offload_kqv": False, "flash_attn": "off"}),
+    # the head's weights on the host, one by one
+    "e320-ot-output-cpu": (E320, {"override_tensor": r"output\.weight=CPU"}),
+    "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
+    "untied-ot-output-norm-cpu": (UNTIED, {"override_tensor": r"output_norm\.weight=CPU"}),
+    "untied-ot-token-embd-cpu": (UNTIED, {"override_tensor": r"token_embd\.weight=CPU"}),
 }
 
 
@@ -143,6 +179,46 @@ def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
     path, fields = CASES[case]
     log, _raw, prediction = load(rpc, path, **fields)
+    assert_every_buffer_matches(log, prediction)
+
+
+@pytest.fixture(scope="module")
+def rpc3() -> Iterator[RpcSession]:
+    """Three servers (their own worker and, under benchmarks/mutation.py, their own answers)."""
+    reason = _rpc_available()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the RPC tests: {reason}")
+        pytest.skip(reason)
+    answers = os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS")
+    folder = Path(answers) / "three-servers" if answers else None
+    if folder is not None:
+        folder.mkdir(exist_ok=True)
+    session = RpcSession(folder, count=3)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+THREE_SERVER_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "e320-full": (E320, {}),
+    "e320-tensor-split-1-0-1": (E320, {"tensor_split": "1,0,1"}),  # the middle one empty
+    "e320-tensor-split-0-1-1": (E320, {"tensor_split": "0,1,1"}),  # backend 0 without layers
+    "e320-ngl-1": (E320, {"n_gpu_layers": 1}),
+    "e320-split-none-main-2": (E320, {"split_mode": "none", "main_gpu": 2}),
+    "untied-full": (UNTIED, {}),
+    "swa-full": (SWA, {}),
+    "moe-full": (MOE, {}),
+    "zoo-qwen3": (fixture_path("zoo/qwen3.gguf"), {}),
+    "zoo-deepseek2-mla": (fixture_path("zoo/deepseek2-mla.gguf"), {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(THREE_SERVER_CASES))
+def test_every_buffer_of_a_three_server_load_is_predicted(rpc3: RpcSession, case: str) -> None:
+    path, fields = THREE_SERVER_CASES[case]
+    log, _raw, prediction = load(rpc3, path, **fields)
     assert_every_buffer_matches(log, prediction)
 
 

@@ -92,6 +92,9 @@ class DevicePlan:
     # llama_context::graph_get_cb pins each layer's "norm" to the layer's device when every
     # layer is offloaded (or the batch is under 32 tokens)
     pin_norms: bool = False
+    # build_attn_mha (llama-graph.cpp) without flash attention and with the KV cache on the
+    # host (--no-kv-offload) pins each layer's attention output (our "kqv_out") to the CPU
+    pin_attention_to_host: bool = False
 
 
 @dataclass(eq=False)
@@ -211,6 +214,9 @@ def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[
         layer = layers[id(node)]
         if plan.pin_norms and node.name == "norm" and 0 <= layer < n_layer:
             devices[id(node)] = plan.layer_device[layer]  # ggml_backend_sched_set_tensor_backend
+            continue
+        if plan.pin_attention_to_host and node.name == "kqv_out":
+            devices[id(node)] = HOST  # "all nodes between the KV store and the attention output"
             continue
         if node.view_src is not None and node.op != "VIEW":  # SET_ROWS into the cache
             devices[id(node)] = plan.kv_device[layers[id(node)]]
@@ -395,7 +401,8 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                                       for device in gpu_devices},
                       device_alignment=device_alignment(settings),
                       host_buffer=host_buffer(settings) or "CPU",
-                      pin_norms=offloaded or n_tokens < PIN_NORMS_BELOW)
+                      pin_norms=offloaded or n_tokens < PIN_NORMS_BELOW,
+                      pin_attention_to_host=not settings.offload_kqv and not context.flash_attn)
 
 
 def gpu_compute_buffers(shape: GraphShape, plan: DevicePlan) -> list[BufferEstimate]:
