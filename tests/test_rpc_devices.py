@@ -174,6 +174,28 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
+# Open gaps, found by the RPC loads and not yet modelled: each a strict xfail, so a fix shows.
+# Under pipeline parallelism (two servers, full offload) these graphs' compute buffers differ;
+# the recurrent and hybrid models' state buffers (RS) on the devices are not predicted there.
+PIPELINED_COMPUTE_GAPS = ("bert", "nomic-bert", "cohere2", "falcon", "gptneox", "gemma3n",
+                          "granite", "granitemoe", "olmo2", "olmo2-swa", "starcoder2")
+RECURRENT_STATE_GAPS = ("mamba", "mamba2", "granitehybrid", "lfm2", "nemotron_h", "qwen3next",
+                        "rwkv7")
+GAPS: dict[str, tuple[Any, dict[str, Any]]] = {
+    **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {})
+       for stem in PIPELINED_COMPUTE_GAPS + RECURRENT_STATE_GAPS},
+    "zoo-starcoder2-ngl-1": (fixture_path("zoo/starcoder2.gguf"), {"n_gpu_layers": 1}),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="open gap of the multi-device model (see GAPS)")
+@pytest.mark.parametrize("case", sorted(GAPS))
+def test_open_gaps_of_the_multi_device_model(rpc: RpcSession, case: str) -> None:
+    path, fields = GAPS[case]
+    log, _raw, prediction = load(rpc, path, **fields)
+    assert_every_buffer_matches(log, prediction)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
