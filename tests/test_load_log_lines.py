@@ -81,7 +81,7 @@ def test_full_size_swa_cache_warning() -> None:
     # Older builds: "(mmap = %s)" with ml.use_mmap ? "true" : "false".
     ("llm_load_tensors: loading model tensors, this can take a while... (mmap = true)", True),
     ("llm_load_tensors: loading model tensors, this can take a while... (mmap = false)", False),
-])
+], ids=["none", "mlock", "mmap+mlock", "older-true", "older-false"])
 def test_load_mode_tells_whether_the_file_is_mapped(line: str, use_mmap: bool) -> None:
     assert parse(line + "\n").context.use_mmap is use_mmap
 
