@@ -65,7 +65,7 @@ def test_a_leading_continuation_has_no_level() -> None:
 
 # ---- the current format (a real capture of fixtures/tiny-llama-untied-q4_k_m.gguf) ------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def current() -> LoadLog:
     return parse_file("runtime-current-untied-q4_k_m.log")
 

@@ -142,7 +142,7 @@ def join_fragments(fragments: Iterable[tuple[int, str]]) -> tuple[LogRecord, ...
 
     A level-5 fragment continues the message before it (progress dots, parts of one line);
     any other level starts a new message, so a line left open by dots is closed first. A line
-    takes the level of the fragment that opened it.
+    takes the level of the message it belongs to (None before the first message).
     """
     records: list[LogRecord] = []
     pending, pending_level = "", None
@@ -155,8 +155,6 @@ def join_fragments(fragments: Iterable[tuple[int, str]]) -> tuple[LogRecord, ...
             if pending:
                 flush(pending, pending_level)
             pending, pending_level = "", level
-        elif not pending and pending_level is None:
-            pending_level = records[-1].level if records else None
         pending += text
         *complete, pending = pending.split("\n")
         for line in complete:
@@ -188,7 +186,8 @@ def error_lines(records: Iterable[LogRecord]) -> tuple[str, ...]:
 
 # ---- line patterns (bodies, after the prefix) -------------------------------------------------
 
-_SIZE = r"(?P<{0}>\d+(?:\.\d+)?) (?P<{0}_unit>MiB|GiB)"
+# Every size llama.cpp prints in MiB/GiB has decimals ("%8.2f MiB", teardown "%8.4f MiB").
+_SIZE = r"(?P<{0}>\d+\.\d+) (?P<{0}_unit>MiB|GiB)"
 _TYPE_COUNT = re.compile(r"^- type\s+(?P<type>\S+):\s+(?P<count>\d+) tensors$")
 _FILE_TYPE = re.compile(r"^(?:file type|model ftype)\s*=\s*(?P<name>.+)$")
 _FILE_SIZE = re.compile(r"^(?:file size|model size)\s*=\s*" + _SIZE.format("size")
@@ -212,7 +211,11 @@ _FULL_SWA = re.compile(r"using full-size SWA cache")
 _FLASH_RESOLVED = re.compile(r"Flash Attention (?:was auto, set to )?(?P<state>enabled|disabled)"
                              r"|Flash Attention not supported, set to (?P<off>disabled)")
 _FLASH_FORCED = re.compile(r"enabling flash_attn since")
-_LOAD_MODE = re.compile(r"\((?:load_mode|mmap) = (?P<mode>\w+)\)")
+# "(load_mode = %s)": none, mmap, mlock, mmap+mlock (llama_load_mode_name, src/llama.cpp);
+# older builds: "(mmap = true|false)".
+_LOAD_MODE = re.compile(r"\((?:load_mode|mmap) = (?P<mode>[\w+]+)\)")
+# The modes with use_mmap set (llama_model_loader's constructor, src/llama-model-loader.cpp).
+_MMAP_MODES = frozenset({"mmap", "mmap+mlock", "true"})
 _DEVICE = re.compile(r"^using device (?P<name>\S+) \((?P<description>.*?)\)(?: \([^()]*\))?"
                      r" - (?P<free>\d+) MiB free$")
 _OFFLOADED = re.compile(r"^offloaded (?P<done>\d+)/(?P<total>\d+) layers to GPU")
@@ -226,8 +229,7 @@ _META_INTS = ("n_embd", "n_vocab", "n_layer", "n_ctx_train")
 
 def _printed(match: re.Match[str], name: str) -> PrintedSize:
     text = match.group(name)
-    decimals = len(text.split(".")[1]) if "." in text else 0
-    return PrintedSize(float(text), match.group(f"{name}_unit"), decimals)
+    return PrintedSize(float(text), match.group(f"{name}_unit"), len(text.split(".")[1]))
 
 
 def _int(text: str) -> int | None:
@@ -235,7 +237,8 @@ def _int(text: str) -> int | None:
 
 
 def _flag(text: str) -> bool | None:
-    return {"true": True, "1": True, "false": False, "0": False}.get(text.strip().lower())
+    # llama_context's constructor prints "true"/"false" (src/llama-context.cpp, kv_unified).
+    return {"true": True, "false": False}.get(text)
 
 
 # ---- the parser -------------------------------------------------------------------------------
@@ -343,7 +346,7 @@ def _read_line(state: _State, prefix: str, body: str) -> None:
     elif _FULL_SWA.search(body):
         state.context = replace(state.context, swa_full=True)
     elif mode := _LOAD_MODE.search(body):
-        state.context = replace(state.context, use_mmap=mode["mode"] in ("mmap", "true"))
+        state.context = replace(state.context, use_mmap=mode["mode"] in _MMAP_MODES)
     elif device := _DEVICE.match(body):
         state.devices.append(LoggedDevice(device["name"], device["description"],
                                           int(device["free"])))

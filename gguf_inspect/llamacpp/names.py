@@ -64,7 +64,7 @@ _EXPERT = re.compile(r"_(?:ch)?exps$|_shexp$|^ffn_gate_inp|^exp_probs_b|"
 def base_name(name: str) -> str:
     """The name without block prefix and ``.weight``/``.bias``: ``blk.3.attn_q.weight`` is
     ``attn_q``."""
-    base = _BLOCK_PREFIX.sub("", name, count=1)
+    base = _BLOCK_PREFIX.sub("", name)  # anchored at ^: one match at most
     for suffix in (".weight", ".bias"):
         if base.endswith(suffix):
             return base[: -len(suffix)]
