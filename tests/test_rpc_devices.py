@@ -262,8 +262,9 @@ def test_override_targets_are_the_buffer_types_present() -> None:
     for unknown in ("RPC1[10.0.0.2:50052]", "RPC0[10.0.0.4:50052]", "Metal"):
         with pytest.raises(ValueError) as raised:
             buffer_device(unknown, servers)
-        assert str(raised.value) == (f"unknown buffer type {unknown} (--override-tensor): this "
-                                     "deployment has CPU, RPC0[10.0.0.2:50052], RPC0[10.0.0.3:50052]")
+        assert str(raised.value) == (
+            f"unknown buffer type {unknown} (--override-tensor): this deployment has CPU, "
+            "RPC0[10.0.0.2:50052], RPC0[10.0.0.3:50052]")
     with pytest.raises(ValueError) as raised:
         buffer_device("Metal", LlamaSettings(gpu_capacities=(1, 1)))
     assert str(raised.value).endswith("this deployment has CPU, CUDA0, CUDA1")
