@@ -347,3 +347,45 @@ def test_vram_with_rpc_needs_one_gpu_size_per_server() -> None:
         run_vram(str(E320), "json", options)
     text, _code = run_vram(str(E320), "json", replace(options, gpu="8GiB,8GiB"))
     assert "RPC0[10.0.0.3:1]" in text
+
+
+def test_override_targets_are_the_buffer_types_present() -> None:
+    """parse_tensor_buffer_overrides (common/arg.cpp) knows the buffer types of the devices
+    present: CPU and each server's RPC0[endpoint] (a one-device server's device is 0), or
+    CUDA0..N-1; any other name is refused with that list."""
+    from gguf_inspect.llamacpp.backends import buffer_device, with_rpc_devices
+
+    servers = with_rpc_devices(LlamaSettings(rpc="10.0.0.2:50052,10.0.0.3:50052"))
+    assert buffer_device("RPC0[10.0.0.3:50052]", servers) == "gpu1"
+    for unknown in ("RPC1[10.0.0.2:50052]", "RPC0[10.0.0.4:50052]", "Metal"):
+        with pytest.raises(ValueError) as raised:
+            buffer_device(unknown, servers)
+        assert str(raised.value) == (
+            f"unknown buffer type {unknown} (--override-tensor): this deployment has CPU, "
+            "RPC0[10.0.0.2:50052], RPC0[10.0.0.3:50052]")
+    with pytest.raises(ValueError) as raised:
+        buffer_device("Metal", LlamaSettings(gpu_capacities=(1, 1)))
+    assert str(raised.value).endswith("this deployment has CPU, CUDA0, CUDA1")
+
+
+def test_device_buffers_and_their_alignment() -> None:
+    """A device buffer is CUDAn or RPCn[endpoint], never a host one; an RPC server serving the
+    CPU answers get_alignment with the CPU's TENSOR_ALIGNMENT (32, ggml-impl.h), CUDA's buffer
+    type aligns to 128 (ggml_backend_cuda_buffer_type_get_alignment)."""
+    from gguf_inspect.llamacpp.backends import device_alignment, is_device_buffer
+
+    for buffer in ("CUDA0", "CUDA1", "RPC0[10.0.0.2:50052]"):
+        assert is_device_buffer(buffer), buffer
+    for buffer in ("CPU", "CUDA_Host", "AMX", "CPU_REPACK", "RPC0"):
+        assert not is_device_buffer(buffer), buffer
+    assert device_alignment(LlamaSettings(rpc="10.0.0.2:50052", gpu_capacities=(1,))) == 32
+    assert device_alignment(LlamaSettings(gpu_capacities=(1,))) == 128
+
+
+def test_gpu_sizes_for_another_number_of_servers_are_refused() -> None:
+    from gguf_inspect.llamacpp.backends import with_rpc_devices
+
+    with pytest.raises(ValueError) as raised:
+        with_rpc_devices(LlamaSettings(rpc="10.0.0.2:1,10.0.0.3:1", gpu_capacities=(1,)))
+    assert str(raised.value) == ("--rpc names 2 server(s) but 1 GPU size(s) were given: give one "
+                                 "--gpu size (its free memory) per server")

@@ -37,7 +37,7 @@ class ModelSummary:
     architecture: str | None
     name: str | None
     file_type: str
-    file_type_id: int | None
+    file_type_id: int
     file_type_guessed: bool
     n_params: int
     tensor_bytes: int
@@ -82,13 +82,12 @@ def guess_file_type(tensors: tuple[TensorInfo, ...]) -> int:
     return GUESSED_FILE_TYPE_BY_TENSOR_TYPE.get(best_type, 0)
 
 
-def resolve_file_type(gguf: GGUFFile) -> tuple[int | None, bool]:
-    """(llama_ftype, guessed): ``general.file_type`` when present, else llama.cpp's guess."""
+def resolve_file_type(gguf: GGUFFile) -> tuple[int, bool]:
+    """(llama_ftype, guessed): ``general.file_type`` when present, else llama.cpp's guess (which,
+    with no tensors at all, stays at its starting GGML_TYPE_F32: "(guessed) all F32")."""
     declared = gguf.value("general.file_type")
     if isinstance(declared, int) and not isinstance(declared, bool):
         return declared, False
-    if not gguf.tensors:
-        return None, True
     return guess_file_type(gguf.tensors), True
 
 
@@ -123,7 +122,7 @@ def summarize(gguf: GGUFFile) -> ModelSummary:
         file=file_facts(gguf),
         architecture=gguf.architecture,
         name=name if isinstance(name, str) else None,
-        file_type=file_type_name(file_type_id, guessed) if file_type_id is not None else "unknown",
+        file_type=file_type_name(file_type_id, guessed),
         file_type_id=file_type_id,
         file_type_guessed=guessed,
         n_params=n_params,

@@ -71,14 +71,14 @@ def matrix_facts(tensor: TensorInfo, tensor_bytes: int) -> MatrixFacts:
         share_of_tensor_bytes=tensor.n_bytes / tensor_bytes if tensor_bytes else 0.0)
 
 
-def _verdict(embedding: MatrixFacts, expected: RecipeExpectation | None, file_type: int | None,
+def _verdict(embedding: MatrixFacts, expected: RecipeExpectation | None, file_type: int,
              guessed: bool) -> str:
     stored = (f"token_embd.weight is stored as {embedding.type} "
               f"({embedding.bits_per_weight:.2f} bits per weight, "
               f"{embedding.ratio_to_f16:.1%} of its f16 size)")
     if embedding.type != "f16":
         stored += ", not f16"
-    if file_type is None or expected is None:
+    if expected is None:
         return stored + "; the file declares no llama.cpp file type to compare with the recipe."
     ftype = file_type_name(file_type, guessed)
     if expected.type == embedding.type:
@@ -164,7 +164,7 @@ def analyze_embeddings(gguf: GGUFFile) -> EmbeddingReport:
     has_head = gguf.architecture not in NO_OUTPUT_HEAD_ARCHS
     expected = (expected_embedding_type(file_type, quantizer_tied, embedding.n_cols,
                                          gguf.architecture)
-                if file_type is not None and tensor.known_type else None)
+                if tensor.known_type else None)
     return EmbeddingReport(
         embedding=embedding, tied_output=quantizer_tied and has_head, output=output,
         per_layer=per_layer, expected=expected,
