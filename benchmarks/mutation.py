@@ -81,7 +81,7 @@ MODULES: dict[str, list[str]] = {
     "gguf_inspect/llamacpp/summary.py": ["tests/test_summary.py"],
     "gguf_inspect/llamacpp/load_log.py": ["tests/test_runtime_log.py",
                                           "tests/test_load_log_lines.py"],
-    "gguf_inspect/llamacpp/devices.py": ["tests/test_vram.py"],
+    "gguf_inspect/llamacpp/devices.py": ["tests/test_devices.py", "tests/test_vram.py"],
     "gguf_inspect/gguf/reader.py": ["tests/test_reader_bounds.py", "tests/test_reader_malformed.py",
                                     "tests/test_reader.py", "tests/test_reader_fields.py",
                                     "tests/test_reader_fast_path.py"],
