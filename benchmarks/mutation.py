@@ -61,12 +61,13 @@ MODULES: dict[str, list[str]] = {
     "gguf_inspect/llamacpp/settings.py": ["tests/test_settings.py", "tests/test_memory_rules.py",
                                           "tests/test_memory.py", "tests/test_settings_aliases.py",
                                           "tests/test_gpu_deployments.py"],
-    # predict_memory is reached by every test: a fast first run, then its survivors again with
-    # --also tests/test_rpc_devices.py tests/test_cuda_public_logs.py
-    # tests/test_runtime_compare.py --rerun-survivors (real loads: RPC devices and the CPU)
+    # predict_memory is reached by every test; the real loads (the CPU fixtures, the zoo, the
+    # RPC devices) are seconds with llama.cpp's answers kept
     "gguf_inspect/llamacpp/memory.py": ["tests/test_memory_rules.py", "tests/test_memory.py",
                                         "tests/test_gpu_deployments.py", "tests/test_vram.py",
-                                        *ZOO_LOADS],
+                                        *ZOO_LOADS, "tests/test_runtime_compare.py",
+                                        "tests/test_rpc_devices.py",
+                                        "tests/test_cuda_public_logs.py"],
     "gguf_inspect/llamacpp/compute_graph.py": ["tests/test_memory.py"],
     # the per-device compute buffers (ggml_backend_sched): GPU layouts from llama.cpp's source
     # (test_fit and test_vram reach it too, but as many predictions per test: too slow per
