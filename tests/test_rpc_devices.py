@@ -47,21 +47,31 @@ def _rpc_available() -> str | None:
         return str(error)
 
 
-@pytest.fixture(scope="module")
-def rpc() -> Iterator[RpcSession]:
-    """Two servers and the worker that loads through them, once for the module (started on the
-    first load; under benchmarks/mutation.py llama.cpp's answers are kept between mutants)."""
+def _session(count: int) -> Iterator[RpcSession]:
+    """``count`` servers and the worker that loads through them (started on the first load;
+    under benchmarks/mutation.py llama.cpp's answers are kept between mutants, in a folder of
+    their own per server count)."""
     reason = _rpc_available()
     if reason is not None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the RPC tests: {reason}")
         pytest.skip(reason)
     answers = os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS")
-    session = RpcSession(Path(answers) if answers else None)
+    folder = None
+    if answers:
+        folder = Path(answers) if count == 2 else Path(answers) / f"{count}-servers"
+        folder.mkdir(exist_ok=True)
+    session = RpcSession(folder, count=count)
     try:
         yield session
     finally:
         session.close()
+
+
+@pytest.fixture(scope="module")
+def rpc() -> Iterator[RpcSession]:
+    """Two servers, once for the module."""
+    yield from _session(2)
 
 
 def load(rpc: RpcSession, path: Any, **fields: Any
@@ -206,21 +216,8 @@ def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
 
 @pytest.fixture(scope="module")
 def rpc3() -> Iterator[RpcSession]:
-    """Three servers (their own worker and, under benchmarks/mutation.py, their own answers)."""
-    reason = _rpc_available()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the RPC tests: {reason}")
-        pytest.skip(reason)
-    answers = os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS")
-    folder = Path(answers) / "three-servers" if answers else None
-    if folder is not None:
-        folder.mkdir(exist_ok=True)
-    session = RpcSession(folder, count=3)
-    try:
-        yield session
-    finally:
-        session.close()
+    """Three servers, once for the module."""
+    yield from _session(3)
 
 
 THREE_SERVER_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
