@@ -363,9 +363,25 @@ def test_output_buffer() -> None:
 
 
 def test_recurrent_architectures_say_not_modelled() -> None:
+    """A mamba header without its ssm.* widths: no cache is invented, and the note says what
+    is left out and which keys would have told (the same text is the prediction's
+    ``unmodelled`` reason, which makes vram's verdict "cannot tell")."""
     prediction = predict_memory(synthetic("mamba"), LlamaSettings())
     assert prediction.kv_caches == ()
-    assert any("not modelled" in note for note in prediction.notes)
+    expected = ("mamba keeps recurrent state (llama-memory-recurrent.cpp) whose layers or widths "
+                "(ssm.*, wkv.*, shortconv.* keys) are not known: not modelled, KV cache and "
+                "state left out")
+    assert prediction.unmodelled == expected and expected in prediction.notes
+
+
+def test_compute_buffers_are_marked_as_estimates() -> None:
+    """Weights, KV cache and output are exact bytes; the compute buffer is the graph
+    allocator's simulated peak, marked not exact on the CPU and on each GPU alike."""
+    for settings in (LlamaSettings(cpu_amx=False), LlamaSettings(gpu_capacities=(1 << 34,))):
+        prediction = predict_memory(synthetic(), settings)
+        assert [b.exact for b in by_kind(prediction, "compute")] == \
+            [False] * len(by_kind(prediction, "compute"))
+        assert all(b.exact is True for b in prediction.buffers if b.kind != "compute")
 
 
 # ---- the compute-buffer simulation: ggml-alloc.c ----------------------------------------------
