@@ -30,8 +30,8 @@ from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
 from gguf_inspect.llamacpp.placement import (
     HOST,
     BufferEstimate,
+    alloc_size,
     buffer_alignment,
-    cuda_row_padding,
     pad,
     place_layers,
     place_tensors,
@@ -68,9 +68,9 @@ def lora_buffers(model: GGUFFile, adapter: LoraAdapter,
 
 
 def _lora_alloc(tensor: TensorInfo, buffer: str) -> int:
-    padding = cuda_row_padding(tensor.type_id, tensor.row_length) \
-        if buffer.startswith("CUDA") and buffer != "CUDA_Host" else 0
-    return pad(tensor.n_bytes + padding, buffer_alignment(buffer))
+    """The adapter tensor's allocation in ``buffer`` (never AMX or CPU_REPACK: those map to CPU
+    above), as for a model tensor of that buffer."""
+    return pad(alloc_size(tensor, buffer), buffer_alignment(buffer))
 
 
 # ---- the draft model ---------------------------------------------------------------------------

@@ -70,6 +70,12 @@ def offloads_ops(settings: LlamaSettings) -> bool:
     return not uses_rpc(settings)
 
 
+def is_cuda_device_buffer(buffer: str) -> bool:
+    """A CUDA device buffer (CUDA0, CUDA1 ...): the one kind with CUDA's row padding and
+    128-byte alignment; CUDA_Host, the pinned host buffer, follows the CPU's rules."""
+    return _CUDA_BUFFER.match(buffer) is not None
+
+
 def is_device_buffer(buffer: str) -> bool:
     """A buffer on a GPU or RPC device (CUDA0, RPC0[host:port]), not a host one."""
     return bool(_CUDA_BUFFER.match(buffer) or _RPC_BUFFER.match(buffer))

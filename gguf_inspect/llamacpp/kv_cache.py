@@ -14,7 +14,7 @@ from typing import Callable
 
 from gguf_inspect.core.constants import ggml_type_from_name, row_bytes
 from gguf_inspect.core.errors import FormatError
-from gguf_inspect.llamacpp.backends import device_buffer, host_buffer
+from gguf_inspect.llamacpp.backends import device_buffer, host_buffer, is_cuda_device_buffer
 from gguf_inspect.llamacpp.hparams import Hyperparameters
 from gguf_inspect.llamacpp.placement import (
     HOST,
@@ -139,7 +139,7 @@ def kv_caches(hparams: Hyperparameters, context: ResolvedContext, placement: Pla
             buffer = "CPU" if device == HOST else device_buffer(settings, device)
             alignment = buffer_alignment(buffer)
             # CUDA pads quantized rows; an RPC server's CPU buffer type does not
-            cuda = buffer.startswith("CUDA")
+            cuda = is_cuda_device_buffer(buffer)
             k_alloc = k_bytes + (cuda_row_padding(type_k.type_id, k_width) if cuda else 0)
             v_alloc = v_bytes + (cuda_row_padding(type_v.type_id, v_width)
                                  if cuda and has_v else 0)

@@ -24,6 +24,7 @@ from gguf_inspect.llamacpp.backends import (
     buffer_device,
     device_buffer,
     host_buffer,
+    is_cuda_device_buffer,
 )
 from gguf_inspect.llamacpp.cpu_buffers import amx_alloc_size, amx_supports, host_has_amx, host_has_avx512, repacks
 from gguf_inspect.llamacpp.hparams import NO_OUTPUT_HEAD_ARCHS, Hyperparameters
@@ -255,7 +256,7 @@ def alloc_size(tensor: TensorInfo, buffer: str) -> int:
     if buffer == "AMX":
         return amx_alloc_size(tensor)
     size = tensor.n_bytes
-    if buffer.startswith("CUDA") and buffer != "CUDA_Host":
+    if is_cuda_device_buffer(buffer):
         size += cuda_row_padding(tensor.type_id, tensor.row_length)
     return size
 
@@ -271,7 +272,7 @@ def cuda_row_padding(type_id: int, ne0: int) -> int:
 def buffer_alignment(buffer: str) -> int:
     """CUDA's 128 for a CUDA device buffer; 32 for the host buffers and for an RPC server's
     CPU buffer type (rpc_server::get_alignment answers TENSOR_ALIGNMENT)."""
-    return CUDA_ALIGNMENT if buffer.startswith("CUDA") and buffer != "CUDA_Host" else CPU_ALIGNMENT
+    return CUDA_ALIGNMENT if is_cuda_device_buffer(buffer) else CPU_ALIGNMENT
 
 
 def model_buffers(placed: list[TensorPlacement]) -> list[BufferEstimate]:

@@ -37,6 +37,7 @@ from gguf_inspect.llamacpp.compute_graph import (
 )
 from gguf_inspect.llamacpp.backends import (
     CPU_ALIGNMENT,
+    CUDA_HOST,
     device_alignment,
     device_buffer,
     host_buffer,
@@ -88,7 +89,7 @@ class DevicePlan:
     # backend's compute buffer type (CUDA_Host on a CUDA build, else CPU)
     device_buffers: dict[str, str] = field(default_factory=dict)
     device_alignment: int = 128
-    host_buffer: str = "CUDA_Host"
+    host_buffer: str = CUDA_HOST
     # llama_context::graph_get_cb pins each layer's "norm" to the layer's device when every
     # layer is offloaded (or the batch is under 32 tokens)
     pin_norms: bool = False
