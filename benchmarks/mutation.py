@@ -68,7 +68,13 @@ MODULES: dict[str, list[str]] = {
                                         *ZOO_LOADS, "tests/test_runtime_compare.py",
                                         "tests/test_rpc_devices.py",
                                         "tests/test_cuda_public_logs.py"],
-    "gguf_inspect/llamacpp/compute_graph.py": ["tests/test_memory.py"],
+    # the compute graph, node by node: every zoo architecture's compute buffer against llama.cpp's
+    # (exact to its 0.0001 MiB, answers kept), the CPU fixtures' real loads, hand-built graphs
+    **{f"gguf_inspect/llamacpp/{name}.py": [*ZOO_LOADS, "tests/test_memory.py",
+                                            "tests/test_runtime_compare.py",
+                                            "tests/test_graph_nodes.py", "tests/test_graph_ssm.py"]
+       for name in ("compute_graph", "graph_layout", "graph_arch", "graph_nodes", "graph_ffn",
+                    "graph_mla", "graph_ssm", "graph_rwkv", "graph_qwen3next", "graph_gemma3n")},
     # the per-device compute buffers (ggml_backend_sched): GPU layouts from llama.cpp's source
     # (test_fit and test_vram reach it too, but as many predictions per test: too slow per
     # mutant, and no independent oracle of the splits)

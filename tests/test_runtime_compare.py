@@ -28,7 +28,7 @@ from gguf_inspect.reports.runtime import (
 )
 from gguf_inspect.llamacpp.load_log import PrintedSize, parse_load_log, split_log_text
 from gguf_inspect.commands.runtime import compare_runtime
-from tests.conftest import ALL_FIXTURES, fixture_path
+from tests.conftest import ALL_FIXTURES, FIXTURES, fixture_path, load_script
 
 DATA = Path(__file__).resolve().parent / "data"
 SWA = fixture_path("tiny-gemma3-swa-q4_k_m.gguf")
@@ -138,6 +138,9 @@ def test_compute_buffer_estimate_is_within_ten_percent(model: Path,
     assert relative <= COMPUTE_TOLERANCE, (
         f"memory.compute_buffers predicts {compute.predicted:.4f} MiB, llama.cpp reserved "
         f"{compute.runtime:.4f} MiB ({compute.note}) for {model.name} with {settings}")
+    # held tighter than promised: to the 0.0001 MiB of llama.cpp's teardown line
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (
+        f"{model.name} {settings}: {compute.predicted:.4f} != {compute.runtime:.4f} MiB")
 
 
 SMALL_CONTEXT_FLASH_OFF = [name for name in SWA_CONFIGURATIONS if name.endswith("-flash-off")
@@ -305,3 +308,85 @@ def test_cli_a_file_that_is_not_a_load_log_is_refused(tmp_path: Path) -> None:
     result = run_cli(str(UNTIED), "--from-log", str(text))
     assert result.returncode == 3
     assert "not a llama.cpp load log" in result.stderr
+
+
+# ---- rules only some shapes reach: exact against a real load -----------------------------------
+
+def _wide_heads(folder: Path) -> Path:
+    """A tiny llama with 128-wide heads (n_embd 256, 2 heads): the only fixture shape where K's
+    Hadamard rotation (the largest power of two from 64 dividing the head, 128) differs from
+    V's (always 64), llama-kv-cache.cpp attn_rot_k / attn_rot_v."""
+    build = load_script("fixtures_build", FIXTURES.parent / "fixtures" / "build.py")
+    path = folder / "tiny-llama-head128-f16.gguf"
+    if not path.exists():
+        build.write_source(build.TinySpec("tiny-llama-head128", n_embd=256, n_head=2,
+                                          n_head_kv=1, n_ff=256, tied=False, seed=9), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wide_heads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _wide_heads(tmp_path_factory.mktemp("head128"))
+
+
+@pytest.mark.parametrize("settings", [
+    {"cache_type_k": "q8_0", "cache_type_v": "q8_0", "flash_attn": "on"},
+    {"cache_type_k": "q4_0", "cache_type_v": "f16", "flash_attn": "on"},
+    {"cache_type_k": "f16", "cache_type_v": "q8_0", "flash_attn": "on"},
+    {"cache_type_k": "q8_0", "flash_attn": "off"},
+], ids=["k-q8_0-v-q8_0", "k-q4_0", "v-q8_0", "k-q8_0-flash-off"])
+def test_quantized_cache_rotations_of_wide_heads(wide_heads: Path, settings: dict[str, Any]
+                                                 ) -> None:
+    """Each quantized cache adds its rotation's matrix and products to the graph: K rotates
+    by 128 here, V by 64; the compute buffer is exact to llama.cpp's teardown line."""
+    comparison = comparison_for(wide_heads, settings)
+    assert not differing(comparison), "\n".join(differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity == "CPU compute buffer"]
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
+                                                                  compute.runtime)
+
+
+@pytest.mark.parametrize("settings", [
+    {"n_parallel": 9, "n_ctx": 4608},  # past 8 sequences: the state's rows leave one alignment
+    {"n_parallel": 40, "n_ctx": 20480},
+    {"n_parallel": 3, "n_ctx": 1536, "kv_unified": True, "flash_attn": "off"},
+    {"n_parallel": 3, "n_ctx": 1536, "flash_attn": "off"},
+], ids=["9-sequences", "40-sequences", "3-sequences-unified", "3-sequences"])
+@pytest.mark.parametrize("stem", ["mamba", "rwkv7", "granitehybrid", "qwen3", "deepseek2-mla"])
+def test_many_sequences_match_the_runtime(stem: str, settings: dict[str, Any]) -> None:
+    """The recurrent state holds max(1, n_seq_max) rows (llama_memory_recurrent's mem_size) and
+    a split cache one stream per sequence (n_stream, llama_kv_cache), which MLA without flash
+    attention reads whole (the ggml_cont of V, a view of the K cache): both reach the graph."""
+    comparison = comparison_for(fixture_path(f"zoo/{stem}.gguf"), settings)
+    assert not differing(comparison), "\n".join(differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
+                                                                  compute.runtime)
+
+
+@pytest.mark.parametrize("unified", [False, True], ids=["3-streams", "unified"])
+def test_mla_without_flash_attention_copies_every_streams_values(unified: bool) -> None:
+    """MLA's V is a view of the K cache; without flash attention build_attn_mha makes it
+    contiguous (ggml_cont of the transposed view) across every stream: 3 streams of 16384
+    cells, or one unified stream of 49152. Long enough that the copy no longer fits a hole."""
+    settings = {"n_parallel": 3, "n_ctx": 3 * 16384, "n_ubatch": 32, "flash_attn": "off",
+                "kv_unified": unified}
+    comparison = comparison_for(fixture_path("zoo/deepseek2-mla.gguf"), settings)
+    assert not differing(comparison), "\n".join(differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
+                                                                  compute.runtime)
+
+
+@pytest.mark.parametrize("n_ubatch", [1, 4])
+@pytest.mark.parametrize("stem", ["mamba", "mamba2", "granitehybrid", "nemotron_h"])
+def test_one_sequence_copies_no_other_state_rows(stem: str, n_ubatch: int) -> None:
+    """With one sequence the recurrent memory has max(1, n_seq_max) = 1 row per layer, all of
+    it the ubatch's: build_rs copies back zero extra rows. A small ubatch leaves no hole that an
+    extra row's copy would fit in."""
+    comparison = comparison_for(fixture_path(f"zoo/{stem}.gguf"),
+                                {"n_ctx": 512, "n_ubatch": n_ubatch})
+    assert not differing(comparison), "\n".join(differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
+                                                                  compute.runtime)
