@@ -42,3 +42,17 @@ def test_without_a_rotation_hadamard_is_the_identity() -> None:
     graph = GraphBuilder(n_embd=4)
     x = graph.add("x", "MUL_MAT", 16, graph.weight, graph.weight)
     assert hadamard(graph, x, None, 16) is x
+
+
+def test_every_node_carries_the_layer_whose_code_built_it() -> None:
+    """The scheduler finds a node's weights and cache by its layer (llama.cpp's cb il), not by
+    the node's op: a LayerNorm stack starts its layer with NORM, not RMS_NORM."""
+    graph = GraphBuilder(n_embd=4)
+    embd = graph.add("embd", "GET_ROWS", 64, graph.weight)
+    graph.layer = 0
+    norm = graph.add("norm", "NORM", 64, embd)
+    reshaped = graph.view(norm)
+    graph.layer = 1
+    head = graph.add("result_output", "MUL_MAT", 64, graph.weight, reshaped)
+    assert [node.layer for node in (embd, norm, reshaped, head)] == [-1, 0, 0, 1]
+    assert Node("inp_tokens", "NONE", 64, is_input=True).layer == -1

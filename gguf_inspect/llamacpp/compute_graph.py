@@ -396,6 +396,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         return cur
 
     for il in range(n_layer):
+        graph.layer = il
         attn_in = (norm(inp_l, shape.n_embd, layer=shape.layer_norm, role="attn_norm")
                    if shape.pre_norm else inp_l)
         mixer = shape.mixers[il] if shape.mixers else ""
@@ -450,6 +451,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = norm(cur, shape.n_embd, rows)
         first, second = (residual, cur) if shape.ffn_residual_first else (cur, residual)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, first, second)
+    graph.layer = n_layer  # the output head
     if shape.late_out_rows == "stack":  # the stack's output is t_h_nextn (set_outputs)
         inp_l.is_output = True
         inp_l = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, inp_l, out_ids)

@@ -68,7 +68,9 @@ def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
                 _magnitude(graph, added, tokens * (altups - 1)))
     inp_l = add("inp_stacked", "CONCAT", width * altups, inp_l, added)
     for il, layer in enumerate(attention):
+        graph.layer = il
         inp_l = _layer(graph, inp_l, il, layer, gemma, per_layer, inp_pos, tokens, flash_attn)
+    graph.layer = len(attention)  # the output head
     target = _magnitude(graph, view(inp_l), tokens)
     unembd = add("altup_unembd", "MUL_MAT", width * (altups - 1), weight, view(inp_l))
     magnitude = _magnitude(graph, unembd, tokens * (altups - 1))

@@ -25,6 +25,9 @@ class Node:
     offset: int = field(default=-1, repr=False)
     # an input's place in the graph's leafs (ggml_visit_parents: first visited, first listed)
     visit: int = field(default=-1, repr=False)
+    # the layer whose code built it (the il of llama.cpp's cb): -1 before the first block, the
+    # number of layers for the output head; the scheduler reads a layer's weights and cache
+    layer: int = field(default=-1, repr=False)
 
 
 
@@ -40,11 +43,12 @@ class GraphBuilder:
         self.weight = Node("weight", "NONE", 0, external=True)
         self._seen: set[int] = set()
         self._leafs = 0
+        self.layer = -1  # stamped on every node added: set by the builder's layer loop
 
     def add(self, name: str, op: str, floats: int, *srcs: Node,
             view_of: Node | None = None) -> Node:
         return Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
-                    view_src=view_of)
+                    view_src=view_of, layer=self.layer)
 
     def rms_norm(self, x: Node, floats: int, weighted: bool = True) -> Node:
         """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL) unless ``weighted`` is

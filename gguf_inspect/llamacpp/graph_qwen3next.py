@@ -60,7 +60,8 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
     inp_l = add("embd", "GET_ROWS", n_embd * tokens, graph.weight, inp_tokens)
     graph.expand(inp_l)  # build_inp_embd
     state = state_inputs(ssm)
-    for is_recurrent in recurrent:
+    for il, is_recurrent in enumerate(recurrent):
+        graph.layer = il
         attn_norm = graph.rms_norm(inp_l, n_embd * tokens)
         graph.expand(attn_norm)
         if is_recurrent:
@@ -70,6 +71,7 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
         residual = add("attn_residual", "ADD", n_embd * tokens, cur, inp_l)
         ffn_out = _ffn(graph, graph.rms_norm(residual, n_embd * tokens), moe, delta, tokens)
         inp_l = add("l_out", "ADD", n_embd * tokens, ffn_out, residual)
+    graph.layer = len(recurrent)  # the output head
     h_nextn = graph.rms_norm(inp_l, n_embd * tokens)
     h_nextn.is_output = True
     result_norm = add("result_norm", "GET_ROWS", n_embd * n_outputs, h_nextn, out_ids)

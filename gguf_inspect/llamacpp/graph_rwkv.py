@@ -43,6 +43,7 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
     state = state_inputs(ssm)
     first_value: Node | None = None
     for il in range(n_layer):
+        graph.layer = il
         last = il == n_layer - 1
         token_shift = _load(graph, ssm, state, ssm.n_embd_r, n_seqs, "token_shift")
         att_norm = _layer_norm(graph, view(inp_l), n_embd * tokens)
@@ -65,6 +66,7 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
             x_prev = add("x_prev_rows", "GET_ROWS", n_embd * rows, x_prev, out_ids)
         cur = _channel_mix(graph, ffn_norm, x_prev, rwkv.n_ff, n_embd, rows)
         inp_l = add("l_out", "ADD", n_embd * rows, cur, ffn_inp)
+    graph.layer = n_layer  # the output head
     result_norm = _layer_norm(graph, inp_l, n_embd * n_outputs)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", n_vocab * n_outputs, graph.weight, result_norm)

@@ -174,17 +174,9 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
 
 
 def _layer_of_nodes(nodes: list[Node]) -> dict[int, int]:
-    """Each node's layer in build_graph's order: -1 before the first block, n_layer after the
-    last ``l_out`` (the output head)."""
-    layers: dict[int, int] = {}
-    layer = -1
-    for node in nodes:
-        if layer < 0 and node.op == "RMS_NORM":
-            layer = 0
-        layers[id(node)] = layer
-        if node.name == "l_out":
-            layer += 1
-    return layers
+    """Each node's layer, as the graph builder stamped it (the il llama.cpp's graph code passes
+    its callback): -1 before the first block, n_layer for the output head."""
+    return {id(node): node.layer for node in nodes}
 
 
 def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
