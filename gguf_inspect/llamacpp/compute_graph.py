@@ -202,6 +202,10 @@ class GraphShape:
     rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
     attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
     logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
+    # the granite family: the embeddings SCALEd in build_inp_embd (f_embedding_scale), the
+    # attention and FFN outputs before their residual ADDs (f_residual_scale)
+    embd_scale: bool = False
+    residual_scale: bool = False
     q_scale: bool = False  # a SCALE of Q after rope (phi3)
     # models/bert.cpp: attention over the batch (build_attn_inp_no_cache), LayerNorm after each
     # residual, no output head (t_embd is the result); the input adds the token-type row and,
@@ -283,6 +287,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         return add(x.name + "_b", "ADD", width * rows, x, weight) if shape.bias else x
 
     inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
+    if shape.embd_scale:
+        inp_l = add("embd_scaled", "SCALE", shape.n_embd * tokens, inp_l)
     graph.expand(inp_l)  # build_inp_embd
     if shape.gemma:
         inp_l = add("inp_scaled", "SCALE", shape.n_embd * tokens, inp_l)
@@ -443,12 +449,16 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             ffn_out = add("ffn_out", "ADD", shape.n_embd * rows, ffn_out, inp_l)
             inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
             continue
+        if shape.residual_scale:
+            cur = add("attn_scaled", "SCALE", shape.n_embd * rows, cur)
         residual = add("ffn_inp", "ADD", shape.n_embd * rows,
                        *((inp_l, cur) if shape.attn_residual_first else (cur, inp_l)))
         cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm, role="ffn_norm")
                   if shape.pre_norm else residual)
         if post_norm:
             cur = norm(cur, shape.n_embd, rows)
+        if shape.residual_scale:
+            cur = add("ffn_scaled", "SCALE", shape.n_embd * rows, cur)
         first, second = (residual, cur) if shape.ffn_residual_first else (cur, residual)
         inp_l = add("l_out", "ADD", shape.n_embd * rows, first, second)
     graph.layer = n_layer  # the output head

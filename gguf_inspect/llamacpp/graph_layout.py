@@ -49,6 +49,8 @@ class GraphLayout:
     rope_layers: tuple[bool, ...] = ()
     attn_scale: bool = False
     logit_scale: bool = False
+    embd_scale: bool = False
+    residual_scale: bool = False
     q_scale: bool = False
     encoder: bool = False
     type_embd: bool = False
@@ -138,14 +140,15 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         # then granite's FFN (build_layer_ffn: dense, or softmax MoE with a shared expert)
         mixers = tuple(MAMBA2 if recurrent else "" for recurrent in hparams.is_recurrent)
         moe, layout = _granite_moe(gguf, hparams)
-        return GraphLayout(moe, layout, mixers=mixers[:n_layer], ssm=_ssm_shape(gguf, hparams))
+        return GraphLayout(moe, layout, mixers=mixers[:n_layer], ssm=_ssm_shape(gguf, hparams),
+                           **_granite_scales(gguf, arch))
+    if arch in ("granite", "granitemoe"):  # models/granite.cpp (granitemoe uses its graph)
+        return GraphLayout(*_granite_moe(gguf, hparams), **_granite_scales(gguf, arch))
     n_expert = uint32_key(gguf, "expert_count") or 0
     used = uint32_key(gguf, "expert_used_count") or 0
     if not n_expert or not used:
         return GraphLayout()
     n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
-    if arch == "granitemoe":
-        return GraphLayout(*_granite_moe(gguf, hparams))
     if arch == "qwen3moe":
         # models/qwen3moe.cpp: softmax gating, weights normalised
         return GraphLayout((True,) * n_layer, MoeLayout(
@@ -231,6 +234,17 @@ def _granite_moe(gguf: GGUFFile, hparams: Hyperparameters
     shared = uint32_key(gguf, "expert_shared_feed_forward_length") or 0
     return (True,) * hparams.n_layer_main, MoeLayout(
         n_expert, used, hparams.n_ff[0], n_ff_shexp=shared, w_scale=_scaled(gguf))
+
+
+def _granite_scales(gguf: GGUFFile, arch: str) -> dict[str, bool]:
+    """The granite family's SCALE nodes: build_inp_embd (llama-graph.cpp) scales the
+    embeddings when f_embedding_scale is set; build_layer_ffn (models/granite.cpp,
+    granite-hybrid.cpp) scales the attention and the FFN output by f_residual_scale when set;
+    granite.cpp's graph scales the logits always, granite-hybrid.cpp's when f_logit_scale is
+    set. In place on one device, they matter once the graph is split between devices."""
+    return {"embd_scale": bool(gguf.arch_value("embedding_scale", 0.0)),
+            "residual_scale": bool(gguf.arch_value("residual_scale", 0.0)),
+            "logit_scale": arch != "granitehybrid" or bool(gguf.arch_value("logit_scale", 0.0))}
 
 
 def _ssm_shape(gguf: GGUFFile, hparams: Hyperparameters) -> SsmShape:
