@@ -436,3 +436,16 @@ def test_the_notes_say_what_the_prediction_assumes(arch, settings, expected) -> 
         if arch == "gemma4" else {}
     hparams = read_hyperparameters(synthetic(arch, extra=extra))
     assert memory._notes(hparams, settings) == expected
+
+
+def test_token_embd_norm_lives_on_layer_0s_device() -> None:
+    """LLM_TENSOR_TOKEN_EMBD_NORM is a repeating-layer tensor (llama-arch.cpp: "do the norms on
+    the first layer (not the input layer)") that bert.cpp and rwkv7.cpp create for block 0: with
+    one layer offloaded (the output pseudo-layer, rwkv7 has 2 blocks) it stays on the host with
+    block 0 while output_norm goes to the GPU; with every layer offloaded it is on the GPU."""
+    model = load(fixture_path("zoo/rwkv7.gguf"))
+    partial = _buffers_of(model, LlamaSettings(n_gpu_layers=1, gpu_capacities=(1 << 30,)))
+    assert partial["output_norm.weight"] == "CUDA0"
+    assert partial["token_embd_norm.weight"] == partial["blk.0.attn_norm.weight"] != "CUDA0"
+    full = _buffers_of(model, LlamaSettings(n_gpu_layers=-1, gpu_capacities=(1 << 30,)))
+    assert full["token_embd_norm.weight"] == "CUDA0"

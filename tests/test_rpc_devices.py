@@ -164,6 +164,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # the granite family's embedding, residual and logit SCALEs, in place on one device
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in (
         "granite", "granitemoe")},
+    # token_embd_norm is a tensor of block 0 (LLM_TENSOR_LAYER_REPEATING), on layer 0's device
+    # with its tok_norm nodes: with the whole stack offloaded, and with layer 0 on the host
+    "zoo-rwkv7": (fixture_path("zoo/rwkv7.gguf"), {}),
+    "zoo-bert-ngl-1": (fixture_path("zoo/bert.gguf"), {"n_gpu_layers": 1}),
     "zoo-starcoder2-ngl-1": (fixture_path("zoo/starcoder2.gguf"), {"n_gpu_layers": 1}),
     # graph_get_cb pins each layer's norm below 32 tokens: 31 and 32 on either side
     "e320-ubatch-31-ngl-1": (E320, {"n_ubatch": 31, "n_gpu_layers": 1}),
@@ -199,10 +203,13 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 
 # Open gaps, found by the RPC loads and not yet modelled: each a strict xfail, so a fix shows.
 # Under pipeline parallelism (two servers, full offload) these graphs' compute buffers differ.
-PIPELINED_COMPUTE_GAPS = ("bert", "nomic-bert", "gemma3n", "rwkv7")
+PIPELINED_COMPUTE_GAPS = ("bert", "nomic-bert", "gemma3n")
 GAPS: dict[str, tuple[Any, dict[str, Any]]] = {
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {})
        for stem in PIPELINED_COMPUTE_GAPS},
+    # layer 0 on the host, layer 1 on A: llama.cpp copies each view a split reads (rwkv7's
+    # token-shift CONCAT reads two views of ffn_norm) as its own input, at the view's size
+    "zoo-rwkv7-ngl-2": (fixture_path("zoo/rwkv7.gguf"), {"n_gpu_layers": 2}),
 }
 
 

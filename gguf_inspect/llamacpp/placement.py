@@ -36,10 +36,12 @@ HOST = "host"
 
 # Tensor roles from LLM_TENSOR_INFOS (llama-arch.cpp): the input layer, the output layer, and
 # the ops that decide CPU_REPACK eligibility (only MUL_MAT on 2-D and MUL_MAT_ID on 3-D weights).
+# token_embd_norm is a repeating-layer tensor that load_arch_tensors creates for block 0 ("do
+# the norms on the first layer (not the input layer)"): it lives on layer 0's device.
 INPUT_TENSORS = frozenset({"token_embd", "position_embd", "token_types", "per_layer_token_embd"})
 OUTPUT_TENSORS = frozenset({
     "output", "output_norm", "cls", "cls.output", "cls.norm", "dense_2", "dense_3",
-    "token_embd_norm", "altup_proj", "altup_unembd_proj", "nextn.post_projection"})
+    "altup_proj", "altup_unembd_proj", "nextn.post_projection"})
 NOT_MATMUL_SUFFIXES = ("ple_conv1d", "attn_compressor_ape", "attn_sinks", "ffn.act", "ssm_conv1d",
                        "ssm_a", "time_mix_first", "attn_rel_b", "conv1d", "conv1", "conv2", "dw",
                        "shortconv.conv", "indexer_compressor_ape", "ffn_gate_tid2eid",

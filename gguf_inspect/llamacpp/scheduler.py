@@ -60,6 +60,11 @@ SCHED_MAX_COPIES = 4  # GGML_SCHED_MAX_COPIES, ggml-backend.cpp
 PIN_NORMS_BELOW = 32  # ubatch.n_tokens < 32 in llama_context::graph_get_cb
 OFFLOAD_MIN_BATCH = 32  # op_offload_min_batch_size (GGML_OP_OFFLOAD_MIN_BATCH), ggml-cuda.cu
 NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their small weights
+# Nodes that read a view of their weight (bert's token-type row, ggml_view_1d of token_types in
+# models/bert.cpp): the view has no buffer when the graph is built, and pass 1
+# (ggml_backend_sched_backend_id_from_cur) follows only a source whose own buffer holds
+# weights; the view is then copied to the node's device as a split input.
+READS_WEIGHT_VIEW = frozenset({"inp_typed"})
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
 WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
                 "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
@@ -194,6 +199,8 @@ def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
         name = f"blk.{layer}.{WEIGHT_ROLES[node.name]}.weight"
     elif node.name == "norm_w" and layer >= n_layer:
         name = "output_norm.weight"
+    elif node.name in ("norm_w", "norm_b") and layer < 0:
+        name = "token_embd_norm.weight"  # tok_norm (bert, rwkv7): a tensor of block 0
     device = HOST if layer < 0 else plan.layer_device[min(max(layer, 0), n_layer)]
     return plan.weights.get(name or "", (device, 4 * shape.n_embd))
 
@@ -215,7 +222,7 @@ def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[
             devices[id(node)] = plan.kv_device[layers[id(node)]]
             continue
         weight = weights[id(node)]
-        if weight is None or node.op in NOT_BY_WEIGHT:
+        if weight is None or node.op in NOT_BY_WEIGHT or node.name in READS_WEIGHT_VIEW:
             continue
         device = weight[0]
         if (device == HOST and plan.op_offload and plan.first_gpu != HOST
