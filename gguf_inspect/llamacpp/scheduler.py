@@ -64,7 +64,7 @@ NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their smal
 # models/bert.cpp): the view has no buffer when the graph is built, and pass 1
 # (ggml_backend_sched_backend_id_from_cur) follows only a source whose own buffer holds
 # weights; the view is then copied to the node's device as a split input.
-READS_WEIGHT_VIEW = frozenset({"inp_typed"})
+READS_WEIGHT_VIEW = {"inp_typed": "token_types:row0"}  # the view's entry in DevicePlan.weights
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
 WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
                 "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
@@ -195,6 +195,8 @@ def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
         name = "token_embd.weight"
     elif node.name == "result_output":
         name = "output.weight" if "output.weight" in plan.weights else "output:tied"
+    elif node.name in READS_WEIGHT_VIEW:
+        name = READS_WEIGHT_VIEW[node.name]
     elif node.name in WEIGHT_ROLES:
         name = f"blk.{layer}.{WEIGHT_ROLES[node.name]}.weight"
     elif node.name == "norm_w" and layer >= n_layer:
@@ -373,6 +375,9 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
         name = "output:tied" if item.duplicate else item.tensor.name
         weights[name] = (item.device, alloc_size(item.tensor, item.buffer
                                                  if item.device != HOST else first_buffer))
+        if name == "token_types.weight":  # bert.cpp's type_row0: the copy is one row
+            weights["token_types:row0"] = (item.device, row_bytes(item.tensor.type_id,
+                                                                  item.tensor.row_length))
     if "output.weight" not in weights and "output:tied" not in weights:
         if "token_embd.weight" in weights:
             weights["output:tied"] = weights["token_embd.weight"]
