@@ -71,12 +71,15 @@ def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
         graph.layer = il
         inp_l = _layer(graph, inp_l, il, layer, gemma, per_layer, inp_pos, tokens, flash_attn)
     graph.layer = len(attention)  # the output head
-    target = _magnitude(graph, view(inp_l), tokens)
-    unembd = add("altup_unembd", "MUL_MAT", width * (altups - 1), weight, view(inp_l))
+    # the first stream and the others, each a view of the stack (copied on its own when the
+    # head runs on another device)
+    target = _magnitude(graph, view(inp_l, floats=width), tokens)
+    unembd = add("altup_unembd", "MUL_MAT", width * (altups - 1), weight,
+                 view(inp_l, floats=width * (altups - 1)))
     magnitude = _magnitude(graph, unembd, tokens * (altups - 1))
     unembd = add("altup_unembd_div", "DIV", width * (altups - 1),
                  add("altup_unembd_mul", "MUL", width * (altups - 1), unembd, target), magnitude)
-    cur = view(inp_l)
+    cur = view(inp_l, floats=width)
     for _ in range(altups - 1):
         cur = add("unembd_sum", "ADD", width, cur, view(unembd))
     cur = add("unembd_merged", "SCALE", width, cur)
@@ -110,7 +113,7 @@ def _per_layer_inputs(graph: GraphBuilder, inp_l: Node, gemma: Gemma3nShape, n_l
     graph.expand(selected)
     projected = add("per_layer_proj", "SCALE", floats,
                     add("per_layer_mm", "MUL_MAT", floats, graph.weight, inp_l))
-    projected = graph.rms_norm(view(projected), floats)
+    projected = graph.rms_norm(view(projected), floats, role="per_layer_norm")
     summed = add("inp_per_layer", "SCALE", floats,
                  add("inp_per_layer_sum", "ADD", floats, projected, selected))
     return add("inp_per_layer_cont", "CONT", floats, view(summed))
@@ -131,7 +134,7 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     width, altups = graph.n_embd * tokens, gemma.n_altup
     # altup_predict
     coefs = add("all_coefs", "MUL_MAT", altups * altups * tokens, weight,
-                _modalities(graph, view(inp_l), altups, tokens))
+                _modalities(graph, view(inp_l, floats=width), altups, tokens))
     permuted = add("cur_permuted", "CONT", width * altups, view(inp_l))
     predictions = add("predictions", "MUL_MAT", width * altups, permuted, view(coefs))
     predictions = add("predictions", "ADD", width * altups,

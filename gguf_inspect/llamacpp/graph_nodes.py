@@ -28,6 +28,9 @@ class Node:
     # the layer whose code built it (the il of llama.cpp's cb): -1 before the first block, the
     # number of layers for the output head; the scheduler reads a layer's weights and cache
     layer: int = field(default=-1, repr=False)
+    # a view's own ggml_nbytes when it covers part of its base (-1: all of it); the scheduler
+    # copies a view read across devices at this size (ggml_dup_tensor_layout of the view)
+    view_bytes: int = field(default=-1, repr=False)
 
 
 
@@ -50,17 +53,22 @@ class GraphBuilder:
         return Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
                     view_src=view_of, layer=self.layer)
 
-    def rms_norm(self, x: Node, floats: int, weighted: bool = True) -> Node:
-        """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL) unless ``weighted`` is
-        off (gemma3n's V norm)."""
+    def rms_norm(self, x: Node, floats: int, weighted: bool = True,
+                 role: str = "norm_w") -> Node:
+        """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL, named ``role``: the
+        scheduler places it by that weight) unless ``weighted`` is off (gemma3n's V norm)."""
         out = self.add("norm", "RMS_NORM", floats, x)
-        return self.add("norm_w", "MUL", floats, out, self.weight) if weighted else out
+        return self.add(role, "MUL", floats, out, self.weight) if weighted else out
 
-    def view(self, node: Node, name: str | None = None) -> Node:
+    def view(self, node: Node, name: str | None = None, floats: int | None = None) -> Node:
         """A view, reshape or permute: a node that owns no memory; its view_src is the
-        tensor that does (ggml_view_impl follows a view of a view to its base)."""
-        return self.add(name or node.name + "(view)", "VIEW", 0, node,
-                        view_of=node.view_src or node)
+        tensor that does (ggml_view_impl follows a view of a view to its base); ``floats``
+        when it covers only part of it."""
+        out = self.add(name or node.name + "(view)", "VIEW", 0, node,
+                       view_of=node.view_src or node)
+        if floats is not None:
+            out.view_bytes = 4 * floats
+        return out
 
     def expand(self, root: Node) -> None:
         stack: list[tuple[Node, int]] = [(root, 0)]

@@ -78,6 +78,16 @@ WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out"
                 "q_nope_absorbed": "attn_k_b", "fattn_mla": "attn_v_b", "kqv_mla": "attn_v_b"}
 
 
+# Nodes reading a weight of no block (gemma3n's altup and per-layer projections, models/
+# gemma3n.cpp): the tensor each reads, on its own device (altup_proj and altup_unembd_proj
+# are output-layer tensors, per_layer_model_proj and per_layer_proj_norm block 0's, and
+# per_layer_token_embd an input-layer tensor: LLM_TENSOR_INFOS, llama-arch.cpp)
+MODEL_WEIGHTS = {"altup_added": "altup_proj.weight", "altup_unembd": "altup_unembd_proj.weight",
+                 "per_layer_rows": "per_layer_token_embd.weight",
+                 "per_layer_mm": "per_layer_model_proj.weight",
+                 "per_layer_norm": "per_layer_proj_norm.weight"}
+
+
 @dataclass(frozen=True)
 class DevicePlan:
     """Where things live: each layer's device (index n_layer: the output head), each layer's KV
@@ -195,6 +205,8 @@ def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
         name = "token_embd.weight"
     elif node.name == "result_output":
         name = "output.weight" if "output.weight" in plan.weights else "output:tied"
+    elif node.name in MODEL_WEIGHTS:
+        name = MODEL_WEIGHTS[node.name]
     elif node.name in READS_WEIGHT_VIEW:
         name = READS_WEIGHT_VIEW[node.name]
     elif node.name in WEIGHT_ROLES:
@@ -308,6 +320,8 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                     item.srcs.append(placed[id(src)])  # the view itself: it holds its base
                     continue
                 size, key = base.n_bytes, ("node", id(base), device)
+                if src.view_bytes >= 0:  # a partial view is its own split input, at its size
+                    size, key = src.view_bytes, ("node", id(src), device)
             if key not in copies:
                 copy = Placed(Node(f"{device}#copy", "NONE", size), device, keep=pipelined)
                 copies[key] = copy
