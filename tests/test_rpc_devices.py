@@ -168,6 +168,9 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # with its tok_norm nodes: with the whole stack offloaded, and with layer 0 on the host
     "zoo-rwkv7": (fixture_path("zoo/rwkv7.gguf"), {}),
     "zoo-bert-ngl-1": (fixture_path("zoo/bert.gguf"), {"n_gpu_layers": 1}),
+    # block 0 on the host, block 1 on A: A copies each partial view it reads (the token-shift
+    # CONCAT's view of ffn_norm without its last row) as its own input, at the view's size
+    "zoo-rwkv7-ngl-2": (fixture_path("zoo/rwkv7.gguf"), {"n_gpu_layers": 2}),
     # the encoders: the token-type ADD reads a view of its weight (a row, copied as a split
     # input at the row's f16 size), so it runs on the device beside tok_norm
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in ("bert", "nomic-bert")},
@@ -210,9 +213,6 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 
 # Open gaps, found by the RPC loads and not yet modelled: each a strict xfail, so a fix shows.
 GAPS: dict[str, tuple[Any, dict[str, Any]]] = {
-    # layer 0 on the host, layer 1 on A: llama.cpp copies each view a split reads (rwkv7's
-    # token-shift CONCAT reads two views of ffn_norm) as its own input, at the view's size
-    "zoo-rwkv7-ngl-2": (fixture_path("zoo/rwkv7.gguf"), {"n_gpu_layers": 2}),
     # block 1 and the head offloaded, block 0 on the host: device A 3.5098 MiB predicted,
     # 2.6348 logged (not yet looked into)
     "zoo-gemma3n-ngl-2": (fixture_path("zoo/gemma3n.gguf"), {"n_gpu_layers": 2}),

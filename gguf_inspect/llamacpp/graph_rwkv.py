@@ -47,14 +47,19 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
         last = il == n_layer - 1
         token_shift = _load(graph, ssm, state, ssm.n_embd_r, n_seqs, "token_shift")
         att_norm = _layer_norm(graph, view(inp_l), n_embd * tokens)
-        x_prev = add("x_prev", "CONCAT", n_embd * tokens, view(token_shift), view(att_norm))
+        # ggml_view_3d's partial views (a row per sequence; all but each sequence's last
+        # token): sized, since a view read on another device is copied at its own size
+        row, prefix = n_embd * n_seqs, n_embd * (tokens - n_seqs)
+        x_prev = add("x_prev", "CONCAT", n_embd * tokens, view(token_shift, floats=row),
+                     view(att_norm, floats=prefix))
         cur, first_value = _time_mix(graph, state, att_norm, x_prev, first_value, rwkv, ssm,
                                      n_embd, tokens, n_seqs)
         ffn_inp = add("ffn_inp", "ADD", n_embd * tokens, view(cur), view(inp_l))
         ffn_norm = _layer_norm(graph, ffn_inp, n_embd * tokens)
-        x_prev = add("x_prev", "CONCAT", n_embd * tokens, view(token_shift), view(ffn_norm))
-        shifted = add("token_shift", "CONCAT", 2 * n_embd * n_seqs, view(att_norm),
-                      view(ffn_norm))
+        x_prev = add("x_prev", "CONCAT", n_embd * tokens, view(token_shift, floats=row),
+                     view(ffn_norm, floats=prefix))
+        shifted = add("token_shift", "CONCAT", 2 * n_embd * n_seqs, view(att_norm, floats=row),
+                      view(ffn_norm, floats=row))
         cache = Node("cache", "NONE", 0, external=True)
         graph.expand(add("token_shift_store", "CPY", 0, view(shifted), view(cache),
                          view_of=cache))
