@@ -69,9 +69,10 @@ MODULES: dict[str, list[str]] = {
                                         "tests/test_rpc_devices.py",
                                         "tests/test_cuda_public_logs.py"],
     # the compute graph, node by node: every zoo architecture's compute buffer against llama.cpp's
-    # (exact to its 0.0001 MiB, answers kept), the CPU fixtures' real loads, hand-built graphs
+    # (exact to its 0.0001 MiB, answers kept) and hand-built graphs: seconds a mutant; then the
+    # survivors with --also tests/test_runtime_compare.py tests/test_rpc_devices.py (the
+    # fixtures' real loads, the multi-device splits) --rerun-survivors
     **{f"gguf_inspect/llamacpp/{name}.py": [*ZOO_LOADS, "tests/test_memory.py",
-                                            "tests/test_runtime_compare.py",
                                             "tests/test_graph_nodes.py", "tests/test_graph_ssm.py"]
        for name in ("compute_graph", "graph_layout", "graph_arch", "graph_nodes", "graph_ffn",
                     "graph_mla", "graph_ssm", "graph_rwkv", "graph_qwen3next", "graph_gemma3n")},
