@@ -202,7 +202,6 @@ def main() -> None:
     args = parser.parse_args()
     chosen = {m: t + args.also for m, t in MODULES.items()
               if not args.only or any(m.endswith(o) for o in args.only)}
-    previous = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for module, tests in chosen.items():
         result = run_module(module, tests, args.children, args.show_survivors, args.keep,
                             args.rerun_survivors)
@@ -212,8 +211,10 @@ def main() -> None:
             print(f"  {name}")
             if name in result["diffs"]:
                 print("    " + result["diffs"][name].replace("\n", "\n    "))
+        # read again and written per module: another run may have written its modules since
+        previous = json.loads(SCORES.read_text()) if SCORES.exists() else {}
         previous[module] = {k: v for k, v in result.items() if k != "diffs"}
-    SCORES.write_text(json.dumps(previous, indent=2) + "\n")
+        SCORES.write_text(json.dumps(previous, indent=2) + "\n")
 
 
 if __name__ == "__main__":
