@@ -63,6 +63,21 @@ def test_token_embd_on_a_server(rpc: RpcSession, path: Any, server: int) -> None
     assert_every_buffer_matches(log, prediction)
 
 
+TIED = fixture_path("tiny-llama-tied-q4_k_m.gguf")
+
+
+@pytest.mark.parametrize("server", [0, 1])
+def test_a_tied_heads_override_moves_its_duplicate_too(rpc: RpcSession, server: int) -> None:
+    """A tied model's output head is token_embd.weight created again (TENSOR_DUPLICATED) under
+    the same name, so -ot token_embd.weight=<server> moves the head as well
+    (llama_model_loader::create_tensor matches the override against tn.str()); the head's
+    matmul then runs where that copy lives."""
+    override = rf"token_embd\.weight={_server(rpc, server)}"
+    log, raw, prediction = load(rpc, TIED, override_tensor=override)
+    assert raw.count(f"buffer type overridden to {_server(rpc, server)}") == 2
+    assert_every_buffer_matches(log, prediction)
+
+
 def test_output_norm_on_the_host_between_two_servers(rpc: RpcSession) -> None:
     """token_embd on the second server and output_norm.weight on the CPU: the output norm's
     MUL runs on the CPU, next to its weight, between the last block and the head."""
