@@ -98,7 +98,8 @@ MODULES: dict[str, list[str]] = {
                                          "tests/test_dequant.py", "tests/test_reader_malformed.py"],
     # the cursor on its own bytes; the reader's bound tests drive it through real headers
     "gguf_inspect/gguf/cursor.py": ["tests/test_cursor.py", "tests/test_reader_bounds.py"],
-    "gguf_inspect/render/text.py": ["tests/test_escaping.py", "tests/test_safe_output.py"],
+    "gguf_inspect/render/text.py": ["tests/test_escaping.py", "tests/test_safe_output.py",
+                                    "tests/test_text.py"],
 }
 COPIED = ("gguf_inspect", "tests", "fixtures", "benchmarks", "pyproject.toml", "README.md")
 RESULT = re.compile(r"^\s*(?P<name>\S+):\s*(?P<status>[a-z ]+?)\s*$")
