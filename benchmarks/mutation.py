@@ -69,9 +69,10 @@ MODULES: dict[str, list[str]] = {
                                         "tests/test_rpc_devices.py",
                                         "tests/test_cuda_public_logs.py"],
     # the compute graph, node by node: every zoo architecture's compute buffer against llama.cpp's
-    # (exact to its 0.0001 MiB, answers kept), the CPU fixtures' real loads, hand-built graphs
+    # (exact to its 0.0001 MiB, answers kept) and hand-built graphs: seconds a mutant; then the
+    # survivors with --also tests/test_runtime_compare.py tests/test_rpc_devices.py (the
+    # fixtures' real loads, the multi-device splits) --rerun-survivors
     **{f"gguf_inspect/llamacpp/{name}.py": [*ZOO_LOADS, "tests/test_memory.py",
-                                            "tests/test_runtime_compare.py",
                                             "tests/test_graph_nodes.py", "tests/test_graph_ssm.py"]
        for name in ("compute_graph", "graph_layout", "graph_arch", "graph_nodes", "graph_ffn",
                     "graph_mla", "graph_ssm", "graph_rwkv", "graph_qwen3next", "graph_gemma3n")},
@@ -97,7 +98,8 @@ MODULES: dict[str, list[str]] = {
                                          "tests/test_dequant.py", "tests/test_reader_malformed.py"],
     # the cursor on its own bytes; the reader's bound tests drive it through real headers
     "gguf_inspect/gguf/cursor.py": ["tests/test_cursor.py", "tests/test_reader_bounds.py"],
-    "gguf_inspect/render/text.py": ["tests/test_escaping.py", "tests/test_safe_output.py"],
+    "gguf_inspect/render/text.py": ["tests/test_escaping.py", "tests/test_safe_output.py",
+                                    "tests/test_text.py"],
 }
 COPIED = ("gguf_inspect", "tests", "fixtures", "benchmarks", "pyproject.toml", "README.md")
 RESULT = re.compile(r"^\s*(?P<name>\S+):\s*(?P<status>[a-z ]+?)\s*$")
@@ -201,7 +203,6 @@ def main() -> None:
     args = parser.parse_args()
     chosen = {m: t + args.also for m, t in MODULES.items()
               if not args.only or any(m.endswith(o) for o in args.only)}
-    previous = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     for module, tests in chosen.items():
         result = run_module(module, tests, args.children, args.show_survivors, args.keep,
                             args.rerun_survivors)
@@ -211,8 +212,10 @@ def main() -> None:
             print(f"  {name}")
             if name in result["diffs"]:
                 print("    " + result["diffs"][name].replace("\n", "\n    "))
+        # read again and written per module: another run may have written its modules since
+        previous = json.loads(SCORES.read_text()) if SCORES.exists() else {}
         previous[module] = {k: v for k, v in result.items() if k != "diffs"}
-    SCORES.write_text(json.dumps(previous, indent=2) + "\n")
+        SCORES.write_text(json.dumps(previous, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -150,17 +150,16 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # sliding windows, experts, the untied and tied heads, biases
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in (
         "deepseek2-mla", "gemma2", "gemma3", "glm4moe", "gpt-oss", "llama4", "mistral3", "phi3",
-        "qwen2", "qwen3")},
+        "qwen2", "qwen3", "cohere2", "falcon", "gptneox", "starcoder2")},
     **{f"zoo-{stem}-ngl-1": (fixture_path(f"zoo/{stem}.gguf"), {"n_gpu_layers": 1})
-       for stem in ("deepseek2-mla", "gemma3", "falcon")},
+       for stem in ("deepseek2-mla", "gemma3", "falcon", "starcoder2")},
     # recurrent state (RS buffers) on the layers' devices
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in (
         "mamba", "mamba2", "qwen3next")},
     # each node on the device of the layer whose code built it: LayerNorm stacks, no
     # pre-norm (olmo2), parallel attention and FFN, hybrids' recurrent and FFN-only layers
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in (
-        "cohere2", "falcon", "gptneox", "granitehybrid", "lfm2", "nemotron_h", "olmo2",
-        "olmo2-swa", "starcoder2")},
+        "granitehybrid", "lfm2", "nemotron_h", "olmo2", "olmo2-swa")},
     # the granite family's embedding, residual and logit SCALEs, in place on one device
     **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {}) for stem in (
         "granite", "granitemoe")},
@@ -178,7 +177,6 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # 0's; the head reads three partial views of the stack, each copied as its own input
     "zoo-gemma3n": (fixture_path("zoo/gemma3n.gguf"), {}),
     "zoo-gemma3n-ngl-1": (fixture_path("zoo/gemma3n.gguf"), {"n_gpu_layers": 1}),
-    "zoo-starcoder2-ngl-1": (fixture_path("zoo/starcoder2.gguf"), {"n_gpu_layers": 1}),
     # graph_get_cb pins each layer's norm below 32 tokens: 31 and 32 on either side
     "e320-ubatch-31-ngl-1": (E320, {"n_ubatch": 31, "n_gpu_layers": 1}),
     "e320-ubatch-32-ngl-1": (E320, {"n_ubatch": 32, "n_gpu_layers": 1}),

@@ -231,6 +231,9 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     if (embedding is not None and gguf.tensor("output.weight") is None
             and hparams.arch not in NO_OUTPUT_HEAD_ARCHS):
         device = placement.output_device
+        if overrides:  # the duplicate is created under its own name, token_embd.weight, and
+            # create_tensor matches -ot patterns against that name (llama-model-loader.cpp)
+            device = override_device(embedding.name, overrides, settings) or device
         buffer = buffer_for(embedding, device, 2)
         input_buffer = next(p.buffer for p in placed if p.tensor is embedding)
         if buffer != input_buffer:

@@ -58,19 +58,26 @@ def float32_text(value: float) -> str:
     expansion ``9.999999974752427e-07`` of the float32 nearest 1e-6 (what the file's author
     wrote, and what llama.cpp's own log prints with %g)."""
     import math
-    import struct
 
-    if not math.isfinite(value):
-        return repr(value)
-    try:
-        packed = struct.pack("<f", value)
-    except OverflowError:  # not a float32 at all
+    packed = _float32_bytes(value)
+    if not math.isfinite(value) or packed is None:  # not a float32 at all
         return repr(value)
     for digits in range(1, 10):  # 9 significant digits always round-trip a float32
         text = f"{value:.{digits}g}"
-        if struct.pack("<f", float(text)) == packed:
+        if _float32_bytes(float(text)) == packed:
             return repr(float(text))  # Python's spelling: 10000.0, 1e-06, 0.1
     return repr(value)
+
+
+def _float32_bytes(value: float) -> bytes | None:
+    """``value`` packed as a float32, or None past the float32 range: rounding the largest
+    float32 (3.4028234664e+38) to 4 digits gives 3.403e+38, which struct refuses to pack."""
+    import struct
+
+    try:
+        return struct.pack("<f", value)
+    except OverflowError:
+        return None
 
 
 def cut_text(text: str, limit: int | None = VALUE_LIMIT) -> str:

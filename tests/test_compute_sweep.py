@@ -1,0 +1,68 @@
+"""The compute graph against llama.cpp over more shapes than the zoo's four configurations:
+every zoo architecture at small and odd ubatches, small contexts without flash attention, three
+sequences in one unified cache and a long context with a short ubatch. Each is a real load
+(llama.cpp's answers kept between runs, tests/conftest.py), and the CPU compute buffer must
+match llama.cpp's teardown line to its 0.0001 MiB.
+
+Why so many: the graph model's rules (in-place reuse, which inputs exist, what each node's size
+depends on) show in the allocator's peak only for some shapes; mutation testing
+(benchmarks/mutation.py) found rules that the four configurations never exercised.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gguf_inspect.commands.runtime import compare_runtime
+from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
+from tests.conftest import FIXTURES
+
+ZOO_MODELS = sorted((FIXTURES / "zoo").glob("*.gguf"))
+
+SWEEP: dict[str, dict[str, Any]] = {
+    "ubatch-1": {"n_ctx": 512, "n_ubatch": 1},
+    "ubatch-7-ctx-300": {"n_ctx": 300, "n_ubatch": 7},
+    "ctx-256-flash-off": {"n_ctx": 256, "flash_attn": "off"},
+    "ubatch-64-ctx-4096-flash-off": {"n_ctx": 4096, "n_ubatch": 64, "flash_attn": "off"},
+    "3-sequences-unified": {"n_ctx": 1536, "n_parallel": 3, "kv_unified": True},
+    "3-sequences-unified-flash-off": {"n_ctx": 1536, "n_parallel": 3, "kv_unified": True,
+                                      "flash_attn": "off"},
+    "ubatch-32-2-sequences-no-swa-full": {"n_ctx": 1024, "n_batch": 32, "n_ubatch": 32,
+                                          "n_parallel": 2, "swa_full": False},
+}
+
+# Found by this sweep, not yet modelled (strict: a fix shows): the encoders with three
+# sequences reserve 0.001 MiB (flash attention) to 0.01 MiB (without) more than predicted.
+OPEN_GAPS = {("bert", "3-sequences-unified"), ("bert", "3-sequences-unified-flash-off"),
+             ("nomic-bert", "3-sequences-unified"),
+             ("nomic-bert", "3-sequences-unified-flash-off")}
+
+needs_runtime = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                   reason="llama-cpp-python is not installed")
+
+
+@lru_cache(maxsize=None)
+def _comparison(model: Path, case: str) -> RuntimeComparison:
+    return compare_runtime(str(model), SWEEP[case])
+
+
+@needs_runtime
+@pytest.mark.parametrize("case", list(SWEEP))
+@pytest.mark.parametrize("model", ZOO_MODELS, ids=lambda path: path.stem)
+def test_compute_buffer_matches_over_the_sweep(model: Path, case: str,
+                                               request: pytest.FixtureRequest) -> None:
+    if (model.stem, case) in OPEN_GAPS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="open gap (OPEN_GAPS)"))
+    comparison = _comparison(model, case)
+    differing = [f"{c.quantity}: {c.predicted!r} != {c.runtime!r}" for c in comparison.checks
+                 if c.exact and c.status != MATCH]
+    assert not differing, "\n".join(differing)
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (
+        f"{model.stem} {case}: predicted {compute.predicted:.4f} MiB, llama.cpp "
+        f"{compute.runtime:.4f} MiB")
