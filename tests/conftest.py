@@ -80,6 +80,8 @@ def _keep_runtime_captures(folder: Path) -> None:
     real = runtime.capture_load
 
     def kept(path: str, config: Any, *args: Any, **kwargs: Any) -> Any:
+        if not Path(path).is_file():  # nothing to key on: llama.cpp's own error, every time
+            return real(path, config, *args, **kwargs)
         extras = [Path(extra).read_bytes() for extra in map(str, (*args, *kwargs.values()))
                   if Path(extra).is_file()]
         key = hashlib.sha256(repr((config, args, sorted(kwargs.items()))).encode()
