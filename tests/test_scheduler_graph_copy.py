@@ -6,7 +6,8 @@ figure derived by hand.
 The RPC loads cover what the matrix of tests/test_rpc_devices.py leaves out: K and V cache views
 of different sizes copied off a host KV cache (a q8_0 K cache beside an f16 V cache), sliding-
 window views shorter than the context, a first graph node already on a GPU (token_embd
-overridden to a server), and a partial offload whose output is read again by the host.
+overridden to a server), a partial offload whose output is read again by the host, and the
+architectures whose blocks open with a LayerNorm (their layers were counted from the wrong node).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ RPC_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
                                                  "offload_kqv": False}),
     # the host reads the output of a layer on the server, which must outlive its last reader
     "zoo-gpt-oss-ngl-1": (fixture_path("zoo/gpt-oss.gguf"), {"n_gpu_layers": 1}),
+    # blocks that open with a LayerNorm (NORM, not RMS_NORM): each node in its own layer
+    **{f"zoo-{stem}": (fixture_path(f"zoo/{stem}.gguf"), {})
+       for stem in ("falcon", "gptneox", "cohere2", "starcoder2")},
+    "zoo-starcoder2-ngl-1": (fixture_path("zoo/starcoder2.gguf"), {"n_gpu_layers": 1}),
 }
 
 

@@ -175,11 +175,12 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
 
 def _layer_of_nodes(nodes: list[Node]) -> dict[int, int]:
     """Each node's layer in build_graph's order: -1 before the first block, n_layer after the
-    last ``l_out`` (the output head)."""
+    last ``l_out`` (the output head). A block opens with build_norm: ggml_rms_norm (LLM_NORM_RMS)
+    or ggml_norm (LLM_NORM: falcon, gptneox, cohere2, starcoder2; llama-graph.cpp)."""
     layers: dict[int, int] = {}
     layer = -1
     for node in nodes:
-        if layer < 0 and node.op == "RMS_NORM":
+        if layer < 0 and node.op in ("RMS_NORM", "NORM"):
             layer = 0
         layers[id(node)] = layer
         if node.name == "l_out":
