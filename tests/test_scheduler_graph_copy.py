@@ -206,3 +206,17 @@ def test_compute_buffers_take_the_plans_buffer_names() -> None:
     buffers = gpu_compute_buffers(_shape(), replace(_hand_plan(device_buffers=names),
                                                     host_buffer="CPU"))
     assert [b.buffer for b in buffers] == ["RPC0[10.0.0.2:1]", "RPC0[10.0.0.3:1]", "CPU"]
+
+
+def test_a_recurrent_models_compute_buffers(rpc: RpcSession) -> None:
+    """Mamba has no KV cache (no "" cache cells: each layer's views default to n_ctx_seq); its
+    compute buffers match the load's, pipelined over both servers (its recurrent state buffer
+    is an open gap of tests/test_rpc_devices.py, so only the compute lines are compared)."""
+    log, raw, prediction = load(rpc, fixture_path("zoo/mamba.gguf"))
+    assert "pipeline parallelism enabled" in raw
+    theirs = {buffer.buffer: buffer.size for buffer in log.compute_buffers}
+    ours = {buffer.buffer: buffer.n_bytes for buffer in prediction.buffers
+            if buffer.kind == "compute"}
+    assert set(ours) == set(theirs)
+    for name, size in theirs.items():
+        assert ours[name] / (1 << 20) == pytest.approx(size.value, abs=0.5 * 10 ** -size.decimals)
