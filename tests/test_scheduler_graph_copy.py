@@ -40,8 +40,9 @@ RPC_CASES: dict[str, tuple[Any, dict[str, Any]]] = {
                                             "cache_type_k": "q8_0"}),
     "e320-no-kv-offload-q8_0-keys-flash-off": (E320, {"offload_kqv": False, "flash_attn": "off",
                                                       "cache_type_k": "q8_0"}),
-    # 2048 cells in the full cache, 128 + 512 rounded up to 768 in the sliding-window one
-    "swa-2048-no-swa-full-no-kv-offload": (SWA, {"n_ctx": 2048, "swa_full": False,
+    # 4096 cells in the full cache, 128 + 512 rounded up to 768 in the sliding-window one (at
+    # 2048 the views' sizes do not reach the peaks)
+    "swa-4096-no-swa-full-no-kv-offload": (SWA, {"n_ctx": 4096, "swa_full": False,
                                                  "offload_kqv": False}),
     # the host reads the output of a layer on the server, which must outlive its last reader
     "zoo-gpt-oss-ngl-1": (fixture_path("zoo/gpt-oss.gguf"), {"n_gpu_layers": 1}),
