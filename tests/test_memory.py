@@ -486,6 +486,8 @@ def test_an_op_on_a_view_never_reuses_it_in_place() -> None:
     ("q8_0", (96,), True, 0),  # not a multiple of 64
     ("q8_0", (64, 128), True, 0),  # head sizes differ across layers
     ("f16", (128,), True, 0),  # only quantized caches are rotated
+    ("q8_0", (0, 0), True, 0),  # no heads (mamba): n_embd_head_k_all > 0 fails
+    ("q8_0", (0,), False, 0),
 ])
 def test_hadamard_rotation_of_quantized_caches(cache_type, heads, largest, expected) -> None:
     """llama_kv_cache's attn_rot_k / attn_rot_v and build_input_k_rot (llama-kv-cache.cpp)."""

@@ -185,7 +185,7 @@ def rotation_size(cache_type: str, head_sizes: tuple[int, ...], largest: bool) -
     if not ggml_type_from_name(cache_type).is_quantized or len(heads) != 1:
         return 0
     head = heads.pop()
-    if head % 64:
+    if head <= 0 or head % 64:  # n_embd_head_k_all > 0 (a model without attention heads)
         return 0
     size = 64
     while largest and head % (size * 2) == 0:
