@@ -214,6 +214,9 @@ GAPS: dict[str, tuple[Any, dict[str, Any]]] = {
     # block 1 and the head offloaded, block 0 on the host: device A 3.5098 MiB predicted,
     # 2.6348 logged (not yet looked into)
     "zoo-gemma3n-ngl-2": (fixture_path("zoo/gemma3n.gguf"), {"n_gpu_layers": 2}),
+    # MLA with the KV cache on the host: the first server 1.9238 MiB predicted, 1.9394 logged
+    "zoo-deepseek2-mla-no-kv-offload": (fixture_path("zoo/deepseek2-mla.gguf"),
+                                        {"offload_kqv": False}),
 }
 
 
