@@ -67,6 +67,7 @@ NOT_BY_WEIGHT = frozenset({"ROPE", "FLASH_ATTN_EXT"})  # pass 1 skips their smal
 READS_WEIGHT_VIEW = {"inp_typed": "token_types:row0"}  # the view's entry in DevicePlan.weights
 # The weight each matmul of build_graph reads (LLM_TENSOR names); norms are numbered per layer.
 WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out": "attn_output",
+                "wqkv": "attn_qkv",  # build_qkv's fused matmul (phi3, falcon, ...)
                 "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
                 "attn_norm": "attn_norm", "ffn_norm": "ffn_norm",
                 # build_moe_ffn (graph_ffn.moe_ffn): the router and the expert matmuls
