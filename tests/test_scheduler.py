@@ -16,7 +16,7 @@ from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.settings import LlamaSettings
 from tests.conftest import fixture_path
 from tests.rpc_servers import RpcSession
-from tests.test_rpc_devices import E320, assert_every_buffer_matches, compute, load, rpc
+from tests.test_rpc_devices import E320, UNTIED, assert_every_buffer_matches, compute, load, rpc
 
 __all__ = ["rpc"]  # the two-server fixture, used by name below
 
@@ -50,7 +50,7 @@ def _server(rpc: RpcSession, index: int) -> str:
     return f"RPC0[{rpc.endpoints[index]}]"
 
 
-@pytest.mark.parametrize("path,server", [(E320, 1), (E320, 0),
+@pytest.mark.parametrize("path,server", [(E320, 1), (E320, 0), (UNTIED, 0),
                                          (fixture_path("zoo/qwen3.gguf"), 1),
                                          (fixture_path("zoo/gemma3.gguf"), 1)])
 def test_token_embd_on_a_server(rpc: RpcSession, path: Any, server: int) -> None:

@@ -78,7 +78,7 @@ def is_cuda_device_buffer(buffer: str) -> bool:
 
 def is_device_buffer(buffer: str) -> bool:
     """A buffer on a GPU or RPC device (CUDA0, RPC0[host:port]), not a host one."""
-    return bool(_CUDA_BUFFER.match(buffer) or _RPC_BUFFER.match(buffer))
+    return is_cuda_device_buffer(buffer) or _RPC_BUFFER.match(buffer) is not None
 
 
 def buffer_device(buffer: str, settings: LlamaSettings) -> str | None:

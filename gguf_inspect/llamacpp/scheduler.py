@@ -133,10 +133,11 @@ def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
     """Each device's compute buffer: the allocator's peak over the nodes it runs and the copies
     it receives ("host" is the CPU backend's, a CUDA_Host buffer)."""
     nodes, unused_inputs = build_graph(shape)
-    layers = _layer_of_nodes(nodes)
-    weights = {id(node): _weight(node, layers[id(node)], plan, shape) for node in nodes}
-    devices = _assign(nodes, layers, weights, plan, shape.n_tokens)
-    order, leafs = _graph_copy(nodes, unused_inputs, devices, weights, layers, plan)
+    # each node's layer is the one the graph builder stamped on it (Node.layer: the il that
+    # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head)
+    weights = {id(node): _weight(node, plan, shape) for node in nodes}
+    devices = _assign(nodes, weights, plan, shape.n_tokens)
+    order, leafs = _graph_copy(nodes, unused_inputs, devices, weights, plan)
     allocators: dict[str, DynamicAllocator] = {}
 
     def allocator(device: str) -> DynamicAllocator:
@@ -189,15 +190,9 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
     item.offset = allocator.alloc(item.node.n_bytes)
 
 
-def _layer_of_nodes(nodes: list[Node]) -> dict[int, int]:
-    """Each node's layer, as the graph builder stamped it (the il llama.cpp's graph code passes
-    its callback): -1 before the first block, n_layer for the output head."""
-    return {id(node): node.layer for node in nodes}
-
-
-def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
-            ) -> tuple[str, int] | None:
+def _weight(node: Node, plan: DevicePlan, shape: GraphShape) -> tuple[str, int] | None:
     """The device and size of the weight ``node`` reads, None when it reads none."""
+    layer = node.layer
     if not any(src.external and src.name == "weight" for src in node.srcs):
         return None
     n_layer = len(plan.layer_device) - 1
@@ -220,13 +215,13 @@ def _weight(node: Node, layer: int, plan: DevicePlan, shape: GraphShape
     return plan.weights.get(name or "", (device, 4 * shape.n_embd))
 
 
-def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[str, int] | None],
-            plan: DevicePlan, n_tokens: int) -> dict[int, str]:
+def _assign(nodes: list[Node], weights: dict[int, tuple[str, int] | None], plan: DevicePlan,
+            n_tokens: int) -> dict[int, str]:
     """Passes 1, 2 and 4 of ggml_backend_sched_split_graph."""
     devices: dict[int, str] = {}
     n_layer = len(plan.layer_device) - 1
     for node in nodes:
-        layer = layers[id(node)]
+        layer = node.layer
         if plan.pin_norms and node.name == "norm" and 0 <= layer < n_layer:
             devices[id(node)] = plan.layer_device[layer]  # ggml_backend_sched_set_tensor_backend
             continue
@@ -234,7 +229,7 @@ def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[
             devices[id(node)] = HOST  # "all nodes between the KV store and the attention output"
             continue
         if node.view_src is not None and node.op != "VIEW":  # SET_ROWS into the cache
-            devices[id(node)] = plan.kv_device[layers[id(node)]]
+            devices[id(node)] = plan.kv_device[layer]
             continue
         weight = weights[id(node)]
         if weight is None or node.op in NOT_BY_WEIGHT or node.name in READS_WEIGHT_VIEW:
@@ -263,8 +258,8 @@ def _assign(nodes: list[Node], layers: dict[int, int], weights: dict[int, tuple[
 
 
 def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dict[int, str],
-                weights: dict[int, tuple[str, int] | None], layers: dict[int, int],
-                plan: DevicePlan) -> tuple[list[Placed], list[Placed]]:
+                weights: dict[int, tuple[str, int] | None], plan: DevicePlan
+                ) -> tuple[list[Placed], list[Placed]]:
     """The scheduler's graph copy: per split, its new copies, then its nodes; and the leafs
     allocated before everything (graph inputs; with n_copies > 1 also every copy, times four)."""
     placed: dict[int, Placed] = {}
@@ -308,7 +303,7 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
             if src.view_src is not None and src.view_src.external:  # a view of a state cache
                 src = src.view_src  # (graph_ssm's build_rs reads): placed like the KV cache
             if src.external:
-                size, where = _external_source(src, node, weights, layers, plan, cache_reads)
+                size, where = _external_source(src, node, weights, plan, cache_reads)
                 cache_reads += src.name == "cache"
                 if where == device or size == 0:
                     continue
@@ -349,10 +344,9 @@ def _input_dependency(source: Placed) -> Placed:
 
 
 def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] | None],
-                     layers: dict[int, int], plan: DevicePlan, cache_reads: int
-                     ) -> tuple[int, str]:
+                     plan: DevicePlan, cache_reads: int) -> tuple[int, str]:
     """The size and device of a weight or a KV-cache view ``node`` reads (0: not copied)."""
-    layer = layers[id(node)]
+    layer = node.layer
     if src.name == "weight":
         weight = weights[id(node)]
         return (0, HOST) if weight is None else (weight[1], weight[0])
