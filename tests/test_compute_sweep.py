@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from gguf_inspect.commands.runtime import compare_runtime
-from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
+from gguf_inspect.reports.runtime import RuntimeComparison
 from tests.conftest import FIXTURES
+from tests.test_runtime_compare import assert_all_exact
 
 ZOO_MODELS = sorted((FIXTURES / "zoo").glob("*.gguf"))
 
@@ -58,11 +59,4 @@ def test_compute_buffer_matches_over_the_sweep(model: Path, case: str,
                                                request: pytest.FixtureRequest) -> None:
     if (model.stem, case) in OPEN_GAPS:
         request.applymarker(pytest.mark.xfail(strict=True, reason="open gap (OPEN_GAPS)"))
-    comparison = _comparison(model, case)
-    differing = [f"{c.quantity}: {c.predicted!r} != {c.runtime!r}" for c in comparison.checks
-                 if c.exact and c.status != MATCH]
-    assert not differing, "\n".join(differing)
-    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
-    assert abs(compute.predicted - compute.runtime) < 0.00006, (
-        f"{model.stem} {case}: predicted {compute.predicted:.4f} MiB, llama.cpp "
-        f"{compute.runtime:.4f} MiB")
+    assert_all_exact(_comparison(model, case))

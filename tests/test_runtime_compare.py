@@ -311,6 +311,14 @@ def test_cli_a_file_that_is_not_a_load_log_is_refused(tmp_path: Path) -> None:
 
 
 # ---- rules only some shapes reach: exact against a real load -----------------------------------
+def assert_all_exact(comparison: RuntimeComparison) -> None:
+    """Every exact quantity matches, and the compute buffer too, to the 0.0001 MiB of
+    llama.cpp's teardown line."""
+    assert not differing(comparison), "\n".join(differing(comparison))
+    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
+    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
+                                                                  compute.runtime)
+
 
 def _wide_heads(folder: Path) -> Path:
     """A tiny llama with 128-wide heads (n_embd 256, 2 heads): the only fixture shape where K's
@@ -340,10 +348,7 @@ def test_quantized_cache_rotations_of_wide_heads(wide_heads: Path, settings: dic
     """Each quantized cache adds its rotation's matrix and products to the graph: K rotates
     by 128 here, V by 64; the compute buffer is exact to llama.cpp's teardown line."""
     comparison = comparison_for(wide_heads, settings)
-    assert not differing(comparison), "\n".join(differing(comparison))
-    (compute,) = [c for c in comparison.checks if c.quantity == "CPU compute buffer"]
-    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
-                                                                  compute.runtime)
+    assert_all_exact(comparison)
 
 
 @pytest.mark.parametrize("settings", [
@@ -358,10 +363,7 @@ def test_many_sequences_match_the_runtime(stem: str, settings: dict[str, Any]) -
     a split cache one stream per sequence (n_stream, llama_kv_cache), which MLA without flash
     attention reads whole (the ggml_cont of V, a view of the K cache): both reach the graph."""
     comparison = comparison_for(fixture_path(f"zoo/{stem}.gguf"), settings)
-    assert not differing(comparison), "\n".join(differing(comparison))
-    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
-    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
-                                                                  compute.runtime)
+    assert_all_exact(comparison)
 
 
 @pytest.mark.parametrize("unified", [False, True], ids=["3-streams", "unified"])
@@ -372,10 +374,7 @@ def test_mla_without_flash_attention_copies_every_streams_values(unified: bool) 
     settings = {"n_parallel": 3, "n_ctx": 3 * 16384, "n_ubatch": 32, "flash_attn": "off",
                 "kv_unified": unified}
     comparison = comparison_for(fixture_path("zoo/deepseek2-mla.gguf"), settings)
-    assert not differing(comparison), "\n".join(differing(comparison))
-    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
-    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
-                                                                  compute.runtime)
+    assert_all_exact(comparison)
 
 
 @pytest.mark.parametrize("n_ubatch", [1, 4])
@@ -386,7 +385,4 @@ def test_one_sequence_copies_no_other_state_rows(stem: str, n_ubatch: int) -> No
     extra row's copy would fit in."""
     comparison = comparison_for(fixture_path(f"zoo/{stem}.gguf"),
                                 {"n_ctx": 512, "n_ubatch": n_ubatch})
-    assert not differing(comparison), "\n".join(differing(comparison))
-    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
-    assert abs(compute.predicted - compute.runtime) < 0.00006, (compute.predicted,
-                                                                  compute.runtime)
+    assert_all_exact(comparison)
