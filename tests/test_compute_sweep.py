@@ -35,13 +35,17 @@ SWEEP: dict[str, dict[str, Any]] = {
                                       "flash_attn": "off"},
     "ubatch-32-2-sequences-no-swa-full": {"n_ctx": 1024, "n_batch": 32, "n_ubatch": 32,
                                           "n_parallel": 2, "swa_full": False},
+    # an odd ubatch over three separate sequences: found by benchmarks/mutant_effects.py, the
+    # one shape where nemotron_h's FFN-only layers and the residual order move the peak
+    "ubatch-13-3-sequences": {"n_ctx": 768, "n_ubatch": 13, "n_parallel": 3},
 }
 
 # Found by this sweep, not yet modelled (strict: a fix shows): the encoders with three
-# sequences reserve 0.001 MiB (flash attention) to 0.01 MiB (without) more than predicted.
-OPEN_GAPS = {("bert", "3-sequences-unified"), ("bert", "3-sequences-unified-flash-off"),
-             ("nomic-bert", "3-sequences-unified"),
-             ("nomic-bert", "3-sequences-unified-flash-off")}
+# sequences reserve 0.0001 MiB (ubatch 13) to 0.01 MiB (512, without flash attention) more than
+# predicted.
+OPEN_GAPS = {(stem, case) for stem in ("bert", "nomic-bert")
+             for case in ("3-sequences-unified", "3-sequences-unified-flash-off",
+                          "ubatch-13-3-sequences")}
 
 needs_runtime = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                    reason="llama-cpp-python is not installed")

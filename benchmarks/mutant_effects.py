@@ -1,0 +1,174 @@
+"""What a surviving mutant of the compute-graph modules changes, for judging it: the node list
+``build_graph`` returns and the predicted buffers, over every fixture model (the zoo and the
+tiny llamas) at the zoo's and the sweep's shapes and at more shapes (``MORE_SHAPES``); where a
+prediction moves, a real load at that shape (llama.cpp's answers kept, tests/conftest.py) says
+whether the unmutated prediction is exact there and the mutant's is not: a shape that kills it.
+
+    CI=1 python benchmarks/mutant_effects.py /tmp/mutation/gguf_inspect-llamacpp-compute_graph.py \\
+        gguf_inspect.llamacpp.compute_graph.x_build_graph__mutmut_636 ... [--full]
+
+The first argument is a ``benchmarks/mutation.py --keep`` folder: its ``mutants/`` holds the
+mutated module, whose functions pick the mutant named in ``MUTANT_UNDER_TEST`` at each call
+(mutmut's trampoline), so one process judges every mutant. Prints one JSON line a mutant:
+``graph`` (how many (model, shape) pairs' node lists change, and which models and shapes),
+``prediction`` (the same for the predicted buffers) and ``kills`` (a shape where llama.cpp's real load tells them apart, or null).
+A mutant that changes neither on any pair is equivalent on every fixture; one that changes the
+graph only is not killed by any compute buffer these fixtures reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MORE_SHAPES: dict[str, dict[str, Any]] = {
+    "ubatch-2048-ctx-8192": {"n_ctx": 8192, "n_batch": 2048, "n_ubatch": 2048},
+    "ubatch-3-ctx-128-flash-off": {"n_ctx": 128, "n_ubatch": 3, "flash_attn": "off"},
+    "ubatch-2-flash-off": {"n_ctx": 512, "n_ubatch": 2, "flash_attn": "off"},
+    "parallel-4-ctx-2048-flash-off": {"n_ctx": 2048, "n_parallel": 4, "flash_attn": "off"},
+    "ctx-64-ubatch-64": {"n_ctx": 64, "n_ubatch": 64},
+    "ctx-64-ubatch-64-flash-off": {"n_ctx": 64, "n_ubatch": 64, "flash_attn": "off"},
+    "q8-cache-ubatch-16": {"n_ctx": 256, "n_ubatch": 16, "cache_type_k": "q8_0",
+                           "cache_type_v": "q8_0", "flash_attn": "on"},
+    "q8-k-flash-off-ubatch-9": {"n_ctx": 256, "n_ubatch": 9, "cache_type_k": "q8_0",
+                                "flash_attn": "off"},
+    "embeddings-ubatch-5-flash-off": {"n_ctx": 512, "n_ubatch": 5, "embeddings": True,
+                                      "flash_attn": "off"},
+    "ubatch-1024-flash-off": {"n_ctx": 1024, "n_ubatch": 1024, "n_batch": 1024,
+                              "flash_attn": "off"},
+    "ubatch-128-parallel-2-flash-off": {"n_ctx": 256, "n_ubatch": 128, "n_parallel": 2,
+                                        "flash_attn": "off"},
+}
+
+
+def _setup(keep: Path) -> None:
+    # the mutated package first; the tests (and their kept llama.cpp answers) from this checkout
+    sys.path.insert(0, str(keep / "mutants"))
+    import gguf_inspect  # noqa: F401  (the mutated copy: its submodules load from there too)
+
+    sys.path.insert(0, str(ROOT))  # then today's tests, not the folder's copy of them
+    os.environ.setdefault("GGUF_INSPECT_RUNTIME_ANSWERS", "/tmp/gguf-inspect-runtime-answers")
+    import tests.conftest  # noqa: F401  (keeps llama.cpp's answers between runs)
+
+
+def _forget() -> None:
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("gguf_inspect"):
+            for value in list(vars(module).values()):
+                if hasattr(value, "cache_clear"):
+                    value.cache_clear()
+
+
+def _summary(pairs: list[tuple[Path, str]]) -> dict[str, Any]:
+    return {"pairs": len(pairs), "models": sorted({path.stem for path, _ in pairs}),
+            "shapes": sorted({shape for _, shape in pairs})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("keep", type=Path, help="a benchmarks/mutation.py --keep module folder")
+    parser.add_argument("mutants", nargs="+")
+    parser.add_argument("--full", action="store_true",
+                        help="predict every buffer again per mutant (for mutants of the code "
+                             "that makes the graph's shape: graph_layout, memory); by default "
+                             "the shapes the unmutated code made are rebuilt and allocated")
+    args = parser.parse_args()
+    _setup(args.keep)
+    from gguf_inspect.commands.runtime import compare_runtime
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp import compute_graph, memory, scheduler
+    from gguf_inspect.llamacpp.settings import resolve_settings
+    from tests.test_compute_sweep import SWEEP
+    from tests.test_runtime_compare import assert_all_exact
+    from tests.test_zoo import CONFIGURATIONS
+
+    shapes = {**CONFIGURATIONS, **SWEEP, **MORE_SHAPES}
+    models = {path: read_gguf(str(path)) for path in [*sorted((ROOT / "fixtures" / "zoo").glob(
+        "*.gguf")), *sorted((ROOT / "fixtures").glob("*.gguf"))]}
+    build, estimate = compute_graph.build_graph, compute_graph.estimate_compute_bytes
+    graphs: list[str] = []
+    made: dict[tuple[Path, str], tuple[Any, int]] = {}  # the graph shape each pair made
+    current: list[tuple[Path, str]] = []
+
+    def recorded(shape: Any) -> Any:
+        nodes, unused = build(shape)
+        graphs.append(_serialized(nodes, unused))
+        return nodes, unused
+
+    def recording_estimate(shape: Any, alignment: int) -> int:
+        if current:  # not during a real-load comparison
+            made[current[0]] = (shape, alignment)
+        return estimate(shape, alignment)
+
+    compute_graph.build_graph = scheduler.build_graph = recorded
+    memory.estimate_compute_bytes = recording_estimate
+
+    def predicted(key: tuple[Path, str]) -> tuple[str, str]:
+        _forget()
+        graphs.clear()
+        try:
+            if args.full or key not in made:
+                current[:] = [key]
+                prediction = memory.predict_memory(models[key[0]],
+                                                   resolve_settings(shapes[key[1]])[0])
+                current.clear()
+                outcome = repr([(b.device, b.buffer, b.kind, b.n_bytes)
+                                for b in prediction.buffers])
+            else:
+                outcome = repr(estimate(*made[key]))
+        except Exception as error:  # a mutant may break the model: that is an effect too
+            current.clear()
+            outcome = f"{type(error).__name__}: {error}"
+        return outcome, "".join(graphs)
+
+    def exact(key: tuple[Path, str]) -> bool:
+        _forget()
+        try:
+            assert_all_exact(compare_runtime(str(key[0]), shapes[key[1]]))
+            return True
+        except AssertionError:
+            return False
+
+    keys = [(path, name) for path in models for name in shapes]
+    os.environ["MUTANT_UNDER_TEST"] = ""
+    base = {key: predicted(key) for key in keys}
+    if not args.full:  # the fast path compares compute peaks, not whole predictions
+        base = {key: predicted(key) for key in keys}
+    base_exact: dict[tuple[Path, str], bool] = {}
+    for mutant in args.mutants:
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        seen = {key: predicted(key) for key in keys}
+        moved = [key for key in keys if base[key][0] != seen[key][0]]
+        graph = [key for key in keys if base[key][1] != seen[key][1]]
+        kills = None
+        for key in moved[:4]:  # a real load each: the first few are enough
+            os.environ["MUTANT_UNDER_TEST"] = ""
+            if key not in base_exact:
+                base_exact[key] = exact(key)
+            os.environ["MUTANT_UNDER_TEST"] = mutant
+            if base_exact[key] and not exact(key):
+                kills = f"{key[0].stem} {key[1]}"
+                break
+        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "graph": _summary(graph),
+                          "prediction": _summary(moved), "kills": kills}), flush=True)
+
+
+def _serialized(nodes: list[Any], unused: tuple[Any, ...]) -> str:
+    """The node list with sources as indices into it (or a leaf's name, op and size)."""
+    index = {id(node): i for i, node in enumerate(nodes)}
+
+    def ref(node: Any) -> Any:
+        return None if node is None else index.get(id(node), (node.name, node.op, node.n_bytes))
+
+    return repr(([(n.name, n.op, n.n_bytes, tuple(map(ref, n.srcs)), ref(n.view_src),
+                   n.is_input, n.is_output, n.layer, n.view_bytes) for n in nodes],
+                 [ref(n) for n in unused]))
+
+
+if __name__ == "__main__":
+    main()
