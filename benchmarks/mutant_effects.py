@@ -64,8 +64,12 @@ def _forget() -> None:
                     value.cache_clear()
 
 
+def _label(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
 def _summary(pairs: list[tuple[Path, str]]) -> dict[str, Any]:
-    return {"pairs": len(pairs), "models": sorted({path.stem for path, _ in pairs}),
+    return {"pairs": len(pairs), "models": sorted({_label(path) for path, _ in pairs}),
             "shapes": sorted({shape for _, shape in pairs})}
 
 
@@ -77,6 +81,12 @@ def main() -> None:
                         help="predict every buffer again per mutant (for mutants of the code "
                              "that makes the graph's shape: graph_layout, memory); by default "
                              "the shapes the unmutated code made are rebuilt and allocated")
+    parser.add_argument("--models", type=Path, action="append", default=[],
+                        help="another folder of models to judge on (e.g. a widened zoo)")
+    parser.add_argument("--shape", action="append", default=[],
+                        help="judge at these shapes only (names of the tables below)")
+    parser.add_argument("--no-fixtures", action="store_true",
+                        help="only the --models folders, not the zoo and the tiny llamas")
     args = parser.parse_args()
     _setup(args.keep)
     from gguf_inspect.commands.runtime import compare_runtime
@@ -87,9 +97,12 @@ def main() -> None:
     from tests.test_runtime_compare import assert_all_exact
     from tests.test_zoo import CONFIGURATIONS
 
-    shapes = {**CONFIGURATIONS, **SWEEP, **MORE_SHAPES}
-    models = {path: read_gguf(str(path)) for path in [*sorted((ROOT / "fixtures" / "zoo").glob(
-        "*.gguf")), *sorted((ROOT / "fixtures").glob("*.gguf"))]}
+    shapes = {name: values for name, values in {**CONFIGURATIONS, **SWEEP, **MORE_SHAPES}.items()
+              if not args.shape or name in args.shape}
+    folders = [*([] if args.no_fixtures else [ROOT / "fixtures" / "zoo", ROOT / "fixtures"]),
+               *args.models]
+    models = {path: read_gguf(str(path)) for folder in folders
+              for path in sorted(folder.glob("*.gguf"))}
     build, estimate = compute_graph.build_graph, compute_graph.estimate_compute_bytes
     graphs: list[str] = []
     made: dict[tuple[Path, str], tuple[Any, int]] = {}  # the graph shape each pair made
@@ -152,7 +165,7 @@ def main() -> None:
                 base_exact[key] = exact(key)
             os.environ["MUTANT_UNDER_TEST"] = mutant
             if base_exact[key] and not exact(key):
-                kills = f"{key[0].stem} {key[1]}"
+                kills = f"{_label(key[0])} {key[1]}"
                 break
         print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "graph": _summary(graph),
                           "prediction": _summary(moved), "kills": kills}), flush=True)
