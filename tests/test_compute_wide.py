@@ -6,7 +6,7 @@ Why: at the zoo's own widths (n_embd 64, FFN 128) the peak of most graphs falls 
 384-token output head, so a node inside the blocks (an in-place ROPE or norm, a bias, the
 order of a residual add) can be modelled wrongly without any compared figure moving. Mutation
 testing showed it: benchmarks/mutant_effects.py found these widths put the peak inside the
-attention and FFN blocks, where 21 of compute_graph.py's surviving mutants then fail.
+attention and FFN blocks, where 19 of compute_graph.py's surviving mutants then fail.
 """
 
 from __future__ import annotations
