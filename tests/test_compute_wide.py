@@ -30,9 +30,6 @@ SHAPES = {name: {**CONFIGURATIONS, **SWEEP}[name] for name in (
     "defaults", "ctx-1000-parallel-2-flash-off", "ctx-256-flash-off", "ubatch-7-ctx-300",
     "ubatch-13-3-sequences")}
 STEMS = sorted(path.stem for path in (FIXTURES / "zoo").glob("*.gguf"))
-# the sweep's open gap (tests/test_compute_sweep.py OPEN_GAPS): encoders with three sequences
-# (ff1024's bert is 0.00004 MiB under: inside the log's rounding)
-OPEN_GAPS = {("e256", "bert"), ("e512", "bert"), *((width, "nomic-bert") for width in WIDTHS)}
 
 needs_runtime = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                    reason="llama-cpp-python is not installed")
@@ -72,8 +69,5 @@ def test_the_widths_are_what_they_say(wide_zoo: Path) -> None:
 @pytest.mark.parametrize("stem", STEMS)
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_compute_buffer_matches_at_other_widths(wide_zoo: Path, width: str, stem: str,
-                                                shape: str,
-                                                request: pytest.FixtureRequest) -> None:
-    if (width, stem) in OPEN_GAPS and shape == "ubatch-13-3-sequences":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="open gap (OPEN_GAPS)"))
+                                                shape: str) -> None:
     assert_all_exact(_comparison(wide_zoo / width / f"{stem}.gguf", shape))

@@ -86,8 +86,11 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
     On a GPU build each backend gets its own share of the split graph (llamacpp/scheduler)."""
     n_tokens = min(context.n_ctx, context.n_ubatch)
     cells = {cache.name: cache.cells for cache in caches}
-    # Without a memory module (encoders) attention spans the ubatch itself (build_attn_no_cache)
-    main = cells.get("", n_tokens if hparams.arch in NO_MEMORY_ARCHS else context.n_ctx_seq)
+    # Without a memory module (encoders) attention spans the ubatch itself
+    # (build_attn_inp_no_cache), whose tokens graph_reserve rounds up to a multiple of the
+    # sequences (llama-context.cpp: n_tokens % n_seqs)
+    ubatch = -(-n_tokens // context.n_seq_max) * context.n_seq_max
+    main = cells.get("", ubatch if hparams.arch in NO_MEMORY_ARCHS else context.n_ctx_seq)
     trunk = hparams.n_layer_main  # the graph skips NextN/MTP blocks (llama_hparams::n_layer())
     is_swa = hparams.is_swa[:trunk]
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in is_swa)
