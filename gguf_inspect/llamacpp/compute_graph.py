@@ -318,9 +318,13 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                               norm)
         else:
             if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
-                qkv = biased(add("wqkv", "MUL_MAT", (q_width + k_width + v_width) * tokens, weight,
-                                 attn_in), q_width + k_width + v_width)
-                q, k_mat, v_mat = view(qkv, "Qcur"), view(qkv, "Kcur"), view(qkv, "Vcur")
+                fused = q_width + k_width + v_width
+                qkv = biased(add("wqkv", "MUL_MAT", fused * tokens, weight, attn_in), fused)
+                # each a strided ggml_view_3d of the fused rows: its ggml_nbytes (the size of
+                # its copy to another device, ggml_dup_tensor_layout) spans tokens - 1 fused
+                # rows and its own width
+                q, k_mat, v_mat = (view(qkv, name, (tokens - 1) * fused + width) for name, width
+                                   in (("Qcur", q_width), ("Kcur", k_width), ("Vcur", v_width)))
             else:
                 q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
                 k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)

@@ -63,11 +63,14 @@ class GraphBuilder:
     def view(self, node: Node, name: str | None = None, floats: int | None = None) -> Node:
         """A view, reshape or permute: a node that owns no memory; its view_src is the
         tensor that does (ggml_view_impl follows a view of a view to its base); ``floats``
-        when it covers only part of it."""
+        when it covers only part of it (its ggml_nbytes, from its first element to its last).
+        A view of such a partial view spans the same bytes (ggml_view keeps its strides)."""
         out = self.add(name or node.name + "(view)", "VIEW", 0, node,
                        view_of=node.view_src or node)
         if floats is not None:
             out.view_bytes = 4 * floats
+        elif node.op == "VIEW":
+            out.view_bytes = node.view_bytes
         return out
 
     def expand(self, root: Node) -> None:
