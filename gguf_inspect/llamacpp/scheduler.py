@@ -398,8 +398,14 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
     for il in range(hparams.n_layer):
         n_kv = cells.get("SWA" if hparams.is_swa[il] else "", context.n_ctx_seq)
         v_width = hparams.n_embd_v_gqa[il] if context.flash_attn else v_width_max
-        views.append((row_bytes(type_k.type_id, hparams.n_embd_k_gqa[il]) * n_kv * n_stream,
-                      row_bytes(type_v.type_id, v_width) * n_kv * n_stream))
+        k_row = row_bytes(type_k.type_id, hparams.n_embd_k_gqa[il])
+        k_bytes = k_row * n_kv * n_stream
+        if hparams.is_mla:  # V is a view of the K cache's first columns, with K's strides
+            # (build_attn, llama-graph.cpp: ggml_view_4d(k, v_cur->ne[0], ..., k->nb[1..3])):
+            # its ggml_nbytes spans every K row but the last one's tail
+            views.append((k_bytes, k_bytes - k_row + row_bytes(type_k.type_id, v_width)))
+        else:
+            views.append((k_bytes, row_bytes(type_v.type_id, v_width) * n_kv * n_stream))
     kv_device = tuple(placement.device_of_layer(il) if settings.offload_kqv else HOST
                       for il in range(hparams.n_layer))
     # graph_get_cb's full_offload: model.n_gpu_layers() > n_layer_all
