@@ -161,14 +161,18 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     corrected = add("corrected", "MUL", width * altups,
                     add("innovation_repeated", "REPEAT", width * altups, innovation), coefs)
     corrected = add("corrected", "ADD", width * altups, corrected, predictions)
-    # the first prediction through the per-layer input, added to the other streams
-    first = add("first_prediction", "MUL", width, view(corrected), weight)
+    # the first prediction through the per-layer input, added to the other streams; each reads
+    # a view of part of its tensor (the active stream, the other streams, this layer's slice
+    # of the per-layer input), copied alone at its size when read on another device
+    first = add("first_prediction", "MUL", width, view(corrected, floats=width), weight)
     first = add("first_gelu", "UNARY", gemma.n_embd_altup * tokens,
                 add("inp_gate", "MUL_MAT", gemma.n_embd_altup * tokens, weight, first))
-    first = add("first_scaled", "MUL", gemma.n_embd_altup * tokens, first, view(per_layer))
+    first = add("first_scaled", "MUL", gemma.n_embd_altup * tokens, first,
+                view(per_layer, floats=gemma.n_embd_altup * tokens))
     first = graph.rms_norm(add("per_layer_proj", "MUL_MAT", width, weight, first), width)
-    rest = add("corrected_rest", "ADD", width * (altups - 1), view(corrected), first)
-    return add("l_out", "CONCAT", width * altups, view(corrected), rest)
+    rest = add("corrected_rest", "ADD", width * (altups - 1),
+               view(corrected, floats=width * (altups - 1)), first)
+    return add("l_out", "CONCAT", width * altups, view(corrected, floats=width), rest)
 
 
 def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Node,
