@@ -90,7 +90,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
     # (build_attn_inp_no_cache), whose tokens graph_reserve rounds up to a multiple of the
     # sequences (llama-context.cpp: n_tokens % n_seqs)
     ubatch = -(-n_tokens // context.n_seq_max) * context.n_seq_max
-    main = cells.get("", ubatch if hparams.arch in NO_MEMORY_ARCHS else context.n_ctx_seq)
+    no_cache = hparams.arch in NO_MEMORY_ARCHS
+    main = cells.get("", ubatch if no_cache else context.n_ctx_seq)
     trunk = hparams.n_layer_main  # the graph skips NextN/MTP blocks (llama_hparams::n_layer())
     is_swa = hparams.is_swa[:trunk]
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in is_swa)
@@ -105,8 +106,10 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
         n_stream=1 if context.kv_unified else context.n_seq_max, n_seqs=context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
         v_width_max=max(hparams.n_embd_v_gqa, default=0),
-        k_rot=rotation_size(context.type_k, hparams.head_k, largest=True),
-        v_rot=rotation_size(context.type_v, hparams.head_v, largest=False))
+        # the rotations belong to the KV cache (llama_kv_cache's attn_rot_k / attn_rot_v): an
+        # encoder has none, whatever --cache-type-k says
+        k_rot=0 if no_cache else rotation_size(context.type_k, hparams.head_k, largest=True),
+        v_rot=0 if no_cache else rotation_size(context.type_v, hparams.head_v, largest=False))
     if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
         return gpu_compute_buffers(shape, plan)
     return [BufferEstimate(HOST, "CPU", "compute", estimate_compute_bytes(shape, CPU_ALIGNMENT),
