@@ -70,8 +70,11 @@ MODULES: dict[str, list[str]] = {
                                         "tests/test_cuda_public_logs.py"],
     # the compute graph, node by node: every zoo architecture's compute buffer against llama.cpp's
     # (exact to its 0.0001 MiB, answers kept) and hand-built graphs: seconds a mutant; then the
-    # survivors with --also tests/test_runtime_compare.py tests/test_rpc_devices.py (the
-    # fixtures' real loads, the multi-device splits) --rerun-survivors
+    # survivors with --also tests/test_compute_sweep.py tests/test_compute_wide.py
+    # tests/test_runtime_compare.py tests/test_rpc_devices.py (more shapes, the zoo at other
+    # widths, the fixtures' real loads, the multi-device splits) --rerun-survivors, or, faster
+    # on two cores, benchmarks/mutant_effects.py on the survivors (what each changes, and
+    # whether a real load at a tested shape tells it apart)
     **{f"gguf_inspect/llamacpp/{name}.py": [*ZOO_LOADS, "tests/test_memory.py",
                                             "tests/test_graph_nodes.py", "tests/test_graph_ssm.py"]
        for name in ("compute_graph", "graph_layout", "graph_arch", "graph_nodes", "graph_ffn",
