@@ -172,3 +172,21 @@ def test_deployment_options_reach_the_json_contract_and_the_assumptions(tmp_path
                for buffer in document["buffers"])
     plain = json.loads(CliRunner().invoke(app, ["vram", UNTIED, "--json"]).output)
     assert "as given" not in "\n".join(plain["assumptions"])
+
+
+def test_the_output_buffer_is_pinned_only_when_the_head_is_on_a_gpu() -> None:
+    """llama_context::output_reserve (llama-context.cpp:2196): the logits buffer takes the host
+    buffer type of the output layer's device (CUDA_Host for a CUDA GPU); with the head on the
+    CPU that device has none, so it is a CPU buffer. -ngl offloads from the last layer, the head
+    (llama_model_base::load_tensors: i_gpu_start = n_layer + 1 - n_gpu_layers), so only -ngl 0
+    keeps the head on the CPU."""
+    model = llama31_8b()
+
+    def output(n_gpu_layers: int) -> list[str]:
+        prediction = predict_memory(model, LlamaSettings(n_gpu_layers=n_gpu_layers,
+                                                         gpu_capacities=(24 * GIB,)))
+        return [buffer.buffer for buffer in prediction.buffers if buffer.kind == "output"]
+
+    assert output(-1) == ["CUDA_Host"]  # all 33 layers: the head on the GPU
+    assert output(1) == ["CUDA_Host"]  # one layer offloaded: the head
+    assert output(0) == ["CPU"]
