@@ -122,7 +122,8 @@ def test_a_missing_or_empty_architecture_is_refused(architecture: str | None) ->
         read_hyperparameters(model)
     assert caught.value.field == "general.architecture"
     assert caught.value.path == "synthetic.gguf"
-    assert "unknown model architecture" in caught.value.message
+    assert caught.value.message.startswith("missing or empty: ")
+    assert caught.value.message.endswith("unknown model architecture")
 
 
 def test_more_layers_than_llama_max_layers_names_file_and_key() -> None:
@@ -205,9 +206,14 @@ def _gemma4_pattern(n_layer: int) -> dict[str, ArrayValue]:
 def test_gemma4_without_its_window_array_is_refused() -> None:
     """models/gemma4.cpp:6: ml.get_arr(LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN, is_swa_impl) is
     required, so llama.cpp throws on a gemma4 header without it; so do we."""
-    with pytest.raises(FormatError, match="sliding_window_pattern"):
+    with pytest.raises(FormatError, match="sliding_window_pattern") as caught:
         read_hyperparameters(synthetic("gemma4", n_layer=4, extra={
             "gemma4.attention.sliding_window": 1024}))
+    # the one line the CLI prints names the file, the key and llama.cpp's reason
+    assert caught.value.path == "synthetic.gguf"
+    assert caught.value.field == "gemma4.attention.sliding_window_pattern"
+    assert caught.value.message.startswith("missing: llama.cpp requires")
+    assert caught.value.message.endswith("(get_arr in load_arch_hparams)")
 
 
 def test_gemma4_shares_the_kv_of_its_last_layers() -> None:
