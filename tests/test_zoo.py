@@ -23,6 +23,7 @@ import pytest
 from gguf_inspect.commands.runtime import compare_runtime
 from gguf_inspect.reports.runtime import MATCH, RuntimeComparison
 from tests.conftest import FIXTURES, load_script
+from tests.test_runtime_compare import assert_all_exact
 
 ZOO = FIXTURES / "zoo"
 ZOO_MODELS = sorted(ZOO.glob("*.gguf"))
@@ -264,7 +265,5 @@ def test_own_graphs_follow_a_quantized_cache(stem: str, cache: str, tmp_path: Pa
     real_width_probe.write_twin(twin, path)
     comparison = compare_runtime(str(path), {"cache_type_k": cache, "cache_type_v": "q8_0",
                                              "flash_attn": "on"})
-    assert not _differing(comparison), "\n".join(_differing(comparison))
-    (compute,) = [c for c in comparison.checks if c.quantity.endswith("compute buffer")]
     # exact at the log's 0.0001 MiB (the llama graph's rotations miss these by 0.8-1.4%)
-    assert abs(compute.predicted - compute.runtime) < 0.00015, compute.note
+    assert_all_exact(comparison, tolerance=0.00015)

@@ -29,7 +29,7 @@ from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import SsmShape, ssm_mixer, state_inputs
 
 __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Node",
-           "build_graph", "estimate_compute_bytes",
+           "build_graph", "estimate_compute_bytes", "reserved_tokens",
            "graph_inputs", "peak_bytes"]
 
 # ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
@@ -237,15 +237,19 @@ class Cache:
     v_rot: Node | None
 
 
+def reserved_tokens(n_tokens: int, n_seqs: int) -> int:
+    """graph_reserve (llama-context.cpp) rounds n_tokens up to a multiple of the sequences: the
+    reserve ubatch holds n_tokens / n_seqs tokens per sequence."""
+    return -(-n_tokens // n_seqs) * n_seqs
+
+
 def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     """The prompt-processing graph of ``sched_reserve`` (n_tokens = min(n_ctx, n_ubatch), all
     tokens output), in llama.cpp's node order, and its unused inputs: ``inp_embd``, the
     embeddings-input path that ``build_inp_embd`` (llama-graph.cpp) keeps beside the token path
     and ``ggml_build_forward_select`` leaves allocated for the whole graph."""
-    # graph_reserve (llama-context.cpp) rounds n_tokens up to a multiple of the sequences (the
-    # reserve ubatch holds n_tokens / n_seqs tokens per sequence); n_outputs stays as given
     n_seqs = shape.n_seqs or shape.n_stream
-    tokens = -(-shape.n_tokens // n_seqs) * n_seqs
+    tokens = reserved_tokens(shape.n_tokens, n_seqs)  # n_outputs stays as given
     graph = GraphBuilder(shape.n_embd)
     add, view, weight = graph.add, graph.view, graph.weight
     cache = Node("cache", "NONE", 0, external=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.backends import offloads_ops, uses_rpc, with_rpc_devices
-from gguf_inspect.llamacpp.compute_graph import GraphShape, estimate_compute_bytes
+from gguf_inspect.llamacpp.compute_graph import GraphShape, estimate_compute_bytes, reserved_tokens
 from gguf_inspect.llamacpp.graph_layout import GraphLayout, graph_layout
 from gguf_inspect.llamacpp.hparams import (
     GEMMA_GRAPH_ARCHS,
@@ -86,11 +86,10 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
     On a GPU build each backend gets its own share of the split graph (llamacpp/scheduler)."""
     n_tokens = min(context.n_ctx, context.n_ubatch)
     cells = {cache.name: cache.cells for cache in caches}
-    # Without a memory module (encoders) attention spans the ubatch itself
-    # (build_attn_inp_no_cache), whose tokens graph_reserve rounds up to a multiple of the
-    # sequences (llama-context.cpp: n_tokens % n_seqs)
-    ubatch = -(-n_tokens // context.n_seq_max) * context.n_seq_max
+    # Without a memory module (encoders) attention spans the reserved ubatch itself
+    # (build_attn_inp_no_cache): its tokens, rounded up to a multiple of the sequences
     no_cache = hparams.arch in NO_MEMORY_ARCHS
+    ubatch = reserved_tokens(n_tokens, context.n_seq_max)
     main = cells.get("", ubatch if no_cache else context.n_ctx_seq)
     trunk = hparams.n_layer_main  # the graph skips NextN/MTP blocks (llama_hparams::n_layer())
     is_swa = hparams.is_swa[:trunk]
