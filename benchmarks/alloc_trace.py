@@ -10,7 +10,7 @@ trace of the last graph reserved (the prompt-processing graph that sizes the buf
 prints the same trace from ``compute_graph.peak_bytes`` (``DynamicAllocator``); ``compare`` runs
 both and shows where they first place or free at different offsets::
 
-    python benchmarks/alloc_trace.py build --source /tmp/sdist/llama_cpp_python-0.3.36
+    python benchmarks/alloc_trace.py build
     PYTHONPATH=. python benchmarks/alloc_trace.py compare fixtures/zoo/lfm2.gguf '{"n_parallel": 8}'
     PYTHONPATH=. python benchmarks/alloc_trace.py runtime fixtures/zoo/lfm2.gguf > /tmp/c.txt
     PYTHONPATH=. python benchmarks/alloc_trace.py ours fixtures/zoo/lfm2.gguf > /tmp/ours.txt
@@ -18,11 +18,14 @@ both and shows where they first place or free at different offsets::
 Traces are normalised to one event a line: ``alloc NAME BYTES @ OFFSET`` (BYTES aligned, as
 ggml_dyn_tallocr_alloc prints them), ``inplace NAME <- PARENT`` (a node reusing its parent's
 memory: ggml_gallocr_allocate_node) and ``free NAME @ OFFSET (BYTES)``. Only allocs and frees
-are compared, by kind and offset: tensor names differ (ours name inputs by role, not as
-llama.cpp's graph builders do). ``build`` needs a C compiler and the unpacked sdist
-(``pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36``); ``runtime`` and
-``compare`` need llama-cpp-python. Linux only (``LD_PRELOAD``). The parsing and comparison are
-pure functions, tested on a committed trace sample (tests/test_alloc_trace.py).
+are compared, by kind, offset and size: tensor names differ (ours name inputs by role, not as
+llama.cpp's graph builders do). ``build`` needs a C compiler; it compiles the copy of
+ggml-alloc.c shipped in tests/data/ggml-alloc (the pinned llama-cpp-python's, unchanged) unless
+``--source`` names an unpacked sdist (``pip download --no-deps --no-binary :all:
+llama-cpp-python==0.3.36``). ``runtime`` and ``compare`` need llama-cpp-python. Linux only
+(``LD_PRELOAD``). The parsing and comparison are pure functions, tested on a committed trace
+sample (tests/test_alloc_trace.py); tests/test_compute_trace.py compares whole traces of real
+loads of every zoo architecture.
 """
 
 from __future__ import annotations
@@ -37,15 +40,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
 LIBRARY = OUT / "libggml-alloc-trace.so"
-ALLOC_SOURCE = Path("vendor/llama.cpp/ggml/src/ggml-alloc.c")
+# ggml-alloc.c and its includes as the pinned llama-cpp-python ships them (tests/data/ggml-alloc/
+# README.md), so that building needs neither the sdist nor a network
+SHIPPED_SOURCE = ROOT / "tests" / "data" / "ggml-alloc"
+SHIPPED_VERSION = "0.3.36"
 QUIET_PRINTF = "#define AT_PRINTF(...)\n"
 LOUD_PRINTF = "#define AT_PRINTF(...) fprintf(stderr, __VA_ARGS__)\n"
 
 _ALLOCATING = re.compile(r"ggml_dyn_tallocr_alloc: allocating (.*) \((\d+) bytes\) - "
                          r"block -?\d+, offset (\d+)")
-_REUSING = re.compile(r"reusing (?:view )?parent (\S+) .*?for (\S+)$")
+# names may hold spaces (llama.cpp names a CONT of a view " (reshaped) (view) (cont)")
+_REUSING = re.compile(r"reusing (?:view )?parent (.*) for (.*)$")
 _FREEING = re.compile(r"ggml_gallocr_free_node: freeing (.*) at \{chunk=\d+, offset=(\d+)\} "
                       r"\((\d+) bytes")
 
@@ -89,21 +97,31 @@ def split_graphs(events: list[str]) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class Event:
-    """One placement or free, reduced to what two traces are compared on."""
+    """One placement or free, reduced to what two traces are compared on (not the tensor's
+    name: the estimate names inputs by role, not as llama.cpp's graph builders do)."""
     kind: str  # "alloc" or "free"
     offset: int
+    n_bytes: int  # aligned, as ggml_dyn_tallocr_alloc and ggml_gallocr_free_node print them
     line: str
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return self.kind, self.offset, self.n_bytes
 
 
 def placements(events: list[str]) -> list[Event]:
-    """The allocs and frees that move memory (zero-byte tensors take no room and are dropped)."""
+    """The allocs and frees that move memory (zero-byte tensors take no room and are dropped),
+    and the in-place reuses (a node given its parent's memory instead of an allocation)."""
     kept = []
     for line in events:
         kind = line.split()[0]
+        if kind == "inplace":
+            kept.append(Event(kind, -1, 0, line))
         if kind == "alloc" and not line.split()[-3] == "0":
-            kept.append(Event(kind, int(line.rsplit("@ ", 1)[1]), line))
+            kept.append(Event(kind, int(line.rsplit("@ ", 1)[1]), int(line.split()[-3]), line))
         elif kind == "free" and not line.endswith("(0)"):
-            kept.append(Event(kind, int(re.search(r"@ (\d+)", line)[1]), line))
+            offset, n_bytes = re.search(r"@ (\d+) \((\d+)\)$", line).groups()
+            kept.append(Event(kind, int(offset), int(n_bytes), line))
     return kept
 
 
@@ -115,11 +133,11 @@ def peak(events: list[str]) -> int:
 
 
 def first_divergence(runtime: list[str], ours: list[str], context: int = 8) -> str:
-    """Where the two traces first place or free at a different offset, side by side with the
-    events around it; or that they agree, with the counts and both peaks."""
+    """Where the two traces first place or free a different size or at a different offset, side
+    by side with the events around it; or that they agree, with the counts and both peaks."""
     left, right = placements(runtime), placements(ours)
     for index, (a, b) in enumerate(zip(left, right)):
-        if (a.kind, a.offset) != (b.kind, b.offset):
+        if a.key != b.key:
             rows = [f"diverge at event {index} (llama.cpp | ours)"]
             for row in range(max(0, index - context), min(len(left), len(right), index + 6)):
                 mark = ">" if row == index else " "
@@ -141,40 +159,64 @@ def installed_library_folder() -> Path:
     return Path(spec.origin).parent / "lib"
 
 
-def build(source: Path, compiler: str = "cc") -> Path:
-    """Compile the traced ggml-alloc.c from the sdist at ``source`` into LIBRARY, linked
-    against the installed libggml-base.so (the ggml and backend functions it calls)."""
-    ggml = source / "vendor" / "llama.cpp" / "ggml"
+def build(source: Path = SHIPPED_SOURCE, compiler: str = "cc",
+          library: Path = LIBRARY) -> Path:
+    """Compile the traced ggml-alloc.c into ``library``, linked against the installed
+    libggml-base.so (the ggml and backend functions it calls). ``source`` holds ``ggml/``
+    (tests/data/ggml-alloc) or is an unpacked sdist (``vendor/llama.cpp/ggml/``)."""
+    ggml = source / "ggml" if (source / "ggml").is_dir() else source / "vendor/llama.cpp/ggml"
     installed = installed_library_folder()
-    OUT.mkdir(parents=True, exist_ok=True)
-    traced = OUT / "ggml-alloc-trace.c"
-    traced.write_text(debug_source((source / ALLOC_SOURCE).read_text()))
+    library.parent.mkdir(parents=True, exist_ok=True)
+    traced = library.with_suffix(".c")
+    traced.write_text(debug_source((ggml / "src" / "ggml-alloc.c").read_text()))
     subprocess.run([compiler, "-shared", "-fPIC", "-O2", f"-I{ggml / 'include'}",
-                    f"-I{ggml / 'src'}", str(traced), "-o", str(LIBRARY), f"-L{installed}",
+                    f"-I{ggml / 'src'}", str(traced), "-o", str(library), f"-L{installed}",
                     "-lggml-base", f"-Wl,-rpath,{installed}"], check=True)
-    return LIBRARY
+    return library
 
 
-def runtime_trace(model: str, settings: dict) -> list[str]:
-    """The last graph llama.cpp reserves for ``model``, traced by the preloaded allocator."""
-    if not LIBRARY.exists():
-        raise SystemExit(f"{LIBRARY} missing: run `python {__file__} build --source SDIST`")
-    environment = {**os.environ, "LD_PRELOAD": str(LIBRARY)}
-    loaded = subprocess.run([sys.executable, __file__, "load", model, json.dumps(settings)],
+CASE_MARK = "@@alloc-trace case "
+
+
+def runtime_traces(cases: list[tuple[str, dict]], library: Path = LIBRARY) -> list[list[str]]:
+    """The last graph llama.cpp reserves for each (model, settings) case, traced by the
+    preloaded allocator: one process loads them all (``load`` with several cases), marking on
+    stderr where each case starts (the trace's own lines go to stderr unbuffered, in order)."""
+    if not library.exists():
+        raise SystemExit(f"{library} missing: run `python {__file__} build`")
+    environment = {**os.environ, "LD_PRELOAD": str(library)}
+    loaded = subprocess.run([sys.executable, __file__, "load-many"],
+                            input=json.dumps([[model, settings] for model, settings in cases]),
                             env=environment, capture_output=True, text=True, check=True)
-    graphs = split_graphs(normalise_c_trace(loaded.stderr))
-    if not graphs:
-        raise SystemExit("no allocator trace on stderr: was the library preloaded?")
-    print(f"{len(graphs)} graphs reserved; {loaded.stdout.strip()}", file=sys.stderr)
-    return graphs[-1]
+    traces = []
+    for index, text in enumerate(loaded.stderr.split(CASE_MARK)[1:]):
+        graphs = split_graphs(normalise_c_trace(text))
+        if not graphs:
+            raise SystemExit(f"no allocator trace for {cases[index]}: was the library preloaded?")
+        traces.append(graphs[-1])
+    if len(traces) != len(cases):
+        raise SystemExit(f"{len(traces)} traces for {len(cases)} cases:\n{loaded.stderr[-2000:]}")
+    return traces
+
+
+def runtime_trace(model: str, settings: dict, library: Path = LIBRARY) -> list[str]:
+    """The last graph llama.cpp reserves for ``model``, traced by the preloaded allocator."""
+    return runtime_traces([(model, settings)], library)[0]
+
+
+def load_many(cases: list[list]) -> None:
+    """The real loads (run under LD_PRELOAD by runtime_traces), each after its mark."""
+    for index, (model, settings) in enumerate(cases):
+        os.write(2, f"{CASE_MARK}{index}\n".encode())
+        load(model, settings)
 
 
 def load(model: str, settings: dict) -> None:
     """The real load (run under LD_PRELOAD by runtime_trace); prints the logged compute buffer."""
     from gguf_inspect.llamacpp.runtime import capture_load
-    from gguf_inspect.llamacpp.settings import LlamaSettings
+    from gguf_inspect.llamacpp.settings import resolve_settings
 
-    log = capture_load(model, LlamaSettings(**settings)).raw_log
+    log = capture_load(model, resolve_settings(settings)[0]).raw_log
     print(" ".join(line.strip() for line in log.splitlines() if "compute buffer size" in line))
 
 
@@ -183,7 +225,7 @@ def our_trace(model: str, settings: dict) -> list[str]:
     import gguf_inspect.llamacpp.compute_graph as compute_graph
     import gguf_inspect.llamacpp.memory as memory
     from gguf_inspect.gguf.open import read_gguf
-    from gguf_inspect.llamacpp.settings import LlamaSettings
+    from gguf_inspect.llamacpp.settings import resolve_settings
 
     events: list[str] = []
     allocate, free = compute_graph._allocate, compute_graph._free
@@ -202,7 +244,7 @@ def our_trace(model: str, settings: dict) -> list[str]:
 
     def traced_free(allocator: compute_graph.DynamicAllocator, node) -> None:
         if not node.is_output:
-            events.append(f"free {node.name} @ {node.offset} ({allocator.aligned(node.n_bytes)})")
+            events.append(f"free {node.name} @ {node.offset} ({node.n_bytes})")  # unaligned, as ggml_gallocr_free_node prints it
         free(allocator, node)
 
     def traced_estimate(shape: compute_graph.GraphShape, alignment: int) -> int:
@@ -214,7 +256,7 @@ def our_trace(model: str, settings: dict) -> list[str]:
     compute_graph._allocate, compute_graph._free = traced_allocate, traced_free
     memory.estimate_compute_bytes = traced_estimate
     try:
-        memory.predict_memory(read_gguf(model), LlamaSettings(**settings))
+        memory.predict_memory(read_gguf(model), resolve_settings(settings)[0])
     finally:
         compute_graph._allocate, compute_graph._free = allocate, free
         memory.estimate_compute_bytes = estimate
@@ -225,15 +267,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     steps = parser.add_subparsers(dest="step", required=True)
     built = steps.add_parser("build", help="compile the traced ggml-alloc.c into benchmarks/out/")
-    built.add_argument("--source", type=Path, default=Path("/tmp/sdist/llama_cpp_python-0.3.36"),
-                       help="the unpacked llama-cpp-python sdist (holds vendor/llama.cpp)")
+    built.add_argument("--source", type=Path, default=SHIPPED_SOURCE,
+                       help="a folder holding ggml/, or an unpacked llama-cpp-python sdist "
+                            "(default: the copy shipped in tests/data/ggml-alloc)")
     built.add_argument("--compiler", default="cc")
     for name in ("compare", "runtime", "ours", "load"):
         step = steps.add_parser(name)
         step.add_argument("model")
         step.add_argument("settings", nargs="?", default="{}",
                           help="LlamaSettings fields as JSON, e.g. '{\"n_parallel\": 8}'")
+    steps.add_parser("load-many", help="(internal) load the [model, settings] cases on stdin")
     arguments = parser.parse_args()
+    if arguments.step == "load-many":
+        load_many(json.load(sys.stdin))
+        return
     if arguments.step == "build":
         print(build(arguments.source, arguments.compiler))
         return

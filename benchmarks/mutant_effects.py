@@ -14,6 +14,13 @@ mutated module, whose functions pick the mutant named in ``MUTANT_UNDER_TEST`` a
 ``prediction`` (the same for the predicted buffers) and ``kills`` (a shape where llama.cpp's real load tells them apart, or null).
 A mutant that changes neither on any pair is equivalent on every fixture; one that changes the
 graph only is not killed by any compute buffer these fixtures reach.
+
+``--traces`` judges the mutants as tests/test_compute_trace.py does instead: for each of its
+cases, in order, whether the mutant's allocator trace (every placement, reuse and free) differs
+from llama.cpp's where the unmutated one's does not; one JSON line a mutant, ``trace_kills``
+naming the first such case (or null). llama.cpp's traces come from the kept answers (run the
+test once with GGUF_INSPECT_RUNTIME_ANSWERS set); a mutant that raises counts as killed (the
+test fails), one that runs past 60 s too (as mutmut counts a timeout).
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +109,13 @@ def main() -> None:
                              "twins: 0.00015)")
     parser.add_argument("--no-fixtures", action="store_true",
                         help="only the --models folders, not the zoo and the tiny llamas")
+    parser.add_argument("--traces", action="store_true",
+                        help="judge by tests/test_compute_trace.py's allocator traces instead")
     args = parser.parse_args()
     _setup(args.keep)
+    if args.traces:
+        judge_traces(args.mutants)
+        return
     from gguf_inspect.commands.runtime import compare_runtime
     from gguf_inspect.gguf.open import read_gguf
     from gguf_inspect.llamacpp import compute_graph, memory, scheduler
@@ -186,6 +200,55 @@ def main() -> None:
                 break
         print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "graph": _summary(graph),
                           "prediction": _summary(moved), "kills": kills}), flush=True)
+
+
+def judge_traces(mutants: list[str]) -> None:
+    """Each mutant against tests/test_compute_trace.py's cases (see the module's docstring)."""
+    from tests import test_compute_trace as trace_test
+    from tests.conftest import WIDTHS, load_script
+
+    zoo = load_script("zoo", ROOT / "fixtures" / "zoo.py")
+    wide = Path(tempfile.mkdtemp(prefix="mutant-traces-"))
+    for width, (n_embd, head_size, n_ff) in WIDTHS.items():  # as tests/conftest.py wide_zoo
+        (wide / width).mkdir()
+        widened = zoo.widened(n_embd, head_size, n_ff)
+        for model in widened.all_models():
+            widened.write_model(model, wide / width / f"{model.stem}.gguf")
+    kept = Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"])
+    alloc_trace = trace_test.alloc_trace
+    cases = []
+    for folder, stem, shape in trace_test.CASES:
+        model, settings = trace_test._model(wide, folder, stem), trace_test._settings(folder, shape)
+        saved = kept / trace_test._answer_key(model, settings)
+        runtime = [event.key for event in alloc_trace.placements(json.loads(saved.read_text()))]
+        cases.append((f"{folder}/{stem} {shape}", str(model), settings, runtime))
+
+    def same(model: str, settings: dict[str, Any], runtime: list[Any]) -> bool:
+        try:
+            return [event.key for event in
+                    alloc_trace.placements(alloc_trace.our_trace(model, settings))] == runtime
+        except TimeoutError:
+            raise
+        except Exception:  # the test fails on a mutant that raises
+            return False
+
+    os.environ["MUTANT_UNDER_TEST"] = ""
+    base = {label: same(model, settings, runtime) for label, model, settings, runtime in cases}
+
+    def timed_out(*_: Any) -> None:
+        raise TimeoutError
+
+    signal.signal(signal.SIGALRM, timed_out)
+    for mutant in mutants:
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        signal.alarm(60)
+        try:
+            kills = next((label for label, model, settings, runtime in cases
+                          if base[label] and not same(model, settings, runtime)), None)
+        except TimeoutError:
+            kills = "timeout"
+        signal.alarm(0)
+        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "trace_kills": kills}), flush=True)
 
 
 def _serialized(nodes: list[Any], unused: tuple[Any, ...]) -> str:

@@ -69,14 +69,17 @@ MODULES: dict[str, list[str]] = {
                                         "tests/test_rpc_devices.py",
                                         "tests/test_cuda_public_logs.py"],
     # the compute graph, node by node: every zoo architecture's compute buffer against llama.cpp's
-    # (exact to its 0.0001 MiB, answers kept) and hand-built graphs: seconds a mutant; then the
+    # (exact to its 0.0001 MiB, answers kept), ggml-alloc's own trace of its graph (every
+    # placement, in-place reuse and free: test_compute_trace) and hand-built graphs: seconds a
+    # mutant (mutant_effects.py --traces judges survivors of older runs by the trace); then the
     # survivors with --also tests/test_compute_sweep.py tests/test_compute_wide.py
     # tests/test_runtime_compare.py tests/test_rpc_devices.py (more shapes, the zoo at other
     # widths, the fixtures' real loads, the multi-device splits) --rerun-survivors, or, faster
     # on two cores, benchmarks/mutant_effects.py on the survivors (what each changes, and
     # whether a real load at a tested shape tells it apart)
-    **{f"gguf_inspect/llamacpp/{name}.py": [*ZOO_LOADS, "tests/test_memory.py",
-                                            "tests/test_graph_nodes.py", "tests/test_graph_ssm.py"]
+    **{f"gguf_inspect/llamacpp/{name}.py": [*ZOO_LOADS, "tests/test_compute_trace.py",
+                                            "tests/test_memory.py", "tests/test_graph_nodes.py",
+                                            "tests/test_graph_ssm.py"]
        for name in ("compute_graph", "graph_layout", "graph_arch", "graph_nodes", "graph_ffn",
                     "graph_mla", "graph_ssm", "graph_rwkv", "graph_qwen3next", "graph_gemma3n")},
     # the per-device compute buffers (ggml_backend_sched): GPU layouts from llama.cpp's source

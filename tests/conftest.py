@@ -127,6 +127,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _forget_memoized_results()
 
 
+# The zoo written at other widths, name -> (n_embd, head size, FFN width): see
+# tests/test_compute_wide.py for why; quantized caches need the wider heads (a 32-value block
+# must divide the head)
+WIDTHS = {"e256": (256, 64, 128), "e512": (512, 128, 128), "ff1024": (64, 16, 1024)}
+
+
+@pytest.fixture(scope="session")
+def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo written at each width, once a session: ``<folder>/<width>/<stem>.gguf``."""
+    zoo = load_script("zoo", FIXTURES / "zoo.py")
+    folder = tmp_path_factory.mktemp("wide-zoo")
+    for width, (n_embd, head_size, n_ff) in WIDTHS.items():
+        (folder / width).mkdir()
+        wide = zoo.widened(n_embd, head_size, n_ff)
+        for model in wide.all_models():
+            wide.write_model(model, folder / width / f"{model.stem}.gguf")
+    return folder
+
+
 def fixture_path(name: str) -> Path:
     path = FIXTURES / name
     assert path.exists(), f"missing fixture {path}: run python fixtures/build.py"

@@ -42,8 +42,9 @@ def test_the_trace_splits_into_the_graphs_reserved() -> None:
 def test_zero_byte_tensors_take_no_place() -> None:
     events = ["alloc a 0 @ 0", "alloc b 64 @ 0", "free a @ 0 (0)", "free b @ 0 (64)",
               "inplace c <- b"]
-    assert [(e.kind, e.offset) for e in alloc_trace.placements(events)] == [("alloc", 0),
-                                                                          ("free", 0)]
+    # an in-place reuse stays (it has no offset of its own: the parent's memory)
+    assert [e.key for e in alloc_trace.placements(events)] == [("alloc", 0, 64), ("free", 0, 64),
+                                                               ("inplace", -1, 0)]
     assert alloc_trace.peak(["alloc a 64 @ 0", "alloc b 32 @ 64", "free a @ 0 (64)"]) == 96
 
 

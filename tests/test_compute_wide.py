@@ -19,13 +19,11 @@ import pytest
 
 from gguf_inspect.commands.runtime import compare_runtime
 from gguf_inspect.reports.runtime import RuntimeComparison
-from tests.conftest import FIXTURES, load_script
+from tests.conftest import FIXTURES, WIDTHS
 from tests.test_compute_sweep import SWEEP
 from tests.test_runtime_compare import assert_all_exact
 from tests.test_zoo import CONFIGURATIONS
 
-# name -> (n_embd, head size, FFN width)
-WIDTHS = {"e256": (256, 64, 128), "e512": (512, 128, 128), "ff1024": (64, 16, 1024)}
 SHAPES = {name: {**CONFIGURATIONS, **SWEEP}[name] for name in (
     "defaults", "ctx-1000-parallel-2-flash-off", "ctx-256-flash-off", "ubatch-7-ctx-300",
     "ubatch-13-3-sequences")}
@@ -43,19 +41,6 @@ QUANTIZED_SHAPES = {
 
 needs_runtime = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                    reason="llama-cpp-python is not installed")
-
-
-@pytest.fixture(scope="session")
-def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The zoo written at each width, once a session: ``<folder>/<width>/<stem>.gguf``."""
-    zoo = load_script("zoo", FIXTURES / "zoo.py")
-    folder = tmp_path_factory.mktemp("wide-zoo")
-    for width, (n_embd, head_size, n_ff) in WIDTHS.items():
-        (folder / width).mkdir()
-        wide = zoo.widened(n_embd, head_size, n_ff)
-        for model in wide.all_models():
-            wide.write_model(model, folder / width / f"{model.stem}.gguf")
-    return folder
 
 
 @lru_cache(maxsize=None)

@@ -1,18 +1,15 @@
-"""An estimate of llama.cpp's compute buffer: the worst-case (prompt-processing) graph of a
-decoder layer stack, run through a re-implementation of ggml's graph allocator.
+"""llama.cpp's compute buffer: the worst-case (prompt-processing) graph of a layer stack, run
+through a re-implementation of ggml's graph allocator.
 
 Why simulate instead of a formula: the buffer is the allocator's high-water mark, which depends
-on which activations are alive together, on in-place reuse and on fragmentation. The graph here
-follows ``llm_build_llama`` / ``llm_build_gemma3`` and the variants ``graph_layout`` names
-(src/models/*.cpp), ``build_attn`` and ``build_qkv`` (llama-graph.cpp) and ``graph_ffn``'s
-feed-forward blocks node by node as llama.cpp's ``GGML_SCHED_DEBUG=2`` dump lists them, in the
-order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the allocator
-follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place reuse of a
-parent the allocator placed itself, never of a view: ``ggml_gallocr_is_own``) and
-``ggml_dyn_tallocr_alloc`` / ``_free_bytes`` (ggml/src/ggml-alloc.c). MLA's Q/K/V come from
-``graph_mla``; encoders (models/bert.cpp) attend without a cache and have no output head.
-Mamba and Mamba2 mixers (build_rs, ssm_conv, ssm_scan) come from ``graph_ssm``, chosen per
-layer for hybrids. It stays an estimate either way.
+on which activations are alive together, on in-place reuse and on fragmentation. The graph
+follows src/models/*.cpp (variants named by ``graph_layout``; MLA in ``graph_mla``, Mamba mixers
+in ``graph_ssm``, FFNs in ``graph_ffn``), ``build_attn`` and ``build_qkv`` (llama-graph.cpp)
+node by node, in the order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the
+allocator follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place
+reuse of a parent it placed itself, never of a view) and ``ggml_dyn_tallocr_alloc`` /
+``_free_bytes`` (ggml-alloc.c). tests/test_compute_trace.py holds every placement, reuse and
+free to ggml-alloc's own trace of a real load; other models' graphs stay an estimate.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, soft_cap
 from gguf_inspect.llamacpp.graph_arch import own_graph
 from gguf_inspect.llamacpp.graph_gemma3n import Gemma3nShape
 from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
@@ -179,6 +176,7 @@ class GraphShape:
     moe_layout: MoeLayout | None = None
     layer_norm: bool = False  # LLM_NORM (NORM, weight, bias) instead of LLM_NORM_RMS
     bias: bool = False  # q/k/v, attention-output and FFN biases (in-place ADDs)
+    qkv_bias: bool = False  # q/k/v biases only (build_qkv adds each that the file has)
     ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
     ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
@@ -196,12 +194,15 @@ class GraphShape:
     norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
     pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
     post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
-    # "": none; "full": build_norm on the whole Qcur/Kcur before the reshape (olmo2); "rope": a
-    # weightless RMS_NORM after ROPE on the rope layers (llama4 use_kq_norm)
+    # "": none; "full": build_norm on the whole Qcur/Kcur before the reshape (olmo2); "head":
+    # build_norm on the reshaped Q and K before ROPE (attn_q_norm: qwen3, gemma3, lfm2); "rope":
+    # a weightless RMS_NORM after ROPE on the rope layers (llama4 use_kq_norm)
     qk_norm: str = ""
     rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
     attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
     logit_scale: bool = False  # the logits SCALEd (cohere2 f_logit_scale)
+    logit_softcap: bool = False  # the logits soft-capped (gemma2 always, gemma3 when set)
+    attn_softcap: bool = False  # KQ soft-capped without flash attention (gemma2)
     # the granite family: the embeddings SCALEd in build_inp_embd (f_embedding_scale), the
     # attention and FFN outputs before their residual ADDs (f_residual_scale)
     embd_scale: bool = False
@@ -227,9 +228,7 @@ class GraphShape:
 
 @dataclass(frozen=True)
 class Cache:
-    """The graph inputs of one KV cache (llama_kv_cache::build_input_k_idxs / _v_idxs /
-    _k_rot / _v_rot, build_attn_inp_kq_mask)."""
-
+    """One KV cache's graph inputs (llama_kv_cache::build_input_*, build_attn_inp_kq_mask)."""
     k_idxs: Node
     v_idxs: Node
     mask: Node
@@ -287,8 +286,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             return add("norm_b", "ADD", width * rows, out, weight)
         return out
 
-    def biased(x: Node, width: int, rows: int = tokens) -> Node:
-        return add(x.name + "_b", "ADD", width * rows, x, weight) if shape.bias else x
+    def biased(x: Node, width: int, rows: int = tokens, bias: bool = shape.bias) -> Node:
+        return add(x.name + "_b", "ADD", width * rows, x, weight) if bias else x
 
     inp_l = add("embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_tokens)
     if shape.embd_scale:
@@ -317,6 +316,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         q_width = shape.head_k[il] * shape.n_head[il]
         k_width = shape.head_k[il] * shape.n_head_kv[il]
         v_width = shape.head_v[il] * shape.n_head_kv[il]
+        parts = (("Qcur", q_width), ("Kcur", k_width), ("Vcur", v_width))
         if shape.mla is not None:  # models/deepseek2.cpp, is_mla
             q, k, v = mla_qkv(graph, attn_in, shape.mla, shape.n_head[il], tokens, inp_pos,
                               norm)
@@ -324,31 +324,27 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
                 fused = q_width + k_width + v_width
                 qkv = biased(add("wqkv", "MUL_MAT", fused * tokens, weight, attn_in), fused)
-                # each a strided ggml_view_3d of the fused rows: its ggml_nbytes (the size of
-                # its copy to another device, ggml_dup_tensor_layout) spans tokens - 1 fused
-                # rows and its own width
-                q, k_mat, v_mat = (view(qkv, name, (tokens - 1) * fused + width) for name, width
-                                   in (("Qcur", q_width), ("Kcur", k_width), ("Vcur", v_width)))
-            else:
-                q = biased(add("Qcur", "MUL_MAT", q_width * tokens, weight, attn_in), q_width)
-                k_mat = biased(add("Kcur", "MUL_MAT", k_width * tokens, weight, attn_in), k_width)
-                v_mat = biased(add("Vcur", "MUL_MAT", v_width * tokens, weight, attn_in), v_width)
+                # each a strided ggml_view_3d of the fused rows: its ggml_nbytes (the size of its
+                # copy to another device) spans tokens - 1 fused rows and its own width
+                q, k_mat, v_mat = (view(qkv, name, (tokens - 1) * fused + width)
+                                   for name, width in parts)
+            else:  # build_qkv: each bias (when the file has it) after its matmul
+                q, k_mat, v_mat = (biased(add(name, "MUL_MAT", width * tokens, weight, attn_in),
+                                          width, bias=shape.bias or shape.qkv_bias)
+                                   for name, width in parts)
             rope = not shape.rope_layers or shape.rope_layers[il]
             if shape.qk_norm == "full":  # models/olmo2.cpp: on the matmuls, before the reshape
                 q, k_mat = norm(q, q_width), norm(k_mat, k_width)
-            if shape.gemma:  # RMS_NORM on the reshaped Qcur; ROPE then reads the norm's MUL
-                q = add("Qrope", "ROPE", q_width * tokens, norm(view(q), q_width), inp_pos)
-                q = add("Qscaled", "SCALE", q_width * tokens, q)
-            elif rope:  # ROPE on the reshaped Qcur (a view: never in place)
-                q = add("Qrope", "ROPE", q_width * tokens, view(q), inp_pos)
-                if shape.q_scale:  # models/phi3.cpp: Q scaled by 1/sqrt(head) after rope
-                    q = add("Qscaled", "SCALE", q_width * tokens, q)
-            elif shape.attn_scale:  # models/llama4.cpp: no rope, Q times the temperature scale
-                q = add("Qscaled", "MUL", q_width * tokens, view(q), attn_scale)
-            else:
-                q = view(q)
+            head_norm = shape.qk_norm == "head"  # models/qwen3.cpp: build_norm, then ROPE
+            q = norm(view(q), q_width) if head_norm else view(q)
+            if rope:  # ROPE on the reshaped Qcur (a view: never in place) or on its norm
+                q = add("Qrope", "ROPE", q_width * tokens, q, inp_pos)
+            if shape.gemma or (rope and shape.q_scale):  # models/gemma2.cpp f_attention_scale,
+                q = add("Qscaled", "SCALE", q_width * tokens, q)  # phi3.cpp 1/sqrt(head)
+            elif not rope and shape.attn_scale:  # models/llama4.cpp: Q times the temperature
+                q = add("Qscaled", "MUL", q_width * tokens, q, attn_scale)
             k = view(k_mat)
-            if shape.gemma:
+            if head_norm:
                 k = norm(k, k_width)
             if rope:
                 k = add("Krope", "ROPE", k_width * tokens, k, inp_pos)
@@ -398,6 +394,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 values = add("v_cont", "CONT",
                              shape.head_v[il] * shape.n_kv[il] * shape.n_stream // 2, view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
+            if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)
+                kq = soft_cap(graph, kq, scores)
             kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
             kqv = add("kqv", "MUL_MAT", heads_out * tokens, values, kq)
             if shape.mla is not None:
@@ -415,7 +413,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                    if shape.pre_norm else inp_l)
         mixer = shape.mixers[il] if shape.mixers else ""
         if mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
-            cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, False, shape.bias, False)
+            cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, False, shape.bias, False,
+                            relu_sqr=True)
         elif mixer and shape.ssm is not None and state is not None:  # graph_ssm
             cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state, norm)
         else:
@@ -489,6 +488,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     if shape.logit_scale:  # t_logits is the SCALE (in place over the matmul)
         logits = add("result_scaled", "SCALE", shape.n_vocab * shape.n_outputs, logits)
+    if shape.logit_softcap:
+        logits = soft_cap(graph, logits, shape.n_vocab * shape.n_outputs)
     logits.is_output = True
     graph.expand(logits)
     return graph.nodes, (inp_embd,)

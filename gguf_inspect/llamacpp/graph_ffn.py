@@ -34,10 +34,11 @@ class MoeLayout:
 
 
 def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool = True,
-              bias: bool = False, fused: bool = False) -> Node:
+              bias: bool = False, fused: bool = False, relu_sqr: bool = False) -> Node:
     """build_ffn with a parallel gate (SILU/GELU GLU) or, ungated, up then an in-place
     activation; biases are in-place ADDs. ``fused``: LLM_FFN_SWIGLU, one up matmul twice as
-    wide that ggml_swiglu halves (phi3)."""
+    wide that ggml_swiglu halves (phi3). ``relu_sqr``: LLM_FFN_RELU_SQR, ggml_relu then
+    ggml_sqr, both in place (nemotron-h)."""
     if fused:
         up = graph.add("ffn_up", "MUL_MAT", 2 * width * rows, graph.weight, x)
         act = graph.add("ffn_swiglu", "GLU", width * rows, up)
@@ -50,6 +51,8 @@ def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool =
         act = graph.add("ffn_glu", "GLU", width * rows, gate, up)
     else:
         act = graph.add("ffn_act", "UNARY", width * rows, up)
+        if relu_sqr:
+            act = graph.add("ffn_sqr", "SQR", width * rows, act)
     out = graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
     if bias:
         out = graph.add("ffn_down_b", "ADD", graph.n_embd * rows, out, graph.weight)

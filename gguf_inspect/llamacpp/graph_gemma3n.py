@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard, soft_cap
 
 N_LAYER_SPARSITY = 10  # llama_model_gemma3n::graph::n_layer_sparsity (models/models.h)
 
@@ -88,8 +88,7 @@ def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
     result_norm = graph.rms_norm(cur, n_embd * n_outputs)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", n_vocab * n_outputs, weight, result_norm)
-    for op in ("SCALE", "UNARY", "SCALE"):  # final logit soft-capping: scale, tanh, scale
-        logits = add("softcap", op, n_vocab * n_outputs, logits)
+    logits = soft_cap(graph, logits, n_vocab * n_outputs)
     logits.is_output = True
     graph.expand(logits)
     return graph.nodes, (Node("inp_embd", "NONE", 4 * width, is_input=True),)

@@ -11,7 +11,7 @@ others keep the dense llama graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout
@@ -35,6 +35,7 @@ class GraphLayout:
     moe_layout: MoeLayout | None = None
     layer_norm: bool = False
     bias: bool = False
+    qkv_bias: bool = False
     ffn_gated: bool = True
     ffn_fused: bool = False
     fused_qkv: bool = False
@@ -49,6 +50,8 @@ class GraphLayout:
     rope_layers: tuple[bool, ...] = ()
     attn_scale: bool = False
     logit_scale: bool = False
+    logit_softcap: bool = False
+    attn_softcap: bool = False
     embd_scale: bool = False
     residual_scale: bool = False
     q_scale: bool = False
@@ -86,6 +89,25 @@ def _scaled(gguf: GGUFFile) -> bool:
 
 
 def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """The graph's layout for this architecture, with the attention nodes every builder adds
+    for the tensors the file has (``_attention_by_tensors``)."""
+    return _attention_by_tensors(gguf, _arch_layout(gguf, hparams))
+
+
+def _attention_by_tensors(gguf: GGUFFile, layout: GraphLayout) -> GraphLayout:
+    """llm_graph_context::build_qkv (llama-graph.cpp) adds Q, K and V biases when the layer
+    has them (qwen2, glm4moe); qwen3.cpp, gemma3.cpp, lfm2.cpp and glm4-moe.cpp build_norm the
+    reshaped Q and K with attn_q_norm / attn_k_norm before ROPE (gemma2.cpp has no such norm)."""
+    names = {tensor.name.split(".", 2)[-1] for tensor in gguf.tensors
+             if tensor.name.startswith("blk.")}
+    if "attn_q.bias" in names and not layout.bias:
+        layout = replace(layout, qkv_bias=True)
+    if "attn_q_norm.weight" in names and not layout.qk_norm:
+        layout = replace(layout, qk_norm="head")
+    return layout
+
+
+def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     arch, n_layer = hparams.arch, hparams.n_layer_main
     if arch in DENSE:
         return DENSE[arch]
@@ -97,6 +119,12 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                            logit_scale=bool(gguf.arch_value("logit_scale", 0.0)))
     if arch == "llama4":
         return _llama4(gguf, hparams)
+    if arch in ("gemma2", "gemma3"):
+        # models/gemma2.cpp soft-caps the logits always, gemma3.cpp when
+        # final_logit_softcapping is set (llm_build_gemma3: if f_final_logit_softcapping);
+        # gemma2.cpp's load_hparams sets attn_soft_cap, which build_attn_mha reads
+        return GraphLayout(logit_softcap=arch == "gemma2" or bool(
+            gguf.arch_value("final_logit_softcapping", 0.0)), attn_softcap=arch == "gemma2")
     if arch in ("bert", "nomic-bert"):
         # models/bert.cpp: BERT has biases everywhere, an ungated GELU FFN and learned
         # positions; nomic-bert a fused wqkv without biases, rope and a SwiGLU FFN

@@ -90,6 +90,14 @@ class GraphBuilder:
                 node.visit, self._leafs = self._leafs, self._leafs + 1
 
 
+def soft_cap(graph: GraphBuilder, logits: Node, floats: int) -> Node:
+    """Final logit soft-capping (models/gemma2.cpp, gemma3.cpp, gemma3n.cpp): ggml_scale by
+    1/cap, ggml_tanh, ggml_scale by cap, each in place over the last."""
+    for op in ("SCALE", "UNARY", "SCALE"):
+        logits = graph.add("softcap", op, floats, logits)
+    return logits
+
+
 def hadamard(graph: GraphBuilder, x: Node, rot: Node | None, floats: int) -> Node:
     """llama_mul_mat_hadamard (llama-impl.h): a quantized cache's rotation, the input ``rot``
     times ``x`` reshaped (x is contiguous wherever it is used); without ``rot``, x itself."""

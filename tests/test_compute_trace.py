@@ -1,0 +1,133 @@
+"""The compute estimate's allocator against llama.cpp's own, event by event.
+
+Every zoo architecture is loaded for real with ggml-alloc.c's trace turned on
+(benchmarks/alloc_trace.py builds it from the copy in tests/data/ggml-alloc and preloads it), and
+the prompt-processing graph's every placement, in-place reuse and free (kind, offset and size)
+must be the estimate's (compute_graph.DynamicAllocator on build_graph's nodes), in order.
+
+Why: the compute buffer is only the peak of this trace. A node of the wrong size, an op missing
+or added, a tensor freed too early or too late, or reused in place where llama.cpp does not, can
+leave the peak where it was; mutation testing found over a thousand such changes to the graph
+modules that no compared buffer noticed. This trace notices each. Building the assertion on it
+found six graphs that were right in bytes but wrong in nodes: Q/K/V biases (qwen2, glm4moe) and
+per-head Q/K norms (qwen3, qwen3moe, gemma3, lfm2) had been left out as in-place no-ops, gemma2
+had gemma3's norms but not its soft-capping, nemotron-h's ReLU^2 had no SQR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT, load_script
+from tests.test_compute_sweep import SWEEP
+from tests.test_compute_wide import QUANTIZED_SHAPES
+from tests.test_zoo import CONFIGURATIONS
+
+alloc_trace = load_script("alloc_trace", ROOT / "benchmarks" / "alloc_trace.py")
+
+SHAPES = {name: {**CONFIGURATIONS, **SWEEP}[name] for name in (
+    "defaults", "ctx-1000-parallel-2-flash-off", "ubatch-13-3-sequences", "ctx-256-flash-off")}
+ZOO_STEMS = sorted(path.stem for path in (FIXTURES / "zoo").glob("*.gguf"))
+# the quantized caches' rotations on the zoo with 64-wide heads (tests/conftest.py WIDTHS);
+# deepseek2-mla's latent head (48) takes no 32-value block, as llama.cpp says
+WIDE_SHAPES = {"defaults": SHAPES["defaults"], **QUANTIZED_SHAPES}
+WIDE_STEMS = [stem for stem in ZOO_STEMS if stem != "deepseek2-mla"]
+CASES = [("zoo", stem, shape) for stem in ZOO_STEMS for shape in SHAPES] + [
+    ("e256", stem, shape) for stem in WIDE_STEMS for shape in WIDE_SHAPES]
+
+
+def _unavailable(reason: str) -> None:
+    """Without what the oracle needs the tests skip, except under CI (.ci/run), which installs
+    it all: there a missing piece must fail, not pass quietly."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def traced_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the traced allocator is preloaded with LD_PRELOAD (Linux)")
+    if importlib.util.find_spec("llama_cpp") is None:
+        _unavailable("llama-cpp-python is not installed")
+    installed = importlib.metadata.version("llama-cpp-python")
+    if installed != alloc_trace.SHIPPED_VERSION:
+        _unavailable(f"tests/data/ggml-alloc is llama-cpp-python {alloc_trace.SHIPPED_VERSION}'s "
+                     f"ggml-alloc.c; {installed} is installed")
+    if shutil.which("cc") is None:
+        _unavailable("no C compiler (cc) to build the traced ggml-alloc.c")
+    return alloc_trace.build(library=tmp_path_factory.mktemp("alloc-trace") / "libtrace.so")
+
+
+def _model(wide_zoo: Path, folder: str, stem: str) -> Path:
+    return (FIXTURES / "zoo" if folder == "zoo" else wide_zoo / folder) / f"{stem}.gguf"
+
+
+def _settings(folder: str, shape: str) -> dict[str, Any]:
+    return (SHAPES if folder == "zoo" else WIDE_SHAPES)[shape]
+
+
+def _answer_key(model: Path, settings: dict[str, Any]) -> str:
+    """llama.cpp's trace depends on the file, the settings and the allocator's source only."""
+    source = alloc_trace.SHIPPED_SOURCE / "ggml" / "src" / "ggml-alloc.c"
+    return "alloc-trace-" + hashlib.sha256(
+        model.read_bytes() + json.dumps(settings, sort_keys=True).encode()
+        + source.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def runtime_traces(traced_library: Path, wide_zoo: Path) -> dict[tuple[str, str, str], list[str]]:
+    """llama.cpp's trace for every case, loaded in one process; kept between runs in
+    GGUF_INSPECT_RUNTIME_ANSWERS when set (benchmarks/mutation.py: they do not change with our
+    code), as tests/conftest.py keeps the other real loads."""
+    kept = Path(os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS", "")) if os.environ.get(
+        "GGUF_INSPECT_RUNTIME_ANSWERS") else None
+    traces: dict[tuple[str, str, str], list[str]] = {}
+    missing = []
+    for case in CASES:
+        saved = kept / _answer_key(_model(wide_zoo, case[0], case[1]),
+                                   _settings(case[0], case[2])) if kept else None
+        if saved is not None and saved.exists():
+            traces[case] = json.loads(saved.read_text())
+        else:
+            missing.append(case)
+    loaded = alloc_trace.runtime_traces(
+        [(str(_model(wide_zoo, folder, stem)), _settings(folder, shape))
+         for folder, stem, shape in missing], traced_library) if missing else []
+    for case, trace in zip(missing, loaded):
+        traces[case] = trace
+        if kept is not None:
+            kept.mkdir(parents=True, exist_ok=True)
+            key = _answer_key(_model(wide_zoo, case[0], case[1]), _settings(case[0], case[2]))
+            (kept / key).write_text(json.dumps(trace))
+    return traces
+
+
+@pytest.mark.parametrize("folder, stem, shape", CASES)
+def test_every_placement_and_free_is_llama_cpps(runtime_traces: dict, wide_zoo: Path,
+                                                 folder: str, stem: str, shape: str) -> None:
+    runtime = runtime_traces[(folder, stem, shape)]
+    ours = alloc_trace.our_trace(str(_model(wide_zoo, folder, stem)), _settings(folder, shape))
+    assert [event.key for event in alloc_trace.placements(ours)] == [
+        event.key for event in alloc_trace.placements(runtime)], \
+        alloc_trace.first_divergence(runtime, ours)
+
+
+def test_a_missing_reuse_is_a_difference() -> None:
+    """The comparison sees in-place reuses, not only allocations: a graph that leaves out an
+    in-place node (a bias ADD) allocates and frees exactly as before."""
+    runtime = ["alloc q 64 @ 0", "inplace q_b <- q", "free q_b @ 0 (60)"]
+    ours = ["alloc q 64 @ 0", "free q @ 0 (60)"]
+    assert [e.key for e in alloc_trace.placements(runtime)] != [
+        e.key for e in alloc_trace.placements(ours)]
+    assert alloc_trace.first_divergence(runtime, ours).startswith("diverge at event 1")
