@@ -1,9 +1,11 @@
 """The compute estimate's allocator against llama.cpp's own, event by event.
 
-Every zoo architecture is loaded for real with ggml-alloc.c's trace turned on
-(benchmarks/alloc_trace.py builds it from the copy in tests/data/ggml-alloc and preloads it), and
-the prompt-processing graph's every placement, in-place reuse and free (kind, offset and size)
-must be the estimate's (compute_graph.DynamicAllocator on build_graph's nodes), in order.
+Every zoo architecture and tiny fixture, at the 12 shapes of the zoo's and the sweep's real-load
+tests, and the zoo at three other widths (with quantized caches at two) are loaded for real with
+ggml-alloc.c's trace turned on (benchmarks/alloc_trace.py builds it from the copy in
+tests/data/ggml-alloc and preloads it; all cases in one process, about 30 s), and the
+prompt-processing graph's every placement, in-place reuse and free (kind, offset and size) must
+be the estimate's (compute_graph.DynamicAllocator on build_graph's nodes), in order.
 
 Why: the compute buffer is only the peak of this trace. A node of the wrong size, an op missing
 or added, a tensor freed too early or too late, or reused in place where llama.cpp does not, can
@@ -31,20 +33,26 @@ import pytest
 from tests.conftest import FIXTURES, ROOT, load_script
 from tests.test_compute_sweep import SWEEP
 from tests.test_compute_wide import QUANTIZED_SHAPES
+from tests.test_compute_wide import SHAPES as WIDE_SHAPES
 from tests.test_zoo import CONFIGURATIONS
 
 alloc_trace = load_script("alloc_trace", ROOT / "benchmarks" / "alloc_trace.py")
 
-SHAPES = {name: {**CONFIGURATIONS, **SWEEP}[name] for name in (
-    "defaults", "ctx-1000-parallel-2-flash-off", "ubatch-13-3-sequences", "ctx-256-flash-off")}
-ZOO_STEMS = sorted(path.stem for path in (FIXTURES / "zoo").glob("*.gguf"))
-# the quantized caches' rotations on the zoo with 64-wide heads (tests/conftest.py WIDTHS);
-# deepseek2-mla's latent head (48) takes no 32-value block, as llama.cpp says
-WIDE_SHAPES = {"defaults": SHAPES["defaults"], **QUANTIZED_SHAPES}
-WIDE_STEMS = [stem for stem in ZOO_STEMS if stem != "deepseek2-mla"]
-CASES = [("zoo", stem, shape) for stem in ZOO_STEMS for shape in SHAPES] + [
-    ("e256", stem, shape) for stem in WIDE_STEMS for shape in WIDE_SHAPES]
-
+# every shape of the zoo's and the sweep's real-load tests, on the zoo and the tiny llamas
+SHAPES = {**CONFIGURATIONS, **SWEEP}
+MODELS = [("zoo", path.stem) for path in sorted((FIXTURES / "zoo").glob("*.gguf"))] + [
+    ("fixtures", path.stem) for path in sorted(FIXTURES.glob("*.gguf"))]
+# the zoo at other widths (tests/conftest.py WIDTHS) at test_compute_wide's shapes, and the
+# quantized caches' rotations, which need heads of 64 or 128; deepseek2-mla's latent head (48)
+# takes no 32-value block, as llama.cpp says
+WIDE_STEMS = sorted(path.stem for path in (FIXTURES / "zoo").glob("*.gguf"))
+QUANTIZABLE = [stem for stem in WIDE_STEMS if stem != "deepseek2-mla"]
+CASES = [(folder, stem, shape) for folder, stem in MODELS for shape in SHAPES] + [
+    (width, stem, shape) for width in ("e512", "ff1024") for stem in WIDE_STEMS
+    for shape in WIDE_SHAPES] + [
+    ("e256", stem, "defaults") for stem in WIDE_STEMS] + [
+    (width, stem, shape) for width in ("e256", "e512") for stem in QUANTIZABLE
+    for shape in QUANTIZED_SHAPES]
 
 def _unavailable(reason: str) -> None:
     """Without what the oracle needs the tests skip, except under CI (.ci/run), which installs
@@ -70,11 +78,12 @@ def traced_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _model(wide_zoo: Path, folder: str, stem: str) -> Path:
-    return (FIXTURES / "zoo" if folder == "zoo" else wide_zoo / folder) / f"{stem}.gguf"
+    where = {"zoo": FIXTURES / "zoo", "fixtures": FIXTURES}.get(folder, wide_zoo / folder)
+    return where / f"{stem}.gguf"
 
 
-def _settings(folder: str, shape: str) -> dict[str, Any]:
-    return (SHAPES if folder == "zoo" else WIDE_SHAPES)[shape]
+def _settings(folder: str, shape: str) -> dict[str, Any]:  # shape names are unique
+    return {**SHAPES, **QUANTIZED_SHAPES}[shape]
 
 
 def _answer_key(model: Path, settings: dict[str, Any]) -> str:

@@ -100,7 +100,7 @@ def _attention_by_tensors(gguf: GGUFFile, layout: GraphLayout) -> GraphLayout:
     reshaped Q and K with attn_q_norm / attn_k_norm before ROPE (gemma2.cpp has no such norm)."""
     names = {tensor.name.split(".", 2)[-1] for tensor in gguf.tensors
              if tensor.name.startswith("blk.")}
-    if "attn_q.bias" in names and not layout.bias:
+    if "attn_q.bias" in names:  # (a layout with every bias has these too)
         layout = replace(layout, qkv_bias=True)
     if "attn_q_norm.weight" in names and not layout.qk_norm:
         layout = replace(layout, qk_norm="head")
