@@ -39,6 +39,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
@@ -49,11 +50,22 @@ SHIPPED_SOURCE = ROOT / "tests" / "data" / "ggml-alloc"
 SHIPPED_VERSION = "0.3.36"
 QUIET_PRINTF = "#define AT_PRINTF(...)\n"
 LOUD_PRINTF = "#define AT_PRINTF(...) fprintf(stderr, __VA_ARGS__)\n"
+# ggml_gallocr_alloc_graph_impl's "exec:" line names each node and its sources; the traced copy
+# also prints their addresses (names repeat: a layer's Qcur-0 is a MUL_MAT, an ADD and a ROPE)
+# and the op's name rather than its description (GLU and UNARY, as the estimate calls them)
+EXEC_PRINTS = (
+    ('AT_PRINTF("exec: %s (%s) <= ", ggml_op_desc(node), node->name);',
+     'AT_PRINTF("exec: %s (%s) @%p <= ", ggml_op_name(node->op), node->name, (void *) node);'),
+    ('AT_PRINTF("%s", parent->name);', 'AT_PRINTF("%s @%p", parent->name, (void *) parent);'),
+)
+VIEW_OPS = frozenset({"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE"})
 
 _ALLOCATING = re.compile(r"ggml_dyn_tallocr_alloc: allocating (.*) \((\d+) bytes\) - "
                          r"block -?\d+, offset (\d+)")
 # names may hold spaces (llama.cpp names a CONT of a view " (reshaped) (view) (cont)")
 _REUSING = re.compile(r"reusing (?:view )?parent (.*) for (.*)$")
+_EXEC = re.compile(r"exec: (\S+) \((.*)\) @(\S+) <= (.*)$")
+_SOURCE = re.compile(r"(.*?) @(0x[0-9a-f]+|\(nil\))(?:, |$)")
 _FREEING = re.compile(r"ggml_gallocr_free_node: freeing (.*) at \{chunk=\d+, offset=(\d+)\} "
                       r"\((\d+) bytes")
 
@@ -65,6 +77,10 @@ def debug_source(release_source: str) -> str:
     """ggml-alloc.c with its AT_PRINTF trace on (the release build defines it empty)."""
     if QUIET_PRINTF not in release_source:
         raise ValueError("ggml-alloc.c no longer defines AT_PRINTF(...) empty: update the tool")
+    for release, traced in EXEC_PRINTS:
+        if release not in release_source:
+            raise ValueError(f"ggml-alloc.c no longer prints {release}: update the tool")
+        release_source = release_source.replace(release, traced, 1)
     return release_source.replace(QUIET_PRINTF, LOUD_PRINTF, 1)
 
 
@@ -78,6 +94,9 @@ def normalise_c_trace(text: str) -> list[str]:
             events.append(f"inplace {match[2]} <- {match[1]}")
         elif match := _FREEING.match(line):
             events.append(f"free {match[1]} @ {match[2]} ({match[3]})")
+        elif match := _EXEC.match(line):
+            sources = "|".join(f"{name}@{address}" for name, address in _SOURCE.findall(match[4]))
+            events.append(f"exec {match[1]} {match[3]} <= {sources}")
     return events
 
 
@@ -123,6 +142,36 @@ def placements(events: list[str]) -> list[Event]:
             offset, n_bytes = re.search(r"@ (\d+) \((\d+)\)$", line).groups()
             kept.append(Event(kind, int(offset), int(n_bytes), line))
     return kept
+
+
+def structure(events: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The graph's nodes from its ``exec`` events, views left out: each node's op and its
+    sources, a source being an earlier node (by index, through any views), a graph input (a
+    leaf the allocator placed: its name has an ``alloc`` event) or external (a weight, a cache).
+    The ``exec`` events are the traced ggml-alloc.c's (EXEC_PRINTS) or ``our_trace``'s."""
+    allocated = {line.rsplit(" ", 3)[0].split(" ", 1)[1] for line in events
+                 if line.startswith("alloc ")}
+    seen: dict[str, Any] = {}
+    nodes: list[tuple[str, tuple[Any, ...]]] = []
+
+    def source(entry: str) -> Any:
+        name, address = entry.rsplit("@", 1)
+        return seen.get(address, "input" if name in allocated else "external")
+
+    for line in events:
+        if not line.startswith("exec "):
+            continue
+        head, _, sources = line.partition(" <= ")
+        op, address = head.split()[1:3]
+        # ggml_cast makes a CPY whose destination (src[1]) is the node itself: left out
+        refs = tuple(source(entry) for entry in sources.split("|")
+                     if entry and entry.rsplit("@", 1)[1] != address)
+        if op in VIEW_OPS:
+            seen[address] = refs[0] if refs else "external"
+        else:
+            seen[address] = len(nodes)
+            nodes.append((op, refs))
+    return nodes
 
 
 def peak(events: list[str]) -> int:
@@ -250,7 +299,11 @@ def our_trace(model: str, settings: dict) -> list[str]:
     def traced_estimate(shape: compute_graph.GraphShape, alignment: int) -> int:
         events.clear()
         nodes, unused_inputs = compute_graph.build_graph(shape)
-        return compute_graph.peak_bytes(nodes, alignment, unused_inputs)
+        peak_bytes = compute_graph.peak_bytes(nodes, alignment, unused_inputs)
+        for node in nodes:  # the "exec" lines, as the traced ggml-alloc.c prints them
+            sources = "|".join(f"{source.name}@{id(source):#x}" for source in node.srcs)
+            events.append(f"exec {node.op} {id(node):#x} <= {sources}")
+        return peak_bytes
 
     estimate = memory.estimate_compute_bytes
     compute_graph._allocate, compute_graph._free = traced_allocate, traced_free

@@ -16,8 +16,8 @@ A mutant that changes neither on any pair is equivalent on every fixture; one th
 graph only is not killed by any compute buffer these fixtures reach.
 
 ``--traces`` judges the mutants as tests/test_compute_trace.py does instead: for each of its
-cases, in order, whether the mutant's allocator trace (every placement, reuse and free) differs
-from llama.cpp's where the unmutated one's does not; one JSON line a mutant, ``trace_kills``
+cases (the defaults first), whether the mutant's allocator trace (every placement, reuse and
+free, and each node's op and sources) differs from llama.cpp's where the unmutated one's does not; one JSON line a mutant, ``trace_kills``
 naming the first such case (or null). llama.cpp's traces come from the kept answers (run the
 test once with GGUF_INSPECT_RUNTIME_ANSWERS set); a mutant that raises counts as killed (the
 test fails), one that runs past 60 s too (as mutmut counts a timeout).
@@ -217,16 +217,16 @@ def judge_traces(mutants: list[str]) -> None:
     kept = Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"])
     alloc_trace = trace_test.alloc_trace
     cases = []
-    for folder, stem, shape in trace_test.CASES:
+    # the defaults first: most mutants that a case tells apart, one of those does
+    for folder, stem, shape in sorted(trace_test.CASES, key=lambda case: case[2] != "defaults"):
         model, settings = trace_test._model(wide, folder, stem), trace_test._settings(folder, shape)
         saved = kept / trace_test._answer_key(model, settings)
-        runtime = [event.key for event in alloc_trace.placements(json.loads(saved.read_text()))]
-        cases.append((f"{folder}/{stem} {shape}", str(model), settings, runtime))
+        cases.append((f"{folder}/{stem} {shape}", str(model), settings,
+                      _trace_checks(alloc_trace, json.loads(saved.read_text()))))
 
-    def same(model: str, settings: dict[str, Any], runtime: list[Any]) -> bool:
+    def same(model: str, settings: dict[str, Any], runtime: Any) -> bool:
         try:
-            return [event.key for event in
-                    alloc_trace.placements(alloc_trace.our_trace(model, settings))] == runtime
+            return _trace_checks(alloc_trace, alloc_trace.our_trace(model, settings)) == runtime
         except TimeoutError:
             raise
         except Exception:  # the test fails on a mutant that raises
@@ -251,6 +251,12 @@ def judge_traces(mutants: list[str]) -> None:
             kills = "timeout"
         signal.alarm(0)
         print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "trace_kills": kills}), flush=True)
+
+
+def _trace_checks(alloc_trace: Any, events: list[str]) -> Any:
+    """What tests/test_compute_trace.py compares of a trace: placements and the node structure."""
+    return ([event.key for event in alloc_trace.placements(events)],
+            alloc_trace.structure(events))
 
 
 def _serialized(nodes: list[Any], unused: tuple[Any, ...]) -> str:

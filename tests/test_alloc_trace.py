@@ -73,10 +73,13 @@ def test_a_shorter_trace_is_reported() -> None:
 
 
 def test_the_debug_source_turns_the_trace_on() -> None:
-    release = "#include <stdio.h>\n//#define AT_PRINTF(...) X\n#define AT_PRINTF(...)\nint x;\n"
+    prints = "".join(f"{release}\n" for release, _ in alloc_trace.EXEC_PRINTS)
+    release = ("#include <stdio.h>\n//#define AT_PRINTF(...) X\n#define AT_PRINTF(...)\nint x;\n"
+               + prints)
     debug = alloc_trace.debug_source(release)
     assert "#define AT_PRINTF(...) fprintf(stderr, __VA_ARGS__)\n" in debug
-    assert debug.count("AT_PRINTF") == 2 and debug.endswith("int x;\n")
+    assert debug.count("AT_PRINTF") == 4 and debug.endswith("int x;\n" + "".join(
+        f"{traced}\n" for _, traced in alloc_trace.EXEC_PRINTS))
     with pytest.raises(ValueError):
         alloc_trace.debug_source("#define AT_PRINTF(...) printf(__VA_ARGS__)\n")
 
@@ -114,3 +117,28 @@ def test_a_fused_qkv_copies_v_for_the_transposed_cache() -> None:
     assert [int(e.split()[2]) for e in copies] == [32 * 4 * 512] * 2
     assert not [e for e in alloc_trace.our_trace(model, {"flash_attn": "on"})
                 if e.startswith("alloc v_cont ")]
+
+
+def test_the_traced_source_prints_each_nodes_address() -> None:
+    release = ('#define AT_PRINTF(...)\n'
+               + "".join(f"{release}\n" for release, _ in alloc_trace.EXEC_PRINTS))
+    debug = alloc_trace.debug_source(release)
+    assert "(void *) node" in debug and "(void *) parent" in debug
+    with pytest.raises(ValueError):  # a ggml-alloc.c that prints its nodes otherwise
+        alloc_trace.debug_source("#define AT_PRINTF(...)\n")
+
+
+def test_the_structure_follows_views_and_tells_inputs_from_weights() -> None:
+    c_trace = "\n".join([
+        "ggml_dyn_tallocr_alloc: allocating inp_tokens (64 bytes) - block 0, offset 0, chunk 0",
+        "exec: GET_ROWS (embd) @0x10 <= token_embd.weight @0x1, inp_tokens @0x2",
+        "exec: RESHAPE (embd (reshaped)) @0x11 <= embd @0x10",
+        "exec: CPY (embd (copy)) @0x12 <= embd (reshaped) @0x11, embd (copy) @0x12",
+        "exec: MUL_MAT (out) @0x13 <= blk.0.w @0x3, embd (copy) @0x12",
+    ])
+    events = alloc_trace.normalise_c_trace(c_trace)
+    assert events[1] == "exec GET_ROWS 0x10 <= token_embd.weight@0x1|inp_tokens@0x2"
+    # the reshape is no node of its own; the CPY reads the GET_ROWS through it; ggml_cast's
+    # CPY names itself as its destination (src[1]), which is left out
+    assert alloc_trace.structure(events) == [("GET_ROWS", ("external", "input")),
+                                             ("CPY", (0,)), ("MUL_MAT", ("external", 1))]

@@ -1,19 +1,20 @@
-"""The compute estimate's allocator against llama.cpp's own, event by event.
+"""The compute estimate's graph and allocator against llama.cpp's own, event by event.
 
 Every zoo architecture and tiny fixture, at the 12 shapes of the zoo's and the sweep's real-load
 tests, and the zoo at three other widths (with quantized caches at two) are loaded for real with
 ggml-alloc.c's trace turned on (benchmarks/alloc_trace.py builds it from the copy in
-tests/data/ggml-alloc and preloads it; all cases in one process, about 30 s), and the
-prompt-processing graph's every placement, in-place reuse and free (kind, offset and size) must
-be the estimate's (compute_graph.DynamicAllocator on build_graph's nodes), in order.
+tests/data/ggml-alloc and preloads it; all cases in one process, about 30 s). Each node of the
+prompt-processing graph (its op and its sources) and each placement, in-place reuse and free
+(kind, offset and size) must be the estimate's (build_graph's nodes through
+compute_graph.DynamicAllocator), in order.
 
 Why: the compute buffer is only the peak of this trace. A node of the wrong size, an op missing
 or added, a tensor freed too early or too late, or reused in place where llama.cpp does not, can
 leave the peak where it was; mutation testing found over a thousand such changes to the graph
-modules that no compared buffer noticed. This trace notices each. Building the assertion on it
-found six graphs that were right in bytes but wrong in nodes: Q/K/V biases (qwen2, glm4moe) and
-per-head Q/K norms (qwen3, qwen3moe, gemma3, lfm2) had been left out as in-place no-ops, gemma2
-had gemma3's norms but not its soft-capping, nemotron-h's ReLU^2 had no SQR.
+modules that no compared buffer noticed. This trace notices them. Building it found graphs
+right in bytes but wrong in nodes: Q/K/V biases (qwen2, glm4moe) and per-head Q/K norms (qwen3,
+qwen3moe, gemma3, lfm2) left out as in-place no-ops, gemma2 with gemma3's norms but without its
+soft-capping, nemotron-h's ReLU^2 without its SQR, gpt-oss's attention without its sinks.
 """
 
 from __future__ import annotations
@@ -87,11 +88,11 @@ def _settings(folder: str, shape: str) -> dict[str, Any]:  # shape names are uni
 
 
 def _answer_key(model: Path, settings: dict[str, Any]) -> str:
-    """llama.cpp's trace depends on the file, the settings and the allocator's source only."""
+    """llama.cpp's trace depends on the file, the settings and the traced allocator only."""
     source = alloc_trace.SHIPPED_SOURCE / "ggml" / "src" / "ggml-alloc.c"
     return "alloc-trace-" + hashlib.sha256(
         model.read_bytes() + json.dumps(settings, sort_keys=True).encode()
-        + source.read_bytes()).hexdigest()
+        + alloc_trace.debug_source(source.read_text()).encode()).hexdigest()
 
 
 @pytest.fixture(scope="session")
@@ -123,13 +124,19 @@ def runtime_traces(traced_library: Path, wide_zoo: Path) -> dict[tuple[str, str,
 
 
 @pytest.mark.parametrize("folder, stem, shape", CASES)
-def test_every_placement_and_free_is_llama_cpps(runtime_traces: dict, wide_zoo: Path,
-                                                 folder: str, stem: str, shape: str) -> None:
+def test_every_node_placement_and_free_is_llama_cpps(runtime_traces: dict, wide_zoo: Path,
+                                                      folder: str, stem: str, shape: str) -> None:
     runtime = runtime_traces[(folder, stem, shape)]
     ours = alloc_trace.our_trace(str(_model(wide_zoo, folder, stem)), _settings(folder, shape))
     assert [event.key for event in alloc_trace.placements(ours)] == [
         event.key for event in alloc_trace.placements(runtime)], \
         alloc_trace.first_divergence(runtime, ours)
+    # and the graph itself: each node's op and sources (views followed to what they view)
+    theirs, mine = alloc_trace.structure(runtime), alloc_trace.structure(ours)
+    index = next((i for i, pair in enumerate(zip(theirs, mine)) if pair[0] != pair[1]),
+                 min(len(theirs), len(mine)))
+    assert mine == theirs, f"node {index}: llama.cpp {theirs[index:index + 3]}, " \
+                           f"ours {mine[index:index + 3]}"
 
 
 def test_a_missing_reuse_is_a_difference() -> None:

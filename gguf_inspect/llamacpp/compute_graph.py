@@ -8,9 +8,8 @@ in ``graph_ssm``, FFNs in ``graph_ffn``), ``build_attn`` and ``build_qkv`` (llam
 node by node, in the order ``ggml_build_forward_expand`` walks them (``GraphBuilder``); the
 allocator follows ``ggml_gallocr_alloc_graph_impl``, ``ggml_gallocr_allocate_node`` (in-place
 reuse of a parent it placed itself, never of a view) and ``ggml_dyn_tallocr_alloc`` /
-``_free_bytes`` (ggml-alloc.c). tests/test_compute_trace.py holds every placement, reuse and
-free to ggml-alloc's own trace of a real load; other models' graphs stay an estimate.
-"""
+``_free_bytes`` (ggml-alloc.c). tests/test_compute_trace.py holds each node, placement, reuse
+and free to ggml-alloc's own trace of real loads; other models' graphs stay an estimate."""
 
 from __future__ import annotations
 
@@ -177,6 +176,7 @@ class GraphShape:
     layer_norm: bool = False  # LLM_NORM (NORM, weight, bias) instead of LLM_NORM_RMS
     bias: bool = False  # q/k/v, attention-output and FFN biases (in-place ADDs)
     qkv_bias: bool = False  # q/k/v biases only (build_qkv adds each that the file has)
+    attn_sinks: bool = False  # attn_sinks: a source of FLASH_ATTN_EXT / SOFT_MAX (gpt-oss)
     ffn_gated: bool = True  # a parallel gate (GLU), else up, bias, in-place activation
     ffn_fused: bool = False  # one up matmul of twice the width, halved by ggml_swiglu (phi3)
     fused_qkv: bool = False  # one wqkv matmul; Q, K and V are views of it (build_qkv)
@@ -186,17 +186,15 @@ class GraphShape:
     # first, so the order moves where the sum lands
     attn_residual_first: bool = False
     ffn_residual_first: bool = False
-    # the output rows gathered after the stack, the last layer run on every token
-    # (embeddings_nextn_masked is false by default): "stack" gathers the stack's output, which
-    # is t_h_nextn, an output (models/openai-moe.cpp); "norm" the output norm's, t_h_nextn then
-    # (models/nemotron-h.cpp); "" the last layer gathers them (build_inp_out_ids)
+    # the output rows gathered after the stack (embeddings_nextn_masked is false by default):
+    # "stack" gathers the stack's output, t_h_nextn, an output (models/openai-moe.cpp); "norm"
+    # the output norm's, then t_h_nextn (nemotron-h.cpp); "" the last layer (build_inp_out_ids)
     late_out_rows: str = ""
     norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
     pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
     post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
-    # "": none; "full": build_norm on the whole Qcur/Kcur before the reshape (olmo2); "head":
-    # build_norm on the reshaped Q and K before ROPE (attn_q_norm: qwen3, gemma3, lfm2); "rope":
-    # a weightless RMS_NORM after ROPE on the rope layers (llama4 use_kq_norm)
+    # "full": build_norm on Qcur/Kcur before the reshape (olmo2); "head": on the reshaped Q and K
+    # before ROPE (attn_q_norm: qwen3, gemma3, lfm2); "rope": weightless after ROPE (llama4)
     qk_norm: str = ""
     rope_layers: tuple[bool, ...] = ()  # per layer: ROPE on Q and K (empty: every layer)
     attn_scale: bool = False  # llama4: Q of a no-rope layer scaled by inp_attn_scale (MUL)
@@ -379,11 +377,13 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 graph.expand(add("set_v", "SET_ROWS", 0, v_rows, cache_inputs.v_idxs, cache,
                                  view_of=cache))
         mask = cache_inputs.mask
+        sinks = (weight,) if shape.attn_sinks else ()  # build_attn_mha: *_add_sinks
         heads_out = shape.head_v[il] * shape.n_head[il]
         # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
         out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
         if shape.flash_attn:
-            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values, mask)
+            attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values,
+                       mask, *sinks)
             if shape.mla is not None:
                 attn = add("fattn_mla", "MUL_MAT", out_width * tokens, weight, view(attn))
                 attn = add("fattn_mla_cont", "CONT", out_width * tokens, view(attn))
@@ -396,7 +396,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)
                 kq = soft_cap(graph, kq, scores)
-            kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask)
+            kq = add("kq_soft_max", "SOFT_MAX", scores, kq, mask, *sinks)
             kqv = add("kqv", "MUL_MAT", heads_out * tokens, values, kq)
             if shape.mla is not None:
                 kqv = add("kqv_mla", "MUL_MAT", out_width * tokens, weight, kqv)

@@ -36,6 +36,7 @@ class GraphLayout:
     layer_norm: bool = False
     bias: bool = False
     qkv_bias: bool = False
+    attn_sinks: bool = False
     ffn_gated: bool = True
     ffn_fused: bool = False
     fused_qkv: bool = False
@@ -97,11 +98,14 @@ def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
 def _attention_by_tensors(gguf: GGUFFile, layout: GraphLayout) -> GraphLayout:
     """llm_graph_context::build_qkv (llama-graph.cpp) adds Q, K and V biases when the layer
     has them (qwen2, glm4moe); qwen3.cpp, gemma3.cpp, lfm2.cpp and glm4-moe.cpp build_norm the
-    reshaped Q and K with attn_q_norm / attn_k_norm before ROPE (gemma2.cpp has no such norm)."""
+    reshaped Q and K with attn_q_norm / attn_k_norm before ROPE (gemma2.cpp has no such norm);
+    openai-moe.cpp passes attn_sinks to build_attn, which adds it to the attention op."""
     names = {tensor.name.split(".", 2)[-1] for tensor in gguf.tensors
              if tensor.name.startswith("blk.")}
     if "attn_q.bias" in names:  # (a layout with every bias has these too)
         layout = replace(layout, qkv_bias=True)
+    if "attn_sinks.weight" in names:
+        layout = replace(layout, attn_sinks=True)
     if "attn_q_norm.weight" in names and not layout.qk_norm:
         layout = replace(layout, qk_norm="head")
     return layout
