@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -233,7 +234,22 @@ def judge_traces(mutants: list[str]) -> None:
             return False
 
     os.environ["MUTANT_UNDER_TEST"] = ""
-    base = {label: same(model, settings, runtime) for label, model, settings, runtime in cases}
+    base: dict[str, bool] = {}
+    reach: dict[str, set[str]] = {}  # a mutated function -> the cases that call it
+
+    def record(label: str) -> Any:
+        def profile(frame: Any, event: str, _: Any) -> None:
+            name = frame.f_code.co_name
+            if event == "call" and name.endswith("__mutmut_orig"):  # mutmut's unmutated copy
+                reach.setdefault(name[:-len("orig")], set()).add(label)
+        return profile
+
+    for label, model, settings, runtime in cases:
+        sys.setprofile(record(label))
+        try:
+            base[label] = same(model, settings, runtime)
+        finally:
+            sys.setprofile(None)
     print(f"the unmutated module's trace is llama.cpp's in {sum(base.values())} of {len(base)} "
           "cases (only those can tell a mutant apart)", file=sys.stderr)
 
@@ -244,13 +260,16 @@ def judge_traces(mutants: list[str]) -> None:
     for mutant in mutants:
         os.environ["MUTANT_UNDER_TEST"] = mutant
         signal.alarm(60)
-        try:
+        reached = reach.get(re.sub(r"\d+$", "", mutant.rsplit(".", 1)[-1]), set())
+        try:  # only the cases that call the mutated function can tell it apart
             kills = next((label for label, model, settings, runtime in cases
-                          if base[label] and not same(model, settings, runtime)), None)
+                          if label in reached and base[label]
+                          and not same(model, settings, runtime)), None)
         except TimeoutError:
             kills = "timeout"
         signal.alarm(0)
-        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "trace_kills": kills}), flush=True)
+        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "trace_kills": kills,
+                          "cases_reached": len(reached)}), flush=True)
 
 
 def _trace_checks(alloc_trace: Any, events: list[str]) -> Any:

@@ -135,7 +135,8 @@ WIDTHS = {"e256": (256, 64, 128), "e512": (512, 128, 128), "ff1024": (64, 16, 10
 
 @pytest.fixture(scope="session")
 def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The zoo written at each width, once a session: ``<folder>/<width>/<stem>.gguf``."""
+    """The zoo written at each width, once a session: ``<folder>/<width>/<stem>.gguf``; and
+    ``<folder>/variants/``, zoo models with a graph-changing key (fixtures/zoo.py variants)."""
     zoo = load_script("zoo", FIXTURES / "zoo.py")
     folder = tmp_path_factory.mktemp("wide-zoo")
     for width, (n_embd, head_size, n_ff) in WIDTHS.items():
@@ -143,6 +144,9 @@ def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         wide = zoo.widened(n_embd, head_size, n_ff)
         for model in wide.all_models():
             wide.write_model(model, folder / width / f"{model.stem}.gguf")
+    (folder / "variants").mkdir()
+    for model in zoo.variants():
+        zoo.write_model(model, folder / "variants" / f"{model.stem}.gguf")
     return folder
 
 

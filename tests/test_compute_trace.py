@@ -54,6 +54,10 @@ CASES = [(folder, stem, shape) for folder, stem in MODELS for shape in SHAPES] +
     ("e256", stem, "defaults") for stem in WIDE_STEMS] + [
     (width, stem, shape) for width in ("e256", "e512") for stem in QUANTIZABLE
     for shape in QUANTIZED_SHAPES]
+# zoo models with a key that changes their graph (fixtures/zoo.py variants)
+VARIANTS = [model.stem for model in load_script("zoo", FIXTURES / "zoo.py").variants()]
+CASES += [("variants", stem, shape) for stem in VARIANTS
+          for shape in ("defaults", "ctx-1000-parallel-2-flash-off")]
 
 def _unavailable(reason: str) -> None:
     """Without what the oracle needs the tests skip, except under CI (.ci/run), which installs

@@ -83,10 +83,17 @@ DENSE = {
 }
 
 
+# The architectures modelled here whose load_hparams reads expert_weights_scale
+# (LLM_KV_EXPERT_WEIGHTS_SCALE: models/deepseek2.cpp, glm4-moe.cpp, nemotron-h.cpp); the others
+# (qwen3moe, llama4, gpt-oss, granite, qwen3next) keep llama_hparams' 0, whatever the file says
+READS_WEIGHTS_SCALE = frozenset({"deepseek2", "glm4moe", "nemotron_h"})
+
+
 def _scaled(gguf: GGUFFile) -> bool:
-    """expert_weights_scale set and not 1: build_moe_ffn scales the weights (SCALE)."""
+    """expert_weights_scale read, set and not 1: build_moe_ffn scales the weights (SCALE)."""
     scale = gguf.arch_value("expert_weights_scale")
-    return isinstance(scale, float) and scale not in (0.0, 1.0)
+    return (gguf.architecture in READS_WEIGHTS_SCALE and isinstance(scale, float)
+            and scale not in (0.0, 1.0))
 
 
 def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
