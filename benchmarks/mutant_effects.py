@@ -112,10 +112,13 @@ def main() -> None:
                         help="only the --models folders, not the zoo and the tiny llamas")
     parser.add_argument("--traces", action="store_true",
                         help="judge by tests/test_compute_trace.py's allocator traces instead")
+    parser.add_argument("--cases", default="",
+                        help="with --traces: only the cases whose label holds this (e.g. "
+                             "'variants/' for the ones added since a first judging)")
     args = parser.parse_args()
     _setup(args.keep)
     if args.traces:
-        judge_traces(args.mutants)
+        judge_traces(args.mutants, args.cases)
         return
     from gguf_inspect.commands.runtime import compare_runtime
     from gguf_inspect.gguf.open import read_gguf
@@ -203,23 +206,19 @@ def main() -> None:
                           "prediction": _summary(moved), "kills": kills}), flush=True)
 
 
-def judge_traces(mutants: list[str]) -> None:
+def judge_traces(mutants: list[str], only: str = "") -> None:
     """Each mutant against tests/test_compute_trace.py's cases (see the module's docstring)."""
     from tests import test_compute_trace as trace_test
-    from tests.conftest import WIDTHS, load_script
+    from tests.conftest import write_wide_zoo
 
-    zoo = load_script("zoo", ROOT / "fixtures" / "zoo.py")
-    wide = Path(tempfile.mkdtemp(prefix="mutant-traces-"))
-    for width, (n_embd, head_size, n_ff) in WIDTHS.items():  # as tests/conftest.py wide_zoo
-        (wide / width).mkdir()
-        widened = zoo.widened(n_embd, head_size, n_ff)
-        for model in widened.all_models():
-            widened.write_model(model, wide / width / f"{model.stem}.gguf")
+    wide = write_wide_zoo(Path(tempfile.mkdtemp(prefix="mutant-traces-")))
     kept = Path(os.environ["GGUF_INSPECT_RUNTIME_ANSWERS"])
     alloc_trace = trace_test.alloc_trace
     cases = []
     # the defaults first: most mutants that a case tells apart, one of those does
     for folder, stem, shape in sorted(trace_test.CASES, key=lambda case: case[2] != "defaults"):
+        if only not in f"{folder}/{stem} {shape}":
+            continue
         model, settings = trace_test._model(wide, folder, stem), trace_test._settings(folder, shape)
         saved = kept / trace_test._answer_key(model, settings)
         cases.append((f"{folder}/{stem} {shape}", str(model), settings,

@@ -135,10 +135,14 @@ WIDTHS = {"e256": (256, 64, 128), "e512": (512, 128, 128), "ff1024": (64, 16, 10
 
 @pytest.fixture(scope="session")
 def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The zoo written at each width, once a session: ``<folder>/<width>/<stem>.gguf``; and
-    ``<folder>/variants/``, zoo models with a graph-changing key (fixtures/zoo.py variants)."""
+    """The zoo written other ways, once a session (``write_wide_zoo``)."""
+    return write_wide_zoo(tmp_path_factory.mktemp("wide-zoo"))
+
+
+def write_wide_zoo(folder: Path) -> Path:
+    """The zoo at each width, ``<folder>/<width>/<stem>.gguf``, and ``<folder>/variants/``:
+    zoo models with a graph-changing key (fixtures/zoo.py variants)."""
     zoo = load_script("zoo", FIXTURES / "zoo.py")
-    folder = tmp_path_factory.mktemp("wide-zoo")
     for width, (n_embd, head_size, n_ff) in WIDTHS.items():
         (folder / width).mkdir()
         wide = zoo.widened(n_embd, head_size, n_ff)
