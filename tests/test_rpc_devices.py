@@ -47,10 +47,10 @@ def _rpc_available() -> str | None:
         return str(error)
 
 
-def _session(count: int) -> Iterator[RpcSession]:
+def _session(count: int, kind: str = "") -> Iterator[RpcSession]:
     """``count`` servers and the worker that loads through them (started on the first load;
     under benchmarks/mutation.py llama.cpp's answers are kept between mutants, in a folder of
-    their own per server count)."""
+    their own per server count, or per ``kind`` of load)."""
     reason = _rpc_available()
     if reason is not None:
         if os.environ.get("CI"):
@@ -60,7 +60,8 @@ def _session(count: int) -> Iterator[RpcSession]:
     folder = None
     if answers:
         folder = Path(answers) if count == 2 else Path(answers) / f"{count}-servers"
-        folder.mkdir(exist_ok=True)
+        folder = folder / kind if kind else folder
+        folder.mkdir(parents=True, exist_ok=True)
     session = RpcSession(folder, count=count)
     try:
         yield session
