@@ -112,6 +112,9 @@ def main() -> None:
                         help="only the --models folders, not the zoo and the tiny llamas")
     parser.add_argument("--traces", action="store_true",
                         help="judge by tests/test_compute_trace.py's allocator traces instead")
+    parser.add_argument("--assignments", action="store_true",
+                        help="judge by tests/test_scheduler_assignments.py instead (each node's "
+                             "device in the two-server RPC loads; llama.cpp's answers kept)")
     parser.add_argument("--cases", default="",
                         help="with --traces: only the cases whose label holds this (e.g. "
                              "'variants/' for the ones added since a first judging)")
@@ -119,6 +122,9 @@ def main() -> None:
     _setup(args.keep)
     if args.traces:
         judge_traces(args.mutants, args.cases)
+        return
+    if args.assignments:
+        judge_assignments(args.mutants)
         return
     from gguf_inspect.commands.runtime import compare_runtime
     from gguf_inspect.gguf.open import read_gguf
@@ -269,6 +275,35 @@ def judge_traces(mutants: list[str], only: str = "") -> None:
         signal.alarm(0)
         print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "trace_kills": kills,
                           "cases_reached": len(reached)}), flush=True)
+
+
+def judge_assignments(mutants: list[str]) -> None:
+    """Each mutant against tests/test_scheduler_assignments.py: the test itself, case by case,
+    on a session whose servers start only for an answer not kept (GGUF_INSPECT_RUNTIME_ANSWERS)."""
+    import pytest
+    from tests import test_scheduler_assignments as assignments
+
+    session = next(iter(assignments.debug_rpc.__wrapped__()))  # the fixture's body
+    test = assignments.test_each_node_runs_where_llama_cpp_runs_it
+
+    def passes(case: str) -> bool:
+        _forget()
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            try:
+                test(session, case, monkeypatch)
+                return True
+            except Exception:  # a wrong device, or a mutant that raises: the test fails
+                return False
+
+    os.environ["MUTANT_UNDER_TEST"] = ""
+    base = {case: passes(case) for case in sorted(assignments.CASES)}
+    print(f"the unmutated module passes {sum(base.values())} of {len(base)} cases",
+          file=sys.stderr)
+    for mutant in mutants:
+        os.environ["MUTANT_UNDER_TEST"] = mutant
+        kills = next((case for case in base if base[case] and not passes(case)), None)
+        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "assignment_kills": kills}),
+              flush=True)
 
 
 def _trace_checks(alloc_trace: Any, events: list[str]) -> Any:

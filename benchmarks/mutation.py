@@ -85,7 +85,9 @@ MODULES: dict[str, list[str]] = {
     # the per-device compute buffers (ggml_backend_sched): GPU layouts from llama.cpp's source
     # (test_fit and test_vram reach it too, but as many predictions per test: too slow per
     # mutant, and no independent oracle of the splits)
-    "gguf_inspect/llamacpp/scheduler.py": ["tests/test_rpc_devices.py", "tests/test_scheduler.py",
+    "gguf_inspect/llamacpp/scheduler.py": ["tests/test_rpc_devices.py",
+                                           "tests/test_scheduler_assignments.py",
+                                           "tests/test_scheduler.py",
                                            "tests/test_scheduler_graph_copy.py",
                                            "tests/test_gpu_deployments.py",
                                            "tests/test_cuda_public_logs.py"],
