@@ -153,7 +153,11 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         "deepseek2-mla", "gemma2", "gemma3", "glm4moe", "gpt-oss", "llama4", "mistral3", "phi3",
         "qwen2", "qwen3", "cohere2", "falcon", "gptneox", "starcoder2")},
     **{f"zoo-{stem}-ngl-1": (fixture_path(f"zoo/{stem}.gguf"), {"n_gpu_layers": 1})
-       for stem in ("deepseek2-mla", "gemma3", "falcon", "starcoder2")},
+       # (and each architecture with MoE, recurrent or its own graph module's nodes: the last
+       # block and the head on a server, the blocks before it on the host)
+       for stem in ("deepseek2-mla", "gemma3", "falcon", "starcoder2", "glm4moe", "llama4",
+                    "gpt-oss", "qwen3moe", "qwen3next", "mamba2", "granitehybrid", "lfm2",
+                    "nemotron_h", "gemma2", "granitemoe", "olmo2", "rwkv7", "mamba")},
     # MLA with the KV cache on the host: V, a view of the K cache with K's strides, is copied
     # to the attention's server at its own ggml_nbytes (47.97 KiB, not a contiguous 32 KiB)
     "zoo-deepseek2-mla-no-kv-offload": (fixture_path("zoo/deepseek2-mla.gguf"),
