@@ -118,9 +118,9 @@ def split_graphs(events: list[str]) -> list[list[str]]:
 class Event:
     """One placement or free, reduced to what two traces are compared on (not the tensor's
     name: the estimate names inputs by role, not as llama.cpp's graph builders do)."""
-    kind: str  # "alloc" or "free"
+    kind: str  # "alloc", "free" or "inplace" (which has no offset or size of its own: -1, 0)
     offset: int
-    n_bytes: int  # aligned, as ggml_dyn_tallocr_alloc and ggml_gallocr_free_node print them
+    n_bytes: int  # as printed: aligned for an alloc (ggml_dyn_tallocr_alloc), not for a free
     line: str
 
     @property
@@ -136,7 +136,7 @@ def placements(events: list[str]) -> list[Event]:
         kind = line.split()[0]
         if kind == "inplace":
             kept.append(Event(kind, -1, 0, line))
-        if kind == "alloc" and not line.split()[-3] == "0":
+        elif kind == "alloc" and not line.split()[-3] == "0":
             kept.append(Event(kind, int(line.rsplit("@ ", 1)[1]), int(line.split()[-3]), line))
         elif kind == "free" and not line.endswith("(0)"):
             offset, n_bytes = re.search(r"@ (\d+) \((\d+)\)$", line).groups()
@@ -172,6 +172,12 @@ def structure(events: list[str]) -> list[tuple[str, tuple[Any, ...]]]:
             seen[address] = len(nodes)
             nodes.append((op, refs))
     return nodes
+
+
+def comparable(events: list[str]) -> tuple[list[tuple[str, int, int]], list[tuple[str, Any]]]:
+    """What tests/test_compute_trace.py holds equal between two traces: the placements (kind,
+    offset, size) and the node structure."""
+    return [event.key for event in placements(events)], structure(events)
 
 
 def peak(events: list[str]) -> int:
@@ -292,8 +298,8 @@ def our_trace(model: str, settings: dict) -> list[str]:
             events.append(f"alloc {node.name} {allocator.aligned(node.n_bytes)} @ {node.offset}")
 
     def traced_free(allocator: compute_graph.DynamicAllocator, node) -> None:
-        if not node.is_output:
-            events.append(f"free {node.name} @ {node.offset} ({node.n_bytes})")  # unaligned, as ggml_gallocr_free_node prints it
+        if not node.is_output:  # the size unaligned, as ggml_gallocr_free_node prints it
+            events.append(f"free {node.name} @ {node.offset} ({node.n_bytes})")
         free(allocator, node)
 
     def traced_estimate(shape: compute_graph.GraphShape, alignment: int) -> int:

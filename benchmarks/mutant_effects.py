@@ -17,8 +17,8 @@ graph only is not killed by any compute buffer these fixtures reach.
 
 ``--traces`` judges the mutants as tests/test_compute_trace.py does instead: for each of its
 cases (the defaults first), whether the mutant's allocator trace (every placement, reuse and
-free, and each node's op and sources) differs from llama.cpp's where the unmutated one's does not; one JSON line a mutant, ``trace_kills``
-naming the first such case (or null). llama.cpp's traces come from the kept answers (run the
+free, and each node's op and sources) differs from llama.cpp's where the unmutated one's does
+not; one JSON line a mutant, ``trace_kills`` naming the first such case (or null). llama.cpp's traces come from the kept answers (run the
 test once with GGUF_INSPECT_RUNTIME_ANSWERS set); a mutant that raises counts as killed (the
 test fails), one that runs past 60 s too (as mutmut counts a timeout).
 """
@@ -228,11 +228,11 @@ def judge_traces(mutants: list[str], only: str = "") -> None:
         model, settings = trace_test._model(wide, folder, stem), trace_test._settings(folder, shape)
         saved = kept / trace_test._answer_key(model, settings)
         cases.append((f"{folder}/{stem} {shape}", str(model), settings,
-                      _trace_checks(alloc_trace, json.loads(saved.read_text()))))
+                      alloc_trace.comparable(json.loads(saved.read_text()))))
 
     def same(model: str, settings: dict[str, Any], runtime: Any) -> bool:
         try:
-            return _trace_checks(alloc_trace, alloc_trace.our_trace(model, settings)) == runtime
+            return alloc_trace.comparable(alloc_trace.our_trace(model, settings)) == runtime
         except TimeoutError:
             raise
         except Exception:  # the test fails on a mutant that raises
@@ -304,12 +304,6 @@ def judge_assignments(mutants: list[str]) -> None:
         kills = next((case for case in base if base[case] and not passes(case)), None)
         print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "assignment_kills": kills}),
               flush=True)
-
-
-def _trace_checks(alloc_trace: Any, events: list[str]) -> Any:
-    """What tests/test_compute_trace.py compares of a trace: placements and the node structure."""
-    return ([event.key for event in alloc_trace.placements(events)],
-            alloc_trace.structure(events))
 
 
 def _serialized(nodes: list[Any], unused: tuple[Any, ...]) -> str:

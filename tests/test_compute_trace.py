@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ MODELS = [("zoo", path.stem) for path in sorted((FIXTURES / "zoo").glob("*.gguf"
 # the zoo at other widths (tests/conftest.py WIDTHS) at test_compute_wide's shapes, and the
 # quantized caches' rotations, which need heads of 64 or 128; deepseek2-mla's latent head (48)
 # takes no 32-value block, as llama.cpp says
-WIDE_STEMS = sorted(path.stem for path in (FIXTURES / "zoo").glob("*.gguf"))
+WIDE_STEMS = [stem for folder, stem in MODELS if folder == "zoo"]
 QUANTIZABLE = [stem for stem in WIDE_STEMS if stem != "deepseek2-mla"]
 CASES = [(folder, stem, shape) for folder, stem in MODELS for shape in SHAPES] + [
     (width, stem, shape) for width in ("e512", "ff1024") for stem in WIDE_STEMS
@@ -58,6 +59,7 @@ CASES = [(folder, stem, shape) for folder, stem in MODELS for shape in SHAPES] +
 VARIANTS = [model.stem for model in load_script("zoo", FIXTURES / "zoo.py").variants()]
 CASES += [("variants", stem, shape) for stem in VARIANTS
           for shape in ("defaults", "ctx-1000-parallel-2-flash-off")]
+
 
 def _unavailable(reason: str) -> None:
     """Without what the oracle needs the tests skip, except under CI (.ci/run), which installs
@@ -91,12 +93,17 @@ def _settings(folder: str, shape: str) -> dict[str, Any]:  # shape names are uni
     return {**SHAPES, **QUANTIZED_SHAPES}[shape]
 
 
+@lru_cache(maxsize=1)
+def _traced_source() -> bytes:
+    source = alloc_trace.SHIPPED_SOURCE / "ggml" / "src" / "ggml-alloc.c"
+    return alloc_trace.debug_source(source.read_text()).encode()
+
+
 def _answer_key(model: Path, settings: dict[str, Any]) -> str:
     """llama.cpp's trace depends on the file, the settings and the traced allocator only."""
-    source = alloc_trace.SHIPPED_SOURCE / "ggml" / "src" / "ggml-alloc.c"
     return "alloc-trace-" + hashlib.sha256(
         model.read_bytes() + json.dumps(settings, sort_keys=True).encode()
-        + alloc_trace.debug_source(source.read_text()).encode()).hexdigest()
+        + _traced_source()).hexdigest()
 
 
 @pytest.fixture(scope="session")
@@ -104,26 +111,21 @@ def runtime_traces(traced_library: Path, wide_zoo: Path) -> dict[tuple[str, str,
     """llama.cpp's trace for every case, loaded in one process; kept between runs in
     GGUF_INSPECT_RUNTIME_ANSWERS when set (benchmarks/mutation.py: they do not change with our
     code), as tests/conftest.py keeps the other real loads."""
-    kept = Path(os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS", "")) if os.environ.get(
-        "GGUF_INSPECT_RUNTIME_ANSWERS") else None
-    traces: dict[tuple[str, str, str], list[str]] = {}
-    missing = []
-    for case in CASES:
-        saved = kept / _answer_key(_model(wide_zoo, case[0], case[1]),
-                                   _settings(case[0], case[2])) if kept else None
-        if saved is not None and saved.exists():
-            traces[case] = json.loads(saved.read_text())
-        else:
-            missing.append(case)
-    loaded = alloc_trace.runtime_traces(
-        [(str(_model(wide_zoo, folder, stem)), _settings(folder, shape))
-         for folder, stem, shape in missing], traced_library) if missing else []
+    answers = os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS")
+    kept = Path(answers) if answers else None
+    loads = {case: (_model(wide_zoo, case[0], case[1]), _settings(case[0], case[2]))
+             for case in CASES}
+    saved = {case: kept / _answer_key(*load) for case, load in loads.items()} if kept else {}
+    traces = {case: json.loads(saved[case].read_text()) for case in saved
+              if saved[case].exists()}
+    missing = [case for case in CASES if case not in traces]
+    loaded = alloc_trace.runtime_traces([(str(loads[case][0]), loads[case][1])
+                                         for case in missing], traced_library) if missing else []
     for case, trace in zip(missing, loaded):
         traces[case] = trace
         if kept is not None:
             kept.mkdir(parents=True, exist_ok=True)
-            key = _answer_key(_model(wide_zoo, case[0], case[1]), _settings(case[0], case[2]))
-            (kept / key).write_text(json.dumps(trace))
+            saved[case].write_text(json.dumps(trace))
     return traces
 
 

@@ -91,8 +91,9 @@ class GraphBuilder:
 
 
 def soft_cap(graph: GraphBuilder, logits: Node, floats: int) -> Node:
-    """Final logit soft-capping (models/gemma2.cpp, gemma3.cpp, gemma3n.cpp): ggml_scale by
-    1/cap, ggml_tanh, ggml_scale by cap, each in place over the last."""
+    """Soft-capping: ggml_scale by 1/cap, ggml_tanh, ggml_scale by cap, each in place over the
+    last; of the logits (models/gemma2.cpp, gemma3.cpp, gemma3n.cpp) and, without flash
+    attention, of KQ (build_attn_mha's attn_soft_cap, gemma2)."""
     for op in ("SCALE", "UNARY", "SCALE"):
         logits = graph.add("softcap", op, floats, logits)
     return logits
