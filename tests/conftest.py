@@ -154,6 +154,18 @@ def write_wide_zoo(folder: Path) -> Path:
     return folder
 
 
+def loader_required(arch: str) -> dict[str, int]:
+    """The keys llama.cpp's loader requires of ``arch`` (gguf_inspect.llamacpp.loader_keys), each
+    with 0: what the estimate reads for an absent one. A synthetic test header carries them so
+    that it is refused only for what the test is about (tests/test_loader_refusals.py holds the
+    table to llama.cpp)."""
+    from gguf_inspect.llamacpp.loader_keys import ARCH_REQUIRED, BASE_REQUIRED
+
+    extra = ("%s.attention.q_lora_rank",) if arch == "deepseek2" else ()
+    return {key.replace("%s", arch): 0
+            for key in BASE_REQUIRED + ARCH_REQUIRED.get(arch, ()) + extra}
+
+
 def fixture_path(name: str) -> Path:
     path = FIXTURES / name
     assert path.exists(), f"missing fixture {path}: run python fixtures/build.py"

@@ -20,7 +20,7 @@ import gguf
 import numpy as np
 import pytest
 
-from tests.conftest import write_gguf
+from tests.conftest import loader_required, write_gguf
 
 U64_MAX = (1 << 64) - 1
 I64_MIN = -(1 << 63)
@@ -35,7 +35,7 @@ def write_model(path: Path, overrides: dict[str, tuple[str, object]], arch: str 
         ("block_count", ("uint32", 2)), ("embedding_length", ("uint32", 64)),
         ("attention.head_count", ("uint32", 4)), ("attention.head_count_kv", ("uint32", 2)),
         ("feed_forward_length", ("uint32", 128)), ("context_length", ("uint32", 256)))}
-    keys.update(overrides)
+    keys = {**{key: ("uint32", 0) for key in loader_required(arch)}, **keys, **overrides}
     writer = gguf.GGUFWriter(str(path), arch)
     for key, (kind, value) in keys.items():
         getattr(writer, f"add_{kind}")(key, value)

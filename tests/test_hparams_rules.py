@@ -18,6 +18,7 @@ from gguf_inspect.core.model import ArrayValue, MetadataEntry
 from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.gguf.source import LocalFileSource
 from gguf_inspect.llamacpp.hparams import Hyperparameters, read_hyperparameters
+from tests.conftest import loader_required
 from tests.test_hostile_hparams import write_model
 from tests.test_memory import array, synthetic
 
@@ -64,14 +65,20 @@ def test_a_per_layer_array_item_out_of_range_is_refused(tmp_path: Path) -> None:
     """get_key_or_arr -> get_arr: each item is taken as a uint32 (int32 -1 is not one)."""
     path = tmp_path / "bad.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
-    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
-        writer.add_uint32(f"llama.{key}", value)
+    _llama_keys(writer)
     writer.add_array("llama.attention.head_count_kv", [2, -1])  # gguf-py: int32 items
     write_gguf_header_only(writer)
     error = _refusal(path)
     assert error.path == str(path)
     assert error.offset == _key_offset(path, "llama.attention.head_count_kv")
     assert error.message.startswith("llama.attention.head_count_kv = -1: ")
+
+
+def _llama_keys(writer: gguf.GGUFWriter) -> None:
+    """2 layers, n_embd 64, 4 heads, and the other keys llama.cpp requires of a llama."""
+    for key, value in {**loader_required("llama"), "llama.block_count": 2,
+                       "llama.embedding_length": 64, "llama.attention.head_count": 4}.items():
+        writer.add_uint32(key, value)
 
 
 def write_gguf_header_only(writer: gguf.GGUFWriter) -> None:
@@ -331,8 +338,7 @@ def test_a_per_layer_array_of_the_wrong_length_is_refused(tmp_path: Path) -> Non
     """get_key_or_arr throws when the array does not have n_layer entries."""
     path = tmp_path / "bad.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
-    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
-        writer.add_uint32(f"llama.{key}", value)
+    _llama_keys(writer)
     writer.add_array("llama.attention.head_count_kv", [2, 2, 2])
     write_gguf_header_only(writer)
     error = _refusal(path)
@@ -417,8 +423,7 @@ def test_a_long_per_layer_array_is_refused_with_its_count(tmp_path: Path) -> Non
     (n > N_MAX); the refusal counts the array's entries."""
     path = tmp_path / "bad.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
-    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
-        writer.add_uint32(f"llama.{key}", value)
+    _llama_keys(writer)
     writer.add_array("llama.attention.head_count_kv", [2] * 2000)
     write_gguf_header_only(writer)
     error = _refusal(path)
@@ -430,8 +435,7 @@ def test_a_per_layer_array_of_floats_is_refused(tmp_path: Path) -> None:
     array and throws on any other element type."""
     path = tmp_path / "bad.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
-    for key, value in (("block_count", 2), ("embedding_length", 64), ("attention.head_count", 4)):
-        writer.add_uint32(f"llama.{key}", value)
+    _llama_keys(writer)
     writer.add_array("llama.attention.head_count_kv", [2.0, 2.0])
     write_gguf_header_only(writer)
     error = _refusal(path)

@@ -21,7 +21,7 @@ from gguf_inspect.core.constants import GGML_TYPE_BY_NAME
 from gguf_inspect.core.model import ArrayValue, GGUFFile, MetadataEntry, TensorInfo
 from gguf_inspect.gguf.reader import read_gguf_source
 from gguf_inspect.gguf.source import LocalFileSource
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, loader_required
 
 MIB = 1 << 20
 
@@ -38,7 +38,8 @@ def synthetic(arch: str = "llama", n_layer: int = 2, n_embd: int = 256, n_vocab:
               extra: dict | None = None, tensors: list[tuple[str, tuple[int, ...], str]] = (),
               ) -> GGUFFile:
     """A header-only model: metadata and tensor infos laid out back to back, 32-aligned."""
-    values = {"general.architecture": arch, f"{arch}.block_count": n_layer,
+    values = {**loader_required(arch), "general.architecture": arch,
+              f"{arch}.block_count": n_layer,
               f"{arch}.embedding_length": n_embd, f"{arch}.context_length": 4096,
               f"{arch}.attention.head_count": 4, f"{arch}.feed_forward_length": n_embd,
               f"{arch}.vocab_size": n_vocab}

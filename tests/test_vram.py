@@ -180,10 +180,14 @@ def _recurrent_model(path) -> str:
     import gguf
     import numpy as np
 
-    writer = gguf.GGUFWriter(str(path), "mamba")
+    # a hybrid whose recurrent state is not modelled (not in hparams.MODELLED_RECURRENT), with
+    # the keys llama.cpp requires of it (models/minimax-01.cpp)
+    writer = gguf.GGUFWriter(str(path), "minimax-01")
     writer.add_block_count(2)
     writer.add_embedding_length(64)
     writer.add_context_length(4096)
+    writer.add_float32("minimax-01.attention.layer_norm_rms_epsilon", 1e-5)
+    writer.add_float32("minimax-01.residual_scale", 1.0)
     writer.add_tensor("token_embd.weight", np.zeros((128, 64), dtype=np.float16))
     for block in range(2):
         writer.add_tensor(f"blk.{block}.ssm_in.weight", np.zeros((256, 64), dtype=np.float16))
@@ -192,7 +196,7 @@ def _recurrent_model(path) -> str:
 
 
 def test_recurrent_state_makes_the_verdict_cannot_tell_and_the_gate_fail(tmp_path) -> None:
-    model = _recurrent_model(tmp_path / "mamba.gguf")
+    model = _recurrent_model(tmp_path / "hybrid.gguf")
     roomy = vram(model, "--gpu", "24GiB", "--json")
     document = json.loads(roomy.output)
     assert roomy.exit_code == 1  # fails closed: a CI gate must not pass what it cannot show

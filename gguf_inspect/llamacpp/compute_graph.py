@@ -130,8 +130,7 @@ def _allocate(allocator: DynamicAllocator, node: Node) -> None:
     node.allocated = True
     if node.op in INPLACE_OPS:
         for parent in node.srcs:
-            # ggml_gallocr_is_own: only tensors this allocator placed count; a view never is,
-            # so an op on a reshaped tensor (ROPE on Qcur) never reuses it in place
+            # ggml_gallocr_is_own: only this allocator's tensors, never a view (ROPE on Qcur)
             if not parent.allocated or parent.view_src is not None or parent.is_output:
                 continue
             if parent.n_bytes != node.n_bytes or parent.n_children != 1 or parent.n_views != 0:
@@ -186,9 +185,9 @@ class GraphShape:
     # first, so the order moves where the sum lands
     attn_residual_first: bool = False
     ffn_residual_first: bool = False
-    # the output rows gathered after the stack (embeddings_nextn_masked is false by default):
-    # "stack" gathers the stack's output, t_h_nextn, an output (models/openai-moe.cpp); "norm"
-    # the output norm's, then t_h_nextn (nemotron-h.cpp); "" the last layer (build_inp_out_ids)
+    # the output rows gathered after the stack (embeddings_nextn_masked false by default): "stack"
+    # the stack's output, t_h_nextn, an output (models/openai-moe.cpp); "norm" the output norm's,
+    # then t_h_nextn (nemotron-h.cpp); "" the last layer (build_inp_out_ids)
     late_out_rows: str = ""
     norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
     pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
@@ -213,9 +212,8 @@ class GraphShape:
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
-    # per layer: "" for attention, "mamba" / "mamba2" / "shortconv" for graph_ssm's mixers,
-    # "ffn" for a layer that is only an ungated FFN (nemotron_h) (empty: all
-    # attention); ssm the widths those read; ffn False where layers have no FFN (mamba)
+    # per layer: "" attention, "mamba"/"mamba2"/"shortconv" (graph_ssm), "ffn" an ungated FFN
+    # only (nemotron_h); empty: all attention. ssm: their widths; ffn False: no FFN (mamba)
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
@@ -378,7 +376,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                                  view_of=cache))
         mask = cache_inputs.mask
         sinks = (weight,) if shape.attn_sinks else ()  # build_attn_mha: *_add_sinks
-        heads_out = shape.head_v[il] * shape.n_head[il]
+        # MLA's V: a kv_lora_rank-wide view of the K cache (build_attn, llm_graph_input_attn_k)
+        v_head = shape.head_v[il] if shape.mla is None else shape.mla.n_lora_kv
+        heads_out = v_head * shape.n_head[il]
         # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
         out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
         if shape.flash_attn:
@@ -391,8 +391,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
             if shape.mla is not None:  # V, a view of the K cache, is not transposed: the
                 # ggml_cont of its transpose keeps the cache's type (F16: half f32's bytes)
-                values = add("v_cont", "CONT",
-                             shape.head_v[il] * shape.n_kv[il] * shape.n_stream // 2, view(cache))
+                values = add("v_cont", "CONT", v_head * shape.n_kv[il] * shape.n_stream // 2,
+                             view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)
                 kq = soft_cap(graph, kq, scores)

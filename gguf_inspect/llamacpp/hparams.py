@@ -16,6 +16,7 @@ from typing import Any
 
 from gguf_inspect.core.errors import FormatError
 from gguf_inspect.core.model import ArrayValue, GGUFFile
+from gguf_inspect.llamacpp.loader_keys import ARCH_REQUIRED, BASE_REQUIRED
 from gguf_inspect.llamacpp.summary import vocab_size
 
 # llama_model_loader::get_key<uint32_t>: the hyperparameter keys are uint32 in llama.cpp.
@@ -144,6 +145,7 @@ class Hyperparameters:
 # src/llama-hparams.h: per-layer hyperparameters are fixed arrays of this many layers, and
 # llama_model_loader::get_key_or_arr throws when block_count is larger.
 LLAMA_MAX_LAYERS = 512
+LLAMA_MAX_EXPERTS = 1024  # src/llama-hparams.h
 
 
 def _int(value: Any) -> int | None:
@@ -258,6 +260,8 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
         raise FormatError(f"block_count {n_layer} is more than llama.cpp's LLAMA_MAX_LAYERS "
                           f"({LLAMA_MAX_LAYERS})", path=gguf.path, field=f"{arch}.block_count")
     n_embd = _checked(gguf, f"{arch}.embedding_length", n_embd)
+    _refuse_missing_keys(gguf, BASE_REQUIRED, arch)
+    _refuse_expert_counts(gguf, arch, n_layer)
     n_nextn = uint32_key(gguf, "nextn_predict_layers") or 0
     if n_nextn > n_layer:  # load_hparams: GGML_ASSERT(n_layer_nextn <= n_layer_all)
         raise _refuse(gguf, f"{arch}.nextn_predict_layers", n_nextn,
@@ -269,6 +273,7 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
     head_v_full = uint32_key(gguf, "attention.value_length") or head0 if n_head[0] else 0
     head_k_swa = uint32_key(gguf, "attention.key_length_swa") or head_k_full
     head_v_swa = uint32_key(gguf, "attention.value_length_swa") or head_v_full
+    _refuse_missing_keys(gguf, _arch_required(gguf, arch, n_layer - n_nextn), arch)
     is_swa, n_swa = _swa_layers(gguf, arch, n_layer, n_nextn)
     kv_from_start = -1
     if arch == "gemma3n":  # models/gemma3n.cpp: later layers reuse the KV of layers 18/19
@@ -288,6 +293,58 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
             uint32_key(gguf, "attention.key_length_mla")
             and uint32_key(gguf, "attention.value_length_mla")),
         **_recurrent_state(gguf, arch, n_layer, n_nextn, n_head_kv))
+
+
+def _refuse_missing_keys(gguf: GGUFFile, required: tuple[str, ...], arch: str) -> None:
+    """llama_model_loader::get_key throws "key not found in model" for a required key that the
+    header lacks (loader_keys: the unconditional reads, ``%s`` the architecture)."""
+    for key in (name.replace("%s", arch) for name in required):
+        if key not in gguf.metadata:
+            raise FormatError("missing: llama.cpp refuses the model (key not found in model: "
+                              "a required get_key of its load_hparams)", path=gguf.path, field=key)
+
+
+def _arch_required(gguf: GGUFFile, arch: str, n_layer_main: int) -> tuple[str, ...]:
+    """The architecture's load_arch_hparams' required keys (loader_keys), and deepseek2's Q LoRA
+    rank, which models/deepseek2.cpp reads only ``if (!is_lite)``."""
+    required = ARCH_REQUIRED.get(arch, ())
+    if arch == "deepseek2" and not _deepseek2_lite(gguf, n_layer_main):
+        required += ("%s.attention.q_lora_rank",)
+    return required
+
+
+def _deepseek2_lite(gguf: GGUFFile, n_layer_main: int) -> bool:
+    """models/deepseek2.cpp load_arch_hparams: is_lite, by n_layer() and n_vocab."""
+    n_vocab = uint32_key(gguf, "vocab_size")  # else the token list's length (get_arr_n)
+    if n_vocab is None:
+        tokens = gguf.value("tokenizer.ggml.tokens")
+        n_vocab = tokens.count if isinstance(tokens, ArrayValue) else 0
+    return n_layer_main in (26, 27) or (n_layer_main == 48 and n_vocab == 128256)
+
+
+def _refuse_expert_counts(gguf: GGUFFile, arch: str, n_layer: int) -> None:
+    """The GGML_ASSERTs of llama_model_base::load_hparams on the expert counts: llama.cpp aborts
+    the process on a header that breaks one, so refuse it first."""
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = max(_per_layer(gguf, "expert_used_count", n_layer, (0,)), default=0)
+    groups = uint32_key(gguf, "expert_group_count") or 0
+    group_used = uint32_key(gguf, "expert_group_used_count") or 0
+    broken = [
+        (n_expert > LLAMA_MAX_EXPERTS, "expert_count", f"more than {LLAMA_MAX_EXPERTS}"),
+        (used > n_expert, "expert_used_count", f"more than expert_count ({n_expert})"),
+        (n_expert > 0 and used == 0, "expert_used_count", "zero or missing with experts"),
+        (n_expert > 0 and groups >= n_expert, "expert_group_count", "not below expert_count"),
+        (n_expert > 0 and groups > 1 and n_expert % groups != 0, "expert_group_count",
+         "does not divide expert_count"),
+        (n_expert > 0 and groups > 1 and not 0 < group_used < groups,
+         "expert_group_used_count", "not between 0 and expert_group_count"),
+        (n_expert == 0 and groups != 0, "expert_group_count", "set without experts")]
+    for fails, suffix, why in broken:
+        if fails:
+            key = f"{arch}.{suffix}"
+            raise _refuse(gguf, key, gguf.metadata[key].value if key in gguf.metadata
+                          else "(missing)", f"{why}: llama.cpp aborts loading the model "
+                          "(GGML_ASSERT in llama_model_base::load_hparams)")
 
 
 def _causal(gguf: GGUFFile, arch: str) -> bool:
