@@ -133,6 +133,40 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 WIDTHS = {"e256": (256, 64, 128), "e512": (512, 128, 128), "ff1024": (64, 16, 1024)}
 
 
+# the drops llama.cpp loads (a header key it reads with a default): found by the real loads of
+# tests/test_loader_refusals.py, and traced node by node in tests/test_compute_trace.py
+LOADED_KEY_DROPS = frozenset({
+    "bert-no-attention.causal", "bert-no-attention.head_count_kv", "bert-no-pooling_type",
+    "bert-no-rope.dimension_count", "cohere2-no-rope.dimension_count",
+    "deepseek2-mla-no-attention.value_length", "falcon-no-rope.dimension_count",
+    "gemma2-no-attention.sliding_window", "gemma2-no-rope.dimension_count",
+    "gemma3-no-attention.sliding_window", "gemma3-no-rope.dimension_count",
+    "gemma3n-no-attention.sliding_window_pattern", "gemma3n-no-rope.dimension_count",
+    "glm4moe-mtp-no-rope.dimension_count", "glm4moe-no-rope.dimension_count",
+    "gpt-oss-no-feed_forward_length", "gpt-oss-no-rope.dimension_count",
+    "gptneox-no-attention.head_count_kv", "gptneox-no-rope.dimension_count",
+    "granite-no-attention.scale", "granite-no-embedding_scale", "granite-no-residual_scale",
+    "granite-no-rope.dimension_count", "granitehybrid-no-attention.scale",
+    "granitehybrid-no-embedding_scale", "granitehybrid-no-logit_scale",
+    "granitehybrid-no-residual_scale", "granitehybrid-no-rope.dimension_count",
+    "granitemoe-no-attention.scale", "granitemoe-no-embedding_scale",
+    "granitemoe-no-residual_scale", "granitemoe-no-rope.dimension_count",
+    "lfm2-no-rope.dimension_count", "llama4-no-rope.dimension_count",
+    "mamba-no-attention.head_count", "mamba-no-feed_forward_length",
+    "mamba2-no-attention.head_count", "mamba2-no-feed_forward_length",
+    "mistral3-no-rope.dimension_count", "nemotron_h-no-attention.layer_norm_rms_epsilon",
+    "nemotron_h-no-rope.dimension_count", "nomic-bert-no-attention.causal",
+    "nomic-bert-no-attention.head_count_kv", "nomic-bert-no-pooling_type",
+    "nomic-bert-no-rope.dimension_count", "olmo2-no-rope.dimension_count",
+    "olmo2-swa-no-attention.sliding_window", "olmo2-swa-no-rope.dimension_count",
+    "phi3-no-rope.dimension_count", "qwen2-no-rope.dimension_count",
+    "qwen3-no-rope.dimension_count", "qwen3moe-no-feed_forward_length",
+    "qwen3moe-no-rope.dimension_count", "qwen3next-no-feed_forward_length",
+    "qwen3next-no-full_attention_interval", "qwen3next-no-rope.dimension_count",
+    "rwkv7-no-attention.head_count", "rwkv7-no-attention.layer_norm_epsilon",
+    "rwkv7-no-token_shift_count", "starcoder2-no-rope.dimension_count"})
+
+
 @pytest.fixture(scope="session")
 def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The zoo written other ways, once a session (``write_wide_zoo``)."""
@@ -140,8 +174,9 @@ def wide_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_wide_zoo(folder: Path) -> Path:
-    """The zoo at each width, ``<folder>/<width>/<stem>.gguf``, and ``<folder>/variants/``:
-    zoo models with a graph-changing key (fixtures/zoo.py variants)."""
+    """The zoo at each width, ``<folder>/<width>/<stem>.gguf``, ``<folder>/variants/``: zoo
+    models with a graph-changing key (fixtures/zoo.py variants), and ``<folder>/dropped/``: the
+    zoo models without one key that llama.cpp loads all the same (LOADED_KEY_DROPS)."""
     zoo = load_script("zoo", FIXTURES / "zoo.py")
     for width, (n_embd, head_size, n_ff) in WIDTHS.items():
         (folder / width).mkdir()
@@ -151,6 +186,10 @@ def write_wide_zoo(folder: Path) -> Path:
     (folder / "variants").mkdir()
     for model in zoo.variants():
         zoo.write_model(model, folder / "variants" / f"{model.stem}.gguf")
+    (folder / "dropped").mkdir()
+    for model in zoo.key_drops():
+        if model.stem in LOADED_KEY_DROPS:
+            zoo.write_model(model, folder / "dropped" / f"{model.stem}.gguf")
     return folder
 
 

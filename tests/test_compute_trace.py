@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, load_script
+from tests.conftest import FIXTURES, LOADED_KEY_DROPS, ROOT, load_script
 from tests.test_compute_sweep import SWEEP
 from tests.test_compute_wide import QUANTIZED_SHAPES
 from tests.test_compute_wide import SHAPES as WIDE_SHAPES
@@ -58,6 +58,10 @@ CASES = [(folder, stem, shape) for folder, stem in MODELS for shape in SHAPES] +
 # zoo models with a key that changes their graph (fixtures/zoo.py variants)
 VARIANTS = [model.stem for model in load_script("zoo", FIXTURES / "zoo.py").variants()]
 CASES += [("variants", stem, shape) for stem in VARIANTS
+          for shape in ("defaults", "ctx-1000-parallel-2-flash-off")]
+# zoo models without one header key that llama.cpp loads all the same (its default for the key;
+# tests/test_loader_refusals.py), with flash attention and without
+CASES += [("dropped", stem, shape) for stem in sorted(LOADED_KEY_DROPS)
           for shape in ("defaults", "ctx-1000-parallel-2-flash-off")]
 
 
