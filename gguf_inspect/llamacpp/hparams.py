@@ -300,8 +300,9 @@ def _refuse_missing_keys(gguf: GGUFFile, required: tuple[str, ...], arch: str) -
     header lacks (loader_keys: the unconditional reads, ``%s`` the architecture)."""
     for key in (name.replace("%s", arch) for name in required):
         if key not in gguf.metadata:
-            raise FormatError("missing: llama.cpp refuses the model (key not found in model: "
-                              "a required get_key of its load_hparams)", path=gguf.path, field=key)
+            raise FormatError("missing: llama.cpp's loader requires this key and refuses the "
+                              "model without it (\"key not found in model\")", path=gguf.path,
+                              field=key)
 
 
 def _arch_required(gguf: GGUFFile, arch: str, n_layer_main: int) -> tuple[str, ...]:
