@@ -8,6 +8,7 @@ gguf-py's GGUFWriter and offsets are gguf-py's own (``ReaderField.offset``, the 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gguf
@@ -442,3 +443,104 @@ def test_a_per_layer_array_of_floats_is_refused(tmp_path: Path) -> None:
     assert error.path == str(path) and error.field == "llama.attention.head_count_kv"
     assert error.offset == _key_offset(path, "llama.attention.head_count_kv")
     assert error.message == "llama.attention.head_count_kv has wrong array element type float32"
+
+
+# ---- what llama.cpp's loader refuses (loader_keys; tests/test_loader_refusals.py loads them) ----
+
+
+def test_an_architecture_without_keys_of_its_own_needs_only_the_base_ones() -> None:
+    """gptj's load_arch_hparams requires nothing: the three keys of load_hparams are enough."""
+    assert read_hyperparameters(synthetic("gptj")).arch == "gptj"
+    without = dataclasses.replace(synthetic("gptj"), metadata={
+        key: entry for key, entry in synthetic("gptj").metadata.items()
+        if key != "gptj.context_length"})
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(without)
+    assert caught.value.field == "gptj.context_length"
+
+
+def _deepseek2(n_layer: int, n_nextn: int = 0, vocab_key: int | None = None,
+               tokens: int | None = None):
+    """A deepseek2 header without attention.q_lora_rank."""
+    extra = {"deepseek2.nextn_predict_layers": n_nextn}
+    if tokens is not None:
+        extra["tokenizer.ggml.tokens"] = ArrayValue(item_type=8, count=tokens, offset=0, end=0,
+                                                    items=None)
+    model = synthetic("deepseek2", n_layer=n_layer, extra=extra)
+    metadata = {key: entry for key, entry in model.metadata.items()
+                if key != "deepseek2.attention.q_lora_rank"
+                and (key != "deepseek2.vocab_size" or vocab_key is not None)}
+    if vocab_key is not None:
+        metadata["deepseek2.vocab_size"] = MetadataEntry("deepseek2.vocab_size", 4, vocab_key, 0)
+    return dataclasses.replace(model, metadata=metadata)
+
+
+# models/deepseek2.cpp: is_lite = n_layer() == 27 || n_layer() == 26 || (n_layer() == 48 &&
+# n_vocab == 128256), n_vocab from {arch}.vocab_size, else the token list's length; only a model
+# that is not lite must have attention.q_lora_rank
+@pytest.mark.parametrize(("n_layer", "n_nextn", "vocab_key", "tokens", "lite"), [
+    (26, 0, None, None, True), (27, 0, None, None, True), (28, 0, None, None, False),
+    (25, 0, None, None, False), (28, 1, None, None, True),  # n_layer() leaves out NextN
+    (48, 0, 128256, None, True), (48, 0, 128257, None, False), (49, 0, 128256, None, False),
+    (48, 0, None, 128256, True), (48, 0, None, 128257, False),
+    (48, 0, 128256, 5, True),  # the key comes first: the token list is not counted
+    (48, 0, None, None, False)])
+def test_deepseek2_needs_its_q_lora_rank_unless_lite(n_layer: int, n_nextn: int,
+                                                     vocab_key: int | None, tokens: int | None,
+                                                     lite: bool) -> None:
+    model = _deepseek2(n_layer, n_nextn, vocab_key, tokens)
+    if lite:
+        assert read_hyperparameters(model).n_layer == n_layer
+        return
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(model)
+    assert caught.value.field == "deepseek2.attention.q_lora_rank"
+    assert caught.value.message.startswith("missing: llama.cpp's loader requires this key")
+
+
+# llama_model_base::load_hparams' GGML_ASSERTs on the expert counts (llama.cpp aborts)
+@pytest.mark.parametrize(("keys", "field"), [
+    ({"expert_count": 1025, "expert_used_count": 2}, "expert_count"),  # > LLAMA_MAX_EXPERTS
+    ({"expert_count": 4, "expert_used_count": 5}, "expert_used_count"),
+    ({"expert_count": 4}, "expert_used_count"),
+    ({"expert_count": 4, "expert_used_count": 0}, "expert_used_count"),
+    ({"expert_used_count": 1}, "expert_used_count"),  # used without experts
+    ({"expert_count": 4, "expert_used_count": 2, "expert_group_count": 4}, "expert_group_count"),
+    ({"expert_count": 6, "expert_used_count": 2, "expert_group_count": 4,
+      "expert_group_used_count": 1}, "expert_group_count"),  # 4 does not divide 6
+    ({"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4},
+     "expert_group_used_count"),
+    ({"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4,
+      "expert_group_used_count": 4}, "expert_group_used_count"),
+    ({"expert_group_count": 2}, "expert_group_count"),  # groups without experts
+])
+def test_expert_counts_llama_cpp_aborts_on_are_refused(keys: dict, field: str) -> None:
+    model = synthetic(extra={f"llama.{key}": value for key, value in keys.items()})
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(model)
+    assert caught.value.message.startswith(f"llama.{field} = ")  # the key, then its value
+    assert "llama.cpp aborts loading the model (GGML_ASSERT in llama_model_base::load_hparams)" \
+        in caught.value.message
+
+
+@pytest.mark.parametrize("keys", [
+    {"expert_count": 1024, "expert_used_count": 1024},  # LLAMA_MAX_EXPERTS itself
+    {"expert_count": 4, "expert_used_count": 4},
+    {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4,
+     "expert_group_used_count": 3},
+    {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 1},  # one group: no check
+    {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 0},
+    {"expert_count": 4, "expert_used_count": array((0, 2))},  # the max counts
+    {}])
+def test_expert_counts_llama_cpp_accepts_are_accepted(keys: dict) -> None:
+    model = synthetic(extra={f"llama.{key}": value for key, value in keys.items()})
+    assert read_hyperparameters(model).arch == "llama"
+
+
+def test_the_refusal_shows_the_value_or_that_it_is_missing() -> None:
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(synthetic(extra={"llama.expert_count": 4, "llama.expert_used_count": 5}))
+    assert caught.value.message.startswith("llama.expert_used_count = 5: more than expert_count (4)")
+    with pytest.raises(FormatError) as caught:
+        read_hyperparameters(synthetic(extra={"llama.expert_count": 4}))
+    assert caught.value.message.startswith("llama.expert_used_count = (missing): zero or missing")
