@@ -216,6 +216,27 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "swa-no-swa-full-no-kv-offload-flash-off": (SWA, {"offload_kqv": False, "swa_full": False,
                                                       "flash_attn": "off"}),
     "moe-no-kv-offload-flash-off": (MOE, {"offload_kqv": False, "flash_attn": "off"}),
+    # single weights of one block on the host (-ot), the rest on the servers: the nodes that read
+    # them move to the host and their neighbours stay, so each node's own device shows (the
+    # router, the experts, the shared experts, MLA's absorbed K/V, altup, laurel, the
+    # time-mix LoRAs, the state-space mixers)
+    **{f"zoo-{stem}-ot-{what}-cpu": (fixture_path(f"zoo/{stem}.gguf"), {
+        "override_tensor": rf"blk\.1\.{pattern}=CPU"}) for stem, what, pattern in (
+        ("glm4moe", "router", r"ffn_gate_inp\.weight"),
+        ("glm4moe", "experts", r"ffn_(gate|up|down)_exps\.weight"),
+        ("glm4moe", "shared", r"ffn_(gate|up|down)_shexp\.weight"),
+        ("qwen3moe", "router", r"ffn_gate_inp\.weight"),
+        ("llama4", "router", r"ffn_gate_inp\.weight"),
+        ("gpt-oss", "router", r"ffn_gate_inp\.weight"),
+        ("granitemoe", "router", r"ffn_gate_inp\.weight"),
+        ("deepseek2-mla", "router", r"ffn_gate_inp\.weight"),
+        ("deepseek2-mla", "kv-b", r"attn_(k_b|v_b)\.weight"),
+        ("qwen3next", "shared", r"ffn_.*shexp\.weight"),
+        ("qwen3next", "ssm", r"ssm_.*"),
+        ("gemma3n", "altup", r"altup_.*"),
+        ("gemma3n", "laurel", r"laurel_.*"),
+        ("rwkv7", "lora", r"time_mix_[wavg][0-2]\.weight"),
+        ("mamba2", "ssm", r"ssm_.*"))},
     # the head's weights on the host, one by one
     "e320-ot-output-cpu": (E320, {"override_tensor": r"output\.weight=CPU"}),
     "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
@@ -224,7 +245,16 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# Open: every node's device matches here (tests/test_scheduler_assignments.py), but the host's
+# compute buffer does not: with a mamba2 block's ssm_* or rwkv7's time-mix LoRA weights on the
+# host, llama.cpp's CPU compute buffer is 1.4589 / 0.2852 MiB and the estimate's 1.7089 /
+# 1.0196 MiB (what the host allocates for those nodes' inputs is not yet followed)
+HOST_COMPUTE_OPEN = {"zoo-mamba2-ot-ssm-cpu", "zoo-rwkv7-ot-lora-cpu"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="host compute buffer open"))
+    if case in HOST_COMPUTE_OPEN else case for case in sorted(CASES)])
 def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
     path, fields = CASES[case]

@@ -34,11 +34,21 @@ class MoeLayout:
 
 
 def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool = True,
-              bias: bool = False, fused: bool = False, relu_sqr: bool = False) -> Node:
+              bias: bool = False, fused: bool = False, relu_sqr: bool = False,
+              shared: bool = False) -> Node:
     """build_ffn with a parallel gate (SILU/GELU GLU) or, ungated, up then an in-place
     activation; biases are in-place ADDs. ``fused``: LLM_FFN_SWIGLU, one up matmul twice as
     wide that ggml_swiglu halves (phi3). ``relu_sqr``: LLM_FFN_RELU_SQR, ggml_relu then
-    ggml_sqr, both in place (nemotron-h)."""
+    ggml_sqr, both in place (nemotron-h). ``shared``: a MoE's shared expert, whose weights are
+    ffn_{up,gate,down}_shexp."""
+    if shared:
+        up = graph.add("ffn_up", "MUL_MAT", width * rows, graph.weight_of("ffn_up_shexp.weight"),
+                       x)
+        gate = graph.add("ffn_gate", "MUL_MAT", width * rows,
+                         graph.weight_of("ffn_gate_shexp.weight"), x)
+        act = graph.add("ffn_glu", "GLU", width * rows, gate, up)
+        return graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows,
+                         graph.weight_of("ffn_down_shexp.weight"), act)
     if fused:
         up = graph.add("ffn_up", "MUL_MAT", 2 * width * rows, graph.weight, x)
         act = graph.add("ffn_swiglu", "GLU", width * rows, up)
@@ -121,6 +131,6 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     if used == 1:  # a lone view is made contiguous
         out = graph.add("ffn_moe_out", "CONT", n_embd * rows, out)
     if layout.n_ff_shexp:
-        shared = dense_ffn(graph, x, layout.n_ff_shexp, rows)
+        shared = dense_ffn(graph, x, layout.n_ff_shexp, rows, shared=True)
         out = graph.add("ffn_out", "ADD", n_embd * rows, out, shared)
     return out

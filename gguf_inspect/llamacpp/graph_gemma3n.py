@@ -120,9 +120,10 @@ def _per_layer_inputs(graph: GraphBuilder, inp_l: Node, gemma: Gemma3nShape, n_l
 
 def _modalities(graph: GraphBuilder, x: Node, altups: int, tokens: int) -> Node:
     """altup_compute_router_modalities: tanh(router @ (rms_norm(x) * w / n_embd))."""
-    scaled = graph.add("router_scaled", "SCALE", graph.n_embd * tokens,
-                       graph.rms_norm(x, graph.n_embd * tokens))
-    routed = graph.add("router", "MUL_MAT", altups * tokens, graph.weight, scaled)
+    scaled = graph.add("router_scaled", "SCALE", graph.n_embd * tokens, graph.rms_norm(
+        x, graph.n_embd * tokens, tensor="altup_router_norm.weight"))
+    routed = graph.add("router", "MUL_MAT", altups * tokens,
+                       graph.weight_of("altup_router.weight"), scaled)
     return graph.add("modalities", "UNARY", altups * tokens, routed)
 
 
@@ -132,7 +133,8 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     add, view, weight = graph.add, graph.view, graph.weight
     width, altups = graph.n_embd * tokens, gemma.n_altup
     # altup_predict
-    coefs = add("all_coefs", "MUL_MAT", altups * altups * tokens, weight,
+    coefs = add("all_coefs", "MUL_MAT", altups * altups * tokens,
+                graph.weight_of("altup_predict_coef.weight"),
                 _modalities(graph, view(inp_l, floats=width), altups, tokens))
     permuted = add("cur_permuted", "CONT", width * altups, view(inp_l))
     predictions = add("predictions", "MUL_MAT", width * altups, permuted, view(coefs))
@@ -140,9 +142,11 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
                       add("predictions_cont", "CONT", width * altups, view(predictions)), inp_l)
     active = view(predictions)
     cur = graph.rms_norm(active, width)
-    laurel = add("laurel_r", "MUL_MAT", width, weight,
-                 add("laurel_l", "MUL_MAT", gemma.laurel_rank * tokens, weight, cur))
-    laurel = add("laurel_out", "ADD", width, graph.rms_norm(laurel, width), cur)
+    laurel = add("laurel_r", "MUL_MAT", width, graph.weight_of("laurel_r.weight"),
+                 add("laurel_l", "MUL_MAT", gemma.laurel_rank * tokens,
+                     graph.weight_of("laurel_l.weight"), cur))
+    laurel = add("laurel_out", "ADD", width,
+                 graph.rms_norm(laurel, width, tensor="laurel_post_norm.weight"), cur)
     cur = _attention(graph, cur, layer, inp_pos, tokens, flash_attn)
     cur = add("attn_gated", "ADD", width, graph.rms_norm(cur, width), view(predictions))
     attn_laurel = add("attn_laurel", "SCALE", width, add("attn_laurel", "ADD", width, cur,
@@ -155,7 +159,8 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     modalities = _modalities(graph, activated, altups, tokens)
     innovation = add("innovation", "SUB", width, activated, view(predictions))
     coefs = add("correct_coefs", "SCALE", altups * tokens,
-                add("correct_coefs", "MUL_MAT", altups * tokens, weight, modalities))
+                add("correct_coefs", "MUL_MAT", altups * tokens,
+                    graph.weight_of("altup_correct_coef.weight"), modalities))
     coefs = add("correct_coefs_cont", "CONT", altups * tokens, view(coefs))
     corrected = add("corrected", "MUL", width * altups,
                     add("innovation_repeated", "REPEAT", width * altups, innovation), coefs)
@@ -163,7 +168,8 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     # the first prediction through the per-layer input, added to the other streams; each reads
     # a view of part of its tensor (the active stream, the other streams, this layer's slice
     # of the per-layer input), copied alone at its size when read on another device
-    first = add("first_prediction", "MUL", width, view(corrected, floats=width), weight)
+    first = add("first_prediction", "MUL", width, view(corrected, floats=width),
+                graph.weight_of("altup_correct_scale.weight"))
     first = add("first_gelu", "UNARY", gemma.n_embd_altup * tokens,
                 add("inp_gate", "MUL_MAT", gemma.n_embd_altup * tokens, weight, first))
     first = add("first_scaled", "MUL", gemma.n_embd_altup * tokens, first,

@@ -31,6 +31,9 @@ class Node:
     # a view's own ggml_nbytes when it covers part of its base (-1: all of it); the scheduler
     # copies a view read across devices at this size (ggml_dup_tensor_layout of the view)
     view_bytes: int = field(default=-1, repr=False)
+    # a weight leaf's tensor within its block ("ffn_up_shexp.weight", "ssm_a"); empty: the
+    # scheduler finds the weight by the reading node's name (scheduler.WEIGHT_ROLES)
+    tensor: str = field(default="", repr=False)
 
 
 
@@ -44,6 +47,7 @@ class GraphBuilder:
         self.n_embd = n_embd
         self.nodes: list[Node] = []
         self.weight = Node("weight", "NONE", 0, external=True)
+        self._weights: dict[str, Node] = {}
         self._seen: set[int] = set()
         self._leafs = 0
         self.layer = -1  # stamped on every node added: set by the builder's layer loop
@@ -53,12 +57,22 @@ class GraphBuilder:
         return Node(name, op, 0 if view_of is not None else 4 * floats, tuple(srcs),
                     view_src=view_of, layer=self.layer)
 
+    def weight_of(self, tensor: str) -> Node:
+        """The weight leaf of ``tensor`` (its name within the block): the scheduler places a
+        node that reads it by that tensor's device (an -ot override can move one tensor)."""
+        if tensor not in self._weights:
+            self._weights[tensor] = Node("weight", "NONE", 0, external=True, tensor=tensor)
+        return self._weights[tensor]
+
     def rms_norm(self, x: Node, floats: int, weighted: bool = True,
-                 role: str = "norm_w") -> Node:
+                 role: str = "norm_w", tensor: str = "") -> Node:
         """build_norm with LLM_NORM_RMS: RMS_NORM, then the weight (MUL, named ``role``: the
-        scheduler places it by that weight) unless ``weighted`` is off (gemma3n's V norm)."""
+        scheduler places it by that weight, or by ``tensor`` when given) unless ``weighted``
+        is off (gemma3n's V norm)."""
         out = self.add("norm", "RMS_NORM", floats, x)
-        return self.add(role, "MUL", floats, out, self.weight) if weighted else out
+        if not weighted:
+            return out
+        return self.add(role, "MUL", floats, out, self.weight_of(tensor) if tensor else self.weight)
 
     def view(self, node: Node, name: str | None = None, floats: int | None = None) -> Node:
         """A view, reshape or permute: a node that owns no memory; its view_src is the

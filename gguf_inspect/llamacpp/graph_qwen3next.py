@@ -127,17 +127,17 @@ def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_po
 def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape,
                state: StateInputs, tokens: int, n_seqs: int) -> Node:
     """build_layer_attn_linear (the wqkv / wqkv_gate path) up to ssm_out."""
-    add, view, weight = graph.add, graph.view, graph.weight
+    add, view, weight = graph.add, graph.view, graph.weight_of
     key_dim = delta.head_dim * delta.n_k_heads
     value_dim = delta.head_dim * delta.n_v_heads
     conv_dim = 2 * key_dim + value_dim
-    qkv = add("qkv_mixed", "MUL_MAT", conv_dim * tokens, weight, x)
-    z = add("z", "MUL_MAT", value_dim * tokens, weight, x)
-    ba = add("mixed_ba", "MUL_MAT", 2 * delta.n_v_heads * tokens, weight, x)
+    qkv = add("qkv_mixed", "MUL_MAT", conv_dim * tokens, weight("attn_qkv.weight"), x)
+    z = add("z", "MUL_MAT", value_dim * tokens, weight("attn_gate.weight"), x)
+    ba = add("mixed_ba", "MUL_MAT", 2 * delta.n_v_heads * tokens, weight("ssm_ba.weight"), x)
     heads = delta.n_v_heads * tokens
     beta = add("beta", "UNARY", heads, add("b", "CONT", heads, view(ba)))
-    alpha = add("alpha_b", "ADD", heads, add("a", "CONT", heads, view(ba)), weight)
-    gate = add("gate", "MUL", heads, add("a_softplus", "UNARY", heads, alpha), weight)
+    alpha = add("alpha_b", "ADD", heads, add("a", "CONT", heads, view(ba)), weight("ssm_dt.bias"))
+    gate = add("gate", "MUL", heads, add("a_softplus", "UNARY", heads, alpha), weight("ssm_a"))
     conv_cache, ssm_cache = (Node("cache", "NONE", 0, external=True) for _ in range(2))
     conv_states = read_states(graph, ssm, state, conv_cache, ssm.n_embd_r, n_seqs,
                                lambda states, ids: add("conv_states", "GET_ROWS",
@@ -150,7 +150,8 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
                           lambda rows, ids: add("ssm_states", "GET_ROWS",
                                                 ssm.n_embd_s * n_seqs, rows, ids))
     conv = add("conv_silu", "UNARY", conv_dim * tokens,
-               add("conv_output_raw", "SSM_CONV", conv_dim * tokens, conv_input, weight))
+               add("conv_output_raw", "SSM_CONV", conv_dim * tokens, conv_input,
+                   weight("ssm_conv1d.weight")))
     q, k = (_l2_norm(graph, view(conv), key_dim * tokens) for _ in range(2))
     if delta.n_k_heads != delta.n_v_heads:  # repeat-interleave the key heads
         q = add("q_repeated", "REPEAT", delta.head_dim * delta.n_v_heads * tokens, view(q))
@@ -159,10 +160,11 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
               value_dim * tokens + delta.head_dim * value_dim * n_seqs,
               view(q), view(k), view(conv), view(gate), view(beta), view(states))
     store_state(graph, out, ssm_cache)
-    normed = graph.rms_norm(view(out), value_dim * tokens)
+    normed = graph.rms_norm(view(out), value_dim * tokens, tensor="ssm_norm.weight")
     gated = add("norm_gated", "MUL", value_dim * tokens, normed,
                 add("z_silu", "UNARY", value_dim * tokens, view(z)))
-    return add("linear_attn_out", "MUL_MAT", graph.n_embd * tokens, weight, view(gated))
+    return add("linear_attn_out", "MUL_MAT", graph.n_embd * tokens, weight("ssm_out.weight"),
+               view(gated))
 
 
 def _l2_norm(graph: GraphBuilder, x: Node, floats: int) -> Node:
@@ -177,8 +179,8 @@ def _ffn(graph: GraphBuilder, x: Node, moe: MoeLayout, delta: DeltaNetShape,
     routed = moe_ffn(graph, x, moe, tokens)
     if not delta.n_ff_shexp:
         return routed
-    shared = dense_ffn(graph, x, delta.n_ff_shexp, tokens)
-    gate = add("shared_gate", "UNARY", tokens,
-               add("shared_gate_mm", "MUL_MAT", tokens, graph.weight, x))
+    shared = dense_ffn(graph, x, delta.n_ff_shexp, tokens, shared=True)
+    gate = add("shared_gate", "UNARY", tokens, add(
+        "shared_gate_mm", "MUL_MAT", tokens, graph.weight_of("ffn_gate_inp_shexp.weight"), x))
     return add("ffn_out", "ADD", graph.n_embd * tokens, routed,
                add("ffn_shexp_gated", "MUL", graph.n_embd * tokens, shared, gate))

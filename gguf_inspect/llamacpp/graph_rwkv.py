@@ -96,12 +96,15 @@ def _load(graph: GraphBuilder, ssm: SsmShape, state: StateInputs, width: int, n_
 
 
 def _lora(graph: GraphBuilder, x: Node, rank: int, width: int, tokens: int,
-          activation: bool) -> Node:
-    """w2 @ act(w1 @ x) (tanh for the decay, none for a and v, sigmoid for the gate)."""
-    low = graph.add("lora_1", "MUL_MAT", rank * tokens, graph.weight, x)
+          activation: bool, letter: str) -> Node:
+    """w2 @ act(w1 @ x) (tanh for the decay, none for a and v, sigmoid for the gate), the
+    weights time_mix_{letter}1 and time_mix_{letter}2."""
+    low = graph.add("lora_1", "MUL_MAT", rank * tokens,
+                    graph.weight_of(f"time_mix_{letter}1.weight"), x)
     if activation:
         low = graph.add("lora_act", "UNARY", rank * tokens, low)
-    return graph.add("lora_2", "MUL_MAT", width * tokens, graph.weight, low)
+    return graph.add("lora_2", "MUL_MAT", width * tokens,
+                     graph.weight_of(f"time_mix_{letter}2.weight"), low)
 
 
 def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
@@ -114,8 +117,8 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
     xxx = add("xxx", "ADD", 6 * width, add("xxx", "MUL", 6 * width, sx, weight), cur)
     xr, xw, xk, xv, xa, xg = (view(xxx, name) for name in ("xr", "xw", "xk", "xv", "xa", "xg"))
     r = add("r", "MUL_MAT", width, weight, xr)
-    w = add("w", "ADD", width, _lora(graph, xw, rwkv.n_lora_decay, n_embd, tokens, True),
-            weight)
+    w = add("w", "ADD", width, _lora(graph, xw, rwkv.n_lora_decay, n_embd, tokens, True, "w"),
+            graph.weight_of("time_mix_w0.weight"))
     w = add("w_exp", "UNARY", width, add("w_scale", "SCALE", width,
                                          add("w_sigmoid", "UNARY", width, w)))
     k = add("k", "MUL_MAT", width, weight, xk)
@@ -124,13 +127,14 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
         first_value = v
     else:  # the value residual: v + (v_first - v) * sigmoid(v2 @ v1 @ xv + v0)
         mix = add("v_mix", "ADD", width, _lora(graph, xv, rwkv.n_lora_value_res_mix, n_embd,
-                                               tokens, False), weight)
+                                               tokens, False, "v"),
+                  graph.weight_of("time_mix_v0.weight"))
         v = add("v_res", "ADD", width, v, add("v_mul", "MUL", width,
                                               add("v_sub", "SUB", width, first_value, v),
                                               add("v_sig", "UNARY", width, mix)))
-    g = _lora(graph, xg, rwkv.n_lora_gate, n_embd, tokens, True)
-    a = add("a", "ADD", width, _lora(graph, xa, rwkv.n_lora_iclr, n_embd, tokens, False),
-            weight)
+    g = _lora(graph, xg, rwkv.n_lora_gate, n_embd, tokens, True, "g")
+    a = add("a", "ADD", width, _lora(graph, xa, rwkv.n_lora_iclr, n_embd, tokens, False, "a"),
+            graph.weight_of("time_mix_a0.weight"))
     a = add("a_sigmoid", "UNARY", width, a)
     kk = add("kk", "L2_NORM", width, view(add("kk", "MUL", width, k, weight)))
     ka = add("ka", "MUL", width, k, weight)

@@ -99,8 +99,9 @@ def _conv(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
     conv_x = graph.add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
                        graph.view(gathered), graph.view(xin))
     store_state(graph, conv_x, cache)
-    out = graph.add("ssm_conv", "SSM_CONV", width * tokens, conv_x, graph.weight)
-    out = graph.add("ssm_conv_b", "ADD", width * tokens, out, graph.weight)
+    out = graph.add("ssm_conv", "SSM_CONV", width * tokens, conv_x,
+                    graph.weight_of("ssm_conv1d.weight"))
+    out = graph.add("ssm_conv_b", "ADD", width * tokens, out, graph.weight_of("ssm_conv1d.bias"))
     return graph.add("ssm_conv_silu", "UNARY", width * tokens, out)
 
 
@@ -112,7 +113,7 @@ def _scan(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
     y_ssm = read_states(graph, ssm, inputs, cache, ssm.n_embd_s, n_seqs,
                          lambda states, ids: graph.add("ssm_scan", "SSM_SCAN", floats,
                                                        graph.view(states), x, dt,
-                                                       graph.weight, b, c, ids))
+                                                       graph.weight_of("ssm_a"), b, c, ids))
     store_state(graph, y_ssm, cache)
     return y_ssm
 
@@ -121,23 +122,24 @@ def _mamba(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int
            inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
     """build_mamba_layer: x and z halves of ssm_in, dt, B and C from ssm_x (dt made
     contiguous, or the three normed), dt through ssm_dt."""
-    add, view, weight = graph.add, graph.view, graph.weight
+    add, view, weight = graph.add, graph.view, graph.weight_of
     conv_cache, ssm_cache = _state_caches()
     d_inner = ssm.d_inner
-    xz = add("ssm_in", "MUL_MAT", 2 * d_inner * tokens, weight, view(x))
+    xz = add("ssm_in", "MUL_MAT", 2 * d_inner * tokens, weight("ssm_in.weight"), view(x))
     conv = _conv(graph, ssm, inputs, conv_cache, view(xz, "x"), d_inner, tokens, n_seqs)
-    x_db = add("ssm_x", "MUL_MAT", (ssm.dt_rank + 2 * ssm.d_state) * tokens, weight, conv)
+    x_db = add("ssm_x", "MUL_MAT", (ssm.dt_rank + 2 * ssm.d_state) * tokens,
+               weight("ssm_x.weight"), conv)
     b, c = view(x_db, "B"), view(x_db, "C")
     if ssm.dt_b_c_rms:  # build_norm of the views (never in place)
         dt = norm(view(x_db, "dt"), ssm.dt_rank)
         b, c = norm(b, ssm.d_state), norm(c, ssm.d_state)
     else:
         dt = add("dt_cont", "CONT", ssm.dt_rank * tokens, view(x_db, "dt"))
-    dt = add("ssm_dt", "MUL_MAT", d_inner * tokens, weight, dt)
-    dt = add("ssm_dt_b", "ADD", d_inner * tokens, dt, weight)
+    dt = add("ssm_dt", "MUL_MAT", d_inner * tokens, weight("ssm_dt.weight"), dt)
+    dt = add("ssm_dt_b", "ADD", d_inner * tokens, dt, weight("ssm_dt.bias"))
     y_ssm = _scan(graph, ssm, inputs, ssm_cache, view(conv), dt, b, c, tokens, n_seqs)
     y = _gate(graph, y_ssm, conv, view(xz, "z"), d_inner, tokens)
-    out = add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight, y)
+    out = add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight("ssm_out.weight"), y)
     return view(out)  # ggml_reshape_2d back to {n_embd, n_tokens}
 
 
@@ -145,20 +147,21 @@ def _mamba2(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: in
             inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
     """build_mamba2_layer: z, xBC and dt from one ssm_in; heads of d_inner / dt_rank; the
     grouped RMS norm before ssm_out."""
-    add, view, weight = graph.add, graph.view, graph.weight
+    add, view, weight = graph.add, graph.view, graph.weight_of
     conv_cache, ssm_cache = _state_caches()
     d_inner, n_head = ssm.d_inner, ssm.dt_rank
     xbc_width = d_inner + 2 * ssm.n_group * ssm.d_state
-    zxbcdt = add("ssm_in", "MUL_MAT", (d_inner + xbc_width + n_head) * tokens, weight, x)
+    zxbcdt = add("ssm_in", "MUL_MAT", (d_inner + xbc_width + n_head) * tokens,
+                 weight("ssm_in.weight"), x)
     xbc = _conv(graph, ssm, inputs, conv_cache, view(zxbcdt, "xBC"), xbc_width, tokens, n_seqs)
     x_heads, b, c = view(xbc, "x"), view(xbc, "B"), view(xbc, "C")
     dt = add("dt_cont", "CONT", n_head * tokens, view(zxbcdt, "dt"))
-    dt = add("ssm_dt_b", "ADD", n_head * tokens, dt, weight)
+    dt = add("ssm_dt_b", "ADD", n_head * tokens, dt, weight("ssm_dt.bias"))
     y_ssm = _scan(graph, ssm, inputs, ssm_cache, x_heads, dt, b, c, tokens, n_seqs)
     y = _gate(graph, y_ssm, x_heads, view(zxbcdt, "z"), d_inner, tokens)
     if ssm.ssm_norm:  # grouped RMS norm of a reshape: never in place
-        y = norm(view(y), d_inner)
-    return add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight, view(y))
+        y = graph.rms_norm(view(y), d_inner * tokens, tensor="ssm_norm.weight")
+    return add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight("ssm_out.weight"), view(y))
 
 
 def _gate(graph: GraphBuilder, y_ssm: Node, x: Node, z: Node, d_inner: int,
@@ -167,7 +170,7 @@ def _gate(graph: GraphBuilder, y_ssm: Node, x: Node, z: Node, d_inner: int,
     source, so it is listed before the MUL and ADD."""
     add = graph.add
     z_cont = add("z_cont", "CONT", d_inner * tokens, z)
-    skip = add("y_skip", "MUL", d_inner * tokens, x, graph.weight)
+    skip = add("y_skip", "MUL", d_inner * tokens, x, graph.weight_of("ssm_d"))
     y = add("y_add_d", "ADD", d_inner * tokens, graph.view(y_ssm, "y"), skip)
     return add("y_gated", "GLU", d_inner * tokens, z_cont, y)
 
@@ -177,9 +180,10 @@ def _shortconv(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs:
     """build_shortconv_block (models/lfm2.cpp): b, c and x thirds of in_proj; b * x joined to
     the conv state (CONCAT, the last l_cache - 1 columns stored back: one slot, n_rs_seq 0),
     ggml_ssm_conv, c times it (in place over the conv) and out_proj."""
-    add, view, weight = graph.add, graph.view, graph.weight
+    add, view, weight = graph.add, graph.view, graph.weight_of
     width = ssm.d_inner  # n_embd
-    bcx = add("in_proj", "MUL_MAT", 3 * width * tokens, weight, view(x))
+    bcx = add("in_proj", "MUL_MAT", 3 * width * tokens, weight("shortconv.in_proj.weight"),
+              view(x))
     b, c, x_part = view(bcx, "b"), view(bcx, "c"), view(bcx, "x")
     bx = add("bx", "MUL", width * tokens, b, x_part)
     cache = Node("cache", "NONE", 0, external=True)
@@ -190,6 +194,7 @@ def _shortconv(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs:
     joined = add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
                  view(conv_rs), view(bx))
     store_state(graph, joined, cache)
-    conv = add("conv", "SSM_CONV", width * tokens, joined, weight)
+    conv = add("conv", "SSM_CONV", width * tokens, joined, weight("shortconv.conv.weight"))
     y = add("conv_gated", "MUL", width * tokens, c, conv)
-    return view(add("out_proj", "MUL_MAT", graph.n_embd * tokens, weight, y))
+    return view(add("out_proj", "MUL_MAT", graph.n_embd * tokens,
+                    weight("shortconv.out_proj.weight"), y))

@@ -193,7 +193,8 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
 def _weight(node: Node, plan: DevicePlan, shape: GraphShape) -> tuple[str, int] | None:
     """The device and size of the weight ``node`` reads, None when it reads none."""
     layer = node.layer
-    if not any(src.external and src.name == "weight" for src in node.srcs):
+    source = next((src for src in node.srcs if src.external and src.name == "weight"), None)
+    if source is None:
         return None
     n_layer = len(plan.layer_device) - 1
     name = None
@@ -205,6 +206,8 @@ def _weight(node: Node, plan: DevicePlan, shape: GraphShape) -> tuple[str, int] 
         name = MODEL_WEIGHTS[node.name]
     elif node.name in READS_WEIGHT_VIEW:
         name = READS_WEIGHT_VIEW[node.name]
+    elif source.tensor:  # the graph named the tensor (GraphBuilder.weight_of)
+        name = f"blk.{layer}.{source.tensor}"
     elif node.name in WEIGHT_ROLES:
         name = f"blk.{layer}.{WEIGHT_ROLES[node.name]}.weight"
     elif node.name == "norm_w" and layer >= n_layer:
