@@ -245,16 +245,7 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-# Open: every node's device matches here (tests/test_scheduler_assignments.py), but the host's
-# compute buffer does not: with a mamba2 block's ssm_* or rwkv7's time-mix LoRA weights on the
-# host, llama.cpp's CPU compute buffer is 1.4589 / 0.2852 MiB and the estimate's 1.7089 /
-# 1.0196 MiB (what the host allocates for those nodes' inputs is not yet followed)
-HOST_COMPUTE_OPEN = {"zoo-mamba2-ot-ssm-cpu", "zoo-rwkv7-ot-lora-cpu"}
-
-
-@pytest.mark.parametrize("case", [
-    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="host compute buffer open"))
-    if case in HOST_COMPUTE_OPEN else case for case in sorted(CASES)])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
     path, fields = CASES[case]

@@ -115,7 +115,9 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
     width = n_embd * tokens
     sx = add("sx", "REPEAT", 6 * width, add("sx", "SUB", width, x_prev, cur))
     xxx = add("xxx", "ADD", 6 * width, add("xxx", "MUL", 6 * width, sx, weight), cur)
-    xr, xw, xk, xv, xa, xg = (view(xxx, name) for name in ("xr", "xw", "xk", "xv", "xa", "xg"))
+    # ggml_view_2d of one n_embd x n_tokens slice each: a device that reads one copies it alone
+    xr, xw, xk, xv, xa, xg = (view(xxx, name, floats=width)
+                              for name in ("xr", "xw", "xk", "xv", "xa", "xg"))
     r = add("r", "MUL_MAT", width, weight, xr)
     w = add("w", "ADD", width, _lora(graph, xw, rwkv.n_lora_decay, n_embd, tokens, True, "w"),
             graph.weight_of("time_mix_w0.weight"))

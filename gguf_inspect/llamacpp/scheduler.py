@@ -275,6 +275,7 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
         leafs.append(item)
         leafs += [Placed(leaf, HOST, keep=True) for _ in range(plan.n_copies - 1)]
     copies: dict[tuple[object, ...], Placed] = {}
+    held: set[tuple[int, str]] = set()  # (source, device) pairs with their input_dep
     order: list[Placed] = []
     split_copies: list[Placed] = []  # allocated at the start of the split (before its nodes)
     split_nodes: list[Placed] = []
@@ -321,12 +322,16 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                 size, key = base.n_bytes, ("node", id(base), device)
                 if src.view_bytes >= 0:  # a partial view is its own split input, at its size
                     size, key = src.view_bytes, ("node", id(src), device)
+            if source is not None and (id(src), device) not in held:
+                # input_dep: holds the source until the split starts; llama.cpp copies each
+                # view it reads (one input per src tensor), so every view read from another
+                # device is done with there, even one whose base's copy is shared here
+                held.add((id(src), device))
+                split_copies.append(_input_dependency(placed[id(src)]))
             if key not in copies:
                 copy = Placed(Node(f"{device}#copy", "NONE", size), device, keep=pipelined)
                 copies[key] = copy
                 split_inputs += 1
-                if source is not None:  # input_dep: holds the source until the split starts
-                    split_copies.append(_input_dependency(placed[id(src)]))
                 if pipelined:
                     leafs += [copy] + [Placed(copy.node, device, keep=True)
                                        for _ in range(plan.n_copies - 1)]
