@@ -236,7 +236,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         ("gemma3n", "altup", r"altup_.*"),
         ("gemma3n", "laurel", r"laurel_.*"),
         ("rwkv7", "lora", r"time_mix_[wavg][0-2]\.weight"),
-        ("mamba2", "ssm", r"ssm_.*"))},
+        ("mamba2", "ssm", r"ssm_.*"),
+        ("mamba", "ssm", r"ssm_.*"),
+        ("lfm2", "shortconv", r"shortconv\..*"),
+        ("qwen3next", "attn", r"attn_(qkv|gate)\.weight"))},
     # the head's weights on the host, one by one
     "e320-ot-output-cpu": (E320, {"override_tensor": r"output\.weight=CPU"}),
     "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
