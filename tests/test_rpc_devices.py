@@ -239,7 +239,23 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         ("mamba2", "ssm", r"ssm_.*"),
         ("mamba", "ssm", r"ssm_.*"),
         ("lfm2", "shortconv", r"shortconv\..*"),
-        ("qwen3next", "attn", r"attn_(qkv|gate)\.weight"))},
+        ("qwen3next", "attn", r"attn_(qkv|gate)\.weight"),
+        # biases, norms, sinks and fused matmuls of the attention and FFN blocks
+        ("gpt-oss", "sinks", r"attn_sinks\.weight"),
+        ("gpt-oss", "biases", r".*\.bias"),
+        ("qwen2", "biases", r"attn_(q|k|v)\.bias"),
+        ("glm4moe", "biases", r"(attn_(q|k|v)|exp_probs_b)\.bias"),
+        ("starcoder2", "biases", r".*\.bias"),
+        ("gptneox", "qkv", r"attn_qkv\.(weight|bias)"),
+        ("falcon", "qkv", r"attn_qkv\.weight"),
+        ("phi3", "qkv", r"attn_qkv\.weight"),
+        ("gemma3", "norms", r"(attn_q_norm|attn_k_norm|post_attention_norm|post_ffw_norm)\.weight"),
+        ("olmo2", "norms", r"(attn_q_norm|attn_k_norm|post_attention_norm|post_ffw_norm)\.weight"),
+        ("qwen3", "norms", r"attn_(q|k)_norm\.weight"),
+        ("llama4", "shared", r"ffn_(gate|up|down)_shexp\.weight"),
+        ("deepseek2-mla", "q-lora", r"attn_q_(a|b|a_norm)\.weight"),
+        ("deepseek2-mla", "kv-a", r"attn_kv_a_(mqa|norm)\.weight"),
+        ("cohere2", "attn", r"attn_(q|k|v|output)\.weight"))},
     # the head's weights on the host, one by one
     "e320-ot-output-cpu": (E320, {"override_tensor": r"output\.weight=CPU"}),
     "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
@@ -248,7 +264,15 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# Open: every node's device matches here (tests/test_scheduler_assignments.py), but the first
+# server's compute buffer does not: with deepseek2's Q LoRA weights (attn_q_a, attn_q_a_norm,
+# attn_q_b) on the host, llama.cpp's is 1.8827 MiB and the estimate's 1.8496 MiB
+OPEN = {"zoo-deepseek2-mla-ot-q-lora-cpu"}
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason="a server's compute open"))
+    if case in OPEN else case for case in sorted(CASES)])
 def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
     path, fields = CASES[case]

@@ -274,12 +274,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
 
     def norm(x: Node, width: int, rows: int = tokens, layer: bool = False,
              role: str = "norm_w") -> Node:
-        """build_norm: RMS_NORM (in place) or NORM (never), the weight (its MUL named by the
-        weight's role, which the scheduler places it by), the bias."""
+        """build_norm: RMS_NORM (in place) or NORM (never), the weight's MUL (named by its
+        role, which the scheduler places it by), the bias (the role's too); "norm_w": none."""
         op = "NORM" if layer else "RMS_NORM"
         out = add(role, "MUL", width * rows, add("norm", op, width * rows, x), weight)
-        if layer and shape.norm_bias:
-            return add("norm_b", "ADD", width * rows, out, weight)
+        if layer and shape.norm_bias:  # the bias, named by the role (its tensor's, if one)
+            return add(role + "_b", "ADD", width * rows, out, weight)
         return out
 
     def biased(x: Node, width: int, rows: int = tokens, bias: bool = shape.bias) -> Node:
@@ -320,8 +320,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
                 fused = q_width + k_width + v_width
                 qkv = biased(add("wqkv", "MUL_MAT", fused * tokens, weight, attn_in), fused)
-                # each a strided ggml_view_3d of the fused rows: its ggml_nbytes (the size of its
-                # copy to another device) spans tokens - 1 fused rows and its own width
+                # strided ggml_view_3d of the fused rows: each copy spans tokens - 1 rows + width
                 q, k_mat, v_mat = (view(qkv, name, (tokens - 1) * fused + width)
                                    for name, width in parts)
             else:  # build_qkv: each bias (when the file has it) after its matmul
@@ -330,9 +329,10 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                                    for name, width in parts)
             rope = not shape.rope_layers or shape.rope_layers[il]
             if shape.qk_norm == "full":  # models/olmo2.cpp: on the matmuls, before the reshape
-                q, k_mat = norm(q, q_width), norm(k_mat, k_width)
+                q = norm(q, q_width, role="attn_q_norm")
+                k_mat = norm(k_mat, k_width, role="attn_k_norm")
             head_norm = shape.qk_norm == "head"  # models/qwen3.cpp: build_norm, then ROPE
-            q = norm(view(q), q_width) if head_norm else view(q)
+            q = norm(view(q), q_width, role="attn_q_norm") if head_norm else view(q)
             if rope:  # ROPE on the reshaped Qcur (a view: never in place) or on its norm
                 q = add("Qrope", "ROPE", q_width * tokens, q, inp_pos)
             if shape.gemma or (rope and shape.q_scale):  # models/gemma2.cpp f_attention_scale,
@@ -341,7 +341,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 q = add("Qscaled", "MUL", q_width * tokens, q, attn_scale)
             k = view(k_mat)
             if head_norm:
-                k = norm(k, k_width)
+                k = norm(k, k_width, role="attn_k_norm")
             if rope:
                 k = add("Krope", "ROPE", k_width * tokens, k, inp_pos)
             if rope and shape.qk_norm == "rope":  # llama4: ggml_rms_norm, no weight, in place
@@ -375,7 +375,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 graph.expand(add("set_v", "SET_ROWS", 0, v_rows, cache_inputs.v_idxs, cache,
                                  view_of=cache))
         mask = cache_inputs.mask
-        sinks = (weight,) if shape.attn_sinks else ()  # build_attn_mha: *_add_sinks
+        sinks = (graph.weight_of("attn_sinks.weight"),) if shape.attn_sinks else ()  # *_add_sinks
         # MLA's V: a kv_lora_rank-wide view of the K cache (build_attn, llm_graph_input_attn_k)
         v_head = shape.head_v[il] if shape.mla is None else shape.mla.n_lora_kv
         heads_out = v_head * shape.n_head[il]
@@ -431,7 +431,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         if last:  # build_inp_out_ids: the rows that produce outputs
             cur = add("out_rows", "GET_ROWS", shape.n_embd * rows, cur, out_ids)
         if post_norm:  # attn_post_norm, on the output rows
-            cur = norm(cur, shape.n_embd, rows)
+            cur = norm(cur, shape.n_embd, rows, role="attn_post_norm")
         if last:
             inp_l = add("inp_rows", "GET_ROWS", shape.n_embd * rows, inp_l, out_ids)
         if not shape.ffn:  # models/mamba.cpp: the mixer's output plus the residual, no FFN
@@ -463,7 +463,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm, role="ffn_norm")
                   if shape.pre_norm else residual)
         if post_norm:
-            cur = norm(cur, shape.n_embd, rows)
+            cur = norm(cur, shape.n_embd, rows, role="ffn_post_norm")
         if shape.residual_scale:
             cur = add("ffn_scaled", "SCALE", shape.n_embd * rows, cur)
         first, second = (residual, cur) if shape.ffn_residual_first else (cur, residual)

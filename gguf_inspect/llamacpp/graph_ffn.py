@@ -65,7 +65,7 @@ def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool =
             act = graph.add("ffn_sqr", "SQR", width * rows, act)
     out = graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
     if bias:
-        out = graph.add("ffn_down_b", "ADD", graph.n_embd * rows, out, graph.weight)
+        out = graph.add("ffn_out_b", "ADD", graph.n_embd * rows, out, graph.weight)
     return out
 
 
@@ -75,14 +75,14 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     logits = graph.add("ffn_moe_logits", "MUL_MAT", n_expert * rows, graph.weight, x)
     if layout.gate_inp_bias:
         logits = graph.add("ffn_moe_logits_biased", "ADD", n_expert * rows, logits,
-                           graph.weight)
+                           graph.weight_of("ffn_gate_inp.bias"))
     probs = {"softmax": lambda: graph.add("ffn_moe_probs", "SOFT_MAX", n_expert * rows, logits),
              "sigmoid": lambda: graph.add("ffn_moe_probs", "UNARY", n_expert * rows, logits),
              }.get(layout.gating, lambda: logits)()
     selection = logits if layout.weight_before_ffn else probs
     if layout.probs_bias:
         selection = graph.add("ffn_moe_probs_biased", "ADD", n_expert * rows, probs,
-                              graph.weight)
+                              graph.weight_of("exp_probs_b.bias"))
     argsort = graph.add("ffn_moe_argsort", "ARGSORT", n_expert * rows, selection)
     topk = graph.view(argsort, "ffn_moe_topk")
     weights = graph.add("ffn_moe_weights", "GET_ROWS", used * rows, graph.view(probs), topk)
@@ -105,11 +105,13 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     width = layout.n_ff_exp * used * rows
     up = graph.add("ffn_moe_up", "MUL_MAT_ID", width, graph.weight, cur, topk)
     if layout.expert_bias:
-        up = graph.add("ffn_moe_up_biased", "ADD_ID", width, up, graph.weight, topk)
+        up = graph.add("ffn_moe_up_biased", "ADD_ID", width, up,
+                       graph.weight_of("ffn_up_exps.bias"), topk)
     if layout.gated:
         gate = graph.add("ffn_moe_gate", "MUL_MAT_ID", width, graph.weight, cur, topk)
         if layout.expert_bias:
-            gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate, graph.weight, topk)
+            gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate,
+                             graph.weight_of("ffn_gate_exps.bias"), topk)
         act = graph.add("ffn_moe_glu", "GLU", width, gate, up)
     else:
         act = graph.add("ffn_moe_act", "UNARY", width, up)
@@ -117,7 +119,7 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
                         topk)
     if layout.expert_bias:
         experts = graph.add("ffn_moe_down_biased", "ADD_ID", n_embd * used * rows, experts,
-                            graph.weight, topk)
+                            graph.weight_of("ffn_down_exps.bias"), topk)
     if not layout.weight_before_ffn:
         experts = graph.add("ffn_moe_weighted", "MUL", n_embd * used * rows, experts, weights)
     graph.expand(experts)

@@ -28,18 +28,20 @@ class MlaShape:
 
 
 def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: int,
-            inp_pos: Node, norm: Callable[[Node, int], Node]) -> tuple[Node, Node, Node]:
+            inp_pos: Node, norm: Callable[..., Node]) -> tuple[Node, Node, Node]:
     """Qcur, Kcur and Vcur of one layer (models/deepseek2.cpp, the ``is_mla`` branch)."""
     add, view, weight = graph.add, graph.view, graph.weight
     if mla.n_lora_q:
         q = add("q_a", "MUL_MAT", mla.n_lora_q * tokens, weight, x)
-        q = add("q", "MUL_MAT", mla.head_k * n_head * tokens, weight, norm(q, mla.n_lora_q))
+        q = add("q", "MUL_MAT", mla.head_k * n_head * tokens, weight,
+                norm(q, mla.n_lora_q, role="attn_q_a_norm"))
     else:
         q = add("q_lite", "MUL_MAT", mla.head_k * n_head * tokens, weight, x)  # wq
     latent = mla.n_lora_kv + mla.n_rot
     kv_cmpr_pe = add("kv_cmpr_pe", "MUL_MAT", latent * tokens, weight, x)
     k_pe = add("k_pe", "ROPE", mla.n_rot * tokens, view(kv_cmpr_pe), inp_pos)
-    kv_cmpr = norm(view(kv_cmpr_pe), mla.n_lora_kv)  # RMS_NORM of a view: never in place
+    # RMS_NORM of a view: never in place
+    kv_cmpr = norm(view(kv_cmpr_pe), mla.n_lora_kv, role="attn_kv_a_norm")
     q_pe = add("q_pe", "ROPE", mla.n_rot * n_head * tokens, view(q), inp_pos)
     absorbed = add("q_nope_absorbed", "MUL_MAT", mla.n_lora_kv * n_head * tokens, weight,
                    view(q))

@@ -70,12 +70,16 @@ WEIGHT_ROLES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "attn_out"
                 "wqkv": "attn_qkv",  # build_qkv's fused matmul (phi3, falcon, ...)
                 "ffn_gate": "ffn_gate", "ffn_up": "ffn_up", "ffn_out": "ffn_down",
                 "attn_norm": "attn_norm", "ffn_norm": "ffn_norm",
+                # the per-head Q/K norms and the post-norms (build_norm with their weights)
+                "attn_q_norm": "attn_q_norm", "attn_k_norm": "attn_k_norm",
+                "attn_post_norm": "post_attention_norm", "ffn_post_norm": "post_ffw_norm",
                 # build_moe_ffn (graph_ffn.moe_ffn): the router and the expert matmuls
                 "ffn_moe_logits": "ffn_gate_inp", "ffn_moe_gate": "ffn_gate_exps",
                 "ffn_moe_up": "ffn_up_exps", "ffn_moe_down": "ffn_down_exps",
                 # multi-head latent attention (graph_mla)
                 "q_a": "attn_q_a", "q": "attn_q_b", "q_lite": "attn_q",
-                "kv_cmpr_pe": "attn_kv_a_mqa",
+                "kv_cmpr_pe": "attn_kv_a_mqa", "attn_q_a_norm": "attn_q_a_norm",
+                "attn_kv_a_norm": "attn_kv_a_norm",
                 "q_nope_absorbed": "attn_k_b", "fattn_mla": "attn_v_b", "kqv_mla": "attn_v_b"}
 
 
@@ -210,9 +214,11 @@ def _weight(node: Node, plan: DevicePlan, shape: GraphShape) -> tuple[str, int] 
         name = f"blk.{layer}.{source.tensor}"
     elif node.name in WEIGHT_ROLES:
         name = f"blk.{layer}.{WEIGHT_ROLES[node.name]}.weight"
+    elif node.name.endswith("_b") and node.name[:-2] in WEIGHT_ROLES:  # its matmul's bias
+        name = f"blk.{layer}.{WEIGHT_ROLES[node.name[:-2]]}.bias"
     elif node.name == "norm_w" and layer >= n_layer:
         name = "output_norm.weight"
-    elif node.name in ("norm_w", "norm_b") and layer < 0:
+    elif node.name in ("norm_w", "norm_b", "norm_w_b") and layer < 0:
         name = "token_embd_norm.weight"  # tok_norm (bert, rwkv7): a tensor of block 0
     device = HOST if layer < 0 else plan.layer_device[min(max(layer, 0), n_layer)]
     return plan.weights.get(name or "", (device, 4 * shape.n_embd))
@@ -355,6 +361,8 @@ def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] |
                      plan: DevicePlan, cache_reads: int) -> tuple[int, str]:
     """The size and device of a weight or a KV-cache view ``node`` reads (0: not copied)."""
     layer = node.layer
+    if src.name == "weight" and src.tensor:  # a tensor the graph named (the attention sinks)
+        return plan.weights.get(f"blk.{layer}.{src.tensor}", (HOST, 0))[::-1]
     if src.name == "weight":
         weight = weights[id(node)]
         return (0, HOST) if weight is None else (weight[1], weight[0])
