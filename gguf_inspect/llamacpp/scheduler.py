@@ -362,7 +362,8 @@ def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] |
     """The size and device of a weight or a KV-cache view ``node`` reads (0: not copied)."""
     layer = node.layer
     if src.name == "weight" and src.tensor:  # a tensor the graph named (the attention sinks)
-        return plan.weights.get(f"blk.{layer}.{src.tensor}", (HOST, 0))[::-1]
+        device, size = plan.weights.get(f"blk.{layer}.{src.tensor}", (HOST, 0))
+        return size, device
     if src.name == "weight":
         weight = weights[id(node)]
         return (0, HOST) if weight is None else (weight[1], weight[0])
