@@ -361,9 +361,6 @@ def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] |
                      plan: DevicePlan, cache_reads: int) -> tuple[int, str]:
     """The size and device of a weight or a KV-cache view ``node`` reads (0: not copied)."""
     layer = node.layer
-    if src.name == "weight" and src.tensor:  # a tensor the graph named (the attention sinks)
-        device, size = plan.weights.get(f"blk.{layer}.{src.tensor}", (HOST, 0))
-        return size, device
     if src.name == "weight":
         weight = weights[id(node)]
         return (0, HOST) if weight is None else (weight[1], weight[0])
