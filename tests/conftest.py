@@ -194,15 +194,21 @@ def write_wide_zoo(folder: Path) -> Path:
 
 
 def loader_required(arch: str) -> dict[str, int]:
-    """The keys llama.cpp's loader requires of ``arch`` (gguf_inspect.llamacpp.loader_keys), each
-    with 0: what the estimate reads for an absent one. A synthetic test header carries them so
-    that it is refused only for what the test is about (tests/test_loader_refusals.py holds the
-    table to llama.cpp)."""
-    from gguf_inspect.llamacpp.loader_keys import ARCH_REQUIRED, BASE_REQUIRED
+    """The keys llama.cpp's loader requires of ``arch`` (hparams.base_required, arch_required),
+    each with 0: what the estimate reads for an absent one. A synthetic test header carries them
+    so that it is refused only for what the test is about (tests/test_loader_refusals.py holds
+    the rule to llama.cpp)."""
+    from gguf_inspect.llamacpp.hparams import arch_required, base_required
 
-    extra = ("%s.attention.q_lora_rank",) if arch == "deepseek2" else ()
-    return {key.replace("%s", arch): 0
-            for key in BASE_REQUIRED + ARCH_REQUIRED.get(arch, ()) + extra}
+    return {key: 0 for key in base_required(arch) + arch_required(arch)}
+
+
+def unavailable(reason: str) -> None:
+    """Without what a real-load oracle needs its tests skip, except under CI (.ci/run), which
+    installs it all: there a missing piece must fail, not pass quietly."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def fixture_path(name: str) -> Path:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, LOADED_KEY_DROPS, ROOT, load_script
+from tests.conftest import FIXTURES, LOADED_KEY_DROPS, ROOT, load_script, unavailable
 from tests.test_compute_sweep import SWEEP
 from tests.test_compute_wide import QUANTIZED_SHAPES
 from tests.test_compute_wide import SHAPES as WIDE_SHAPES
@@ -65,26 +65,18 @@ CASES += [("dropped", stem, shape) for stem in sorted(LOADED_KEY_DROPS)
           for shape in ("defaults", "ctx-1000-parallel-2-flash-off")]
 
 
-def _unavailable(reason: str) -> None:
-    """Without what the oracle needs the tests skip, except under CI (.ci/run), which installs
-    it all: there a missing piece must fail, not pass quietly."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def traced_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not sys.platform.startswith("linux"):
         pytest.skip("the traced allocator is preloaded with LD_PRELOAD (Linux)")
     if importlib.util.find_spec("llama_cpp") is None:
-        _unavailable("llama-cpp-python is not installed")
+        unavailable("llama-cpp-python is not installed")
     installed = importlib.metadata.version("llama-cpp-python")
     if installed != alloc_trace.SHIPPED_VERSION:
-        _unavailable(f"tests/data/ggml-alloc is llama-cpp-python {alloc_trace.SHIPPED_VERSION}'s "
+        unavailable(f"tests/data/ggml-alloc is llama-cpp-python {alloc_trace.SHIPPED_VERSION}'s "
                      f"ggml-alloc.c; {installed} is installed")
     if shutil.which("cc") is None:
-        _unavailable("no C compiler (cc) to build the traced ggml-alloc.c")
+        unavailable("no C compiler (cc) to build the traced ggml-alloc.c")
     return alloc_trace.build(library=tmp_path_factory.mktemp("alloc-trace") / "libtrace.so")
 
 

@@ -32,11 +32,10 @@ from gguf_inspect.gguf.open import read_gguf
 from gguf_inspect.llamacpp.hparams import read_hyperparameters
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.settings import resolve_settings
-from tests.conftest import FIXTURES, LOADED_KEY_DROPS, ROOT, load_script
+from tests.conftest import FIXTURES, LOADED_KEY_DROPS, ROOT, load_script, unavailable
 
 zoo = load_script("zoo", FIXTURES / "zoo.py")
 DROPS = {model.stem: model for model in zoo.key_drops()}
-LOADED = LOADED_KEY_DROPS
 
 # One process loads the files in turn and prints a verdict for each; an assert kills it (ggml
 # aborts), so the parent records the abort for the file in progress and starts the next process.
@@ -52,12 +51,6 @@ for path in sys.argv[1:]:
     except Exception as error:
         print("VERDICT " + json.dumps("refused: " + str(error)), flush=True)
 """
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def loader_verdicts(paths: list[Path]) -> list[str]:
@@ -91,7 +84,7 @@ def dropped(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def verdicts(dropped: Path) -> dict[str, str]:
     if importlib.util.find_spec("llama_cpp") is None:
-        _unavailable("llama-cpp-python is not installed")
+        unavailable("llama-cpp-python is not installed")
     answers = os.environ.get("GGUF_INSPECT_RUNTIME_ANSWERS")
     kept = Path(answers) if answers else None
     paths = {stem: dropped / f"{stem}.gguf" for stem in DROPS}
@@ -109,7 +102,7 @@ def verdicts(dropped: Path) -> dict[str, str]:
 
 
 def test_llama_cpp_loads_exactly_these(verdicts: dict[str, str]) -> None:
-    assert {stem for stem, verdict in verdicts.items() if verdict == "loaded"} == LOADED
+    assert {stem for stem, verdict in verdicts.items() if verdict == "loaded"} == LOADED_KEY_DROPS
 
 
 def _our_refusal(path: Path) -> FormatError | None:

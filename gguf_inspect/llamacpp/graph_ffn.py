@@ -41,29 +41,24 @@ def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool =
     wide that ggml_swiglu halves (phi3). ``relu_sqr``: LLM_FFN_RELU_SQR, ggml_relu then
     ggml_sqr, both in place (nemotron-h). ``shared``: a MoE's shared expert, whose weights are
     ffn_{up,gate,down}_shexp."""
-    if shared:
-        up = graph.add("ffn_up", "MUL_MAT", width * rows, graph.weight_of("ffn_up_shexp.weight"),
-                       x)
-        gate = graph.add("ffn_gate", "MUL_MAT", width * rows,
-                         graph.weight_of("ffn_gate_shexp.weight"), x)
-        act = graph.add("ffn_glu", "GLU", width * rows, gate, up)
-        return graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows,
-                         graph.weight_of("ffn_down_shexp.weight"), act)
+    def weight(tensor: str) -> Node:
+        return graph.weight_of(f"{tensor}_shexp.weight") if shared else graph.weight
+
     if fused:
         up = graph.add("ffn_up", "MUL_MAT", 2 * width * rows, graph.weight, x)
         act = graph.add("ffn_swiglu", "GLU", width * rows, up)
         return graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
-    up = graph.add("ffn_up", "MUL_MAT", width * rows, graph.weight, x)
+    up = graph.add("ffn_up", "MUL_MAT", width * rows, weight("ffn_up"), x)
     if bias:
         up = graph.add("ffn_up_b", "ADD", width * rows, up, graph.weight)
     if gated:
-        gate = graph.add("ffn_gate", "MUL_MAT", width * rows, graph.weight, x)
+        gate = graph.add("ffn_gate", "MUL_MAT", width * rows, weight("ffn_gate"), x)
         act = graph.add("ffn_glu", "GLU", width * rows, gate, up)
     else:
         act = graph.add("ffn_act", "UNARY", width * rows, up)
         if relu_sqr:
             act = graph.add("ffn_sqr", "SQR", width * rows, act)
-    out = graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, graph.weight, act)
+    out = graph.add("ffn_out", "MUL_MAT", graph.n_embd * rows, weight("ffn_down"), act)
     if bias:
         out = graph.add("ffn_out_b", "ADD", graph.n_embd * rows, out, graph.weight)
     return out

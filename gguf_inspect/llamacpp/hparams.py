@@ -260,7 +260,7 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
         raise FormatError(f"block_count {n_layer} is more than llama.cpp's LLAMA_MAX_LAYERS "
                           f"({LLAMA_MAX_LAYERS})", path=gguf.path, field=f"{arch}.block_count")
     n_embd = _checked(gguf, f"{arch}.embedding_length", n_embd)
-    _refuse_missing_keys(gguf, BASE_REQUIRED, arch)
+    _refuse_missing_keys(gguf, base_required(arch))
     _refuse_expert_counts(gguf, arch, n_layer)
     n_nextn = uint32_key(gguf, "nextn_predict_layers") or 0
     if n_nextn > n_layer:  # load_hparams: GGML_ASSERT(n_layer_nextn <= n_layer_all)
@@ -273,7 +273,8 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
     head_v_full = uint32_key(gguf, "attention.value_length") or head0 if n_head[0] else 0
     head_k_swa = uint32_key(gguf, "attention.key_length_swa") or head_k_full
     head_v_swa = uint32_key(gguf, "attention.value_length_swa") or head_v_full
-    _refuse_missing_keys(gguf, _arch_required(gguf, arch, n_layer - n_nextn), arch)
+    lite = arch == "deepseek2" and _deepseek2_lite(gguf, n_layer - n_nextn)
+    _refuse_missing_keys(gguf, arch_required(arch, lite))
     is_swa, n_swa = _swa_layers(gguf, arch, n_layer, n_nextn)
     kv_from_start = -1
     if arch == "gemma3n":  # models/gemma3n.cpp: later layers reuse the KV of layers 18/19
@@ -295,23 +296,28 @@ def read_hyperparameters(gguf: GGUFFile) -> Hyperparameters:
         **_recurrent_state(gguf, arch, n_layer, n_nextn, n_head_kv))
 
 
-def _refuse_missing_keys(gguf: GGUFFile, required: tuple[str, ...], arch: str) -> None:
+def base_required(arch: str) -> tuple[str, ...]:
+    """The keys llama_model_base::load_hparams requires of every architecture (loader_keys)."""
+    return tuple(key.replace("%s", arch) for key in BASE_REQUIRED)
+
+
+def arch_required(arch: str, deepseek2_lite: bool = False) -> tuple[str, ...]:
+    """The keys the architecture's load_arch_hparams requires (loader_keys), and deepseek2's Q
+    LoRA rank, which models/deepseek2.cpp reads only ``if (!is_lite)``."""
+    required = ARCH_REQUIRED.get(arch, ())
+    if arch == "deepseek2" and not deepseek2_lite:
+        required += ("%s.attention.q_lora_rank",)
+    return tuple(key.replace("%s", arch) for key in required)
+
+
+def _refuse_missing_keys(gguf: GGUFFile, required: tuple[str, ...]) -> None:
     """llama_model_loader::get_key throws "key not found in model" for a required key that the
-    header lacks (loader_keys: the unconditional reads, ``%s`` the architecture)."""
-    for key in (name.replace("%s", arch) for name in required):
+    header lacks."""
+    for key in required:
         if key not in gguf.metadata:
             raise FormatError("missing: llama.cpp's loader requires this key and refuses the "
                               "model without it (\"key not found in model\")", path=gguf.path,
                               field=key)
-
-
-def _arch_required(gguf: GGUFFile, arch: str, n_layer_main: int) -> tuple[str, ...]:
-    """The architecture's load_arch_hparams' required keys (loader_keys), and deepseek2's Q LoRA
-    rank, which models/deepseek2.cpp reads only ``if (!is_lite)``."""
-    required = ARCH_REQUIRED.get(arch, ())
-    if arch == "deepseek2" and not _deepseek2_lite(gguf, n_layer_main):
-        required += ("%s.attention.q_lora_rank",)
-    return required
 
 
 def _deepseek2_lite(gguf: GGUFFile, n_layer_main: int) -> bool:
