@@ -58,6 +58,17 @@ EXEC_PRINTS = (
      'AT_PRINTF("exec: %s (%s) @%p <= ", ggml_op_name(node->op), node->name, (void *) node);'),
     ('AT_PRINTF("%s", parent->name);', 'AT_PRINTF("%s @%p", parent->name, (void *) parent);'),
 )
+# with several buffers (one per backend of the multi-device scheduler) the traced copy built with
+# ``buffers=True`` also says which buffer each placement, reuse and free is in: a "buffer N" line
+# before it (ggml_gallocr_allocate_node and ggml_gallocr_free_node know the buffer id; the
+# allocator's own "allocating" line does not)
+BUFFER_PRINTS = (
+    ("        hn->allocated = true;\n        assert(hn->addr.offset == 0);\n",
+     "        hn->allocated = true;\n        assert(hn->addr.offset == 0);\n"
+     '        AT_PRINTF("buffer %d\\n", buffer_id);\n'),
+    ('    AT_PRINTF("%s: freeing %s at', '    AT_PRINTF("buffer %d\\n", buffer_id);\n'
+                                        '    AT_PRINTF("%s: freeing %s at'),
+)
 VIEW_OPS = frozenset({"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE"})
 
 _ALLOCATING = re.compile(r"ggml_dyn_tallocr_alloc: allocating (.*) \((\d+) bytes\) - "
@@ -66,6 +77,7 @@ _ALLOCATING = re.compile(r"ggml_dyn_tallocr_alloc: allocating (.*) \((\d+) bytes
 _REUSING = re.compile(r"reusing (?:view )?parent (.*) for (.*)$")
 _EXEC = re.compile(r"exec: (\S+) \((.*)\) @(\S+) <= (.*)$")
 _SOURCE = re.compile(r"(.*?) @(0x[0-9a-f]+|\(nil\))(?:, |$)")
+_BUFFER = re.compile(r"buffer (\d+)$")
 _FREEING = re.compile(r"ggml_gallocr_free_node: freeing (.*) at \{chunk=\d+, offset=(\d+)\} "
                       r"\((\d+) bytes")
 
@@ -73,11 +85,12 @@ _FREEING = re.compile(r"ggml_gallocr_free_node: freeing (.*) at \{chunk=\d+, off
 # ---- pure parts: parse, split, compare ---------------------------------------------------------
 
 
-def debug_source(release_source: str) -> str:
-    """ggml-alloc.c with its AT_PRINTF trace on (the release build defines it empty)."""
+def debug_source(release_source: str, buffers: bool = False) -> str:
+    """ggml-alloc.c with its AT_PRINTF trace on (the release build defines it empty); with
+    ``buffers``, each event preceded by the buffer it is in (BUFFER_PRINTS)."""
     if QUIET_PRINTF not in release_source:
         raise ValueError("ggml-alloc.c no longer defines AT_PRINTF(...) empty: update the tool")
-    for release, traced in EXEC_PRINTS:
+    for release, traced in EXEC_PRINTS + (BUFFER_PRINTS if buffers else ()):
         if release not in release_source:
             raise ValueError(f"ggml-alloc.c no longer prints {release}: update the tool")
         release_source = release_source.replace(release, traced, 1)
@@ -94,6 +107,8 @@ def normalise_c_trace(text: str) -> list[str]:
             events.append(f"inplace {match[2]} <- {match[1]}")
         elif match := _FREEING.match(line):
             events.append(f"free {match[1]} @ {match[2]} ({match[3]})")
+        elif match := _BUFFER.match(line):
+            events.append(f"buffer {match[1]}")
         elif match := _EXEC.match(line):
             sources = "|".join(f"{name}@{address}" for name, address in _SOURCE.findall(match[4]))
             events.append(f"exec {match[1]} {match[3]} <= {sources}")
@@ -104,14 +119,31 @@ def split_graphs(events: list[str]) -> list[list[str]]:
     """The events cut into one list per reserved graph. Every graph starts from an empty
     allocator (ggml_dyn_tallocr_reset) with the same first input, so a graph begins at each
     allocation of the run's first tensor name at offset 0."""
-    if not events:
-        return []
-    first = events[0].split()[1]
+    first = next((event.split()[1] for event in events if event.startswith("alloc ")), None)
+    if first is None:
+        return [events] if events else []
     starts = [index for index, event in enumerate(events)
               if event.startswith(f"alloc {first} ") and event.endswith(" @ 0")]
+    # a "buffer N" line belongs to the placement after it
+    starts = [index - 1 if index and events[index - 1].startswith("buffer ") else index
+              for index in starts]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     return [events[start:end] for start, end in zip(starts, [*starts[1:], len(events)])]
+
+
+def by_buffer(events: list[str]) -> dict[int, list[str]]:
+    """A graph's placements, reuses and frees by the buffer each is in (a trace of the library
+    built with ``buffers=True``: each such event follows its "buffer N" line)."""
+    found: dict[int, list[str]] = {}
+    buffer = None
+    for event in events:
+        if event.startswith("buffer "):
+            buffer = int(event.split()[1])
+        elif event.split()[0] in ("alloc", "inplace", "free") and buffer is not None:
+            found.setdefault(buffer, []).append(event)
+            buffer = None
+    return found
 
 
 @dataclass(frozen=True)
@@ -215,15 +247,16 @@ def installed_library_folder() -> Path:
 
 
 def build(source: Path = SHIPPED_SOURCE, compiler: str = "cc",
-          library: Path = LIBRARY) -> Path:
+          library: Path = LIBRARY, buffers: bool = False) -> Path:
     """Compile the traced ggml-alloc.c into ``library``, linked against the installed
     libggml-base.so (the ggml and backend functions it calls). ``source`` holds ``ggml/``
-    (tests/data/ggml-alloc) or is an unpacked sdist (``vendor/llama.cpp/ggml/``)."""
+    (tests/data/ggml-alloc) or is an unpacked sdist (``vendor/llama.cpp/ggml/``); ``buffers``:
+    each event says its buffer (debug_source)."""
     ggml = source / "ggml" if (source / "ggml").is_dir() else source / "vendor/llama.cpp/ggml"
     installed = installed_library_folder()
     library.parent.mkdir(parents=True, exist_ok=True)
     traced = library.with_suffix(".c")
-    traced.write_text(debug_source((ggml / "src" / "ggml-alloc.c").read_text()))
+    traced.write_text(debug_source((ggml / "src" / "ggml-alloc.c").read_text(), buffers))
     subprocess.run([compiler, "-shared", "-fPIC", "-O2", f"-I{ggml / 'include'}",
                     f"-I{ggml / 'src'}", str(traced), "-o", str(library), f"-L{installed}",
                     "-lggml-base", f"-Wl,-rpath,{installed}"], check=True)
@@ -320,6 +353,48 @@ def our_trace(model: str, settings: dict) -> list[str]:
         compute_graph._allocate, compute_graph._free = allocate, free
         memory.estimate_compute_bytes = estimate
     return list(events)
+
+
+def our_device_traces(model: str, settings: Any) -> dict[str, list[str]]:
+    """The multi-device scheduler's placements (scheduler.split_compute_bytes), by device
+    ("gpu0", "gpu1", ..., "host"), for the graph predict_memory splits under ``settings`` (a
+    LlamaSettings): in-place reuses, allocs (aligned) and frees (unaligned), as ggml-alloc.c
+    prints them for each buffer."""
+    import gguf_inspect.llamacpp.memory as memory
+    import gguf_inspect.llamacpp.scheduler as scheduler
+    from gguf_inspect.gguf.open import read_gguf
+
+    events: dict[str, list[str]] = {}
+    allocate, free, split = scheduler._allocate, scheduler._free, scheduler.split_compute_bytes
+
+    def traced_allocate(item: Any, allocator: Any) -> None:
+        before = item.offset
+        allocate(item, allocator)
+        if before != -1 or item.offset < 0:
+            return
+        taken = any(parent.offset == -3 for parent in item.srcs)
+        events.setdefault(item.device, []).append(
+            f"inplace {item.node.name} <- parent" if taken
+            else f"alloc {item.node.name} {allocator.aligned(item.node.n_bytes)} @ {item.offset}")
+
+    def traced_free(item: Any, allocator: Any) -> None:
+        if not item.keep and item.offset >= 0:
+            events.setdefault(item.device, []).append(
+                f"free {item.node.name} @ {item.offset} ({item.node.n_bytes})")
+        free(item, allocator)
+
+    def traced_split(*arguments: Any, **keywords: Any) -> dict[str, int]:
+        events.clear()  # the last graph split counts, as the last one llama.cpp reserves
+        return split(*arguments, **keywords)
+
+    scheduler._allocate, scheduler._free = traced_allocate, traced_free
+    scheduler.split_compute_bytes = traced_split
+    try:
+        memory.predict_memory(read_gguf(model), settings)
+    finally:
+        scheduler._allocate, scheduler._free = allocate, free
+        scheduler.split_compute_bytes = split
+    return {device: list(found) for device, found in events.items()}
 
 
 def main() -> None:

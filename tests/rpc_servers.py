@@ -16,6 +16,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,38 @@ class RpcServers:
                 process.wait()
 
 
+# set in the environment a worker is spawned with: each load answers (capture, what the process
+# wrote to stderr meanwhile): a traced ggml-alloc.c LD_PRELOADed there prints its trace to stderr
+CAPTURE_STDERR = "GGUF_INSPECT_CAPTURE_STDERR"
+
+
 def _capture(path: str, settings: Any) -> Any:
     """In the worker: one load through the registered servers; an error travels as text."""
     from gguf_inspect.llamacpp.runtime import capture_load
 
+    if os.environ.get(CAPTURE_STDERR):
+        return _with_stderr(capture_load, path, settings)
     try:
         return capture_load(path, settings)
     except Exception as error:  # pickling a project error may lose its fields: send the text
         return f"{type(error).__name__}: {error}"
+
+
+def _with_stderr(load: Any, path: str, settings: Any) -> Any:
+    """``load(path, settings)`` with file descriptor 2 sent to a file meanwhile (C code writes
+    there unbuffered): (its result, the text written), or the error as text."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            result = load(path, settings)
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return result, sink.read().decode("utf-8", "replace")
 
 
 class RpcLoader:

@@ -67,6 +67,12 @@ CASES += [("dropped", stem, shape) for stem in sorted(LOADED_KEY_DROPS)
 
 @pytest.fixture(scope="session")
 def traced_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_traced_library(tmp_path_factory.mktemp("alloc-trace") / "libtrace.so")
+
+
+def build_traced_library(library: Path, buffers: bool = False) -> Path:
+    """The traced ggml-alloc.c built into ``library`` (alloc_trace.build), or the reason it
+    cannot be (a skip, a failure under CI)."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the traced allocator is preloaded with LD_PRELOAD (Linux)")
     if importlib.util.find_spec("llama_cpp") is None:
@@ -77,7 +83,7 @@ def traced_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      f"ggml-alloc.c; {installed} is installed")
     if shutil.which("cc") is None:
         unavailable("no C compiler (cc) to build the traced ggml-alloc.c")
-    return alloc_trace.build(library=tmp_path_factory.mktemp("alloc-trace") / "libtrace.so")
+    return alloc_trace.build(library=library, buffers=buffers)
 
 
 def _model(wide_zoo: Path, folder: str, stem: str) -> Path:

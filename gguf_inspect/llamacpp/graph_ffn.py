@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, row_part
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
         selection = graph.add("ffn_moe_probs_biased", "ADD", n_expert * rows, probs,
                               graph.weight_of("exp_probs_b.bias"))
     argsort = graph.add("ffn_moe_argsort", "ARGSORT", n_expert * rows, selection)
-    topk = graph.view(argsort, "ffn_moe_topk")
+    # the first n_expert_used ids of each row (ggml_view_2d of the argsort): a partial view
+    topk = graph.view(argsort, "ffn_moe_topk", floats=row_part(rows, n_expert, used))
     weights = graph.add("ffn_moe_weights", "GET_ROWS", used * rows, graph.view(probs), topk)
     if layout.gating == "softmax_weight":
         weights = graph.add("ffn_moe_weights_softmax", "SOFT_MAX", used * rows,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, row_part
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,17 @@ def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: in
         q = add("q_lite", "MUL_MAT", mla.head_k * n_head * tokens, weight, x)  # wq
     latent = mla.n_lora_kv + mla.n_rot
     kv_cmpr_pe = add("kv_cmpr_pe", "MUL_MAT", latent * tokens, weight, x)
-    # the four views below are partial (ggml_view_3d of each row's first or last part): their
-    # ggml_nbytes runs from the first element to the last, which is what the scheduler copies
-    # when the view is read on another device (ggml_dup_tensor_layout)
+    # the four views below are partial: each row's rope part or the rest (ggml_view_3d)
     k_pe = add("k_pe", "ROPE", mla.n_rot * tokens,
-               view(kv_cmpr_pe, floats=latent * tokens - mla.n_lora_kv), inp_pos)
+               view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_rot)), inp_pos)
     # RMS_NORM of a view: never in place
-    kv_cmpr = norm(view(kv_cmpr_pe, floats=latent * tokens - mla.n_rot), mla.n_lora_kv,
-                   role="attn_kv_a_norm")
-    q_floats = mla.head_k * n_head * tokens
-    q_pe = add("q_pe", "ROPE", mla.n_rot * n_head * tokens,
-               view(q, floats=q_floats - (mla.head_k - mla.n_rot)), inp_pos)
-    absorbed = add("q_nope_absorbed", "MUL_MAT", mla.n_lora_kv * n_head * tokens, weight,
-                   view(q, floats=q_floats - mla.n_rot))
+    kv_cmpr = norm(view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_lora_kv)),
+                   mla.n_lora_kv, role="attn_kv_a_norm")
+    heads = n_head * tokens
+    q_pe = add("q_pe", "ROPE", mla.n_rot * heads,
+               view(q, floats=row_part(heads, mla.head_k, mla.n_rot)), inp_pos)
+    absorbed = add("q_nope_absorbed", "MUL_MAT", mla.n_lora_kv * heads, weight,
+                   view(q, floats=row_part(heads, mla.head_k, mla.head_k - mla.n_rot)))
     q_cur = add("Qcur", "CONCAT", latent * n_head * tokens, view(absorbed), q_pe)
     v_cur = view(kv_cmpr, "Vcur")
     k_cur = add("Kcur", "CONCAT", latent * tokens, v_cur, k_pe)

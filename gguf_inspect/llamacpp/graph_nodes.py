@@ -104,6 +104,14 @@ class GraphBuilder:
                 node.visit, self._leafs = self._leafs, self._leafs + 1
 
 
+def row_part(rows: int, row_width: int, width: int) -> int:
+    """The floats that a view of ``width`` values of each of ``rows`` rows of ``row_width``
+    spans (ggml_nbytes: from its first element to its last, wherever in the row it starts):
+    what the multi-device scheduler copies when another device reads it
+    (ggml_dup_tensor_layout keeps the view's strides)."""
+    return (rows - 1) * row_width + width
+
+
 def soft_cap(graph: GraphBuilder, logits: Node, floats: int) -> Node:
     """Soft-capping: ggml_scale by 1/cap, ggml_tanh, ggml_scale by cap, each in place over the
     last; of the logits (models/gemma2.cpp, gemma3.cpp, gemma3n.cpp) and, without flash

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard, row_part
 from gguf_inspect.llamacpp.graph_ssm import (SsmShape, StateInputs, read_states, state_inputs,
                                              store_state)
 
@@ -135,8 +135,12 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
     z = add("z", "MUL_MAT", value_dim * tokens, weight("attn_gate.weight"), x)
     ba = add("mixed_ba", "MUL_MAT", 2 * delta.n_v_heads * tokens, weight("ssm_ba.weight"), x)
     heads = delta.n_v_heads * tokens
-    beta = add("beta", "UNARY", heads, add("b", "CONT", heads, view(ba)))
-    alpha = add("alpha_b", "ADD", heads, add("a", "CONT", heads, view(ba)), weight("ssm_dt.bias"))
+    # b and a: the halves of each key head's 2 * n_v_heads / n_k_heads values (ggml_view_4d)
+    per_group = delta.n_v_heads // delta.n_k_heads
+    half = row_part(delta.n_k_heads * tokens, 2 * per_group, per_group)
+    beta = add("beta", "UNARY", heads, add("b", "CONT", heads, view(ba, floats=half)))
+    alpha = add("alpha_b", "ADD", heads, add("a", "CONT", heads, view(ba, floats=half)),
+                weight("ssm_dt.bias"))
     gate = add("gate", "MUL", heads, add("a_softplus", "UNARY", heads, alpha), weight("ssm_a"))
     conv_cache, ssm_cache = (Node("cache", "NONE", 0, external=True) for _ in range(2))
     conv_states = read_states(graph, ssm, state, conv_cache, ssm.n_embd_r, n_seqs,
@@ -152,13 +156,16 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
     conv = add("conv_silu", "UNARY", conv_dim * tokens,
                add("conv_output_raw", "SSM_CONV", conv_dim * tokens, conv_input,
                    weight("ssm_conv1d.weight")))
-    q, k = (_l2_norm(graph, view(conv), key_dim * tokens) for _ in range(2))
+    # q, k and v: each row's parts of the conv output (ggml_view_4d)
+    q, k = (_l2_norm(graph, view(conv, floats=row_part(tokens, conv_dim, key_dim)),
+                     key_dim * tokens) for _ in range(2))
     if delta.n_k_heads != delta.n_v_heads:  # repeat-interleave the key heads
         q = add("q_repeated", "REPEAT", delta.head_dim * delta.n_v_heads * tokens, view(q))
         k = add("k_repeated", "REPEAT", delta.head_dim * delta.n_v_heads * tokens, view(k))
     out = add("gated_delta_net", "GATED_DELTA_NET",
               value_dim * tokens + delta.head_dim * value_dim * n_seqs,
-              view(q), view(k), view(conv), view(gate), view(beta), view(states))
+              view(q), view(k), view(conv, floats=row_part(tokens, conv_dim, value_dim)),
+              view(gate), view(beta), view(states))
     store_state(graph, out, ssm_cache)
     normed = graph.rms_norm(view(out), value_dim * tokens, tensor="ssm_norm.weight")
     gated = add("norm_gated", "MUL", value_dim * tokens, normed,

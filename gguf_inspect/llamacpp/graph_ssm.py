@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, row_part
 
 MAMBA, MAMBA2, SHORTCONV = "mamba", "mamba2", "shortconv"
 
@@ -37,12 +37,16 @@ class SsmShape:
     ssm_norm: bool = True  # Mamba2's grouped RMS norm (ssm_norm present)
 
 
-@dataclass(frozen=True)
+@dataclass
 class StateInputs:
-    """build_rs_inp_impl: one i32 input ``rs_s_copy`` of n_rs rows; the main and extra
-    copies are views of it."""
+    """build_rs_inp_impl: one i32 input ``rs_s_copy`` of n_rs rows, and its two views
+    ``s_copy_main`` (the ubatch's n_seqs rows) and ``s_copy_extra`` (the rest), made once for
+    the graph (every layer's build_rs reads the same two tensors: a device that reads them
+    copies each once), by the first read_states."""
 
     s_copy: Node
+    main: Node | None = None
+    extra: Node | None = None
 
 
 def state_inputs(ssm: SsmShape) -> StateInputs:
@@ -53,13 +57,16 @@ def read_states(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: 
                  width: int, n_seqs: int, gather: Callable[[Node, Node], Node]) -> Node:
     """build_rs: zero one row (ggml_scale_inplace on a view of the cache), gather the
     ubatch's rows (``gather``: GET_ROWS, or SSM_SCAN for the ssm states), copy the rest."""
-    states = graph.view(cache, "states")
+    states = graph.view(cache, "states", floats=width * ssm.n_rs)  # the layer's whole state
     graph.expand(graph.add("state_zero", "SCALE", 0, graph.view(states), view_of=cache))
-    main = graph.view(inputs.s_copy, "s_copy_main")
-    rows = gather(states, main)
+    if inputs.main is None or inputs.extra is None:
+        # ggml_view_1d: n_seqs ids from the first, then n_rs - n_seqs after them
+        inputs.main = graph.view(inputs.s_copy, "s_copy_main", floats=n_seqs)
+        inputs.extra = graph.view(inputs.s_copy, "s_copy_extra", floats=ssm.n_rs - n_seqs)
+    rows = gather(states, inputs.main)
     graph.expand(rows)
     extra = graph.add("states_extra", "GET_ROWS", width * (ssm.n_rs - n_seqs), states,
-                      graph.view(inputs.s_copy, "s_copy_extra"))
+                      inputs.extra)
     graph.expand(graph.add("states_extra_cpy", "CPY", 0, extra, graph.view(cache),
                            view_of=cache))
     return rows
@@ -71,10 +78,12 @@ def _state_caches() -> tuple[Node, Node]:
     return (Node("cache", "NONE", 0, external=True), Node("cache", "NONE", 0, external=True))
 
 
-def store_state(graph: GraphBuilder, source: Node, cache: Node) -> None:
-    """ggml_cpy of a view into a view of the state cache, expanded at once."""
-    graph.expand(graph.add("state_store", "CPY", 0, graph.view(source), graph.view(cache),
-                           view_of=cache))
+def store_state(graph: GraphBuilder, source: Node, cache: Node, floats: int | None = None
+                ) -> None:
+    """ggml_cpy of a view (``floats``: the part of ``source`` it spans, when partial) into a
+    view of the state cache, expanded at once."""
+    graph.expand(graph.add("state_store", "CPY", 0, graph.view(source, floats=floats),
+                           graph.view(cache), view_of=cache))
 
 
 def ssm_mixer(graph: GraphBuilder, x: Node, ssm: SsmShape, kind: str, tokens: int,
@@ -98,7 +107,9 @@ def _conv(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
     per_seq = tokens // n_seqs
     conv_x = graph.add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
                        graph.view(gathered), graph.view(xin))
-    store_state(graph, conv_x, cache)
+    # the last d_conv - 1 columns of each of the width * n_seqs rows
+    store_state(graph, conv_x, cache,
+                row_part(width * n_seqs, ssm.d_conv - 1 + per_seq, ssm.d_conv - 1))
     out = graph.add("ssm_conv", "SSM_CONV", width * tokens, conv_x,
                     graph.weight_of("ssm_conv1d.weight"))
     out = graph.add("ssm_conv_b", "ADD", width * tokens, out, graph.weight_of("ssm_conv1d.bias"))
@@ -114,7 +125,7 @@ def _scan(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
                          lambda states, ids: graph.add("ssm_scan", "SSM_SCAN", floats,
                                                        graph.view(states), x, dt,
                                                        graph.weight_of("ssm_a"), b, c, ids))
-    store_state(graph, y_ssm, cache)
+    store_state(graph, y_ssm, cache, ssm.d_state * ssm.d_inner * n_seqs)  # the states part
     return y_ssm
 
 
@@ -126,19 +137,23 @@ def _mamba(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int
     conv_cache, ssm_cache = _state_caches()
     d_inner = ssm.d_inner
     xz = add("ssm_in", "MUL_MAT", 2 * d_inner * tokens, weight("ssm_in.weight"), view(x))
-    conv = _conv(graph, ssm, inputs, conv_cache, view(xz, "x"), d_inner, tokens, n_seqs)
-    x_db = add("ssm_x", "MUL_MAT", (ssm.dt_rank + 2 * ssm.d_state) * tokens,
-               weight("ssm_x.weight"), conv)
-    b, c = view(x_db, "B"), view(x_db, "C")
+    half = row_part(tokens, 2 * d_inner, d_inner)  # x and z: each row's halves
+    conv = _conv(graph, ssm, inputs, conv_cache, view(xz, "x", floats=half), d_inner, tokens,
+                 n_seqs)
+    x_db_width = ssm.dt_rank + 2 * ssm.d_state
+    x_db = add("ssm_x", "MUL_MAT", x_db_width * tokens, weight("ssm_x.weight"), conv)
+    state_part = row_part(tokens, x_db_width, ssm.d_state)
+    b, c = view(x_db, "B", floats=state_part), view(x_db, "C", floats=state_part)
+    dt = view(x_db, "dt", floats=row_part(tokens, x_db_width, ssm.dt_rank))
     if ssm.dt_b_c_rms:  # build_norm of the views (never in place)
-        dt = norm(view(x_db, "dt"), ssm.dt_rank)
+        dt = norm(dt, ssm.dt_rank)
         b, c = norm(b, ssm.d_state), norm(c, ssm.d_state)
     else:
-        dt = add("dt_cont", "CONT", ssm.dt_rank * tokens, view(x_db, "dt"))
+        dt = add("dt_cont", "CONT", ssm.dt_rank * tokens, dt)
     dt = add("ssm_dt", "MUL_MAT", d_inner * tokens, weight("ssm_dt.weight"), dt)
     dt = add("ssm_dt_b", "ADD", d_inner * tokens, dt, weight("ssm_dt.bias"))
     y_ssm = _scan(graph, ssm, inputs, ssm_cache, view(conv), dt, b, c, tokens, n_seqs)
-    y = _gate(graph, y_ssm, conv, view(xz, "z"), d_inner, tokens)
+    y = _gate(graph, y_ssm, conv, view(xz, "z", floats=half), d_inner, tokens)
     out = add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight("ssm_out.weight"), y)
     return view(out)  # ggml_reshape_2d back to {n_embd, n_tokens}
 
@@ -150,15 +165,22 @@ def _mamba2(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: in
     add, view, weight = graph.add, graph.view, graph.weight_of
     conv_cache, ssm_cache = _state_caches()
     d_inner, n_head = ssm.d_inner, ssm.dt_rank
-    xbc_width = d_inner + 2 * ssm.n_group * ssm.d_state
-    zxbcdt = add("ssm_in", "MUL_MAT", (d_inner + xbc_width + n_head) * tokens,
-                 weight("ssm_in.weight"), x)
-    xbc = _conv(graph, ssm, inputs, conv_cache, view(zxbcdt, "xBC"), xbc_width, tokens, n_seqs)
-    x_heads, b, c = view(xbc, "x"), view(xbc, "B"), view(xbc, "C")
-    dt = add("dt_cont", "CONT", n_head * tokens, view(zxbcdt, "dt"))
+    groups = ssm.n_group * ssm.d_state
+    xbc_width = d_inner + 2 * groups
+    width = d_inner + xbc_width + n_head  # z, xBC and dt: each row's parts
+    zxbcdt = add("ssm_in", "MUL_MAT", width * tokens, weight("ssm_in.weight"), x)
+    xbc = _conv(graph, ssm, inputs, conv_cache,
+                view(zxbcdt, "xBC", floats=row_part(tokens, width, xbc_width)), xbc_width,
+                tokens, n_seqs)
+    x_heads = view(xbc, "x", floats=row_part(tokens, xbc_width, d_inner))
+    b = view(xbc, "B", floats=row_part(tokens, xbc_width, groups))
+    c = view(xbc, "C", floats=row_part(tokens, xbc_width, groups))
+    dt = add("dt_cont", "CONT", n_head * tokens,
+             view(zxbcdt, "dt", floats=row_part(tokens, width, n_head)))
     dt = add("ssm_dt_b", "ADD", n_head * tokens, dt, weight("ssm_dt.bias"))
     y_ssm = _scan(graph, ssm, inputs, ssm_cache, x_heads, dt, b, c, tokens, n_seqs)
-    y = _gate(graph, y_ssm, x_heads, view(zxbcdt, "z"), d_inner, tokens)
+    y = _gate(graph, y_ssm, x_heads, view(zxbcdt, "z", floats=row_part(tokens, width, d_inner)),
+              d_inner, tokens)
     if ssm.ssm_norm:  # grouped RMS norm of a reshape: never in place
         y = graph.rms_norm(view(y), d_inner * tokens, tensor="ssm_norm.weight")
     return add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight("ssm_out.weight"), view(y))
@@ -171,7 +193,9 @@ def _gate(graph: GraphBuilder, y_ssm: Node, x: Node, z: Node, d_inner: int,
     add = graph.add
     z_cont = add("z_cont", "CONT", d_inner * tokens, z)
     skip = add("y_skip", "MUL", d_inner * tokens, x, graph.weight_of("ssm_d"))
-    y = add("y_add_d", "ADD", d_inner * tokens, graph.view(y_ssm, "y"), skip)
+    # y: the first d_inner * tokens floats of the scan's output (the states follow)
+    y = add("y_add_d", "ADD", d_inner * tokens, graph.view(y_ssm, "y", floats=d_inner * tokens),
+            skip)
     return add("y_gated", "GLU", d_inner * tokens, z_cont, y)
 
 
@@ -184,7 +208,8 @@ def _shortconv(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs:
     width = ssm.d_inner  # n_embd
     bcx = add("in_proj", "MUL_MAT", 3 * width * tokens, weight("shortconv.in_proj.weight"),
               view(x))
-    b, c, x_part = view(bcx, "b"), view(bcx, "c"), view(bcx, "x")
+    third = row_part(tokens, 3 * width, width)  # b, c and x: each row's thirds
+    b, c, x_part = (view(bcx, name, floats=third) for name in ("b", "c", "x"))
     bx = add("bx", "MUL", width * tokens, b, x_part)
     cache = Node("cache", "NONE", 0, external=True)
     conv_rs = read_states(graph, ssm, inputs, cache, ssm.n_embd_r, n_seqs,

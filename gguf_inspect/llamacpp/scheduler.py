@@ -149,7 +149,7 @@ def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
         return allocators.setdefault(device, DynamicAllocator(alignment))
 
     for leaf in leafs:
-        leaf.offset = allocator(leaf.device).alloc(leaf.node.n_bytes)
+        _allocate(leaf, allocator(leaf.device))
     for item in order:  # ggml_gallocr_alloc_graph_impl's counts: children, and views per base
         if item.view_of is not None:
             item.view_of.n_views += 1
@@ -310,14 +310,20 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
         split_device = device
         cache_reads = 0
         for src in node.srcs:
+            read = src
             if src.view_src is not None and src.view_src.external:  # a view of a state cache
                 src = src.view_src  # (graph_ssm's build_rs reads): placed like the KV cache
             if src.external:
                 size, where = _external_source(src, node, weights, plan, cache_reads)
                 cache_reads += src.name == "cache"
+                key: tuple[object, ...] = (src.name, id(node), cache_reads, device)
+                if read is not src and read.view_bytes >= 0 and node.view_src is None:
+                    # a layer's whole recurrent state read through its view (build_rs): the
+                    # view is copied, once per device however many nodes read it
+                    size, where = read.view_bytes, plan.kv_device[node.layer]
+                    key = ("node", id(read), device)
                 if where == device or size == 0:
                     continue
-                key: tuple[object, ...] = (src.name, id(node), cache_reads, device)
                 source = None
             else:
                 base = src.view_src if src.op == "VIEW" and src.view_src is not None else src
@@ -325,9 +331,9 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                 if source.device == device:
                     item.srcs.append(placed[id(src)])  # the view itself: it holds its base
                     continue
-                size, key = base.n_bytes, ("node", id(base), device)
+                size, key = base.n_bytes, ("node", id(src), device)
                 if src.view_bytes >= 0:  # a partial view is its own split input, at its size
-                    size, key = src.view_bytes, ("node", id(src), device)
+                    size = src.view_bytes
             if source is not None and (id(src), device) not in held:
                 # input_dep: holds the source until the split starts; llama.cpp copies each
                 # view it reads (one input per src tensor), so every view read from another
@@ -367,7 +373,10 @@ def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] |
     if node.view_src is not None or not 0 <= layer < len(plan.kv_device):
         return 0, HOST  # the SET_ROWS writing its own cache
     k_bytes, v_bytes = plan.kv_view_bytes[layer]
-    reads_v = node.name == "kqv" or (node.op == "FLASH_ATTN_EXT" and cache_reads == 1)
+    # V: kqv's first source, flash attention's second cache read, or (MLA without flash
+    # attention) the CONT of V's transpose, a view of the K cache's first columns
+    reads_v = (node.name == "kqv" or node.op == "CONT"
+               or (node.op == "FLASH_ATTN_EXT" and cache_reads == 1))
     return (v_bytes if reads_v else k_bytes), plan.kv_device[layer]
 
 
