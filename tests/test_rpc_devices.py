@@ -260,6 +260,17 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         # copied the same way
         ("deepseek2-mla", "kv-a-mqa", r"attn_kv_a_mqa\.weight"),
         ("deepseek2-mla", "q-b", r"attn_q_b\.weight"),
+        # single matmuls of the state-space mixers on the host: the parts of their output that
+        # the server reads (Mamba's x/z and dt/B/C, Mamba2's z/xBC/dt, shortconv's b/c/x,
+        # Qwen3-Next's b/a and q/k/v) are copied there one by one, each at its own extent
+        ("mamba", "ssm-in", r"ssm_in\.weight"),
+        ("mamba", "ssm-x", r"ssm_x\.weight"),
+        ("mamba2", "ssm-in", r"ssm_in\.weight"),
+        ("mamba2", "ssm-conv", r"ssm_conv1d\.(weight|bias)"),
+        ("lfm2", "in-proj", r"shortconv\.in_proj\.weight"),
+        ("qwen3next", "ba", r"ssm_ba\.weight"),
+        ("qwen3next", "conv", r"ssm_conv1d\.weight"),
+        ("rwkv7", "wkv", r"time_mix_(receptance|key|value)\.weight"),
         ("cohere2", "attn", r"attn_(q|k|v|output)\.weight"))},
     # the head's weights on the host, one by one
     "e320-ot-output-cpu": (E320, {"override_tensor": r"output\.weight=CPU"}),

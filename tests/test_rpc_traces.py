@@ -31,11 +31,6 @@ from tests.rpc_servers import CAPTURE_STDERR, RpcSession
 from tests.test_compute_trace import alloc_trace, build_traced_library
 from tests.test_rpc_devices import CASES, _session
 
-# Open: the buffers' sizes and every node's device match llama.cpp here, but not every
-# placement (each with the first difference the test shows)
-OPEN: dict[str, str] = {}
-
-
 @pytest.fixture(scope="module")
 def traced_rpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RpcSession]:
     """Two servers, loaded through by a worker started with the traced allocator preloaded;
@@ -62,9 +57,7 @@ def buffer_devices(log: LoadLog, endpoints: list[str]) -> list[str]:
     return [f"gpu{endpoints.index(device.description)}" for device in log.devices] + ["host"]
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=OPEN[case]))
-    if case in OPEN else case for case in sorted(CASES)])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_every_placement_on_every_device_is_llama_cpps(traced_rpc: RpcSession,
                                                         case: str) -> None:
     path, fields = CASES[case]

@@ -63,18 +63,25 @@ class DynamicAllocator:
         return offset
 
     def free(self, offset: int, size: int) -> None:
+        """ggml_dyn_tallocr_free_bytes: merged into the first block (in list order) that ends
+        or starts here, else a new block inserted before the first block at or past it. The
+        list is not re-sorted: a zero-byte block (a zero-byte tensor freed inside a free
+        range) stays where it was inserted while the block before it is allocated from, and
+        then keeps that block from merging with the one after it, as in ggml."""
         size = self.aligned(size)
-        for block in self.blocks:  # merge with a block that ends or starts here
+        for index, block in enumerate(self.blocks):
             if block[0] + block[1] == offset:
                 block[1] += size
-                self._merge_next(self.blocks.index(block))
+                self._merge_next(index)
                 return
             if offset + size == block[0]:
                 block[0] = offset
                 block[1] += size
                 return
-        self.blocks.append([offset, size])
-        self.blocks.sort()
+        position = 0
+        while position < len(self.blocks) and self.blocks[position][0] < offset:
+            position += 1
+        self.blocks.insert(position, [offset, size])
 
     def _merge_next(self, index: int) -> None:
         if index + 1 < len(self.blocks):

@@ -111,20 +111,21 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
               first_value: Node | None, rwkv: RwkvShape, ssm: SsmShape, n_embd: int,
               tokens: int, n_seqs: int) -> tuple[Node, Node]:
     """build_rwkv7_time_mix: the layer's output (before its reshape) and the first layer's v."""
-    add, view, weight = graph.add, graph.view, graph.weight
+    add, view, weight = graph.add, graph.view, graph.weight_of
     width = n_embd * tokens
     sx = add("sx", "REPEAT", 6 * width, add("sx", "SUB", width, x_prev, cur))
-    xxx = add("xxx", "ADD", 6 * width, add("xxx", "MUL", 6 * width, sx, weight), cur)
+    xxx = add("xxx", "ADD", 6 * width,
+              add("xxx", "MUL", 6 * width, sx, weight("time_mix_lerp_fused.weight")), cur)
     # ggml_view_2d of one n_embd x n_tokens slice each: a device that reads one copies it alone
     xr, xw, xk, xv, xa, xg = (view(xxx, name, floats=width)
                               for name in ("xr", "xw", "xk", "xv", "xa", "xg"))
-    r = add("r", "MUL_MAT", width, weight, xr)
+    r = add("r", "MUL_MAT", width, weight("time_mix_receptance.weight"), xr)
     w = add("w", "ADD", width, _lora(graph, xw, rwkv.n_lora_decay, n_embd, tokens, True, "w"),
             graph.weight_of("time_mix_w0.weight"))
     w = add("w_exp", "UNARY", width, add("w_scale", "SCALE", width,
                                          add("w_sigmoid", "UNARY", width, w)))
-    k = add("k", "MUL_MAT", width, weight, xk)
-    v = add("v", "MUL_MAT", width, weight, xv)
+    k = add("k", "MUL_MAT", width, weight("time_mix_key.weight"), xk)
+    v = add("v", "MUL_MAT", width, weight("time_mix_value.weight"), xv)
     if first_value is None:
         first_value = v
     else:  # the value residual: v + (v_first - v) * sigmoid(v2 @ v1 @ xv + v0)
@@ -138,31 +139,39 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
     a = add("a", "ADD", width, _lora(graph, xa, rwkv.n_lora_iclr, n_embd, tokens, False, "a"),
             graph.weight_of("time_mix_a0.weight"))
     a = add("a_sigmoid", "UNARY", width, a)
-    kk = add("kk", "L2_NORM", width, view(add("kk", "MUL", width, k, weight)))
-    ka = add("ka", "MUL", width, k, weight)
+    kk = add("kk", "L2_NORM", width,
+             view(add("kk", "MUL", width, k, weight("time_mix_k_k.weight"))))
+    ka = add("ka", "MUL", width, k, weight("time_mix_k_a.weight"))
     k = add("k_mixed", "ADD", width, k, add("k_sub", "SUB", width,
                                              add("a_ka", "MUL", width, a, ka), ka))
+    # r, w, k, v and a reshaped into heads once (ggml_reshape_3d), read by the WKV and after
+    r, w, k, v, a = (view(node) for node in (r, w, k, v, a))
     wkv_state = _load(graph, ssm, state, ssm.n_embd_s, n_seqs, "wkv_state")
-    wkv = add("wkv", "RWKV_WKV7", width + ssm.n_embd_s * n_seqs, view(r), view(w), view(k),
-              view(v), add("kk_neg", "UNARY", width, kk),
-              add("kk_a", "MUL", width, kk, view(a)), wkv_state)
+    wkv = add("wkv", "RWKV_WKV7", width + ssm.n_embd_s * n_seqs, r, w, k, v,
+              add("kk_neg", "UNARY", width, kk), add("kk_a", "MUL", width, kk, a), wkv_state)
     cache = Node("cache", "NONE", 0, external=True)
-    graph.expand(add("wkv_store", "CPY", 0, view(wkv), view(cache), view_of=cache))
-    cur = add("ln", "NORM", width, view(wkv))  # the group norm of the heads
-    cur = add("ln_b", "ADD", width, add("ln_w", "MUL", width, view(cur), weight), weight)
-    kr = add("kr", "MUL", width, add("kr", "MUL", width, view(k), view(r)), weight)
+    # the output's two parts (ggml_view_1d): the tokens' values, then the states stored
+    graph.expand(add("wkv_store", "CPY", 0, view(wkv, floats=ssm.n_embd_s * n_seqs),
+                     view(cache), view_of=cache))
+    cur = add("ln", "NORM", width, view(wkv, floats=width))  # the group norm of the heads
+    cur = add("ln_b", "ADD", width,
+              add("ln_w", "MUL", width, view(cur), weight("time_mix_ln.weight")),
+              weight("time_mix_ln.bias"))
+    kr = add("kr", "MUL", width, add("kr", "MUL", width, k, r), weight("time_mix_r_k.weight"))
     rk = add("rk", "SUM_ROWS", n_embd // rwkv.head_size * tokens, kr)
-    cur = add("wkv_out", "ADD", width, cur, view(add("v_rk", "MUL", width, view(v), rk)))
+    cur = add("wkv_out", "ADD", width, cur, view(add("v_rk", "MUL", width, v, rk)))
     cur = add("gated", "MUL", width, cur, g)
-    return add("time_mix_out", "MUL_MAT", width, weight, cur), first_value
+    return add("time_mix_out", "MUL_MAT", width, weight("time_mix_output.weight"), cur), \
+        first_value
 
 
 def _channel_mix(graph: GraphBuilder, cur: Node, x_prev: Node, n_ff: int, n_embd: int,
                  rows: int) -> Node:
     """build_rwkv7_channel_mix: value @ relu(key @ (cur + (x_prev - cur) * lerp_k))^2."""
-    add, weight = graph.add, graph.weight
+    add, weight = graph.add, graph.weight_of
     sx = add("sx", "SUB", n_embd * rows, x_prev, cur)
-    xk = add("xk", "ADD", n_embd * rows, add("xk", "MUL", n_embd * rows, sx, weight), cur)
-    k = add("k", "MUL_MAT", n_ff * rows, weight, xk)
+    xk = add("xk", "ADD", n_embd * rows,
+             add("xk", "MUL", n_embd * rows, sx, weight("channel_mix_lerp_k.weight")), cur)
+    k = add("k", "MUL_MAT", n_ff * rows, weight("channel_mix_key.weight"), xk)
     k = add("k_sqr", "SQR", n_ff * rows, add("k_relu", "UNARY", n_ff * rows, k))
-    return add("channel_mix_out", "MUL_MAT", n_embd * rows, weight, k)
+    return add("channel_mix_out", "MUL_MAT", n_embd * rows, weight("channel_mix_value.weight"), k)
