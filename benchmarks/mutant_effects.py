@@ -21,6 +21,11 @@ free, and each node's op and sources) differs from llama.cpp's where the unmutat
 not; one JSON line a mutant, ``trace_kills`` naming the first such case (or null). llama.cpp's traces come from the kept answers (run the
 test once with GGUF_INSPECT_RUNTIME_ANSWERS set); a mutant that raises counts as killed (the
 test fails), one that runs past 60 s too (as mutmut counts a timeout).
+
+``--assignments`` and ``--rpc-traces`` judge by the two-server RPC tests instead, case by case:
+tests/test_scheduler_assignments.py (each node's device) and tests/test_rpc_traces.py (each
+device's placements, reuses and frees); one JSON line a mutant, ``assignment_kills`` or
+``rpc_trace_kills`` naming the first case the unmutated module passes and the mutant fails.
 """
 
 from __future__ import annotations
@@ -115,6 +120,9 @@ def main() -> None:
     parser.add_argument("--assignments", action="store_true",
                         help="judge by tests/test_scheduler_assignments.py instead (each node's "
                              "device in the two-server RPC loads; llama.cpp's answers kept)")
+    parser.add_argument("--rpc-traces", action="store_true",
+                        help="judge by tests/test_rpc_traces.py instead (every device's "
+                             "placements in the two-server RPC loads; llama.cpp's kept)")
     parser.add_argument("--cases", default="",
                         help="with --traces: only the cases whose label holds this (e.g. "
                              "'variants/' for the ones added since a first judging)")
@@ -125,6 +133,9 @@ def main() -> None:
         return
     if args.assignments:
         judge_assignments(args.mutants)
+        return
+    if args.rpc_traces:
+        judge_rpc_traces(args.mutants)
         return
     from gguf_inspect.commands.runtime import compare_runtime
     from gguf_inspect.gguf.open import read_gguf
@@ -280,30 +291,55 @@ def judge_traces(mutants: list[str], only: str = "") -> None:
 def judge_assignments(mutants: list[str]) -> None:
     """Each mutant against tests/test_scheduler_assignments.py: the test itself, case by case,
     on a session whose servers start only for an answer not kept (GGUF_INSPECT_RUNTIME_ANSWERS)."""
-    import pytest
     from tests import test_scheduler_assignments as assignments
 
     session = next(iter(assignments.debug_rpc.__wrapped__()))  # the fixture's body
     test = assignments.test_each_node_runs_where_llama_cpp_runs_it
 
+    def run(case: str) -> None:
+        import pytest
+
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            test(session, case, monkeypatch)
+
+    _judge_cases(mutants, sorted(assignments.CASES), run, "assignment_kills")
+
+
+def judge_rpc_traces(mutants: list[str]) -> None:
+    """Each mutant against tests/test_rpc_traces.py (every device's placements in the
+    two-server RPC loads), case by case, llama.cpp's traces kept as the test keeps them."""
+    from tests import test_rpc_traces as traces
+
+    class Folders:  # what the fixture asks of pytest's tmp_path_factory
+        @staticmethod
+        def mktemp(name: str) -> Path:
+            return Path(tempfile.mkdtemp(prefix=name))
+
+    session = next(iter(traces.traced_rpc.__wrapped__(Folders())))  # the fixture's body
+    test = traces.test_every_placement_on_every_device_is_llama_cpps
+    _judge_cases(mutants, sorted(traces.CASES), lambda case: test(session, case),
+                 "rpc_trace_kills")
+
+
+def _judge_cases(mutants: list[str], cases: list[str], run: Any, key: str) -> None:
+    """One JSON line a mutant: ``key`` names the first case the unmutated module passes and
+    the mutant fails (a wrong answer, or an exception), or null."""
     def passes(case: str) -> bool:
         _forget()
-        with pytest.MonkeyPatch.context() as monkeypatch:
-            try:
-                test(session, case, monkeypatch)
-                return True
-            except Exception:  # a wrong device, or a mutant that raises: the test fails
-                return False
+        try:
+            run(case)
+            return True
+        except Exception:  # the test fails on it
+            return False
 
     os.environ["MUTANT_UNDER_TEST"] = ""
-    base = {case: passes(case) for case in sorted(assignments.CASES)}
+    base = {case: passes(case) for case in cases}
     print(f"the unmutated module passes {sum(base.values())} of {len(base)} cases",
           file=sys.stderr)
     for mutant in mutants:
         os.environ["MUTANT_UNDER_TEST"] = mutant
         kills = next((case for case in base if base[case] and not passes(case)), None)
-        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], "assignment_kills": kills}),
-              flush=True)
+        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], key: kills}), flush=True)
 
 
 def _serialized(nodes: list[Any], unused: tuple[Any, ...]) -> str:

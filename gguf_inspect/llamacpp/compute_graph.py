@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gguf_inspect.llamacpp.allocator import DynamicAllocator
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, soft_cap
@@ -31,64 +32,6 @@ __all__ = ["INPLACE_OPS", "DynamicAllocator", "GraphBuilder", "GraphShape", "Nod
 # ggml_op_can_inplace (ggml-alloc.c), for the ops this graph uses
 INPLACE_OPS = frozenset({"FILL", "SCALE", "ADD", "ADD_ID", "ADD1", "SUB", "MUL", "DIV", "SQR",
                          "SQRT", "LOG", "UNARY", "ROPE", "RMS_NORM", "CLAMP", "SOFT_MAX"})
-
-
-class DynamicAllocator:
-    """ggml_dyn_tallocr with one chunk: best fit among the free blocks but the last, else the
-    last (unbounded) block; freed ranges merge with their neighbours; ``max_size`` is the peak."""
-
-    def __init__(self, alignment: int) -> None:
-        self.alignment = alignment
-        self.blocks: list[list[int]] = [[0, 1 << 62]]  # [offset, size], sorted by offset
-        self.max_size = 0
-
-    def aligned(self, size: int) -> int:
-        return (size + self.alignment - 1) // self.alignment * self.alignment
-
-    def alloc(self, size: int) -> int:
-        size = self.aligned(size)
-        best, best_size = -1, None
-        for index, (_, block_size) in enumerate(self.blocks[:-1]):
-            if block_size >= size and (best_size is None or block_size <= best_size):
-                best, best_size = index, block_size
-        if best < 0:
-            best = len(self.blocks) - 1
-        block = self.blocks[best]
-        offset = block[0]
-        block[0] += size
-        block[1] -= size
-        if block[1] == 0:
-            del self.blocks[best]
-        self.max_size = max(self.max_size, offset + size)
-        return offset
-
-    def free(self, offset: int, size: int) -> None:
-        """ggml_dyn_tallocr_free_bytes: merged into the first block (in list order) that ends
-        or starts here, else a new block inserted before the first block at or past it. The
-        list is not re-sorted: a zero-byte block (a zero-byte tensor freed inside a free
-        range) stays where it was inserted while the block before it is allocated from, and
-        then keeps that block from merging with the one after it, as in ggml."""
-        size = self.aligned(size)
-        for index, block in enumerate(self.blocks):
-            if block[0] + block[1] == offset:
-                block[1] += size
-                self._merge_next(index)
-                return
-            if offset + size == block[0]:
-                block[0] = offset
-                block[1] += size
-                return
-        position = 0
-        while position < len(self.blocks) and self.blocks[position][0] < offset:
-            position += 1
-        self.blocks.insert(position, [offset, size])
-
-    def _merge_next(self, index: int) -> None:
-        if index + 1 < len(self.blocks):
-            block, following = self.blocks[index], self.blocks[index + 1]
-            if block[0] + block[1] == following[0]:
-                block[1] += following[1]
-                del self.blocks[index + 1]
 
 
 def graph_inputs(nodes: list[Node], unused_inputs: tuple[Node, ...] = ()) -> list[Node]:
