@@ -253,15 +253,8 @@ def judge_traces(mutants: list[str], only: str = "") -> None:
     base: dict[str, bool] = {}
     reach: dict[str, set[str]] = {}  # a mutated function -> the cases that call it
 
-    def record(label: str) -> Any:
-        def profile(frame: Any, event: str, _: Any) -> None:
-            name = frame.f_code.co_name
-            if event == "call" and name.endswith("__mutmut_orig"):  # mutmut's unmutated copy
-                reach.setdefault(name[:-len("orig")], set()).add(label)
-        return profile
-
     for label, model, settings, runtime in cases:
-        sys.setprofile(record(label))
+        sys.setprofile(_recorder(reach, label))
         try:
             base[label] = same(model, settings, runtime)
         finally:
@@ -323,7 +316,8 @@ def judge_rpc_traces(mutants: list[str]) -> None:
 
 def _judge_cases(mutants: list[str], cases: list[str], run: Any, key: str) -> None:
     """One JSON line a mutant: ``key`` names the first case the unmutated module passes and
-    the mutant fails (a wrong answer, or an exception), or null."""
+    the mutant fails (a wrong answer, or an exception), or null; only the cases that call the
+    mutated function (recorded on the unmutated run, as judge_traces does) are run."""
     def passes(case: str) -> bool:
         _forget()
         try:
@@ -333,13 +327,33 @@ def _judge_cases(mutants: list[str], cases: list[str], run: Any, key: str) -> No
             return False
 
     os.environ["MUTANT_UNDER_TEST"] = ""
-    base = {case: passes(case) for case in cases}
+    base: dict[str, bool] = {}
+    reach: dict[str, set[str]] = {}  # a mutated function -> the cases that call it
+    for case in cases:
+        sys.setprofile(_recorder(reach, case))
+        try:
+            base[case] = passes(case)
+        finally:
+            sys.setprofile(None)
     print(f"the unmutated module passes {sum(base.values())} of {len(base)} cases",
           file=sys.stderr)
     for mutant in mutants:
         os.environ["MUTANT_UNDER_TEST"] = mutant
-        kills = next((case for case in base if base[case] and not passes(case)), None)
-        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], key: kills}), flush=True)
+        reached = reach.get(re.sub(r"\d+$", "", mutant.rsplit(".", 1)[-1]), set())
+        kills = next((case for case in base
+                      if case in reached and base[case] and not passes(case)), None)
+        print(json.dumps({"mutant": mutant.rsplit(".", 1)[-1], key: kills,
+                          "cases_reached": len(reached)}), flush=True)
+
+
+def _recorder(reach: dict[str, set[str]], label: str) -> Any:
+    """A profile function noting each mutated function called (mutmut's unmutated copy,
+    ``<name>__mutmut_orig``) under ``label``."""
+    def profile(frame: Any, event: str, _: Any) -> None:
+        name = frame.f_code.co_name
+        if event == "call" and name.endswith("__mutmut_orig"):
+            reach.setdefault(name[:-len("orig")], set()).add(label)
+    return profile
 
 
 def _serialized(nodes: list[Any], unused: tuple[Any, ...]) -> str:
