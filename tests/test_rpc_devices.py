@@ -277,10 +277,57 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
     "untied-ot-output-norm-cpu": (UNTIED, {"override_tensor": r"output_norm\.weight=CPU"}),
     "untied-ot-token-embd-cpu": (UNTIED, {"override_tensor": r"token_embd\.weight=CPU"}),
+    # the input LayerNorm (bert, rwkv7: token_embd_norm, a block-0 tensor) alone on the host
+    "zoo-bert-ot-token-embd-norm-cpu": (fixture_path("zoo/bert.gguf"), {
+        "override_tensor": r"token_embd_norm\.(weight|bias)=CPU"}),
+    "zoo-rwkv7-ot-token-embd-norm-cpu": (fixture_path("zoo/rwkv7.gguf"), {
+        "override_tensor": r"token_embd_norm\.(weight|bias)=CPU"}),
+    # the recurrent states on the host (--no-kv-offload): each layer reads its two state
+    # tensors from there, two copies
+    **{f"zoo-{stem}-no-kv-offload": (fixture_path(f"zoo/{stem}.gguf"), {"offload_kqv": False})
+       for stem in ("mamba", "mamba2", "rwkv7", "lfm2", "qwen3next")},
+    # attention without flash attention on the host with its weights, the KV cache on the
+    # server: kqv reads V (q8_0 K: K and V views differ in size)
+    "e320-ot-attn-flash-off-q8k": (E320, {"override_tensor": r"blk\.1\.attn_.*=CPU",
+                                          "flash_attn": "off", "cache_type_k": "q8_0"}),
+    # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
+    "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
+        "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# Open: cases where the estimate is not llama.cpp's yet, per test ("buffers": this module's,
+# "assignments": test_scheduler_assignments, "traces": test_rpc_traces), each with its first
+# difference; each is a strict xfail, so the fix must remove it
+OPEN: dict[str, dict[str, str]] = {
+    "buffers": {
+        "zoo-lfm2-no-kv-offload": "host compute 0.8887 MiB predicted, 5.3887 real; a "
+                                  "server's 1.1895 predicted, 1.127 real",
+        "zoo-qwen3next-no-kv-offload": "host compute 0.8902 MiB predicted, 0.8882 real",
+        "zoo-rwkv7-ot-token-embd-norm-cpu": "a server's compute 2.147 MiB predicted, 2.0376 "
+                                            "real",
+    },
+    "assignments": {
+        "zoo-bert-ot-token-embd-norm-cpu": "the embeddings' ADDs and NORM run on the first "
+                                           "server in llama.cpp, on the host here",
+        "zoo-lfm2-no-kv-offload": "llama.cpp's graph has 102 nodes, the estimate's 94",
+    },
+    "traces": {
+        "zoo-bert-ot-token-embd-norm-cpu": "follows the assignments' difference",
+        "zoo-lfm2-no-kv-offload": "follows the assignments' difference",
+        "zoo-qwen3next-no-kv-offload": "a host placement at event 13",
+        "zoo-rwkv7-ot-token-embd-norm-cpu": "a server placement at event 8",
+    },
+}
+
+
+def rpc_cases(test: str) -> list[Any]:
+    """CASES for ``test`` ("buffers", "assignments" or "traces"), its open ones strict xfails."""
+    return [pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=OPEN[test][case]))
+            if case in OPEN[test] else case for case in sorted(CASES)]
+
+
+@pytest.mark.parametrize("case", rpc_cases("buffers"))
 def test_every_buffer_of_an_rpc_load_is_predicted(rpc: RpcSession,
                                                   case: str) -> None:
     path, fields = CASES[case]

@@ -29,7 +29,7 @@ from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.reports.runtime import rpc_capacities
 from tests.rpc_servers import CAPTURE_STDERR, RpcSession
 from tests.test_compute_trace import alloc_trace, build_traced_library
-from tests.test_rpc_devices import CASES, _session
+from tests.test_rpc_devices import CASES, _session, rpc_cases
 
 @pytest.fixture(scope="module")
 def traced_rpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RpcSession]:
@@ -57,7 +57,7 @@ def buffer_devices(log: LoadLog, endpoints: list[str]) -> list[str]:
     return [f"gpu{endpoints.index(device.description)}" for device in log.devices] + ["host"]
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", rpc_cases("traces"))
 def test_every_placement_on_every_device_is_llama_cpps(traced_rpc: RpcSession,
                                                         case: str) -> None:
     path, fields = CASES[case]

@@ -19,7 +19,7 @@ import pytest
 
 from gguf_inspect.llamacpp import scheduler
 from tests.rpc_servers import RpcSession
-from tests.test_rpc_devices import CASES, _session, load
+from tests.test_rpc_devices import CASES, _session, rpc_cases, load
 
 SPLIT = re.compile(r"## SPLIT #(\d+): (\S+) #")
 NODE = re.compile(r"node #\s*\d+ \(\s*\S+\):")
@@ -58,7 +58,7 @@ def llama_cpp_assignment(raw_log: str, endpoints: list[str]) -> list[str]:
     return [names.get(device, device) for device in (graphs[-1] if graphs else [])]
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", rpc_cases("assignments"))
 def test_each_node_runs_where_llama_cpp_runs_it(debug_rpc: RpcSession, case: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     ours: list[list[tuple[str, str, str]]] = []
