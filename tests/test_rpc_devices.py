@@ -260,6 +260,11 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         # copied the same way
         ("deepseek2-mla", "kv-a-mqa", r"attn_kv_a_mqa\.weight"),
         ("deepseek2-mla", "q-b", r"attn_q_b\.weight"),
+        # own graphs' matmuls, placed by the names of their roles (graph_gemma3n, phi3's fused
+        # FFN up)
+        ("gemma3n", "attn", r"attn_(q|k|v|output)\.weight"),
+        ("gemma3n", "ffn", r"ffn_(gate|up|down)\.weight"),
+        ("phi3", "ffn", r"ffn_(up|down)\.weight"),
         # single matmuls of the state-space mixers on the host: the parts of their output that
         # the server reads (Mamba's x/z and dt/B/C, Mamba2's z/xBC/dt, shortconv's b/c/x,
         # Qwen3-Next's b/a and q/k/v) are copied there one by one, each at its own extent
@@ -277,6 +282,14 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "untied-ot-output-cpu": (UNTIED, {"override_tensor": r"output\.weight=CPU"}),
     "untied-ot-output-norm-cpu": (UNTIED, {"override_tensor": r"output_norm\.weight=CPU"}),
     "untied-ot-token-embd-cpu": (UNTIED, {"override_tensor": r"token_embd\.weight=CPU"}),
+    # rwkv7's own graph: its embeddings' and head's matrices on the host
+    "zoo-rwkv7-ot-token-embd-cpu": (fixture_path("zoo/rwkv7.gguf"), {
+        "override_tensor": r"token_embd\.weight=CPU"}),
+    "zoo-rwkv7-ot-output-cpu": (fixture_path("zoo/rwkv7.gguf"), {
+        "override_tensor": r"output\.weight=CPU"}),
+    # MLA without flash attention, its V decompression (attn_v_b) on the host
+    "zoo-deepseek2-mla-ot-kv-b-flash-off": (fixture_path("zoo/deepseek2-mla.gguf"), {
+        "override_tensor": r"blk\.1\.attn_(k_b|v_b)\.weight=CPU", "flash_attn": "off"}),
     # the input LayerNorm (bert, rwkv7: token_embd_norm, a block-0 tensor) alone on the host
     "zoo-bert-ot-token-embd-norm-cpu": (fixture_path("zoo/bert.gguf"), {
         "override_tensor": r"token_embd_norm\.(weight|bias)=CPU"}),
