@@ -149,7 +149,9 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
     per_seq = tokens // n_seqs
     conv_input = add("conv_input", "CONCAT", (delta.d_conv - 1 + per_seq) * conv_dim * n_seqs,
                      view(conv_states), view(qkv))
-    store_state(graph, conv_input, conv_cache)
+    # the last d_conv - 1 columns of each of the conv_dim * n_seqs rows
+    store_state(graph, conv_input, conv_cache,
+                row_part(conv_dim * n_seqs, delta.d_conv - 1 + per_seq, delta.d_conv - 1))
     states = read_states(graph, ssm, state, ssm_cache, ssm.n_embd_s, n_seqs,
                           lambda rows, ids: add("ssm_states", "GET_ROWS",
                                                 ssm.n_embd_s * n_seqs, rows, ids))
@@ -166,7 +168,7 @@ def _delta_net(graph: GraphBuilder, x: Node, delta: DeltaNetShape, ssm: SsmShape
               value_dim * tokens + delta.head_dim * value_dim * n_seqs,
               view(q), view(k), view(conv, floats=row_part(tokens, conv_dim, value_dim)),
               view(gate), view(beta), view(states))
-    store_state(graph, out, ssm_cache)
+    store_state(graph, out, ssm_cache, delta.head_dim * value_dim * n_seqs)  # the states part
     normed = graph.rms_norm(view(out), value_dim * tokens, tensor="ssm_norm.weight")
     gated = add("norm_gated", "MUL", value_dim * tokens, normed,
                 add("z_silu", "UNARY", value_dim * tokens, view(z)))
