@@ -314,23 +314,15 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 # difference; each is a strict xfail, so the fix must remove it
 OPEN: dict[str, dict[str, str]] = {
     "buffers": {
-        # flash attention "auto": llama_context::resolve_fused_ops probes the graph and turns
-        # it off when a FLASH_ATTN_EXT node runs off its layer's device, as here (the cache on
-        # the host draws it there); the estimate keeps it on
-        "zoo-lfm2-no-kv-offload": "host compute 0.8887 MiB predicted, 5.3887 real; a "
-                                  "server's 1.1895 predicted, 1.127 real",
         "zoo-rwkv7-ot-token-embd-norm-cpu": "a server's compute 2.147 MiB predicted, 2.0376 "
                                             "real",
     },
     "assignments": {
         "zoo-bert-ot-token-embd-norm-cpu": "the embeddings' ADDs and NORM run on the first "
                                            "server in llama.cpp, on the host here",
-        "zoo-lfm2-no-kv-offload": "llama.cpp's graph has 102 nodes, the estimate's 94: its "
-                                  "flash attention is off (resolve_fused_ops' probe)",
     },
     "traces": {
         "zoo-bert-ot-token-embd-norm-cpu": "follows the assignments' difference",
-        "zoo-lfm2-no-kv-offload": "follows the assignments' difference",
         "zoo-rwkv7-ot-token-embd-norm-cpu": "a server placement at event 8",
     },
 }

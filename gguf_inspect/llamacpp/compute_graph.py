@@ -123,6 +123,10 @@ class GraphShape:
     moe: tuple[bool, ...] = ()  # per layer: the FFN is build_moe_ffn (graph_layout)
     moe_layout: MoeLayout | None = None
     layer_norm: bool = False  # LLM_NORM (NORM, weight, bias) instead of LLM_NORM_RMS
+    # V stored transposed in the cache; None: when flash attention is off. The cache is made
+    # before llama_context::resolve_fused_ops may turn an "auto" flash attention off, so then
+    # the graph runs without it over an untransposed V (False)
+    v_trans: bool | None = None
     bias: bool = False  # q/k/v, attention-output and FFN biases (in-place ADDs)
     qkv_bias: bool = False  # q/k/v biases only (build_qkv adds each that the file has)
     attn_sinks: bool = False  # attn_sinks: a source of FLASH_ATTN_EXT / SOFT_MAX (gpt-oss)
@@ -200,7 +204,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     cache = Node("cache", "NONE", 0, external=True)
     inp_tokens = Node("inp_tokens", "NONE", 4 * tokens, is_input=True)
     inp_pos = Node("inp_pos", "NONE", 4 * tokens, is_input=True)
-    v_idx_count = tokens if shape.flash_attn else tokens * shape.v_width_max
+    v_trans = not shape.flash_attn if shape.v_trans is None else shape.v_trans
+    v_idx_count = tokens * shape.v_width_max if v_trans else tokens
     mask_bytes = 2 if shape.flash_attn else 4
     # One set of cache inputs per KV cache: a sliding-window model has two caches (base and
     # SWA, build_attn_inp_kv_iswa), each with its own k/v row indices, mask and rotations.
@@ -320,7 +325,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                              view_of=cache))
             if shape.mla is None:  # MLA's build_attn_inp_k: the K cache only
                 v_rows = view(v)  # cpy_v copies a strided V into the transposed cache
-                if shape.fused_qkv and v_rot is None and not shape.flash_attn:
+                if shape.fused_qkv and v_rot is None and v_trans:
                     v_rows = add("v_cont", "CONT", v_width * tokens, v_rows)
                 graph.expand(add("set_v", "SET_ROWS", 0, v_rows, cache_inputs.v_idxs, cache,
                                  view_of=cache))
@@ -339,9 +344,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                 attn = add("fattn_mla_cont", "CONT", out_width * tokens, view(attn))
         else:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
-            if shape.mla is not None:  # V, a view of the K cache, is not transposed: the
-                # ggml_cont of its transpose keeps the cache's type (F16: half f32's bytes)
-                values = add("v_cont", "CONT", v_head * shape.n_kv[il] * shape.n_stream // 2,
+            if shape.mla is not None or not v_trans:  # V is not transposed (MLA's is a view
+                # of the K cache): the ggml_cont of its transpose keeps the cache's type (F16:
+                # half f32's bytes)
+                heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
+                values = add("v_cont", "CONT",
+                             v_head * heads_kv * shape.n_kv[il] * shape.n_stream // 2,
                              view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)

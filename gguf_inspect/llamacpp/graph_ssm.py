@@ -218,7 +218,9 @@ def _shortconv(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs:
     per_seq = tokens // n_seqs
     joined = add("conv_x", "CONCAT", (ssm.d_conv - 1 + per_seq) * width * n_seqs,
                  view(conv_rs), view(bx))
-    store_state(graph, joined, cache)
+    # the last d_conv - 1 columns of each of the width * n_seqs rows (conv_snap)
+    store_state(graph, joined, cache,
+                row_part(width * n_seqs, ssm.d_conv - 1 + per_seq, ssm.d_conv - 1))
     conv = add("conv", "SSM_CONV", width * tokens, joined, weight("shortconv.conv.weight"))
     y = add("conv_gated", "MUL", width * tokens, c, conv)
     return view(add("out_proj", "MUL_MAT", graph.n_embd * tokens,

@@ -51,7 +51,8 @@ from gguf_inspect.llamacpp.recurrent import (
     is_modelled_recurrent,
     recurrent_buffers,
 )
-from gguf_inspect.llamacpp.scheduler import DevicePlan, device_plan, gpu_compute_buffers
+from gguf_inspect.llamacpp.scheduler import (DevicePlan, device_plan,
+                                              flash_attn_leaves_its_layer, gpu_compute_buffers)
 from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal
 
 
@@ -80,11 +81,23 @@ class MemoryPrediction:
 def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
                     caches: list[KVCacheEstimate],
                     plan: DevicePlan | None = None,
-                    layout: GraphLayout = GraphLayout()) -> list[BufferEstimate]:
+                    layout: GraphLayout = GraphLayout(),
+                    v_trans: bool | None = None) -> list[BufferEstimate]:
     """The graph allocator's peak for the worst-case ubatch (sched_reserve: n_tokens =
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
-    On a GPU build each backend gets its own share of the split graph (llamacpp/scheduler)."""
-    n_tokens = min(context.n_ctx, context.n_ubatch)
+    On a GPU build each backend gets its own share of the split graph (llamacpp/scheduler).
+    ``v_trans``: how the cache stores V, when not as ``context.flash_attn`` says."""
+    shape = graph_shape(hparams, context, caches, layout, min(context.n_ctx, context.n_ubatch))
+    shape = replace(shape, v_trans=v_trans)
+    if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
+        return gpu_compute_buffers(shape, plan)
+    return [BufferEstimate(HOST, "CPU", "compute", estimate_compute_bytes(shape, CPU_ALIGNMENT),
+                           False)]
+
+
+def graph_shape(hparams: Hyperparameters, context: ResolvedContext,
+                caches: list[KVCacheEstimate], layout: GraphLayout, n_tokens: int) -> GraphShape:
+    """The graph llama.cpp reserves for ``n_tokens`` tokens, every one an output."""
     cells = {cache.name: cache.cells for cache in caches}
     # Without a memory module (encoders) attention spans the reserved ubatch itself
     # (build_attn_inp_no_cache): its tokens, rounded up to a multiple of the sequences
@@ -96,7 +109,7 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in is_swa)
     if layout.ssm is not None:  # llama_memory_recurrent: mem_size = max(1, n_seq_max) rows
         layout = replace(layout, ssm=replace(layout.ssm, n_rs=max(1, context.n_seq_max)))
-    shape = GraphShape(
+    return GraphShape(
         n_tokens=n_tokens, n_outputs=n_tokens, n_embd=hparams.n_embd, n_ff=hparams.n_ff[:trunk],
         n_head=hparams.n_head[:trunk], n_head_kv=hparams.n_head_kv[:trunk],
         head_k=hparams.head_k[:trunk], head_v=hparams.head_v[:trunk], n_vocab=hparams.n_vocab,
@@ -109,10 +122,6 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
         # encoder has none, whatever --cache-type-k says
         k_rot=0 if no_cache else rotation_size(context.type_k, hparams.head_k, largest=True),
         v_rot=0 if no_cache else rotation_size(context.type_v, hparams.head_v, largest=False))
-    if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
-        return gpu_compute_buffers(shape, plan)
-    return [BufferEstimate(HOST, "CPU", "compute", estimate_compute_bytes(shape, CPU_ALIGNMENT),
-                           False)]
 
 
 # ---- the whole prediction ---------------------------------------------------------------------
@@ -148,8 +157,17 @@ def predict_memory(gguf: GGUFFile, settings: LlamaSettings,
     buffers.append(output_buffer(hparams, context, placement, settings))
     if with_compute:
         plan = device_plan(hparams, context, placement, caches, placed, settings)
-        buffers += compute_buffers(hparams, context, caches, plan,
-                                   graph_layout(gguf, hparams))
+        layout, v_trans = graph_layout(gguf, hparams), None
+        if (settings.flash_attn == "auto" and context.flash_attn and plan is not None
+                and flash_attn_leaves_its_layer(graph_shape(
+                    hparams, context, caches, layout, context.n_seq_max), plan)):
+            # resolve_fused_ops' probe turns flash attention off after the cache was made
+            # (V untransposed): the graph and the scheduler's pins follow the new setting
+            notes = [FLASH_PROBE_NOTE if note == FLASH_ON_NOTE else note for note in notes]
+            context_off = replace(context, flash_attn=False)
+            plan = device_plan(hparams, context_off, placement, caches, placed, settings)
+            context, v_trans = context_off, False
+        buffers += compute_buffers(hparams, context, caches, plan, layout, v_trans)
     return MemoryPrediction(context, tuple(buffers), tuple(caches), tuple(notes), unmodelled,
                             hparams.n_layer_main)
 
@@ -167,13 +185,19 @@ def recurrent_memory(hparams: Hyperparameters, context: ResolvedContext, placeme
     return caches, buffers + recurrent_buffers(hparams, context, placement, settings)
 
 
+FLASH_ON_NOTE = "flash_attn auto resolved to on (the CPU and CUDA backends support it)"
+FLASH_PROBE_NOTE = ("flash_attn auto resolved to off: a FLASH_ATTN_EXT node would run on "
+                    "another device than its layer's (llama_context::resolve_fused_ops' probe);"
+                    " the KV cache keeps V untransposed, as made before the probe")
+
+
 def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
     notes = ["compute buffer is an estimate of the graph allocator's peak (not exact)"]
     refusal = context_refusal(settings)
     if refusal is not None:
         notes.append(f"{refusal}: llama.cpp refuses this context")
     if settings.flash_attn == "auto":
-        notes.append("flash_attn auto resolved to on (the CPU and CUDA backends support it)")
+        notes.append(FLASH_ON_NOTE)
     if hparams.arch in ("gemma3n", "gemma4"):
         notes.append("layers that reuse another layer's KV cache hold none of their own")
     if settings.gpu_capacities and uses_rpc(settings):

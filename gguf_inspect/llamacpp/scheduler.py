@@ -22,7 +22,7 @@ The graph itself is ``compute_graph.build_graph``; this module only assigns and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from typing import TYPE_CHECKING
 
@@ -446,6 +446,22 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
                       host_buffer=host_buffer(settings) or "CPU",
                       pin_norms=offloaded or n_tokens < PIN_NORMS_BELOW,
                       pin_attention_to_host=not settings.offload_kqv and not context.flash_attn)
+
+
+def flash_attn_leaves_its_layer(shape: GraphShape, plan: DevicePlan) -> bool:
+    """llama_context::resolve_fused_ops' probe for ``--flash-attn auto``: a graph of one token
+    per sequence (``shape``) is split, and flash attention is turned off when any
+    FLASH_ATTN_EXT node runs on another device than its layer's (model.dev_layer), as when the
+    KV cache on the host (--no-kv-offload) draws it there. The probe's few tokens pin each
+    layer's norm (graph_get_cb: under 32 tokens)."""
+    nodes, _ = build_graph(shape)
+    plan = replace(plan, pin_norms=True)
+    weights = {id(node): _weight(node, plan, shape) for node in nodes}
+    devices = _assign(nodes, weights, plan, shape.n_tokens)
+    n_layer = len(plan.layer_device) - 1
+    return any(node.op == "FLASH_ATTN_EXT"
+               and devices[id(node)] != plan.layer_device[min(max(node.layer, 0), n_layer)]
+               for node in nodes)
 
 
 def gpu_compute_buffers(shape: GraphShape, plan: DevicePlan) -> list[BufferEstimate]:
