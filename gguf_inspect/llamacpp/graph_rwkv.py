@@ -121,7 +121,7 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
                               for name in ("xr", "xw", "xk", "xv", "xa", "xg"))
     r = add("r", "MUL_MAT", width, weight("time_mix_receptance.weight"), xr)
     w = add("w", "ADD", width, _lora(graph, xw, rwkv.n_lora_decay, n_embd, tokens, True, "w"),
-            graph.weight_of("time_mix_w0.weight"))
+            weight("time_mix_w0.weight"))
     w = add("w_exp", "UNARY", width, add("w_scale", "SCALE", width,
                                          add("w_sigmoid", "UNARY", width, w)))
     k = add("k", "MUL_MAT", width, weight("time_mix_key.weight"), xk)
@@ -131,13 +131,13 @@ def _time_mix(graph: GraphBuilder, state: StateInputs, cur: Node, x_prev: Node,
     else:  # the value residual: v + (v_first - v) * sigmoid(v2 @ v1 @ xv + v0)
         mix = add("v_mix", "ADD", width, _lora(graph, xv, rwkv.n_lora_value_res_mix, n_embd,
                                                tokens, False, "v"),
-                  graph.weight_of("time_mix_v0.weight"))
+                  weight("time_mix_v0.weight"))
         v = add("v_res", "ADD", width, v, add("v_mul", "MUL", width,
                                               add("v_sub", "SUB", width, first_value, v),
                                               add("v_sig", "UNARY", width, mix)))
     g = _lora(graph, xg, rwkv.n_lora_gate, n_embd, tokens, True, "g")
     a = add("a", "ADD", width, _lora(graph, xa, rwkv.n_lora_iclr, n_embd, tokens, False, "a"),
-            graph.weight_of("time_mix_a0.weight"))
+            weight("time_mix_a0.weight"))
     a = add("a_sigmoid", "UNARY", width, a)
     kk = add("kk", "L2_NORM", width,
              view(add("kk", "MUL", width, k, weight("time_mix_k_k.weight"))))

@@ -87,8 +87,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
     min(n_ctx, n_ubatch), every token an output), simulated by ``compute_graph``: an estimate.
     On a GPU build each backend gets its own share of the split graph (llamacpp/scheduler).
     ``v_trans``: how the cache stores V, when not as ``context.flash_attn`` says."""
-    shape = graph_shape(hparams, context, caches, layout, min(context.n_ctx, context.n_ubatch))
-    shape = replace(shape, v_trans=v_trans)
+    shape = graph_shape(hparams, context, caches, layout, min(context.n_ctx, context.n_ubatch),
+                        v_trans)
     if plan is not None:  # a GPU build: ggml_backend_sched's split graph (llamacpp/scheduler)
         return gpu_compute_buffers(shape, plan)
     return [BufferEstimate(HOST, "CPU", "compute", estimate_compute_bytes(shape, CPU_ALIGNMENT),
@@ -96,7 +96,8 @@ def compute_buffers(hparams: Hyperparameters, context: ResolvedContext,
 
 
 def graph_shape(hparams: Hyperparameters, context: ResolvedContext,
-                caches: list[KVCacheEstimate], layout: GraphLayout, n_tokens: int) -> GraphShape:
+                caches: list[KVCacheEstimate], layout: GraphLayout, n_tokens: int,
+                v_trans: bool | None = None) -> GraphShape:
     """The graph llama.cpp reserves for ``n_tokens`` tokens, every one an output."""
     cells = {cache.name: cache.cells for cache in caches}
     # Without a memory module (encoders) attention spans the reserved ubatch itself
@@ -121,7 +122,8 @@ def graph_shape(hparams: Hyperparameters, context: ResolvedContext,
         # the rotations belong to the KV cache (llama_kv_cache's attn_rot_k / attn_rot_v): an
         # encoder has none, whatever --cache-type-k says
         k_rot=0 if no_cache else rotation_size(context.type_k, hparams.head_k, largest=True),
-        v_rot=0 if no_cache else rotation_size(context.type_v, hparams.head_v, largest=False))
+        v_rot=0 if no_cache else rotation_size(context.type_v, hparams.head_v, largest=False),
+        v_trans=v_trans)
 
 
 # ---- the whole prediction ---------------------------------------------------------------------

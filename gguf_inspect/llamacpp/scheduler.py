@@ -136,17 +136,15 @@ def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
                         host_alignment: int) -> dict[str, int]:
     """Each device's compute buffer: the allocator's peak over the nodes it runs and the copies
     it receives ("host" is the CPU backend's, a CUDA_Host buffer)."""
-    nodes, unused_inputs = build_graph(shape)
-    # each node's layer is the one the graph builder stamped on it (Node.layer: the il that
-    # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head)
-    weights = {id(node): _weight(node, plan, shape) for node in nodes}
-    devices = _assign(nodes, weights, plan, shape.n_tokens)
+    nodes, unused_inputs, weights, devices = _assigned_graph(shape, plan)
     order, leafs = _graph_copy(nodes, unused_inputs, devices, weights, plan)
     allocators: dict[str, DynamicAllocator] = {}
 
     def allocator(device: str) -> DynamicAllocator:
-        alignment = host_alignment if device == HOST else gpu_alignment
-        return allocators.setdefault(device, DynamicAllocator(alignment))
+        if device not in allocators:
+            allocators[device] = DynamicAllocator(host_alignment if device == HOST
+                                                  else gpu_alignment)
+        return allocators[device]
 
     for leaf in leafs:
         _allocate(leaf, allocator(leaf.device))
@@ -171,6 +169,18 @@ def split_compute_bytes(shape: GraphShape, plan: DevicePlan, gpu_alignment: int,
             elif src.node.view_src is None:
                 _free(src, allocator(src.device))
     return {device: alloc.max_size for device, alloc in allocators.items()}
+
+
+def _assigned_graph(shape: GraphShape, plan: DevicePlan
+                    ) -> tuple[list[Node], tuple[Node, ...], dict[int, tuple[str, int] | None],
+                               dict[int, str]]:
+    """``shape``'s graph, its unused inputs, the weight each node reads and each node's device
+    (passes 1, 2 and 4 of ggml_backend_sched_split_graph)."""
+    nodes, unused_inputs = build_graph(shape)
+    # each node's layer is the one the graph builder stamped on it (Node.layer: the il that
+    # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head)
+    weights = {id(node): _weight(node, plan, shape) for node in nodes}
+    return nodes, unused_inputs, weights, _assign(nodes, weights, plan, shape.n_tokens)
 
 
 def _free(item: Placed, allocator: DynamicAllocator) -> None:
@@ -454,10 +464,8 @@ def flash_attn_leaves_its_layer(shape: GraphShape, plan: DevicePlan) -> bool:
     FLASH_ATTN_EXT node runs on another device than its layer's (model.dev_layer), as when the
     KV cache on the host (--no-kv-offload) draws it there. The probe's few tokens pin each
     layer's norm (graph_get_cb: under 32 tokens)."""
-    nodes, _ = build_graph(shape)
     plan = replace(plan, pin_norms=True)
-    weights = {id(node): _weight(node, plan, shape) for node in nodes}
-    devices = _assign(nodes, weights, plan, shape.n_tokens)
+    nodes, _, _, devices = _assigned_graph(shape, plan)
     n_layer = len(plan.layer_device) - 1
     return any(node.op == "FLASH_ATTN_EXT"
                and devices[id(node)] != plan.layer_device[min(max(node.layer, 0), n_layer)]
