@@ -75,11 +75,23 @@ def rpc() -> Iterator[RpcSession]:
     yield from _session(2)
 
 
+def case_settings(endpoints: list[str], fields: dict[str, Any]) -> LlamaSettings:
+    """A case's settings through ``endpoints``, at n_ctx 512 unless it says otherwise; an
+    override's ``{server0}`` / ``{server1}`` names that server (its endpoint, which each
+    session picks), as in ``-ot token_embd\\.weight=RPC0[{server1}]``."""
+    override = fields.get("override_tensor")
+    if override:
+        for index, endpoint in enumerate(endpoints):
+            override = override.replace(f"{{server{index}}}", endpoint)
+        fields = {**fields, "override_tensor": override}
+    return LlamaSettings(rpc=",".join(endpoints), **{"n_ctx": 512, **fields})
+
+
 def load(rpc: RpcSession, path: Any, **fields: Any
          ) -> tuple[LoadLog, str, MemoryPrediction]:
     """Load ``path`` through both servers; the parsed log, the raw log and the prediction for
     the same settings (each server's capacity the free memory its log line reports)."""
-    settings = LlamaSettings(rpc=",".join(rpc.endpoints), **{"n_ctx": 512, **fields})
+    settings = case_settings(rpc.endpoints, fields)
     capture = rpc.capture(str(path), settings)
     log = parse_load_log(capture.records)
     capacities = rpc_capacities(log, tuple(rpc.endpoints))
@@ -295,6 +307,67 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         "override_tensor": r"token_embd_norm\.(weight|bias)=CPU"}),
     "zoo-rwkv7-ot-token-embd-norm-cpu": (fixture_path("zoo/rwkv7.gguf"), {
         "override_tensor": r"token_embd_norm\.(weight|bias)=CPU"}),
+    # the input layer's matrices on the second server (-ot moves an input tensor too,
+    # llama_model::load_tensors): the embedding lookups follow them there (pass 1), for each
+    # graph builder (the head of gemma3n and the tied e320 follow token_embd)
+    **{f"{name}-ot-{what}-server1": (path, {"override_tensor": rf"{pattern}=RPC0[{{server1}}]"})
+       for name, path, what, pattern in (
+           ("e320", E320, "token-embd", r"token_embd\.weight"),
+           ("untied", UNTIED, "token-embd", r"token_embd\.weight"),
+           ("zoo-gemma3n", fixture_path("zoo/gemma3n.gguf"), "token-embd", r"token_embd\.weight"),
+           ("zoo-gemma3n", fixture_path("zoo/gemma3n.gguf"), "per-layer-token-embd",
+            r"per_layer_token_embd\.weight"),
+           ("zoo-qwen3next", fixture_path("zoo/qwen3next.gguf"), "token-embd",
+            r"token_embd\.weight"),
+           ("zoo-rwkv7", fixture_path("zoo/rwkv7.gguf"), "token-embd", r"token_embd\.weight"))},
+    # the heads of the own graph builders on the host, one by one
+    **{f"zoo-{stem}-ot-{what}-cpu": (fixture_path(f"zoo/{stem}.gguf"), {
+        "override_tensor": f"{pattern}=CPU"}) for stem, what, pattern in (
+        ("gemma3n", "altup-unembd", r"altup_unembd_proj\.weight"),
+        ("gemma3n", "altup-proj", r"altup_proj\.weight"),
+        ("qwen3next", "output", r"output\.weight"),  # and blk.3.attn_output (a regex search)
+        # the full-attention block (3) of qwen3next's own graph, weight by weight, and a
+        # recurrent block's norms
+        ("qwen3next", "attn-kv", r"blk\.3\.attn_(k|v)\.weight"),
+        ("qwen3next", "attn-q", r"blk\.3\.attn_q\.weight"),
+        ("qwen3next", "attn-output", r"blk\.3\.attn_output\.weight"),
+        ("qwen3next", "qk-norms", r"blk\.3\.attn_(q|k)_norm\.weight"),
+        ("qwen3next", "attn-norm", r"blk\.3\.attn_norm\.weight"),
+        ("qwen3next", "post-norm", r"blk\.1\.post_attention_norm\.weight"))},
+    # each norm weight (and bias) the graphs name by its tensor, alone on the host: a block's
+    # (blk.1), the input LayerNorm, the output norm (lfm2's is named token_embd_norm, an
+    # output-layer tensor: LLM_TENSOR_OUTPUT_NORM_LFM2)
+    **{f"zoo-{stem}-ot-{what}-cpu": (fixture_path(f"zoo/{stem}.gguf"), {
+        "override_tensor": f"{pattern}=CPU"}) for stem, what, pattern in (
+        ("bert", "layer-norms", r"blk\.1\.(attn_output_norm|layer_output_norm)\.(weight|bias)"),
+        ("nomic-bert", "layer-norms", r"blk\.1\.attn_output_norm\.(weight|bias)"),
+        ("gptneox", "ffn-norm", r"blk\.1\.ffn_norm\.(weight|bias)"),
+        ("gptneox", "output-norm", r"output_norm\.(weight|bias)"),
+        ("falcon", "output-norm-bias", r"output_norm\.bias"),
+        ("starcoder2", "output-norm-bias", r"output_norm\.bias"),
+        ("glm4moe", "ffn-norm", r"blk\.1\.post_attention_norm\.weight"),
+        ("gpt-oss", "ffn-norm", r"blk\.1\.post_attention_norm\.weight"),
+        ("lfm2", "output-norm", r"^token_embd_norm\.weight"),
+        ("rwkv7", "layer-norms", r"blk\.1\.attn_norm(_2)?\.(weight|bias)"),
+        ("rwkv7", "output-norm", r"output_norm\.(weight|bias)"),
+        ("gemma3n", "norms", r"blk\.1\.(attn_norm|post_attention_norm|ffn_norm|post_ffw_norm)"
+                             r"\.weight"),
+        ("gemma3n", "qk-norms", r"blk\.1\.attn_(q|k)_norm\.weight"),
+        ("gemma3n", "per-layer", r"blk\.1\.(inp_gate|proj|post_norm)\.weight"),
+        ("gemma3n", "output-norm", r"output_norm\.weight"),
+        ("qwen3next", "output-norm", r"output_norm\.weight"))},
+    "zoo-bert-ot-position-embd-server1": (fixture_path("zoo/bert.gguf"), {
+        "override_tensor": r"position_embd\.weight=RPC0[{server1}]"}),
+    # the NextN block (glm4moe-mtp's last, in no buffer) counts in the layer split: the head
+    # follows the output layer's device, not that block's
+    "zoo-glm4moe-mtp": (fixture_path("zoo/glm4moe-mtp.gguf"), {}),
+    "zoo-glm4moe-mtp-tensor-split-2-1": (fixture_path("zoo/glm4moe-mtp.gguf"),
+                                         {"tensor_split": "2,1"}),
+    "zoo-lfm2-ngl-1-output-norm": (fixture_path("zoo/lfm2.gguf"), {"n_gpu_layers": 1}),
+    # the attention output pinned to the host without flash attention (build_attn_mha), for
+    # the graphs that build their own attention
+    **{f"zoo-{stem}-no-kv-offload-flash-off": (fixture_path(f"zoo/{stem}.gguf"), {
+        "offload_kqv": False, "flash_attn": "off"}) for stem in ("gemma3n", "qwen3next")},
     # the recurrent states on the host (--no-kv-offload): each layer reads its two state
     # tensors from there, two copies
     **{f"zoo-{stem}-no-kv-offload": (fixture_path(f"zoo/{stem}.gguf"), {"offload_kqv": False})
@@ -312,20 +385,7 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
 # Open: cases where the estimate is not llama.cpp's yet, per test ("buffers": this module's,
 # "assignments": test_scheduler_assignments, "traces": test_rpc_traces), each with its first
 # difference; each is a strict xfail, so the fix must remove it
-OPEN: dict[str, dict[str, str]] = {
-    "buffers": {
-        "zoo-rwkv7-ot-token-embd-norm-cpu": "a server's compute 2.147 MiB predicted, 2.0376 "
-                                            "real",
-    },
-    "assignments": {
-        "zoo-bert-ot-token-embd-norm-cpu": "the embeddings' ADDs and NORM run on the first "
-                                           "server in llama.cpp, on the host here",
-    },
-    "traces": {
-        "zoo-bert-ot-token-embd-norm-cpu": "follows the assignments' difference",
-        "zoo-rwkv7-ot-token-embd-norm-cpu": "a server placement at event 8",
-    },
-}
+OPEN: dict[str, dict[str, str]] = {"buffers": {}, "assignments": {}, "traces": {}}
 
 
 def rpc_cases(test: str) -> list[Any]:

@@ -25,11 +25,10 @@ from typing import Iterator
 import pytest
 
 from gguf_inspect.llamacpp.load_log import LoadLog, parse_load_log, split_log_text
-from gguf_inspect.llamacpp.settings import LlamaSettings
 from gguf_inspect.reports.runtime import rpc_capacities
 from tests.rpc_servers import CAPTURE_STDERR, RpcSession
 from tests.test_compute_trace import alloc_trace, build_traced_library
-from tests.test_rpc_devices import CASES, _session, rpc_cases
+from tests.test_rpc_devices import CASES, _session, case_settings, rpc_cases
 
 @pytest.fixture(scope="module")
 def traced_rpc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RpcSession]:
@@ -61,7 +60,7 @@ def buffer_devices(log: LoadLog, endpoints: list[str]) -> list[str]:
 def test_every_placement_on_every_device_is_llama_cpps(traced_rpc: RpcSession,
                                                         case: str) -> None:
     path, fields = CASES[case]
-    settings = LlamaSettings(rpc=",".join(traced_rpc.endpoints), **{"n_ctx": 512, **fields})
+    settings = case_settings(traced_rpc.endpoints, fields)
     capture, trace = traced_rpc.capture(str(path), settings)
     log = parse_load_log(capture.records)
     graphs = alloc_trace.split_graphs(alloc_trace.normalise_c_trace(trace))

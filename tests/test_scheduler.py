@@ -148,3 +148,38 @@ def test_attention_weights_on_the_other_server(rpc: RpcSession, path: Any, patte
     log, raw, prediction = load(rpc, path, override_tensor=f"{pattern}={_server(rpc, 1)}")
     assert f"buffer type overridden to {_server(rpc, 1)}" in raw
     assert_every_buffer_matches(log, prediction)
+
+
+MODELS = sorted(fixture_path("zoo").glob("*.gguf")) + sorted(fixture_path(".").glob("*.gguf"))
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda path: path.stem)
+def test_every_weight_a_graph_reads_is_a_tensor_of_the_file(
+        monkeypatch: pytest.MonkeyPatch, path: Any) -> None:
+    """Each node that reads a weight names its tensor (by the graph's GraphBuilder.weight_of,
+    a role, or a model-level name), and that tensor is in the file's placement: pass 1 of
+    ggml_backend_sched_split_graph puts the node where that tensor's buffer is, so an -ot
+    override of any one tensor moves exactly its readers (a weight named wrongly would be
+    taken to live with its layer). Two servers, every layer offloaded."""
+    from gguf_inspect.llamacpp import memory, scheduler
+    from gguf_inspect.llamacpp.compute_graph import build_graph
+
+    seen: list[Any] = []
+    original = memory.gpu_compute_buffers
+
+    def spy(shape: Any, plan: Any) -> Any:
+        seen.append((shape, plan))
+        return original(shape, plan)
+
+    monkeypatch.setattr(memory, "gpu_compute_buffers", spy)
+    predict_memory(read_gguf(str(path)), LlamaSettings(
+        n_ctx=512, rpc="127.0.0.1:1,127.0.0.1:2", gpu_capacities=(GIB, GIB)))
+    shape, plan = seen[-1]
+    nodes, _ = build_graph(shape)
+    readers = [(node, source) for node in nodes for source in node.srcs
+               if source.external and source.name == "weight"]
+    assert readers
+    unnamed = {(node.name, node.layer, scheduler.weight_name(node, source, plan))
+               for node, source in readers
+               if scheduler.weight_name(node, source, plan) not in plan.weights}
+    assert unnamed == set()

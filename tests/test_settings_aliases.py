@@ -21,7 +21,7 @@ ARG_CPP_SHORT_FLAGS = {
     "n_parallel": ("-np",), "cache_type_k": ("-ctk",), "cache_type_v": ("-ctv",),
     "flash_attn": ("-fa",), "kv_unified": ("-kvu/-no-kvu",), "n_cpu_moe": ("-ncmoe",),
     "override_tensor": ("-ot",), "tensor_split": ("-ts",), "split_mode": ("-sm",),
-    "main_gpu": ("-mg",), "offload_kqv": ("-nkvo",),
+    "main_gpu": ("-mg",), "offload_kqv": ("-nkvo",), "cpu_repack": ("-nr",),  # arg.cpp:2423
 }
 
 

@@ -267,3 +267,22 @@ def test_own_graphs_follow_a_quantized_cache(stem: str, cache: str, tmp_path: Pa
                                              "flash_attn": "on"})
     # exact at the log's 0.0001 MiB (the llama graph's rotations miss these by 0.8-1.4%)
     assert_all_exact(comparison, tolerance=0.00015)
+
+
+@needs_runtime
+@pytest.mark.parametrize("path", [ZOO / "gemma3n.gguf", FIXTURES / "tiny-llama-tied-f16.gguf"],
+                         ids=lambda path: path.stem)
+def test_a_tied_head_in_the_embeddings_buffer_type(path: Path) -> None:
+    """Without mmap and without extra buffer types (--no-repack: no AMX, no CPU_REPACK, which
+    would take the head's matmul weight on a CPU that has them), the tied head and tok_embd
+    land in one buffer type (CPU).
+    llama's create_tensor finds tok_embd there and reuses it (one copy); gemma3n creates the
+    head first (models/gemma3n.cpp:28-34), so tok_embd is a second tensor: two copies. Each
+    token_embd is over the log's 0.005 MiB rounding, so llama.cpp's CPU model buffer tells the
+    two apart."""
+    from gguf_inspect.gguf.open import read_gguf
+
+    assert read_gguf(str(path)).tensor("token_embd.weight").n_bytes > 0.01 * (1 << 20)
+    comparison = compare_runtime(str(path), {"use_mmap": False, "cpu_repack": False})
+    assert not _differing(comparison), "\n".join(_differing(comparison))
+    assert "CPU model buffer" in {check.quantity for check in comparison.checks}

@@ -144,6 +144,9 @@ class GraphShape:
     # then t_h_nextn (nemotron-h.cpp); "" the last layer (build_inp_out_ids)
     late_out_rows: str = ""
     norm_bias: bool = True  # LLM_NORM with a bias (cohere2's LayerNorm has none)
+    # the tensors of the FFN's pre-norm and the output norm (their weight and bias)
+    ffn_norm_tensor: str = "ffn_norm"
+    output_norm_tensor: str = "output_norm"
     pre_norm: bool = True  # attn_norm and ffn_norm before each block (olmo2 has neither)
     post_norm: bool = False  # attn_post_norm and ffn_post_norm after each block (olmo2)
     # "full": build_norm on Qcur/Kcur before the reshape (olmo2); "head": on the reshaped Q and K
@@ -228,13 +231,16 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         return add(x.name + "_rot", "MUL_MAT", width * tokens, rot, view(x))
 
     def norm(x: Node, width: int, rows: int = tokens, layer: bool = False,
-             role: str = "norm_w") -> Node:
-        """build_norm: RMS_NORM (in place) or NORM (never), the weight's MUL (named by its
-        role, which the scheduler places it by), the bias (the role's too); "norm_w": none."""
+             role: str = "norm_w", tensor: str = "") -> Node:
+        """build_norm: RMS_NORM (in place) or NORM (never), the weight's MUL, the bias; the
+        scheduler places them by ``tensor`` (``<tensor>.weight`` and ``.bias``) or, without
+        one, by the role's tensor (WEIGHT_ROLES)."""
         op = "NORM" if layer else "RMS_NORM"
-        out = add(role, "MUL", width * rows, add("norm", op, width * rows, x), weight)
-        if layer and shape.norm_bias:  # the bias, named by the role (its tensor's, if one)
-            return add(role + "_b", "ADD", width * rows, out, weight)
+        scale = graph.weight_of(f"{tensor}.weight") if tensor else weight
+        out = add(role, "MUL", width * rows, add("norm", op, width * rows, x), scale)
+        if layer and shape.norm_bias:
+            bias = graph.weight_of(f"{tensor}.bias") if tensor else weight
+            return add(role + "_b", "ADD", width * rows, out, bias)
         return out
 
     def biased(x: Node, width: int, rows: int = tokens, bias: bool = shape.bias) -> Node:
@@ -249,10 +255,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
     if shape.type_embd:  # the first row of type_embd (a view of the weight: no memory here)
         inp_l = add("inp_typed", "ADD", shape.n_embd * tokens, inp_l, weight)
     if shape.pos_embd:
-        positions = add("pos_embd", "GET_ROWS", shape.n_embd * tokens, weight, inp_pos)
+        positions = add("pos_embd", "GET_ROWS", shape.n_embd * tokens,
+                        graph.weight_of("position_embd.weight"), inp_pos)
         inp_l = add("inp_embd", "ADD", shape.n_embd * tokens, positions, inp_l)
-    if shape.encoder:  # tok_norm
-        inp_l = norm(inp_l, shape.n_embd, layer=True)
+    if shape.encoder:  # tok_norm, built as layer 0's (build_norm(..., 0), models/bert.cpp:95):
+        graph.layer = 0  # its NORM is pinned with layer 0's norms (graph_get_cb)
+        inp_l = norm(inp_l, shape.n_embd, layer=True, tensor="token_embd_norm")
     n_layer = len(shape.n_head)
     iswa = any(shape.is_swa)  # two caches: build_attn_inp_kv_iswa and its build_attn
     # build_inp_attn_scale (llama-graph.cpp): one float per token
@@ -405,12 +413,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             continue
         if shape.encoder:  # models/bert.cpp: LayerNorm after each residual add
             cur = add("attn_res", "ADD", shape.n_embd * rows, cur, inp_l)
-            residual = norm(cur, shape.n_embd, rows, layer=True)
+            residual = norm(cur, shape.n_embd, rows, layer=True, tensor="attn_output_norm")
             cur = add("ffn_res", "ADD", shape.n_embd * rows, ffn(residual), residual)
-            inp_l = norm(cur, shape.n_embd, rows, layer=True)
+            inp_l = norm(cur, shape.n_embd, rows, layer=True, tensor="layer_output_norm")
             continue
         if shape.residual == "neox":  # models/gptneox.cpp, use_par_res
-            ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm))
+            ffn_out = ffn(norm(inp_l, shape.n_embd, rows, shape.layer_norm, tensor="ffn_norm"))
             ffn_out = add("ffn_out", "ADD", shape.n_embd * rows, ffn_out, inp_l)
             inp_l = add("l_out", "ADD", shape.n_embd * rows, ffn_out, cur)
             continue
@@ -418,8 +426,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = add("attn_scaled", "SCALE", shape.n_embd * rows, cur)
         residual = add("ffn_inp", "ADD", shape.n_embd * rows,
                        *((inp_l, cur) if shape.attn_residual_first else (cur, inp_l)))
-        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm, role="ffn_norm")
-                  if shape.pre_norm else residual)
+        cur = ffn(norm(residual, shape.n_embd, rows, shape.layer_norm, role="ffn_norm",
+                       tensor=shape.ffn_norm_tensor) if shape.pre_norm else residual)
         if post_norm:
             cur = norm(cur, shape.n_embd, rows, role="ffn_post_norm")
         if shape.residual_scale:
@@ -436,12 +444,14 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         graph.expand(inp_l)
         return graph.nodes, (inp_embd,)
     if shape.late_out_rows == "norm":  # the norm over every token is t_h_nextn, an output
-        h_nextn = norm(inp_l, shape.n_embd, tokens, shape.layer_norm)
+        h_nextn = norm(inp_l, shape.n_embd, tokens, shape.layer_norm,
+                       tensor=shape.output_norm_tensor)
         h_nextn.is_output = True
         result_norm = add("out_rows", "GET_ROWS", shape.n_embd * shape.n_outputs, h_nextn,
                           out_ids)
     else:
-        result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm)
+        result_norm = norm(inp_l, shape.n_embd, shape.n_outputs, shape.layer_norm,
+                           tensor=shape.output_norm_tensor)
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", shape.n_vocab * shape.n_outputs, weight, result_norm)
     if shape.logit_scale:  # t_logits is the SCALE (in place over the matmul)

@@ -85,7 +85,7 @@ def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
     cur = add("unembd_merged", "SCALE", width, cur)
     out_ids = Node("out_ids", "NONE", 4 * n_outputs, is_input=True)
     cur = add("out_rows", "GET_ROWS", n_embd * n_outputs, cur, out_ids)
-    result_norm = graph.rms_norm(cur, n_embd * n_outputs)
+    result_norm = graph.rms_norm(cur, n_embd * n_outputs, tensor="output_norm.weight")
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", n_vocab * n_outputs, weight, result_norm)
     logits = soft_cap(graph, logits, n_vocab * n_outputs)
@@ -141,20 +141,21 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     predictions = add("predictions", "ADD", width * altups,
                       add("predictions_cont", "CONT", width * altups, view(predictions)), inp_l)
     active = view(predictions)
-    cur = graph.rms_norm(active, width)
+    cur = graph.rms_norm(active, width, tensor="attn_norm.weight")
     laurel = add("laurel_r", "MUL_MAT", width, graph.weight_of("laurel_r.weight"),
                  add("laurel_l", "MUL_MAT", gemma.laurel_rank * tokens,
                      graph.weight_of("laurel_l.weight"), cur))
     laurel = add("laurel_out", "ADD", width,
                  graph.rms_norm(laurel, width, tensor="laurel_post_norm.weight"), cur)
     cur = _attention(graph, cur, layer, inp_pos, tokens, flash_attn)
-    cur = add("attn_gated", "ADD", width, graph.rms_norm(cur, width), view(predictions))
+    cur = add("attn_gated", "ADD", width,
+              graph.rms_norm(cur, width, tensor="post_attention_norm.weight"), view(predictions))
     attn_laurel = add("attn_laurel", "SCALE", width, add("attn_laurel", "ADD", width, cur,
                                                          laurel))
-    cur = _ffn(graph, graph.rms_norm(attn_laurel, width), gemma.n_ff, tokens,
-               il < N_LAYER_SPARSITY)
-    activated = add("attn_ffw_laurel_gated", "ADD", width, graph.rms_norm(cur, width),
-                    attn_laurel)
+    cur = _ffn(graph, graph.rms_norm(attn_laurel, width, tensor="ffn_norm.weight"), gemma.n_ff,
+               tokens, il < N_LAYER_SPARSITY)
+    activated = add("attn_ffw_laurel_gated", "ADD", width,
+                    graph.rms_norm(cur, width, tensor="post_ffw_norm.weight"), attn_laurel)
     # altup_correct
     modalities = _modalities(graph, activated, altups, tokens)
     innovation = add("innovation", "SUB", width, activated, view(predictions))
@@ -171,10 +172,12 @@ def _layer(graph: GraphBuilder, inp_l: Node, il: int, layer: LayerAttention,
     first = add("first_prediction", "MUL", width, view(corrected, floats=width),
                 graph.weight_of("altup_correct_scale.weight"))
     first = add("first_gelu", "UNARY", gemma.n_embd_altup * tokens,
-                add("inp_gate", "MUL_MAT", gemma.n_embd_altup * tokens, weight, first))
+                add("inp_gate", "MUL_MAT", gemma.n_embd_altup * tokens,
+                    graph.weight_of("inp_gate.weight"), first))
     first = add("first_scaled", "MUL", gemma.n_embd_altup * tokens, first,
                 view(per_layer, floats=gemma.n_embd_altup * tokens))
-    first = graph.rms_norm(add("per_layer_proj", "MUL_MAT", width, weight, first), width)
+    first = graph.rms_norm(add("per_layer_proj", "MUL_MAT", width, graph.weight_of("proj.weight"),
+                               first), width, tensor="post_norm.weight")
     rest = add("corrected_rest", "ADD", width * (altups - 1),
                view(corrected, floats=width * (altups - 1)), first)
     return add("l_out", "CONCAT", width * altups, view(corrected, floats=width), rest)
@@ -185,17 +188,19 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
     """build_qkv, Q and K normed then roped, V RMS-normed without a weight, build_attn (a
     quantized cache's rotations; the sliding-window input: q, k, v expanded, then the cache
     writes) and wo."""
-    add, view, weight = graph.add, graph.view, graph.weight
-    q = add("Qcur", "MUL_MAT", layer.q_width * tokens, weight, x)
+    add, view, weight = graph.add, graph.view, graph.weight_of
+    q = add("Qcur", "MUL_MAT", layer.q_width * tokens, weight("attn_q.weight"), x)
     q = add("Qrope", "ROPE", layer.q_width * tokens,
-            graph.rms_norm(view(q), layer.q_width * tokens), inp_pos)
+            graph.rms_norm(view(q), layer.q_width * tokens, tensor="attn_q_norm.weight"),
+            inp_pos)
     q = hadamard(graph, q, layer.k_rot, layer.q_width * tokens)
     cache = Node("cache", "NONE", 0, external=True)
     if layer.has_kv:
-        k = add("Kcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
-        v = add("Vcur", "MUL_MAT", layer.kv_width * tokens, weight, x)
+        k = add("Kcur", "MUL_MAT", layer.kv_width * tokens, weight("attn_k.weight"), x)
+        v = add("Vcur", "MUL_MAT", layer.kv_width * tokens, weight("attn_v.weight"), x)
         k = add("Krope", "ROPE", layer.kv_width * tokens,
-                graph.rms_norm(view(k), layer.kv_width * tokens), inp_pos)
+                graph.rms_norm(view(k), layer.kv_width * tokens, tensor="attn_k_norm.weight"),
+                inp_pos)
         v = graph.rms_norm(view(v), layer.kv_width * tokens, weighted=False)
         k = hadamard(graph, k, layer.k_rot, layer.kv_width * tokens)
         v = hadamard(graph, v, layer.v_rot, layer.kv_width * tokens)
@@ -216,15 +221,16 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
                    view(add("kqv", "MUL_MAT", layer.q_width * tokens, cache, kq)))
     graph.expand(attn)
     attn = hadamard(graph, attn, layer.v_rot, layer.q_width * tokens)
-    return add("attn_out", "MUL_MAT", graph.n_embd * tokens, weight, view(attn))
+    return add("attn_out", "MUL_MAT", graph.n_embd * tokens, weight("attn_output.weight"),
+               view(attn))
 
 
 def _ffn(graph: GraphBuilder, x: Node, n_ff: int, tokens: int, sparse: bool) -> Node:
     """up and gate; gaussian_topk on the gate (sparse layers); gelu(gate) * up; down."""
-    add, weight = graph.add, graph.weight
+    add, weight = graph.add, graph.weight_of
     floats = n_ff * tokens
-    up = add("ffn_up", "MUL_MAT", floats, weight, x)
-    gate = add("ffn_gate", "MUL_MAT", floats, weight, x)
+    up = add("ffn_up", "MUL_MAT", floats, weight("ffn_up.weight"), x)
+    gate = add("ffn_gate", "MUL_MAT", floats, weight("ffn_gate.weight"), x)
     if sparse:  # relu(x - (mean + std * f_sparsity_std_mul))
         mean = add("mean", "MEAN", tokens, gate)
         spread = add("sum_rows", "SUM_ROWS", tokens,
@@ -233,5 +239,5 @@ def _ffn(graph: GraphBuilder, x: Node, n_ff: int, tokens: int, sparse: bool) -> 
         cutoff = add("cutoff", "ADD", tokens, mean, add("std_scaled", "SCALE", tokens, std))
         gate = add("sparse", "UNARY", floats, add("sparse_sub", "SUB", floats, gate, cutoff))
     gate = add("ffn_gelu", "UNARY", floats, gate)
-    return add("ffn_out", "MUL_MAT", graph.n_embd * tokens, weight,
+    return add("ffn_out", "MUL_MAT", graph.n_embd * tokens, weight("ffn_down.weight"),
                add("ffn_mul", "MUL", floats, up, gate))

@@ -45,6 +45,8 @@ class GraphLayout:
     ffn_residual_first: bool = False
     late_out_rows: str = ""
     norm_bias: bool = True
+    ffn_norm_tensor: str = "ffn_norm"
+    output_norm_tensor: str = "output_norm"
     pre_norm: bool = True
     post_norm: bool = False
     qk_norm: str = ""
@@ -165,7 +167,10 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         ssm = SsmShape(d_conv=l_cache, d_inner=hparams.n_embd, d_state=0, dt_rank=0, n_group=1,
                        n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
         return GraphLayout(mixers=mixers[:n_layer], ssm=ssm, attn_residual_first=True,
-                           ffn_residual_first=True)
+                           ffn_residual_first=True,
+                           # LLM_TENSOR_OUTPUT_NORM_LFM2 is named "token_embd_norm"
+                           # (models/lfm2.cpp:39, llama-arch.cpp)
+                           output_norm_tensor="token_embd_norm")
     if arch == "nemotron_h" and not (uint32_key(gguf, "expert_count") or 0):
         # models/nemotron-h.cpp: each layer is Mamba2, attention without rope, or an ungated
         # ReLU^2 FFN alone, then the residual ADD; the output norm over every token, then
@@ -194,7 +199,9 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
             n_expert, used, n_ff_exp, w_scale=_scaled(gguf)))
     if arch == "glm4moe":
         # models/glm4-moe.cpp: sigmoid gating by default, exp_probs_b always
-        return GraphLayout(*_lead_moe(gguf, n_layer, default_gating=2))
+        # the FFN's pre-norm is attn_post_norm (post_attention_norm, models/glm4-moe.cpp:72)
+        return GraphLayout(*_lead_moe(gguf, n_layer, default_gating=2),
+                           ffn_norm_tensor="post_attention_norm")
     if arch == "gpt-oss":
         # models/openai-moe.cpp: router and expert biases, softmax over the chosen weights;
         # q/k/v and output biases when present (build_qkv); the output rows gathered after
@@ -203,7 +210,9 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
             n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
             w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True),
             bias=any(t.name.endswith(".attn_q.bias") for t in gguf.tensors),
-            late_out_rows="stack")
+            late_out_rows="stack",
+            # the FFN's pre-norm is attn_post_norm (models/openai-moe.cpp:37)
+            ffn_norm_tensor="post_attention_norm")
     return GraphLayout()
 
 

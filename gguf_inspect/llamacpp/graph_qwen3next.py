@@ -62,17 +62,19 @@ def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n
     state = state_inputs(ssm)
     for il, is_recurrent in enumerate(recurrent):
         graph.layer = il
-        attn_norm = graph.rms_norm(inp_l, n_embd * tokens)
+        attn_norm = graph.rms_norm(inp_l, n_embd * tokens, tensor="attn_norm.weight")
         graph.expand(attn_norm)
         if is_recurrent:
             cur = graph.view(_delta_net(graph, attn_norm, delta, ssm, state, tokens, n_seqs))
         else:
             cur = _gated_attention(graph, attn_norm, attention, inp_pos, tokens)
         residual = add("attn_residual", "ADD", n_embd * tokens, cur, inp_l)
-        ffn_out = _ffn(graph, graph.rms_norm(residual, n_embd * tokens), moe, delta, tokens)
+        ffn_out = _ffn(graph, graph.rms_norm(residual, n_embd * tokens,
+                                             tensor="post_attention_norm.weight"),
+                       moe, delta, tokens)
         inp_l = add("l_out", "ADD", n_embd * tokens, ffn_out, residual)
     graph.layer = len(recurrent)  # the output head
-    h_nextn = graph.rms_norm(inp_l, n_embd * tokens)
+    h_nextn = graph.rms_norm(inp_l, n_embd * tokens, tensor="output_norm.weight")
     h_nextn.is_output = True
     result_norm = add("result_norm", "GET_ROWS", n_embd * n_outputs, h_nextn, out_ids)
     result_norm.is_output = True
@@ -86,16 +88,19 @@ def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_po
                      tokens: int) -> Node:
     """build_layer_attn: Q+gate, K and V matmuls; Q and K normed then roped; build_attn (with
     a quantized cache's rotations); the attention times sigmoid(gate), then wo."""
-    add, view, weight = graph.add, graph.view, graph.weight
+    add, view, weight = graph.add, graph.view, graph.weight_of
     q_width = shape.head_dim * shape.n_head
     kv_width = shape.head_dim * shape.n_head_kv
-    q_full = add("Qcur_full", "MUL_MAT", 2 * q_width * tokens, weight, x)
-    k = add("Kcur", "MUL_MAT", kv_width * tokens, weight, x)
-    v = add("Vcur", "MUL_MAT", kv_width * tokens, weight, x)
-    q = add("Qrope", "ROPE", q_width * tokens, graph.rms_norm(view(q_full), q_width * tokens),
-            inp_pos)
-    k = add("Krope", "ROPE", kv_width * tokens, graph.rms_norm(view(k), kv_width * tokens),
-            inp_pos)
+    q_full = add("Qcur_full", "MUL_MAT", 2 * q_width * tokens, weight("attn_q.weight"), x)
+    k = add("Kcur", "MUL_MAT", kv_width * tokens, weight("attn_k.weight"), x)
+    v = add("Vcur", "MUL_MAT", kv_width * tokens, weight("attn_v.weight"), x)
+    # the query and gate halves of each head's row: two views, each spanning all but one
+    # head's worth of the matmul (what another device copies)
+    half = row_part(shape.n_head * tokens, 2 * shape.head_dim, shape.head_dim)
+    q = add("Qrope", "ROPE", q_width * tokens, graph.rms_norm(
+        view(q_full, floats=half), q_width * tokens, tensor="attn_q_norm.weight"), inp_pos)
+    k = add("Krope", "ROPE", kv_width * tokens, graph.rms_norm(
+        view(k), kv_width * tokens, tensor="attn_k_norm.weight"), inp_pos)
     q = hadamard(graph, q, shape.k_rot, q_width * tokens)
     k = hadamard(graph, k, shape.k_rot, kv_width * tokens)
     v = hadamard(graph, v, shape.v_rot, kv_width * tokens)
@@ -119,8 +124,8 @@ def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_po
     elif shape.flash_attn:  # build_attn_mha reshapes the flash-attention result (a view)
         attn = view(attn)
     gate = add("gate", "UNARY", q_width * tokens,
-               add("gate_cont", "CONT", q_width * tokens, view(q_full)))
-    return add("attn_output", "MUL_MAT", graph.n_embd * tokens, weight,
+               add("gate_cont", "CONT", q_width * tokens, view(q_full, floats=half)))
+    return add("attn_output", "MUL_MAT", graph.n_embd * tokens, weight("attn_output.weight"),
                add("attn_gated", "MUL", q_width * tokens, attn, gate))
 
 

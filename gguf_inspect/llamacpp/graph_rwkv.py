@@ -39,14 +39,20 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
     out_ids = Node("out_ids", "NONE", 4 * n_outputs, is_input=True)
     inp_l = add("embd", "GET_ROWS", n_embd * tokens, graph.weight, inp_tokens)
     graph.expand(inp_l)  # build_inp_embd
-    inp_l = _layer_norm(graph, inp_l, n_embd * tokens)  # tok_norm, expanded by its first use
+    # tok_norm, expanded by its first use; built as layer 0's (build_norm(..., 0),
+    # models/rwkv7.cpp:133): its NORM is pinned with layer 0's norms
+    graph.layer = 0
+    inp_l = _layer_norm(graph, inp_l, n_embd * tokens, "token_embd_norm")
     state = state_inputs(ssm)
     first_value: Node | None = None
     for il in range(n_layer):
         graph.layer = il
         last = il == n_layer - 1
+        # one reshape of the layer's input, read by attn_norm and by the residual ADD (copied
+        # once when read on another device)
+        inp_l = view(inp_l)
         token_shift = _load(graph, ssm, state, ssm.n_embd_r, n_seqs, "token_shift")
-        att_norm = _layer_norm(graph, view(inp_l), n_embd * tokens)
+        att_norm = _layer_norm(graph, inp_l, n_embd * tokens, "attn_norm")
         # ggml_view_3d's partial views (a row per sequence; all but each sequence's last
         # token): sized, since a view read on another device is copied at its own size
         row, prefix = n_embd * n_seqs, n_embd * (tokens - n_seqs)
@@ -54,8 +60,8 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
                      view(att_norm, floats=prefix))
         cur, first_value = _time_mix(graph, state, att_norm, x_prev, first_value, rwkv, ssm,
                                      n_embd, tokens, n_seqs)
-        ffn_inp = add("ffn_inp", "ADD", n_embd * tokens, view(cur), view(inp_l))
-        ffn_norm = _layer_norm(graph, ffn_inp, n_embd * tokens)
+        ffn_inp = add("ffn_inp", "ADD", n_embd * tokens, view(cur), inp_l)
+        ffn_norm = _layer_norm(graph, ffn_inp, n_embd * tokens, "attn_norm_2")
         x_prev = add("x_prev", "CONCAT", n_embd * tokens, view(token_shift, floats=row),
                      view(ffn_norm, floats=prefix))
         shifted = add("token_shift", "CONCAT", 2 * n_embd * n_seqs, view(att_norm, floats=row),
@@ -72,7 +78,7 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
         cur = _channel_mix(graph, ffn_norm, x_prev, rwkv.n_ff, n_embd, rows)
         inp_l = add("l_out", "ADD", n_embd * rows, cur, ffn_inp)
     graph.layer = n_layer  # the output head
-    result_norm = _layer_norm(graph, inp_l, n_embd * n_outputs)
+    result_norm = _layer_norm(graph, inp_l, n_embd * n_outputs, "output_norm")
     result_norm.is_output = True
     logits = add("result_output", "MUL_MAT", n_vocab * n_outputs, graph.weight, result_norm)
     logits.is_output = True
@@ -80,10 +86,12 @@ def build_rwkv7_graph(n_embd: int, n_vocab: int, n_layer: int, tokens: int, n_se
     return graph.nodes, (Node("inp_embd", "NONE", 4 * n_embd * tokens, is_input=True),)
 
 
-def _layer_norm(graph: GraphBuilder, x: Node, floats: int) -> Node:
-    """build_norm with LLM_NORM: NORM, the weight (MUL), the bias (ADD)."""
-    out = graph.add("norm_w", "MUL", floats, graph.add("norm", "NORM", floats, x), graph.weight)
-    return graph.add("norm_b", "ADD", floats, out, graph.weight)
+def _layer_norm(graph: GraphBuilder, x: Node, floats: int, tensor: str) -> Node:
+    """build_norm with LLM_NORM: NORM, the weight (MUL), the bias (ADD); ``tensor`` names
+    both (``<tensor>.weight``, ``<tensor>.bias``)."""
+    out = graph.add("norm_w", "MUL", floats, graph.add("norm", "NORM", floats, x),
+                    graph.weight_of(f"{tensor}.weight"))
+    return graph.add("norm_b", "ADD", floats, out, graph.weight_of(f"{tensor}.bias"))
 
 
 def _load(graph: GraphBuilder, ssm: SsmShape, state: StateInputs, width: int, n_seqs: int,

@@ -42,6 +42,10 @@ INPUT_TENSORS = frozenset({"token_embd", "position_embd", "token_types", "per_la
 OUTPUT_TENSORS = frozenset({
     "output", "output_norm", "cls", "cls.output", "cls.norm", "dense_2", "dense_3",
     "altup_proj", "altup_unembd_proj", "nextn.post_projection"})
+# lfm2's output norm is named "token_embd_norm" (LLM_TENSOR_OUTPUT_NORM_LFM2, a tensor of the
+# output layer: llama-arch.cpp; models/lfm2.cpp:39, lfm2moe.cpp), elsewhere that name is the
+# input LayerNorm, created as block 0's (tn(LLM_TENSOR_TOKEN_EMBD_NORM, "weight", 0))
+LFM2_ARCHS = frozenset({"lfm2", "lfm2moe"})
 NOT_MATMUL_SUFFIXES = ("ple_conv1d", "attn_compressor_ape", "attn_sinks", "ffn.act", "ssm_conv1d",
                        "ssm_a", "time_mix_first", "attn_rel_b", "conv1d", "conv1", "conv2", "dw",
                        "shortconv.conv", "indexer_compressor_ape", "ffn_gate_tid2eid",
@@ -140,7 +144,15 @@ class TensorPlacement:
     duplicate: bool = False  # the tied output copy of token_embd
 
 
-def _layer_of(tensor: TensorInfo, n_layer: int) -> int:
+# Architectures whose load_arch_tensors creates the tied head (TENSOR_DUPLICATED) before
+# tok_embd (models/gemma3n.cpp:28-34, models/gemma4.cpp:50-56): create_tensor reuses a
+# duplicate only when the original is already in the same buffer type's context, so here the
+# input embedding is a second tensor even in the same buffer (a second copy, but in a mapped
+# buffer, whose size is the tensors' file range).
+HEAD_BEFORE_EMBEDDING_ARCHS = frozenset({"gemma3n", "gemma4"})
+
+
+def _layer_of(tensor: TensorInfo, n_layer: int, arch: str) -> int:
     """The layer index whose device holds the tensor: -1 input, n_layer output, else the block."""
     layer = layer_index(tensor.name)
     if layer is not None:
@@ -148,7 +160,7 @@ def _layer_of(tensor: TensorInfo, n_layer: int) -> int:
     base = base_name(tensor.name)
     if base in INPUT_TENSORS:
         return -1
-    if base in OUTPUT_TENSORS:
+    if base in OUTPUT_TENSORS or (base == "token_embd_norm" and arch in LFM2_ARCHS):
         return n_layer
     return 0  # e.g. rope_freqs: created for layer 0 (and shared by the others)
 
@@ -194,7 +206,8 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     using a host buffer when using mmap"), so repacking never happens there. RPC devices have
     no host buffer type: their host weights are placed as on a CPU-only build. A tied embedding
     (no output.weight) is requested again as the output head (TENSOR_DUPLICATED): it costs a
-    second copy only when that lands in a different buffer type.
+    second copy only when that lands in a different buffer type (or, for gemma3n and gemma4,
+    which create the head first, always).
 
     A tensor buffer override (``-ot``, ``--n-cpu-moe``) to CPU picks from the CPU list again
     (``select_weight_buft(..., buft_list_cpu)``, so on a CPU-only build it changes nothing);
@@ -221,7 +234,7 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
     for tensor in gguf.tensors:
         if skipped_by_loader(tensor, hparams):
             continue
-        layer = _layer_of(tensor, hparams.n_layer)
+        layer = _layer_of(tensor, hparams.n_layer, hparams.arch)
         device = HOST if layer < 0 else placement.device_of_layer(min(layer, hparams.n_layer))
         if overrides:
             device = override_device(tensor.name, overrides, settings) or device
@@ -236,7 +249,7 @@ def place_tensors(gguf: GGUFFile, hparams: Hyperparameters, placement: Placement
             device = override_device(embedding.name, overrides, settings) or device
         buffer = buffer_for(embedding, device, 2)
         input_buffer = next(p.buffer for p in placed if p.tensor is embedding)
-        if buffer != input_buffer:
+        if buffer != input_buffer or hparams.arch in HEAD_BEFORE_EMBEDDING_ARCHS:
             placed.append(TensorPlacement(embedding, device, buffer, duplicate=True))
     return placed
 

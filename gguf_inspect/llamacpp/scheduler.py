@@ -177,6 +177,11 @@ def _assigned_graph(shape: GraphShape, plan: DevicePlan
     """``shape``'s graph, its unused inputs, the weight each node reads and each node's device
     (passes 1, 2 and 4 of ggml_backend_sched_split_graph)."""
     nodes, unused_inputs = build_graph(shape)
+    n_layer = len(plan.layer_device) - 1
+    if len(shape.n_head) < n_layer:  # NextN blocks: in the layer split, not in the graph; the
+        for node in nodes:  # head's nodes (il -1 in llama.cpp: never a layer's) are the
+            if node.layer >= len(shape.n_head):  # output layer's, the split's last entry
+                node.layer = n_layer
     # each node's layer is the one the graph builder stamped on it (Node.layer: the il that
     # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head)
     weights = {id(node): _weight(node, plan, shape) for node in nodes}
@@ -206,11 +211,20 @@ def _allocate(item: Placed, allocator: DynamicAllocator) -> None:
 
 def _weight(node: Node, plan: DevicePlan, shape: GraphShape) -> tuple[str, int] | None:
     """The device and size of the weight ``node`` reads, None when it reads none."""
-    layer = node.layer
     source = next((src for src in node.srcs if src.external and src.name == "weight"), None)
     if source is None:
         return None
+    layer = node.layer
     n_layer = len(plan.layer_device) - 1
+    device = HOST if layer < 0 else plan.layer_device[min(max(layer, 0), n_layer)]
+    return plan.weights.get(weight_name(node, source, plan) or "", (device, 4 * shape.n_embd))
+
+
+def weight_name(node: Node, source: Node, plan: DevicePlan) -> str | None:
+    """The tensor (DevicePlan.weights' key) of the weight ``source`` that ``node`` reads, from
+    the graph's name for the tensor or the node's role; None when neither names one (the
+    weight is then taken to live with the node's layer)."""
+    layer = node.layer
     name = None
     if node.name == "embd":
         name = "token_embd.weight"
@@ -220,18 +234,17 @@ def _weight(node: Node, plan: DevicePlan, shape: GraphShape) -> tuple[str, int] 
         name = MODEL_WEIGHTS[node.name]
     elif node.name in READS_WEIGHT_VIEW:
         name = READS_WEIGHT_VIEW[node.name]
-    elif source.tensor:  # the graph named the tensor (GraphBuilder.weight_of)
-        name = f"blk.{layer}.{source.tensor}"
+    elif source.tensor:  # the graph named the tensor (GraphBuilder.weight_of): a block's by
+        # its name within the block, one outside the blocks (the input's, the head's) in full;
+        # a file names a block's tensors only with their blk.N. prefix, so a bare name among
+        # the weights is one outside the blocks
+        name = (source.tensor if source.tensor in plan.weights
+                else f"blk.{layer}.{source.tensor}")
     elif node.name in WEIGHT_ROLES:
         name = f"blk.{layer}.{WEIGHT_ROLES[node.name]}.weight"
     elif node.name.endswith("_b") and node.name[:-2] in WEIGHT_ROLES:  # its matmul's bias
         name = f"blk.{layer}.{WEIGHT_ROLES[node.name[:-2]]}.bias"
-    elif node.name == "norm_w" and layer >= n_layer:
-        name = "output_norm.weight"
-    elif node.name in ("norm_w", "norm_b", "norm_w_b") and layer < 0:
-        name = "token_embd_norm.weight"  # tok_norm (bert, rwkv7): a tensor of block 0
-    device = HOST if layer < 0 else plan.layer_device[min(max(layer, 0), n_layer)]
-    return plan.weights.get(name or "", (device, 4 * shape.n_embd))
+    return name
 
 
 def _assign(nodes: list[Node], weights: dict[int, tuple[str, int] | None], plan: DevicePlan,
@@ -309,7 +322,8 @@ def _graph_copy(nodes: list[Node], unused_inputs: tuple[Node, ...], devices: dic
                               if not src.external and placed[id(src)].device == device]
             split_nodes.append(item)
             continue
-        weight = weights[id(node)]
+        # a view of a weight (READS_WEIGHT_VIEW) has no buffer yet: need_new_split skips it
+        weight = None if node.name in READS_WEIGHT_VIEW else weights[id(node)]
         # pass 5: a new split on a change of device, or, once the split has inputs, at a node
         # whose weight lives on another device ("need_new_split": the weight copies of the
         # earlier split can then be freed before this one's are allocated)

@@ -237,6 +237,11 @@ SETTINGS: tuple[Setting, ...] = (
             "llama_context_default_params op_offload",
             "Run no large-batch matmul of a host weight on a GPU (ggml_backend_sched "
             "op_offload off)", assumed_by_default=False),
+    Setting("cpu_repack", "--no-repack", "-nr, --no-repack", True,
+            "common_params (weight repacking enabled)",
+            "Keep host weights in their file layout: no CPU_REPACK or AMX buffers "
+            "(llama_model_params.use_extra_bufts off)", assumed_by_default=False,
+            aliases=("-nr",)),
     Setting("embeddings", "--embeddings/--no-embeddings", "--embedding, --embeddings", False,
             "llama_context_default_params embeddings",
             "An embedding server: the output buffer also holds n_embd floats per output",
@@ -276,9 +281,11 @@ class LlamaSettings:
     offload_kqv: bool = _default("offload_kqv")  # False: --no-kv-offload
     op_offload: bool = _default("op_offload")  # False: --no-op-offload
     embeddings: bool = _default("embeddings")  # adds n_embd floats per output
+    # CPU_REPACK / AMX buffers on CPU-only builds (x86 AVX2 rules); False: --no-repack (a
+    # saved log's buffers say it too)
+    cpu_repack: bool = _default("cpu_repack")
     # Not command-line parameters: what the machine (or a saved log) says.
     gpu_capacities: tuple[int, ...] = ()  # bytes per GPU; () means CPU only
-    cpu_repack: bool = True  # CPU_REPACK buffers (x86 AVX2 rules) on CPU-only builds
     cpu_avx512: bool | None = None  # None: read /proc/cpuinfo (Q2_K repacks only with AVX512)
     cpu_amx: bool | None = None  # None: read /proc/cpuinfo (AMX-INT8 + AVX512-VNNI: AMX buffers)
 

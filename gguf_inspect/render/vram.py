@@ -212,7 +212,7 @@ def _config_json(report: VramReport) -> dict[str, Any]:
         "op_offload": config.op_offload, "n_cpu_moe": config.n_cpu_moe,
         "override_tensor": config.override_tensor, "tensor_split": config.tensor_split,
         "split_mode": config.split_mode, "main_gpu": config.main_gpu,
-        "embeddings": config.embeddings,
+        "embeddings": config.embeddings, "cpu_repack": config.cpu_repack,
         "gpus": [{"name": gpu.name, "capacity_bytes": gpu.capacity_bytes} for gpu in report.gpus],
         "headroom_bytes": report.headroom_bytes,
     }
