@@ -177,13 +177,14 @@ def _assigned_graph(shape: GraphShape, plan: DevicePlan
     """``shape``'s graph, its unused inputs, the weight each node reads and each node's device
     (passes 1, 2 and 4 of ggml_backend_sched_split_graph)."""
     nodes, unused_inputs = build_graph(shape)
-    n_layer = len(plan.layer_device) - 1
-    if len(shape.n_head) < n_layer:  # NextN blocks: in the layer split, not in the graph; the
-        for node in nodes:  # head's nodes (il -1 in llama.cpp: never a layer's) are the
-            if node.layer >= len(shape.n_head):  # output layer's, the split's last entry
-                node.layer = n_layer
     # each node's layer is the one the graph builder stamped on it (Node.layer: the il that
-    # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head)
+    # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head).
+    # NextN blocks are in the layer split but not in the graph: the head's nodes (il -1 in
+    # llama.cpp, never a block's) belong to the split's last entry, the output layer
+    n_layer, n_blocks = len(plan.layer_device) - 1, len(shape.n_head)
+    for node in nodes:
+        if n_blocks <= node.layer < n_layer:
+            node.layer = n_layer
     weights = {id(node): _weight(node, plan, shape) for node in nodes}
     return nodes, unused_inputs, weights, _assign(nodes, weights, plan, shape.n_tokens)
 
