@@ -124,18 +124,19 @@ def main() -> None:
                         help="judge by tests/test_rpc_traces.py instead (every device's "
                              "placements in the two-server RPC loads; llama.cpp's kept)")
     parser.add_argument("--cases", default="",
-                        help="with --traces: only the cases whose label holds this (e.g. "
-                             "'variants/' for the ones added since a first judging)")
+                        help="only the cases whose label holds this (e.g. 'variants/' with "
+                             "--traces, 'q8k' with --rpc-traces: the ones added since a first "
+                             "judging)")
     args = parser.parse_args()
     _setup(args.keep)
     if args.traces:
         judge_traces(args.mutants, args.cases)
         return
     if args.assignments:
-        judge_assignments(args.mutants)
+        judge_assignments(args.mutants, args.cases)
         return
     if args.rpc_traces:
-        judge_rpc_traces(args.mutants)
+        judge_rpc_traces(args.mutants, args.cases)
         return
     from gguf_inspect.commands.runtime import compare_runtime
     from gguf_inspect.gguf.open import read_gguf
@@ -281,7 +282,7 @@ def judge_traces(mutants: list[str], only: str = "") -> None:
                           "cases_reached": len(reached)}), flush=True)
 
 
-def judge_assignments(mutants: list[str]) -> None:
+def judge_assignments(mutants: list[str], only: str = "") -> None:
     """Each mutant against tests/test_scheduler_assignments.py: the test itself, case by case,
     on a session whose servers start only for an answer not kept (GGUF_INSPECT_RUNTIME_ANSWERS)."""
     from tests import test_scheduler_assignments as assignments
@@ -295,10 +296,11 @@ def judge_assignments(mutants: list[str]) -> None:
         with pytest.MonkeyPatch.context() as monkeypatch:
             test(session, case, monkeypatch)
 
-    _judge_cases(mutants, sorted(assignments.CASES), run, "assignment_kills")
+    _judge_cases(mutants, [case for case in sorted(assignments.CASES) if only in case], run,
+                 "assignment_kills")
 
 
-def judge_rpc_traces(mutants: list[str]) -> None:
+def judge_rpc_traces(mutants: list[str], only: str = "") -> None:
     """Each mutant against tests/test_rpc_traces.py (every device's placements in the
     two-server RPC loads), case by case, llama.cpp's traces kept as the test keeps them."""
     from tests import test_rpc_traces as traces
@@ -310,8 +312,8 @@ def judge_rpc_traces(mutants: list[str]) -> None:
 
     session = next(iter(traces.traced_rpc.__wrapped__(Folders())))  # the fixture's body
     test = traces.test_every_placement_on_every_device_is_llama_cpps
-    _judge_cases(mutants, sorted(traces.CASES), lambda case: test(session, case),
-                 "rpc_trace_kills")
+    _judge_cases(mutants, [case for case in sorted(traces.CASES) if only in case],
+                 lambda case: test(session, case), "rpc_trace_kills")
 
 
 def _judge_cases(mutants: list[str], cases: list[str], run: Any, key: str) -> None:

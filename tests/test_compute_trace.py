@@ -40,8 +40,12 @@ from tests.test_zoo import CONFIGURATIONS
 
 alloc_trace = load_script("alloc_trace", ROOT / "benchmarks" / "alloc_trace.py")
 
-# every shape of the zoo's and the sweep's real-load tests, on the zoo and the tiny llamas
-SHAPES = {**CONFIGURATIONS, **SWEEP}
+# every shape of the zoo's and the sweep's real-load tests, on the zoo and the tiny llamas, and
+# f32 caches (-ctk f32 -ctv f32): flash attention casts each K and V view to F16 first
+# (build_attn_mha: ggml_cast), and without it V's transposing copy keeps f32's bytes
+F32_CACHES = {f"f32-cache-flash-{mode}": {"cache_type_k": "f32", "cache_type_v": "f32",
+                                          "flash_attn": mode} for mode in ("on", "off")}
+SHAPES = {**CONFIGURATIONS, **SWEEP, **F32_CACHES}
 MODELS = [("zoo", path.stem) for path in sorted((FIXTURES / "zoo").glob("*.gguf"))] + [
     ("fixtures", path.stem) for path in sorted(FIXTURES.glob("*.gguf"))]
 # the zoo at other widths (tests/conftest.py WIDTHS) at test_compute_wide's shapes, and the

@@ -376,6 +376,24 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # server: kqv reads V (q8_0 K: K and V views differ in size)
     "e320-ot-attn-flash-off-q8k": (E320, {"override_tensor": r"blk\.1\.attn_.*=CPU",
                                           "flash_attn": "off", "cache_type_k": "q8_0"}),
+    # the same in the graphs that build their own attention (gemma3n's block 1, Qwen3-Next's
+    # full-attention block 3): kqv reads V, kq reads K, from the server
+    **{f"zoo-{stem}-ot-attn-flash-off-q8k": (fixture_path(f"zoo/{stem}.gguf"), {
+        "override_tensor": rf"blk\.{block}\.attn_.*=CPU", "flash_attn": "off",
+        "cache_type_k": "q8_0"}) for stem, block in (("gemma3n", 1), ("qwen3next", 3))},
+    # block 0 on the first server, block 1 and the head on the second: the input LayerNorm is
+    # built as block 0's (pinned there with its norms), each block's norms pinned to its own
+    "zoo-bert-tensor-split-1-2": (fixture_path("zoo/bert.gguf"), {"tensor_split": "1,2"}),
+    "zoo-rwkv7-tensor-split-1-2": (fixture_path("zoo/rwkv7.gguf"), {"tensor_split": "1,2"}),
+    # gemma3n's tied head on the host with its duplicate (-ot matches the head's own
+    # token_embd.weight): result_output runs there
+    "zoo-gemma3n-ot-token-embd-cpu": (fixture_path("zoo/gemma3n.gguf"), {
+        "override_tensor": r"token_embd\.weight=CPU"}),
+    # flash attention on the servers over a host cache with an f32 K (its 16-wide heads take
+    # no quantized K with flash attention): each FLASH_ATTN_EXT copies its K view and its
+    # (smaller, f16) V view from the host
+    "zoo-gemma3n-no-kv-offload-flash-on-f32k": (fixture_path("zoo/gemma3n.gguf"), {
+        "offload_kqv": False, "flash_attn": "on", "cache_type_k": "f32"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),

@@ -9,6 +9,8 @@ the defaults named in the table's source column; the texts are the user-visible 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gguf_inspect.llamacpp.settings import (
@@ -143,3 +145,22 @@ def test_resolve_lays_given_values_over_the_defaults_and_lists_the_rest() -> Non
     assert assumed[0] == "n_gpu_layers = all (-1) (llama_model_default_params: all layers)"
     assert assumed[-1] == "n_cpu_moe = 1 (as given: -ncmoe, --n-cpu-moe)"
     assert not any(line.startswith("override_tensor") for line in assumed)
+
+
+def test_the_model_dependent_refusals_of_llama_init_from_model() -> None:
+    """llama-context.cpp:3835-3870: MLA needs type_k == type_v; with flash attention not off
+    (on, or auto), a quantized K or V cache's block must divide every layer's head size
+    (q8_0 and q4_0: 32, q4_K: 256); without flash attention K is not checked."""
+    q8k = LlamaSettings(cache_type_k="q8_0")
+    assert context_refusal(q8k, head_k=(64, 64), head_v=(64, 64)) is None
+    assert context_refusal(q8k, head_k=(64, 80), head_v=(64, 80)) == (
+        "the K cache type q8_0 (blocks of 32) does not divide the K head size 80")
+    assert context_refusal(replace(q8k, flash_attn="off"), head_k=(80,), head_v=(80,)) is None
+    q4v = LlamaSettings(cache_type_v="q4_K", flash_attn="on")
+    assert context_refusal(q4v, head_k=(128,), head_v=(128,)) == (
+        "the V cache type q4_K (blocks of 256) does not divide the V head size 128")
+    assert context_refusal(LlamaSettings(cache_type_k="q8_0", cache_type_v="f16"),
+                           is_mla=True) == (
+        "an MLA model needs one K and V cache type (q8_0 and f16 given)")
+    assert context_refusal(LlamaSettings(cache_type_k="q8_0", cache_type_v="q8_0"),
+                           head_k=(576,), head_v=(512,), is_mla=True) is None

@@ -12,6 +12,7 @@ rebuilt by fixtures/zoo.py and must come out byte-identical.
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from functools import lru_cache
@@ -286,3 +287,33 @@ def test_a_tied_head_in_the_embeddings_buffer_type(path: Path) -> None:
     comparison = compare_runtime(str(path), {"use_mmap": False, "cpu_repack": False})
     assert not _differing(comparison), "\n".join(_differing(comparison))
     assert "CPU model buffer" in {check.quantity for check in comparison.checks}
+
+
+@needs_runtime
+@pytest.mark.parametrize("stem, fields, expected", [
+    # gemma3n's heads are 16 wide: a q8_0 K cache (blocks of 32) needs flash attention off
+    ("gemma3n", {"cache_type_k": "q8_0"}, "K cache type q8_0 with block size 32 does not "
+                                          "divide n_embd_head_k=16"),
+    ("deepseek2-mla", {"cache_type_k": "q8_0", "flash_attn": "on"},
+     "model does not support different K (q8_0) and V (f16) cache types"),
+])
+def test_llama_cpp_refuses_the_contexts_we_refuse(stem: str, fields: dict[str, Any],
+                                                  expected: str) -> None:
+    """The refusals of llama_init_from_model that depend on the model, from a real load: the
+    runtime refuses with its own words, and context_refusal names the same rule; with flash
+    attention off (gemma3n) llama.cpp makes the context and so do we."""
+    from gguf_inspect.core.errors import RuntimeUnavailableError
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.hparams import read_hyperparameters
+    from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal
+
+    with pytest.raises(RuntimeUnavailableError, match=re.escape(expected)):
+        compare_runtime(str(ZOO / f"{stem}.gguf"), fields)
+    hparams = read_hyperparameters(read_gguf(str(ZOO / f"{stem}.gguf")))
+    refusal = context_refusal(LlamaSettings(**fields), hparams.head_k, hparams.head_v,
+                              hparams.is_mla)
+    assert refusal is not None and ("MLA" in refusal) == ("different" in expected)
+    if stem == "gemma3n":
+        off = {**fields, "flash_attn": "off"}
+        assert context_refusal(LlamaSettings(**off), hparams.head_k, hparams.head_v) is None
+        assert not _differing(compare_runtime(str(ZOO / f"{stem}.gguf"), off))

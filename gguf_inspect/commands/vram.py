@@ -30,7 +30,9 @@ from gguf_inspect.llamacpp.settings import (
 from gguf_inspect.reports.vram import VramReport, audit
 from gguf_inspect.core.constants import ExitCode
 from gguf_inspect.core.errors import UsageError
+from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.gguf.open import read_gguf
+from gguf_inspect.llamacpp.hparams import read_hyperparameters
 
 # The audit's own default, stated beside llama.cpp's (llamacpp/settings.py SETTINGS).
 HEADROOM_DEFAULT = "0"
@@ -78,7 +80,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
     settings, assumed = resolve_settings(options.settings)
     refusal = context_refusal(settings)
     if refusal is not None:  # llama_context::llama_context throws; nothing to audit
-        raise UsageError(f"{refusal}: llama.cpp refuses --flash-attn off with it")
+        raise UsageError(f"{refusal}: llama.cpp refuses this context")
     if options.headroom is None:
         assumed += (HEADROOM_ASSUMPTION,)
     headroom = parse_size(options.headroom or HEADROOM_DEFAULT)
@@ -90,6 +92,7 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
         if options.plan:
             assumed += ("--plan needs --gpu: no plan made",)
     gguf = read_gguf(location)
+    _refuse_context(location, gguf, settings)
     extras = read_extras(options)
     request, fit_lines = fit_request(options, settings, gpus, extras)
     report = audit(gguf, settings, gpus, headroom, plan=options.plan and bool(gpus),
@@ -105,6 +108,15 @@ def run_vram(location: str, output_format: str, options: VramOptions) -> tuple[s
         text = render_sections(vram_sections(report, bars=output_format == "table"),
                                output_format)
     return text, ExitCode.DIFFERS if _cannot_be_shown_to_fit(report) else ExitCode.OK
+
+
+def _refuse_context(location: str, gguf: GGUFFile, settings: LlamaSettings) -> None:
+    """The refusals of llama_init_from_model that depend on the model (head sizes, MLA):
+    nothing to audit when llama.cpp would not make the context."""
+    hparams = read_hyperparameters(gguf)
+    refusal = context_refusal(settings, hparams.head_k, hparams.head_v, hparams.is_mla)
+    if refusal is not None:
+        raise UsageError(f"{location}: {refusal}: llama.cpp refuses this context")
 
 
 def _check_rpc(settings: LlamaSettings, gpus: tuple, options: VramOptions) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from gguf_inspect.llamacpp.allocator import DynamicAllocator
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
 from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, soft_cap
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, f16_casts, soft_cap
 from gguf_inspect.llamacpp.graph_arch import own_graph
 from gguf_inspect.llamacpp.graph_gemma3n import Gemma3nShape
 from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
@@ -119,6 +119,7 @@ class GraphShape:
     v_width_max: int  # V row width when V is stored transposed (no flash attention)
     k_rot: int = 0  # Hadamard rotation size for a quantized K cache (0: none)
     v_rot: int = 0  # the same for a quantized V cache
+    kv_f32: tuple[bool, bool] = (False, False)  # K's and V's cache type is f32
     n_seqs: int = 0  # n_seq_max, the reserve's sequences (0: n_stream, which it is unless unified)
     moe: tuple[bool, ...] = ()  # per layer: the FFN is build_moe_ffn (graph_layout)
     moe_layout: MoeLayout | None = None
@@ -344,6 +345,13 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         heads_out = v_head * shape.n_head[il]
         # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
         out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
+        if shape.flash_attn and not shape.encoder:
+            heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
+            cells = shape.n_kv[il] * shape.n_stream
+            k_head = (shape.head_k[il] if shape.mla is None
+                      else shape.mla.n_lora_kv + shape.mla.n_rot)
+            keys, values = f16_casts(graph, cache, shape.kv_f32, k_head * heads_kv * cells,
+                                     v_head * heads_kv * cells)
         if shape.flash_attn:
             attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values,
                        mask, *sinks)
@@ -354,11 +362,11 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
             if shape.mla is not None or not v_trans:  # V is not transposed (MLA's is a view
                 # of the K cache): the ggml_cont of its transpose keeps the cache's type (F16:
-                # half f32's bytes)
+                # half f32's bytes; MLA's is K's)
                 heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
-                values = add("v_cont", "CONT",
-                             v_head * heads_kv * shape.n_kv[il] * shape.n_stream // 2,
-                             view(cache))
+                f32 = shape.kv_f32[0] if shape.mla is not None else shape.kv_f32[1]
+                values = add("v_cont", "CONT", v_head * heads_kv * shape.n_kv[il]
+                             * shape.n_stream // (1 if f32 else 2), view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)
                 kq = soft_cap(graph, kq, scores)

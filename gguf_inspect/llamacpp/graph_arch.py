@@ -28,7 +28,8 @@ def own_graph(shape: Any, tokens: int, n_seqs: int, caches: dict[bool, Any]) -> 
         cache = caches[False]
         attention = AttentionShape(shape.n_head[il], shape.n_head_kv[il], shape.head_k[il],
                                    shape.n_kv[il], shape.flash_attn, cache.k_idxs,
-                                   cache.v_idxs, cache.mask, cache.k_rot, cache.v_rot)
+                                   cache.v_idxs, cache.mask, cache.k_rot, cache.v_rot,
+                                   shape.kv_f32)
         return build_qwen3next_graph(shape.n_embd, shape.n_vocab, tokens, n_seqs,
                                      shape.n_outputs, tuple(map(bool, shape.mixers)), attention,
                                      shape.delta, shape.ssm, shape.moe_layout)
@@ -39,7 +40,8 @@ def own_graph(shape: Any, tokens: int, n_seqs: int, caches: dict[bool, Any]) -> 
                                  k_idxs=caches[swa].k_idxs, v_idxs=caches[swa].v_idxs,
                                  mask=caches[swa].mask, k_rot=caches[swa].k_rot,
                                  v_rot=caches[swa].v_rot,
-                                 has_kv=not 0 <= shape.gemma3n.n_layer_kv_from_start <= il)
+                                 has_kv=not 0 <= shape.gemma3n.n_layer_kv_from_start <= il,
+                                 f32=shape.kv_f32)
                   for il, swa in enumerate(shape.is_swa)]
         return build_gemma3n_graph(shape.n_embd, shape.n_vocab, tokens, shape.n_outputs,
                                    shape.gemma3n, layers, shape.flash_attn)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard, soft_cap
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, f16_casts, hadamard, soft_cap
 
 N_LAYER_SPARSITY = 10  # llama_model_gemma3n::graph::n_layer_sparsity (models/models.h)
 
@@ -45,6 +45,7 @@ class LayerAttention:
     k_rot: Node | None
     v_rot: Node | None
     has_kv: bool = True  # il < n_layer_kv_from_start: the layer writes its own K and V
+    f32: tuple[bool, bool] = (False, False)  # K's and V's cache type is f32
 
 
 def build_gemma3n_graph(n_embd: int, n_vocab: int, tokens: int, n_outputs: int,
@@ -211,7 +212,9 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
     else:  # Q alone, over the cache an earlier layer of the same kind wrote
         graph.expand(q)
     if flash_attn:
-        attn = add("fattn", "FLASH_ATTN_EXT", layer.q_width * tokens, view(q), cache, cache,
+        cells = layer.n_kv * layer.kv_width
+        keys, values = f16_casts(graph, cache, layer.f32, cells, cells)
+        attn = add("fattn", "FLASH_ATTN_EXT", layer.q_width * tokens, view(q), keys, values,
                    layer.mask)
     else:
         scores = layer.n_kv * tokens * layer.n_head

@@ -121,6 +121,16 @@ def soft_cap(graph: GraphBuilder, logits: Node, floats: int) -> Node:
     return logits
 
 
+def f16_casts(graph: GraphBuilder, cache: Node, f32: tuple[bool, bool], k_values: int,
+              v_values: int) -> tuple[Node, Node]:
+    """build_attn_mha with flash attention (llama-graph.cpp): an f32 K or V cache view is cast
+    to F16 first (ggml_cast: a CPY of ``k_values``/``v_values`` halves, two bytes each), K
+    then V; the cache itself where it is not f32 (``f32``: K's and V's type is f32)."""
+    keys = graph.add("k_f16", "CPY", k_values // 2, cache) if f32[0] else cache
+    values = graph.add("v_f16", "CPY", v_values // 2, cache) if f32[1] else cache
+    return keys, values
+
+
 def hadamard(graph: GraphBuilder, x: Node, rot: Node | None, floats: int) -> Node:
     """llama_mul_mat_hadamard (llama-impl.h): a quantized cache's rotation, the input ``rot``
     times ``x`` reshaped (x is contiguous wherever it is used); without ``rot``, x itself."""

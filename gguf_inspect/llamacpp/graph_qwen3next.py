@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
-from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, hadamard, row_part
+from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, f16_casts, hadamard, row_part
 from gguf_inspect.llamacpp.graph_ssm import (SsmShape, StateInputs, read_states, state_inputs,
                                              store_state)
 
@@ -45,6 +45,7 @@ class AttentionShape:
     mask: Node
     k_rot: Node | None
     v_rot: Node | None
+    f32: tuple[bool, bool] = (False, False)  # K's and V's cache type is f32
 
 
 def build_qwen3next_graph(n_embd: int, n_vocab: int, tokens: int, n_seqs: int, n_outputs: int,
@@ -110,7 +111,9 @@ def _gated_attention(graph: GraphBuilder, x: Node, shape: AttentionShape, inp_po
     graph.expand(add("set_k", "SET_ROWS", 0, view(k), shape.k_idxs, cache, view_of=cache))
     graph.expand(add("set_v", "SET_ROWS", 0, view(v), shape.v_idxs, cache, view_of=cache))
     if shape.flash_attn:
-        attn = add("fattn", "FLASH_ATTN_EXT", q_width * tokens, view(q), cache, cache,
+        keys, values = f16_casts(graph, cache, shape.f32, shape.n_kv * kv_width,
+                                 shape.n_kv * kv_width)
+        attn = add("fattn", "FLASH_ATTN_EXT", q_width * tokens, view(q), keys, values,
                    shape.mask)
     else:
         scores = shape.n_kv * tokens * shape.n_head

@@ -123,6 +123,7 @@ def graph_shape(hparams: Hyperparameters, context: ResolvedContext,
         # encoder has none, whatever --cache-type-k says
         k_rot=0 if no_cache else rotation_size(context.type_k, hparams.head_k, largest=True),
         v_rot=0 if no_cache else rotation_size(context.type_v, hparams.head_v, largest=False),
+        kv_f32=(context.type_k == "f32", context.type_v == "f32"),
         v_trans=v_trans)
 
 
@@ -195,7 +196,7 @@ FLASH_PROBE_NOTE = ("flash_attn auto resolved to off: a FLASH_ATTN_EXT node woul
 
 def _notes(hparams: Hyperparameters, settings: LlamaSettings) -> list[str]:
     notes = ["compute buffer is an estimate of the graph allocator's peak (not exact)"]
-    refusal = context_refusal(settings)
+    refusal = context_refusal(settings, hparams.head_k, hparams.head_v, hparams.is_mla)
     if refusal is not None:
         notes.append(f"{refusal}: llama.cpp refuses this context")
     if settings.flash_attn == "auto":

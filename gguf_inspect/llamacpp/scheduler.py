@@ -177,10 +177,9 @@ def _assigned_graph(shape: GraphShape, plan: DevicePlan
     """``shape``'s graph, its unused inputs, the weight each node reads and each node's device
     (passes 1, 2 and 4 of ggml_backend_sched_split_graph)."""
     nodes, unused_inputs = build_graph(shape)
-    # each node's layer is the one the graph builder stamped on it (Node.layer: the il that
-    # llama.cpp's graph code passes its callback; -1 before the first block, n_layer the head).
-    # NextN blocks are in the layer split but not in the graph: the head's nodes (il -1 in
-    # llama.cpp, never a block's) belong to the split's last entry, the output layer
+    # each node's layer is the one the graph builder stamped on it (the il of llama.cpp's
+    # callback; -1 before the first block, n_layer the head). NextN blocks are in the layer
+    # split, not in the graph: the head's nodes (il -1) belong to the split's output entry
     n_layer, n_blocks = len(plan.layer_device) - 1, len(shape.n_head)
     for node in nodes:
         if n_blocks <= node.layer < n_layer:
@@ -398,10 +397,12 @@ def _external_source(src: Node, node: Node, weights: dict[int, tuple[str, int] |
     if node.view_src is not None or not 0 <= layer < len(plan.kv_device):
         return 0, HOST  # the SET_ROWS writing its own cache
     k_bytes, v_bytes = plan.kv_view_bytes[layer]
-    # V: kqv's first source, flash attention's second cache read, or (MLA without flash
-    # attention) the CONT of V's transpose, a view of the K cache's first columns
-    reads_v = (node.name == "kqv" or node.op == "CONT"
-               or (node.op == "FLASH_ATTN_EXT" and cache_reads == 1))
+    # V: kqv's first source, flash attention's second cache read (or its only one, when K
+    # comes cast from an f32 cache: its source 1 is then the cast), the cast of an f32 V, or
+    # (MLA without flash attention) the CONT of V's transpose, a view of the K cache's first
+    # columns
+    flash_v = node.op == "FLASH_ATTN_EXT" and (cache_reads == 1 or node.srcs[1] is not src)
+    reads_v = node.name in ("kqv", "v_f16") or node.op == "CONT" or flash_v
     return (v_bytes if reads_v else k_bytes), plan.kv_device[layer]
 
 

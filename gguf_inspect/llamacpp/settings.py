@@ -296,12 +296,27 @@ def flash_attn_enabled(settings: LlamaSettings) -> bool:
     return check_flash_attn(settings.flash_attn) != "off"
 
 
-def context_refusal(settings: LlamaSettings) -> str | None:
-    """Why llama.cpp refuses this context, None when it does not: llama_context::llama_context
-    throws "quantized V cache was requested, but this requires Flash Attention"."""
-    quantized_v = ggml_type_from_name(settings.cache_type_v).is_quantized
-    if quantized_v and not flash_attn_enabled(settings):
+def context_refusal(settings: LlamaSettings, head_k: tuple[int, ...] = (),
+                    head_v: tuple[int, ...] = (), is_mla: bool = False) -> str | None:
+    """Why llama_init_from_model (llama-context.cpp:3835-3870) refuses this context, None when
+    it does not, in its order: an MLA model with different K and V cache types; a quantized V
+    cache with flash attention off (auto turns it on); with flash attention not off, a
+    quantized K (V) cache whose block does not divide some layer's K (V) head size
+    (``head_k``/``head_v``: n_embd_head_k(il)/n_embd_head_v(il); () without a model)."""
+    type_k = ggml_type_from_name(settings.cache_type_k)
+    type_v = ggml_type_from_name(settings.cache_type_v)
+    if is_mla and type_k != type_v:
+        return (f"an MLA model needs one K and V cache type ({type_k.name} and {type_v.name} "
+                "given)")
+    if type_v.is_quantized and not flash_attn_enabled(settings):
         return "a quantized V cache needs flash attention"
+    if not flash_attn_enabled(settings):
+        return None
+    for cache, cache_type, heads in (("K", type_k, head_k), ("V", type_v, head_v)):
+        head = next((head for head in heads if head % cache_type.block_size), None)
+        if cache_type.is_quantized and head is not None:
+            return (f"the {cache} cache type {cache_type.name} (blocks of "
+                    f"{cache_type.block_size}) does not divide the {cache} head size {head}")
     return None
 
 
