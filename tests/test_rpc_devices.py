@@ -333,12 +333,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         ("qwen3next", "attn-output", r"blk\.3\.attn_output\.weight"),
         ("qwen3next", "qk-norms", r"blk\.3\.attn_(q|k)_norm\.weight"),
         ("qwen3next", "attn-norm", r"blk\.3\.attn_norm\.weight"),
-        ("qwen3next", "post-norm", r"blk\.1\.post_attention_norm\.weight"))},
-    # each norm weight (and bias) the graphs name by its tensor, alone on the host: a block's
-    # (blk.1), the input LayerNorm, the output norm (lfm2's is named token_embd_norm, an
-    # output-layer tensor: LLM_TENSOR_OUTPUT_NORM_LFM2)
-    **{f"zoo-{stem}-ot-{what}-cpu": (fixture_path(f"zoo/{stem}.gguf"), {
-        "override_tensor": f"{pattern}=CPU"}) for stem, what, pattern in (
+        ("qwen3next", "post-norm", r"blk\.1\.post_attention_norm\.weight"),
+        # each norm weight (and bias) the graphs name by its tensor, alone on the host: a
+        # block's (blk.1), the input LayerNorm, the output norm (lfm2's is named
+        # token_embd_norm, an output-layer tensor: LLM_TENSOR_OUTPUT_NORM_LFM2)
         ("bert", "layer-norms", r"blk\.1\.(attn_output_norm|layer_output_norm)\.(weight|bias)"),
         ("nomic-bert", "layer-norms", r"blk\.1\.attn_output_norm\.(weight|bias)"),
         ("gptneox", "ffn-norm", r"blk\.1\.ffn_norm\.(weight|bias)"),
