@@ -346,11 +346,12 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
         out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
         if shape.flash_attn and not shape.encoder:
+            # the views span the cache's cells, K n_embd_k_gqa wide (MLA's: its key_length,
+            # the latent and the rope part)
             heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
             cells = shape.n_kv[il] * shape.n_stream
-            k_head = (shape.head_k[il] if shape.mla is None
-                      else shape.mla.n_lora_kv + shape.mla.n_rot)
-            keys, values = f16_casts(graph, cache, shape.kv_f32, k_head * heads_kv * cells,
+            keys, values = f16_casts(graph, cache, shape.kv_f32,
+                                     shape.head_k[il] * heads_kv * cells,
                                      v_head * heads_kv * cells)
         if shape.flash_attn:
             attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values,
@@ -362,11 +363,10 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             scores = shape.n_kv[il] * tokens * shape.n_head[il]
             if shape.mla is not None or not v_trans:  # V is not transposed (MLA's is a view
                 # of the K cache): the ggml_cont of its transpose keeps the cache's type (F16:
-                # half f32's bytes; MLA's is K's)
+                # half f32's bytes; MLA's V is K's, whose type llama.cpp holds to V's)
                 heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
-                f32 = shape.kv_f32[0] if shape.mla is not None else shape.kv_f32[1]
                 values = add("v_cont", "CONT", v_head * heads_kv * shape.n_kv[il]
-                             * shape.n_stream // (1 if f32 else 2), view(cache))
+                             * shape.n_stream // (1 if shape.kv_f32[1] else 2), view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)
                 kq = soft_cap(graph, kq, scores)
