@@ -392,6 +392,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # (smaller, f16) V view from the host
     "zoo-gemma3n-no-kv-offload-flash-on-f32k": (fixture_path("zoo/gemma3n.gguf"), {
         "offload_kqv": False, "flash_attn": "on", "cache_type_k": "f32"}),
+    # and an f32 V (K f16): the V view is cast on the server, its copy sized as V's
+    **{f"{name}-no-kv-offload-flash-on-f32v": (path, {
+        "offload_kqv": False, "flash_attn": "on", "cache_type_v": "f32"})
+       for name, path in (("zoo-gemma3n", fixture_path("zoo/gemma3n.gguf")), ("e320", E320))},
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
