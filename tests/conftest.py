@@ -133,6 +133,36 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 WIDTHS = {"e256": (256, 64, 128), "e512": (512, 128, 128), "ff1024": (64, 16, 1024)}
 
 
+class WideZooModel(os.PathLike):
+    """One zoo model at another width (WIDTHS), written on first use under the system's
+    temporary folder: a path a test table can hold before any fixture runs. The bytes are the
+    same every time (fixtures/zoo.py is deterministic), so llama.cpp's kept answers, keyed by
+    them, stay valid."""
+
+    def __init__(self, width: str, stem: str) -> None:
+        self.width, self.stem = width, stem
+
+    def __fspath__(self) -> str:
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / "gguf-inspect-wide-zoo" / self.width
+        path = folder / f"{self.stem}.gguf"
+        if not path.exists():
+            zoo = load_script("zoo", FIXTURES / "zoo.py").widened(*WIDTHS[self.width])
+            (model,) = [model for model in zoo.all_models() if model.stem == self.stem]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.part")
+            zoo.write_model(model, partial)
+            partial.replace(path)  # whole or absent, for a concurrent reader
+        return str(path)
+
+    def __str__(self) -> str:
+        return self.__fspath__()
+
+    def __repr__(self) -> str:
+        return f"WideZooModel({self.width!r}, {self.stem!r})"
+
+
 # the drops llama.cpp loads (a header key it reads with a default): found by the real loads of
 # tests/test_loader_refusals.py, and traced node by node in tests/test_compute_trace.py
 LOADED_KEY_DROPS = frozenset({

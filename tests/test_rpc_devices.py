@@ -24,7 +24,7 @@ from gguf_inspect.llamacpp.load_log import LoadLog, parse_load_log, split_log_te
 from gguf_inspect.llamacpp.memory import MemoryPrediction, predict_memory
 from gguf_inspect.llamacpp.settings import LlamaSettings, check_rpc, parse_overrides
 from gguf_inspect.reports.runtime import device_settings_from_log, rpc_capacities
-from tests.conftest import fixture_path
+from tests.conftest import WideZooModel, fixture_path
 from tests.rpc_servers import RpcSession
 
 MIB = 1 << 20
@@ -392,6 +392,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # (smaller, f16) V view from the host
     "zoo-gemma3n-no-kv-offload-flash-on-f32k": (fixture_path("zoo/gemma3n.gguf"), {
         "offload_kqv": False, "flash_attn": "on", "cache_type_k": "f32"}),
+    # gemma3n with 64-wide heads (the zoo at e256), a q8_0 K over a host cache, flash attention
+    # on the servers: each FLASH_ATTN_EXT copies its K view (q8_0) and its larger V view (f16)
+    "e256-gemma3n-no-kv-offload-flash-on-q8k": (WideZooModel("e256", "gemma3n"), {
+        "offload_kqv": False, "flash_attn": "on", "cache_type_k": "q8_0"}),
     # and an f32 V (K f16): the V view is cast on the server, its copy sized as V's
     **{f"{name}-no-kv-offload-flash-on-f32v": (path, {
         "offload_kqv": False, "flash_attn": "on", "cache_type_v": "f32"})
