@@ -145,7 +145,9 @@ class WideZooModel(os.PathLike):
     def __fspath__(self) -> str:
         import tempfile
 
-        folder = Path(tempfile.gettempdir()) / "gguf-inspect-wide-zoo" / self.width
+        # named by fixtures/zoo.py's own hash: a file written by an older zoo is never reused
+        source = hashlib.sha256((FIXTURES / "zoo.py").read_bytes()).hexdigest()[:12]
+        folder = Path(tempfile.gettempdir()) / f"gguf-inspect-wide-zoo-{source}" / self.width
         path = folder / f"{self.stem}.gguf"
         if not path.exists():
             zoo = load_script("zoo", FIXTURES / "zoo.py").widened(*WIDTHS[self.width])
