@@ -139,19 +139,25 @@ class WideZooModel(os.PathLike):
     same every time (fixtures/zoo.py is deterministic), so llama.cpp's kept answers, keyed by
     them, stay valid."""
 
-    def __init__(self, width: str, stem: str) -> None:
-        self.width, self.stem = width, stem
+    def __init__(self, width: str, stem: str, build: Any = None) -> None:
+        """``width``: a WIDTHS key, or "" for the zoo's own; ``build``: made from the zoo
+        module (``lambda zoo: zoo.gemma3n(22)``) when the stem is not one of all_models()."""
+        self.width, self.stem, self.build = width, stem, build
 
     def __fspath__(self) -> str:
         import tempfile
 
         # named by fixtures/zoo.py's own hash: a file written by an older zoo is never reused
         source = hashlib.sha256((FIXTURES / "zoo.py").read_bytes()).hexdigest()[:12]
-        folder = Path(tempfile.gettempdir()) / f"gguf-inspect-wide-zoo-{source}" / self.width
+        folder = Path(tempfile.gettempdir()) / f"gguf-inspect-wide-zoo-{source}" / (
+            self.width or "zoo")
         path = folder / f"{self.stem}.gguf"
         if not path.exists():
-            zoo = load_script("zoo", FIXTURES / "zoo.py").widened(*WIDTHS[self.width])
-            (model,) = [model for model in zoo.all_models() if model.stem == self.stem]
+            zoo = load_script("zoo", FIXTURES / "zoo.py")
+            zoo = zoo.widened(*WIDTHS[self.width]) if self.width else zoo
+            (model,) = ([self.build(zoo)] if self.build else
+                        [model for model in zoo.all_models() if model.stem == self.stem])
+            assert model.stem == self.stem, model.stem
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.part")
             zoo.write_model(model, partial)

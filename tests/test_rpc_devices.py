@@ -396,6 +396,13 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # on the servers: each FLASH_ATTN_EXT copies its K view (q8_0) and its larger V view (f16)
     "e256-gemma3n-no-kv-offload-flash-on-q8k": (WideZooModel("e256", "gemma3n"), {
         "offload_kqv": False, "flash_attn": "on", "cache_type_k": "q8_0"}),
+    # gemma3n with 22 blocks: blocks 20 and 21 reuse the KV cache of 18 and 19
+    # (n_layer_kv_from_start 20), which the 20,3 split leaves on the first server while 20, 21
+    # and the head go to the second: without flash attention kq and kqv read K (q8_0) and V
+    # (f16) from the other server (no cache write before them to draw them there)
+    "zoo-gemma3n-22-tensor-split-20-3-flash-off-q8k": (
+        WideZooModel("", "gemma3n-22", lambda zoo: zoo.gemma3n(22)),
+        {"tensor_split": "20,3", "flash_attn": "off", "cache_type_k": "q8_0"}),
     # and an f32 V (K f16): the V view is cast on the server, its copy sized as V's
     **{f"{name}-no-kv-offload-flash-on-f32v": (path, {
         "offload_kqv": False, "flash_attn": "on", "cache_type_v": "f32"})

@@ -137,6 +137,14 @@ class Hyperparameters:
         """llama_hparams::has_kv (llama-hparams.cpp)."""
         return self.n_layer_kv_from_start < 0 or il < self.n_layer_kv_from_start
 
+    def kv_source(self, il: int) -> int:
+        """The layer whose KV cache layer ``il`` reads: its own, or for a layer without one
+        the last earlier layer of its kind (llama_model::create_memory's ``reuse`` for gemma3n
+        and gemma4: n_layer_kv_from_start - (2 if SWA else 1))."""
+        if self.has_kv(il):
+            return il
+        return self.n_layer_kv_from_start - (2 if self.is_swa[il] else 1)
+
     @property
     def any_swa(self) -> bool:
         return any(self.is_swa)

@@ -455,8 +455,8 @@ def device_plan(hparams: Hyperparameters, context: "ResolvedContext", placement:
             views.append((k_bytes, k_bytes - k_row + row_bytes(type_k.type_id, v_width)))
         else:
             views.append((k_bytes, row_bytes(type_v.type_id, v_width) * n_kv * n_stream))
-    kv_device = tuple(placement.device_of_layer(il) if settings.offload_kqv else HOST
-                      for il in range(hparams.n_layer))
+    kv_device = tuple(placement.device_of_layer(hparams.kv_source(il))  # a reused cache's
+                      if settings.offload_kqv else HOST for il in range(hparams.n_layer))
     # graph_get_cb's full_offload: model.n_gpu_layers() > n_layer_all
     offloaded = settings.n_gpu_layers < 0 or settings.n_gpu_layers > hparams.n_layer
     n_tokens = min(context.n_ctx, context.n_ubatch)  # the reserved worst-case batch
