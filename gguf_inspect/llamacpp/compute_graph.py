@@ -345,15 +345,15 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         heads_out = v_head * shape.n_head[il]
         # MLA decompresses each head's latent output with wv_b (v_mla in build_attn_mha)
         out_width = heads_out if shape.mla is None else shape.mla.head_v * shape.n_head[il]
-        if shape.flash_attn and not shape.encoder:
-            # the views span the cache's cells, K n_embd_k_gqa wide (MLA's: its key_length,
-            # the latent and the rope part)
-            heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
-            cells = shape.n_kv[il] * shape.n_stream
-            keys, values = f16_casts(graph, cache, shape.kv_f32,
-                                     shape.head_k[il] * heads_kv * cells,
-                                     v_head * heads_kv * cells)
+        # the cache views span every cell of every stream, K n_embd_k_gqa wide (MLA's: its
+        # key_length, the latent and the rope part, in one KV head)
+        heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
+        cells = shape.n_kv[il] * shape.n_stream
         if shape.flash_attn:
+            if not shape.encoder:
+                keys, values = f16_casts(graph, cache, shape.kv_f32,
+                                         shape.head_k[il] * heads_kv * cells,
+                                         v_head * heads_kv * cells)
             attn = add("fattn", "FLASH_ATTN_EXT", heads_out * tokens, view(q), keys, values,
                        mask, *sinks)
             if shape.mla is not None:
@@ -364,9 +364,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             if shape.mla is not None or not v_trans:  # V is not transposed (MLA's is a view
                 # of the K cache): the ggml_cont of its transpose keeps the cache's type (F16:
                 # half f32's bytes; MLA's V is K's, whose type llama.cpp holds to V's)
-                heads_kv = 1 if shape.mla is not None else shape.n_head_kv[il]
-                values = add("v_cont", "CONT", v_head * heads_kv * shape.n_kv[il]
-                             * shape.n_stream // (1 if shape.kv_f32[1] else 2), view(cache))
+                values = add("v_cont", "CONT", v_head * heads_kv * cells
+                             // (1 if shape.kv_f32[1] else 2), view(cache))
             kq = add("kq", "MUL_MAT", scores, keys, view(q))
             if shape.attn_softcap:  # build_attn_mha: hparams.attn_soft_cap (set by gemma2)
                 kq = soft_cap(graph, kq, scores)

@@ -212,8 +212,8 @@ def _attention(graph: GraphBuilder, x: Node, layer: LayerAttention, inp_pos: Nod
     else:  # Q alone, over the cache an earlier layer of the same kind wrote
         graph.expand(q)
     if flash_attn:
-        cells = layer.n_kv * layer.kv_width
-        keys, values = f16_casts(graph, cache, layer.f32, cells, cells)
+        view_values = layer.n_kv * layer.kv_width  # each cache view: every cell's K (or V)
+        keys, values = f16_casts(graph, cache, layer.f32, view_values, view_values)
         attn = add("fattn", "FLASH_ATTN_EXT", layer.q_width * tokens, view(q), keys, values,
                    layer.mask)
     else:
