@@ -407,6 +407,17 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     **{f"{name}-no-kv-offload-flash-on-f32v": (path, {
         "offload_kqv": False, "flash_attn": "on", "cache_type_v": "f32"})
        for name, path in (("zoo-gemma3n", fixture_path("zoo/gemma3n.gguf")), ("e320", E320))},
+    # every block on the host (its KV cache too), one block's attention output on the first
+    # server: without flash attention, pass 2 expands kqv (and kq, softmax) up from that matmul
+    # onto the server, so kqv copies its V view (f16) from the host and kq its K view (q8_0)
+    "e320-ngl-1-ot-attn-output-server0-flash-off-q8k": (E320, {
+        "n_gpu_layers": 1, "override_tensor": r"blk\.1\.attn_output\.weight=RPC0[{server0}]",
+        "flash_attn": "off", "cache_type_k": "q8_0"}),
+    "zoo-qwen3next-ngl-1-ot-attn-output-server0-flash-off-q8k": (
+        fixture_path("zoo/qwen3next.gguf"), {
+            "n_gpu_layers": 1,
+            "override_tensor": r"blk\.3\.attn_output\.weight=RPC0[{server0}]",
+            "flash_attn": "off", "cache_type_k": "q8_0"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
