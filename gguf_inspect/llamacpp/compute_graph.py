@@ -389,7 +389,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
             cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, False, shape.bias, False,
                             relu_sqr=True)
         elif mixer and shape.ssm is not None and state is not None:  # graph_ssm
-            cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state, norm)
+            cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state)
         else:
             cur = attention(il, attn_in)
         last = il == n_layer - 1 and not shape.late_out_rows

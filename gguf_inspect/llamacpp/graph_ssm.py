@@ -87,14 +87,14 @@ def store_state(graph: GraphBuilder, source: Node, cache: Node, floats: int | No
 
 
 def ssm_mixer(graph: GraphBuilder, x: Node, ssm: SsmShape, kind: str, tokens: int,
-              n_seqs: int, inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
+              n_seqs: int, inputs: StateInputs) -> Node:
     """One Mamba (``kind`` "mamba") or Mamba2 ("mamba2") mixer over ``tokens`` rows of the
     normed input ``x``: the layer's output, n_embd x tokens."""
     if kind == MAMBA2:
-        return _mamba2(graph, x, ssm, tokens, n_seqs, inputs, norm)
+        return _mamba2(graph, x, ssm, tokens, n_seqs, inputs)
     if kind == SHORTCONV:
         return _shortconv(graph, x, ssm, tokens, n_seqs, inputs)
-    return _mamba(graph, x, ssm, tokens, n_seqs, inputs, norm)
+    return _mamba(graph, x, ssm, tokens, n_seqs, inputs)
 
 
 def _conv(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, xin: Node,
@@ -130,7 +130,7 @@ def _scan(graph: GraphBuilder, ssm: SsmShape, inputs: StateInputs, cache: Node, 
 
 
 def _mamba(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int,
-           inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
+           inputs: StateInputs) -> Node:
     """build_mamba_layer: x and z halves of ssm_in, dt, B and C from ssm_x (dt made
     contiguous, or the three normed), dt through ssm_dt."""
     add, view, weight = graph.add, graph.view, graph.weight_of
@@ -145,9 +145,10 @@ def _mamba(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int
     state_part = row_part(tokens, x_db_width, ssm.d_state)
     b, c = view(x_db, "B", floats=state_part), view(x_db, "C", floats=state_part)
     dt = view(x_db, "dt", floats=row_part(tokens, x_db_width, ssm.dt_rank))
-    if ssm.dt_b_c_rms:  # build_norm of the views (never in place)
-        dt = norm(dt, ssm.dt_rank)
-        b, c = norm(b, ssm.d_state), norm(c, ssm.d_state)
+    if ssm.dt_b_c_rms:  # build_norm of the views without a weight: the mamba loader makes no
+        # ssm_dt_norm / ssm_b_norm / ssm_c_norm (models/mamba-base.cpp build_mamba_layer)
+        dt = graph.rms_norm(dt, ssm.dt_rank * tokens, weighted=False)
+        b, c = (graph.rms_norm(part, ssm.d_state * tokens, weighted=False) for part in (b, c))
     else:
         dt = add("dt_cont", "CONT", ssm.dt_rank * tokens, dt)
     dt = add("ssm_dt", "MUL_MAT", d_inner * tokens, weight("ssm_dt.weight"), dt)
@@ -159,7 +160,7 @@ def _mamba(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int
 
 
 def _mamba2(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: int,
-            inputs: StateInputs, norm: Callable[[Node, int], Node]) -> Node:
+            inputs: StateInputs) -> Node:
     """build_mamba2_layer: z, xBC and dt from one ssm_in; heads of d_inner / dt_rank; the
     grouped RMS norm before ssm_out."""
     add, view, weight = graph.add, graph.view, graph.weight_of
