@@ -85,17 +85,14 @@ DENSE = {
 }
 
 
-# The architectures modelled here whose load_hparams reads expert_weights_scale
-# (LLM_KV_EXPERT_WEIGHTS_SCALE: models/deepseek2.cpp, glm4-moe.cpp, nemotron-h.cpp); the others
-# (qwen3moe, llama4, gpt-oss, granite, qwen3next) keep llama_hparams' 0, whatever the file says
-READS_WEIGHTS_SCALE = frozenset({"deepseek2", "glm4moe", "nemotron_h"})
-
-
 def _scaled(gguf: GGUFFile) -> bool:
-    """expert_weights_scale read, set and not 1: build_moe_ffn scales the weights (SCALE)."""
+    """expert_weights_scale set and not 1: build_moe_ffn scales the weights (SCALE). Only the
+    loaders that read the key ask (LLM_KV_EXPERT_WEIGHTS_SCALE: models/deepseek2.cpp and
+    glm4-moe.cpp, through _lead_moe); the other MoE graphs modelled here (qwen3moe, llama4,
+    gpt-oss, granite, qwen3next) keep llama_hparams' 0, whatever the file says, so their
+    layouts leave w_scale off."""
     scale = gguf.arch_value("expert_weights_scale")
-    return (gguf.architecture in READS_WEIGHTS_SCALE and isinstance(scale, float)
-            and scale not in (0.0, 1.0))
+    return isinstance(scale, float) and scale not in (0.0, 1.0)
 
 
 def graph_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
@@ -195,8 +192,7 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
     if arch == "qwen3moe":
         # models/qwen3moe.cpp: softmax gating, weights normalised
-        return GraphLayout((True,) * n_layer, MoeLayout(
-            n_expert, used, n_ff_exp, w_scale=_scaled(gguf)))
+        return GraphLayout((True,) * n_layer, MoeLayout(n_expert, used, n_ff_exp))
     if arch == "glm4moe":
         # models/glm4-moe.cpp: sigmoid gating by default, exp_probs_b always
         # the FFN's pre-norm is attn_post_norm (post_attention_norm, models/glm4-moe.cpp:72)
@@ -208,7 +204,7 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         # the whole stack (embeddings_nextn_masked is false by default, llama-context.cpp)
         return GraphLayout((True,) * n_layer, MoeLayout(
             n_expert, used, n_ff_exp, gating="softmax_weight", norm_w=False,
-            w_scale=_scaled(gguf), gate_inp_bias=True, expert_bias=True),
+            gate_inp_bias=True, expert_bias=True),
             bias=any(t.name.endswith(".attn_q.bias") for t in gguf.tensors),
             late_out_rows="stack",
             # the FFN's pre-norm is attn_post_norm (models/openai-moe.cpp:37)
@@ -229,7 +225,7 @@ def _llama4(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or 0
     layout = MoeLayout(n_expert, uint32_key(gguf, "expert_used_count") or 0, n_ff_exp,
                        n_ff_shexp=n_ff_exp, gating="sigmoid", norm_w=False,
-                       w_scale=_scaled(gguf), weight_before_ffn=True) if n_expert else None
+                       weight_before_ffn=True) if n_expert else None
     return GraphLayout(moe if n_expert else (), layout,
                        qk_norm="rope" if n_expert != 128 else "",
                        rope_layers=tuple((il + 1) % no_rope_step != 0 for il in range(n_layer)),
@@ -281,7 +277,7 @@ def _granite_moe(gguf: GGUFFile, hparams: Hyperparameters
         return (), None
     shared = uint32_key(gguf, "expert_shared_feed_forward_length") or 0
     return (True,) * hparams.n_layer_main, MoeLayout(
-        n_expert, used, hparams.n_ff[0], n_ff_shexp=shared, w_scale=_scaled(gguf))
+        n_expert, used, hparams.n_ff[0], n_ff_shexp=shared)
 
 
 def _granite_scales(gguf: GGUFFile, arch: str) -> dict[str, bool]:
@@ -337,6 +333,5 @@ def _qwen3next(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     delta = DeltaNetShape(head_dim=ssm.d_state, n_k_heads=ssm.n_group,
                           n_v_heads=ssm.dt_rank, d_conv=ssm.d_conv, n_ff_shexp=shared)
     mixers = tuple("delta" if recurrent else "" for recurrent in hparams.is_recurrent)
-    return GraphLayout((True,) * n_layer, MoeLayout(n_expert, used, n_ff_exp,
-                                                    w_scale=_scaled(gguf)),
+    return GraphLayout((True,) * n_layer, MoeLayout(n_expert, used, n_ff_exp),
                        mixers=mixers[:n_layer], ssm=ssm, delta=delta)
