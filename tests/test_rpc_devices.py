@@ -418,6 +418,14 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
             "n_gpu_layers": 1,
             "override_tensor": r"blk\.3\.attn_output\.weight=RPC0[{server0}]",
             "flash_attn": "off", "cache_type_k": "q8_0"}),
+    # a hybrid MoE (Granite-4.0-H's shape) split over the servers, then with its experts on
+    # the host (the usual partial offload of a MoE: -ot exps=CPU)
+    "zoo-granitehybrid-moe-tensor-split-1-1": (
+        WideZooModel("", "granitehybrid-moe", lambda zoo: zoo.granitehybrid(moe=True)),
+        {"tensor_split": "1,1"}),
+    "zoo-granitehybrid-moe-ot-exps-cpu": (
+        WideZooModel("", "granitehybrid-moe", lambda zoo: zoo.granitehybrid(moe=True)),
+        {"override_tensor": r"exps=CPU"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
