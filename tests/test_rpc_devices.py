@@ -426,6 +426,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "zoo-granitehybrid-moe-ot-exps-cpu": (
         WideZooModel("", "granitehybrid-moe", lambda zoo: zoo.granitehybrid(moe=True)),
         {"override_tensor": r"exps=CPU"}),
+    # gemma3n's altup correction scale of block 0 on the second server: first_prediction (its
+    # MUL) runs there and copies its view of the corrected predictions, the first of four
+    "zoo-gemma3n-ot-altup-correct-scale-server1": (fixture_path("zoo/gemma3n.gguf"), {
+        "override_tensor": r"blk\.0\.altup_correct_scale\.weight=RPC0[{server1}]"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
