@@ -100,7 +100,7 @@ class GraphBuilder:
                 stack.append((node.srcs[index], 0))
             elif node.op != "NONE":
                 self.nodes.append(node)
-            elif node.is_input and node.visit < 0:
+            elif node.is_input:  # numbered once: _seen keeps a node from a second visit
                 node.visit, self._leafs = self._leafs, self._leafs + 1
 
 
