@@ -27,7 +27,6 @@ class MoeLayout:
     probs_bias: bool = False  # exp_probs_b: selection probabilities biased (ADD)
     gate_inp_bias: bool = False  # router bias (ADD on the logits)
     expert_bias: bool = False  # up/gate/down expert biases (ADD_ID)
-    gated: bool = True  # gate experts present (GLU), else a plain activation
     # LLM_ARCH_LLAMA4: experts chosen from the logits (not the sigmoid), and the input repeated
     # per chosen expert and weighted before the expert matmuls instead of after them
     weight_before_ffn: bool = False
@@ -103,14 +102,13 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     if layout.expert_bias:
         up = graph.add("ffn_moe_up_biased", "ADD_ID", width, up,
                        graph.weight_of("ffn_up_exps.bias"), topk)
-    if layout.gated:
-        gate = graph.add("ffn_moe_gate", "MUL_MAT_ID", width, graph.weight, cur, topk)
-        if layout.expert_bias:
-            gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate,
-                             graph.weight_of("ffn_gate_exps.bias"), topk)
-        act = graph.add("ffn_moe_glu", "GLU", width, gate, up)
-    else:
-        act = graph.add("ffn_moe_act", "UNARY", width, up)
+    # every MoE modelled here has gate experts (build_moe_ffn's GLU); the ungated one
+    # (Nemotron-H's ReLU^2 experts) is not modelled
+    gate = graph.add("ffn_moe_gate", "MUL_MAT_ID", width, graph.weight, cur, topk)
+    if layout.expert_bias:
+        gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate,
+                         graph.weight_of("ffn_gate_exps.bias"), topk)
+    act = graph.add("ffn_moe_glu", "GLU", width, gate, up)
     experts = graph.add("ffn_moe_down", "MUL_MAT_ID", n_embd * used * rows, graph.weight, act,
                         topk)
     if layout.expert_bias:
