@@ -430,6 +430,11 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # MUL) runs there and copies its view of the corrected predictions, the first of four
     "zoo-gemma3n-ot-altup-correct-scale-server1": (fixture_path("zoo/gemma3n.gguf"), {
         "override_tensor": r"blk\.0\.altup_correct_scale\.weight=RPC0[{server1}]"}),
+    # DeepSeek-V2-Lite's single wq (no Q LoRA) of block 0 on the second server: q_lite runs
+    # there (27 blocks split over the two servers)
+    "zoo-deepseek2-lite-ot-attn-q-server1": (
+        WideZooModel("", "deepseek2-lite", lambda zoo: zoo.deepseek2(lite=True)),
+        {"override_tensor": r"blk\.0\.attn_q\.weight=RPC0[{server1}]"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
