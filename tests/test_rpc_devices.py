@@ -438,6 +438,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # flash attention forced on over a host cache (f16 K and V): each FLASH_ATTN_EXT runs on
     # its server and copies both its K and its V view from the host, two inputs of one node
     "e320-no-kv-offload-flash-on": (E320, {"offload_kqv": False, "flash_attn": "on"}),
+    # Nemotron-H's output norm (over every token, before the output rows) on the first server,
+    # its head on the second
+    "zoo-nemotron_h-ot-output-norm-server0": (fixture_path("zoo/nemotron_h.gguf"), {
+        "override_tensor": r"output_norm\.weight=RPC0[{server0}]"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),

@@ -386,8 +386,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
                    if shape.pre_norm else inp_l)
         mixer = shape.mixers[il] if shape.mixers else ""
         if mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
-            cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, False, shape.bias, False,
-                            relu_sqr=True)
+            # (its optional ffn_up_b / ffn_down_b are not modelled: no fixture has them)
+            cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, gated=False, relu_sqr=True)
         elif mixer and shape.ssm is not None and state is not None:  # graph_ssm
             cur = ssm_mixer(graph, attn_in, shape.ssm, mixer, tokens, n_seqs, state)
         else:
