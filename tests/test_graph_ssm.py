@@ -28,14 +28,13 @@ def test_mamba_layers_are_mixers_without_ffn() -> None:
     assert layout.ssm is not None
     assert (layout.ssm.d_inner, layout.ssm.d_state, layout.ssm.d_conv, layout.ssm.dt_rank) == (
         128, 16, 4, 4)
-    assert not layout.ssm.ssm_norm
 
 
 def test_granitehybrid_picks_mamba2_on_recurrent_layers() -> None:
     """Layers 0 and 2 have no KV heads (recurrent), 1 and 3 attend; every layer has an FFN."""
     layout = _layout("granitehybrid")
     assert layout.mixers == ("mamba2", "", "mamba2", "") and layout.ffn
-    assert layout.ssm is not None and layout.ssm.ssm_norm and layout.ssm.n_group == 1
+    assert layout.ssm is not None and layout.ssm.n_group == 1
 
 
 def _mamba2_graph(n_tokens: int, n_seqs: int, n_rs: int):

@@ -139,7 +139,8 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         # models/bert.cpp: BERT has biases everywhere, an ungated GELU FFN and learned
         # positions; nomic-bert a fused wqkv without biases, rope and a SwiGLU FFN
         bert = arch == "bert"
-        return GraphLayout(layer_norm=True, bias=bert, ffn_gated=not bert, fused_qkv=not bert,
+        # (the encoder's LayerNorms are built as such whatever layer_norm says)
+        return GraphLayout(bias=bert, ffn_gated=not bert, fused_qkv=not bert,
                            rope_layers=(not bert,) * n_layer, encoder=True, pre_norm=False,
                            type_embd=any(t.name == "token_types.weight" for t in gguf.tensors),
                            pos_embd=bert)
@@ -161,8 +162,8 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
         # both residual ADDs read the residual first
         mixers = tuple(SHORTCONV if recurrent else "" for recurrent in hparams.is_recurrent)
         l_cache = uint32_key(gguf, "shortconv.l_cache") or 0
-        ssm = SsmShape(d_conv=l_cache, d_inner=hparams.n_embd, d_state=0, dt_rank=0, n_group=1,
-                       n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
+        ssm = SsmShape(hparams.n_embd_r, hparams.n_embd_s, d_conv=l_cache,
+                       d_inner=hparams.n_embd)
         return GraphLayout(mixers=mixers[:n_layer], ssm=ssm, attn_residual_first=True,
                            ffn_residual_first=True,
                            # LLM_TENSOR_OUTPUT_NORM_LFM2 is named "token_embd_norm"
@@ -299,9 +300,8 @@ def _ssm_shape(gguf: GGUFFile, hparams: Hyperparameters) -> SsmShape:
                     d_state=uint32_key(gguf, "ssm.state_size") or 0,
                     dt_rank=uint32_key(gguf, "ssm.time_step_rank") or 0,
                     n_group=uint32_key(gguf, "ssm.group_count") or 1,
-                    n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1,
-                    dt_b_c_rms=bool(gguf.arch_value("ssm.dt_b_c_rms", False)),
-                    ssm_norm=any(t.name.endswith(".ssm_norm.weight") for t in gguf.tensors))
+                    n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s,
+                    dt_b_c_rms=bool(gguf.arch_value("ssm.dt_b_c_rms", False)))
 
 
 def _rwkv7(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
@@ -314,9 +314,7 @@ def _rwkv7(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                          gguf, "attention.value_residual_mix_lora_rank") or 0,
                      n_lora_gate=uint32_key(gguf, "attention.gate_lora_rank") or 0,
                      n_ff=hparams.n_ff[0] if hparams.n_ff else 0)
-    ssm = SsmShape(d_conv=0, d_inner=0, d_state=0, dt_rank=0, n_group=1,
-                   n_embd_r=hparams.n_embd_r, n_embd_s=hparams.n_embd_s, n_rs=1)
-    return GraphLayout(ssm=ssm, ffn=False, rwkv=rwkv)
+    return GraphLayout(ssm=SsmShape(hparams.n_embd_r, hparams.n_embd_s), rwkv=rwkv)
 
 
 def _qwen3next(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:

@@ -25,16 +25,19 @@ class SsmShape:
     """The SSM widths (llama_hparams ssm_d_conv, ssm_d_inner, ssm_d_state, ssm_dt_rank,
     ssm_n_group; for Mamba2 the time-step rank is the head count) and the state rows."""
 
-    d_conv: int
-    d_inner: int
-    d_state: int
-    dt_rank: int
-    n_group: int
     n_embd_r: int  # llama_hparams::n_embd_r: the conv state row
     n_embd_s: int  # llama_hparams::n_embd_s: the ssm state row
-    n_rs: int  # the recurrent memory's size (mem_size): rows build_rs reads and writes back
+    # the widths a mixer reads (rwkv7's own graph reads only the two rows above; lfm2's short
+    # convolution d_conv and d_inner too)
+    d_conv: int = 0
+    d_inner: int = 0
+    d_state: int = 0
+    dt_rank: int = 0
+    n_group: int = 1
+    # the recurrent memory's size (mem_size): rows build_rs reads and writes back; the
+    # context's, set by memory.graph_shape (max(1, n_seq_max))
+    n_rs: int = 1
     dt_b_c_rms: bool = False  # Mamba1 variants (FalconMamba) norm dt, B and C
-    ssm_norm: bool = True  # Mamba2's grouped RMS norm (ssm_norm present)
 
 
 @dataclass
@@ -182,8 +185,9 @@ def _mamba2(graph: GraphBuilder, x: Node, ssm: SsmShape, tokens: int, n_seqs: in
     y_ssm = _scan(graph, ssm, inputs, ssm_cache, x_heads, dt, b, c, tokens, n_seqs)
     y = _gate(graph, y_ssm, x_heads, view(zxbcdt, "z", floats=row_part(tokens, width, d_inner)),
               d_inner, tokens)
-    if ssm.ssm_norm:  # grouped RMS norm of a reshape: never in place
-        y = graph.rms_norm(view(y), d_inner * tokens, tensor="ssm_norm.weight")
+    # the grouped RMS norm of a reshape (never in place): every Mamba2 loader modelled here
+    # requires ssm_norm (mamba2.cpp, granite-hybrid.cpp, nemotron-h.cpp)
+    y = graph.rms_norm(view(y), d_inner * tokens, tensor="ssm_norm.weight")
     return add("ssm_out", "MUL_MAT", graph.n_embd * tokens, weight("ssm_out.weight"), view(y))
 
 
