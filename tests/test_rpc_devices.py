@@ -442,6 +442,17 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # its head on the second
     "zoo-nemotron_h-ot-output-norm-server0": (fixture_path("zoo/nemotron_h.gguf"), {
         "override_tensor": r"output_norm\.weight=RPC0[{server0}]"}),
+    # a layer's SSM A (mamba2) or short-convolution kernel (lfm2) on the other server: the scan
+    # or the convolution runs there and copies the views of the other server's projections it
+    # reads (x, B and C of xBC; c of lfm2's in_proj), each at its own extent
+    "zoo-mamba2-ot-ssm-a-server1": (fixture_path("zoo/mamba2.gguf"), {
+        "override_tensor": r"blk\.0\.ssm_a=RPC0[{server1}]"}),
+    "zoo-lfm2-ot-shortconv-conv-server1": (fixture_path("zoo/lfm2.gguf"), {
+        "override_tensor": r"blk\.0\.shortconv\.conv\.weight=RPC0[{server1}]"}),
+    # two sequences in a recurrent model: the state copy's views (s_copy_main, s_copy_extra)
+    # split its n_rs rows
+    **{f"zoo-{stem}-2-sequences": (fixture_path(f"zoo/{stem}.gguf"), {
+        "n_ctx": 1024, "n_parallel": 2}) for stem in ("mamba", "lfm2")},
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
