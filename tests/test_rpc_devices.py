@@ -453,6 +453,15 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # split its n_rs rows
     **{f"zoo-{stem}-2-sequences": (fixture_path(f"zoo/{stem}.gguf"), {
         "n_ctx": 1024, "n_parallel": 2}) for stem in ("mamba", "lfm2")},
+    # a 25-block gemma3n (alternating sliding-window and full blocks; 20-24 share the caches
+    # of 18, SWA, and 19, full) split so that block 18 (17,8), 19 (18,7) or 20 (19,6) is the
+    # first on the second server, with the sharing blocks: without flash attention a sharing
+    # block's kq and kqv copy K and V only when its source is on the first server, which tells
+    # the source apart from its neighbours (llama_model::create_memory's reuse)
+    **{f"zoo-gemma3n-25-tensor-split-{split.replace(',', '-')}-flash-off-q8k": (
+        WideZooModel("", "gemma3n-25", lambda zoo: zoo.gemma3n(25)),
+        {"tensor_split": split, "flash_attn": "off", "cache_type_k": "q8_0"})
+       for split in ("17,8", "18,7", "19,6")},
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
