@@ -462,6 +462,10 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         WideZooModel("", "gemma3n-25", lambda zoo: zoo.gemma3n(25)),
         {"tensor_split": split, "flash_attn": "off", "cache_type_k": "q8_0"})
        for split in ("17,8", "18,7", "19,6")},
+    # --n-cpu-moe: the first blocks' experts on the host (common/arg.cpp's patterns, in the
+    # overrides after any -ot), as llama-server users keep a big MoE's experts in RAM
+    "moe-n-cpu-moe-1": (MOE, {"n_cpu_moe": 1}),
+    "zoo-qwen3moe-n-cpu-moe-2": (fixture_path("zoo/qwen3moe.gguf"), {"n_cpu_moe": 2}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),
