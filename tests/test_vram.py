@@ -378,3 +378,21 @@ def test_unified_cache_reserve_rounds_tokens_to_the_sequences_like_llama_cpp() -
     checks = {check["quantity"]: check for check in json.loads(result.stdout)["checks"]}
     compute = checks["CPU compute buffer"]
     assert round(compute["predicted"], 4) == round(compute["runtime"], 4)
+
+
+@pytest.mark.parametrize("stem, args, rule", [
+    ("deepseek2-mla", ["--cache-type-k", "q8_0", "--flash-attn", "on"],
+     "an MLA model needs one K and V cache type (q8_0 and f16 given)"),
+    ("deepseek2-mla", ["--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "on"],
+     "(blocks of 32) does not divide the K head size 48"),
+    ("gemma3n", ["--cache-type-k", "q8_0"], "(blocks of 32) does not divide the K head size 16"),
+])
+def test_a_context_llama_cpp_refuses_for_the_model_exits_2(stem: str, args: list[str],
+                                                              rule: str) -> None:
+    """The model-dependent refusals of llama_init_from_model (an MLA model's K and V types, a
+    quantized K block that does not divide the heads with flash attention on or auto: the
+    real runtime refuses these, tests/test_zoo.py) end the audit with exit 2, naming the file
+    and the rule; nothing is audited."""
+    result = vram(str(fixture_path(f"zoo/{stem}.gguf")), *args)
+    assert result.exit_code == 2, result.output
+    assert rule in result.output and "llama.cpp refuses this context" in result.output

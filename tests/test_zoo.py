@@ -296,24 +296,31 @@ def test_a_tied_head_in_the_embeddings_buffer_type(path: Path) -> None:
                                           "divide n_embd_head_k=16"),
     ("deepseek2-mla", {"cache_type_k": "q8_0", "flash_attn": "on"},
      "model does not support different K (q8_0) and V (f16) cache types"),
+    # the same types: K's heads (kv_lora_rank + rope, 48) take no block of 32, V's (32) do
+    ("deepseek2-mla", {"cache_type_k": "q8_0", "cache_type_v": "q8_0", "flash_attn": "on"},
+     "K cache type q8_0 with block size 32 does not divide n_embd_head_k=48"),
 ])
 def test_llama_cpp_refuses_the_contexts_we_refuse(stem: str, fields: dict[str, Any],
                                                   expected: str) -> None:
     """The refusals of llama_init_from_model that depend on the model, from a real load: the
-    runtime refuses with its own words, and context_refusal names the same rule; with flash
-    attention off (gemma3n) llama.cpp makes the context and so do we."""
+    runtime refuses with its own words, and the prediction's notes name the same rule (read
+    from the model's head sizes and MLA flag); with flash attention off (gemma3n) llama.cpp
+    makes the context and so do we."""
     from gguf_inspect.core.errors import RuntimeUnavailableError
     from gguf_inspect.gguf.open import read_gguf
-    from gguf_inspect.llamacpp.hparams import read_hyperparameters
-    from gguf_inspect.llamacpp.settings import LlamaSettings, context_refusal
+    from gguf_inspect.llamacpp.memory import predict_memory
+    from gguf_inspect.llamacpp.settings import LlamaSettings
+
+    def refusals(settings: dict[str, Any]) -> list[str]:
+        notes = predict_memory(read_gguf(str(ZOO / f"{stem}.gguf")),
+                               LlamaSettings(**settings)).notes
+        return [note for note in notes if note.endswith("llama.cpp refuses this context")]
 
     with pytest.raises(RuntimeUnavailableError, match=re.escape(expected)):
         compare_runtime(str(ZOO / f"{stem}.gguf"), fields)
-    hparams = read_hyperparameters(read_gguf(str(ZOO / f"{stem}.gguf")))
-    refusal = context_refusal(LlamaSettings(**fields), hparams.head_k, hparams.head_v,
-                              hparams.is_mla)
-    assert refusal is not None and ("MLA" in refusal) == ("different" in expected)
+    (refusal,) = refusals(fields)
+    assert ("MLA" in refusal) == ("different" in expected)
     if stem == "gemma3n":
         off = {**fields, "flash_attn": "off"}
-        assert context_refusal(LlamaSettings(**off), hparams.head_k, hparams.head_v) is None
+        assert refusals(off) == []
         assert not _differing(compare_runtime(str(ZOO / f"{stem}.gguf"), off))
