@@ -141,7 +141,8 @@ class WideZooModel(os.PathLike):
 
     def __init__(self, width: str, stem: str, build: Any = None) -> None:
         """``width``: a WIDTHS key, or "" for the zoo's own; ``build``: made from the zoo
-        module (``lambda zoo: zoo.gemma3n(22)``) when the stem is not one of all_models()."""
+        module (``lambda zoo: zoo.gemma3n(22)``) when the stem is neither one of all_models()
+        nor one of variants()."""
         self.width, self.stem, self.build = width, stem, build
 
     def __fspath__(self) -> str:
@@ -156,7 +157,8 @@ class WideZooModel(os.PathLike):
             zoo = load_script("zoo", FIXTURES / "zoo.py")
             zoo = zoo.widened(*WIDTHS[self.width]) if self.width else zoo
             (model,) = ([self.build(zoo)] if self.build else
-                        [model for model in zoo.all_models() if model.stem == self.stem])
+                        [model for model in zoo.all_models() + zoo.variants()
+                         if model.stem == self.stem])
             assert model.stem == self.stem, model.stem
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(f".{os.getpid()}.part")

@@ -421,11 +421,9 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # a hybrid MoE (Granite-4.0-H's shape) split over the servers, then with its experts on
     # the host (the usual partial offload of a MoE: -ot exps=CPU)
     "zoo-granitehybrid-moe-tensor-split-1-1": (
-        WideZooModel("", "granitehybrid-moe", lambda zoo: zoo.granitehybrid(moe=True)),
-        {"tensor_split": "1,1"}),
+        WideZooModel("", "granitehybrid-moe"), {"tensor_split": "1,1"}),
     "zoo-granitehybrid-moe-ot-exps-cpu": (
-        WideZooModel("", "granitehybrid-moe", lambda zoo: zoo.granitehybrid(moe=True)),
-        {"override_tensor": r"exps=CPU"}),
+        WideZooModel("", "granitehybrid-moe"), {"override_tensor": r"exps=CPU"}),
     # gemma3n's altup correction scale of block 0 on the second server: first_prediction (its
     # MUL) runs there and copies its view of the corrected predictions, the first of four
     "zoo-gemma3n-ot-altup-correct-scale-server1": (fixture_path("zoo/gemma3n.gguf"), {
@@ -433,7 +431,7 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # DeepSeek-V2-Lite's single wq (no Q LoRA) of block 0 on the second server: q_lite runs
     # there (27 blocks split over the two servers)
     "zoo-deepseek2-lite-ot-attn-q-server1": (
-        WideZooModel("", "deepseek2-lite", lambda zoo: zoo.deepseek2(lite=True)),
+        WideZooModel("", "deepseek2-lite"),
         {"override_tensor": r"blk\.0\.attn_q\.weight=RPC0[{server1}]"}),
     # flash attention forced on over a host cache (f16 K and V): each FLASH_ATTN_EXT runs on
     # its server and copies both its K and its V view from the host, two inputs of one node
