@@ -54,6 +54,9 @@ NAMED_ROLES = [
     ("blk.3.ffn_gate_inp.weight", "experts"),  # the router
     ("blk.3.ffn_gate_inp_shexp.weight", "experts"),
     ("blk.3.exp_probs_b.bias", "experts"),
+    # Nemotron 3 Super's LatentMoE: the experts' input and output projections
+    ("blk.3.ffn_latent_down.weight", "experts"),
+    ("blk.3.ffn_latent_up.weight", "experts"),
     ("blk.3.ffn_gate.7.weight", "experts"),  # old Mixtral layout: one tensor per expert
     ("blk.0.attn_norm.weight", "norm"),
     ("blk.0.attn_norm.bias", "norm"),

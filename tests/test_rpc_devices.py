@@ -464,6 +464,29 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     # overrides after any -ot), as llama-server users keep a big MoE's experts in RAM
     "moe-n-cpu-moe-1": (MOE, {"n_cpu_moe": 1}),
     "zoo-qwen3moe-n-cpu-moe-2": (fixture_path("zoo/qwen3moe.gguf"), {"n_cpu_moe": 2}),
+    # Nemotron 3 (nemotron_h_moe): Mamba2, attention and MoE layers with a shared expert split
+    # over the servers; its experts on the host (-ot exps=CPU, --n-cpu-moe 2: block 1's); the
+    # last block and the head on a server; and LatentMoE (Super), its latent projections on
+    # one server and the experts on the other
+    "zoo-nemotron_h_moe-tensor-split-1-1": (fixture_path("zoo/nemotron_h_moe.gguf"),
+                                            {"tensor_split": "1,1"}),
+    "zoo-nemotron_h_moe-ot-exps-cpu": (fixture_path("zoo/nemotron_h_moe.gguf"),
+                                       {"override_tensor": r"exps=CPU"}),
+    "zoo-nemotron_h_moe-n-cpu-moe-2": (fixture_path("zoo/nemotron_h_moe.gguf"),
+                                       {"n_cpu_moe": 2}),
+    "zoo-nemotron_h_moe-ngl-1": (fixture_path("zoo/nemotron_h_moe.gguf"), {"n_gpu_layers": 1}),
+    # DeepSeek-V2 as converted before MLA: split over the servers, and block 1's attn_kv_b on
+    # the second server with block 1 on the first (the decompression runs there, without
+    # flash attention)
+    "zoo-deepseek2-legacy-tensor-split-1-1": (WideZooModel("", "deepseek2-legacy"),
+                                              {"tensor_split": "1,1"}),
+    "zoo-deepseek2-legacy-ot-attn-kv-b-server1-flash-off": (
+        WideZooModel("", "deepseek2-legacy"),
+        {"tensor_split": "1,0", "flash_attn": "off",
+         "override_tensor": r"blk\.1\.attn_kv_b\.weight=RPC0[{server1}]"}),
+    "zoo-nemotron_h_moe-latent-ot-latent-server0": (
+        WideZooModel("", "nemotron_h_moe-latent"),
+        {"tensor_split": "0,1", "override_tensor": r"ffn_latent=RPC0[{server0}]"}),
     # 32 tokens, a layer's norm weight on the host: the norms are pinned only below 32
     "e320-ubatch-32-ngl-2-ot-attn-norm-cpu": (E320, {
         "n_ubatch": 32, "n_gpu_layers": 2, "override_tensor": r"blk\.1\.attn_norm\.weight=CPU"}),

@@ -378,7 +378,8 @@ def test_mla_without_flash_attention_copies_every_streams_values(unified: bool) 
 
 
 @pytest.mark.parametrize("n_ubatch", [1, 4])
-@pytest.mark.parametrize("stem", ["mamba", "mamba2", "granitehybrid", "nemotron_h"])
+@pytest.mark.parametrize("stem", ["mamba", "mamba2", "granitehybrid", "nemotron_h",
+                                  "nemotron_h_moe"])
 def test_one_sequence_copies_no_other_state_rows(stem: str, n_ubatch: int) -> None:
     """With one sequence the recurrent memory has max(1, n_seq_max) = 1 row per layer, all of
     it the ubatch's: build_rs copies back zero extra rows. A small ubatch leaves no hole that an

@@ -57,7 +57,7 @@ def test_the_zoo_covers_the_issue_architectures() -> None:
                  "glm4moe-mtp", "gemma2", "gemma3", "llama4", "mistral3", "granite",
                  "granitemoe", "olmo2", "olmo2-swa", "cohere2", "starcoder2", "gptneox",
                  "falcon", "bert", "nomic-bert", "mamba", "mamba2", "lfm2", "granitehybrid",
-                 "nemotron_h", "rwkv7", "qwen3next", "gemma3n"):
+                 "nemotron_h", "nemotron_h_moe", "rwkv7", "qwen3next", "gemma3n"):
         assert stem in stems, f"fixtures/zoo/{stem}.gguf missing: run python fixtures/zoo.py"
 
 
@@ -95,7 +95,7 @@ NODE_BY_NODE = ("qwen2", "qwen3", "qwen3moe", "phi3", "gpt-oss", "glm4moe", "glm
                 "gemma2", "gemma3", "mistral3", "granite", "granitemoe", "starcoder2",
                 "gptneox", "falcon", "lfm2", "olmo2", "olmo2-swa", "cohere2", "llama4",
                 "bert", "nomic-bert", "deepseek2-mla", "mamba", "mamba2", "granitehybrid",
-                "nemotron_h", "rwkv7", "qwen3next", "gemma3n")
+                "nemotron_h", "nemotron_h_moe", "rwkv7", "qwen3next", "gemma3n")
 ROUGH_TOLERANCE: dict[str, float] = {}
 
 
@@ -131,7 +131,7 @@ def test_the_comparison_sees_every_memory_kind(model: Path) -> None:
     assert any(q.endswith("output buffer") for q in quantities)
     assert any(q.endswith("compute buffer") for q in quantities)
     recurrent = model.stem in ("mamba", "mamba2", "lfm2", "granitehybrid", "nemotron_h",
-                               "rwkv7", "qwen3next")
+                               "nemotron_h_moe", "rwkv7", "qwen3next")
     attention = model.stem not in ("mamba", "mamba2", "bert", "nomic-bert", "rwkv7")
     assert any(q.endswith("RS buffer") for q in quantities) == recurrent
     assert any("KV cache" in q for q in quantities) == attention

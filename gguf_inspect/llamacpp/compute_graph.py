@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from gguf_inspect.llamacpp.allocator import DynamicAllocator
 from gguf_inspect.llamacpp.graph_ffn import MoeLayout, dense_ffn, moe_ffn
-from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_qkv
+from gguf_inspect.llamacpp.graph_mla import MlaShape, mla_legacy_qkv, mla_qkv
 from gguf_inspect.llamacpp.graph_nodes import GraphBuilder, Node, f16_casts, soft_cap
 from gguf_inspect.llamacpp.graph_arch import own_graph
 from gguf_inspect.llamacpp.graph_gemma3n import Gemma3nShape
@@ -170,8 +170,10 @@ class GraphShape:
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None  # multi-head latent attention (graph_mla)
+    # DeepSeek-V2 converted before MLA: the latent decompressed by attn_kv_b (graph_mla)
+    mla_legacy: MlaShape | None = None
     # per layer: "" attention, "mamba"/"mamba2"/"shortconv" (graph_ssm), "ffn" an ungated FFN
-    # only (nemotron_h); empty: all attention. ssm: their widths; ffn False: no FFN (mamba)
+    # or a MoE (moe[il]) only (nemotron_h); empty: all attention. ssm: their widths; ffn False: no FFN (mamba)
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
@@ -280,6 +282,11 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         if shape.mla is not None:  # models/deepseek2.cpp, is_mla
             q, k, v = mla_qkv(graph, attn_in, shape.mla, shape.n_head[il], tokens, inp_pos,
                               norm)
+        elif shape.mla_legacy is not None:  # models/deepseek2.cpp without is_mla: plain MHA
+            q, k, v_mat = mla_legacy_qkv(graph, attn_in, shape.mla_legacy, shape.n_head[il],
+                                         tokens, inp_pos, norm)
+            q, k, v = rotate(q, k_rot, q_width), rotate(k, k_rot, k_width), rotate(
+                v_mat, v_rot, v_width)
         else:
             if shape.fused_qkv:  # build_qkv: Q, K and V are views of one (biased) matmul
                 fused = q_width + k_width + v_width
@@ -385,7 +392,9 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         attn_in = (norm(inp_l, shape.n_embd, layer=shape.layer_norm, role="attn_norm")
                    if shape.pre_norm else inp_l)
         mixer = shape.mixers[il] if shape.mixers else ""
-        if mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
+        if mixer == "ffn" and shape.moe and shape.moe[il] and shape.moe_layout is not None:
+            cur = moe_ffn(graph, attn_in, shape.moe_layout, tokens)  # nemotron_h_moe's experts
+        elif mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
             # (its optional ffn_up_b / ffn_down_b are not modelled: no fixture has them)
             cur = dense_ffn(graph, attn_in, shape.n_ff[il], tokens, gated=False, relu_sqr=True)
         elif mixer and shape.ssm is not None and state is not None:  # graph_ssm

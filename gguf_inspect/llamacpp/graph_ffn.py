@@ -30,6 +30,12 @@ class MoeLayout:
     # LLM_ARCH_LLAMA4: experts chosen from the logits (not the sigmoid), and the input repeated
     # per chosen expert and weighted before the expert matmuls instead of after them
     weight_before_ffn: bool = False
+    # LLM_FFN_RELU_SQR without gate experts (nemotron-h.cpp): up, RELU, SQR, down; its shared
+    # expert is an ungated ReLU^2 build_ffn too
+    relu_sqr: bool = False
+    # moe_latent_size (nemotron-h.cpp, Nemotron 3 Super): the experts read ffn_latent_down's
+    # projection of the input and write this width, which ffn_latent_up projects back
+    latent: int = 0
 
 
 def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool = True,
@@ -64,7 +70,8 @@ def dense_ffn(graph: GraphBuilder, x: Node, width: int, rows: int, gated: bool =
 
 
 def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
-    """build_moe_ffn: router, top-k, weights, expert matmuls (MUL_MAT_ID), weighted sum."""
+    """build_moe_ffn: router, top-k, weights, expert matmuls (MUL_MAT_ID), weighted sum; with
+    ``latent`` between nemotron-h.cpp's latent projections, and the shared expert beside it."""
     n_expert, used, n_embd = layout.n_expert, layout.n_expert_used, graph.n_embd
     logits = graph.add("ffn_moe_logits", "MUL_MAT", n_expert * rows, graph.weight, x)
     if layout.gate_inp_bias:
@@ -93,6 +100,26 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     if layout.w_scale:
         weights = graph.add("ffn_moe_weights_scaled", "SCALE", used * rows, weights)
     graph.expand(weights)
+    # the experts' input: x, or its latent projection (nemotron-h.cpp's inp_latent)
+    inner = x if not layout.latent else graph.add(
+        "ffn_latent_down", "MUL_MAT", layout.latent * rows,
+        graph.weight_of("ffn_latent_down.weight"), x)
+    out = _experts(graph, inner, layout, weights, topk, rows)
+    if layout.latent:
+        out = graph.add("ffn_latent_up", "MUL_MAT", n_embd * rows,
+                        graph.weight_of("ffn_latent_up.weight"), out)
+    if layout.n_ff_shexp:
+        shared = dense_ffn(graph, x, layout.n_ff_shexp, rows, gated=not layout.relu_sqr,
+                           relu_sqr=layout.relu_sqr, shared=True)
+        out = graph.add("ffn_out", "ADD", n_embd * rows, out, shared)
+    return out
+
+
+def _experts(graph: GraphBuilder, x: Node, layout: MoeLayout, weights: Node, topk: Node,
+             rows: int) -> Node:
+    """build_moe_ffn after the weights: the chosen experts' matmuls on ``x`` (MUL_MAT_ID), the
+    activation, the weighting and the sum of the chosen experts' outputs."""
+    used, n_embd = layout.n_expert_used, layout.latent or graph.n_embd
     cur = graph.view(x)
     if layout.weight_before_ffn:  # ggml_repeat_4d to [n_embd, used, rows], then MUL
         repeated = graph.add("ffn_moe_repeat", "REPEAT", n_embd * used * rows, cur)
@@ -102,13 +129,15 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
     if layout.expert_bias:
         up = graph.add("ffn_moe_up_biased", "ADD_ID", width, up,
                        graph.weight_of("ffn_up_exps.bias"), topk)
-    # every MoE modelled here has gate experts (build_moe_ffn's GLU); the ungated one
-    # (Nemotron-H's ReLU^2 experts) is not modelled
-    gate = graph.add("ffn_moe_gate", "MUL_MAT_ID", width, graph.weight, cur, topk)
-    if layout.expert_bias:
-        gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate,
-                         graph.weight_of("ffn_gate_exps.bias"), topk)
-    act = graph.add("ffn_moe_glu", "GLU", width, gate, up)
+    if layout.relu_sqr:  # no gate experts: ggml_relu, then ggml_sqr of up
+        act = graph.add("ffn_moe_relu_sqr", "SQR", width,
+                        graph.add("ffn_moe_relu", "UNARY", width, up))
+    else:  # gate experts: build_moe_ffn's GLU of gate and up
+        gate = graph.add("ffn_moe_gate", "MUL_MAT_ID", width, graph.weight, cur, topk)
+        if layout.expert_bias:
+            gate = graph.add("ffn_moe_gate_biased", "ADD_ID", width, gate,
+                             graph.weight_of("ffn_gate_exps.bias"), topk)
+        act = graph.add("ffn_moe_glu", "GLU", width, gate, up)
     experts = graph.add("ffn_moe_down", "MUL_MAT_ID", n_embd * used * rows, graph.weight, act,
                         topk)
     if layout.expert_bias:
@@ -126,7 +155,4 @@ def moe_ffn(graph: GraphBuilder, x: Node, layout: MoeLayout, rows: int) -> Node:
         graph.expand(out)
     if used == 1:  # a lone view is made contiguous
         out = graph.add("ffn_moe_out", "CONT", n_embd * rows, out)
-    if layout.n_ff_shexp:
-        shared = dense_ffn(graph, x, layout.n_ff_shexp, rows, shared=True)
-        out = graph.add("ffn_out", "ADD", n_embd * rows, out, shared)
     return out

@@ -20,7 +20,7 @@ from gguf_inspect.llamacpp.graph_mla import MlaShape
 from gguf_inspect.llamacpp.graph_qwen3next import DeltaNetShape
 from gguf_inspect.llamacpp.graph_rwkv import RwkvShape
 from gguf_inspect.llamacpp.graph_ssm import MAMBA, MAMBA2, SHORTCONV, SsmShape
-from gguf_inspect.llamacpp.hparams import Hyperparameters, uint32_key
+from gguf_inspect.llamacpp.hparams import NEMOTRON_H_ARCHS, Hyperparameters, uint32_key
 
 # llama_expert_gating_func_type (llama-hparams.h): 0 none, 1 softmax, 2 sigmoid,
 # 3 softmax_weight
@@ -62,6 +62,7 @@ class GraphLayout:
     type_embd: bool = False
     pos_embd: bool = False
     mla: MlaShape | None = None
+    mla_legacy: MlaShape | None = None
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True
@@ -88,7 +89,7 @@ DENSE = {
 def _scaled(gguf: GGUFFile) -> bool:
     """expert_weights_scale set and not 1: build_moe_ffn scales the weights (SCALE). Only the
     loaders that read the key ask (LLM_KV_EXPERT_WEIGHTS_SCALE: models/deepseek2.cpp and
-    glm4-moe.cpp, through _lead_moe); the other MoE graphs modelled here (qwen3moe, llama4,
+    glm4-moe.cpp, through _lead_moe, and nemotron-h.cpp); the other MoE graphs modelled here (qwen3moe, llama4,
     gpt-oss, granite, qwen3next) keep llama_hparams' 0, whatever the file says, so their
     layouts leave w_scale off."""
     scale = gguf.arch_value("expert_weights_scale")
@@ -169,14 +170,8 @@ def _arch_layout(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
                            # LLM_TENSOR_OUTPUT_NORM_LFM2 is named "token_embd_norm"
                            # (models/lfm2.cpp:39, llama-arch.cpp)
                            output_norm_tensor="token_embd_norm")
-    if arch == "nemotron_h" and not (uint32_key(gguf, "expert_count") or 0):
-        # models/nemotron-h.cpp: each layer is Mamba2, attention without rope, or an ungated
-        # ReLU^2 FFN alone, then the residual ADD; the output norm over every token, then
-        # the output rows
-        mixers = tuple(MAMBA2 if recurrent else "" if not n_ff else "ffn"
-                       for recurrent, n_ff in zip(hparams.is_recurrent, hparams.n_ff))
-        return GraphLayout(mixers=mixers[:n_layer], ssm=_ssm_shape(gguf, hparams), ffn=False,
-                           rope_layers=(False,) * n_layer, late_out_rows="norm")
+    if arch in NEMOTRON_H_ARCHS:
+        return _nemotron_h(gguf, hparams)
     if arch == "granitehybrid":
         # models/granite-hybrid.cpp: Mamba2 on the recurrent layers, attention on the others,
         # then granite's FFN (build_layer_ffn: dense, or softmax MoE with a shared expert)
@@ -254,18 +249,51 @@ def _lead_moe(gguf: GGUFFile, n_layer: int, default_gating: int
 
 
 def _deepseek2(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
-    """models/deepseek2.cpp: softmax gating by default; with is_mla the latent attention of
-    graph_mla (without it the decompressed K/V go through the ordinary cache: modelled as the
-    llama attention)."""
+    """models/deepseek2.cpp: softmax gating by default; the latent attention of graph_mla,
+    with is_mla the cache holding the latent (mla), without it (a file converted before MLA:
+    attn_kv_b) the latent decompressed into an ordinary cache (mla_legacy), K and V heads
+    key_length and value_length wide."""
     moe, layout = _lead_moe(gguf, hparams.n_layer_main, default_gating=1)
-    mla = None
     if hparams.is_mla:
-        mla = MlaShape(n_lora_q=uint32_key(gguf, "attention.q_lora_rank") or 0,
-                       n_lora_kv=uint32_key(gguf, "attention.kv_lora_rank") or 0,
-                       n_rot=uint32_key(gguf, "rope.dimension_count") or 0,
-                       head_k=uint32_key(gguf, "attention.key_length_mla") or 0,
-                       head_v=uint32_key(gguf, "attention.value_length_mla") or 0)
-    return GraphLayout(moe, layout, mla=mla)
+        head_k, head_v = "attention.key_length_mla", "attention.value_length_mla"
+    else:
+        head_k, head_v = "attention.key_length", "attention.value_length"
+    shape = MlaShape(n_lora_q=uint32_key(gguf, "attention.q_lora_rank") or 0,
+                     n_lora_kv=uint32_key(gguf, "attention.kv_lora_rank") or 0,
+                     n_rot=uint32_key(gguf, "rope.dimension_count") or 0,
+                     head_k=uint32_key(gguf, head_k) or 0, head_v=uint32_key(gguf, head_v) or 0)
+    if hparams.is_mla:
+        return GraphLayout(moe, layout, mla=shape)
+    return GraphLayout(moe, layout, mla_legacy=shape)
+
+
+def _nemotron_h(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
+    """models/nemotron-h.cpp (nemotron_h and nemotron_h_moe): each layer is Mamba2, attention
+    without rope, or an FFN alone ("ffn"), then the residual ADD; the output norm over every
+    token, then the output rows. The FFN (build_ffn_layer) is an ungated ReLU^2 MLP, or, with
+    experts, build_moe_ffn with the router's logits computed beside it (sigmoid gating,
+    exp_probs_b, expert_weights_norm and _scale as read by load_arch_hparams, ungated ReLU^2
+    experts moe_latent_size wide between ffn_latent_down and ffn_latent_up when set) plus an
+    ungated ReLU^2 shared expert."""
+    n_layer = hparams.n_layer_main
+    mixers = tuple(MAMBA2 if recurrent else "" if not n_ff else "ffn"
+                   for recurrent, n_ff in zip(hparams.is_recurrent, hparams.n_ff))[:n_layer]
+    n_expert = uint32_key(gguf, "expert_count") or 0
+    used = uint32_key(gguf, "expert_used_count") or 0
+    layout = None
+    if n_expert and used:
+        n_ff_moe = next((n_ff for mixer, n_ff in zip(mixers, hparams.n_ff) if mixer), 0)
+        # load_arch_tensors: n_ff_exp, or n_ff(i) / n_expert_used(i) for files without it
+        n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or n_ff_moe // used
+        layout = MoeLayout(n_expert, used, n_ff_exp,
+                           n_ff_shexp=uint32_key(gguf, "expert_shared_feed_forward_length") or 0,
+                           gating="sigmoid", norm_w=bool(gguf.arch_value("expert_weights_norm",
+                                                                          False)),
+                           w_scale=_scaled(gguf), probs_bias=True, relu_sqr=True,
+                           latent=uint32_key(gguf, "moe_latent_size") or 0)
+    return GraphLayout(tuple(mixer == "ffn" and layout is not None for mixer in mixers),
+                       layout, mixers=mixers, ssm=_ssm_shape(gguf, hparams), ffn=False,
+                       rope_layers=(False,) * n_layer, late_out_rows="norm")
 
 
 def _granite_moe(gguf: GGUFFile, hparams: Hyperparameters

@@ -54,3 +54,35 @@ def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: in
     v_cur = view(kv_cmpr, "Vcur")
     k_cur = add("Kcur", "CONCAT", latent * tokens, v_cur, k_pe)
     return q_cur, k_cur, v_cur
+
+
+def mla_legacy_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: int,
+                   inp_pos: Node, norm: Callable[..., Node]) -> tuple[Node, Node, Node]:
+    """Qcur, Kcur and Vcur of one layer of a DeepSeek-V2 file converted before llama.cpp's MLA
+    (models/deepseek2.cpp, ``is_mla`` false): the normed latent is decompressed by attn_kv_b
+    into each head's no-rope K and its V (made contiguous), Q is roped on its trailing n_rot
+    values (ggml_rope_set_offset: the same ROPE node), and K joins the no-rope part to the
+    roped k_pe repeated for every head; build_attn then runs plain MHA over the cache."""
+    add, view, weight = graph.add, graph.view, graph.weight
+    if mla.n_lora_q:
+        q = add("q_a", "MUL_MAT", mla.n_lora_q * tokens, weight, x)
+        q = add("q", "MUL_MAT", mla.head_k * n_head * tokens, weight,
+                norm(q, mla.n_lora_q, role="attn_q_a_norm"))
+    else:
+        q = add("q_lite", "MUL_MAT", mla.head_k * n_head * tokens, weight, x)  # wq
+    latent = mla.n_lora_kv + mla.n_rot
+    kv_cmpr_pe = add("kv_cmpr_pe", "MUL_MAT", latent * tokens, weight, x)
+    k_pe = add("k_pe", "ROPE", mla.n_rot * tokens,
+               view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_rot)), inp_pos)
+    kv_cmpr = norm(view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_lora_kv)),
+                   mla.n_lora_kv, role="attn_kv_a_norm")
+    nope, heads = mla.head_k - mla.n_rot, n_head * tokens
+    kv = add("kv", "MUL_MAT", (nope + mla.head_v) * heads,
+             graph.weight_of("attn_kv_b.weight"), kv_cmpr)
+    k_nope = view(kv, "k_nope_view", floats=row_part(heads, nope + mla.head_v, nope))
+    v_cur = add("Vcur_cont", "CONT", mla.head_v * heads,
+                view(kv, "Vcur_view", floats=row_part(heads, nope + mla.head_v, mla.head_v)))
+    q_cur = add("Qcur", "ROPE", mla.head_k * heads, view(q), inp_pos)
+    k_cur = add("Kcur", "CONCAT", mla.head_k * heads, k_nope,
+                add("k_pe_repeat", "REPEAT", mla.n_rot * heads, k_pe))
+    return q_cur, k_cur, v_cur

@@ -45,9 +45,13 @@ NON_CAUSAL_ARCHS = frozenset({"dream", "gemma-embedding", "llada", "llada-moe"})
 # Hybrids whose recurrent layers are those without KV heads (is_recr_impl[il] = n_head_kv(il)
 # == 0 in models/lfm2.cpp, lfm2moe.cpp, granite-hybrid.cpp, jamba.cpp, plamo2.cpp).
 HYBRID_BY_KV_HEADS = frozenset({"lfm2", "lfm2moe", "granitehybrid", "jamba", "plamo2"})
+# Hybrids whose recurrent layers have neither KV heads nor an FFN, and whose memory filters
+# leave the FFN and MoE layers out of both caches (models/nemotron-h.cpp load_arch_hparams;
+# llama_model::create_memory's filter_attn / filter_recr; nemotron_h_moe shares the file).
+NEMOTRON_H_ARCHS = frozenset({"nemotron_h", "nemotron_h_moe"})
 # The hybrids and recurrent models whose state the memory model sizes (recurrent_layers).
-MODELLED_RECURRENT = (RECURRENT_ARCHS | HYBRID_BY_KV_HEADS
-                      | {"nemotron_h", "falcon-h1", "qwen3next"})
+MODELLED_RECURRENT = (RECURRENT_ARCHS | HYBRID_BY_KV_HEADS | NEMOTRON_H_ARCHS
+                      | {"falcon-h1", "qwen3next"})
 
 
 
@@ -377,7 +381,7 @@ def _recurrent_layers(gguf: GGUFFile, arch: str, n_layer: int, n_nextn: int,
     if arch in HYBRID_BY_KV_HEADS:
         return tuple(heads == 0 for heads in n_head_kv)
     n_ff = _per_layer(gguf, "feed_forward_length", n_layer, (0,) * n_layer)
-    if arch == "nemotron_h":  # models/nemotron-h.cpp
+    if arch in NEMOTRON_H_ARCHS:  # models/nemotron-h.cpp
         return tuple(il < n_main and n_head_kv[il] == 0 and n_ff[il] == 0
                      for il in range(n_layer))
     if arch == "qwen3next":  # models/qwen3next.cpp: an array, or every interval-th is attention

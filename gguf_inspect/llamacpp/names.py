@@ -56,8 +56,9 @@ _EXACT_ROLES: dict[str, str] = {
 # The one block-name pattern of the package: ``[prefix.]blk.N.`` (enc./dec. for T5, v. ...).
 _BLOCK_PREFIX = re.compile(r"^(?P<prefix>(?:.*\.)?)blk\.(?P<layer>\d+)\.")
 # Expert tensors: stacked (ffn_up_exps), shared (ffn_up_shexp), chunked (ffn_up_chexps), the
-# router (ffn_gate_inp, exp_probs_b) and the old one-tensor-per-expert layout (ffn_up.3).
-_EXPERT = re.compile(r"_(?:ch)?exps$|_shexp$|^ffn_gate_inp|^exp_probs_b|"
+# router (ffn_gate_inp, exp_probs_b), the latent projections around the experts (ffn_latent_down
+# and _up: nemotron-h.cpp's LatentMoE) and the old one-tensor-per-expert layout (ffn_up.3).
+_EXPERT = re.compile(r"_(?:ch)?exps$|_shexp$|^ffn_gate_inp|^exp_probs_b|^ffn_latent_(?:down|up)$|"
                      r"^ffn_gate_tid2eid$|^ffn_(?:gate|up|down)\.\d+$")
 
 

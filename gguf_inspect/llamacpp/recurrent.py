@@ -14,7 +14,12 @@ from typing import Callable
 
 from gguf_inspect.core.constants import ggml_type_from_name, row_bytes
 from gguf_inspect.llamacpp.backends import device_buffer
-from gguf_inspect.llamacpp.hparams import HYBRID_ARCHS, MODELLED_RECURRENT, Hyperparameters
+from gguf_inspect.llamacpp.hparams import (
+    HYBRID_ARCHS,
+    MODELLED_RECURRENT,
+    NEMOTRON_H_ARCHS,
+    Hyperparameters,
+)
 from gguf_inspect.llamacpp.kv_cache import ResolvedContext
 from gguf_inspect.llamacpp.placement import HOST, BufferEstimate, Placement, buffer_alignment, pad
 from gguf_inspect.llamacpp.settings import LlamaSettings
@@ -39,7 +44,7 @@ def attention_filter(hparams: Hyperparameters) -> LayerFilter | None:
     recurrent, n_main = hparams.is_recurrent, hparams.n_layer_main
     if hparams.arch == "falcon-h1":  # attention and SSM side by side in every layer
         return lambda il: True
-    if hparams.arch == "nemotron_h":
+    if hparams.arch in NEMOTRON_H_ARCHS:
         return lambda il: not recurrent[il] and hparams.n_ff[il] == 0
     if hparams.arch == "qwen3next":
         return lambda il: il < n_main and not recurrent[il]
@@ -51,7 +56,7 @@ def recurrent_filter(hparams: Hyperparameters) -> LayerFilter:
     recurrent, n_main = hparams.is_recurrent, hparams.n_layer_main
     if hparams.arch == "falcon-h1":
         return lambda il: True
-    if hparams.arch == "nemotron_h":
+    if hparams.arch in NEMOTRON_H_ARCHS:
         return lambda il: recurrent[il] and hparams.n_ff[il] == 0
     if hparams.arch == "qwen3next":
         return lambda il: il < n_main and recurrent[il]
