@@ -282,7 +282,9 @@ def _nemotron_h(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     used = uint32_key(gguf, "expert_used_count") or 0
     layout = None
     if n_expert and used:
-        n_ff_moe = next((n_ff for mixer, n_ff in zip(mixers, hparams.n_ff) if mixer), 0)
+        # (a file with experts but no FFN layer has no MoE layer to read it: 0)
+        n_ff_moe = next((n_ff for mixer, n_ff in zip(mixers, hparams.n_ff) if mixer == "ffn"),
+                        0)
         # load_arch_tensors: n_ff_exp, or n_ff(i) / n_expert_used(i) for files without it
         n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or n_ff_moe // used
         layout = MoeLayout(n_expert, used, n_ff_exp,
