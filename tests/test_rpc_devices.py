@@ -484,6 +484,13 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         WideZooModel("", "deepseek2-legacy"),
         {"tensor_split": "1,0", "flash_attn": "off",
          "override_tensor": r"blk\.1\.attn_kv_b\.weight=RPC0[{server1}]"}),
+    # its attn_kv_b on the host (the CPU takes no node after it): the nodes after the
+    # decompression run on the first server again and copy the no-rope K and the V views of
+    # the host's matmul, each at its own extent
+    **{f"zoo-deepseek2-legacy-ot-attn-kv-b-cpu-flash-{mode}": (
+        WideZooModel("", "deepseek2-legacy"),
+        {"tensor_split": "1,0", "flash_attn": mode, "override_tensor": r"attn_kv_b=CPU"})
+       for mode in ("on", "off")},
     "zoo-nemotron_h_moe-latent-ot-latent-server0": (
         WideZooModel("", "nemotron_h_moe-latent"),
         {"tensor_split": "0,1", "override_tensor": r"ffn_latent=RPC0[{server0}]"}),

@@ -27,9 +27,10 @@ class MlaShape:
     head_v: int  # n_embd_head_v_mla: each head's width after wv_b
 
 
-def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: int,
+def _latent(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: int,
             inp_pos: Node, norm: Callable[..., Node]) -> tuple[Node, Node, Node]:
-    """Qcur, Kcur and Vcur of one layer (models/deepseek2.cpp, the ``is_mla`` branch)."""
+    """What both branches of models/deepseek2.cpp build first: Q (through the Q LoRA, or one
+    wq for the lite models), the roped k_pe and the normed latent kv_cmpr."""
     add, view, weight = graph.add, graph.view, graph.weight
     if mla.n_lora_q:
         q = add("q_a", "MUL_MAT", mla.n_lora_q * tokens, weight, x)
@@ -39,12 +40,21 @@ def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: in
         q = add("q_lite", "MUL_MAT", mla.head_k * n_head * tokens, weight, x)  # wq
     latent = mla.n_lora_kv + mla.n_rot
     kv_cmpr_pe = add("kv_cmpr_pe", "MUL_MAT", latent * tokens, weight, x)
-    # the four views below are partial: each row's rope part or the rest (ggml_view_3d)
+    # the views are partial: each row's rope part or the rest (ggml_view_3d)
     k_pe = add("k_pe", "ROPE", mla.n_rot * tokens,
                view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_rot)), inp_pos)
     # RMS_NORM of a view: never in place
     kv_cmpr = norm(view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_lora_kv)),
                    mla.n_lora_kv, role="attn_kv_a_norm")
+    return q, k_pe, kv_cmpr
+
+
+def mla_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tokens: int,
+            inp_pos: Node, norm: Callable[..., Node]) -> tuple[Node, Node, Node]:
+    """Qcur, Kcur and Vcur of one layer (models/deepseek2.cpp, the ``is_mla`` branch)."""
+    add, view, weight = graph.add, graph.view, graph.weight
+    q, k_pe, kv_cmpr = _latent(graph, x, mla, n_head, tokens, inp_pos, norm)
+    latent = mla.n_lora_kv + mla.n_rot
     heads = n_head * tokens
     q_pe = add("q_pe", "ROPE", mla.n_rot * heads,
                view(q, floats=row_part(heads, mla.head_k, mla.n_rot)), inp_pos)
@@ -63,19 +73,8 @@ def mla_legacy_qkv(graph: GraphBuilder, x: Node, mla: MlaShape, n_head: int, tok
     into each head's no-rope K and its V (made contiguous), Q is roped on its trailing n_rot
     values (ggml_rope_set_offset: the same ROPE node), and K joins the no-rope part to the
     roped k_pe repeated for every head; build_attn then runs plain MHA over the cache."""
-    add, view, weight = graph.add, graph.view, graph.weight
-    if mla.n_lora_q:
-        q = add("q_a", "MUL_MAT", mla.n_lora_q * tokens, weight, x)
-        q = add("q", "MUL_MAT", mla.head_k * n_head * tokens, weight,
-                norm(q, mla.n_lora_q, role="attn_q_a_norm"))
-    else:
-        q = add("q_lite", "MUL_MAT", mla.head_k * n_head * tokens, weight, x)  # wq
-    latent = mla.n_lora_kv + mla.n_rot
-    kv_cmpr_pe = add("kv_cmpr_pe", "MUL_MAT", latent * tokens, weight, x)
-    k_pe = add("k_pe", "ROPE", mla.n_rot * tokens,
-               view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_rot)), inp_pos)
-    kv_cmpr = norm(view(kv_cmpr_pe, floats=row_part(tokens, latent, mla.n_lora_kv)),
-                   mla.n_lora_kv, role="attn_kv_a_norm")
+    add, view = graph.add, graph.view
+    q, k_pe, kv_cmpr = _latent(graph, x, mla, n_head, tokens, inp_pos, norm)
     nope, heads = mla.head_k - mla.n_rot, n_head * tokens
     kv = add("kv", "MUL_MAT", (nope + mla.head_v) * heads,
              graph.weight_of("attn_kv_b.weight"), kv_cmpr)
