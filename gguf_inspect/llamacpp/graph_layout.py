@@ -254,14 +254,17 @@ def _deepseek2(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     attn_kv_b) the latent decompressed into an ordinary cache (mla_legacy), K and V heads
     key_length and value_length wide."""
     moe, layout = _lead_moe(gguf, hparams.n_layer_main, default_gating=1)
+    # n_embd_head_k_mla() / _v_mla() (llama-hparams.cpp): with is_mla the *_mla lengths (both
+    # set), else n_embd_head_k / _v (key_length and value_length, or their defaults)
     if hparams.is_mla:
-        head_k, head_v = "attention.key_length_mla", "attention.value_length_mla"
+        head_k = uint32_key(gguf, "attention.key_length_mla") or 0
+        head_v = uint32_key(gguf, "attention.value_length_mla") or 0
     else:
-        head_k, head_v = "attention.key_length", "attention.value_length"
+        head_k, head_v = hparams.head_k[0], hparams.head_v[0]
     shape = MlaShape(n_lora_q=uint32_key(gguf, "attention.q_lora_rank") or 0,
                      n_lora_kv=uint32_key(gguf, "attention.kv_lora_rank") or 0,
                      n_rot=uint32_key(gguf, "rope.dimension_count") or 0,
-                     head_k=uint32_key(gguf, head_k) or 0, head_v=uint32_key(gguf, head_v) or 0)
+                     head_k=head_k, head_v=head_v)
     if hparams.is_mla:
         return GraphLayout(moe, layout, mla=shape)
     return GraphLayout(moe, layout, mla_legacy=shape)
@@ -282,11 +285,9 @@ def _nemotron_h(gguf: GGUFFile, hparams: Hyperparameters) -> GraphLayout:
     used = uint32_key(gguf, "expert_used_count") or 0
     layout = None
     if n_expert and used:
-        # (a file with experts but no FFN layer has no MoE layer to read it: 0)
-        n_ff_moe = next((n_ff for mixer, n_ff in zip(mixers, hparams.n_ff) if mixer == "ffn"),
-                        0)
         # load_arch_tensors: n_ff_exp, or n_ff(i) / n_expert_used(i) for files without it
-        n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or n_ff_moe // used
+        # (the FFN layers' n_ff: the Mamba2 and attention layers have none)
+        n_ff_exp = uint32_key(gguf, "expert_feed_forward_length") or max(hparams.n_ff) // used
         layout = MoeLayout(n_expert, used, n_ff_exp,
                            n_ff_shexp=uint32_key(gguf, "expert_shared_feed_forward_length") or 0,
                            gating="sigmoid", norm_w=bool(gguf.arch_value("expert_weights_norm",
