@@ -173,7 +173,8 @@ class GraphShape:
     # DeepSeek-V2 converted before MLA: the latent decompressed by attn_kv_b (graph_mla)
     mla_legacy: MlaShape | None = None
     # per layer: "" attention, "mamba"/"mamba2"/"shortconv" (graph_ssm), "ffn" an ungated FFN
-    # or a MoE (moe[il]) only (nemotron_h); empty: all attention. ssm: their widths; ffn False: no FFN (mamba)
+    # or a MoE (moe[il]) only (nemotron_h); empty: all attention. ssm: their widths; ffn
+    # False: no FFN (mamba)
     mixers: tuple[str, ...] = ()
     ssm: SsmShape | None = None
     ffn: bool = True

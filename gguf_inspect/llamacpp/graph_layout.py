@@ -89,9 +89,9 @@ DENSE = {
 def _scaled(gguf: GGUFFile) -> bool:
     """expert_weights_scale set and not 1: build_moe_ffn scales the weights (SCALE). Only the
     loaders that read the key ask (LLM_KV_EXPERT_WEIGHTS_SCALE: models/deepseek2.cpp and
-    glm4-moe.cpp, through _lead_moe, and nemotron-h.cpp); the other MoE graphs modelled here (qwen3moe, llama4,
-    gpt-oss, granite, qwen3next) keep llama_hparams' 0, whatever the file says, so their
-    layouts leave w_scale off."""
+    glm4-moe.cpp, through _lead_moe, and nemotron-h.cpp); the other MoE graphs modelled here
+    (qwen3moe, llama4, gpt-oss, granite, qwen3next) keep llama_hparams' 0, whatever the file
+    says, so their layouts leave w_scale off."""
     scale = gguf.arch_value("expert_weights_scale")
     return isinstance(scale, float) and scale not in (0.0, 1.0)
 
