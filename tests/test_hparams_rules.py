@@ -224,6 +224,27 @@ def test_gemma4_without_its_window_array_is_refused() -> None:
     assert caught.value.message.endswith("(get_arr in load_arch_hparams)")
 
 
+def test_a_gemma4_window_array_longer_than_llama_cpps_layer_limit_is_refused() -> None:
+    """models/gemma4.cpp:6 reads the array with get_arr into a std::array of LLAMA_MAX_LAYERS
+    (512), which throws on a longer one (llama-model-loader.cpp: "array length %u for key %s
+    exceeds max %u"); 512 entries load."""
+    n_layer = 4
+    for count, refused in ((513, True), (512, False)):
+        pattern = ArrayValue(item_type=7, count=count, offset=0, end=0,
+                             items=(False,) * count)
+        model = synthetic("gemma4", n_layer=n_layer, extra={
+            "gemma4.attention.sliding_window": 1024,
+            "gemma4.attention.sliding_window_pattern": pattern})
+        if not refused:
+            assert read_hyperparameters(model).is_swa == (False,) * n_layer
+            continue
+        with pytest.raises(FormatError) as caught:
+            read_hyperparameters(model)
+        assert caught.value.field == "gemma4.attention.sliding_window_pattern"
+        assert caught.value.message == ("array length 513 exceeds max 512: llama.cpp refuses the "
+                                        "model (llama_model_loader::get_arr)")
+
+
 def test_gemma4_shares_the_kv_of_its_last_layers() -> None:
     """models/gemma4.cpp:11: n_layer_kv_from_start = n_layer_all - shared_kv_layers (default 0)."""
     shared = read_hyperparameters(synthetic("gemma4", n_layer=6, extra={
@@ -495,32 +516,52 @@ def test_deepseek2_needs_its_q_lora_rank_unless_lite(n_layer: int, n_nextn: int,
     with pytest.raises(FormatError) as caught:
         read_hyperparameters(model)
     assert caught.value.field == "deepseek2.attention.q_lora_rank"
-    assert caught.value.message.startswith("missing: llama.cpp's loader requires this key")
+    assert caught.value.path == "synthetic.gguf"  # the one line names the file too
+    assert caught.value.message == ("missing: llama.cpp's loader requires this key and refuses "
+                                    "the model without it (\"key not found in model\")")
 
 
-# llama_model_base::load_hparams' GGML_ASSERTs on the expert counts (llama.cpp aborts)
-@pytest.mark.parametrize(("keys", "field"), [
-    ({"expert_count": 1025, "expert_used_count": 2}, "expert_count"),  # > LLAMA_MAX_EXPERTS
-    ({"expert_count": 4, "expert_used_count": 5}, "expert_used_count"),
-    ({"expert_count": 4}, "expert_used_count"),
-    ({"expert_count": 4, "expert_used_count": 0}, "expert_used_count"),
-    ({"expert_used_count": 1}, "expert_used_count"),  # used without experts
-    ({"expert_count": 4, "expert_used_count": 2, "expert_group_count": 4}, "expert_group_count"),
+# llama_model_base::load_hparams' GGML_ASSERTs on the expert counts (llama.cpp aborts,
+# llama-model.cpp:1361-1373), each refusal saying which one the header breaks
+@pytest.mark.parametrize(("keys", "field", "why"), [
+    ({"expert_count": 1025, "expert_used_count": 2}, "expert_count",  # > LLAMA_MAX_EXPERTS
+     "more than 1024"),
+    ({"expert_count": 4, "expert_used_count": 5}, "expert_used_count",
+     "more than expert_count (4)"),
+    ({"expert_count": 4}, "expert_used_count", "zero or missing with experts"),
+    ({"expert_count": 1}, "expert_used_count", "zero or missing with experts"),  # one expert
+    ({"expert_count": 4, "expert_used_count": 0}, "expert_used_count",
+     "zero or missing with experts"),
+    ({"expert_used_count": 1}, "expert_used_count", "more than expert_count (0)"),
+    ({"expert_count": 4, "expert_used_count": 2, "expert_group_count": 4}, "expert_group_count",
+     "not below expert_count"),
+    # one expert in one group: n_expert_groups < n_expert fails (1 < 1)
+    ({"expert_count": 1, "expert_used_count": 1, "expert_group_count": 1},
+     "expert_group_count", "not below expert_count"),
     ({"expert_count": 6, "expert_used_count": 2, "expert_group_count": 4,
-      "expert_group_used_count": 1}, "expert_group_count"),  # 4 does not divide 6
+      "expert_group_used_count": 1}, "expert_group_count",  # 4 does not divide 6
+     "does not divide expert_count"),
+    ({"expert_count": 3, "expert_used_count": 1, "expert_group_count": 2,
+      "expert_group_used_count": 1}, "expert_group_count",  # 2 does not divide 3
+     "does not divide expert_count"),
     ({"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4},
-     "expert_group_used_count"),
+     "expert_group_used_count", "not between 0 and expert_group_count"),
     ({"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4,
-      "expert_group_used_count": 4}, "expert_group_used_count"),
-    ({"expert_group_count": 2}, "expert_group_count"),  # groups without experts
+      "expert_group_used_count": 4}, "expert_group_used_count",
+     "not between 0 and expert_group_count"),
+    ({"expert_count": 4, "expert_used_count": 2, "expert_group_count": 2,
+      "expert_group_used_count": 2}, "expert_group_used_count",  # two groups, both used
+     "not between 0 and expert_group_count"),
+    ({"expert_group_count": 2}, "expert_group_count", "set without experts"),
 ])
-def test_expert_counts_llama_cpp_aborts_on_are_refused(keys: dict, field: str) -> None:
+def test_expert_counts_llama_cpp_aborts_on_are_refused(keys: dict, field: str, why: str) -> None:
     model = synthetic(extra={f"llama.{key}": value for key, value in keys.items()})
     with pytest.raises(FormatError) as caught:
         read_hyperparameters(model)
-    assert caught.value.message.startswith(f"llama.{field} = ")  # the key, then its value
-    assert "llama.cpp aborts loading the model (GGML_ASSERT in llama_model_base::load_hparams)" \
-        in caught.value.message
+    value = keys.get(field, "(missing)")
+    assert caught.value.message == (
+        f"llama.{field} = {value}: {why}: llama.cpp aborts loading the model "
+        "(GGML_ASSERT in llama_model_base::load_hparams)")
 
 
 @pytest.mark.parametrize("keys", [
@@ -528,6 +569,8 @@ def test_expert_counts_llama_cpp_aborts_on_are_refused(keys: dict, field: str) -
     {"expert_count": 4, "expert_used_count": 4},
     {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4,
      "expert_group_used_count": 3},
+    {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 4,
+     "expert_group_used_count": 1},  # 0 < 1 < 4
     {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 1},  # one group: no check
     {"expert_count": 8, "expert_used_count": 2, "expert_group_count": 0},
     {"expert_count": 4, "expert_used_count": array((0, 2))},  # the max counts

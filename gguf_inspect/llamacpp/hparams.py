@@ -227,6 +227,12 @@ def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int,
             key = f"{arch}.attention.sliding_window_pattern"
             raise FormatError("missing: llama.cpp requires this per-layer array for "
                               f"{arch} (get_arr in load_arch_hparams)", path=gguf.path, field=key)
+        if pattern.count > LLAMA_MAX_LAYERS:  # get_arr into std::array<_, LLAMA_MAX_LAYERS>
+            key = f"{arch}.attention.sliding_window_pattern"
+            raise FormatError(f"array length {pattern.count} exceeds max {LLAMA_MAX_LAYERS}: "
+                              "llama.cpp refuses the model (llama_model_loader::get_arr)",
+                              path=gguf.path, offset=gguf.metadata[key].offset, field=key)
+        # (so the array is always decoded, EAGER_ARRAY_LIMIT being larger: the flags below)
         rule: SwaRule | None = SwaRule(0)
     else:
         rule = SWA_RULES.get(arch)
