@@ -243,7 +243,8 @@ def loader_required(arch: str) -> dict[str, int]:
     the rule to llama.cpp)."""
     from gguf_inspect.llamacpp.hparams import arch_required, base_required
 
-    return {key: 0 for key in base_required(arch) + arch_required(arch)}
+    # (deepseek2 as the non-lite model, which needs its Q LoRA rank too)
+    return {key: 0 for key in base_required(arch) + arch_required(arch, deepseek2_lite=False)}
 
 
 def unavailable(reason: str) -> None:

@@ -232,15 +232,17 @@ def test_a_gemma4_window_array_longer_than_llama_cpps_layer_limit_is_refused() -
     for count, refused in ((513, True), (512, False)):
         pattern = ArrayValue(item_type=7, count=count, offset=0, end=0,
                              items=(False,) * count)
+        key = "gemma4.attention.sliding_window_pattern"
         model = synthetic("gemma4", n_layer=n_layer, extra={
-            "gemma4.attention.sliding_window": 1024,
-            "gemma4.attention.sliding_window_pattern": pattern})
+            "gemma4.attention.sliding_window": 1024, key: pattern})
+        model.metadata[key] = MetadataEntry(key, 9, pattern, 1234)  # where the array's key is
         if not refused:
             assert read_hyperparameters(model).is_swa == (False,) * n_layer
             continue
         with pytest.raises(FormatError) as caught:
             read_hyperparameters(model)
-        assert caught.value.field == "gemma4.attention.sliding_window_pattern"
+        assert (caught.value.path, caught.value.offset, caught.value.field) == (
+            "synthetic.gguf", 1234, key)
         assert caught.value.message == ("array length 513 exceeds max 512: llama.cpp refuses the "
                                         "model (llama_model_loader::get_arr)")
 

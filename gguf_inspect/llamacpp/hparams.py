@@ -319,7 +319,7 @@ def base_required(arch: str) -> tuple[str, ...]:
     return tuple(key.replace("%s", arch) for key in BASE_REQUIRED)
 
 
-def arch_required(arch: str, deepseek2_lite: bool = False) -> tuple[str, ...]:
+def arch_required(arch: str, deepseek2_lite: bool) -> tuple[str, ...]:
     """The keys the architecture's load_arch_hparams requires (loader_keys), and deepseek2's Q
     LoRA rank, which models/deepseek2.cpp reads only ``if (!is_lite)``."""
     required = ARCH_REQUIRED.get(arch, ())
