@@ -91,6 +91,15 @@ MODULES: dict[str, list[str]] = {
                                            "tests/test_scheduler_graph_copy.py",
                                            "tests/test_gpu_deployments.py",
                                            "tests/test_cuda_public_logs.py"],
+    # the recurrent state's layers and rows (create_memory's filters, llama_memory_recurrent):
+    # the zoo's hybrids and recurrent models loaded for real (RS buffers, KV cache layers)
+    "gguf_inspect/llamacpp/recurrent.py": ["tests/test_recurrent.py", "tests/test_memory.py",
+                                           "tests/test_hparams_rules.py", *ZOO_LOADS,
+                                           "tests/test_runtime_compare.py"],
+    # llama.cpp's automatic fit (common/fit.cpp) replayed on the memory model: its rules by
+    # hand from the source (llama-cpp-python does not expose common/, so no real run)
+    "gguf_inspect/llamacpp/fit.py": ["tests/test_fit.py"],
+    "gguf_inspect/llamacpp/fit_layers.py": ["tests/test_fit.py"],
     # the RPC device kind (buffer names, alignment, no host buffer, no op_offload)
     "gguf_inspect/llamacpp/backends.py": ["tests/test_rpc_devices.py", "tests/test_memory_rules.py",
                                           "tests/test_gpu_deployments.py"],
