@@ -18,6 +18,9 @@ import pytest
 from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB
 from gguf_inspect.llamacpp.extras import ExtraLoad
 from gguf_inspect.llamacpp.fit import (
+    FitPlan,
+    extra_args,
+    fit_command,
     UINT32_MAX,
     FitRequest,
     assumed_free,
@@ -35,6 +38,7 @@ from gguf_inspect.llamacpp.fit_layers import (
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.placement import BufferEstimate
 from gguf_inspect.llamacpp.settings import LlamaSettings
+from tests.conftest import FIXTURES
 from tests.gpu_shapes import llama31_8b, small_moe
 
 MIB, GIB = 1 << 20, 1 << 30
@@ -330,3 +334,83 @@ def test_a_draft_model_is_fitted_alongside(llama8b):
     assert alone.n_ctx == 131072 and 4096 < with_draft.n_ctx < 131072
     assert with_draft.n_ctx % 256 == 0 and with_draft.fits
     assert "-md" in with_draft.command
+
+
+# ---- the command that pins the fit (fit_command) ------------------------------------------------
+
+ZOO_MOE = str(FIXTURES / "zoo" / "qwen3moe.gguf")
+
+
+def _plan(settings: LlamaSettings, **fields) -> FitPlan:
+    values = {"status": "success", "message": None, "settings": settings, "n_ctx": 2048,
+              "n_gpu_layers": 2, "tensor_split": (), "overrides": (), "devices": (),
+              "steps": (), "measurements": 0, **fields}
+    return FitPlan(**values)
+
+
+def _loaded_by_this_tool(command: tuple[str, ...]) -> dict:
+    """The command given back to this tool's vram, whose flags are llama.cpp's spellings
+    (common/arg.cpp): the configuration it resolves."""
+    from typer.testing import CliRunner
+
+    from gguf_inspect.cli import app
+
+    assert command[:3] == ("llama-server", "-m", ZOO_MOE) and command[-2:] == ("-fit", "off")
+    result = CliRunner().invoke(app, ["vram", ZOO_MOE, *command[3:], "--gpu", "8GiB",
+                                      "--gpu", "8GiB", "--json"])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.output)["config"]
+
+
+def test_the_command_sets_every_parameter_the_fit_measured() -> None:
+    """Each setting away from llama-server's default is in the command, spelled as llama.cpp's
+    CLI spells it, so that loading the command sets exactly what the fit measured."""
+    # (the zoo's 16-wide heads take no quantized cache: bf16 and f32 are off-default too)
+    settings = LlamaSettings(n_batch=1024, n_ubatch=256, cache_type_k="bf16",
+                             cache_type_v="f32", flash_attn="on", swa_full=True,
+                             kv_unified=True, use_mmap=False, n_cpu_moe=1, main_gpu=1,
+                             offload_kqv=False, op_offload=False, cpu_repack=False,
+                             embeddings=True, n_parallel=2)
+    plan = _plan(settings, n_ctx=3072, n_gpu_layers=2, tensor_split=(3, 1),
+                 overrides=((r"blk\.0\.ffn_up_exps", "CPU"), (r"blk\.1\.ffn_down_exps", "CPU")))
+    command = fit_command(ZOO_MOE, plan)
+    config = _loaded_by_this_tool(command)
+    assert (config["n_ctx"], config["n_gpu_layers"], config["n_parallel"]) == (3072, 2, 2)
+    assert config["tensor_split"] == "3,1"
+    assert config["override_tensor"] == r"blk\.0\.ffn_up_exps=CPU,blk\.1\.ffn_down_exps=CPU"
+    for name in ("n_batch", "n_ubatch", "cache_type_k", "cache_type_v", "flash_attn",
+                 "swa_full", "kv_unified", "use_mmap", "n_cpu_moe", "main_gpu", "offload_kqv",
+                 "op_offload", "cpu_repack", "embeddings"):
+        assert config[name] == getattr(settings, name), name
+    assert "--swa-full" in command  # llama-server's own default is off (common/common.h:574)
+
+
+def test_the_command_leaves_llama_servers_defaults_out() -> None:
+    """At llama-server's defaults only the pinned parameters appear; a plan without a full
+    SWA cache needs no flag, llama-server's default being off; the split and the overrides the
+    user gave are kept when the fit set none."""
+    plain = fit_command("m.gguf", _plan(LlamaSettings(swa_full=False)))
+    assert plain == ("llama-server", "-m", "m.gguf", "-c", "2048", "-ngl", "2", "-np", "1",
+                     "-fit", "off")
+    given = fit_command("m.gguf", _plan(LlamaSettings(swa_full=False, tensor_split="1,2",
+                                                      override_tensor="exps=CPU")),
+                        extra_args=("--mmproj", "p.gguf"))
+    assert given == ("llama-server", "-m", "m.gguf", "-c", "2048", "-ngl", "2", "-np", "1",
+                     "-ts", "1,2", "-ot", "exps=CPU", "--mmproj", "p.gguf", "-fit", "off")
+
+
+def test_the_extra_files_are_spelled_as_llama_server_takes_them() -> None:
+    """common/arg.cpp: --lora FNAME, --lora-scaled FNAME:SCALE, -md FNAME, -ngld N, --mmproj
+    FNAME, --no-mmproj-offload; none without extra files."""
+    from gguf_inspect.gguf.open import read_gguf
+    from gguf_inspect.llamacpp.extras import ExtraFiles
+    from tests.test_extras import LORA, MMPROJ, MODEL
+
+    lora, mmproj, draft = read_gguf(LORA), read_gguf(MMPROJ), read_gguf(MODEL)
+    assert extra_args(None) == () and extra_args(ExtraFiles()) == ()
+    assert extra_args(ExtraFiles(loras=((lora, 1.0), (lora, 0.5)), draft=draft,
+                                 draft_gpu_layers=3, mmproj=mmproj, mmproj_offload=False)) == (
+        "--lora", LORA, "--lora-scaled", f"{LORA}:0.5", "-md", MODEL, "-ngld", "3",
+        "--mmproj", MMPROJ, "--no-mmproj-offload")
+    assert extra_args(ExtraFiles(draft=draft, mmproj=mmproj)) == ("-md", MODEL, "--mmproj",
+                                                                  MMPROJ)

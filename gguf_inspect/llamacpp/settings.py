@@ -245,7 +245,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("embeddings", "--embeddings/--no-embeddings", "--embedding, --embeddings", False,
             "llama_context_default_params embeddings",
             "An embedding server: the output buffer also holds n_embd floats per output",
-            help_default="off", assumed_by_default=False),
+            help_default="off", assumed_by_default=False, aliases=("--embedding",)),
 )
 SETTING_BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS}
 
