@@ -42,16 +42,18 @@ def test_falcon_h1_keeps_attention_and_state_in_every_layer() -> None:
 
 def test_a_qwen3next_nextn_block_has_neither_kv_nor_state() -> None:
     """create_memory: qwen3next's filters keep only il < n_layer() (the trunk): its NextN block
-    is in neither cache, whatever its recurrent flag says."""
-    hparams = read_hyperparameters(_hybrid(
-        "qwen3next", 5, (2, 2, 2, 2, 2), nextn_predict_layers=1,
-        **{"attention.recurrent_layers": array((True, True, True, False, True))}))
-    assert hparams.n_layer_main == 4
-    attention = attention_filter(hparams)
-    assert attention is not None
-    assert [attention(il) for il in range(5)] == [False, False, False, True, False]
-    assert [recurrent_filter(hparams)(il) for il in range(5)] == [True, True, True, False,
-                                                                    False]
+    is in neither cache, whatever its recurrent flag says (attention here, recurrent below)."""
+    for nextn_recurrent in (False, True):
+        hparams = read_hyperparameters(_hybrid(
+            "qwen3next", 5, (2, 2, 2, 2, 2), nextn_predict_layers=1,
+            **{"attention.recurrent_layers": array((True, True, True, False,
+                                                    nextn_recurrent))}))
+        assert hparams.n_layer_main == 4
+        attention = attention_filter(hparams)
+        assert attention is not None
+        assert [attention(il) for il in range(5)] == [False, False, False, True, False]
+        assert [recurrent_filter(hparams)(il) for il in range(5)] == [True, True, True, False,
+                                                                        False]
 
 
 def test_rs_bytes_are_r_plus_s_rows_per_kept_layer() -> None:

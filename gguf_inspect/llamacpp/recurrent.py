@@ -52,10 +52,9 @@ def attention_filter(hparams: Hyperparameters) -> LayerFilter | None:
 
 
 def recurrent_filter(hparams: Hyperparameters) -> LayerFilter:
-    """create_memory's filter_recr (every trunk layer for a purely recurrent model)."""
+    """create_memory's filter_recr (every trunk layer for a purely recurrent model; falcon-h1's
+    ``return true`` is its every layer being recurrent, hparams.is_recurrent)."""
     recurrent, n_main = hparams.is_recurrent, hparams.n_layer_main
-    if hparams.arch == "falcon-h1":
-        return lambda il: True
     if hparams.arch in NEMOTRON_H_ARCHS:
         return lambda il: recurrent[il] and hparams.n_ff[il] == 0
     if hparams.arch == "qwen3next":
