@@ -414,3 +414,54 @@ def test_the_extra_files_are_spelled_as_llama_server_takes_them() -> None:
         "--mmproj", MMPROJ, "--no-mmproj-offload")
     assert extra_args(ExtraFiles(draft=draft, mmproj=mmproj)) == ("-md", MODEL, "--mmproj",
                                                                   MMPROJ)
+
+
+# ---- what each step reports (its measurement, against the target) ------------------------------
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / MIB:.1f} MiB"
+
+
+def test_each_step_reports_its_measurement(llama8b):
+    """The steps as printed for the issue's three cards: each measurement is predict_memory at
+    that step's parameters (gpu_used, computed here), against the card's free memory less the
+    1024 MiB target; the step-2 interpolation and the step-3 search as fit.cpp makes them."""
+    caps = lambda free: (free,)  # noqa: E731
+    full, low = 131072, 4096
+
+    def used(free: int, n_ctx: int, ngl: int = -1) -> int:
+        return gpu_used(llama8b, LlamaSettings(n_ctx=n_ctx, n_gpu_layers=ngl,
+                                               gpu_capacities=caps(free)))
+
+    measure = (1, f"measure at n_ctx {full}, --ngl all")
+    plenty = fit_params(llama8b, one_gpu(24 * GIB)).steps
+    assert [(s.step, s.action, s.outcome) for s in plenty] == [(*measure, (
+        f"gpu0 {_mib(used(24 * GIB, full))} used of {_mib(24 * GIB)} free, target "
+        f"{_mib(TARGET)} free: no changes needed"))]
+    free = 16 * GIB
+    steps = fit_params(llama8b, one_gpu(free)).steps
+    used_max, used_min, target = used(free, full), used(free, low), free - TARGET
+    n_ctx = low + (full - low) * (target - used_min) // (used_max - used_min)
+    n_ctx -= n_ctx % 256
+    assert [(s.step, s.action, s.outcome) for s in steps] == [
+        (*measure, f"gpu0 {_mib(used_max)} used of {_mib(free)} free, target {_mib(TARGET)} "
+                   "free: changes needed (short of the target: gpu0)"),
+        (2, f"measure at the minimum context {low}; interpolate",
+         f"{_mib(used_min)} at {low}, {_mib(used_max)} at {full}, target {_mib(target)}: "
+         f"n_ctx {n_ctx} (aligned down to 256): fits by the context alone")]
+    free = 4 * GIB
+    steps = fit_params(llama8b, one_gpu(free)).steps
+    target = free - TARGET
+    layers = [k for k in range(34) if used(free, low, k) <= target][-1]  # the most that fit
+    assert [(s.step, s.action) for s in steps] == [
+        measure, (2, f"measure at the minimum context {low}"),
+        (3, "gpu 0: all 33 remaining layers"), (3, f"gpu 0: {layers} layers"),
+        (3, f"gpu 0: {layers + 1} layers")]
+    assert [s.outcome for s in steps[1:]] == [
+        f"{_mib(used(free, low))} used, target {_mib(target)}: context {low}, layers must "
+        "move too",
+        f"{_mib(used(free, low))} used vs. target {_mib(target)}: too many: search below",
+        f"{_mib(used(free, low, layers))} used vs. target {_mib(target)}: fits: new lower "
+        "bound",
+        f"{_mib(used(free, low, layers + 1))} used vs. target {_mib(target)}: too many: new "
+        "upper bound"]
