@@ -15,13 +15,15 @@ from tests.test_vram import UNTIED
 
 # Each setting's short spellings as common/arg.cpp (llama.cpp b-version vendored in
 # llama-cpp-python 0.3.36) declares them in its common_arg({...}) lists; the settings absent
-# here have none (--swa-full, --no-mmap, --no-op-offload, --embedding(s)).
+# here have none (--swa-full, --no-mmap, --no-op-offload); --embedding is llama.cpp's other
+# spelling of --embeddings ("--embedding, --embeddings"), which fit_command prints.
 ARG_CPP_SHORT_FLAGS = {
     "n_ctx": ("-c",), "n_gpu_layers": ("-ngl",), "n_batch": ("-b",), "n_ubatch": ("-ub",),
     "n_parallel": ("-np",), "cache_type_k": ("-ctk",), "cache_type_v": ("-ctv",),
     "flash_attn": ("-fa",), "kv_unified": ("-kvu/-no-kvu",), "n_cpu_moe": ("-ncmoe",),
     "override_tensor": ("-ot",), "tensor_split": ("-ts",), "split_mode": ("-sm",),
     "main_gpu": ("-mg",), "offload_kqv": ("-nkvo",), "cpu_repack": ("-nr",),  # arg.cpp:2423
+    "embeddings": ("--embedding",),
 }
 
 
