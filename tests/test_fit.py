@@ -29,11 +29,14 @@ from gguf_inspect.llamacpp.fit import (
     projector_margins,
 )
 from gguf_inspect.llamacpp.fit_layers import (
-    LayerShare,
     UP,
+    FitError,
+    LayerShare,
+    _step_size,
     as_uint32,
     c_div,
     layer_choice,
+    mib,
 )
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.placement import BufferEstimate
@@ -244,7 +247,28 @@ def test_moe_on_the_zoo_fixture():
 
 def test_c_arithmetic():
     assert c_div(-7, 2) == -3 and c_div(7, 2) == 3  # truncation towards zero
+    # every sign, a zero numerator either way, a divisor of 1 (C99 6.5.5: a / b truncates)
+    assert [c_div(n, d) for n, d in ((7, -2), (-7, -2), (0, 3), (0, -3), (-1, 2), (1, -2),
+                                     (5, 1), (-5, 1))] == [-3, 3, 0, 0, 0, 0, 5, -5]
+    with pytest.raises(FitError) as caught:  # undefined in C: an error of the fit here
+        c_div(1, 0)
+    assert str(caught.value) == ("division by zero in the layer search (memory did not "
+                                 "change between two layer counts)")
     assert as_uint32(-1) == 0xFFFFFFFF  # int64 -> uint32 wraps around
+
+
+def test_the_step_size_interpolates_and_stays_inside_the_range():
+    """fit.cpp's step_size = int64_t(delta) * (target - mem) / (mem_high - mem), clamped to
+    [1, delta - 1]: 10 layers between 100 and 200 MiB used, target 150: 5 layers."""
+    assert _step_size(10, 150, 100, 200) == 5
+    assert _step_size(10, 190, 100, 200) == 9 and _step_size(10, 199, 100, 200) == 9  # clamp
+    assert _step_size(10, 101, 100, 200) == 1 and _step_size(10, 100, 100, 200) == 1
+    assert _step_size(10, 200, 100, 200) == 9  # the whole range still leaves one layer
+    assert _step_size(10, 150, 50, 250) == 5  # (150 - 50) * 10 / 200
+
+
+def test_sizes_read_as_llama_cpp_logs_them():
+    assert (mib(3 << 20), mib(1536 << 10), mib(0)) == ("3.0 MiB", "1.5 MiB", "0.0 MiB")
 
 
 def test_overrides_of_partial_layers():
@@ -465,3 +489,18 @@ def test_each_step_reports_its_measurement(llama8b):
         "bound",
         f"{_mib(used(free, low, layers + 1))} used vs. target {_mib(target)}: too many: new "
         "upper bound"]
+
+
+def test_the_overflow_patterns_are_fit_cpps():
+    """get_overflow_pattern (common/fit.cpp:493-528), transcribed: the tensors of a layer that
+    leave its device by what stays (attention, +up, +gate; a MoE layer's experts), for at most
+    1000 layers."""
+    from gguf_inspect.llamacpp.fit_layers import ATTN, GATE, MOE, overflow_pattern
+
+    assert [overflow_pattern(7, kind) for kind in (ATTN, UP, GATE, MOE)] == [
+        r"blk\.7\.ffn_(gate|up|gate_up|down).*", r"blk\.7\.ffn_(gate|gate_up|down).*",
+        r"blk\.7\.ffn_down.*", r"blk\.7\.ffn_(up|down|gate_up|gate)_(ch|)exps"]
+    assert overflow_pattern(999, GATE) == r"blk\.999\.ffn_down.*"
+    with pytest.raises(FitError) as caught:
+        overflow_pattern(1000, GATE)
+    assert str(caught.value) == "at most 1000 model layers are supported"
