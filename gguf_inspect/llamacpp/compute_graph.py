@@ -393,7 +393,8 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         attn_in = (norm(inp_l, shape.n_embd, layer=shape.layer_norm, role="attn_norm")
                    if shape.pre_norm else inp_l)
         mixer = shape.mixers[il] if shape.mixers else ""
-        if mixer == "ffn" and shape.moe and shape.moe[il] and shape.moe_layout is not None:
+        moe = bool(shape.moe) and shape.moe[il]  # this layer's FFN is build_moe_ffn
+        if mixer == "ffn" and moe and shape.moe_layout is not None:
             cur = moe_ffn(graph, attn_in, shape.moe_layout, tokens)  # nemotron_h_moe's experts
         elif mixer == "ffn":  # models/nemotron-h.cpp build_ffn_layer: up, ReLU^2 in place, down
             # (its optional ffn_up_b / ffn_down_b are not modelled: no fixture has them)
@@ -406,7 +407,7 @@ def build_graph(shape: GraphShape) -> tuple[list[Node], tuple[Node, ...]]:
         rows = shape.n_outputs if last else tokens
 
         def ffn(x: Node) -> Node:
-            if shape.moe and shape.moe[il] and shape.moe_layout is not None:
+            if moe and shape.moe_layout is not None:
                 return moe_ffn(graph, x, shape.moe_layout, rows)
             return dense_ffn(graph, x, shape.n_ff[il], rows, shape.ffn_gated, shape.bias,
                              shape.ffn_fused)

@@ -340,13 +340,6 @@ def _resolved_ngl(n_gpu_layers: int, n_layer_all: int) -> int:
 _PINNED = frozenset({"n_ctx", "n_gpu_layers", "tensor_split", "override_tensor", "n_parallel"})
 
 
-# llama-server's own defaults (common_params, common/common.h) where they differ from
-# llama_context_default_params, the defaults the settings table (and so the fit's measurements)
-# follow: a full-size SWA cache is off (common.h:574, swa_full = false), so a plan measured with
-# it on says --swa-full
-SERVER_DEFAULTS = {"swa_full": False}
-
-
 def fit_command(model_path: str, plan: FitPlan, extra_args: tuple[str, ...] = ()
                 ) -> tuple[str, ...]:
     """llama-server's arguments for the fitted parameters, with ``-fit off`` so that a later
@@ -364,8 +357,9 @@ def fit_command(model_path: str, plan: FitPlan, extra_args: tuple[str, ...] = ()
         args += ["-ot", overrides or settings.override_tensor]
     for row in SETTINGS:
         value = getattr(settings, row.name)
-        default = SERVER_DEFAULTS.get(row.name, row.default)
-        if row.name in _PINNED or row.llama_flag is None or value == default:
+        # against llama-server's defaults (a plan measured with a full-size SWA cache says
+        # --swa-full: llama-server's own default is off)
+        if row.name in _PINNED or row.llama_flag is None or value == row.llama_server_default:
             continue
         flag = row.llama_flag.split(", ")[0]
         if isinstance(value, bool):

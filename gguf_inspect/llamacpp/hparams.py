@@ -221,14 +221,13 @@ def _swa_layers(gguf: GGUFFile, arch: str, n_layer: int,
     pattern = gguf.arch_value("attention.sliding_window_pattern")
     none = (False,) * n_layer
     if arch in SWA_ARRAY_ARCHS:
+        key = f"{arch}.attention.sliding_window_pattern"
         if not isinstance(pattern, ArrayValue):
             # models/gemma4.cpp load_arch_hparams: ml.get_arr(SLIDING_WINDOW_PATTERN, ...) is
             # required, so llama.cpp refuses a header without the per-layer array
-            key = f"{arch}.attention.sliding_window_pattern"
             raise FormatError("missing: llama.cpp requires this per-layer array for "
                               f"{arch} (get_arr in load_arch_hparams)", path=gguf.path, field=key)
         if pattern.count > LLAMA_MAX_LAYERS:  # get_arr into std::array<_, LLAMA_MAX_LAYERS>
-            key = f"{arch}.attention.sliding_window_pattern"
             raise FormatError(f"array length {pattern.count} exceeds max {LLAMA_MAX_LAYERS}: "
                               "llama.cpp refuses the model (llama_model_loader::get_arr)",
                               path=gguf.path, offset=gguf.metadata[key].offset, field=key)

@@ -146,6 +146,13 @@ class Setting:
     # llama.cpp's short spellings (common/arg.cpp), offered as the same option; "-kvu/-no-kvu"
     # for an on/off pair
     aliases: tuple[str, ...] = ()
+    # llama-server's own default (common_params, common/common.h) where it differs from
+    # ``default`` (llama_context_default_params'): what a printed llama-server command can omit
+    server_default: Any = None
+
+    @property
+    def llama_server_default(self) -> Any:
+        return self.default if self.server_default is None else self.server_default
 
     @property
     def off_switch(self) -> bool:
@@ -194,7 +201,8 @@ SETTINGS: tuple[Setting, ...] = (
             "llama_context_default_params flash_attn_type", "Flash attention",
             metavar="on|off|auto", check=check_flash_attn, aliases=("-fa",)),
     Setting("swa_full", "--swa-full/--no-swa-full", "--swa-full", True,
-            "llama_context_default_params", "Full-size sliding-window cache", help_default="on"),
+            "llama_context_default_params", "Full-size sliding-window cache", help_default="on",
+            server_default=False),  # common/common.h:574: swa_full = false
     Setting("kv_unified", "--kv-unified/--no-kv-unified", "-kvu, --kv-unified", False,
             "llama_context_default_params",
             "One KV buffer shared by all sequences, as llama.cpp's --kv-unified",
