@@ -7,7 +7,8 @@ llama.cpp vendored by llama-cpp-python 0.3.36): ``get_overflow_pattern``, ``ngl_
 (step 3) and, for a MoE model whose dense weights all fit, the conversion of dense-only layers to
 full ones front to back with one partial layer (step 4). Memory comes from a ``measure`` callable
 (``llamacpp.fit`` passes the memory model); this module only searches. The C++ does this in
-``uint32_t``/``int64_t``; ``c_div`` and ``as_uint32`` keep its truncations and wrap-arounds.
+``uint32_t``/``int64_t``; ``c_div``, ``as_uint32`` and ``LayerShare``'s uint32_t counts keep its
+truncations and wrap-arounds (one is reached: step 4 taking the last GPU's output layer).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Callable
 
 UINT32_MASK = 0xFFFFFFFF
 MAX_PATTERN_LAYERS = 1000  # get_overflow_pattern's n_strings: "at most 1000 model layers"
-MAX_OVERRIDES = 4096  # llama_max_tensor_buft_overrides (src/llama.cpp)
+# set_ngl_tensor_split_tbo also aborts at llama_max_tensor_buft_overrides() == 4096 overrides;
+# not restated: one override per partial layer, and layer 1000 fails get_overflow_pattern first.
+MAX_SEARCH_ROUNDS = 4096  # a guard: the C++ loops have no bound (delta falls every round)
 CPU_BUFFER = "CPU"  # ggml_backend_cpu_buffer_type()
 # common_layer_fraction_t: which part of the first partial layer of a device may overflow
 ATTN, UP, GATE, MOE = "attention", "attention+up", "attention+up+gate", "dense"
@@ -59,15 +62,20 @@ def overflow_pattern(il: int, fraction: str) -> str:
 
 @dataclass(frozen=True)
 class LayerShare:
-    """ngl_t: one device's layers, the last ``n_part`` of them partial (experts elsewhere)."""
+    """ngl_t: one device's layers, the last ``n_part`` of them partial (experts elsewhere).
+    Both counts are uint32_t: arithmetic that goes below zero wraps, as in the C++."""
 
     n_layer: int = 0
     n_part: int = 0
     overflow: str = MOE  # the first partial layer's overflow_type; later ones are MOE
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_layer", as_uint32(self.n_layer))
+        object.__setattr__(self, "n_part", as_uint32(self.n_part))
+
     @property
     def n_full(self) -> int:
-        return self.n_layer - self.n_part
+        return as_uint32(self.n_layer - self.n_part)
 
 
 @dataclass(frozen=True)
@@ -85,20 +93,18 @@ def layer_choice(shares: list[LayerShare], overflow_buffers: list[str],
     each device's layer count, and every partial layer gets one override: the first partial
     layer of a device sends its ``overflow`` part to ``overflow_buffers[id]``, later ones send
     their experts to the CPU. Layers count from ``hp_ngl + 1 - n_gpu_layers`` up, device by
-    device, full layers first."""
+    device, full layers first; ``il0`` and the loop's end ``il0 + n_part`` are uint32_t (a
+    wrapped n_part ends the loop before it starts)."""
     n_gpu_layers = sum(share.n_layer for share in shares)
     il0 = hp_ngl + 1 - n_gpu_layers
     overrides: list[tuple[str, str]] = []
     for share, buffer in zip(shares, overflow_buffers):
-        il0 += share.n_full
-        for il in range(il0, il0 + share.n_part):
-            if len(overrides) + 1 >= MAX_OVERRIDES:
-                raise FitAbort(f"llama_max_tensor_buft_overrides() == {MAX_OVERRIDES} is "
-                               "insufficient for model")
+        il0 = as_uint32(il0 + share.n_full)
+        for il in range(il0, as_uint32(il0 + share.n_part)):
             first = il == il0
             overrides.append((overflow_pattern(il, share.overflow if first else MOE),
                               buffer if first else CPU_BUFFER))
-        il0 += share.n_part
+        il0 = as_uint32(il0 + share.n_part)
     split = tuple(share.n_layer for share in shares) if len(shares) > 1 else ()
     return LayerChoice(n_gpu_layers, split, tuple(overrides))
 
@@ -187,7 +193,7 @@ def convert_to_full_layers(shares: list[LayerShare], mem: list[int], targets: li
     while id_ <= dense_start < nd:
         shares, mem, dense_start = _convert_device(id_, shares, mem, dense_start, targets,
                                                    overflow, measure, note)
-        if dense_start < nd and shares[dense_start].n_layer > (0 if id_ < nd - 1 else 1):
+        if shares[dense_start].n_layer > (0 if id_ < nd - 1 else 1):  # "one more layer"
             shares, overflow, mem, dense_start = _one_more_layer(
                 id_, shares, mem, dense_start, targets, overflow, device_buffers, measure, note)
         id_ += 1
@@ -211,7 +217,7 @@ def _convert_device(id_: int, shares: list[LayerShare], mem: list[int], dense_st
     note(f"gpu {id_}: {high[id_].n_full} full layers",
          _used(mem_high, id_, targets, "too many: search below"))
     delta = high[id_].n_full - shares[id_].n_full
-    for _ in range(MAX_OVERRIDES):  # the C++ loop has no bound; a stuck search is an error
+    for _ in range(MAX_SEARCH_ROUNDS):
         if delta <= 1:
             return shares, mem, dense_start
         step = _step_size(delta, targets[id_], mem[id_], mem_high[id_])
@@ -245,13 +251,12 @@ def _one_more_layer(id_: int, shares: list[LayerShare], mem: list[int], dense_st
                     ) -> tuple[list[LayerShare], list[str], list[int], int]:
     nd = len(shares)
     test = list(shares)
-    # uint32_t arithmetic: on one device (id == id_dense_start) the -1 and +1 cancel even from 0
+    # uint32_t: on one device (id == id_dense_start) the -1 and +1 cancel even from n_part 0; a
+    # last GPU left with only its output layer (1, 0) becomes (0, 4294967295): its layer moves
+    # to this device and the wrapped count adds no override (fit.cpp:811-820, no assert there)
     test[dense_start] = replace(test[dense_start], n_layer=test[dense_start].n_layer - 1,
-                                n_part=as_uint32(test[dense_start].n_part - 1))
-    test[id_] = replace(test[id_], n_layer=test[id_].n_layer + 1,
-                        n_part=as_uint32(test[id_].n_part + 1))
-    if any(share.n_part > share.n_layer for share in test):
-        raise FitError("no dense-only layer left to convert (the layer counts would wrap)")
+                                n_part=test[dense_start].n_part - 1)
+    test[id_] = replace(test[id_], n_layer=test[id_].n_layer + 1, n_part=test[id_].n_part + 1)
     test_start = dense_start + 1 if test[dense_start].n_part == 0 else dense_start
     overflow_test = list(overflow)
     if id_ < nd - 1:
