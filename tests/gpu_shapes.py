@@ -41,9 +41,10 @@ MOE = {"n_layer": 4, "n_embd": 1024, "n_expert": 8, "n_expert_used": 2, "n_ff_ex
        "n_vocab": 4096}
 
 
-def small_moe() -> GGUFFile:
-    """A Qwen3-MoE-like shape, four blocks of eight experts (stacked ``ffn_*_exps`` tensors)."""
-    shape = MOE
+def small_moe(n_layer: int = MOE["n_layer"], context_length: int = 4096) -> GGUFFile:
+    """A Qwen3-MoE-like shape, four blocks (or ``n_layer``) of eight experts (stacked
+    ``ffn_*_exps`` tensors)."""
+    shape = {**MOE, "n_layer": n_layer}
     n_embd, n_ff, n_expert = shape["n_embd"], shape["n_ff_exp"], shape["n_expert"]
     tensors = [("token_embd.weight", (n_embd, shape["n_vocab"]), "q8_0")]
     for block in range(shape["n_layer"]):
@@ -63,7 +64,7 @@ def small_moe() -> GGUFFile:
     extra = {"qwen3moe.attention.head_count": 8, "qwen3moe.attention.head_count_kv": 2,
              "qwen3moe.expert_count": n_expert, "qwen3moe.expert_used_count": shape["n_expert_used"],
              "qwen3moe.expert_feed_forward_length": n_ff, "qwen3moe.attention.key_length": 128,
-             "qwen3moe.attention.value_length": 128}
+             "qwen3moe.attention.value_length": 128, "qwen3moe.context_length": context_length}
     return synthetic("qwen3moe", shape["n_layer"], n_embd, shape["n_vocab"], extra, tensors)
 
 

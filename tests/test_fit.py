@@ -252,8 +252,8 @@ def test_c_arithmetic():
                                      (5, 1), (-5, 1))] == [-3, 3, 0, 0, 0, 0, 5, -5]
     with pytest.raises(FitError) as caught:  # undefined in C: an error of the fit here
         c_div(1, 0)
-    assert str(caught.value) == ("division by zero in the layer search (memory did not "
-                                 "change between two layer counts)")
+    assert str(caught.value) == ("division by zero where llama.cpp's fit divides by zero too "
+                                 "(undefined behaviour in C++: the process usually dies)")
     assert as_uint32(-1) == 0xFFFFFFFF  # int64 -> uint32 wraps around
 
 

@@ -40,8 +40,8 @@ def c_div(numerator: int, denominator: int) -> int:
     """C++ integer division: truncates towards zero. A zero divisor is undefined behaviour in
     llama.cpp (the process would die); here it is an error of the fit."""
     if denominator == 0:
-        raise FitError("division by zero in the layer search (memory did not change between "
-                       "two layer counts)")
+        raise FitError("division by zero where llama.cpp's fit divides by zero too (undefined "
+                       "behaviour in C++: the process usually dies)")
     quotient = abs(numerator) // abs(denominator)
     return quotient if (numerator >= 0) == (denominator >= 0) else -quotient
 
