@@ -98,7 +98,7 @@ MODULES: dict[str, list[str]] = {
                                            "tests/test_runtime_compare.py"],
     # llama.cpp's automatic fit (common/fit.cpp) replayed on the memory model: its rules by
     # hand from the source (llama-cpp-python does not expose common/, so no real run)
-    "gguf_inspect/llamacpp/fit.py": ["tests/test_fit.py"],
+    "gguf_inspect/llamacpp/fit.py": ["tests/test_fit.py", "tests/test_fit_steps.py"],
     "gguf_inspect/llamacpp/fit_layers.py": ["tests/test_fit_layers.py", "tests/test_fit.py"],
     # the RPC device kind (buffer names, alignment, no host buffer, no op_offload)
     "gguf_inspect/llamacpp/backends.py": ["tests/test_rpc_devices.py", "tests/test_memory_rules.py",

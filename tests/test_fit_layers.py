@@ -365,3 +365,85 @@ def test_fewer_layers_than_the_model_start_further_up():
     assert choice.tensor_split == () and choice.overrides == (
         (r"blk\.8\.ffn_down.*", "CPU"),
         (r"blk\.9\.ffn_(up|down|gate_up|gate)_(ch|)exps", "CPU"))
+
+
+def test_a_conversion_step_spans_three_devices():
+    """Three GPUs, 10 layers: step 3 left (2, 2), (3, 3), (5, 4): 108, 112, 126 MiB; targets
+    170, 150, 150. gpu0 (dense start 0): high (9, 0), (0, 0), (1, 0): 190 > 170; step
+    9*62/82 = 6: its own 2, gpu1's 3, then 1 of gpu2's (the count converted so far carries
+    over): (6, 0), (0, 0), (4, 3): 160 fits; step 3*10/30 = 1: (7, 0), (3, 2): 170 <= 170
+    fits; step 2*0/20 -> 1: 180, upper bound. One more layer: attention+up 176, attention 173:
+    no. gpu1 (dense start 2): gpu2's layers but its output: (2, 0), (1, 0): 120 fits; one more
+    takes gpu2's output layer: (3, 1) overflowing to CUDA2 and (0, 4294967295): +up 126 and
+    gpu2 104, +gate 128 and 102: kept. gpu2: a wrapped move of its own layers, (0, 0): 102 fits;
+    it has no layer left for one more (0 > 1 fails)."""
+    ledger = Ledger()
+    shares, overflow, mem = convert_to_full_layers(
+        _shares((2, 2), (3, 3), (5, 4)), _mib(108, 112, 126), _mib(170, 150, 150),
+        ["CUDA0", "CUDA1", "CUDA2"], ledger, ledger.note)
+    assert [_key(share) for share in shares] == [(7, 0), (3, 1, GATE), (0, 0)]
+    assert overflow == ["CPU", "CUDA2", "CPU"] and mem == _mib(170, 128, 102)
+    cpu3, to_gpu1, to_gpu2 = ("CPU",) * 3, ("CUDA1", "CPU", "CPU"), ("CPU", "CUDA2", "CPU")
+    wrapped = (0, 0xFFFFFFFF)
+    assert ledger.calls == [
+        (((9, 0), (0, 0), (1, 0)), cpu3), (((6, 0), (0, 0), (4, 3)), cpu3),
+        (((7, 0), (0, 0), (3, 2)), cpu3), (((8, 0), (0, 0), (2, 1)), cpu3),
+        (((8, 1, UP), (0, 0), (2, 1)), to_gpu1), (((8, 1, ATTN), (0, 0), (2, 1)), to_gpu1),
+        (((7, 0), (2, 0), (1, 0)), cpu3), (((7, 0), (3, 1, UP), wrapped), to_gpu2),
+        (((7, 0), (3, 1, GATE), wrapped), to_gpu2), (((7, 0), (3, 1, GATE), (0, 0)), to_gpu2)]
+    assert ledger.lines[:4] == [
+        ("gpu 0: 9 full layers", _line(190, 170, BELOW)),
+        ("gpu 0: 6 full layers", _line(160, 170, LOWER)),
+        ("gpu 0: 7 full layers", _line(170, 170, LOWER)),
+        ("gpu 0: 8 full layers", _line(180, 170, UPPER))]
+    assert ledger.lines[-1] == ("gpu 2: 0 full layers", _line(102, 150, "fits"))
+
+
+def test_the_dense_start_moves_on_when_its_device_is_emptied():
+    """Three GPUs, 6 layers: (0, 0), (1, 1), (5, 4): 100, 104, 126 MiB; targets 106, 115,
+    130. gpu0: high (5, 0): 150 > 106; step 5*6/50 = 0 -> 1: gpu1's one layer, 110: upper
+    bound. One more layer takes gpu1's last partial layer, so the next dense start is gpu2
+    (id_dense_start_test++, fit.cpp:818): +up 106 is not below 106; attention alone 103, and
+    gpu1 107 < 115: kept. gpu1 (dense start 2): high (4, 0): 100+40+7 = 147 > 115; step
+    4*8/40 = 0 -> 1: (1, 0), (4, 3): 117, upper bound; one more from gpu2 overflowing to
+    CUDA2: +up 113 and gpu2 100+10+12+4 = 126 < 130: kept; +gate 115, no. gpu2: high (4, 0):
+    144 > 130; step 3*4/18 = 0 -> 1: (4, 2), 132: upper bound; one more keeping attention+up
+    128: kept; +gate 130: no."""
+    ledger = Ledger()
+    shares, overflow, mem = convert_to_full_layers(
+        _shares((0, 0), (1, 1), (5, 4)), _mib(100, 104, 126), _mib(106, 115, 130),
+        ["CUDA0", "CUDA1", "CUDA2"], ledger, ledger.note)
+    assert [_key(share) for share in shares] == [(1, 1, ATTN), (1, 1, UP), (4, 3, UP)]
+    assert overflow == ["CUDA1", "CUDA2", "CPU"] and mem == _mib(103, 113, 128)
+    assert [action for action, _ in ledger.lines] == [
+        "gpu 0: 5 full layers", "gpu 0: 1 full layers",
+        "gpu 0: one more layer keeping attention+up, the rest to CUDA1",
+        "gpu 0: one more layer keeping attention, the rest to CUDA1",
+        "gpu 1: 4 full layers", "gpu 1: 1 full layers",
+        "gpu 1: one more layer keeping attention+up, the rest to CUDA2",
+        "gpu 1: one more layer keeping attention+up+gate, the rest to CUDA2",
+        "gpu 2: 4 full layers", "gpu 2: 2 full layers",
+        "gpu 2: one more layer keeping attention+up, the rest to CPU",
+        "gpu 2: one more layer keeping attention+up+gate, the rest to CPU"]
+
+
+def test_the_last_gpu_keeps_its_output_layer_whole():
+    """On the last device "one more layer" needs more than one layer there (fit.cpp:811: the
+    output layer is not taken): (1, 0) is only measured once; (2, 1) tries its partial layer."""
+    only_output = Ledger()
+    convert_to_full_layers(_shares((1, 0)), _mib(110), _mib(115), ["CUDA0"], only_output,
+                           only_output.note)
+    assert only_output.calls == [(((1, 0),), ("CPU",))]
+    two = Ledger()
+    shares, _, _ = convert_to_full_layers(_shares((2, 1)), _mib(114), _mib(120), ["CUDA0"],
+                                          two, two.note)
+    assert two.calls == [(((2, 0),), ("CPU",)), (((2, 0, UP),), ("CPU",)),
+                         (((2, 0, ATTN),), ("CPU",))]
+    assert [_key(share) for share in shares] == [(2, 0)]  # 120 is not below 120
+
+
+def test_layer_counts_are_uint32():
+    """ngl_t's n_layer and n_part are uint32_t: below zero they wrap."""
+    share = LayerShare(-1, -2)
+    assert (share.n_layer, share.n_part) == (0xFFFFFFFF, 0xFFFFFFFE) and share.n_full == 1
+    assert LayerShare(0, 1).n_full == 0xFFFFFFFF
