@@ -351,3 +351,15 @@ def test_the_draft_weights_count_as_model_on_two_gpus(llama8b):
     target = sum(free) - 2 * TARGET - (3 * (model // 32)) // 2
     n_ctx = 4096 + (131072 - 4096) * (target - used_min) // (used_max - used_min)
     assert plan.n_ctx == max(n_ctx - n_ctx % 256, 4096)
+
+
+def test_a_model_trained_at_context_0_is_refused_as_llama_cpp_refuses_it():
+    """context_length 0 and -c unset: the fit resolves n_ctx to 0 x n_streams = 0 before
+    measuring (fit.cpp:270), and the measurement's llama_init_from_model refuses a context of
+    0 with no trained one (llama-context.cpp:3811)."""
+    from gguf_inspect.core.errors import FormatError
+    from tests.test_memory import synthetic
+
+    model = synthetic("llama", 2, 256, 512, {"llama.context_length": 0})
+    with pytest.raises(FormatError, match="^n_ctx is 0 and the model has no context_length"):
+        fit_params(model, FitRequest(LlamaSettings(n_ctx=0), (GIB,), (TARGET,)))
