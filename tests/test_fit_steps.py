@@ -16,7 +16,18 @@ from dataclasses import replace
 import pytest
 
 from gguf_inspect.llamacpp.extras import ExtraFiles, extra_buffers, extra_loads
-from gguf_inspect.llamacpp.fit import UINT32_MAX, FitDevice, FitRequest, fit_params
+from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB
+from gguf_inspect.llamacpp.extras import ExtraLoad
+from gguf_inspect.llamacpp.fit import (
+    UINT32_MAX,
+    FitDevice,
+    FitRequest,
+    assumed_free,
+    fit_params,
+    parse_fit_target,
+    projector_margins,
+)
+from gguf_inspect.llamacpp.placement import BufferEstimate
 from gguf_inspect.llamacpp.fit_layers import (
     ALL_EXPERTS_PATTERN,
     convert_to_full_layers,
@@ -163,7 +174,7 @@ def test_no_layer_given_on_two_gpus_divides_by_zero(llama8b):
 def test_moe_on_two_gpus_counts_a_third_of_a_layer_wasted(moe12):
     """MoE (expert_count 8): the waste term divides by 6, not 2 (whole tensors, about a third
     of a layer, fit.cpp:414-417)."""
-    free = (250 * MIB, 250 * MIB)
+    free = (256 * MIB, 256 * MIB)  # where /7 would give 256 tokens more
     margins = (8 * MIB, 8 * MIB)
     plan = fit_params(moe12, FitRequest(LlamaSettings(n_ctx=0), free, margins))
     at_max = LlamaSettings(n_ctx=32768, gpu_capacities=free)
@@ -363,3 +374,36 @@ def test_a_model_trained_at_context_0_is_refused_as_llama_cpp_refuses_it():
     model = synthetic("llama", 2, 256, 512, {"llama.context_length": 0})
     with pytest.raises(FormatError, match="^n_ctx is 0 and the model has no context_length"):
         fit_params(model, FitRequest(LlamaSettings(n_ctx=0), (GIB,), (TARGET,)))
+
+
+# ---- what the fit is given ---------------------------------------------------------------------
+
+
+def test_a_named_card_says_what_it_assumes():
+    free, lines = assumed_free((GPU("rtx4090", KNOWN_GPUS_MIB["rtx4090"] * MIB),))
+    assert lines == (f"fit: gpu0 (rtx4090) has {24564 - 512} MiB free: 24564.0 MiB total less "
+                     "512 MiB the CUDA context takes before llama.cpp measures (headless card; "
+                     "give --gpu a size for what nvidia-smi shows free)",)
+
+
+def test_fit_target_takes_fewer_values_than_llama_max_devices():
+    """common/arg.cpp --fit-target: split_arg.size() >= llama_max_devices() (16) throws."""
+    assert parse_fit_target(",".join(["512"] * 15), 15) == (512 * MIB,) * 15
+    with pytest.raises(ValueError) as caught:
+        parse_fit_target(",".join(["512"] * 16), 16)
+    assert str(caught.value) == "got 16 input configs, but system only has 16 devices"
+    with pytest.raises(ValueError) as caught:
+        parse_fit_target("1024,lots", 2)
+    assert str(caught.value) == "expected MiB values like 1024 or 2048,512, got '1024,lots'"
+    assert parse_fit_target(None, 0) == () and parse_fit_target("512", 0) == ()
+
+
+def test_the_projector_is_added_where_it_loads():
+    """server_context::load_model adds each of mtmd_get_memory_usage's devices to that
+    device's target, if the target list reaches it; other extra files add nothing."""
+    draft = ExtraLoad("draft", "d.gguf", (BufferEstimate("gpu0", "CUDA0", "draft_model", 3,
+                                                         True),))
+    mmproj = ExtraLoad("mmproj", "p.gguf", (BufferEstimate("gpu0", "CUDA0", "mmproj", 5, True),
+                                            BufferEstimate("gpu1", "CUDA1", "mmproj", 7, True)))
+    assert projector_margins((100,), (draft, mmproj)) == (105,)  # gpu1: beyond the list
+    assert projector_margins((100, 100), (draft, mmproj)) == (105, 107)

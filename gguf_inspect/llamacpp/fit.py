@@ -318,9 +318,8 @@ def fit_params(gguf: GGUFFile, request: FitRequest) -> FitPlan:
     used = fit.meter.used(settings)[0]
     devices = tuple(FitDevice(name, fit.free[i], fit.margins[i], used[i])
                     for i, name in enumerate(fit.names))
-    choice = fit.choice
-    n_gpu_layers = (choice.n_gpu_layers if choice
-                    else _resolved_ngl(settings.n_gpu_layers, fit.n_layer_all))
+    choice = fit.choice  # when set, settings.n_gpu_layers is already its n_gpu_layers
+    n_gpu_layers = _resolved_ngl(settings.n_gpu_layers, fit.n_layer_all)
     plan = FitPlan(status, message, settings, settings.n_ctx or 0, n_gpu_layers,
                    choice.tensor_split if choice else (),
                    choice.overrides if choice else (), devices, tuple(fit.steps),
@@ -392,9 +391,9 @@ def assumed_free(gpus: tuple[GPU, ...]) -> tuple[tuple[int, ...], tuple[str, ...
 def parse_fit_target(value: str | None, n_gpus: int) -> tuple[int, ...]:
     """``--fit-target MiB0,MiB1,...`` as common/arg.cpp reads it: split on , or /, one value is
     broadcast, otherwise one per device and the rest keep the default; ValueError."""
-    margins = [DEFAULT_TARGET_MIB * MIB] * max(n_gpus, 1)
+    margins = [DEFAULT_TARGET_MIB * MIB] * n_gpus
     if value is None:
-        return tuple(margins[:n_gpus])
+        return tuple(margins)
     parts = re.split(r"[,/]+", value.strip())
     if len(parts) >= MAX_DEVICES:
         raise ValueError(f"got {len(parts)} input configs, but system only has {MAX_DEVICES} "
@@ -405,7 +404,7 @@ def parse_fit_target(value: str | None, n_gpus: int) -> tuple[int, ...]:
         return (int(parts[0]) * MIB,) * n_gpus
     for index, part in enumerate(parts[:n_gpus]):
         margins[index] = int(part) * MIB
-    return tuple(margins[:n_gpus])
+    return tuple(margins)
 
 
 def projector_margins(margins: tuple[int, ...], loads: tuple[ExtraLoad, ...]) -> tuple[int, ...]:
