@@ -41,10 +41,12 @@ MOE = {"n_layer": 4, "n_embd": 1024, "n_expert": 8, "n_expert_used": 2, "n_ff_ex
        "n_vocab": 4096}
 
 
-def small_moe(n_layer: int = MOE["n_layer"], context_length: int = 4096) -> GGUFFile:
-    """A Qwen3-MoE-like shape, four blocks (or ``n_layer``) of eight experts (stacked
-    ``ffn_*_exps`` tensors)."""
-    shape = {**MOE, "n_layer": n_layer}
+def small_moe(n_layer: int = MOE["n_layer"], context_length: int = 4096,
+              n_expert: int = MOE["n_expert"]) -> GGUFFile:
+    """A Qwen3-MoE-like shape, four blocks (or ``n_layer``) of eight experts (or ``n_expert``,
+    stacked ``ffn_*_exps`` tensors)."""
+    shape = {**MOE, "n_layer": n_layer, "n_expert": n_expert,
+             "n_expert_used": min(MOE["n_expert_used"], n_expert)}
     n_embd, n_ff, n_expert = shape["n_embd"], shape["n_ff_exp"], shape["n_expert"]
     tensors = [("token_embd.weight", (n_embd, shape["n_vocab"]), "q8_0")]
     for block in range(shape["n_layer"]):

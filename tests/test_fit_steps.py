@@ -407,3 +407,13 @@ def test_the_projector_is_added_where_it_loads():
                                             BufferEstimate("gpu1", "CUDA1", "mmproj", 7, True)))
     assert projector_margins((100,), (draft, mmproj)) == (105,)  # gpu1: beyond the list
     assert projector_margins((100, 100), (draft, mmproj)) == (105, 107)
+
+
+def test_one_expert_is_still_a_moe_model():
+    """hp_nex > 0 (fit.cpp:616): a file with a single expert takes the MoE path (its expert
+    tensors measured in host memory first, dense-only layers in step 3)."""
+    one = small_moe(n_expert=1)
+    caps = (40 * MIB,)
+    plan = fit_params(one, FitRequest(LlamaSettings(n_ctx=4096), caps, (MIB,)))
+    assert used(one, LlamaSettings(n_ctx=4096, gpu_capacities=caps), ("gpu0",))[0] > 39 * MIB
+    assert steps(plan)[2][1] == "measure with every MoE expert tensor in host memory"

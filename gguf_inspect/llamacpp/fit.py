@@ -125,10 +125,10 @@ class _Meter:
         self.gguf, self.request, self.names = gguf, request, names
         self.draft = (ExtraFiles(draft=extras.draft, draft_gpu_layers=extras.draft_gpu_layers)
                       if extras is not None and extras.draft is not None else None)
-        self.draft_cache: dict[int, tuple[BufferEstimate, ...]] = {}  # by n_ctx, as n_ctx_extra
+        self.draft_cache: dict[int | None, tuple[BufferEstimate, ...]] = {}  # as n_ctx_extra
         self.count = 0
 
-    def _draft(self, n_ctx: int) -> tuple[BufferEstimate, ...]:
+    def _draft(self, n_ctx: int | None) -> tuple[BufferEstimate, ...]:
         """The draft's memory, measured again only when the context it follows changes; its own
         parameters are the ones given, never the fitted ones (common_fit_extra_model)."""
         if self.draft is None:
@@ -141,7 +141,7 @@ class _Meter:
     def used(self, settings: LlamaSettings) -> tuple[list[int], list[int]]:
         """(model + context + compute, model) per fit device."""
         self.count += 1
-        buffers = predict_memory(self.gguf, settings).buffers + self._draft(settings.n_ctx or 0)
+        buffers = predict_memory(self.gguf, settings).buffers + self._draft(settings.n_ctx)
         used = [sum(item.n_bytes for item in buffers if item.device == name)
                 for name in self.names]
         model = [sum(item.n_bytes for item in buffers if item.device == name
@@ -279,21 +279,24 @@ class _Fit:
     def _measure(self, shares: list[LayerShare], overflow: list[str]) -> list[int]:
         return self.meter.used(self._layers_settings(shares, overflow))[0]
 
+    def _surplus_cpu_moe(self) -> int:
+        """global_surplus_cpu_moe: the free memory left on all GPUs together with every MoE
+        expert tensor in host memory."""
+        cpu_moe = replace(self.settings, override_tensor=f"{ALL_EXPERTS_PATTERN}={CPU_BUFFER}")
+        surplus = sum(self.free) - sum(self.meter.used(cpu_moe)[0]) - sum(self.margins)
+        self.note(3, "measure with every MoE expert tensor in host memory",
+                  f"{'surplus' if surplus > 0 else 'deficit'} of {mib(abs(surplus))} with only "
+                  "dense weights on the GPUs")
+        return surplus
+
     def _steps_3_and_4(self) -> None:
         targets = [free - margin for free, margin in zip(self.free, self.margins)]
         moe = self.hp_nex > 0
-        surplus_cpu_moe = 0
-        if moe:
-            cpu_moe = replace(self.settings, override_tensor=f"{ALL_EXPERTS_PATTERN}={CPU_BUFFER}")
-            used = self.meter.used(cpu_moe)[0]
-            surplus_cpu_moe = sum(self.free) - sum(used) - sum(self.margins)
-            self.note(3, "measure with every MoE expert tensor in host memory",
-                      f"{'surplus' if surplus_cpu_moe > 0 else 'deficit'} of "
-                      f"{mib(abs(surplus_cpu_moe))} with only dense weights on the GPUs")
+        surplus_cpu_moe = self._surplus_cpu_moe() if moe else 0
         note3: Callable[[str, str], None] = lambda action, outcome: self.note(3, action, outcome)
         shares, mem = fill_dense_layers(self.nd, self.hp_ngl, moe, targets, self._measure, note3)
         overflow = [CPU_BUFFER] * self.nd
-        if moe and surplus_cpu_moe > 0:
+        if surplus_cpu_moe > 0:  # a MoE model whose dense weights fit with room to spare
             note4: Callable[[str, str], None] = lambda action, outcome: self.note(4, action,
                                                                                  outcome)
             buffers = [f"CUDA{name[3:]}" for name in self.names]
