@@ -18,7 +18,8 @@ from tests.conftest import fixture_path
 from tests.test_memory import array, load, synthetic
 
 GIB = 1 << 30
-CPU_ONLY = LlamaSettings(cpu_avx512=False, cpu_amx=False)
+CPU_FLAGS = {"cpu_avx512": False, "cpu_amx": False}
+CPU_ONLY = LlamaSettings(**CPU_FLAGS)
 
 
 def model_buffers(prediction) -> dict[str, int]:
@@ -225,6 +226,35 @@ def test_an_mla_cache_has_no_v_bytes() -> None:
     prediction = predict_memory(load("zoo/deepseek2-mla.gguf"), CPU_ONLY)
     assert [cache.v_bytes for cache in prediction.kv_caches] == [0]
     assert prediction.kv_caches[0].k_bytes > 0
+
+
+def test_the_prediction_says_when_llama_cpp_refuses_an_mla_context() -> None:
+    """llama_init_from_model (llama-context.cpp:3835) refuses different K and V cache types
+    for an MLA model; the same types for a dense llama pass that check. The prediction's notes
+    say so (the CLI refuses before predicting: tests/test_vram.py)."""
+    mixed = LlamaSettings(cache_type_k="f16", cache_type_v="bf16", **CPU_FLAGS)
+    refused = ("an MLA model needs one K and V cache type (f16 and bf16 given): llama.cpp "
+               "refuses this context")
+    assert refused in predict_memory(load("zoo/deepseek2-mla.gguf"), mixed).notes
+    assert not any("refuses" in note for note in predict_memory(load("zoo/qwen3.gguf"),
+                                                                mixed).notes)
+
+
+def test_the_flash_attention_probe_is_reported() -> None:
+    """--flash-attn auto: llama_context::resolve_fused_ops turns it off when the probe graph's
+    FLASH_ATTN_EXT runs off its layer's device, as lfm2's does with the KV cache on the host
+    (-nkvo; the RPC cases of tests/test_rpc_devices.py hold the buffers to llama.cpp's). The
+    prediction's one flash-attention note then says off and why; every other note stays."""
+    from gguf_inspect.llamacpp.memory import FLASH_ON_NOTE, FLASH_PROBE_NOTE
+
+    model = load("zoo/lfm2.gguf")
+    gpu = {"gpu_capacities": (8 * GIB,), **CPU_FLAGS}
+    offloaded = predict_memory(model, LlamaSettings(**gpu)).notes
+    on_host = predict_memory(model, LlamaSettings(offload_kqv=False, **gpu)).notes
+    assert FLASH_ON_NOTE in offloaded and FLASH_PROBE_NOTE not in offloaded
+    assert FLASH_PROBE_NOTE in on_host and FLASH_ON_NOTE not in on_host
+    assert set(offloaded) - {FLASH_ON_NOTE} == set(on_host) - {FLASH_PROBE_NOTE}
+    assert len(offloaded) == len(on_host)
 
 
 def test_a_quantized_cache_on_cuda_pads_k_and_v_rows() -> None:
