@@ -250,7 +250,9 @@ def test_the_flash_attention_probe_is_reported() -> None:
     model = load("zoo/lfm2.gguf")
     gpu = {"gpu_capacities": (8 * GIB,), **CPU_FLAGS}
     offloaded = predict_memory(model, LlamaSettings(**gpu)).notes
-    on_host = predict_memory(model, LlamaSettings(offload_kqv=False, **gpu)).notes
+    probed = predict_memory(model, LlamaSettings(offload_kqv=False, **gpu))
+    on_host = probed.notes
+    assert probed.context.flash_attn is False  # resolved off (vram's JSON: flash_attn_enabled)
     assert FLASH_ON_NOTE in offloaded and FLASH_PROBE_NOTE not in offloaded
     assert FLASH_PROBE_NOTE in on_host and FLASH_ON_NOTE not in on_host
     assert set(offloaded) - {FLASH_ON_NOTE} == set(on_host) - {FLASH_PROBE_NOTE}
