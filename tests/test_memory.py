@@ -274,6 +274,21 @@ def test_amx_comes_before_repack_and_never_on_a_gpu_build() -> None:
     assert "AMX" not in {b.buffer for b in by_kind(no_extra, "model")}
 
 
+def test_an_unset_amx_flag_asks_this_host(monkeypatch) -> None:
+    """cpu_amx None (the default) means this machine's CPU, as llama.cpp's own build on it
+    would see (ggml_backend_cpu_get_extra_buffer_types): with AMX the q4_0 weight is packed
+    for AMX, without it not; either way as when the flag is given."""
+    import gguf_inspect.llamacpp.placement as placement
+
+    model = amx_model([("blk.0.attn_q.weight", (256, 64), "q4_0")])
+    for has_amx in (True, False):
+        monkeypatch.setattr(placement, "host_has_amx", lambda: has_amx)
+        asked = predict_memory(model, LlamaSettings(cpu_avx512=False))
+        given = predict_memory(model, LlamaSettings(cpu_amx=has_amx, cpu_avx512=False))
+        assert asked.buffers == given.buffers
+        assert ("AMX" in {b.buffer for b in by_kind(asked, "model")}) == has_amx
+
+
 def test_tied_embedding_costs_vram_once_the_head_is_offloaded() -> None:
     """ngl = 1 moves only the output pseudo-layer (i_gpu_start = n_layer + 1 - ngl): the tied
     head becomes a CUDA0 copy while the input copy stays on the host."""

@@ -259,6 +259,34 @@ def test_the_flash_attention_probe_is_reported() -> None:
     assert len(offloaded) == len(on_host)
 
 
+def test_a_sliding_window_encoder_attends_over_the_ubatch_on_every_layer() -> None:
+    """build_attn_inp_no_cache (llama-graph.cpp:2757-2781): an encoder has no KV cache, and
+    both its masks, the sliding-window one too, are n_tokens x n_tokens; gemma-embedding's
+    five of six sliding-window layers see the reserved ubatch (512 tokens) like its global one.
+    A decoder's layers see the cache: n_ctx_seq cells, a sliding-window cache's fewer
+    (without --swa-full: PAD(min(4096, 128 + 512), 256) = 768)."""
+    from gguf_inspect.llamacpp.graph_layout import GraphLayout
+    from gguf_inspect.llamacpp.kv_cache import resolve_context
+    from gguf_inspect.llamacpp.memory import graph_shape
+
+    encoder = synthetic("gemma-embedding", n_layer=6, extra={
+        "gemma-embedding.attention.sliding_window": 128,
+        "gemma-embedding.attention.layer_norm_rms_epsilon": 1e-6})
+    hparams = read_hyperparameters(encoder)
+    assert hparams.is_swa == (True,) * 5 + (False,)
+    context = resolve_context(hparams, LlamaSettings(n_ctx=4096))
+    shape = graph_shape(hparams, context, [], GraphLayout(), 512)
+    assert shape.n_kv == (512,) * 6
+    decoder = load("tiny-gemma3-swa-q4_k_m.gguf")
+    prediction = predict_memory(decoder, LlamaSettings(n_ctx=4096, swa_full=False, **CPU_FLAGS))
+    hparams = read_hyperparameters(decoder)
+    shape = graph_shape(hparams, prediction.context, list(prediction.kv_caches), GraphLayout(),
+                        512)
+    swa_cells = {cache.name: cache.cells for cache in prediction.kv_caches}["SWA"]
+    assert shape.n_kv == tuple(swa_cells if swa else 4096 for swa in hparams.is_swa)
+    assert swa_cells == 768 and any(hparams.is_swa) and not all(hparams.is_swa)
+
+
 def test_a_quantized_cache_on_cuda_pads_k_and_v_rows() -> None:
     """ggml_backend_cuda_buffer_type_get_alloc_size (ggml-cuda.cu): a quantized tensor whose
     ne[0] is not a multiple of MATRIX_ROW_PADDING (512) gets ggml_row_size(type, 512 - ne0 %

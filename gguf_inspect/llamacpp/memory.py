@@ -100,11 +100,12 @@ def graph_shape(hparams: Hyperparameters, context: ResolvedContext,
                 v_trans: bool | None = None) -> GraphShape:
     """The graph llama.cpp reserves for ``n_tokens`` tokens, every one an output."""
     cells = {cache.name: cache.cells for cache in caches}
-    # Without a memory module (encoders) attention spans the reserved ubatch itself
-    # (build_attn_inp_no_cache): its tokens, rounded up to a multiple of the sequences
+    # Without a memory module (encoders) attention spans the reserved ubatch itself, on the
+    # sliding-window layers too (build_attn_inp_no_cache: both masks n_tokens x n_tokens): its
+    # tokens, rounded up to a multiple of the sequences. The main cache holds n_ctx_seq cells.
     no_cache = hparams.arch in NO_MEMORY_ARCHS
     ubatch = reserved_tokens(n_tokens, context.n_seq_max)
-    main = cells.get("", ubatch if no_cache else context.n_ctx_seq)
+    main = ubatch if no_cache else context.n_ctx_seq
     trunk = hparams.n_layer_main  # the graph skips NextN/MTP blocks (llama_hparams::n_layer())
     is_swa = hparams.is_swa[:trunk]
     n_kv = tuple(cells.get("SWA", main) if swa else main for swa in is_swa)
@@ -118,7 +119,7 @@ def graph_shape(hparams: Hyperparameters, context: ResolvedContext,
         **{field.name: getattr(layout, field.name) for field in fields(GraphLayout)},
         n_stream=1 if context.kv_unified else context.n_seq_max, n_seqs=context.n_seq_max,
         flash_attn=context.flash_attn, gemma=hparams.arch in GEMMA_GRAPH_ARCHS,
-        v_width_max=max(hparams.n_embd_v_gqa, default=0),
+        v_width_max=max(hparams.n_embd_v_gqa),  # block_count 0 is refused
         # the rotations belong to the KV cache (llama_kv_cache's attn_rot_k / attn_rot_v): an
         # encoder has none, whatever --cache-type-k says
         k_rot=0 if no_cache else rotation_size(context.type_k, hparams.head_k, largest=True),
