@@ -182,9 +182,19 @@ def _statuses(where: Path) -> dict[str, str]:
     return statuses
 
 
+def _source_commit(module: str) -> str:
+    """The last commit that changed the module (the run mutates the working tree: a module with
+    uncommitted changes is marked so)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+    commit = git("log", "-1", "--format=%h", "--", module).strip()
+    return commit + ("+changes" if git("status", "--porcelain", "--", module).strip() else "")
+
+
 def _judge(module: str, tests: list[str], children: int, show: bool, where: Path,
            rerun_survivors: bool) -> dict[str, object]:
     earlier = _statuses(where) if (where / "mutants").exists() else {}
+    source = _source_commit(module)  # what the scratch copy below mutates
     _scratch_copy(module, tests, where)
     # which tests reach which function is measured again: tests may have been added since
     (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
@@ -200,7 +210,8 @@ def _judge(module: str, tests: list[str], children: int, show: bool, where: Path
     total = len(statuses)
     if not total:
         print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
-    return {"module": module, "tests": tests, "mutants": total, "killed": killed,
+    return {"module": module, "tests": tests, "source": source,
+            "mutants": total, "killed": killed,
             "score": round(killed / total, 4) if total else None,
             "survivors": survivors, "diffs": diffs,
             "other": {n: s for n, s in statuses.items() if s not in ("killed", "survived")}}
