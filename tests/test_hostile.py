@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +26,13 @@ FIXTURE = fixture_path("tiny-llama-tied-q4_k_m.gguf")
 MIB = 1 << 20
 CEILING_KIB = 160 * 1024  # far under the issue's 256 MiB; the cases measured gigabytes before
 
+# The child's 30 s timeout is the only clock here: a case that hangs (or ran for 85 s before
+# its fix) fails by it; no test compares a measured duration, which a loaded machine would skew.
 _WRAPPER = """
 import json, resource, subprocess, sys
-started = __import__("time").monotonic()
 done = subprocess.run([sys.executable, "-m", "gguf_inspect", *sys.argv[1:]],
                       capture_output=True, timeout=30)
-print(json.dumps({"rc": done.returncode, "seconds": __import__("time").monotonic() - started,
+print(json.dumps({"rc": done.returncode,
                   "peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                   "stdout": done.stdout.decode("utf-8", "surrogateescape"),
                   "stderr": done.stderr.decode("utf-8", "surrogateescape")}))
@@ -42,7 +42,6 @@ print(json.dumps({"rc": done.returncode, "seconds": __import__("time").monotonic
 @dataclass
 class Run:
     rc: int
-    seconds: float
     peak_kib: int
     stdout: str
     stderr: str
@@ -146,7 +145,6 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
     result = run(str(fifo))
     assert result.rc == 4
     assert result.one_line_error() == f"error: {fifo}: not a regular file"
-    assert result.seconds < 10  # blocked for ever before; slack for a loaded machine
 
 
 @pytest.mark.parametrize("log", ["fifo", "/dev/zero"])
@@ -236,7 +234,6 @@ def test_a_slow_server_meets_the_overall_deadline(mode: dict[str, float]) -> Non
     assert result.rc == 4
     line = result.one_line_error()
     assert "within the 1.5 s deadline (--timeout)" in line
-    assert result.seconds < 10  # was 85 s and more; slack for a loaded machine
 
 
 @pytest.mark.parametrize("case", ["loop", "bad_status", "ipv6"])
@@ -282,7 +279,7 @@ def test_a_shard_declaring_a_million_siblings_costs_what_the_folder_holds(
     assert result.rc == 3
     assert "missing shards 2 to 1000000 of 1000000" in result.stdout + result.stderr
     assert len(result.stdout) < 10_000
-    assert result.seconds < 10 and result.peak_kib < CEILING_KIB
+    assert result.peak_kib < CEILING_KIB
 
 
 def test_validate_lists_one_problem_per_run_of_missing_shards(tmp_path: Path) -> None:
@@ -341,11 +338,9 @@ def test_nested_arrays_are_refused_by_every_command_as_by_llama_cpp(
 
 
 def test_timeout_option_is_accepted_by_every_command_reading_a_location() -> None:
-    started = time.monotonic()
     for command in (["validate"], ["vram"], ["scan"], []):
         result = run(*command, str(FIXTURE), "--timeout", "5")
         assert result.rc == 0, result.stderr
-    assert time.monotonic() - started < 20
 
 
 # ---- issue 18 item 9: special inputs never hang or exhaust memory; credentials never follow ------
@@ -361,7 +356,7 @@ def test_every_command_refuses_a_fifo_and_dev_zero(tmp_path: Path, special: str,
     result = run(*command, special, *([str(FIXTURE)] if command == ["diff"] else []))
     assert result.rc == 4
     assert result.one_line_error() == f"error: {special}: not a regular file"
-    assert result.seconds < 10 and result.peak_kib < CEILING_KIB
+    assert result.peak_kib < CEILING_KIB
 
 
 def _mixed_folder(root: Path) -> tuple[int, int]:
@@ -414,7 +409,7 @@ def test_a_folder_of_2000_mixed_files_scans_in_bounded_time_and_memory(tmp_path:
     assert len(document["models"]) == models
     assert len(document["failures"]) == damaged
     assert len({row["location"] for row in document["models"]}) == models
-    assert result.seconds < 30 and result.peak_kib < CEILING_KIB
+    assert result.peak_kib < CEILING_KIB
 
 
 @pytest.mark.parametrize("honour_range", [False, True])
@@ -427,7 +422,7 @@ def test_a_body_that_never_ends_is_cut_off(honour_range: bool) -> None:
         assert "the server sent more than the 65536 bytes asked for" in line
     else:  # a 200 with no size: never more than the whole-body cap is read
         assert "ignores HTTP Range requests and does not say the file's size" in line
-    assert result.seconds < 15 and result.peak_kib < CEILING_KIB
+    assert result.peak_kib < CEILING_KIB
 
 
 def test_url_credentials_do_not_follow_a_redirect_to_another_host() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gguf
@@ -24,7 +23,8 @@ from tests.conftest import loader_required, write_gguf
 
 U64_MAX = (1 << 64) - 1
 I64_MIN = -(1 << 63)
-FAST_SECONDS = 10  # a refused header is a few milliseconds of work; start-up is the rest
+# A hostile count makes a careless loop run for hours: run_cli's 60 s timeout fails such a test
+# without the test reading the clock (a refused header is milliseconds of work).
 
 
 def write_model(path: Path, overrides: dict[str, tuple[str, object]], arch: str = "llama",
@@ -46,11 +46,9 @@ def write_model(path: Path, overrides: dict[str, tuple[str, object]], arch: str 
     return path
 
 
-def run_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "gguf_inspect", *args], capture_output=True,
-                            text=True, timeout=60)
-    return result, time.perf_counter() - started
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gguf_inspect", *args], capture_output=True,
+                          text=True, timeout=60)
 
 
 # (key, GGUFWriter kind, value, extra vram arguments): one case per hostile value class.
@@ -75,13 +73,12 @@ def test_out_of_range_hyperparameters_are_one_line_exit_3(
         tmp_path: Path, key: str, kind: str, value: int, extra: tuple[str, ...]) -> None:
     path = write_model(tmp_path / "hostile.gguf", {key: (kind, value)}, key.split(".")[0])
     for args in (["vram", str(path), *extra], ["vram", str(path), "--gpu", "24GiB", *extra]):
-        result, seconds = run_cli(*args)
+        result = run_cli(*args)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 3, result.stderr
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         assert lines[0].startswith(f"error: {path}: {key} = {value}:"), lines[0]
         assert result.stdout == ""
-        assert seconds < FAST_SECONDS
 
 
 def test_largest_uint32_values_llama_cpp_accepts_give_sizes_not_tracebacks(tmp_path: Path) -> None:
@@ -90,9 +87,8 @@ def test_largest_uint32_values_llama_cpp_accepts_give_sizes_not_tracebacks(tmp_p
     path = write_model(tmp_path / "huge.gguf", {
         "llama.attention.key_length": ("uint32", (1 << 32) - 1),
         "llama.attention.head_count_kv": ("uint32", (1 << 32) - 1)})
-    result, seconds = run_cli("vram", str(path), "--gpu", "24GiB", "--json")
+    result = run_cli("vram", str(path), "--gpu", "24GiB", "--json")
     assert result.returncode == 1, result.stderr
-    assert seconds < FAST_SECONDS
     document = json.loads(result.stdout)
     # K per layer: key_length x head_count_kv values of 2 bytes per cell, 4096 cells, 2 layers
     assert document["kv_cache"]["caches"][0]["k_bytes"] == ((1 << 32) - 1) ** 2 * 2 * 4096 * 2
@@ -100,9 +96,9 @@ def test_largest_uint32_values_llama_cpp_accepts_give_sizes_not_tracebacks(tmp_p
 
 def test_more_layers_than_llama_max_layers_is_one_line(tmp_path: Path) -> None:
     path = write_model(tmp_path / "deep.gguf", {"llama.block_count": ("uint32", (1 << 32) - 1)})
-    result, seconds = run_cli("vram", str(path))
+    result = run_cli("vram", str(path))
     assert result.returncode == 3 and len(result.stderr.strip().splitlines()) == 1
-    assert "LLAMA_MAX_LAYERS" in result.stderr and seconds < FAST_SECONDS
+    assert "LLAMA_MAX_LAYERS" in result.stderr
 
 
 @pytest.mark.parametrize("block_count", [(1 << 32) - 1, U64_MAX, 1 << 27])
@@ -113,9 +109,9 @@ def test_one_hostile_file_is_a_failure_row_and_the_scan_goes_on(
     good = write_model(tmp_path / "a-good.gguf", {})
     kind = "uint64" if block_count > (1 << 32) - 1 else "uint32"
     bad = write_model(tmp_path / "b-bad.gguf", {"llama.block_count": (kind, block_count)})
-    result, seconds = run_cli("scan", str(tmp_path), "--json")
+    result = run_cli("scan", str(tmp_path), "--json")
     assert result.returncode == 3, result.stderr
-    assert "Traceback" not in result.stderr and seconds < FAST_SECONDS
+    assert "Traceback" not in result.stderr
     document = json.loads(result.stdout)
     assert [Path(row["location"]).name for row in document["models"]] == [good.name]
     (failure,) = document["failures"]
