@@ -447,3 +447,15 @@ def test_layer_counts_are_uint32():
     share = LayerShare(-1, -2)
     assert (share.n_layer, share.n_part) == (0xFFFFFFFF, 0xFFFFFFFE) and share.n_full == 1
     assert LayerShare(0, 1).n_full == 0xFFFFFFFF
+
+
+def test_n_gpu_layers_is_an_int32_sum_of_uint32_counts():
+    """set_ngl_tensor_split_tbo: `mparams.n_gpu_layers += ngl_per_device[id].n_layer` adds
+    uint32_t counts into an int32_t, so gpu1's 4294967295 (a wrapped move) and gpu2's 1 give
+    back 13 + 2^32 = 13 (mod 2^32); il0 = 12 + 1 - 13 = 0; gpu0's partial layer is 12, gpu1's
+    n_full brings il0 to 12 + 4294967295 = 11 (uint32_t) and adds nothing; the split keeps the
+    raw counts (tensor_split[id] = float(n_layer))."""
+    choice = layer_choice([LayerShare(13, 1, GATE), LayerShare(0xFFFFFFFF, 0), LayerShare(1, 0)],
+                          ["CUDA1", "CPU", "CPU"], hp_ngl=12)
+    assert (choice.n_gpu_layers, choice.tensor_split) == (13, (13, 0xFFFFFFFF, 1))
+    assert choice.overrides == ((r"blk\.12\.ffn_down.*", "CUDA1"),)

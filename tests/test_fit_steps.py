@@ -417,3 +417,19 @@ def test_one_expert_is_still_a_moe_model():
     plan = fit_params(one, FitRequest(LlamaSettings(n_ctx=4096), caps, (MIB,)))
     assert used(one, LlamaSettings(n_ctx=4096, gpu_capacities=caps), ("gpu0",))[0] > 39 * MIB
     assert steps(plan)[2][1] == "measure with every MoE expert tensor in host memory"
+
+
+def test_three_gpus_whose_first_takes_everything_end_in_llama_cpps_own_error(moe12):
+    """400, 30 and 60 MiB free, 4 MiB margins: step 3 leaves gpu2 and gpu1 dense-only layers;
+    in step 4 gpu0 takes every layer (all 12 blocks full, 208 MiB of its 396) and its extra
+    layer takes gpu2's output layer, whose n_part wraps (test_fit_layers). gpu1's turn then
+    moves 0 - 1 = 4294967295 layers onto itself (uint32_t): its high has 4294967295 full layers
+    (n_gpu_layers, an int32_t, wraps back to 13); the search narrows that count, and its extra
+    layer's index passes 1000: get_overflow_pattern throws (fit.cpp:496), the fit ends with
+    COMMON_PARAMS_FIT_STATUS_ERROR, and llama.cpp loads the parameters as given."""
+    free = (400 * MIB, 30 * MIB, 60 * MIB)
+    plan = fit_params(moe12, FitRequest(LlamaSettings(n_ctx=4096), free, (4 * MIB,) * 3))
+    assert (plan.status, plan.message) == ("error", "at most 1000 model layers are supported")
+    assert (4, "gpu 0: 12 full layers") in [(s.step, s.action) for s in plan.steps]
+    assert (4, "gpu 1: 4294967295 full layers") in [(s.step, s.action) for s in plan.steps]
+    assert (plan.n_gpu_layers, plan.tensor_split, plan.overrides) == (13, (), ())

@@ -51,6 +51,11 @@ def as_uint32(value: int) -> int:
     return value & UINT32_MASK
 
 
+def as_int32(value: int) -> int:
+    """``int32_t x += uint32_t(...)``: the low 32 bits read as two's complement."""
+    return (value + (1 << 31) & UINT32_MASK) - (1 << 31)
+
+
 def overflow_pattern(il: int, fraction: str) -> str:
     """get_overflow_pattern: the tensors of layer ``il`` that leave the device."""
     if il >= MAX_PATTERN_LAYERS:
@@ -93,10 +98,11 @@ def layer_choice(shares: list[LayerShare], overflow_buffers: list[str],
     each device's layer count, and every partial layer gets one override: the first partial
     layer of a device sends its ``overflow`` part to ``overflow_buffers[id]``, later ones send
     their experts to the CPU. Layers count from ``hp_ngl + 1 - n_gpu_layers`` up, device by
-    device, full layers first; ``il0`` and the loop's end ``il0 + n_part`` are uint32_t (a
-    wrapped n_part ends the loop before it starts)."""
-    n_gpu_layers = sum(share.n_layer for share in shares)
-    il0 = hp_ngl + 1 - n_gpu_layers
+    device, full layers first. n_gpu_layers is llama_model_params' int32_t, summed from the
+    uint32_t counts, so wrapped counts wrap back; ``il0`` and the loop's end ``il0 + n_part``
+    are uint32_t (a wrapped n_part ends the loop before it starts)."""
+    n_gpu_layers = as_int32(sum(share.n_layer for share in shares))
+    il0 = as_uint32(hp_ngl + 1 - n_gpu_layers)
     overrides: list[tuple[str, str]] = []
     for share, buffer in zip(shares, overflow_buffers):
         il0 = as_uint32(il0 + share.n_full)
