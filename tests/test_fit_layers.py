@@ -13,6 +13,8 @@ expected measurements, lines and results are read off that trace, not off this p
 
 from __future__ import annotations
 
+import pytest
+
 from gguf_inspect.llamacpp.fit_layers import (
     ATTN,
     GATE,
@@ -459,3 +461,27 @@ def test_n_gpu_layers_is_an_int32_sum_of_uint32_counts():
                           ["CUDA1", "CPU", "CPU"], hp_ngl=12)
     assert (choice.n_gpu_layers, choice.tensor_split) == (13, (13, 0xFFFFFFFF, 1))
     assert choice.overrides == ((r"blk\.12\.ffn_down.*", "CUDA1"),)
+
+
+def test_a_search_that_does_not_settle_stops_after_4096_rounds():
+    """fit.cpp's loop has no bound: with a wrapped count its delta can be billions, one layer a
+    round when the interpolated step rounds to 0 (a memory that grows by one byte a layer but
+    jumps at the high bound). The replay stops after MAX_SEARCH_ROUNDS (4096) with an error
+    rather than hang; a search within it (5000 layers would need 4999 rounds, 4000 need 3999)
+    ends as the C++ does."""
+    from gguf_inspect.llamacpp.fit_layers import MAX_SEARCH_ROUNDS, FitError
+
+    def measure(shares, buffers):
+        n_full = shares[0].n_full
+        return [10**12 if shares[0].n_part == 0 else n_full]
+
+    def convert(n_layer: int):
+        return convert_to_full_layers(_shares((n_layer, n_layer - 1)), [1], [10**6], ["CUDA0"],
+                                      measure, lambda action, outcome: None)
+
+    assert MAX_SEARCH_ROUNDS == 4096
+    with pytest.raises(FitError) as caught:
+        convert(5001)
+    assert str(caught.value) == "the search for full layers did not converge"
+    shares, _, mem = convert(4001)  # 3999 rounds, each one layer up, the last one fitting
+    assert [_key(share) for share in shares][0][:2] == (4001, 1) and mem == [4000]

@@ -20,7 +20,7 @@ UINT32_MASK = 0xFFFFFFFF
 MAX_PATTERN_LAYERS = 1000  # get_overflow_pattern's n_strings: "at most 1000 model layers"
 # set_ngl_tensor_split_tbo also aborts at llama_max_tensor_buft_overrides() == 4096 overrides;
 # not restated: one override per partial layer, and layer 1000 fails get_overflow_pattern first.
-MAX_SEARCH_ROUNDS = 4096  # a guard: the C++ loops have no bound (delta falls every round)
+MAX_SEARCH_ROUNDS = 4096  # the C++ loop has none: after a wrapped count delta can be billions
 CPU_BUFFER = "CPU"  # ggml_backend_cpu_buffer_type()
 # common_layer_fraction_t: which part of the first partial layer of a device may overflow
 ATTN, UP, GATE, MOE = "attention", "attention+up", "attention+up+gate", "dense"
