@@ -77,6 +77,11 @@ def _line(mem: int, target: int, verdict: str) -> str:
     return f"{mem}.0 MiB used vs. target {target}.0 MiB: {verdict}"
 
 
+def _more(gpu: int, kept: str, to: str) -> str:
+    """The action of fit.cpp's "try to fit at least part of one more layer"."""
+    return f"gpu {gpu}: one more layer keeping {kept}, the rest to {to}"
+
+
 CPU2 = ("CPU", "CPU")
 LOWER, UPPER, BELOW = "fits: new lower bound", "too many: new upper bound", \
     "too many: search below"
@@ -176,15 +181,13 @@ def test_full_layers_two_gpus_cross_a_device_then_overflow_to_the_next():
         ("gpu 0: 9 full layers", _line(190, 158, BELOW)),
         ("gpu 0: 5 full layers", _line(150, 158, LOWER)),
         ("gpu 0: 6 full layers", _line(160, 158, UPPER)),
-        ("gpu 0: one more layer keeping attention+up, the rest to CUDA1", _line(156, 158, "fits")),
-        ("gpu 0: one more layer keeping attention+up+gate, the rest to CUDA1",
-         _line(158, 158, "no")),
+        (_more(0, "attention+up", "CUDA1"), _line(156, 158, "fits")),
+        (_more(0, "attention+up+gate", "CUDA1"), _line(158, 158, "no")),
         ("gpu 1: 4 full layers", _line(144, 135, BELOW)),
         ("gpu 1: 2 full layers", _line(132, 135, LOWER)),
         ("gpu 1: 3 full layers", _line(138, 135, UPPER)),
-        ("gpu 1: one more layer keeping attention+up, the rest to CPU", _line(134, 135, "fits")),
-        ("gpu 1: one more layer keeping attention+up+gate, the rest to CPU",
-         _line(136, 135, "no"))]
+        (_more(1, "attention+up", "CPU"), _line(134, 135, "fits")),
+        (_more(1, "attention+up+gate", "CPU"), _line(136, 135, "no"))]
 
 
 def test_full_layers_one_gpu_all_fit():
@@ -201,8 +204,8 @@ def test_full_layers_one_gpu_all_fit():
                             (((10, 0, ATTN),), ("CPU",))]
     assert ledger.lines == [
         ("gpu 0: 10 full layers", _line(200, 200, "fits")),
-        ("gpu 0: one more layer keeping attention+up, the rest to CPU", _line(200, 200, "no")),
-        ("gpu 0: one more layer keeping attention, the rest to CPU", _line(200, 200, "no"))]
+        (_more(0, "attention+up", "CPU"), _line(200, 200, "no")),
+        (_more(0, "attention", "CPU"), _line(200, 200, "no"))]
 
 
 def _three_gpus(last_target: int) -> Ledger:
@@ -246,19 +249,18 @@ def test_full_layers_three_gpus_attention_alone_overflows():
     assert ledger.lines == [
         ("gpu 0: 11 full layers", _line(210, 99, BELOW)),
         ("gpu 0: 1 full layers", _line(110, 99, UPPER)),
-        ("gpu 0: one more layer keeping attention+up, the rest to CUDA1", _line(106, 99, "no")),
-        ("gpu 0: one more layer keeping attention, the rest to CUDA1", _line(103, 99, "no")),
+        (_more(0, "attention+up", "CUDA1"), _line(106, 99, "no")),
+        (_more(0, "attention", "CUDA1"), _line(103, 99, "no")),
         ("gpu 1: 11 full layers", _line(210, 154, BELOW)),
         ("gpu 1: 4 full layers", _line(144, 154, LOWER)),
         ("gpu 1: 5 full layers", _line(150, 154, LOWER)),
         ("gpu 1: 6 full layers", _line(160, 154, UPPER)),
-        ("gpu 1: one more layer keeping attention+up, the rest to CUDA2", _line(156, 154, "no")),
-        ("gpu 1: one more layer keeping attention, the rest to CUDA2", _line(153, 154, "fits")),
+        (_more(1, "attention+up", "CUDA2"), _line(156, 154, "no")),
+        (_more(1, "attention", "CUDA2"), _line(153, 154, "fits")),
         ("gpu 2: 6 full layers", _line(167, 140, BELOW)),
         ("gpu 2: 2 full layers", _line(143, 140, UPPER)),
-        ("gpu 2: one more layer keeping attention+up, the rest to CPU", _line(139, 140, "fits")),
-        ("gpu 2: one more layer keeping attention+up+gate, the rest to CPU",
-         _line(141, 140, "no"))]
+        (_more(2, "attention+up", "CPU"), _line(139, 140, "fits")),
+        (_more(2, "attention+up+gate", "CPU"), _line(141, 140, "no"))]
 
 
 def test_full_layers_the_next_gpu_must_keep_its_target_too():
@@ -271,14 +273,12 @@ def test_full_layers_the_next_gpu_must_keep_its_target_too():
     shares, overflow, mem = ledger.result  # type: ignore[attr-defined]
     assert [_key(share) for share in shares] == [(0, 0), (5, 0), (7, 6, UP)]
     assert overflow == ["CPU"] * 3 and mem == _mib(100, 150, 136)
-    assert ledger.lines[9] == ("gpu 1: one more layer keeping attention, the rest to CUDA2",
-                               _line(153, 154, "no"))
+    assert ledger.lines[9] == (_more(1, "attention", "CUDA2"), _line(153, 154, "no"))
     assert ledger.lines[10:] == [
         ("gpu 2: 7 full layers", _line(170, 137, BELOW)),
         ("gpu 2: 2 full layers", _line(140, 137, UPPER)),
-        ("gpu 2: one more layer keeping attention+up, the rest to CPU", _line(136, 137, "fits")),
-        ("gpu 2: one more layer keeping attention+up+gate, the rest to CPU",
-         _line(138, 137, "no"))]
+        (_more(2, "attention+up", "CPU"), _line(136, 137, "fits")),
+        (_more(2, "attention+up+gate", "CPU"), _line(138, 137, "no"))]
 
 
 def test_the_step_size_wraps_like_uint32_t():
@@ -419,14 +419,14 @@ def test_the_dense_start_moves_on_when_its_device_is_emptied():
     assert overflow == ["CUDA1", "CUDA2", "CPU"] and mem == _mib(103, 113, 128)
     assert [action for action, _ in ledger.lines] == [
         "gpu 0: 5 full layers", "gpu 0: 1 full layers",
-        "gpu 0: one more layer keeping attention+up, the rest to CUDA1",
-        "gpu 0: one more layer keeping attention, the rest to CUDA1",
+        _more(0, "attention+up", "CUDA1"),
+        _more(0, "attention", "CUDA1"),
         "gpu 1: 4 full layers", "gpu 1: 1 full layers",
-        "gpu 1: one more layer keeping attention+up, the rest to CUDA2",
-        "gpu 1: one more layer keeping attention+up+gate, the rest to CUDA2",
+        _more(1, "attention+up", "CUDA2"),
+        _more(1, "attention+up+gate", "CUDA2"),
         "gpu 2: 4 full layers", "gpu 2: 2 full layers",
-        "gpu 2: one more layer keeping attention+up, the rest to CPU",
-        "gpu 2: one more layer keeping attention+up+gate, the rest to CPU"]
+        _more(2, "attention+up", "CPU"),
+        _more(2, "attention+up+gate", "CPU")]
 
 
 def test_the_last_gpu_keeps_its_output_layer_whole():
