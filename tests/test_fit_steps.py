@@ -37,6 +37,7 @@ from gguf_inspect.llamacpp.fit_layers import (
 from gguf_inspect.llamacpp.memory import predict_memory
 from gguf_inspect.llamacpp.settings import LlamaSettings
 from tests.gpu_shapes import llama31_8b, small_moe
+from tests.test_fit import _mib
 
 MIB, GIB = 1 << 20, 1 << 30
 TARGET = 1024 * MIB
@@ -52,10 +53,6 @@ def llama8b():
 def moe12():
     """A 12-block MoE trained at 32k, so that step 2 has a context to lower."""
     return small_moe(12, 32768)
-
-
-def _mib(n_bytes: int) -> str:
-    return f"{n_bytes / MIB:.1f} MiB"
 
 
 def used(gguf, settings: LlamaSettings, devices=GPUS) -> list[int]:

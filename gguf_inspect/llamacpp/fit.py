@@ -21,10 +21,9 @@ llama-server arguments that pin the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
-
 import re
+from dataclasses import dataclass, replace
+from functools import partial
 
 from gguf_inspect.core.model import GGUFFile
 from gguf_inspect.llamacpp.devices import GPU, KNOWN_GPUS_MIB
@@ -36,6 +35,7 @@ from gguf_inspect.llamacpp.fit_layers import (
     FitError,
     LayerChoice,
     LayerShare,
+    as_uint32,
     c_div,
     convert_to_full_layers,
     fill_dense_layers,
@@ -231,7 +231,7 @@ class _Fit:
         sum_used_target = sum_free - sum(self.margins)
         if self.nd > 1:  # whole layers (MoE: tensors, ~1/3 layer) waste ~0.5 per device
             n_gpu_layers = self.settings.n_gpu_layers
-            divisor = min(n_gpu_layers & 0xFFFFFFFF, self.hp_ngl)
+            divisor = min(as_uint32(n_gpu_layers), self.hp_ngl)  # uint32_t(n_gpu_layers)
             per_layer = c_div(sum(model), divisor)
             sum_used_target -= c_div((self.nd + 1) * per_layer, 2 if self.hp_nex == 0 else 6)
         self.settings = replace(self.settings, n_ctx=n_ctx_min)
@@ -270,14 +270,15 @@ class _Fit:
         if settings.override_tensor or settings.n_cpu_moe:
             raise FitAbort("model_params::tensor_buft_overrides already set by user, abort")
 
-    def _layers_settings(self, shares: list[LayerShare], overflow: list[str]) -> LlamaSettings:
-        choice = layer_choice(shares, overflow, self.hp_ngl)
+    def _layers_settings(self, choice: LayerChoice) -> LlamaSettings:
+        """The parameters with set_ngl_tensor_split_tbo's choice written in."""
         split = ",".join(str(n) for n in choice.tensor_split) or self.settings.tensor_split
         return replace(self.settings, n_gpu_layers=choice.n_gpu_layers, tensor_split=split,
                        override_tensor=",".join(f"{p}={b}" for p, b in choice.overrides))
 
     def _measure(self, shares: list[LayerShare], overflow: list[str]) -> list[int]:
-        return self.meter.used(self._layers_settings(shares, overflow))[0]
+        choice = layer_choice(shares, overflow, self.hp_ngl)
+        return self.meter.used(self._layers_settings(choice))[0]
 
     def _surplus_cpu_moe(self) -> int:
         """global_surplus_cpu_moe: the free memory left on all GPUs together with every MoE
@@ -293,17 +294,15 @@ class _Fit:
         targets = [free - margin for free, margin in zip(self.free, self.margins)]
         moe = self.hp_nex > 0
         surplus_cpu_moe = self._surplus_cpu_moe() if moe else 0
-        note3: Callable[[str, str], None] = lambda action, outcome: self.note(3, action, outcome)
-        shares, mem = fill_dense_layers(self.nd, self.hp_ngl, moe, targets, self._measure, note3)
+        shares, mem = fill_dense_layers(self.nd, self.hp_ngl, moe, targets, self._measure,
+                                        partial(self.note, 3))
         overflow = [CPU_BUFFER] * self.nd
         if surplus_cpu_moe > 0:  # a MoE model whose dense weights fit with room to spare
-            note4: Callable[[str, str], None] = lambda action, outcome: self.note(4, action,
-                                                                                 outcome)
             buffers = [f"CUDA{name[3:]}" for name in self.names]
             shares, overflow, mem = convert_to_full_layers(shares, mem, targets, buffers,
-                                                           self._measure, note4)
-        self.settings = self._layers_settings(shares, overflow)
+                                                           self._measure, partial(self.note, 4))
         self.choice = layer_choice(shares, overflow, self.hp_ngl)
+        self.settings = self._layers_settings(self.choice)
 
 
 def fit_params(gguf: GGUFFile, request: FitRequest) -> FitPlan:
